@@ -1,0 +1,172 @@
+// Package api is the admin API (contract §3): integrations, their config
+// and secrets, and the calls, scoped to the owner of the bearer token.
+// Another owner's resource is a 404, never a 403, so ids do not leak.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/store"
+)
+
+// Kicker asks dispatchers to look at an integration (after a cancel frees
+// a slot, or a config change opens dialling).
+type Kicker interface{ Kick(integrationID uuid.UUID) }
+
+// API serves /api/.
+type API struct {
+	store  *store.Store
+	kicker Kicker
+	log    zerolog.Logger
+	now    func() time.Time
+	// onIntegrationChange lets the webhook directory forget a cached slug.
+	onIntegrationChange func(slug string)
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Store               *store.Store
+	Kicker              Kicker
+	Log                 zerolog.Logger
+	Now                 func() time.Time
+	OnIntegrationChange func(slug string)
+}
+
+// New returns the admin API.
+func New(d Deps) *API {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.OnIntegrationChange == nil {
+		d.OnIntegrationChange = func(string) {}
+	}
+	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange}
+}
+
+type ownerKey struct{}
+
+// owner is the authenticated owner of the request.
+func owner(ctx context.Context) string { return ctx.Value(ownerKey{}).(string) }
+
+// Register adds the routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	route := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+		mux.Handle(pattern, a.authenticated(fn))
+	}
+	route("GET /api/integrations", a.listIntegrations)
+	route("POST /api/integrations", a.createIntegration)
+	route("GET /api/integrations/{id}", a.getIntegration)
+	route("PATCH /api/integrations/{id}", a.updateIntegration(false))
+	route("PUT /api/integrations/{id}", a.updateIntegration(true))
+	route("DELETE /api/integrations/{id}", a.deleteIntegration)
+	route("POST /api/integrations/{id}/rotate-webhook-token", a.rotateWebhookToken)
+
+	route("GET /api/integrations/{id}/config", a.getConfig)
+	route("GET /api/integrations/{id}/config/{key}", a.getConfigKey)
+	route("PUT /api/integrations/{id}/config/{key}", a.putConfigKey)
+	route("DELETE /api/integrations/{id}/config/{key}", a.deleteConfigKey)
+
+	for _, kind := range []string{store.KindSecret, store.KindCredential} {
+		base := "/api/integrations/{id}/" + kind + "s"
+		route("GET "+base, a.listSecrets(kind))
+		route("POST "+base, a.createSecret(kind))
+		route("PUT "+base+"/{secretId}", a.updateSecret(kind))
+		route("DELETE "+base+"/{secretId}", a.deleteSecret(kind))
+	}
+	route("POST /api/core/secrets", a.coreCreateSecret)
+	route("GET /api/core/secrets", a.coreListSecrets)
+
+	route("GET /api/calls", a.listCalls)
+	route("GET /api/calls/{id}", a.getCall)
+	route("POST /api/calls/{id}/cancel", a.cancelCall)
+	route("GET /api/integrations/{id}/stats", a.stats)
+}
+
+// authenticated resolves the bearer token to its owner and writes errors
+// in the contract's shape.
+func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		if len(auth) < 8 || !strings.EqualFold(auth[:7], "bearer ") {
+			jsonhttp.WriteError(w, jsonhttp.ErrUnauthorized)
+			return
+		}
+		who, err := a.store.Authenticate(r.Context(), strings.TrimSpace(auth[7:]))
+		if errors.Is(err, store.ErrNotFound) {
+			jsonhttp.WriteError(w, jsonhttp.ErrUnauthorized)
+			return
+		}
+		if err != nil {
+			a.log.Error().Err(err).Msg("authenticate")
+			jsonhttp.WriteError(w, jsonhttp.Unavailable("database"))
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ownerKey{}, who))
+		if err := fn(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var je *jsonhttp.Error
+	var conflict *store.ConflictError
+	switch {
+	case errors.As(err, &je):
+	case errors.As(err, &conflict):
+		err = jsonhttp.Errorf(http.StatusConflict, "conflict", conflict.Field, "%s", conflict.Message)
+	case errors.Is(err, store.ErrNotFound):
+		err = jsonhttp.ErrNotFound
+	case errors.Is(err, context.Canceled):
+		return
+	default:
+		a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("admin api")
+		if store.IsTransient(err) {
+			err = jsonhttp.Unavailable("database")
+		}
+	}
+	jsonhttp.WriteError(w, err)
+}
+
+// pathID parses a uuid path value; a malformed id is a 404 like any other
+// id that names nothing.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
+	if err != nil {
+		return uuid.Nil, jsonhttp.ErrNotFound
+	}
+	return id, nil
+}
+
+// page reads limit and offset (limit 1..1000, default 50).
+func page(r *http.Request) (limit, offset int, err error) {
+	limit, offset = 50, 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return 0, 0, jsonhttp.BadRequest("limit", "limit must be an integer from 1 to 1000")
+		}
+	}
+	if v := r.URL.Query().Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, jsonhttp.BadRequest("offset", "offset must be a non-negative integer")
+		}
+	}
+	return limit, offset, nil
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := jsonhttp.ReadBody(w, r, 1<<20)
+	if err != nil {
+		return err
+	}
+	return jsonhttp.Decode(body, dst)
+}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/store"
+)
+
+func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
+	limit, offset, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.CallFilter{Limit: limit, Offset: offset, Phone: q.Get("phone"), Order: q.Get("order")}
+	switch f.Order {
+	case "", "createdAt", "-createdAt":
+	default:
+		return jsonhttp.BadRequest("order", "order must be createdAt or -createdAt")
+	}
+	if v := q.Get("integrationId"); v != "" {
+		if f.IntegrationID, err = uuid.Parse(v); err != nil {
+			return jsonhttp.BadRequest("integrationId", "integrationId must be a uuid")
+		}
+	}
+	if v := q.Get("status"); v != "" {
+		if f.Status = callstate.Status(v); !f.Status.Valid() {
+			return jsonhttp.BadRequest("status", "unknown status %q", v)
+		}
+	}
+	for name, dst := range map[string]*time.Time{"createdFrom": &f.CreatedFrom, "createdTo": &f.CreatedTo} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = time.Parse(time.RFC3339, v); err != nil {
+				return jsonhttp.BadRequest(name, "%s must be an RFC 3339 time", name)
+			}
+		}
+	}
+	calls, err := a.store.ListCalls(r.Context(), owner(r.Context()), f)
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, calls)
+	return nil
+}
+
+// callWithEvents is a call with its history, oldest first.
+type callWithEvents struct {
+	store.Call
+	Events []store.CallEventRow `json:"events"`
+}
+
+func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	c, err := a.store.GetCall(r.Context(), owner(r.Context()), id)
+	if err != nil {
+		return err
+	}
+	events, err := a.store.CallHistory(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, callWithEvents{Call: c, Events: events})
+	return nil
+}
+
+func (a *API) cancelCall(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	c, applied, err := a.store.CancelCall(r.Context(), owner(r.Context()), id, "", a.now())
+	if err != nil {
+		return err
+	}
+	if applied.FreesSlot() {
+		a.kicker.Kick(c.IntegrationID)
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, c)
+	return nil
+}

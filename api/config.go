@@ -1,0 +1,114 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/jsonhttp"
+)
+
+var configKeyPattern = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+
+func (a *API) getConfig(w http.ResponseWriter, r *http.Request) error {
+	in, err := a.integration(r)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.store.Config(r.Context(), in.ID)
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, cfg.Effective())
+	return nil
+}
+
+func configKey(r *http.Request) (string, error) {
+	key := r.PathValue("key")
+	if !configKeyPattern.MatchString(key) {
+		return "", jsonhttp.ErrNotFound
+	}
+	return key, nil
+}
+
+func (a *API) getConfigKey(w http.ResponseWriter, r *http.Request) error {
+	in, err := a.integration(r)
+	if err != nil {
+		return err
+	}
+	key, err := configKey(r)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.store.Config(r.Context(), in.ID)
+	if err != nil {
+		return err
+	}
+	v, ok := cfg.Effective()[key]
+	if !ok {
+		return jsonhttp.Errorf(http.StatusNotFound, "not_found", "", "config key %q is not set", key)
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
+	in, err := a.integration(r)
+	if err != nil {
+		return err
+	}
+	key, err := configKey(r)
+	if err != nil {
+		return err
+	}
+	body, err := jsonhttp.ReadBody(w, r, 1<<20)
+	if err != nil {
+		return err
+	}
+	if !json.Valid(body) {
+		return jsonhttp.BadRequest("", "body must be valid JSON")
+	}
+	value, err := config.Normalize(key, body)
+	var fe *config.FieldError
+	if errors.As(err, &fe) {
+		return jsonhttp.Invalid(fe.Field, "%s", fe.Error())
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.store.PutConfig(r.Context(), in.ID, key, value); err != nil {
+		return err
+	}
+	a.onIntegrationChange(in.Slug)
+	a.kicker.Kick(in.ID)
+	jsonhttp.WriteJSON(w, http.StatusOK, json.RawMessage(value))
+	return nil
+}
+
+func (a *API) deleteConfigKey(w http.ResponseWriter, r *http.Request) error {
+	in, err := a.integration(r)
+	if err != nil {
+		return err
+	}
+	key, err := configKey(r)
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteConfig(r.Context(), in.ID, key); err != nil {
+		return err
+	}
+	a.onIntegrationChange(in.Slug)
+	cfg, err := a.store.Config(r.Context(), in.ID)
+	if err != nil {
+		return err
+	}
+	v, ok := cfg.Effective()[key]
+	if !ok {
+		jsonhttp.WriteJSON(w, http.StatusOK, map[string]bool{"success": true})
+		return nil
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, v)
+	return nil
+}

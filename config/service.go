@@ -1,0 +1,133 @@
+// Package config holds the two kinds of configuration callqueue reads:
+// the service's own settings, taken from the environment (Service), and
+// each integration's key-value settings with their defaults and validation
+// (the call_handling, voice, crm_fields, crm and agent keys).
+package config
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults for the service settings.
+const (
+	DataDirDefault   = "./data"
+	HTTPAddrDefault  = ":8080"
+	LogLevelDefault  = "info"
+	LogFormatDefault = "json"
+	TimezoneDefault  = "Europe/Kyiv"
+	// NATSSyncDefault is the embedded server's storage sync policy. A webhook's
+	// 2xx promises the event survives, and an embedded single node has no
+	// replica to recover from, so every write is fsynced before it is acked
+	// (the Jepsen 2025 NATS analysis showed acked writes lost to the default
+	// two-minute sync_interval on power loss).
+	NATSSyncDefault = "always"
+)
+
+// Service is the process configuration, read from the environment.
+type Service struct {
+	DatabaseURL string
+	NATSURL     string
+	// NATSListen, when set, makes the embedded NATS server listen on this
+	// host:port so that other processes (replicas, the nats CLI) can reach it.
+	NATSListen string
+	// NATSSync is "always" or a Go duration for the embedded server's sync_interval.
+	NATSSync string
+	// NATSReplicas is the stream replica count on an external cluster.
+	NATSReplicas int
+	DataDir      string
+	HTTPAddr     string
+	SecretKey    []byte
+	LogLevel     string
+	LogFormat    string
+	Timezone     string
+}
+
+// ErrMissing reports a required variable that is not set.
+type ErrMissing struct{ Name string }
+
+func (e *ErrMissing) Error() string { return e.Name + " is not set" }
+
+// FromEnv reads the service settings. Required values are checked by Validate
+// so that commands needing only some of them (migrate, token) can run.
+func FromEnv() Service {
+	s := Service{
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		NATSURL:     os.Getenv("NATS_URL"),
+		NATSListen:  os.Getenv("CALLQUEUE_NATS_LISTEN"),
+		NATSSync:    cmp.Or(os.Getenv("CALLQUEUE_NATS_SYNC"), NATSSyncDefault),
+		DataDir:     cmp.Or(os.Getenv("CALLQUEUE_DATA_DIR"), DataDirDefault),
+		HTTPAddr:    cmp.Or(os.Getenv("CALLQUEUE_HTTP_ADDR"), HTTPAddrDefault),
+		LogLevel:    cmp.Or(os.Getenv("CALLQUEUE_LOG_LEVEL"), LogLevelDefault),
+		LogFormat:   cmp.Or(os.Getenv("CALLQUEUE_LOG_FORMAT"), LogFormatDefault),
+		Timezone:    cmp.Or(os.Getenv("CALLQUEUE_TIMEZONE"), TimezoneDefault),
+	}
+	fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas)
+	if raw := os.Getenv("CALLQUEUE_SECRET_KEY"); raw != "" {
+		s.SecretKey, _ = ParseSecretKey(raw)
+	}
+	return s
+}
+
+// RequireDatabase checks DATABASE_URL.
+func (s Service) RequireDatabase() error {
+	if s.DatabaseURL == "" {
+		return &ErrMissing{Name: "DATABASE_URL"}
+	}
+	return nil
+}
+
+// Validate checks everything serve needs.
+func (s Service) Validate() error {
+	if err := s.RequireDatabase(); err != nil {
+		return err
+	}
+	if len(s.SecretKey) != 32 {
+		if os.Getenv("CALLQUEUE_SECRET_KEY") == "" {
+			return &ErrMissing{Name: "CALLQUEUE_SECRET_KEY"}
+		}
+		return errors.New("CALLQUEUE_SECRET_KEY must be 32 bytes, base64 or hex encoded")
+	}
+	if _, err := time.LoadLocation(s.Timezone); err != nil {
+		return fmt.Errorf("CALLQUEUE_TIMEZONE: %w", err)
+	}
+	if _, err := s.SyncPolicy(); err != nil {
+		return err
+	}
+	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
+		return errors.New("CALLQUEUE_NATS_REPLICAS must be between 1 and 5")
+	}
+	return nil
+}
+
+// SyncPolicy returns (0, nil) for "always", else the sync interval.
+func (s Service) SyncPolicy() (time.Duration, error) {
+	if strings.EqualFold(s.NATSSync, "always") {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s.NATSSync)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("CALLQUEUE_NATS_SYNC must be \"always\" or a positive duration, got %q", s.NATSSync)
+	}
+	return d, nil
+}
+
+// ParseSecretKey decodes a 32-byte key given as base64 (std or URL) or hex.
+func ParseSecretKey(raw string) ([]byte, error) {
+	raw = strings.TrimSpace(raw)
+	if b, err := hex.DecodeString(raw); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(raw); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("secret key must be 32 bytes, base64 or hex encoded")
+}

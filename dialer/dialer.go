@@ -1,0 +1,167 @@
+// Package dialer places outbound calls through the integration's voice
+// platform: the Voice Assistant (VA) originate API. Each integration's dials
+// go through its own circuit breaker.
+package dialer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/config"
+)
+
+// Request is one dial of one call attempt.
+type Request struct {
+	IntegrationID    uuid.UUID
+	CallID           uuid.UUID
+	Attempt          int
+	Phone            string
+	DynamicVariables json.RawMessage
+	Voice            config.Voice
+	// Secret authenticates with the platform (VA_AUTH_TOKEN).
+	Secret string
+}
+
+// Result is what the platform answered.
+type Result struct {
+	// ExternalID is the platform's own id for the call, when it gave one.
+	ExternalID string
+}
+
+// Dialer places a call.
+type Dialer interface {
+	Originate(ctx context.Context, req Request) (Result, error)
+}
+
+// RejectedError is a 4xx answer: this attempt fails, the platform is healthy.
+type RejectedError struct {
+	Status int
+	Body   string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Body)
+}
+
+// IsRejected reports whether err is a RejectedError.
+func IsRejected(err error) bool {
+	var r *RejectedError
+	return errors.As(err, &r)
+}
+
+// TimeoutDefault bounds one originate request.
+const TimeoutDefault = 10 * time.Second
+
+// VA is the Voice Assistant originate client.
+type VA struct {
+	client *http.Client
+}
+
+// NewVA returns a VA client; a nil client gets one with TimeoutDefault.
+func NewVA(client *http.Client) *VA {
+	if client == nil {
+		client = &http.Client{Timeout: TimeoutDefault}
+	}
+	return &VA{client: client}
+}
+
+type vaOriginate struct {
+	PhoneNumber      string          `json:"phone_number"`
+	AssistantID      string          `json:"assistant_id"`
+	CallID           string          `json:"call_id"`
+	DynamicVariables json.RawMessage `json:"dynamic_variables"`
+}
+
+// Originate implements Dialer: POST {base_url}/{sip_id}/originate/.
+func (v *VA) Originate(ctx context.Context, req Request) (Result, error) {
+	vars := req.DynamicVariables
+	if len(vars) == 0 {
+		vars = json.RawMessage(`{}`)
+	}
+	body, err := json.Marshal(vaOriginate{PhoneNumber: req.Phone, AssistantID: req.Voice.AssistantID,
+		CallID: req.CallID.String(), DynamicVariables: vars})
+	if err != nil {
+		return Result{}, err
+	}
+	url := strings.TrimRight(req.Voice.BaseURL, "/") + "/" + req.Voice.SipID + "/originate/"
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, err
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Authorization", "Bearer "+req.Secret)
+	resp, err := v.client.Do(httpReq)
+	if err != nil {
+		return Result{}, fmt.Errorf("originate: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return Result{ExternalID: externalID(raw)}, nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+	}
+	return Result{}, fmt.Errorf("originate: VA answered %d: %s", resp.StatusCode, truncate(string(raw), 200))
+}
+
+// externalID finds the VA's id in its answer: callId, call_id or id.
+func externalID(raw []byte) string {
+	var body map[string]any
+	if json.Unmarshal(raw, &body) != nil {
+		return ""
+	}
+	for _, k := range []string{"callId", "call_id", "id"} {
+		switch v := body[k].(type) {
+		case string:
+			if v != "" {
+				return v
+			}
+		case float64:
+			return fmt.Sprint(int64(v))
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Breaking wraps a Dialer with one circuit breaker per integration. A 4xx
+// rejection counts as the platform being healthy.
+type Breaking struct {
+	next     Dialer
+	breakers *breaker.Set[Result]
+}
+
+// WithBreakers wraps next.
+func WithBreakers(next Dialer, breakers *breaker.Set[Result]) *Breaking {
+	return &Breaking{next: next, breakers: breakers}
+}
+
+// Originate implements Dialer.
+func (b *Breaking) Originate(ctx context.Context, req Request) (Result, error) {
+	return b.breakers.Execute(req.IntegrationID.String(), func() (Result, error) { return b.next.Originate(ctx, req) })
+}
+
+// Allows reports whether the integration's breaker lets dials through.
+func (b *Breaking) Allows(integrationID uuid.UUID) bool {
+	return b.breakers.Allows(integrationID.String())
+}
+
+// Breakers returns the breaker set, for health and metrics.
+func (b *Breaking) Breakers() *breaker.Set[Result] { return b.breakers }

@@ -1,0 +1,163 @@
+// Package elevenlabs is the ElevenLabs Agents wire format callqueue speaks:
+// the post-call webhooks (transcription, audio, initiation failure), their
+// HMAC signature, and the conversation_initiation_client_data answer.
+package elevenlabs
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Webhook types.
+const (
+	TypeTranscription     = "post_call_transcription"
+	TypeAudio             = "post_call_audio"
+	TypeInitiationFailure = "call_initiation_failure"
+)
+
+// SignatureHeader carries "t=<unix>,v0=<hex hmac>".
+const SignatureHeader = "ElevenLabs-Signature"
+
+// SignatureTolerance is how old a signed timestamp may be.
+const SignatureTolerance = 30 * time.Minute
+
+// Signature errors.
+var (
+	ErrSignatureMissing   = errors.New("signature header is missing")
+	ErrSignatureMalformed = errors.New("signature header is malformed")
+	ErrSignatureStale     = errors.New("signature timestamp is too old")
+	ErrSignatureMismatch  = errors.New("signature does not match")
+)
+
+// Sign returns the header value for body signed at t with secret.
+func Sign(secret string, t time.Time, body []byte) string {
+	return fmt.Sprintf("t=%d,v0=%s", t.Unix(), mac(secret, strconv.FormatInt(t.Unix(), 10), body))
+}
+
+func mac(secret, ts string, body []byte) string {
+	h := hmac.New(sha256.New, []byte(secret))
+	h.Write([]byte(ts))
+	h.Write([]byte("."))
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Verify checks header against body: HMAC-SHA256(secret, "<t>.<body>"),
+// with t no older than SignatureTolerance (nor further in the future).
+func Verify(secret, header string, body []byte, now time.Time) error {
+	if strings.TrimSpace(header) == "" {
+		return ErrSignatureMissing
+	}
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return ErrSignatureMalformed
+		}
+		switch k {
+		case "t":
+			ts = v
+		case "v0":
+			sigs = append(sigs, v)
+		}
+	}
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return ErrSignatureMalformed
+	}
+	age := now.Sub(time.Unix(unix, 0))
+	if age > SignatureTolerance || age < -5*time.Minute {
+		return ErrSignatureStale
+	}
+	want := mac(secret, ts, body)
+	for _, s := range sigs {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return nil
+		}
+	}
+	return ErrSignatureMismatch
+}
+
+// Webhook is a post-call webhook envelope. Unknown fields are kept in Data.
+type Webhook struct {
+	Type           string          `json:"type"`
+	EventTimestamp int64           `json:"event_timestamp"`
+	Data           json.RawMessage `json:"data"`
+}
+
+// TranscriptionData is the data of a post_call_transcription webhook.
+type TranscriptionData struct {
+	AgentID        string          `json:"agent_id"`
+	ConversationID string          `json:"conversation_id"`
+	Status         string          `json:"status"`
+	Transcript     json.RawMessage `json:"transcript"`
+	Metadata       json.RawMessage `json:"metadata"`
+	Analysis       json.RawMessage `json:"analysis"`
+	ClientData     struct {
+		DynamicVariables map[string]any `json:"dynamic_variables"`
+	} `json:"conversation_initiation_client_data"`
+}
+
+// Analysis is the part of ElevenLabs' analysis callqueue reads.
+type Analysis struct {
+	CallSuccessful    string `json:"call_successful"`
+	TranscriptSummary string `json:"transcript_summary"`
+}
+
+// Metadata is the part of the call metadata callqueue reads.
+type Metadata struct {
+	CallDurationSecs  float64 `json:"call_duration_secs"`
+	TerminationReason string  `json:"termination_reason"`
+}
+
+// FailureData is the data of a call_initiation_failure webhook.
+type FailureData struct {
+	AgentID        string          `json:"agent_id"`
+	ConversationID string          `json:"conversation_id"`
+	FailureReason  string          `json:"failure_reason"`
+	Metadata       json.RawMessage `json:"metadata"`
+}
+
+// AudioData is the data of a post_call_audio webhook.
+type AudioData struct {
+	AgentID        string `json:"agent_id"`
+	ConversationID string `json:"conversation_id"`
+	FullAudio      string `json:"full_audio"`
+}
+
+// ParseWebhook decodes and checks the envelope.
+func ParseWebhook(body []byte) (Webhook, error) {
+	var w Webhook
+	if err := json.Unmarshal(body, &w); err != nil {
+		return w, fmt.Errorf("body is not a JSON object: %w", err)
+	}
+	switch w.Type {
+	case TypeTranscription, TypeAudio, TypeInitiationFailure:
+	case "":
+		return w, errors.New("type is required")
+	default:
+		return w, fmt.Errorf("unknown webhook type %q", w.Type)
+	}
+	if len(w.Data) == 0 || w.Data[0] != '{' {
+		return w, errors.New("data must be an object")
+	}
+	return w, nil
+}
+
+// ClientData is the answer to a conversation-initiation webhook.
+type ClientData struct {
+	Type               string         `json:"type"`
+	DynamicVariables   map[string]any `json:"dynamic_variables"`
+	ConversationConfig map[string]any `json:"conversation_config_override,omitempty"`
+}
+
+// ClientDataType is ClientData's type.
+const ClientDataType = "conversation_initiation_client_data"

@@ -1,0 +1,9 @@
+DROP TABLE IF EXISTS processed_keys;
+DROP TABLE IF EXISTS call_events;
+DROP TABLE IF EXISTS call_attempts;
+DROP TABLE IF EXISTS calls;
+DROP TABLE IF EXISTS handlers;
+DROP TABLE IF EXISTS secrets;
+DROP TABLE IF EXISTS integration_config;
+DROP TABLE IF EXISTS integrations;
+DROP TABLE IF EXISTS access_tokens;

@@ -1,0 +1,354 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Delivery is one message handed to a worker.
+type Delivery struct {
+	Kind          Kind
+	IntegrationID uuid.UUID
+	Subject       string
+	Data          []byte
+	Header        nats.Header
+	TraceID       string
+	// Key identifies the stored message (stream and sequence): the same
+	// for every redelivery, so processing can be made idempotent.
+	Key          string
+	NumDelivered uint64
+	Stored       time.Time
+
+	msg jetstream.Msg
+}
+
+// ErrPermanent marks an error that retrying cannot fix: the message goes to
+// the dead-letter stream at once.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err as permanent.
+func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// Handler processes decoded messages in batches. Handle is all or nothing:
+// when it fails, each message is retried on its own so one bad message
+// cannot hold back the others.
+type Handler[T any] struct {
+	// Decode turns a delivery into work; an error sends the message to the
+	// dead-letter stream.
+	Decode func(Delivery) (T, error)
+	// Handle processes a batch.
+	Handle func(ctx context.Context, batch []T) error
+}
+
+// ConsumerConfig tunes a consumer.
+type ConsumerConfig struct {
+	// AckWait is how long a delivery may go unacknowledged before it is
+	// redelivered; slow batches send progress to extend it.
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries; the last failing delivery becomes a
+	// dead letter.
+	MaxDeliver int
+	// MaxAckPending bounds messages in flight for the consumer (all replicas).
+	MaxAckPending int
+	// BatchSize bounds how many messages one Handle call gets.
+	BatchSize int
+	// Workers is how many batches run at once in this process.
+	Workers int
+	// Backoff is the wait before each redelivery after a failure.
+	Backoff []time.Duration
+}
+
+// Defaults for ConsumerConfig.
+const (
+	AckWaitDefault       = 30 * time.Second
+	MaxDeliverDefault    = 20
+	MaxAckPendingDefault = 4096
+	BatchSizeDefault     = 256
+	WorkersDefault       = 2
+)
+
+// BackoffDefault spaces redeliveries from a second to five minutes.
+var BackoffDefault = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.AckWait <= 0 {
+		c.AckWait = AckWaitDefault
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = MaxDeliverDefault
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = MaxAckPendingDefault
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = BatchSizeDefault
+	}
+	if c.Workers <= 0 {
+		c.Workers = WorkersDefault
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = BackoffDefault
+	}
+	return c
+}
+
+func (c ConsumerConfig) backoff(delivered uint64) time.Duration {
+	i := min(int(delivered)-1, len(c.Backoff)-1)
+	return c.Backoff[max(i, 0)]
+}
+
+// Observer is told what a consumer does, for metrics.
+type Observer interface {
+	Redelivered(kind Kind)
+	DeadLettered(kind Kind, reason string)
+	ProcessedBatch(kind Kind, n int, took time.Duration)
+}
+
+// Consumer runs a Handler over one kind's durable consumer.
+type Consumer[T any] struct {
+	q       *Queue
+	kind    Kind
+	handler Handler[T]
+	cfg     ConsumerConfig
+	log     zerolog.Logger
+	obs     Observer
+
+	cc      jetstream.ConsumeContext
+	inbox   chan jetstream.Msg
+	wg      sync.WaitGroup
+	stopped chan struct{}
+}
+
+// NewConsumer creates or updates the durable consumer for kind.
+func NewConsumer[T any](ctx context.Context, q *Queue, kind Kind, h Handler[T], cfg ConsumerConfig, log zerolog.Logger, obs Observer) (*Consumer[T], error) {
+	cfg = cfg.withDefaults()
+	_, err := q.js.CreateOrUpdateConsumer(ctx, specs[kind].Stream, jetstream.ConsumerConfig{
+		Durable:       string(kind),
+		Description:   "callqueue " + string(kind) + " workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: subjectPrefix + "." + string(kind) + ".*",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", kind, err)
+	}
+	return &Consumer[T]{q: q, kind: kind, handler: h, cfg: cfg, obs: obs,
+		log: log.With().Str("consumer", string(kind)).Logger()}, nil
+}
+
+// Start begins pulling and processing messages until Stop.
+func (c *Consumer[T]) Start(ctx context.Context) error {
+	cons, err := c.q.js.Consumer(ctx, specs[c.kind].Stream, string(c.kind))
+	if err != nil {
+		return err
+	}
+	c.inbox = make(chan jetstream.Msg, c.cfg.BatchSize*2)
+	c.stopped = make(chan struct{})
+	c.cc, err = cons.Consume(func(m jetstream.Msg) {
+		select {
+		case c.inbox <- m:
+		case <-c.stopped:
+			_ = m.Nak() // shutting down: let another worker have it now
+		}
+	}, jetstream.PullMaxMessages(c.cfg.BatchSize*2), jetstream.PullExpiry(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.log.Debug().Err(err).Msg("consume")
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.kind, err)
+	}
+	workCtx := context.WithoutCancel(ctx)
+	for range c.cfg.Workers {
+		c.wg.Add(1)
+		go c.work(workCtx)
+	}
+	return nil
+}
+
+// Stop stops pulling, finishes the batches in hand and naks what is
+// buffered, so other replicas get it at once.
+func (c *Consumer[T]) Stop() {
+	if c.cc == nil {
+		return
+	}
+	c.cc.Stop()
+	close(c.stopped)
+	c.wg.Wait()
+	for {
+		select {
+		case m := <-c.inbox:
+			_ = m.Nak()
+		default:
+			return
+		}
+	}
+}
+
+func (c *Consumer[T]) work(ctx context.Context) {
+	defer c.wg.Done()
+	batch := make([]jetstream.Msg, 0, c.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case <-c.stopped:
+			return
+		case m := <-c.inbox:
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < c.cfg.BatchSize {
+			select {
+			case m := <-c.inbox:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		c.process(ctx, batch)
+	}
+}
+
+type pending[T any] struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	item T
+}
+
+func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
+	start := time.Now()
+	items := make([]pending[T], 0, len(msgs))
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			c.deadLetter(m, nil, "no metadata: "+err.Error())
+			continue
+		}
+		if meta.NumDelivered > 1 && c.obs != nil {
+			c.obs.Redelivered(c.kind)
+		}
+		d := Delivery{Kind: c.kind, Subject: m.Subject(), Data: m.Data(), Header: m.Headers(),
+			TraceID: m.Headers().Get(HeaderTraceID), NumDelivered: meta.NumDelivered, Stored: meta.Timestamp,
+			Key: fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream), msg: m}
+		d.IntegrationID, err = IntegrationFromSubject(d.Subject)
+		var item T
+		if err == nil {
+			item, err = c.handler.Decode(d)
+		}
+		if err != nil {
+			c.deadLetter(m, meta, "decode: "+err.Error())
+			continue
+		}
+		items = append(items, pending[T]{msg: m, meta: meta, item: item})
+	}
+	if len(items) == 0 {
+		return
+	}
+	if err := c.handle(ctx, items); err == nil {
+		c.ackAll(items)
+	} else if len(items) == 1 {
+		c.fail(items[0], err)
+	} else {
+		c.log.Warn().Err(err).Int("batch", len(items)).Msg("batch failed; retrying its messages one by one")
+		for _, it := range items {
+			if err := c.handle(ctx, []pending[T]{it}); err != nil {
+				c.fail(it, err)
+			} else {
+				c.ackAll([]pending[T]{it})
+			}
+		}
+	}
+	if c.obs != nil {
+		c.obs.ProcessedBatch(c.kind, len(items), time.Since(start))
+	}
+}
+
+// handle runs the handler, telling the server the batch is in progress
+// while it takes long, so slow work is not redelivered under it.
+func (c *Consumer[T]) handle(ctx context.Context, items []pending[T]) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(c.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
+			}
+		}
+	}()
+	batch := make([]T, len(items))
+	for i, it := range items {
+		batch[i] = it.item
+	}
+	return c.handler.Handle(ctx, batch)
+}
+
+func (c *Consumer[T]) ackAll(items []pending[T]) {
+	for _, it := range items {
+		if err := it.msg.Ack(); err != nil {
+			// The work is done and idempotent: a redelivery changes nothing.
+			c.log.Warn().Err(err).Msg("ack failed; the message will be redelivered and skipped")
+		}
+	}
+}
+
+func (c *Consumer[T]) fail(it pending[T], err error) {
+	if errors.Is(err, ErrPermanent) || it.meta.NumDelivered >= uint64(c.cfg.MaxDeliver) {
+		c.deadLetter(it.msg, it.meta, err.Error())
+		return
+	}
+	delay := c.cfg.backoff(it.meta.NumDelivered)
+	c.log.Warn().Err(err).Str("trace_id", it.msg.Headers().Get(HeaderTraceID)).
+		Uint64("delivered", it.meta.NumDelivered).Dur("retry_in", delay).Msg("message failed; will retry")
+	_ = it.msg.NakWithDelay(delay)
+}
+
+// deadLetter keeps a message that cannot be processed in the dead-letter
+// stream, then terminates its delivery. If the dead-letter stream cannot
+// take it, the message is left to be redelivered: never dropped.
+func (c *Consumer[T]) deadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
+	dl := nats.NewMsg(subjectPrefix + ".dlq." + string(c.kind))
+	dl.Data = m.Data()
+	for k, v := range m.Headers() {
+		if k != jetstream.MsgIDHeader {
+			dl.Header[k] = v
+		}
+	}
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderOriginSubject, m.Subject())
+	if meta != nil {
+		dl.Header.Set(HeaderOriginSeq, fmt.Sprint(meta.Sequence.Stream))
+		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%d", meta.Stream, meta.Sequence.Stream))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.q.js.PublishMsg(ctx, dl); err != nil {
+		c.log.Error().Err(err).Str("reason", reason).Msg("dead-letter stream unavailable; message kept for redelivery")
+		_ = m.NakWithDelay(c.cfg.backoff(uint64(len(c.cfg.Backoff))))
+		return
+	}
+	c.log.Error().Str("reason", reason).Str("subject", m.Subject()).Str("trace_id", m.Headers().Get(HeaderTraceID)).
+		Msg("message dead-lettered")
+	if c.obs != nil {
+		c.obs.DeadLettered(c.kind, reason)
+	}
+	_ = m.Term()
+}

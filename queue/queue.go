@@ -1,0 +1,246 @@
+// Package queue is callqueue's durable intake on NATS JetStream. Webhooks
+// publish events (call-originate, call-events, agent-postcall) under subjects
+// that carry the kind and the integration; workers consume them through
+// durable pull consumers with explicit acks, bounded redelivery with backoff,
+// and a dead-letter stream for messages that cannot be processed.
+//
+// By default the NATS server runs embedded in the process with a file store
+// under the data directory; NATS_URL points callqueue at an external cluster.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Kind is a class of message, with its own stream and consumer.
+type Kind string
+
+// Message kinds.
+const (
+	KindOriginate Kind = "originate"
+	KindEvents    Kind = "events"
+	KindPostcall  Kind = "postcall"
+)
+
+// Headers callqueue sets on messages.
+const (
+	HeaderTraceID = "Callqueue-Trace-Id"
+	HeaderCallID  = "Callqueue-Call-Id"
+	// HeaderReason and HeaderOrigin describe a dead letter.
+	HeaderReason        = "Callqueue-Dead-Reason"
+	HeaderOriginSubject = "Callqueue-Origin-Subject"
+	HeaderOriginSeq     = "Callqueue-Origin-Seq"
+)
+
+// Names of streams and subjects.
+const (
+	subjectPrefix = "callqueue"
+	dlqStream     = "CALLQUEUE_DLQ"
+	kickSubject   = subjectPrefix + ".kick."
+)
+
+// Subject is where messages of kind for one integration are published.
+func Subject(kind Kind, integrationID uuid.UUID) string {
+	return subjectPrefix + "." + string(kind) + "." + integrationID.String()
+}
+
+// IntegrationFromSubject extracts the integration id from a subject.
+func IntegrationFromSubject(subject string) (uuid.UUID, error) {
+	i := strings.LastIndexByte(subject, '.')
+	return uuid.Parse(subject[i+1:])
+}
+
+// streamSpec describes one kind's stream and consumer.
+type streamSpec struct {
+	Stream string
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
+	Duplicates time.Duration
+	MaxAge     time.Duration
+	MaxMsgSize int32
+}
+
+var specs = map[Kind]streamSpec{
+	// Originate keys stay deduplicated for a day: the contract's window for
+	// record_id + phone_number.
+	KindOriginate: {Stream: "CALLQUEUE_ORIGINATE", Duplicates: 24 * time.Hour, MaxAge: 7 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	KindEvents:    {Stream: "CALLQUEUE_EVENTS", Duplicates: 2 * time.Minute, MaxAge: 3 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	// Post-call transcripts can be large; the server's max_payload is raised
+	// to match for the embedded server.
+	KindPostcall: {Stream: "CALLQUEUE_POSTCALL", Duplicates: 24 * time.Hour, MaxAge: 7 * 24 * time.Hour, MaxMsgSize: MaxPayload},
+}
+
+// MaxPayload is the largest message callqueue publishes.
+const MaxPayload = 8 << 20
+
+// Kinds lists the consumed kinds.
+var Kinds = []Kind{KindOriginate, KindEvents, KindPostcall}
+
+// Queue is a connection to JetStream with callqueue's streams.
+type Queue struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	replicas int
+}
+
+// Options configure a Queue.
+type Options struct {
+	// Replicas for each stream (external clusters).
+	Replicas int
+	// Name shown by the server for this connection.
+	Name string
+}
+
+// New wraps an open connection and creates or updates the streams.
+func New(ctx context.Context, nc *nats.Conn, opt Options) (*Queue, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{nc: nc, js: js, replicas: max(opt.Replicas, 1)}
+	if err := q.setupStreams(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Conn returns the NATS connection.
+func (q *Queue) Conn() *nats.Conn { return q.nc }
+
+// JetStream returns the JetStream context.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
+
+func (q *Queue) setupStreams(ctx context.Context) error {
+	for kind, spec := range specs {
+		_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        spec.Stream,
+			Description: "callqueue " + string(kind) + " intake",
+			Subjects:    []string{subjectPrefix + "." + string(kind) + ".*"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    q.replicas,
+			Duplicates:  spec.Duplicates,
+			MaxAge:      spec.MaxAge,
+			MaxMsgSize:  spec.MaxMsgSize,
+			Discard:     jetstream.DiscardOld,
+		})
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", spec.Stream, err)
+		}
+	}
+	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        dlqStream,
+		Description: "callqueue messages that could not be processed",
+		Subjects:    []string{subjectPrefix + ".dlq.>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.replicas,
+		MaxAge:      30 * 24 * time.Hour,
+		MaxMsgSize:  MaxPayload,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", dlqStream, err)
+	}
+	return nil
+}
+
+// Message is one event to publish.
+type Message struct {
+	Kind          Kind
+	IntegrationID uuid.UUID
+	// MsgID is the natural key: a repeated publish within the stream's
+	// duplicate window is stored once.
+	MsgID   string
+	Data    []byte
+	TraceID string
+	Header  nats.Header
+}
+
+// Ack is the stream's receipt for a publish.
+type Ack struct {
+	Sequence  uint64
+	Duplicate bool
+}
+
+// ErrUnavailable wraps failures to store a message: the caller must not
+// report success.
+var ErrUnavailable = errors.New("queue unavailable")
+
+// Publish stores m durably and returns once the stream has acknowledged it.
+func (q *Queue) Publish(ctx context.Context, m Message) (Ack, error) {
+	msg := nats.NewMsg(Subject(m.Kind, m.IntegrationID))
+	msg.Data = m.Data
+	for k, v := range m.Header {
+		msg.Header[k] = v
+	}
+	if m.TraceID != "" {
+		msg.Header.Set(HeaderTraceID, m.TraceID)
+	}
+	var opts []jetstream.PublishOpt
+	if m.MsgID != "" {
+		opts = append(opts, jetstream.WithMsgID(m.MsgID))
+	}
+	opts = append(opts, jetstream.WithExpectStream(specs[m.Kind].Stream))
+	ack, err := q.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Kind, err)
+	}
+	return Ack{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// Stored returns a stored message's headers, to answer a duplicate publish
+// with what the original carried.
+func (q *Queue) Stored(ctx context.Context, kind Kind, seq uint64) (nats.Header, error) {
+	s, err := q.js.Stream(ctx, specs[kind].Stream)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("%w: get %s #%d: %w", ErrUnavailable, kind, seq, err)
+	}
+	return raw.Header, nil
+}
+
+// Ping checks JetStream answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if !q.nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	_, err := q.js.AccountInfo(ctx)
+	return err
+}
+
+// Kick asks the dispatchers to look at an integration now (a slot was freed
+// or a call queued). It is a hint, not durable: dispatchers also sweep.
+func (q *Queue) Kick(integrationID uuid.UUID) {
+	_ = q.nc.Publish(kickSubject+integrationID.String(), nil) // a lost kick is covered by the sweep
+}
+
+// SubscribeKicks calls fn for every kick; one subscriber of the group gets each.
+func (q *Queue) SubscribeKicks(fn func(uuid.UUID)) (*nats.Subscription, error) {
+	return q.nc.QueueSubscribe(kickSubject+"*", "dispatchers", func(m *nats.Msg) {
+		if id, err := IntegrationFromSubject(m.Subject); err == nil {
+			fn(id)
+		}
+	})
+}
+
+// DeadLetters counts the messages in the dead-letter stream.
+func (q *Queue) DeadLetters(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, dlqStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

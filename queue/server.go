@@ -1,0 +1,79 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedOptions configure the in-process NATS server.
+type EmbeddedOptions struct {
+	// StoreDir holds the JetStream file store.
+	StoreDir string
+	// Listen is host:port to accept TCP clients on; empty means no port at
+	// all (the process connects in-process).
+	Listen string
+	// SyncInterval is the file store's fsync interval; zero fsyncs every
+	// write before it is acknowledged.
+	SyncInterval time.Duration
+}
+
+// StartEmbedded starts a JetStream-enabled NATS server in this process.
+func StartEmbedded(opt EmbeddedOptions) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "callqueue-embedded",
+		JetStream:  true,
+		StoreDir:   filepath.Join(opt.StoreDir),
+		MaxPayload: MaxPayload,
+		NoSigs:     true,
+		DontListen: opt.Listen == "",
+	}
+	if opt.SyncInterval == 0 {
+		opts.SyncAlways = true
+	} else {
+		opts.SyncInterval = opt.SyncInterval
+	}
+	if opt.Listen != "" {
+		host, port, err := net.SplitHostPort(opt.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("CALLQUEUE_NATS_LISTEN: %w", err)
+		}
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("CALLQUEUE_NATS_LISTEN port: %w", err)
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not become ready in 30s")
+	}
+	return ns, nil
+}
+
+// ConnectOptions are the client options callqueue uses everywhere:
+// reconnect forever, buffer while reconnecting.
+func ConnectOptions(name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.RetryOnFailedConnect(true),
+	}
+}
+
+// ConnectEmbedded connects to an embedded server in-process (no TCP).
+func ConnectEmbedded(ns *server.Server, name string) (*nats.Conn, error) {
+	return nats.Connect("", append(ConnectOptions(name), nats.InProcessServer(ns))...)
+}

@@ -1,0 +1,365 @@
+// Package service wires callqueue's parts into one process for a role:
+// all (the default), webhooks, workers or api. Every role serves
+// /healthz, /readyz and /metrics.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/callqueue/callqueue/api"
+	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/dialer"
+	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/metrics"
+	"github.com/callqueue/callqueue/migrations"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/webhooks"
+	"github.com/callqueue/callqueue/workers"
+)
+
+// Roles.
+const (
+	RoleAll      = "all"
+	RoleWebhooks = "webhooks"
+	RoleWorkers  = "workers"
+	RoleAPI      = "api"
+)
+
+// Options adjust a Service beyond the environment (tests inject a clock,
+// a NATS connection, shorter timeouts).
+type Options struct {
+	Role    string
+	Migrate bool
+	Clock   workers.Clock
+	Workers workers.Config
+	// NATSConn, when set, is used instead of NATS_URL or the embedded server;
+	// the Service closes it on shutdown.
+	NATSConn *nats.Conn
+	// DialClient is the HTTP client for the dialler.
+	DialClient *http.Client
+	// BreakerOpenFor overrides how long an open breaker waits.
+	BreakerOpenFor time.Duration
+	Version        string
+}
+
+// Service is one running callqueue process.
+type Service struct {
+	cfg     config.Service
+	opt     Options
+	log     zerolog.Logger
+	Pool    *pgxpool.Pool
+	Store   *store.Store
+	Queue   *queue.Queue
+	Metrics *metrics.Metrics
+	Workers *workers.Workers
+	Dialer  *dialer.Breaking
+
+	cancel   context.CancelFunc
+	embedded *server.Server
+	nc       *nats.Conn
+	ownsNC   bool
+	handler  http.Handler
+	http     *http.Server
+	listener net.Listener
+}
+
+// New connects to Postgres and NATS (starting the embedded server when
+// NATS_URL is empty), applies migrations unless told not to, and wires the
+// role's components. Nothing runs until Start.
+func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logger) (svc *Service, err error) {
+	if opt.Role == "" {
+		opt.Role = RoleAll
+	}
+	switch opt.Role {
+	case RoleAll, RoleWebhooks, RoleWorkers, RoleAPI:
+	default:
+		return nil, fmt.Errorf("unknown role %q (all, webhooks, workers, api)", opt.Role)
+	}
+	if opt.Clock == nil {
+		opt.Clock = workers.SystemClock{}
+	}
+	s := &Service{cfg: cfg, opt: opt, log: log, Metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			s.closeConnections()
+		}
+	}()
+	sealer, err := store.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if s.Pool, err = store.Connect(ctx, cfg.DatabaseURL, 40); err != nil {
+		return nil, err
+	}
+	if opt.Migrate {
+		m, err := migrations.New(s.Pool)
+		if err != nil {
+			return nil, err
+		}
+		applied, err := m.Up(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info().Ints("versions", applied).Msg("migrations applied")
+		}
+	}
+	s.Store = store.New(s.Pool, sealer)
+	if err := s.connectNATS(); err != nil {
+		return nil, err
+	}
+	if s.Queue, err = queue.New(ctx, s.nc, queue.Options{Replicas: cfg.NATSReplicas}); err != nil {
+		return nil, err
+	}
+	s.Metrics.RegisterGauges(func(ctx context.Context) ([]metrics.Gauge, error) {
+		gs, err := s.Store.Gauges(ctx)
+		out := make([]metrics.Gauge, len(gs))
+		for i, g := range gs {
+			out[i] = metrics.Gauge{IntegrationID: g.IntegrationID.String(), Slug: g.Slug, Active: g.Active, Queued: g.Queued, Limit: g.Limit}
+		}
+		return out, err
+	})
+	s.wire()
+	return s, nil
+}
+
+func (s *Service) connectNATS() error {
+	var err error
+	switch {
+	case s.opt.NATSConn != nil:
+		s.nc, s.ownsNC = s.opt.NATSConn, true
+		return nil
+	case s.cfg.NATSURL != "":
+		s.nc, err = nats.Connect(s.cfg.NATSURL, queue.ConnectOptions("callqueue-"+s.opt.Role)...)
+	default:
+		sync, serr := s.cfg.SyncPolicy()
+		if serr != nil {
+			return serr
+		}
+		s.embedded, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
+			Listen: s.cfg.NATSListen, SyncInterval: sync})
+		if err != nil {
+			return err
+		}
+		s.nc, err = queue.ConnectEmbedded(s.embedded, "callqueue-"+s.opt.Role)
+	}
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	s.ownsNC = true
+	return nil
+}
+
+func (s *Service) wire() {
+	role := s.opt.Role
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		jsonhttp.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": role})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+
+	var dispatcherBreakers func(string, gobreaker.State, gobreaker.State)
+	s.Dialer = dialer.WithBreakers(dialer.NewVA(s.opt.DialClient), breaker.NewSet[dialer.Result](breaker.Settings{
+		Peer: "va", OpenFor: s.opt.BreakerOpenFor,
+		IsSuccessful: dialer.IsRejected,
+		OnChange: func(key string, from, to gobreaker.State) {
+			if dispatcherBreakers != nil {
+				dispatcherBreakers(key, from, to)
+			}
+		},
+	}))
+	if role == RoleAll || role == RoleWorkers {
+		s.Workers = workers.New(workers.Deps{Store: s.Store, Queue: s.Queue, Dialer: s.Dialer, Clock: s.opt.Clock,
+			Log: s.log, Metrics: s.Metrics}, s.opt.Workers)
+		dispatcherBreakers = s.Workers.Dispatcher.BreakerChanged
+	}
+	dir := webhooks.NewDirectory(s.Store, 0)
+	if role == RoleAll || role == RoleWebhooks {
+		webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Metrics: s.Metrics, Log: s.log,
+			Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
+			Health: s.integrationHealth}).Register(mux)
+	}
+	if role == RoleAll || role == RoleAPI {
+		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
+			OnIntegrationChange: dir.Forget}).Register(mux)
+	}
+	s.handler = recoverer(s.log, jsonNotFound(mux))
+}
+
+// Handler is the process's HTTP handler.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "jetstream": "ok"}
+	ok := true
+	if err := s.Store.Ping(ctx); err != nil {
+		checks["postgres"], ok = err.Error(), false
+	}
+	if err := s.Queue.Ping(ctx); err != nil {
+		checks["jetstream"], ok = err.Error(), false
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	jsonhttp.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+// integrationHealth is GET /{slug}/health: db, queue, dialler and CRM.
+func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration) (bool, map[string]any) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	check := func(err error) map[string]any {
+		if err != nil {
+			return map[string]any{"ok": false, "error": err.Error()}
+		}
+		return map[string]any{"ok": true}
+	}
+	checks := map[string]any{"db": check(s.Store.Ping(ctx)), "queue": check(s.Queue.Ping(ctx))}
+	ok := checks["db"].(map[string]any)["ok"] == true && checks["queue"].(map[string]any)["ok"] == true
+	cfg, err := s.Store.Config(ctx, in.ID)
+	voice := map[string]any{"ok": false}
+	if err == nil {
+		voice["provider"] = cfg.Voice.Provider
+		voice["configured"] = cfg.Voice.Complete()
+		_, serr := s.Store.SecretValue(ctx, in.ID, cfg.Voice.SecretKey())
+		voice["secret"] = serr == nil
+		state := s.Dialer.Breakers().State(in.ID.String())
+		voice["breaker"] = state.String()
+		voice["ok"] = cfg.Voice.Complete() && serr == nil && state != gobreaker.StateOpen
+		checks["crm"] = map[string]any{"ok": true, "kind": cfg.CRM.Kind}
+	}
+	checks["voice"] = voice
+	return ok && voice["ok"] == true, checks
+}
+
+// Start starts the workers and the HTTP server. Cancelling ctx abandons
+// dials in flight (see Kill); Shutdown is the orderly stop.
+func (s *Service) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	if s.Workers != nil {
+		if err := s.Workers.Start(ctx); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	s.log.Info().Str("addr", ln.Addr().String()).Str("role", s.opt.Role).Msg("callqueue serving")
+	return nil
+}
+
+// Addr is the HTTP listen address once started.
+func (s *Service) Addr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Shutdown stops intake first (HTTP), then the workers (finishing or
+// nakking what they hold), then closes NATS and the pool.
+func (s *Service) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.Workers != nil {
+		done := make(chan struct{})
+		go func() { s.Workers.Stop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("workers did not stop in time"))
+		}
+	}
+	s.closeConnections()
+	return errors.Join(errs...)
+}
+
+// Kill stops the process the way a crash would, for tests: connections are
+// cut without draining, nothing in flight is acknowledged or recorded.
+func (s *Service) Kill() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.listener != nil {
+		_ = s.http.Close()
+	}
+	s.nc.Close() // no drain: unacked messages are redelivered elsewhere
+	if s.Workers != nil {
+		s.Workers.Stop()
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+	s.Pool.Close()
+}
+
+func (s *Service) closeConnections() {
+	if s.nc != nil && s.ownsNC {
+		_ = s.nc.Drain()
+		s.nc.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+		s.embedded.WaitForShutdown()
+	}
+	if s.Pool != nil {
+		s.Pool.Close()
+	}
+}
+
+// jsonNotFound answers unknown routes in the contract's error shape.
+func jsonNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			jsonhttp.WriteError(w, jsonhttp.ErrNotFound)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a handler panic into a 500 in the contract's shape.
+func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
+				jsonhttp.WriteError(w, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+

@@ -1,0 +1,171 @@
+package servicetest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// FakeVAToken is the VA_AUTH_TOKEN the fake expects.
+const FakeVAToken = "va-secret-token"
+
+// Originate is one originate request the fake VA received.
+type Originate struct {
+	CallID           string         `json:"call_id"`
+	PhoneNumber      string         `json:"phone_number"`
+	AssistantID      string         `json:"assistant_id"`
+	DynamicVariables map[string]any `json:"dynamic_variables"`
+	SipID            string         `json:"-"`
+	At               time.Time      `json:"-"`
+	// Live is how many calls the VA had live when this one arrived.
+	Live int `json:"-"`
+}
+
+// FakeVA speaks the VA originate API: POST /{sip_id}/originate/ with a
+// bearer token. It counts live calls (originated, not yet ended by the
+// test) and remembers the highest count it ever saw.
+type FakeVA struct {
+	*httptest.Server
+	mu        sync.Mutex
+	requests  []Originate
+	live      map[string]bool
+	maxLive   int
+	status    int
+	hang      chan struct{}
+	arrived   chan Originate
+	onRequest func(Originate)
+}
+
+// NewFakeVA starts a fake VA for t.
+func NewFakeVA(t testing.TB) *FakeVA {
+	va := &FakeVA{live: map[string]bool{}, status: http.StatusOK, arrived: make(chan Originate, 10000)}
+	va.Server = httptest.NewServer(http.HandlerFunc(va.serve))
+	t.Cleanup(func() {
+		va.Release()
+		va.Server.Close()
+	})
+	return va
+}
+
+func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || len(r.URL.Path) < len("/x/originate/") || r.URL.Path[len(r.URL.Path)-len("/originate/"):] != "/originate/" {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+FakeVAToken {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	var o Originate
+	if err := json.NewDecoder(r.Body).Decode(&o); err != nil || o.CallID == "" || o.PhoneNumber == "" {
+		http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
+		return
+	}
+	o.SipID = r.URL.Path[1 : len(r.URL.Path)-len("/originate/")]
+	o.At = time.Now()
+	va.mu.Lock()
+	status, hang, onRequest := va.status, va.hang, va.onRequest
+	if status < 300 {
+		o.Live = len(va.live)
+		va.live[o.CallID] = true
+		va.maxLive = max(va.maxLive, len(va.live))
+	}
+	va.requests = append(va.requests, o)
+	va.mu.Unlock()
+	va.arrived <- o
+	if onRequest != nil {
+		onRequest(o)
+	}
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if status < 300 {
+		_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "callId": "va-" + o.CallID})
+	} else {
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": "failed"})
+	}
+}
+
+// SetStatus makes the VA answer with status from now on.
+func (va *FakeVA) SetStatus(status int) {
+	va.mu.Lock()
+	va.status = status
+	va.mu.Unlock()
+}
+
+// Hang makes requests wait until Release (or their client gives up).
+func (va *FakeVA) Hang() {
+	va.mu.Lock()
+	va.hang = make(chan struct{})
+	va.mu.Unlock()
+}
+
+// Release lets hanging requests answer.
+func (va *FakeVA) Release() {
+	va.mu.Lock()
+	if va.hang != nil {
+		close(va.hang)
+		va.hang = nil
+	}
+	va.mu.Unlock()
+}
+
+// OnRequest calls fn for each request (from the server's goroutine).
+func (va *FakeVA) OnRequest(fn func(Originate)) {
+	va.mu.Lock()
+	va.onRequest = fn
+	va.mu.Unlock()
+}
+
+// End marks a call no longer live (the test sends its call_end).
+func (va *FakeVA) End(callID string) {
+	va.mu.Lock()
+	delete(va.live, callID)
+	va.mu.Unlock()
+}
+
+// Requests returns every request so far.
+func (va *FakeVA) Requests() []Originate {
+	va.mu.Lock()
+	defer va.mu.Unlock()
+	return append([]Originate(nil), va.requests...)
+}
+
+// CountFor returns how many originates call id received.
+func (va *FakeVA) CountFor(callID string) int {
+	n := 0
+	for _, r := range va.Requests() {
+		if r.CallID == callID {
+			n++
+		}
+	}
+	return n
+}
+
+// MaxLive is the most calls the VA ever had live at once.
+func (va *FakeVA) MaxLive() int {
+	va.mu.Lock()
+	defer va.mu.Unlock()
+	return va.maxLive
+}
+
+// Next waits for the next originate request.
+func (va *FakeVA) Next(t testing.TB, timeout time.Duration) Originate {
+	t.Helper()
+	select {
+	case o := <-va.arrived:
+		return o
+	case <-time.After(timeout):
+		t.Fatalf("no originate request within %s", timeout)
+		return Originate{}
+	}
+}

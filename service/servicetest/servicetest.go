@@ -1,0 +1,268 @@
+// Package servicetest runs real callqueue processes for tests: a fresh
+// Postgres database, an in-process JetStream server on a random port (that
+// can be restarted on the same store), a clock the test moves, and a fake
+// Voice Assistant speaking the originate wire format.
+package servicetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/service"
+	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/store/storetest"
+	"github.com/callqueue/callqueue/workers"
+)
+
+// Clock is a clock the test moves; it starts at a fixed instant.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock starts at 2026-01-21 12:39:12 UTC (a Wednesday).
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 21, 12, 39, 12, 0, time.UTC)} }
+
+// Now implements workers.Clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Env is one test's world: database, NATS, clock.
+type Env struct {
+	t           testing.TB
+	DatabaseURL string
+	Store       *store.Store
+	Clock       *Clock
+	natsDir     string
+	natsPort    int
+	NATS        *server.Server
+	Log         zerolog.Logger
+}
+
+// New prepares a database and a JetStream server for t.
+func New(t testing.TB) *Env {
+	t.Helper()
+	st, url := storetest.NewStore(t)
+	e := &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), natsDir: t.TempDir(), natsPort: -1,
+		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	e.StartNATS()
+	t.Cleanup(e.StopNATS)
+	return e
+}
+
+// StartNATS starts (or restarts, on the same store and port) the server.
+func (e *Env) StartNATS() {
+	e.t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: e.natsPort, JetStream: true, StoreDir: e.natsDir,
+		NoLog: true, NoSigs: true, MaxPayload: queue.MaxPayload}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		e.t.Fatal("nats did not start")
+	}
+	e.NATS = ns
+	e.natsPort = ns.Addr().(*net.TCPAddr).Port
+}
+
+// StopNATS shuts the server down (its store stays for StartNATS).
+func (e *Env) StopNATS() {
+	if e.NATS != nil {
+		e.NATS.Shutdown()
+		e.NATS.WaitForShutdown()
+		e.NATS = nil
+	}
+}
+
+// NATSURL is the server's client URL.
+func (e *Env) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", e.natsPort) }
+
+// Options tune an Instance.
+type Options struct {
+	Role    string
+	Workers workers.Config
+	// BreakerOpenFor shortens the dialler breaker's open period.
+	BreakerOpenFor time.Duration
+}
+
+// Instance is one running callqueue process.
+type Instance struct {
+	*service.Service
+	URL string
+}
+
+// Start runs a callqueue process against the env. It is shut down when the
+// test ends unless killed first.
+func (e *Env) Start(opt Options) *Instance {
+	e.t.Helper()
+	nc, err := nats.Connect(e.NATSURL(), queue.ConnectOptions("test")...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
+		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir()}
+	if opt.Workers.Consumer.AckWait == 0 {
+		opt.Workers.Consumer.AckWait = 3 * time.Second
+	}
+	if opt.Workers.Tick == 0 {
+		opt.Workers.Tick = 20 * time.Millisecond
+	}
+	if opt.Workers.SweepEvery == 0 {
+		opt.Workers.SweepEvery = 100 * time.Millisecond
+	}
+	if len(opt.Workers.Consumer.Backoff) == 0 {
+		opt.Workers.Consumer.Backoff = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
+	}
+	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: e.Clock, Workers: opt.Workers,
+		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor}, e.Log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	in := &Instance{Service: svc, URL: "http://" + svc.Addr()}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = svc.Shutdown(ctx)
+	})
+	return in
+}
+
+// Admin is an owner's admin-API client.
+type Admin struct {
+	t     testing.TB
+	URL   string
+	Token string
+}
+
+// Admin creates a token for owner against the instance.
+func (e *Env) Admin(in *Instance, owner string) *Admin {
+	e.t.Helper()
+	_, tok, err := e.Store.CreateToken(context.Background(), owner, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &Admin{t: e.t, URL: in.URL, Token: tok}
+}
+
+// Do sends an admin request and decodes the JSON answer into out (if not nil).
+func (a *Admin) Do(method, path string, body any, out any) int {
+	a.t.Helper()
+	return Request(a.t, method, a.URL+path, map[string]string{"Authorization": "Bearer " + a.Token}, body, out)
+}
+
+// Request sends a JSON request. body may be a string (sent raw), []byte or
+// a value to encode.
+func Request(t testing.TB, method, url string, headers map[string]string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Integration is a created integration with its webhook token.
+type Integration = store.Integration
+
+// CreateIntegration creates an integration dialling through va, with the
+// given call_handling overrides, active and ready to dial.
+func (a *Admin) CreateIntegration(name string, va *FakeVA, callHandling map[string]any) Integration {
+	a.t.Helper()
+	var in Integration
+	if code := a.Do("POST", "/api/integrations", map[string]any{"name": name}, &in); code != http.StatusCreated {
+		a.t.Fatalf("create integration: %d", code)
+	}
+	if callHandling != nil {
+		if code := a.Do("PUT", "/api/integrations/"+in.ID.String()+"/config/call_handling", callHandling, nil); code != http.StatusOK {
+			a.t.Fatalf("put call_handling: %d", code)
+		}
+	}
+	if va != nil {
+		if code := a.Do("PUT", "/api/integrations/"+in.ID.String()+"/config/voice",
+			map[string]any{"provider": "va", "base_url": va.URL, "sip_id": "sip-1", "assistant_id": "asst-1"}, nil); code != http.StatusOK {
+			a.t.Fatalf("put voice: %d", code)
+		}
+		if code := a.Do("POST", "/api/integrations/"+in.ID.String()+"/secrets",
+			map[string]any{"key": "VA_AUTH_TOKEN", "value": FakeVAToken}, nil); code != http.StatusCreated {
+			a.t.Fatalf("post secret: %d", code)
+		}
+	}
+	a.Do("GET", "/api/integrations/"+in.ID.String(), nil, &in)
+	return in
+}
+
+// Webhook posts body to /{slug}/webhook/{name} with the integration's token.
+func Webhook(t testing.TB, in *Instance, integ Integration, name string, body any, out any) int {
+	t.Helper()
+	return Request(t, "POST", in.URL+"/"+integ.Slug+"/webhook/"+name, map[string]string{"X-Webhook-Token": integ.WebhookToken}, body, out)
+}
+
+// Eventually polls cond every 10ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,710 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
+)
+
+// Call is a call as stored and shown by the API.
+type Call struct {
+	ID               uuid.UUID        `json:"id"`
+	IntegrationID    uuid.UUID        `json:"integrationId"`
+	PhoneNumber      string           `json:"phoneNumber"`
+	RecordID         *string          `json:"recordId"`
+	Status           callstate.Status `json:"status"`
+	Priority         int              `json:"priority"`
+	Attempt          int              `json:"attempt"`
+	MaxAttempts      int              `json:"maxAttempts"`
+	NextRetryAt      *time.Time       `json:"nextRetryAt"`
+	ExternalCallID   *string          `json:"externalCallId"`
+	ConversationID   *string          `json:"conversationId"`
+	DurationSecs     *float64         `json:"durationSecs"`
+	Outcome          *string          `json:"outcome"`
+	Summary          *string          `json:"summary,omitempty"`
+	DynamicVariables json.RawMessage  `json:"dynamicVariables"`
+	Transcript       json.RawMessage  `json:"transcript,omitempty"`
+	Analysis         json.RawMessage  `json:"analysis,omitempty"`
+	Metadata         json.RawMessage  `json:"metadata,omitempty"`
+	DialState        string           `json:"dialState"`
+	TraceID          *string          `json:"traceId,omitempty"`
+	QueuedAt         time.Time        `json:"queuedAt"`
+	SlotTakenAt      *time.Time       `json:"slotTakenAt,omitempty"`
+	CreatedAt        time.Time        `json:"createdAt"`
+	UpdatedAt        time.Time        `json:"updatedAt"`
+}
+
+// CallEventRow is one entry of a call's history.
+type CallEventRow struct {
+	ID         int64           `json:"id"`
+	Attempt    int             `json:"attempt"`
+	Kind       string          `json:"kind"`
+	FromStatus *string         `json:"fromStatus"`
+	ToStatus   *string         `json:"toStatus"`
+	Detail     json.RawMessage `json:"detail"`
+	TraceID    *string         `json:"traceId,omitempty"`
+	OccurredAt time.Time       `json:"occurredAt"`
+}
+
+const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
+	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
+	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at`
+
+func scanCall(row pgx.Row) (Call, error) {
+	var c Call
+	err := row.Scan(&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
+		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
+		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt)
+	return c, notFound(err)
+}
+
+// NewCall is a call-originate request taken from the queue.
+type NewCall struct {
+	ID               uuid.UUID
+	IntegrationID    uuid.UUID
+	PhoneNumber      string
+	RecordID         string
+	Priority         int
+	DynamicVariables json.RawMessage
+	// IdempotencyKeys are the natural keys of the request; a call already
+	// created under any of them within its expiry makes this one a duplicate.
+	IdempotencyKeys []string
+	TraceID         string
+	ReceivedAt      time.Time
+}
+
+// IdempotencyWindow is how long a call-originate key maps to its call.
+const IdempotencyWindow = 24 * time.Hour
+
+// processedKeyTTL keeps processed-message keys as long as the streams keep
+// messages, so a redelivered message never applies twice.
+const processedKeyTTL = 8 * 24 * time.Hour
+
+// InsertCalls stores queued calls in one transaction. Duplicates (same id,
+// or a live idempotency key) are skipped. It returns the integrations that
+// gained a queued call.
+func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time) ([]uuid.UUID, error) {
+	var touched []uuid.UUID
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		touched = touched[:0]
+		maxAttempts := map[uuid.UUID]int{}
+		for _, c := range calls {
+			if _, ok := maxAttempts[c.IntegrationID]; !ok {
+				raw, err := loadConfig(ctx, tx, c.IntegrationID)
+				if err != nil {
+					return err
+				}
+				maxAttempts[c.IntegrationID] = config.Decode(raw).CallHandling.MaxAttempts
+			}
+			duplicate := false
+			for _, key := range c.IdempotencyKeys {
+				var ref string
+				err := tx.QueryRow(ctx, `INSERT INTO processed_keys (scope, key, ref, expires_at) VALUES ('originate', $1, $2, $3)
+					ON CONFLICT (scope, key) DO UPDATE SET ref = EXCLUDED.ref, expires_at = EXCLUDED.expires_at
+						WHERE processed_keys.expires_at <= $4
+					RETURNING ref`, c.IntegrationID.String()+":"+key, c.ID.String(), now.Add(IdempotencyWindow), now).Scan(&ref)
+				if err == pgx.ErrNoRows {
+					// A live key: this request was already taken (under this
+					// id, when it is a redelivery, or under another).
+					duplicate = true
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if duplicate {
+				continue
+			}
+			vars := c.DynamicVariables
+			if len(vars) == 0 {
+				vars = json.RawMessage(`{}`)
+			}
+			var recordID *string
+			if c.RecordID != "" {
+				recordID = &c.RecordID
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO calls (id, integration_id, phone_number, record_id, status, priority,
+				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7) ON CONFLICT (id) DO NOTHING`,
+				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID))
+			if err != nil {
+				return fmt.Errorf("insert call %s: %w", c.ID, err)
+			}
+			if tag.RowsAffected() == 0 {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO call_events (call_id, attempt, kind, to_status, detail, trace_id, occurred_at)
+				VALUES ($1, 0, 'queued', 'queued', $2, $3, $4)`, c.ID, map[string]any{"priority": c.Priority}, nullable(c.TraceID), now); err != nil {
+				return err
+			}
+			if !slices.Contains(touched, c.IntegrationID) {
+				touched = append(touched, c.IntegrationID)
+			}
+		}
+		return nil
+	})
+	return touched, err
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// CallEvent is something that happened to a call, addressed by our id, the
+// dialler's id, the agent's conversation id or, last, the phone number.
+type CallEvent struct {
+	IntegrationID  uuid.UUID
+	CallID         uuid.UUID
+	ExternalCallID string
+	ConversationID string
+	Phone          string
+	// Attempt, when not zero, is the attempt the event belongs to; an event
+	// of an earlier attempt is late and changes nothing.
+	Attempt  int
+	Event    callstate.Event
+	Postcall *PostcallData
+	Detail   map[string]any
+	TraceID  string
+	// Key, when set, makes the event apply at most once (a message's
+	// stream position, so a redelivery is recognised).
+	Key string
+	At  time.Time
+}
+
+// PostcallData is what the agent reported after the call.
+type PostcallData struct {
+	Transcript json.RawMessage
+	Analysis   json.RawMessage
+	Metadata   json.RawMessage
+	Summary    string
+	Outcome    string
+}
+
+// Applied is the effect of one CallEvent.
+type Applied struct {
+	CallID        uuid.UUID
+	IntegrationID uuid.UUID
+	Found         bool
+	Duplicate     bool
+	Decision      callstate.Decision
+}
+
+// FreesSlot reports whether the event released a concurrency slot.
+func (a Applied) FreesSlot() bool { return a.Decision.Changed && a.Decision.HoldsSlotChange() < 0 }
+
+// ApplyEvents applies events in order in one transaction: it finds and
+// locks their calls, runs the state machine and writes each change with its
+// history row. Events whose Key was seen before are skipped.
+func (s *Store) ApplyEvents(ctx context.Context, events []CallEvent) ([]Applied, error) {
+	var out []Applied
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = applyEvents(ctx, tx, events)
+		return err
+	})
+	return out, err
+}
+
+type lockedCall struct {
+	Call
+	changed bool
+	policy  config.CallHandling
+}
+
+func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied, error) {
+	out := make([]Applied, len(events))
+	fresh, err := claimKeys(ctx, tx, events)
+	if err != nil {
+		return nil, err
+	}
+	// Resolve every event to a call id (and, for a dialler id, its attempt).
+	ids := make([]uuid.UUID, len(events))
+	for i, ev := range events {
+		out[i].IntegrationID = ev.IntegrationID
+		out[i].Duplicate = !fresh[i]
+		if !fresh[i] {
+			continue
+		}
+		id, attempt, err := resolveCall(ctx, tx, ev)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+		if attempt > 0 && events[i].Attempt == 0 {
+			events[i].Attempt = attempt
+		}
+	}
+	calls, err := lockCalls(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	batch := &pgx.Batch{}
+	for i, ev := range events {
+		c := calls[ids[i]]
+		if !fresh[i] || c == nil || c.IntegrationID != ev.IntegrationID {
+			continue
+		}
+		out[i].Found, out[i].CallID = true, c.ID
+		d := callstate.Decision{From: c.Status, To: c.Status, Attempt: c.Attempt, Why: "event of an earlier attempt"}
+		if ev.Attempt == 0 || ev.Attempt == c.Attempt {
+			d = callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts}, ev.Event, c.policy, ev.At)
+		}
+		out[i].Decision = d
+		if !d.Changed {
+			continue
+		}
+		queueChange(batch, &c.Call, ev, d)
+		c.changed = true
+	}
+	if batch.Len() == 0 {
+		return out, nil
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("write call changes: %w", err)
+	}
+	return out, nil
+}
+
+// claimKeys records the events' keys; an event whose key was already
+// recorded is not fresh.
+func claimKeys(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]bool, error) {
+	fresh := make([]bool, len(events))
+	var keys []string
+	for i, ev := range events {
+		fresh[i] = true
+		if ev.Key != "" {
+			keys = append(keys, ev.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return fresh, nil
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO processed_keys (scope, key, expires_at)
+		SELECT 'event', k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING RETURNING key`,
+		keys, events[0].At.Add(processedKeyTTL))
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		taken[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i, ev := range events {
+		if ev.Key == "" {
+			continue
+		}
+		// Fresh only for the first event carrying a newly recorded key.
+		fresh[i] = taken[ev.Key] && !seen[ev.Key]
+		seen[ev.Key] = true
+	}
+	return fresh, nil
+}
+
+func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, error) {
+	if ev.CallID != uuid.Nil {
+		return ev.CallID, 0, nil
+	}
+	var id uuid.UUID
+	var attempt int
+	if ev.ExternalCallID != "" {
+		if parsed, err := uuid.Parse(ev.ExternalCallID); err == nil {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1 AND integration_id = $2)`,
+				parsed, ev.IntegrationID).Scan(&exists); err != nil {
+				return id, 0, err
+			}
+			if exists {
+				return parsed, 0, nil
+			}
+		}
+		err := tx.QueryRow(ctx, `SELECT call_id, attempt FROM call_attempts WHERE integration_id = $1 AND external_call_id = $2`,
+			ev.IntegrationID, ev.ExternalCallID).Scan(&id, &attempt)
+		if err == nil || err != pgx.ErrNoRows {
+			return id, attempt, err
+		}
+	}
+	if ev.ConversationID != "" {
+		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE conversation_id = $1 AND integration_id = $2
+			ORDER BY created_at DESC LIMIT 1`, ev.ConversationID, ev.IntegrationID).Scan(&id)
+		if err == nil || err != pgx.ErrNoRows {
+			return id, 0, err
+		}
+	}
+	if ev.Phone != "" {
+		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE integration_id = $1 AND phone_number = $2
+			AND status IN ('initiated', 'in_progress', 'waiting_postcall')
+			ORDER BY slot_taken_at DESC NULLS LAST, created_at DESC LIMIT 1`, ev.IntegrationID, ev.Phone).Scan(&id)
+		if err != nil && err != pgx.ErrNoRows {
+			return id, 0, err
+		}
+	}
+	return id, 0, nil
+}
+
+func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
+	var want []uuid.UUID
+	for _, id := range ids {
+		if id != uuid.Nil && !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	out := map[uuid.UUID]*lockedCall{}
+	if len(want) == 0 {
+		return out, nil
+	}
+	// Rows are locked in id order so that concurrent batches cannot deadlock.
+	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ANY($1) ORDER BY id FOR UPDATE`, want)
+	if err != nil {
+		return nil, err
+	}
+	var integrations []uuid.UUID
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[c.ID] = &lockedCall{Call: c}
+		if !slices.Contains(integrations, c.IntegrationID) {
+			integrations = append(integrations, c.IntegrationID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	policies, err := callHandling(ctx, tx, integrations)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		c.policy = policies[c.IntegrationID]
+	}
+	return out, nil
+}
+
+// callHandling loads the call_handling config of several integrations.
+func callHandling(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.CallHandling, error) {
+	out := map[uuid.UUID]config.CallHandling{}
+	for _, id := range integrations {
+		out[id] = config.Decode(nil).CallHandling
+	}
+	if len(integrations) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT integration_id, value FROM integration_config
+		WHERE key = 'call_handling' AND integration_id = ANY($1)`, integrations)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, err
+		}
+		out[id] = config.Decode(map[string]json.RawMessage{config.KeyCallHandling: raw}).CallHandling
+	}
+	return out, rows.Err()
+}
+
+// queueChange adds the statements for one decided change to batch and
+// updates c in memory, so later events of the same batch see it.
+func queueChange(batch *pgx.Batch, c *Call, ev CallEvent, d callstate.Decision) {
+	at := ev.At
+	wasHolding := c.Status.HoldsSlot()
+	c.Status, c.Attempt = d.To, d.Attempt
+	if !d.To.HoldsSlot() {
+		c.SlotTakenAt = nil
+	} else if !wasHolding {
+		c.SlotTakenAt = &at
+	}
+	c.NextRetryAt = nil
+	if d.To == callstate.RetryScheduled {
+		next := d.NextRetryAt
+		c.NextRetryAt = &next
+	}
+	if d.Outcome != "" {
+		c.Outcome = &d.Outcome
+	}
+	if ev.Event.Kind == callstate.Dial {
+		c.DialState = "dialing"
+	}
+	if ev.Event.Kind == callstate.DialAccepted {
+		c.DialState = "accepted"
+		if ev.ExternalCallID != "" {
+			c.ExternalCallID = &ev.ExternalCallID
+		}
+	}
+	if ev.Event.Kind == callstate.DialFailed {
+		c.DialState = "failed"
+	}
+	if ev.ConversationID != "" && c.ConversationID == nil {
+		c.ConversationID = &ev.ConversationID
+	}
+	if ev.Event.Kind == callstate.CallEnd {
+		dur := ev.Event.DurationSecs
+		c.DurationSecs = &dur
+	}
+	if p := ev.Postcall; p != nil {
+		c.Transcript, c.Analysis, c.Metadata = p.Transcript, p.Analysis, p.Metadata
+		if p.Summary != "" {
+			c.Summary = &p.Summary
+		}
+		if p.Outcome != "" {
+			c.Outcome = &p.Outcome
+		}
+	}
+	if d.To == callstate.Queued {
+		c.QueuedAt = at
+	}
+	batch.Queue(`UPDATE calls SET status = $2, attempt = $3, slot_taken_at = $4, next_retry_at = $5, outcome = $6,
+		dial_state = $7, external_call_id = $8, conversation_id = $9, duration_secs = $10, transcript = $11,
+		analysis = $12, call_metadata = $13, summary = $14, queued_at = $15, updated_at = $16 WHERE id = $1`,
+		c.ID, c.Status, c.Attempt, c.SlotTakenAt, c.NextRetryAt, c.Outcome, c.DialState, c.ExternalCallID,
+		c.ConversationID, c.DurationSecs, c.Transcript, c.Analysis, c.Metadata, c.Summary, c.QueuedAt, at)
+
+	switch {
+	case ev.Event.Kind == callstate.DialAborted:
+		batch.Queue(`DELETE FROM call_attempts WHERE call_id = $1 AND attempt = $2`, c.ID, c.Attempt+1)
+		c.DialState = "none"
+		batch.Queue(`UPDATE calls SET dial_state = 'none' WHERE id = $1`, c.ID)
+	case ev.Event.Kind == callstate.Dial:
+		batch.Queue(`INSERT INTO call_attempts (call_id, attempt, integration_id, started_at) VALUES ($1, $2, $3, $4)`,
+			c.ID, c.Attempt, c.IntegrationID, at)
+	case ev.Event.Kind == callstate.DialAccepted && ev.ExternalCallID != "":
+		batch.Queue(`UPDATE call_attempts SET external_call_id = $3 WHERE call_id = $1 AND attempt = $2`,
+			c.ID, c.Attempt, ev.ExternalCallID)
+	}
+	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
+		var dur *float64
+		if ev.Event.Kind == callstate.CallEnd {
+			dur = &ev.Event.DurationSecs
+		}
+		batch.Queue(`UPDATE call_attempts SET ended_at = $3, outcome = $4, duration_secs = $5 WHERE call_id = $1 AND attempt = $2`,
+			c.ID, c.Attempt, at, nullable(d.Outcome), dur)
+	}
+
+	detail := map[string]any{}
+	for k, v := range ev.Detail {
+		detail[k] = v
+	}
+	if d.Outcome != "" {
+		detail["outcome"] = d.Outcome
+	}
+	if d.Why != "" {
+		detail["reason"] = d.Why
+	}
+	if d.To == callstate.RetryScheduled {
+		detail["nextRetryAt"] = d.NextRetryAt.UTC().Format(time.RFC3339Nano)
+	}
+	if ev.Event.Kind == callstate.CallEnd {
+		detail["durationSecs"] = ev.Event.DurationSecs
+	}
+	if ev.ExternalCallID != "" {
+		detail["externalCallId"] = ev.ExternalCallID
+	}
+	batch.Queue(`INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, c.ID, c.Attempt, string(ev.Event.Kind), string(d.From), string(d.To),
+		detail, nullable(ev.TraceID), at)
+}
+
+// Claimed is a call whose slot was taken and whose attempt is recorded:
+// it is to be dialled exactly once.
+type Claimed struct {
+	Call   Call
+	Config config.Integration
+}
+
+// ClaimCalls takes free concurrency slots of an integration for its oldest
+// queued calls (highest priority first) and records each dial attempt, all
+// in one transaction that holds the integration's row lock, so the limit
+// holds across any number of dispatchers. open decides whether dialling is
+// allowed at all right now (calling window, breaker).
+func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
+	var out []Claimed
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status)
+		if err != nil {
+			return notFound(err)
+		}
+		if status != StatusActive && status != StatusHasErrors {
+			return nil
+		}
+		raw, err := loadConfig(ctx, tx, integrationID)
+		if err != nil {
+			return err
+		}
+		cfg := config.Decode(raw)
+		if open != nil && !open(cfg) {
+			return nil
+		}
+		var active int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE integration_id = $1 AND status IN ('initiated', 'in_progress')`,
+			integrationID).Scan(&active); err != nil {
+			return err
+		}
+		free := cfg.CallHandling.ConcurrencyLimit - active
+		if free <= 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE integration_id = $1 AND status = 'queued'
+			ORDER BY priority DESC, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, integrationID, free)
+		if err != nil {
+			return err
+		}
+		var calls []Call
+		for rows.Next() {
+			c, err := scanCall(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			calls = append(calls, c)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		batch := &pgx.Batch{}
+		for i := range calls {
+			c := &calls[i]
+			d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
+				callstate.Event{Kind: callstate.Dial}, cfg.CallHandling, now)
+			if !d.Changed {
+				continue
+			}
+			queueChange(batch, c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
+				TraceID: deref(c.TraceID)}, d)
+			out = append(out, Claimed{Call: *c, Config: cfg})
+		}
+		if batch.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	return out, err
+}
+
+// Due is a call whose retry time has come, put back in the queue.
+type Due struct {
+	CallID        uuid.UUID
+	IntegrationID uuid.UUID
+}
+
+// RequeueDue moves retry_scheduled calls whose time has come back to
+// queued. Each call moves once however many schedulers run.
+func (s *Store) RequeueDue(ctx context.Context, now time.Time, limit int) ([]Due, error) {
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			UPDATE calls SET status = 'queued', next_retry_at = NULL, queued_at = $1, updated_at = $1
+			WHERE id IN (SELECT id FROM calls WHERE status = 'retry_scheduled' AND next_retry_at <= $1
+				ORDER BY next_retry_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+			RETURNING id, integration_id, attempt, trace_id),
+		history AS (
+			INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, trace_id, occurred_at)
+			SELECT id, attempt, 'retry_due', 'retry_scheduled', 'queued', trace_id, $1 FROM due)
+		SELECT id, integration_id FROM due`, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Due
+	for rows.Next() {
+		var d Due
+		if err := rows.Scan(&d.CallID, &d.IntegrationID); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// NextRetryAt is the earliest scheduled retry, or zero when none.
+func (s *Store) NextRetryAt(ctx context.Context) (time.Time, error) {
+	var at *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT min(next_retry_at) FROM calls WHERE status = 'retry_scheduled'`).Scan(&at)
+	if at == nil {
+		return time.Time{}, err
+	}
+	return *at, err
+}
+
+// Overdue is a call that has held its slot too long.
+type Overdue struct {
+	CallID        uuid.UUID
+	IntegrationID uuid.UUID
+	Attempt       int
+	Reason        string
+}
+
+// OverdueCalls finds calls holding a slot past max_call_duration_secs, and
+// calls whose dial never reported back within dialLost (the dialling
+// process died mid-request).
+func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
+			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
+		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
+		WHERE c.status IN ('initiated', 'in_progress')
+		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
+		    OR c.slot_taken_at <= $1 - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
+		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Overdue
+	for rows.Next() {
+		var o Overdue
+		if err := rows.Scan(&o.CallID, &o.IntegrationID, &o.Attempt, &o.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// PruneKeys deletes expired processed keys.
+func (s *Store) PruneKeys(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM processed_keys WHERE expires_at < $1`, now)
+	return tag.RowsAffected(), err
+}
+
+// NoteEvent adds an entry to the matching call's history without moving
+// it (post-call audio, for instance). An unmatched event is dropped.
+func (s *Store) NoteEvent(ctx context.Context, ev CallEvent, kind string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		fresh, err := claimKeys(ctx, tx, []CallEvent{ev})
+		if err != nil || !fresh[0] {
+			return err
+		}
+		id, attempt, err := resolveCall(ctx, tx, ev)
+		if err != nil || id == uuid.Nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO call_events (call_id, attempt, kind, detail, trace_id, occurred_at)
+			SELECT id, COALESCE(NULLIF($2, 0), attempt), $3, $4, $5, $6 FROM calls WHERE id = $1 AND integration_id = $7`,
+			id, attempt, kind, ev.Detail, nullable(ev.TraceID), ev.At, ev.IntegrationID)
+		return err
+	})
+}

@@ -1,0 +1,388 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callqueue/callqueue/config"
+)
+
+// Integration statuses (seed 003 lifecycle).
+const (
+	StatusNotConfigured = "not_configured"
+	StatusActive        = "active"
+	StatusPaused        = "paused"
+	StatusHasErrors     = "has_errors"
+	StatusFailed        = "failed"
+)
+
+// Integration is a tenant's voice integration.
+type Integration struct {
+	ID                  uuid.UUID `json:"id"`
+	Name                string    `json:"name"`
+	Slug                string    `json:"slug"`
+	OwnerID             string    `json:"ownerId"`
+	Status              string    `json:"status"`
+	WebhookToken        string    `json:"webhookToken"`
+	AgentPrompt         *string   `json:"agentPrompt"`
+	ElevenLabsAgentID   *string   `json:"elevenLabsAgentId"`
+	SaasAssistantName   *string   `json:"saasAssistantName"`
+	PhoneNumber         *string   `json:"phoneNumber"`
+	VoiceAssistantSipID *string   `json:"voiceAssistantSipId"`
+	CreatedAt           time.Time `json:"createdAt"`
+	UpdatedAt           time.Time `json:"updatedAt"`
+}
+
+// IntegrationFields are the writable fields; nil means "not given".
+type IntegrationFields struct {
+	Name                *string
+	Slug                *string
+	Status              *string
+	AgentPrompt         *string
+	ElevenLabsAgentID   *string
+	SaasAssistantName   *string
+	PhoneNumber         *string
+	VoiceAssistantSipID *string
+}
+
+// SlugPattern is the shape of an integration's URL key.
+var SlugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+// reservedSlugs are first path segments the service itself serves.
+var reservedSlugs = map[string]bool{"api": true, "metrics": true, "healthz": true, "readyz": true, "docs": true}
+
+// ReservedSlug reports whether slug would shadow one of the service's own paths.
+func ReservedSlug(slug string) bool { return reservedSlugs[slug] }
+
+// Slugify derives a URL key from a name.
+func Slugify(name string) string {
+	s := nonSlug.ReplaceAllString(strings.ToLower(name), "-")
+	s = strings.Trim(s, "-")
+	if len(s) > 56 {
+		s = strings.TrimRight(s[:56], "-")
+	}
+	if s == "" || reservedSlugs[s] {
+		s = strings.TrimPrefix(s+"-integration", "-")
+	}
+	return s
+}
+
+const integrationColumns = `id, name, slug, owner_id, status, webhook_token_enc, agent_prompt, elevenlabs_agent_id,
+	saas_assistant_name, phone_number, voice_assistant_sip_id, created_at, updated_at`
+
+func (s *Store) scanIntegration(row pgx.Row) (Integration, error) {
+	var in Integration
+	var tokenEnc []byte
+	err := row.Scan(&in.ID, &in.Name, &in.Slug, &in.OwnerID, &in.Status, &tokenEnc, &in.AgentPrompt,
+		&in.ElevenLabsAgentID, &in.SaasAssistantName, &in.PhoneNumber, &in.VoiceAssistantSipID, &in.CreatedAt, &in.UpdatedAt)
+	if err != nil {
+		return in, notFound(err)
+	}
+	token, err := s.sealer.Open(tokenEnc, webhookTokenContext(in.ID))
+	if err != nil {
+		return in, fmt.Errorf("integration %s webhook token: %w", in.ID, err)
+	}
+	in.WebhookToken = string(token)
+	return in, nil
+}
+
+func webhookTokenContext(id uuid.UUID) string { return "webhook-token:" + id.String() }
+
+// CreateIntegration creates an integration for owner. A slug derived from
+// the name gets a numeric suffix when taken; an explicit slug that is taken
+// is a ConflictError.
+func (s *Store) CreateIntegration(ctx context.Context, owner string, f IntegrationFields) (Integration, error) {
+	id := uuid.New()
+	token := randomToken("wh_", 24)
+	explicit := f.Slug != nil
+	base := Slugify(deref(f.Name))
+	if explicit {
+		base = *f.Slug
+	}
+	for n := 1; ; n++ {
+		slug := base
+		if n > 1 {
+			slug = fmt.Sprintf("%s-%d", base, n)
+		}
+		in, err := s.scanIntegration(s.pool.QueryRow(ctx, `INSERT INTO integrations (id, name, slug, owner_id, webhook_token_enc,
+			agent_prompt, elevenlabs_agent_id, saas_assistant_name, phone_number, voice_assistant_sip_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+integrationColumns,
+			id, deref(f.Name), slug, owner, s.sealer.Seal([]byte(token), webhookTokenContext(id)),
+			f.AgentPrompt, f.ElevenLabsAgentID, f.SaasAssistantName, f.PhoneNumber, f.VoiceAssistantSipID))
+		if isUniqueViolation(err, "integrations_slug_key") {
+			if explicit || n >= 100 {
+				return in, &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
+			}
+			continue
+		}
+		return in, err
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// GetIntegration returns owner's integration ("" owner: any).
+func (s *Store) GetIntegration(ctx context.Context, owner string, id uuid.UUID) (Integration, error) {
+	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
+		WHERE id = $1 AND (owner_id = $2 OR $2 = '')`, id, owner))
+}
+
+// IntegrationBySlug returns the integration with that URL key.
+func (s *Store) IntegrationBySlug(ctx context.Context, slug string) (Integration, error) {
+	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE slug = $1`, slug))
+}
+
+// ListOptions page and order a list.
+type ListOptions struct {
+	Search string
+	Order  string // name, -name, createdAt, -createdAt
+	Limit  int
+	Offset int
+}
+
+var integrationOrder = map[string]string{
+	"name": "lower(name), id", "-name": "lower(name) DESC, id DESC",
+	"createdAt": "created_at, id", "-createdAt": "created_at DESC, id DESC", "": "created_at, id",
+}
+
+// ListIntegrations returns one page of owner's integrations and the total.
+func (s *Store) ListIntegrations(ctx context.Context, owner string, opt ListOptions) ([]Integration, int, error) {
+	order, ok := integrationOrder[opt.Order]
+	if !ok {
+		return nil, 0, fmt.Errorf("unknown order %q", opt.Order)
+	}
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(opt.Search) + "%"
+	rows, err := s.pool.Query(ctx, `SELECT `+integrationColumns+`, count(*) OVER () FROM integrations
+		WHERE owner_id = $1 AND (name ILIKE $2 OR slug ILIKE $2)
+		ORDER BY `+order+` LIMIT $3 OFFSET $4`, owner, pattern, opt.Limit, opt.Offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []Integration
+	total := 0
+	for rows.Next() {
+		in, err := s.scanIntegration(scanFunc(func(dest ...any) error { return rows.Scan(append(dest, &total)...) }))
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if len(out) == 0 && opt.Offset > 0 {
+		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM integrations WHERE owner_id = $1 AND (name ILIKE $2 OR slug ILIKE $2)`,
+			owner, pattern).Scan(&total)
+	}
+	return out, total, err
+}
+
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// UpdateIntegration applies f to owner's integration. replace clears the
+// optional fields f leaves nil (PUT); otherwise they are kept (PATCH).
+func (s *Store) UpdateIntegration(ctx context.Context, owner string, id uuid.UUID, f IntegrationFields, replace bool) (Integration, error) {
+	var out Integration
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := s.scanIntegration(tx.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
+			WHERE id = $1 AND (owner_id = $2 OR $2 = '') FOR UPDATE`, id, owner))
+		if err != nil {
+			return err
+		}
+		pick := func(next *string, cur *string) *string {
+			if next != nil {
+				if *next == "" {
+					return nil
+				}
+				return next
+			}
+			if replace {
+				return nil
+			}
+			return cur
+		}
+		name := cur.Name
+		if f.Name != nil {
+			name = *f.Name
+		}
+		slug := cur.Slug
+		if f.Slug != nil {
+			slug = *f.Slug
+		}
+		status := cur.Status
+		if f.Status != nil {
+			switch *f.Status {
+			case StatusPaused:
+				status = StatusPaused
+			case StatusActive:
+				if status == StatusPaused || status == StatusNotConfigured {
+					status = StatusNotConfigured // resolved by refreshStatus below
+				}
+			}
+		}
+		out, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET name = $3, slug = $4, status = $5,
+			agent_prompt = $6, elevenlabs_agent_id = $7, saas_assistant_name = $8, phone_number = $9,
+			voice_assistant_sip_id = $10, updated_at = now()
+			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			id, owner, name, slug, status, pick(f.AgentPrompt, cur.AgentPrompt), pick(f.ElevenLabsAgentID, cur.ElevenLabsAgentID),
+			pick(f.SaasAssistantName, cur.SaasAssistantName), pick(f.PhoneNumber, cur.PhoneNumber),
+			pick(f.VoiceAssistantSipID, cur.VoiceAssistantSipID)))
+		if isUniqueViolation(err, "integrations_slug_key") {
+			return &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
+		}
+		if err != nil {
+			return err
+		}
+		if status, err = refreshStatus(ctx, tx, id); err != nil {
+			return err
+		}
+		out.Status = status
+		return nil
+	})
+	return out, err
+}
+
+// DeleteIntegration removes owner's integration with its handlers, config,
+// secrets and calls.
+func (s *Store) DeleteIntegration(ctx context.Context, owner string, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM integrations WHERE id = $1 AND (owner_id = $2 OR $2 = '')`, id, owner)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// RotateWebhookToken gives owner's integration a new webhook token.
+func (s *Store) RotateWebhookToken(ctx context.Context, owner string, id uuid.UUID) (Integration, error) {
+	token := randomToken("wh_", 24)
+	return s.scanIntegration(s.pool.QueryRow(ctx, `UPDATE integrations SET webhook_token_enc = $3, updated_at = now()
+		WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+		id, owner, s.sealer.Seal([]byte(token), webhookTokenContext(id))))
+}
+
+// SetIntegrationHealth moves an integration between active, has_errors and
+// failed; paused and not_configured integrations keep their status.
+func (s *Store) SetIntegrationHealth(ctx context.Context, id uuid.UUID, status string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE integrations SET status = $2, updated_at = now()
+		WHERE id = $1 AND status IN ('active', 'has_errors', 'failed') AND status <> $2`, id, status)
+	return err
+}
+
+// TokenMatches compares a presented webhook token in constant time.
+func TokenMatches(want, got string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}
+
+// refreshStatus moves an integration between not_configured and active as
+// its dialler configuration becomes complete or incomplete, and returns the
+// resulting status. Paused, has_errors and failed are left alone.
+func refreshStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, error) {
+	var status string
+	if err := tx.QueryRow(ctx, `SELECT status FROM integrations WHERE id = $1`, id).Scan(&status); err != nil {
+		return "", notFound(err)
+	}
+	if status != StatusNotConfigured && status != StatusActive {
+		return status, nil
+	}
+	cfg, err := loadConfig(ctx, tx, id)
+	if err != nil {
+		return "", err
+	}
+	voice := config.Decode(cfg).Voice
+	complete := false
+	if voice.Complete() {
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM secrets WHERE integration_id = $1 AND key = $2)`,
+			id, voice.SecretKey()).Scan(&complete)
+		if err != nil {
+			return "", err
+		}
+	}
+	next := StatusNotConfigured
+	if complete {
+		next = StatusActive
+	}
+	if next != status {
+		if _, err := tx.Exec(ctx, `UPDATE integrations SET status = $2, updated_at = now() WHERE id = $1`, id, next); err != nil {
+			return "", err
+		}
+	}
+	return next, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func loadConfig(ctx context.Context, q querier, id uuid.UUID) (map[string]json.RawMessage, error) {
+	rows, err := q.Query(ctx, `SELECT key, value FROM integration_config WHERE integration_id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var k string
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
+// Config returns an integration's decoded configuration.
+func (s *Store) Config(ctx context.Context, id uuid.UUID) (config.Integration, error) {
+	raw, err := loadConfig(ctx, s.pool, id)
+	if err != nil {
+		return config.Integration{}, err
+	}
+	return config.Decode(raw), nil
+}
+
+// PutConfig stores a validated config value and refreshes the integration's
+// status. value must already be normalised (config.Normalize).
+func (s *Store) PutConfig(ctx context.Context, id uuid.UUID, key string, value json.RawMessage) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO integration_config (integration_id, key, value) VALUES ($1, $2, $3)
+			ON CONFLICT (integration_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, id, key, value); err != nil {
+			return err
+		}
+		_, err := refreshStatus(ctx, tx, id)
+		return err
+	})
+}
+
+// DeleteConfig restores a key's default.
+func (s *Store) DeleteConfig(ctx context.Context, id uuid.UUID, key string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM integration_config WHERE integration_id = $1 AND key = $2`, id, key); err != nil {
+			return err
+		}
+		_, err := refreshStatus(ctx, tx, id)
+		return err
+	})
+}
+
+// ErrInvalidStatus is returned for a status PATCH other than paused/active.
+var ErrInvalidStatus = errors.New(`status can only be set to "paused" or "active"`)

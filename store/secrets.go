@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Secret kinds.
+const (
+	KindSecret     = "secret"
+	KindCredential = "credential"
+)
+
+// Secret is a stored secret as the API shows it: never its value.
+type Secret struct {
+	ID           uuid.UUID `json:"id"`
+	Key          string    `json:"key"`
+	ValuePreview string    `json:"valuePreview"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+func secretContext(integrationID uuid.UUID, kind, key string) string {
+	return "secret:" + integrationID.String() + ":" + kind + ":" + key
+}
+
+// ListSecrets lists an integration's secrets (or credentials) by key.
+func (s *Store) ListSecrets(ctx context.Context, integrationID uuid.UUID, kind string) ([]Secret, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, key, value_preview, created_at, updated_at FROM secrets
+		WHERE integration_id = $1 AND kind = $2 ORDER BY key`, integrationID, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Secret{}
+	for rows.Next() {
+		var sec Secret
+		if err := rows.Scan(&sec.ID, &sec.Key, &sec.ValuePreview, &sec.CreatedAt, &sec.UpdatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, sec)
+	}
+	return out, rows.Err()
+}
+
+// PutSecret creates a secret, or with upsert replaces the value of an
+// existing key. Without upsert an existing key is a ConflictError.
+func (s *Store) PutSecret(ctx context.Context, integrationID uuid.UUID, kind, key, value string, upsert bool) (Secret, error) {
+	var sec Secret
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		conflict := `DO NOTHING`
+		if upsert {
+			conflict = `DO UPDATE SET value_enc = EXCLUDED.value_enc, value_preview = EXCLUDED.value_preview, updated_at = now()`
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO secrets (id, integration_id, kind, key, value_enc, value_preview)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, kind, key) `+conflict+`
+			RETURNING id, key, value_preview, created_at, updated_at`,
+			uuid.New(), integrationID, kind, key, s.sealer.Seal([]byte(value), secretContext(integrationID, kind, key)), Preview(value),
+		).Scan(&sec.ID, &sec.Key, &sec.ValuePreview, &sec.CreatedAt, &sec.UpdatedAt)
+		if err == pgx.ErrNoRows {
+			return &ConflictError{Field: "key", Message: fmt.Sprintf("%s %q exists", kind, key)}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = refreshStatus(ctx, tx, integrationID)
+		return err
+	})
+	return sec, err
+}
+
+// UpdateSecret replaces a secret's key and value.
+func (s *Store) UpdateSecret(ctx context.Context, integrationID uuid.UUID, kind string, id uuid.UUID, key, value string) (Secret, error) {
+	var sec Secret
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE secrets SET key = $4, value_enc = $5, value_preview = $6, updated_at = now()
+			WHERE id = $1 AND integration_id = $2 AND kind = $3 RETURNING id, key, value_preview, created_at, updated_at`,
+			id, integrationID, kind, key, s.sealer.Seal([]byte(value), secretContext(integrationID, kind, key)), Preview(value),
+		).Scan(&sec.ID, &sec.Key, &sec.ValuePreview, &sec.CreatedAt, &sec.UpdatedAt)
+		if isUniqueViolation(err, "") {
+			return &ConflictError{Field: "key", Message: fmt.Sprintf("%s %q exists", kind, key)}
+		}
+		if err != nil {
+			return notFound(err)
+		}
+		_, err = refreshStatus(ctx, tx, integrationID)
+		return err
+	})
+	return sec, err
+}
+
+// DeleteSecret removes a secret.
+func (s *Store) DeleteSecret(ctx context.Context, integrationID uuid.UUID, kind string, id uuid.UUID) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM secrets WHERE id = $1 AND integration_id = $2 AND kind = $3`, id, integrationID, kind)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		_, err = refreshStatus(ctx, tx, integrationID)
+		return err
+	})
+}
+
+// SecretValue decrypts the value of key, looking in secrets before
+// credentials. It returns ErrNotFound when neither has it.
+func (s *Store) SecretValue(ctx context.Context, integrationID uuid.UUID, key string) (string, error) {
+	var kind string
+	var enc []byte
+	err := s.pool.QueryRow(ctx, `SELECT kind, value_enc FROM secrets WHERE integration_id = $1 AND key = $2
+		ORDER BY kind = 'secret' DESC LIMIT 1`, integrationID, key).Scan(&kind, &enc)
+	if err != nil {
+		return "", notFound(err)
+	}
+	plain, err := s.sealer.Open(enc, secretContext(integrationID, kind, key))
+	return string(plain), err
+}

@@ -1,0 +1,104 @@
+// Package store is callqueue's Postgres persistence: integrations and their
+// tokens, secrets and configuration, and the calls with their attempts and
+// history. It knows nothing of HTTP or NATS; invariants the database can hold
+// (statuses, uniqueness, the slot rule) live in the schema.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Sentinel errors callers test for.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// ConflictError names what clashed (a slug, a key).
+type ConflictError struct{ Field, Message string }
+
+func (e *ConflictError) Error() string { return e.Message }
+
+// Is makes a ConflictError match ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Store is the Postgres-backed repository.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+}
+
+// New returns a Store over pool. sealer encrypts secrets and webhook tokens.
+func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
+	return &Store{pool: pool, sealer: sealer}
+}
+
+// Pool exposes the pool for health checks and migrations.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Connect opens a pool and checks it answers.
+func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = time.Minute
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	return pool, nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// IsTransient reports errors worth retrying: lost connections, serialization
+// failures and deadlocks.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
+			return true
+		}
+		return pgErr.Code[:2] == "08"
+	}
+	return !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict)
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// inTx runs fn in a transaction.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}

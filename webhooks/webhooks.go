@@ -1,0 +1,371 @@
+// Package webhooks receives the per-integration endpoints (contract §4):
+// call-originate, call-events, agent-init and agent-postcall. Receivers are
+// thin — authenticate, validate, publish to JetStream, answer — and answer
+// 2xx only after JetStream has acknowledged the event. agent-init alone
+// answers synchronously, from Postgres, within its deadline.
+package webhooks
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/elevenlabs"
+	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/metrics"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/store"
+)
+
+// Body limits (contract §4).
+const (
+	MaxBody         = 1 << 20
+	MaxPostcallBody = 25 << 20
+)
+
+// Publisher stores events durably.
+type Publisher interface {
+	Publish(ctx context.Context, m queue.Message) (queue.Ack, error)
+	Stored(ctx context.Context, kind queue.Kind, seq uint64) (nats.Header, error)
+}
+
+// RetryRunner puts due retries back in the queue now (cron/trigger).
+type RetryRunner interface {
+	RunRetries(ctx context.Context) (int, error)
+}
+
+// Enricher adds caller context (from the CRM) to agent-init's variables.
+// It must return within ctx's deadline; whatever it cannot find is left out.
+type Enricher interface {
+	Enrich(ctx context.Context, integrationID uuid.UUID, phone string, vars map[string]any)
+}
+
+// Handler serves the per-integration endpoints.
+type Handler struct {
+	dir      *Directory
+	store    *store.Store
+	pub      Publisher
+	metrics  *metrics.Metrics
+	log      zerolog.Logger
+	now      func() time.Time
+	retries  RetryRunner
+	enricher Enricher
+	health   func(ctx context.Context, in Integration) (bool, map[string]any)
+	// AgentInitDeadline bounds agent-init's answer.
+	AgentInitDeadline time.Duration
+}
+
+// Deps are the Handler's collaborators.
+type Deps struct {
+	Directory *Directory
+	Store     *store.Store
+	Publisher Publisher
+	Metrics   *metrics.Metrics
+	Log       zerolog.Logger
+	Now       func() time.Time
+	Retries   RetryRunner
+	Enricher  Enricher
+	// Health reports an integration's checks for GET /{slug}/health.
+	Health func(ctx context.Context, in Integration) (bool, map[string]any)
+}
+
+// AgentInitDeadlineDefault is agent-init's answer deadline.
+const AgentInitDeadlineDefault = 1500 * time.Millisecond
+
+// New returns the per-integration handler.
+func New(d Deps) *Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, metrics: d.Metrics, log: d.Log, now: d.Now,
+		retries: d.Retries, enricher: d.Enricher, health: d.Health, AgentInitDeadline: AgentInitDeadlineDefault}
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("POST /{slug}/webhook/call-originate", h.endpoint("call-originate", MaxBody, authToken, h.callOriginate))
+	mux.Handle("POST /{slug}/webhook/call-events", h.endpoint("call-events", MaxBody, authToken, h.callEvents))
+	mux.Handle("POST /{slug}/webhook/agent-init", h.endpoint("agent-init", MaxBody, authToken, h.agentInit))
+	mux.Handle("POST /{slug}/webhook/agent-postcall", h.endpoint("agent-postcall", MaxPostcallBody, authSignature, h.agentPostcall))
+	mux.Handle("POST /{slug}/cron/trigger", h.endpoint("cron-trigger", MaxBody, authToken, h.cronTrigger))
+	mux.Handle("GET /{slug}/health", h.endpoint("health", 0, authNone, h.integrationHealth))
+}
+
+type authMode int
+
+const (
+	authNone authMode = iota
+	authToken
+	// authSignature: the ElevenLabs signature when the integration has a
+	// signing secret, the webhook token otherwise.
+	authSignature
+)
+
+// request is one authenticated webhook call.
+type request struct {
+	in      Integration
+	body    []byte
+	header  http.Header
+	query   func(string) string
+	traceID string
+	log     zerolog.Logger
+}
+
+type handlerFunc func(ctx context.Context, r request) (int, any, error)
+
+func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := h.serve(w, r, limit, auth, fn)
+		h.metrics.WebhookRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		h.metrics.WebhookDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, auth authMode, fn handlerFunc) int {
+	traceID := TraceID(r)
+	w.Header().Set("X-Trace-Id", traceID)
+	fail := func(err error) int {
+		var e *jsonhttp.Error
+		if !errors.As(err, &e) {
+			h.log.Error().Err(err).Str("trace_id", traceID).Str("path", r.URL.Path).Msg("webhook failed")
+		}
+		jsonhttp.WriteError(w, err)
+		if e != nil {
+			return e.Status
+		}
+		return http.StatusInternalServerError
+	}
+	in, err := h.dir.Lookup(r.Context(), r.PathValue("slug"))
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(jsonhttp.Errorf(http.StatusNotFound, "not_found", "", "no integration %q", r.PathValue("slug")))
+	}
+	if err != nil {
+		h.log.Error().Err(err).Str("trace_id", traceID).Msg("integration lookup failed")
+		return fail(jsonhttp.Unavailable("database"))
+	}
+	var body []byte
+	if limit > 0 {
+		if body, err = jsonhttp.ReadBody(w, r, limit); err != nil {
+			return fail(err)
+		}
+	}
+	switch auth {
+	case authToken:
+		if !store.TokenMatches(in.Token, presentedToken(r)) {
+			return fail(jsonhttp.ErrUnauthorized)
+		}
+	case authSignature:
+		if in.SignatureSecret != "" {
+			if err := elevenlabs.Verify(in.SignatureSecret, r.Header.Get(elevenlabs.SignatureHeader), body, h.now()); err != nil {
+				return fail(jsonhttp.Errorf(http.StatusUnauthorized, "bad_signature", "", "%s: %v", elevenlabs.SignatureHeader, err))
+			}
+		} else if !store.TokenMatches(in.Token, presentedToken(r)) {
+			return fail(jsonhttp.ErrUnauthorized)
+		}
+	}
+	log := h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Logger()
+	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log})
+	if err != nil {
+		return fail(err)
+	}
+	jsonhttp.WriteJSON(w, status, resp)
+	return status
+}
+
+// presentedToken finds the webhook token in X-Webhook-Token, a bearer
+// Authorization header or ?token=.
+func presentedToken(r *http.Request) string {
+	if t := r.Header.Get("X-Webhook-Token"); t != "" {
+		return t
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return r.URL.Query().Get("token")
+}
+
+// TraceID takes the caller's request id (X-Request-Id, or the trace id of
+// a W3C traceparent) or makes one.
+func TraceID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
+		return id
+	}
+	if tp := strings.Split(r.Header.Get("traceparent"), "-"); len(tp) == 4 && len(tp[1]) == 32 {
+		return tp[1]
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (h *Handler) publish(ctx context.Context, r request, m queue.Message) (queue.Ack, error) {
+	m.IntegrationID, m.TraceID = r.in.ID, r.traceID
+	start := time.Now()
+	ack, err := h.pub.Publish(ctx, m)
+	h.metrics.PublishDuration.WithLabelValues(string(m.Kind)).Observe(time.Since(start).Seconds())
+	if err != nil {
+		r.log.Error().Err(err).Str("kind", string(m.Kind)).Msg("publish failed")
+		return ack, jsonhttp.Unavailable("queue")
+	}
+	return ack, nil
+}
+
+func hashKey(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+// callIDNamespace makes call ids derived from Idempotency-Key stable.
+var callIDNamespace = uuid.MustParse("5d6f1c2e-3b4a-4f0e-9c1d-2a7b8e9f0a1b")
+
+func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error) {
+	req, err := DecodeOriginate(r.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	idemKey := strings.TrimSpace(r.header.Get("Idempotency-Key"))
+	if len(idemKey) > 200 {
+		return 0, nil, jsonhttp.Invalid("Idempotency-Key", "Idempotency-Key must be at most 200 characters")
+	}
+	body := queue.OriginateBody{PhoneNumber: req.PhoneNumber, RecordID: req.RecordID, Priority: req.Priority,
+		DynamicVariables: req.DynamicVariables, ReceivedAt: h.now()}
+	var msgID string
+	switch {
+	case idemKey != "":
+		body.CallID = uuid.NewSHA1(callIDNamespace, []byte(r.in.ID.String()+"\x00"+idemKey))
+		msgID = "originate:idem:" + hashKey(r.in.ID.String(), idemKey)
+		body.IdempotencyKeys = append(body.IdempotencyKeys, "idem:"+hashKey(idemKey))
+	case req.RecordID != "":
+		body.CallID = uuid.Must(uuid.NewV7())
+		msgID = "originate:rec:" + hashKey(r.in.ID.String(), req.RecordID, req.PhoneNumber)
+	default:
+		body.CallID = uuid.Must(uuid.NewV7())
+		msgID = "originate:" + body.CallID.String()
+	}
+	if req.RecordID != "" {
+		body.IdempotencyKeys = append(body.IdempotencyKeys, "rec:"+hashKey(req.RecordID, req.PhoneNumber))
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ack, err := h.publish(ctx, r, queue.Message{Kind: queue.KindOriginate, MsgID: msgID, Data: data,
+		Header: nats.Header{queue.HeaderCallID: {body.CallID.String()}}})
+	if err != nil {
+		return 0, nil, err
+	}
+	callID := body.CallID
+	if ack.Duplicate {
+		// The same request was taken before: answer with its call id.
+		hdr, err := h.pub.Stored(ctx, queue.KindOriginate, ack.Sequence)
+		if err != nil {
+			return 0, nil, jsonhttp.Unavailable("queue")
+		}
+		if ids := hdr[queue.HeaderCallID]; len(ids) > 0 {
+			if id, err := uuid.Parse(ids[0]); err == nil {
+				callID = id
+			}
+		}
+	}
+	r.log.Info().Str("call_id", callID.String()).Bool("duplicate", ack.Duplicate).Msg("call accepted")
+	return http.StatusAccepted, map[string]any{"success": true, "callId": callID}, nil
+}
+
+func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
+	req, err := DecodeCallEvent(r.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := json.Marshal(queue.EventBody{EventType: req.EventType, CallRef: req.CallID, ConversationID: req.ConversationID,
+		DurationSecs: req.DurationSecs, Metadata: req.Metadata, ReceivedAt: h.now()})
+	if err != nil {
+		return 0, nil, err
+	}
+	// The same body twice (a dialler retry) is stored once.
+	if _, err := h.publish(ctx, r, queue.Message{Kind: queue.KindEvents, MsgID: "event:" + hashKey(r.in.ID.String(), string(r.body)), Data: data}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, map[string]any{"success": true}, nil
+}
+
+func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error) {
+	wh, err := elevenlabs.ParseWebhook(r.body)
+	if err != nil {
+		return 0, nil, jsonhttp.BadRequest("type", "%v", err)
+	}
+	var ids struct {
+		ConversationID string `json:"conversation_id"`
+		FullAudio      string `json:"full_audio"`
+	}
+	_ = json.Unmarshal(wh.Data, &ids) // data is an object (ParseWebhook); fields are optional
+	body := queue.PostcallBody{Type: wh.Type, ReceivedAt: h.now()}
+	if wh.Type == elevenlabs.TypeAudio {
+		// Keep that the recording exists, not the recording.
+		audio, err := base64.StdEncoding.DecodeString(ids.FullAudio)
+		if err != nil {
+			return 0, nil, jsonhttp.BadRequest("data.full_audio", "full_audio must be base64")
+		}
+		sum := sha256.Sum256(audio)
+		body.AudioBytes, body.AudioSHA256, body.ConversationID = len(audio), hex.EncodeToString(sum[:]), ids.ConversationID
+	} else {
+		body.Raw = r.body
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	msgID := "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), string(r.body))
+	if ids.ConversationID != "" {
+		msgID = "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), ids.ConversationID)
+	}
+	if _, err := h.publish(ctx, r, queue.Message{Kind: queue.KindPostcall, MsgID: msgID, Data: data}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"success": true}, nil
+}
+
+func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) {
+	var req struct {
+		HandlerName string `json:"handlerName"`
+	}
+	if len(strings.TrimSpace(string(r.body))) > 0 {
+		if err := jsonhttp.Decode(r.body, &req); err != nil {
+			return 0, nil, err
+		}
+	}
+	if req.HandlerName != "" && req.HandlerName != "retry" {
+		return 0, nil, jsonhttp.Invalid("handlerName", "no scheduled handler %q; scheduled handlers: retry", req.HandlerName)
+	}
+	n, err := h.retries.RunRetries(ctx)
+	if err != nil {
+		r.log.Error().Err(err).Msg("retry run failed")
+		return 0, nil, jsonhttp.Unavailable("database")
+	}
+	return http.StatusOK, map[string]any{"success": true, "ran": []map[string]any{{"handlerName": "retry", "requeued": n}}}, nil
+}
+
+func (h *Handler) integrationHealth(ctx context.Context, r request) (int, any, error) {
+	ok, checks := h.health(ctx, r.in)
+	status, word := http.StatusOK, "ok"
+	if !ok {
+		status, word = http.StatusServiceUnavailable, "degraded"
+	}
+	return status, map[string]any{"status": word, "checks": checks}, nil
+}

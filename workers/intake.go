@@ -1,0 +1,90 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/store"
+)
+
+// originateHandler stores queued calls and kicks their integrations'
+// dispatch.
+func (w *Workers) originateHandler() queue.Handler[store.NewCall] {
+	return queue.Handler[store.NewCall]{
+		Decode: func(d queue.Delivery) (store.NewCall, error) {
+			var b queue.OriginateBody
+			if err := json.Unmarshal(d.Data, &b); err != nil {
+				return store.NewCall{}, err
+			}
+			if b.CallID == uuid.Nil || b.PhoneNumber == "" {
+				return store.NewCall{}, errors.New("originate body lacks callId or phoneNumber")
+			}
+			return store.NewCall{ID: b.CallID, IntegrationID: d.IntegrationID, PhoneNumber: b.PhoneNumber,
+				RecordID: b.RecordID, Priority: b.Priority, DynamicVariables: b.DynamicVariables,
+				IdempotencyKeys: b.IdempotencyKeys, TraceID: d.TraceID, ReceivedAt: b.ReceivedAt}, nil
+		},
+		Handle: func(ctx context.Context, calls []store.NewCall) error {
+			touched, err := w.store.InsertCalls(ctx, calls, w.clock.Now())
+			if err != nil {
+				return err
+			}
+			for _, id := range touched {
+				w.Dispatcher.Kick(id)
+			}
+			return nil
+		},
+	}
+}
+
+// eventsHandler applies the dialler's call events.
+func (w *Workers) eventsHandler() queue.Handler[store.CallEvent] {
+	return queue.Handler[store.CallEvent]{
+		Decode: func(d queue.Delivery) (store.CallEvent, error) {
+			var b queue.EventBody
+			if err := json.Unmarshal(d.Data, &b); err != nil {
+				return store.CallEvent{}, err
+			}
+			ev := store.CallEvent{IntegrationID: d.IntegrationID, ConversationID: b.ConversationID,
+				TraceID: d.TraceID, Key: d.Key, At: b.ReceivedAt}
+			if id, err := uuid.Parse(b.CallRef); err == nil {
+				ev.CallID = id
+			} else {
+				ev.ExternalCallID = b.CallRef
+			}
+			switch b.EventType {
+			case "call_start", "media_start":
+				ev.Event = callstate.Event{Kind: callstate.CallStart}
+			case "call_end", "media_end":
+				ev.Event = callstate.Event{Kind: callstate.CallEnd}
+				if b.DurationSecs != nil {
+					ev.Event.DurationSecs = *b.DurationSecs
+				}
+			default:
+				return ev, errors.New("unknown eventType " + b.EventType)
+			}
+			ev.Detail = map[string]any{"eventType": b.EventType}
+			if len(b.Metadata) > 0 {
+				ev.Detail["metadata"] = b.Metadata
+			}
+			return ev, nil
+		},
+		Handle: func(ctx context.Context, events []store.CallEvent) error {
+			// Stamp events when they are applied: the clock decides retry times.
+			now := w.clock.Now()
+			for i := range events {
+				events[i].At = now
+			}
+			applied, err := w.store.ApplyEvents(ctx, events)
+			if err != nil {
+				return err
+			}
+			w.applied(applied, events)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,146 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/elevenlabs"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/store"
+)
+
+// postcallHandler applies the agent's post-call webhooks: the transcript
+// and analysis complete the call; an initiation failure ends the attempt
+// under the retry policy; audio is recorded as present.
+func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
+	return queue.Handler[store.CallEvent]{
+		Decode: func(d queue.Delivery) (store.CallEvent, error) {
+			var b queue.PostcallBody
+			if err := json.Unmarshal(d.Data, &b); err != nil {
+				return store.CallEvent{}, err
+			}
+			ev, err := decodePostcall(b)
+			ev.IntegrationID, ev.TraceID, ev.Key, ev.At = d.IntegrationID, d.TraceID, d.Key, b.ReceivedAt
+			return ev, err
+		},
+		Handle: func(ctx context.Context, events []store.CallEvent) error {
+			now := w.clock.Now()
+			for i := range events {
+				events[i].At = now
+			}
+			var transitions []store.CallEvent
+			for _, ev := range events {
+				if ev.Event.Kind == kindAudio {
+					if err := w.store.NoteEvent(ctx, ev, string(kindAudio)); err != nil {
+						return err
+					}
+					continue
+				}
+				transitions = append(transitions, ev)
+			}
+			if len(transitions) == 0 {
+				return nil
+			}
+			applied, err := w.store.ApplyEvents(ctx, transitions)
+			if err != nil {
+				return err
+			}
+			w.applied(applied, transitions)
+			return nil
+		},
+	}
+}
+
+// kindAudio marks a post_call_audio note: history only, no transition.
+const kindAudio callstate.Kind = "postcall_audio"
+
+func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
+	var ev store.CallEvent
+	if b.Type == elevenlabs.TypeAudio {
+		// Audio only says the recording exists; the call's state is not
+		// touched. It is kept in the history of the matching call.
+		ev.ConversationID = b.ConversationID
+		ev.Event = callstate.Event{Kind: kindAudio}
+		ev.Detail = map[string]any{"audioBytes": b.AudioBytes, "audioSha256": b.AudioSHA256, "type": b.Type}
+		return ev, nil
+	}
+	wh, err := elevenlabs.ParseWebhook(b.Raw)
+	if err != nil {
+		return ev, err
+	}
+	switch wh.Type {
+	case elevenlabs.TypeTranscription:
+		var data elevenlabs.TranscriptionData
+		if err := json.Unmarshal(wh.Data, &data); err != nil {
+			return ev, err
+		}
+		ev.ConversationID = data.ConversationID
+		matchByClientData(&ev, data.ClientData.DynamicVariables)
+		var analysis elevenlabs.Analysis
+		_ = json.Unmarshal(data.Analysis, &analysis) // optional: a missing analysis leaves the summary empty
+		ev.Event = callstate.Event{Kind: callstate.Postcall}
+		ev.Postcall = &store.PostcallData{Transcript: data.Transcript, Analysis: data.Analysis, Metadata: data.Metadata,
+			Summary: analysis.TranscriptSummary, Outcome: outcomeOf(analysis)}
+		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "callSuccessful": analysis.CallSuccessful}
+	case elevenlabs.TypeInitiationFailure:
+		var data elevenlabs.FailureData
+		if err := json.Unmarshal(wh.Data, &data); err != nil {
+			return ev, err
+		}
+		ev.ConversationID = data.ConversationID
+		var meta struct {
+			Body map[string]any `json:"body"`
+		}
+		_ = json.Unmarshal(data.Metadata, &meta) // optional
+		matchByClientData(&ev, meta.Body)
+		ev.Event = callstate.Event{Kind: callstate.InitiationFailed, Reason: failureOutcome(data.FailureReason)}
+		ev.Detail = map[string]any{"type": wh.Type, "failureReason": data.FailureReason}
+	default:
+		return ev, errors.New("unexpected webhook type " + wh.Type)
+	}
+	return ev, nil
+}
+
+// matchByClientData takes our call id or the phone from the agent's
+// dynamic variables, for webhooks whose conversation id we never saw.
+func matchByClientData(ev *store.CallEvent, vars map[string]any) {
+	if id, ok := vars["call_id"].(string); ok {
+		if parsed, err := uuid.Parse(id); err == nil {
+			ev.CallID = parsed
+			return
+		}
+	}
+	for _, k := range []string{"phone_number", "to_number", "caller_id"} {
+		if phone, ok := vars[k].(string); ok && phone != "" {
+			ev.Phone = phone
+			return
+		}
+	}
+}
+
+func outcomeOf(a elevenlabs.Analysis) string {
+	switch strings.ToLower(a.CallSuccessful) {
+	case "success", "yes", "true":
+		return "success"
+	case "failure", "no", "false":
+		return "failure"
+	case "unknown":
+		return "unknown"
+	}
+	return callstate.OutcomeCompleted
+}
+
+func failureOutcome(reason string) string {
+	switch strings.ToLower(strings.ReplaceAll(reason, "-", "_")) {
+	case "busy":
+		return callstate.OutcomeBusy
+	case "no_answer":
+		return callstate.OutcomeNoAnswer
+	}
+	return callstate.OutcomeDialError
+}

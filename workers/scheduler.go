@@ -1,0 +1,132 @@
+package workers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/store"
+)
+
+// Scheduler runs the periodic work: due retries back to the queue (within
+// a Tick of their time, each exactly once across replicas), the watchdog
+// for calls that held their slot too long, the sweep that dispatches
+// integrations with queued calls, and pruning of expired keys.
+type Scheduler struct {
+	w      *Workers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newScheduler(w *Workers) *Scheduler { return &Scheduler{w: w} }
+
+// Start begins the periodic loops.
+func (s *Scheduler) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.every(ctx, s.w.cfg.Tick, func(ctx context.Context) error { _, err := s.RunRetries(ctx); return err })
+	s.every(ctx, s.w.cfg.SweepEvery, s.watchdog)
+	s.every(ctx, s.w.cfg.SweepEvery, s.sweep)
+	s.every(ctx, time.Hour, func(ctx context.Context) error {
+		_, err := s.w.store.PruneKeys(ctx, s.w.clock.Now())
+		return err
+	})
+}
+
+// Stop stops the loops.
+func (s *Scheduler) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+func (s *Scheduler) every(ctx context.Context, period time.Duration, fn func(context.Context) error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := fn(ctx); err != nil && ctx.Err() == nil {
+					s.w.log.Warn().Err(err).Msg("scheduled work failed")
+				}
+			}
+		}
+	}()
+}
+
+// RunRetries puts every due retry back in the queue now and returns how
+// many it moved.
+func (s *Scheduler) RunRetries(ctx context.Context) (int, error) {
+	return Requeuer{Store: s.w.store, Kicker: s.w.Dispatcher, Clock: s.w.clock}.RunRetries(ctx)
+}
+
+// Requeuer moves due retries back to the queue and kicks their dispatch.
+// The webhooks role uses it for POST /{slug}/cron/trigger.
+type Requeuer struct {
+	Store  *store.Store
+	Kicker Kicker
+	Clock  Clock
+}
+
+// RunRetries puts every due retry back in the queue now and returns how
+// many it moved. Each call moves once however many run at the same time.
+func (r Requeuer) RunRetries(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		due, err := r.Store.RequeueDue(ctx, r.Clock.Now(), 500)
+		if err != nil {
+			return total, err
+		}
+		seen := map[string]bool{}
+		for _, d := range due {
+			if !seen[d.IntegrationID.String()] {
+				seen[d.IntegrationID.String()] = true
+				r.Kicker.Kick(d.IntegrationID)
+			}
+		}
+		total += len(due)
+		if len(due) < 500 {
+			return total, nil
+		}
+	}
+}
+
+// watchdog releases calls that overstayed their slot.
+func (s *Scheduler) watchdog(ctx context.Context) error {
+	now := s.w.clock.Now()
+	overdue, err := s.w.store.OverdueCalls(ctx, now, s.w.cfg.DialLostAfter, 500)
+	if err != nil || len(overdue) == 0 {
+		return err
+	}
+	events := make([]store.CallEvent, len(overdue))
+	for i, o := range overdue {
+		reason := callstate.OutcomeTimeout
+		if o.Reason == "dial_lost" {
+			reason = callstate.OutcomeDialLost
+		}
+		events[i] = store.CallEvent{IntegrationID: o.IntegrationID, CallID: o.CallID, Attempt: o.Attempt,
+			Event: callstate.Event{Kind: callstate.Timeout, Reason: reason}, Detail: map[string]any{"by": "watchdog"}, At: now}
+	}
+	applied, err := s.w.store.ApplyEvents(ctx, events)
+	if err != nil {
+		return err
+	}
+	s.w.applied(applied, events)
+	return nil
+}
+
+// sweep dispatches every integration with queued calls, covering calling
+// windows that opened, breakers that closed and kicks that were lost.
+func (s *Scheduler) sweep(ctx context.Context) error {
+	ids, err := s.w.store.IntegrationsWithQueued(ctx)
+	for _, id := range ids {
+		s.w.Dispatcher.Kick(id)
+	}
+	return err
+}

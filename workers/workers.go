@@ -1,0 +1,205 @@
+// Package workers turns queued events into calls: intake stores new calls,
+// the dispatcher dials them when the integration has a free slot, the event
+// and post-call workers move calls through their lifecycle, and the
+// scheduler brings retries back, releases calls that overstayed their slot
+// and sweeps for work a lost signal left behind.
+package workers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/dialer"
+	"github.com/callqueue/callqueue/metrics"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/store"
+)
+
+// Clock tells the time; tests inject one they can move.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now implements Clock.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Kicker asks dispatchers to look at an integration now.
+type Kicker interface{ Kick(integrationID uuid.UUID) }
+
+// Config tunes the workers.
+type Config struct {
+	Consumer queue.ConsumerConfig
+	// DispatchWorkers is how many integrations are dispatched at once.
+	DispatchWorkers int
+	// Tick is how often due retries are looked for.
+	Tick time.Duration
+	// SweepEvery is how often the watchdog and the queued-call sweep run.
+	SweepEvery time.Duration
+	// DialLostAfter releases a call whose dial never reported back (its
+	// process died mid-request).
+	DialLostAfter time.Duration
+}
+
+// Defaults for Config.
+const (
+	DispatchWorkersDefault = 4
+	TickDefault            = 200 * time.Millisecond
+	SweepEveryDefault      = time.Second
+	DialLostAfterDefault   = 2 * time.Minute
+)
+
+func (c Config) withDefaults() Config {
+	if c.DispatchWorkers <= 0 {
+		c.DispatchWorkers = DispatchWorkersDefault
+	}
+	if c.Tick <= 0 {
+		c.Tick = TickDefault
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = SweepEveryDefault
+	}
+	if c.DialLostAfter <= 0 {
+		c.DialLostAfter = DialLostAfterDefault
+	}
+	return c
+}
+
+// Workers runs every worker of one process.
+type Workers struct {
+	store   *store.Store
+	queue   *queue.Queue
+	clock   Clock
+	log     zerolog.Logger
+	metrics *metrics.Metrics
+	cfg     Config
+
+	Dispatcher *Dispatcher
+	Scheduler  *Scheduler
+	stops      []func()
+}
+
+// Deps are what the workers need.
+type Deps struct {
+	Store   *store.Store
+	Queue   *queue.Queue
+	Dialer  *dialer.Breaking
+	Clock   Clock
+	Log     zerolog.Logger
+	Metrics *metrics.Metrics
+}
+
+// New wires the workers.
+func New(d Deps, cfg Config) *Workers {
+	cfg = cfg.withDefaults()
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg}
+	w.Dispatcher = newDispatcher(w, d.Dialer)
+	w.Scheduler = newScheduler(w)
+	return w
+}
+
+// Start starts the consumers, the dispatcher and the scheduler.
+func (w *Workers) Start(ctx context.Context) error {
+	if err := w.Dispatcher.Start(ctx); err != nil {
+		return err
+	}
+	w.stops = append(w.stops, w.Dispatcher.Stop)
+	if err := startConsumer(ctx, w, queue.KindOriginate, w.originateHandler()); err != nil {
+		return err
+	}
+	if err := startConsumer(ctx, w, queue.KindEvents, w.eventsHandler()); err != nil {
+		return err
+	}
+	if err := startConsumer(ctx, w, queue.KindPostcall, w.postcallHandler()); err != nil {
+		return err
+	}
+	w.Scheduler.Start(ctx)
+	w.stops = append(w.stops, w.Scheduler.Stop)
+	return nil
+}
+
+func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h queue.Handler[T]) error {
+	c, err := queue.NewConsumer(ctx, w.queue, kind, h, w.cfg.Consumer, w.log, w.metrics)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	w.stops = append(w.stops, c.Stop)
+	return nil
+}
+
+// Stop stops intake first (consumers, then the scheduler), then lets the
+// dispatcher finish its dials.
+func (w *Workers) Stop() {
+	for i := len(w.stops) - 1; i >= 0; i-- {
+		w.stops[i]()
+	}
+	w.stops = nil
+}
+
+// applied records metrics for applied events, kicks dispatch where a slot
+// was freed or a call queued, and logs what was ignored.
+func (w *Workers) applied(results []store.Applied, events []store.CallEvent) {
+	kicked := map[uuid.UUID]bool{}
+	for i, a := range results {
+		ev := events[i]
+		switch {
+		case a.Duplicate:
+			continue
+		case !a.Found:
+			w.metrics.EventsIgnored.WithLabelValues(string(ev.Event.Kind)).Inc()
+			w.log.Info().Str("trace_id", ev.TraceID).Str("event", string(ev.Event.Kind)).
+				Str("integration_id", ev.IntegrationID.String()).Str("ref", ev.ExternalCallID).Msg("event matches no call")
+			continue
+		case !a.Decision.Changed:
+			w.metrics.EventsIgnored.WithLabelValues(string(ev.Event.Kind)).Inc()
+			w.log.Debug().Str("trace_id", ev.TraceID).Str("call_id", a.CallID.String()).
+				Str("event", string(ev.Event.Kind)).Str("why", a.Decision.Why).Msg("event changed nothing")
+			continue
+		}
+		d := a.Decision
+		integration := a.IntegrationID.String()
+		if d.To == callstate.RetryScheduled {
+			w.metrics.RetriesSched.WithLabelValues(integration, d.Outcome).Inc()
+		}
+		if d.To.Terminal() {
+			w.metrics.Terminal.WithLabelValues(integration, string(d.To)).Inc()
+		}
+		if d.From != d.To {
+			w.log.Info().Str("trace_id", ev.TraceID).Str("call_id", a.CallID.String()).Str("integration_id", integration).
+				Str("event", string(ev.Event.Kind)).Str("from", string(d.From)).Str("to", string(d.To)).
+				Str("outcome", d.Outcome).Int("attempt", d.Attempt).Msg("call moved")
+		}
+		if (a.FreesSlot() || d.To == callstate.Queued) && !kicked[a.IntegrationID] {
+			kicked[a.IntegrationID] = true
+			w.Dispatcher.Kick(a.IntegrationID)
+		}
+	}
+}
+
+// retryStore retries fn while the database is unreachable, until ctx ends.
+func retryStore(ctx context.Context, fn func() error) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !store.IsTransient(err) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
