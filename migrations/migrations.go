@@ -200,4 +200,3 @@ func (m *Migrator) locked(ctx context.Context, fn func(*pgxpool.Conn, map[int]ti
 	}
 	return fn(conn, done)
 }
-

@@ -29,7 +29,14 @@ type EventBody struct {
 	DurationSecs   *float64        `json:"durationSecs,omitempty"`
 	Metadata       json.RawMessage `json:"metadata,omitempty"`
 	ReceivedAt     time.Time       `json:"receivedAt"`
+	TraceID        string          `json:"traceId,omitempty"`
+	// DedupeKey is the webhook's natural key: the same webhook delivered
+	// twice within DedupeWindow is applied once.
+	DedupeKey string `json:"dedupeKey,omitempty"`
 }
+
+// DedupeWindow is how long a call event's natural key is remembered.
+const DedupeWindow = 10 * time.Minute
 
 // PostcallBody is an agent's post-call webhook: the ElevenLabs body as
 // received, except audio, which is replaced by its size and hash.

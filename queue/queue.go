@@ -168,6 +168,10 @@ type Ack struct {
 	Duplicate bool
 }
 
+// publishTimeout bounds a publish whose context has no deadline, so that
+// a webhook answers 503 rather than hang while JetStream is away.
+const publishTimeout = 5 * time.Second
+
 // ErrUnavailable wraps failures to store a message: the caller must not
 // report success.
 var ErrUnavailable = errors.New("queue unavailable")
@@ -187,6 +191,11 @@ func (q *Queue) Publish(ctx context.Context, m Message) (Ack, error) {
 		opts = append(opts, jetstream.WithMsgID(m.MsgID))
 	}
 	opts = append(opts, jetstream.WithExpectStream(specs[m.Kind].Stream))
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
 	ack, err := q.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Kind, err)

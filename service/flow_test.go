@@ -82,9 +82,9 @@ func TestCallLifecycle(t *testing.T) {
 
 	postcall := map[string]any{"type": "post_call_transcription", "event_timestamp": 1705845552, "data": map[string]any{
 		"agent_id": "agent_abc123", "conversation_id": "conv-1", "status": "done",
-		"transcript": []map[string]any{{"role": "agent", "message": "Привіт", "time_in_call_secs": 0}},
-		"metadata":   map[string]any{"call_duration_secs": 45, "termination_reason": "user_ended_call"},
-		"analysis":   map[string]any{"call_successful": "success", "transcript_summary": "Клієнт підтвердив участь"},
+		"transcript":                          []map[string]any{{"role": "agent", "message": "Привіт", "time_in_call_secs": 0}},
+		"metadata":                            map[string]any{"call_duration_secs": 45, "termination_reason": "user_ended_call"},
+		"analysis":                            map[string]any{"call_successful": "success", "transcript_summary": "Клієнт підтвердив участь"},
 		"conversation_initiation_client_data": map[string]any{"dynamic_variables": map[string]any{"phone_number": "+380991111111"}},
 	}}
 	if code := servicetest.Webhook(t, in, integ, "agent-postcall", postcall, nil); code != http.StatusOK {

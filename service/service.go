@@ -191,7 +191,7 @@ func (s *Service) wire() {
 	}
 	dir := webhooks.NewDirectory(s.Store, 0)
 	if role == RoleAll || role == RoleWebhooks {
-		webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Metrics: s.Metrics, Log: s.log,
+		webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
 			Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
 			Health: s.integrationHealth}).Register(mux)
 	}
@@ -362,4 +362,3 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-

@@ -180,7 +180,11 @@ type CallEvent struct {
 	// Key, when set, makes the event apply at most once (a message's
 	// stream position, so a redelivery is recognised).
 	Key string
-	At  time.Time
+	// DedupeKey, when set, is the event's natural key: a second event with
+	// it within DedupeTTL is a duplicate webhook and changes nothing.
+	DedupeKey string
+	DedupeTTL time.Duration
+	At        time.Time
 }
 
 // PostcallData is what the agent reported after the call.
@@ -219,8 +223,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []CallEvent) ([]Applied,
 
 type lockedCall struct {
 	Call
-	changed bool
-	policy  config.CallHandling
+	policy config.CallHandling
 }
 
 func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied, error) {
@@ -250,7 +253,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 	if err != nil {
 		return nil, err
 	}
-	batch := &pgx.Batch{}
+	cs := newChangeSet()
 	for i, ev := range events {
 		c := calls[ids[i]]
 		if !fresh[i] || c == nil || c.IntegrationID != ev.IntegrationID {
@@ -265,14 +268,10 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 		if !d.Changed {
 			continue
 		}
-		queueChange(batch, &c.Call, ev, d)
-		c.changed = true
+		cs.record(&c.Call, ev, d)
 	}
-	if batch.Len() == 0 {
-		return out, nil
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, fmt.Errorf("write call changes: %w", err)
+	if err := cs.flush(ctx, tx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -282,18 +281,27 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 func claimKeys(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]bool, error) {
 	fresh := make([]bool, len(events))
 	var keys []string
+	var expiries []time.Time
 	for i, ev := range events {
 		fresh[i] = true
 		if ev.Key != "" {
 			keys = append(keys, ev.Key)
+			expiries = append(expiries, ev.At.Add(processedKeyTTL))
+		}
+		if ev.DedupeKey != "" {
+			keys = append(keys, ev.DedupeKey)
+			expiries = append(expiries, ev.At.Add(ev.DedupeTTL))
 		}
 	}
 	if len(keys) == 0 {
 		return fresh, nil
 	}
+	// An expired natural key is taken over; a live one marks a duplicate.
 	rows, err := tx.Query(ctx, `INSERT INTO processed_keys (scope, key, expires_at)
-		SELECT 'event', k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING RETURNING key`,
-		keys, events[0].At.Add(processedKeyTTL))
+		SELECT 'event', k, e FROM unnest($1::text[], $2::timestamptz[]) AS t (k, e)
+		ON CONFLICT (scope, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+			WHERE processed_keys.expires_at <= $3
+		RETURNING key`, keys, expiries, events[0].At)
 	if err != nil {
 		return nil, err
 	}
@@ -310,12 +318,14 @@ func claimKeys(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]bool, erro
 	}
 	seen := map[string]bool{}
 	for i, ev := range events {
-		if ev.Key == "" {
-			continue
+		// Fresh only for the first event carrying newly recorded keys.
+		for _, k := range []string{ev.Key, ev.DedupeKey} {
+			if k == "" {
+				continue
+			}
+			fresh[i] = fresh[i] && taken[k] && !seen[k]
+			seen[k] = true
 		}
-		// Fresh only for the first event carrying a newly recorded key.
-		fresh[i] = taken[ev.Key] && !seen[ev.Key]
-		seen[ev.Key] = true
 	}
 	return fresh, nil
 }
@@ -428,9 +438,27 @@ func callHandling(ctx context.Context, q querier, integrations []uuid.UUID) (map
 	return out, rows.Err()
 }
 
-// queueChange adds the statements for one decided change to batch and
-// updates c in memory, so later events of the same batch see it.
-func queueChange(batch *pgx.Batch, c *Call, ev CallEvent, d callstate.Decision) {
+// changeSet gathers the writes of a transaction's decided changes, so that
+// they reach Postgres as a few set-based statements however many events
+// there are; several events for one call collapse into one row update.
+type changeSet struct {
+	calls        map[uuid.UUID]*Call
+	order        []uuid.UUID
+	history      [][]any
+	attemptsNew  [][]any
+	attemptsExt  [][]any
+	attemptsEnd  [][]any
+	attemptsGone [][]any
+}
+
+func newChangeSet() *changeSet {
+	return &changeSet{calls: map[uuid.UUID]*Call{}}
+}
+
+func (cs *changeSet) empty() bool { return len(cs.order) == 0 && len(cs.history) == 0 }
+
+// record applies decision d of event ev to c in memory and notes the writes.
+func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	at := ev.At
 	wasHolding := c.Status.HoldsSlot()
 	c.Status, c.Attempt = d.To, d.Attempt
@@ -447,24 +475,27 @@ func queueChange(batch *pgx.Batch, c *Call, ev CallEvent, d callstate.Decision) 
 	if d.Outcome != "" {
 		c.Outcome = &d.Outcome
 	}
-	if ev.Event.Kind == callstate.Dial {
+	switch ev.Event.Kind {
+	case callstate.Dial:
 		c.DialState = "dialing"
-	}
-	if ev.Event.Kind == callstate.DialAccepted {
+		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at})
+	case callstate.DialAccepted:
 		c.DialState = "accepted"
 		if ev.ExternalCallID != "" {
 			c.ExternalCallID = &ev.ExternalCallID
+			cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, c.Attempt, ev.ExternalCallID})
 		}
-	}
-	if ev.Event.Kind == callstate.DialFailed {
+	case callstate.DialFailed:
 		c.DialState = "failed"
+	case callstate.DialAborted:
+		c.DialState = "none"
+		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
+	case callstate.CallEnd:
+		dur := ev.Event.DurationSecs
+		c.DurationSecs = &dur
 	}
 	if ev.ConversationID != "" && c.ConversationID == nil {
 		c.ConversationID = &ev.ConversationID
-	}
-	if ev.Event.Kind == callstate.CallEnd {
-		dur := ev.Event.DurationSecs
-		c.DurationSecs = &dur
 	}
 	if p := ev.Postcall; p != nil {
 		c.Transcript, c.Analysis, c.Metadata = p.Transcript, p.Analysis, p.Metadata
@@ -478,33 +509,23 @@ func queueChange(batch *pgx.Batch, c *Call, ev CallEvent, d callstate.Decision) 
 	if d.To == callstate.Queued {
 		c.QueuedAt = at
 	}
-	batch.Queue(`UPDATE calls SET status = $2, attempt = $3, slot_taken_at = $4, next_retry_at = $5, outcome = $6,
-		dial_state = $7, external_call_id = $8, conversation_id = $9, duration_secs = $10, transcript = $11,
-		analysis = $12, call_metadata = $13, summary = $14, queued_at = $15, updated_at = $16 WHERE id = $1`,
-		c.ID, c.Status, c.Attempt, c.SlotTakenAt, c.NextRetryAt, c.Outcome, c.DialState, c.ExternalCallID,
-		c.ConversationID, c.DurationSecs, c.Transcript, c.Analysis, c.Metadata, c.Summary, c.QueuedAt, at)
-
-	switch {
-	case ev.Event.Kind == callstate.DialAborted:
-		batch.Queue(`DELETE FROM call_attempts WHERE call_id = $1 AND attempt = $2`, c.ID, c.Attempt+1)
-		c.DialState = "none"
-		batch.Queue(`UPDATE calls SET dial_state = 'none' WHERE id = $1`, c.ID)
-	case ev.Event.Kind == callstate.Dial:
-		batch.Queue(`INSERT INTO call_attempts (call_id, attempt, integration_id, started_at) VALUES ($1, $2, $3, $4)`,
-			c.ID, c.Attempt, c.IntegrationID, at)
-	case ev.Event.Kind == callstate.DialAccepted && ev.ExternalCallID != "":
-		batch.Queue(`UPDATE call_attempts SET external_call_id = $3 WHERE call_id = $1 AND attempt = $2`,
-			c.ID, c.Attempt, ev.ExternalCallID)
+	c.UpdatedAt = at
+	if _, seen := cs.calls[c.ID]; !seen {
+		cs.order = append(cs.order, c.ID)
 	}
+	cs.calls[c.ID] = c
 	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
 		var dur *float64
 		if ev.Event.Kind == callstate.CallEnd {
 			dur = &ev.Event.DurationSecs
 		}
-		batch.Queue(`UPDATE call_attempts SET ended_at = $3, outcome = $4, duration_secs = $5 WHERE call_id = $1 AND attempt = $2`,
-			c.ID, c.Attempt, at, nullable(d.Outcome), dur)
+		cs.attemptsEnd = append(cs.attemptsEnd, []any{c.ID, c.Attempt, at, nullable(d.Outcome), dur})
 	}
+	cs.history = append(cs.history, []any{c.ID, c.Attempt, string(ev.Event.Kind), string(d.From), string(d.To),
+		historyDetail(ev, d), nullable(ev.TraceID), at})
+}
 
+func historyDetail(ev CallEvent, d callstate.Decision) map[string]any {
 	detail := map[string]any{}
 	for k, v := range ev.Detail {
 		detail[k] = v
@@ -524,10 +545,107 @@ func queueChange(batch *pgx.Batch, c *Call, ev CallEvent, d callstate.Decision) 
 	if ev.ExternalCallID != "" {
 		detail["externalCallId"] = ev.ExternalCallID
 	}
-	batch.Queue(`INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, c.ID, c.Attempt, string(ev.Event.Kind), string(d.From), string(d.To),
-		detail, nullable(ev.TraceID), at)
+	return detail
 }
+
+func jsonText(raw json.RawMessage) *string {
+	if len(raw) == 0 {
+		return nil
+	}
+	s := string(raw)
+	return &s
+}
+
+// flush writes the change set: attempts first (a dial's attempt row before
+// the call that points at it), then the calls, then their history.
+func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
+	if cs.empty() {
+		return nil
+	}
+	if len(cs.attemptsGone) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsGone)
+		if _, err := tx.Exec(ctx, `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts); err != nil {
+			return fmt.Errorf("delete attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsNew) > 0 {
+		// A dial aborted earlier in this same batch frees its attempt number.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at"},
+			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsExt) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
+		ext := column[string](cs.attemptsExt, 2)
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = v.ext
+			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext); err != nil {
+			return fmt.Errorf("update attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsEnd) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsEnd)
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET ended_at = v.ended_at, outcome = v.outcome, duration_secs = v.dur
+			FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::float8[]) AS v (call_id, attempt, ended_at, outcome, dur)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`,
+			ids, attempts, column[time.Time](cs.attemptsEnd, 2), column[*string](cs.attemptsEnd, 3), column[*float64](cs.attemptsEnd, 4)); err != nil {
+			return fmt.Errorf("end attempts: %w", err)
+		}
+	}
+	if n := len(cs.order); n > 0 {
+		var (
+			ids                              = make([]uuid.UUID, n)
+			statuses, dialStates             = make([]string, n), make([]string, n)
+			attempts                         = make([]int, n)
+			slots, retries                   = make([]*time.Time, n), make([]*time.Time, n)
+			outcomes, exts, convs, summaries = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+			transcripts, analyses, metas     = make([]*string, n), make([]*string, n), make([]*string, n)
+			durations                        = make([]*float64, n)
+			queuedAt, updatedAt              = make([]time.Time, n), make([]time.Time, n)
+		)
+		for i, id := range cs.order {
+			c := cs.calls[id]
+			ids[i], statuses[i], attempts[i], slots[i], retries[i] = c.ID, string(c.Status), c.Attempt, c.SlotTakenAt, c.NextRetryAt
+			outcomes[i], dialStates[i], exts[i], convs[i], durations[i] = c.Outcome, c.DialState, c.ExternalCallID, c.ConversationID, c.DurationSecs
+			transcripts[i], analyses[i], metas[i], summaries[i] = jsonText(c.Transcript), jsonText(c.Analysis), jsonText(c.Metadata), c.Summary
+			queuedAt[i], updatedAt[i] = c.QueuedAt, c.UpdatedAt
+		}
+		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt, slot_taken_at = v.slot,
+				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
+				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
+				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at
+			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[],
+				$16::timestamptz[])
+				AS v (id, status, attempt, slot, retry, outcome, dial_state, ext, conv, dur, transcript, analysis, meta, summary,
+				      queued_at, updated_at)
+			WHERE c.id = v.id`,
+			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
+			summaries, queuedAt, updatedAt); err != nil {
+			return fmt.Errorf("update calls: %w", err)
+		}
+	}
+	if len(cs.history) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_events"},
+			[]string{"call_id", "attempt", "kind", "from_status", "to_status", "detail", "trace_id", "occurred_at"},
+			pgx.CopyFromRows(cs.history)); err != nil {
+			return fmt.Errorf("insert history: %w", err)
+		}
+	}
+	return nil
+}
+
+func column[T any](rows [][]any, i int) []T {
+	out := make([]T, len(rows))
+	for j, r := range rows {
+		out[j], _ = r[i].(T)
+	}
+	return out
+}
+
+func columns2[A, B any](rows [][]any) ([]A, []B) { return column[A](rows, 0), column[B](rows, 1) }
 
 // Claimed is a call whose slot was taken and whose attempt is recorded:
 // it is to be dialled exactly once.
@@ -587,7 +705,7 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		batch := &pgx.Batch{}
+		cs := newChangeSet()
 		for i := range calls {
 			c := &calls[i]
 			d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
@@ -595,14 +713,11 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 			if !d.Changed {
 				continue
 			}
-			queueChange(batch, c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
+			cs.record(c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
 				TraceID: deref(c.TraceID)}, d)
 			out = append(out, Claimed{Call: *c, Config: cfg})
 		}
-		if batch.Len() == 0 {
-			return nil
-		}
-		return tx.SendBatch(ctx, batch).Close()
+		return cs.flush(ctx, tx)
 	})
 	return out, err
 }
@@ -662,12 +777,13 @@ type Overdue struct {
 // calls whose dial never reported back within dialLost (the dialling
 // process died mid-request).
 func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
+	// $1 is cast: beside an interval, Postgres would infer it as an interval.
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
 			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
 		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
 		WHERE c.status IN ('initiated', 'in_progress')
 		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
-		    OR c.slot_taken_at <= $1 - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
+		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
 		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,12 @@ type Publisher interface {
 	Stored(ctx context.Context, kind queue.Kind, seq uint64) (nats.Header, error)
 }
 
+// EventPublisher stores call events, several webhooks' to one message
+// when they arrive together (queue.Batcher).
+type EventPublisher interface {
+	PublishEvent(ctx context.Context, integrationID uuid.UUID, ev queue.EventBody) error
+}
+
 // RetryRunner puts due retries back in the queue now (cron/trigger).
 type RetryRunner interface {
 	RunRetries(ctx context.Context) (int, error)
@@ -57,6 +63,7 @@ type Handler struct {
 	dir      *Directory
 	store    *store.Store
 	pub      Publisher
+	events   EventPublisher
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	now      func() time.Time
@@ -72,6 +79,7 @@ type Deps struct {
 	Directory *Directory
 	Store     *store.Store
 	Publisher Publisher
+	Events    EventPublisher
 	Metrics   *metrics.Metrics
 	Log       zerolog.Logger
 	Now       func() time.Time
@@ -89,7 +97,7 @@ func New(d Deps) *Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, metrics: d.Metrics, log: d.Log, now: d.Now,
+	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, events: d.Events, metrics: d.Metrics, log: d.Log, now: d.Now,
 		retries: d.Retries, enricher: d.Enricher, health: d.Health, AgentInitDeadline: AgentInitDeadlineDefault}
 }
 
@@ -293,14 +301,16 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := json.Marshal(queue.EventBody{EventType: req.EventType, CallRef: req.CallID, ConversationID: req.ConversationID,
-		DurationSecs: req.DurationSecs, Metadata: req.Metadata, ReceivedAt: h.now()})
+	ev := queue.EventBody{EventType: req.EventType, CallRef: req.CallID, ConversationID: req.ConversationID,
+		DurationSecs: req.DurationSecs, Metadata: req.Metadata, ReceivedAt: h.now(), TraceID: r.traceID,
+		// The same body twice (a dialler retry) is applied once.
+		DedupeKey: "event:" + hashKey(r.in.ID.String(), string(r.body))}
+	start := time.Now()
+	err = h.events.PublishEvent(ctx, r.in.ID, ev)
+	h.metrics.PublishDuration.WithLabelValues(string(queue.KindEvents)).Observe(time.Since(start).Seconds())
 	if err != nil {
-		return 0, nil, err
-	}
-	// The same body twice (a dialler retry) is stored once.
-	if _, err := h.publish(ctx, r, queue.Message{Kind: queue.KindEvents, MsgID: "event:" + hashKey(r.in.ID.String(), string(r.body)), Data: data}); err != nil {
-		return 0, nil, err
+		r.log.Error().Err(err).Msg("publish call event failed")
+		return 0, nil, jsonhttp.Unavailable("queue")
 	}
 	return http.StatusAccepted, map[string]any{"success": true}, nil
 }
@@ -308,7 +318,7 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error) {
 	wh, err := elevenlabs.ParseWebhook(r.body)
 	if err != nil {
-		return 0, nil, jsonhttp.BadRequest("type", "%v", err)
+		return 0, nil, jsonhttp.BadRequest(postcallField(wh, err), "%v", err)
 	}
 	var ids struct {
 		ConversationID string `json:"conversation_id"`
@@ -341,12 +351,28 @@ func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error
 	return http.StatusOK, map[string]any{"success": true}, nil
 }
 
+// postcallField names the part of a post-call body that ParseWebhook
+// refused: none for a body that is not JSON, else the member at fault.
+func postcallField(wh elevenlabs.Webhook, err error) string {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return ""
+	case errors.As(err, &typeErr):
+		return typeErr.Field
+	case wh.Type == elevenlabs.TypeTranscription || wh.Type == elevenlabs.TypeAudio || wh.Type == elevenlabs.TypeInitiationFailure:
+		return "data"
+	}
+	return "type"
+}
+
 func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) {
 	var req struct {
 		HandlerName string `json:"handlerName"`
 	}
 	if len(strings.TrimSpace(string(r.body))) > 0 {
-		if err := jsonhttp.Decode(r.body, &req); err != nil {
+		if err := decodeStrict(r.body, &req); err != nil {
 			return 0, nil, err
 		}
 	}

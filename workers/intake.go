@@ -1,9 +1,11 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -41,39 +43,33 @@ func (w *Workers) originateHandler() queue.Handler[store.NewCall] {
 	}
 }
 
-// eventsHandler applies the dialler's call events.
-func (w *Workers) eventsHandler() queue.Handler[store.CallEvent] {
-	return queue.Handler[store.CallEvent]{
-		Decode: func(d queue.Delivery) (store.CallEvent, error) {
-			var b queue.EventBody
-			if err := json.Unmarshal(d.Data, &b); err != nil {
-				return store.CallEvent{}, err
+// eventsHandler applies the dialler's call events; one message holds the
+// events of several webhooks (queue.Batcher).
+func (w *Workers) eventsHandler() queue.Handler[[]store.CallEvent] {
+	return queue.Handler[[]store.CallEvent]{
+		Decode: func(d queue.Delivery) ([]store.CallEvent, error) {
+			var batch queue.EventBatch
+			if err := json.Unmarshal(d.Data, &batch); err != nil {
+				return nil, err
 			}
-			ev := store.CallEvent{IntegrationID: d.IntegrationID, ConversationID: b.ConversationID,
-				TraceID: d.TraceID, Key: d.Key, At: b.ReceivedAt}
-			if id, err := uuid.Parse(b.CallRef); err == nil {
-				ev.CallID = id
-			} else {
-				ev.ExternalCallID = b.CallRef
-			}
-			switch b.EventType {
-			case "call_start", "media_start":
-				ev.Event = callstate.Event{Kind: callstate.CallStart}
-			case "call_end", "media_end":
-				ev.Event = callstate.Event{Kind: callstate.CallEnd}
-				if b.DurationSecs != nil {
-					ev.Event.DurationSecs = *b.DurationSecs
+			out := make([]store.CallEvent, 0, len(batch.Events))
+			for i, b := range batch.Events {
+				ev, err := decodeEvent(b)
+				if err != nil {
+					return nil, err
 				}
-			default:
-				return ev, errors.New("unknown eventType " + b.EventType)
+				ev.IntegrationID = d.IntegrationID
+				ev.Key = fmt.Sprintf("%s:%d", d.Key, i)
+				ev.TraceID = cmp.Or(b.TraceID, d.TraceID)
+				out = append(out, ev)
 			}
-			ev.Detail = map[string]any{"eventType": b.EventType}
-			if len(b.Metadata) > 0 {
-				ev.Detail["metadata"] = b.Metadata
-			}
-			return ev, nil
+			return out, nil
 		},
-		Handle: func(ctx context.Context, events []store.CallEvent) error {
+		Handle: func(ctx context.Context, batches [][]store.CallEvent) error {
+			var events []store.CallEvent
+			for _, b := range batches {
+				events = append(events, b...)
+			}
 			// Stamp events when they are applied: the clock decides retry times.
 			now := w.clock.Now()
 			for i := range events {
@@ -87,4 +83,29 @@ func (w *Workers) eventsHandler() queue.Handler[store.CallEvent] {
 			return nil
 		},
 	}
+}
+
+func decodeEvent(b queue.EventBody) (store.CallEvent, error) {
+	ev := store.CallEvent{ConversationID: b.ConversationID, DedupeKey: b.DedupeKey, DedupeTTL: queue.DedupeWindow}
+	if id, err := uuid.Parse(b.CallRef); err == nil {
+		ev.CallID = id
+	} else {
+		ev.ExternalCallID = b.CallRef
+	}
+	switch b.EventType {
+	case "call_start", "media_start":
+		ev.Event = callstate.Event{Kind: callstate.CallStart}
+	case "call_end", "media_end":
+		ev.Event = callstate.Event{Kind: callstate.CallEnd}
+		if b.DurationSecs != nil {
+			ev.Event.DurationSecs = *b.DurationSecs
+		}
+	default:
+		return ev, errors.New("unknown eventType " + b.EventType)
+	}
+	ev.Detail = map[string]any{"eventType": b.EventType}
+	if len(b.Metadata) > 0 {
+		ev.Detail["metadata"] = b.Metadata
+	}
+	return ev, nil
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/service"
+	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/workers"
+)
+
+type bench struct {
+	adminURL string
+	duration time.Duration
+	clients  int
+	log      zerolog.Logger
+	// syncInterval is the embedded server's fsync interval; 0 fsyncs
+	// every write (the production default).
+	syncInterval time.Duration
+}
+
+var secretKey = []byte("bench-secret-key-32-bytes-long!!")
+
+// world is a fresh database and embedded JetStream server for one scenario.
+type world struct {
+	b       *bench
+	dbURL   string
+	dbName  string
+	ns      *server.Server
+	dataDir string
+	st      *store.Store
+	svcs    []*service.Service
+}
+
+func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
+	w := &world{b: b, dbName: "callqueue_bench_" + name}
+	conn, err := pgx.Connect(ctx, b.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+w.dbName+" WITH (FORCE)"); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+w.dbName); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(b.adminURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	u.Path = "/" + w.dbName
+	w.dbURL = u.String()
+	if w.dataDir, err = os.MkdirTemp("", "callqueue-bench-"); err != nil {
+		return nil, err
+	}
+	if w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// start runs a callqueue process for role against the world.
+func (w *world) start(ctx context.Context, role string, migrate bool, clock workers.Clock) (*service.Service, error) {
+	nc, err := queue.ConnectEmbedded(w.ns, "bench-"+role)
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: 1,
+		Timezone: config.TimezoneDefault, DataDir: w.dataDir}
+	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
+		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return nil, err
+	}
+	w.svcs = append(w.svcs, svc)
+	if w.st == nil {
+		w.st = svc.Store
+	}
+	return svc, nil
+}
+
+func (w *world) close() {
+	var wg sync.WaitGroup
+	for _, s := range w.svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = s.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	w.ns.Shutdown()
+	w.ns.WaitForShutdown()
+	_ = os.RemoveAll(w.dataDir)
+	ctx := context.Background()
+	if conn, err := pgx.Connect(ctx, w.b.adminURL); err == nil {
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+w.dbName+" WITH (FORCE)")
+		conn.Close(ctx)
+	}
+}
+
+// setupIntegration creates an owner token and an active integration whose
+// VA is at vaURL, with the given call_handling.
+func (w *world) setupIntegration(ctx context.Context, baseURL, vaURL string, callHandling string) (store.Integration, string, error) {
+	_, token, err := w.st.CreateToken(ctx, "bench", "bench")
+	if err != nil {
+		return store.Integration{}, "", err
+	}
+	name := "bench"
+	in, err := w.st.CreateIntegration(ctx, "bench", store.IntegrationFields{Name: &name})
+	if err != nil {
+		return in, "", err
+	}
+	put := func(key, value string) error {
+		return w.st.PutConfig(ctx, in.ID, key, []byte(value))
+	}
+	if err := put(config.KeyCallHandling, callHandling); err != nil {
+		return in, "", err
+	}
+	if err := put(config.KeyVoice, fmt.Sprintf(`{"provider":"va","base_url":%q,"sip_id":"sip-1","assistant_id":"a-1"}`, vaURL)); err != nil {
+		return in, "", err
+	}
+	if _, err := w.st.PutSecret(ctx, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "bench-va-token", true); err != nil {
+		return in, "", err
+	}
+	in, err = w.st.GetIntegration(ctx, "", in.ID)
+	return in, token, err
+}
+
+func newHTTPClient(conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: conns * 2,
+		MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
+}

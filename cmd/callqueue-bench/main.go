@@ -1,0 +1,92 @@
+// Command callqueue-bench measures callqueue on this machine and prints one
+// line per figure: "metric: <name> <value> <unit>". It runs real components
+// (Postgres from DATABASE_URL, an embedded JetStream server with the
+// production sync policy) and compares against baselines measured in the
+// same run where one exists (a bare net/http handler for intake).
+//
+//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "how long each throughput measurement runs")
+	only := flag.String("only", "", "comma-separated scenarios to run (default all)")
+	clients := flag.Int("clients", 64, "concurrent HTTP clients for intake")
+	syncPolicy := flag.String("nats-sync", "always", `embedded NATS sync policy: "always" (the default of callqueue serve) or a duration`)
+	flag.Parse()
+
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		fmt.Fprintln(os.Stderr, "callqueue-bench: DATABASE_URL is not set (make bench sets it)")
+		os.Exit(1)
+	}
+	want := func(name string) bool {
+		return *only == "" || strings.Contains(","+*only+",", ","+name+",")
+	}
+	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
+	ctx := context.Background()
+	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log}
+	if *syncPolicy != "always" {
+		d, err := time.ParseDuration(*syncPolicy)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "callqueue-bench: -nats-sync:", err)
+			os.Exit(2)
+		}
+		b.syncInterval = d
+	}
+	fmt.Fprintf(os.Stderr, "callqueue-bench: %s, %d CPUs, %s per measurement\n", runtime.Version(), runtime.NumCPU(), *duration)
+
+	scenarios := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"intake", b.intake},
+		{"e2e", b.e2e},
+		{"dispatch", b.dispatch},
+		{"limit", b.limit},
+	}
+	for _, s := range scenarios {
+		if !want(s.name) {
+			continue
+		}
+		start := time.Now()
+		if err := s.run(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "callqueue-bench: %s: %v\n", s.name, err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "callqueue-bench: %s took %s\n", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	metric("rss_mib", float64(peakRSS())/1024, "MiB")
+}
+
+func metric(name string, value float64, unit string) {
+	fmt.Printf("metric: %s %.2f %s\n", name, value, unit)
+}
+
+// peakRSS is the process's peak resident set in KiB (VmHWM): the service
+// and the load generator together, since both run in this process.
+func peakRSS() int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
