@@ -40,7 +40,7 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 		DynamicVariables json.RawMessage `json:"dynamic_variables"`
 		Priority         *int            `json:"priority"`
 	}
-	if err := jsonhttp.Decode(body, &raw); err != nil {
+	if err := decodeStrict(body, &raw); err != nil {
 		return OriginateRequest{}, err
 	}
 	var out OriginateRequest
@@ -69,6 +69,19 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 		out.Priority = *raw.Priority
 	}
 	return out, nil
+}
+
+// decodeStrict is jsonhttp.Decode that also refuses what follows the
+// object: jsonhttp.Decode's d.More() check misses a trailing '}' or ']'
+// (`{"phone_number":"+380991111111"}}` would be accepted).
+func decodeStrict(body []byte, dst any) error {
+	if err := jsonhttp.Decode(body, dst); err != nil {
+		return err
+	}
+	if !json.Valid(body) {
+		return jsonhttp.BadRequest("", "body must hold a single JSON object")
+	}
+	return nil
 }
 
 // scalarString reads a JSON string or number as a string ("" for absent or null).
@@ -139,7 +152,8 @@ func DecodeCallEvent(body []byte) (CallEventRequest, error) {
 	if d := bytes.TrimSpace(raw.Duration); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
 		s, err := scalarString(d)
 		f, perr := strconv.ParseFloat(s, 64)
-		if err != nil || perr != nil || f < 0 || f > 86400 {
+		// Written so that NaN ("duration": "NaN" parses) is out of range too.
+		if err != nil || perr != nil || !(f >= 0 && f <= 86400) {
 			return out, jsonhttp.Invalid("duration", "duration must be a number of seconds between 0 and 86400")
 		}
 		out.DurationSecs = &f

@@ -269,6 +269,12 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 	}
 	if req.RecordID != "" {
 		body.IdempotencyKeys = append(body.IdempotencyKeys, "rec:"+hashKey(req.RecordID, req.PhoneNumber))
+		// The record names the message even when a key is given: a later
+		// request for the same record, with another key or none, is then a
+		// duplicate in the stream and answered with this call's id. Under
+		// its own message id the store would drop it as a duplicate, and
+		// its answer would name a call that never exists.
+		msgID = "originate:rec:" + hashKey(r.in.ID.String(), req.RecordID, req.PhoneNumber)
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
