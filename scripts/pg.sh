@@ -261,7 +261,7 @@ port = $port
 unix_socket_directories = '$sock_dir'
 max_connections = 300
 shared_buffers = 256MB
-# Commits stay durable (fsync on) so that `make bench` measures what production would see;
+# Commits stay durable (fsync on) so that make bench measures what production would see;
 # batching in the workers keeps the commit rate low.
 logging_collector = off
 log_min_messages = warning
