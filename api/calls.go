@@ -52,6 +52,8 @@ func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
 type callWithEvents struct {
 	store.Call
 	Events []store.CallEventRow `json:"events"`
+	// CRM is the call's CRM updates and their delivery state.
+	CRM []store.Delivery `json:"crm"`
 }
 
 func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
@@ -67,7 +69,14 @@ func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, callWithEvents{Call: c, Events: events})
+	deliveries, err := a.store.CallDeliveries(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if deliveries == nil {
+		deliveries = []store.Delivery{}
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, callWithEvents{Call: c, Events: events, CRM: deliveries})
 	return nil
 }
 

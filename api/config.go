@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"regexp"
 
 	"github.com/callqueue/callqueue/config"
@@ -73,6 +75,12 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	value, err := config.Normalize(key, body)
 	var fe *config.FieldError
 	if errors.As(err, &fe) {
+		if unreadable(key, body) {
+			// A wrong type or an unknown field is a body the endpoint cannot
+			// read (400), like everywhere else in the API; only a readable
+			// value that fails validation is a 422.
+			return jsonhttp.BadRequest(fe.Field, "%s", fe.Error())
+		}
 		return jsonhttp.Invalid(fe.Field, "%s", fe.Error())
 	}
 	if err != nil {
@@ -85,6 +93,18 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	a.kicker.Kick(in.ID)
 	jsonhttp.WriteJSON(w, http.StatusOK, json.RawMessage(value))
 	return nil
+}
+
+// unreadable reports whether body does not even decode strictly into the Go
+// type of a known key (config.Normalize names the field either way).
+func unreadable(key string, body []byte) bool {
+	def, ok := config.Defaults()[key]
+	if !ok {
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	return d.Decode(reflect.New(reflect.TypeOf(def)).Interface()) != nil
 }
 
 func (a *API) deleteConfigKey(w http.ResponseWriter, r *http.Request) error {

@@ -91,6 +91,9 @@ func (a *API) updateSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 		if err := readJSON(w, r, &b); err != nil {
 			return err
 		}
+		if b.Integration != nil {
+			return jsonhttp.BadRequest("integration", `unknown field "integration"`)
+		}
 		key, value, err := b.validate()
 		if err != nil {
 			return err

@@ -97,7 +97,7 @@ func (v Voice) Complete() bool {
 	case "va":
 		return v.BaseURL != "" && v.SipID != ""
 	case "elevenlabs":
-		return v.BaseURL != "" && v.AgentID != "" && v.AgentPhoneNumberID != ""
+		return v.AgentID != "" && v.AgentPhoneNumberID != "" // base_url defaults to the public API
 	}
 	return false
 }
@@ -127,6 +127,25 @@ type CRM struct {
 type Agent struct {
 	Timezone string `json:"timezone"`
 	Locale   string `json:"locale"`
+	// InitDeadlineMS bounds agent-init's answer; CRM context that is not
+	// there in time is left out (0: AgentInitDeadlineDefault).
+	InitDeadlineMS int `json:"init_deadline_ms,omitempty"`
+	// Override, when set, sends conversation_config_override: the
+	// integration's agentPrompt, FirstMessage and Language.
+	Override     bool   `json:"override,omitempty"`
+	FirstMessage string `json:"first_message,omitempty"`
+	Language     string `json:"language,omitempty"`
+}
+
+// AgentInitDeadlineDefault is agent-init's default answer deadline.
+const AgentInitDeadlineDefault = 1500 * time.Millisecond
+
+// InitDeadline is the agent-init deadline.
+func (a Agent) InitDeadline() time.Duration {
+	if a.InitDeadlineMS <= 0 {
+		return AgentInitDeadlineDefault
+	}
+	return time.Duration(a.InitDeadlineMS) * time.Millisecond
 }
 
 // Defaults returns a fresh copy of every known key's default value.
@@ -253,6 +272,9 @@ func decodeKnown(key string, raw json.RawMessage, strict bool) (any, error) {
 			if _, err := time.LoadLocation(v.Timezone); err != nil || v.Timezone == "" {
 				return nil, &FieldError{Field: "timezone", Message: "unknown timezone " + fmt.Sprintf("%q", v.Timezone)}
 			}
+			if v.InitDeadlineMS < 0 || v.InitDeadlineMS > 10000 {
+				return nil, &FieldError{Field: "init_deadline_ms", Message: "must be between 0 and 10000"}
+			}
 		}
 		return v, nil
 	}
@@ -279,7 +301,7 @@ var knownFields = map[string][]string{
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
 	KeyVoice:                            {"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
 	KeyCRM:                              {"kind", "folder_id", "base_url", "lookup_url", "update_url"},
-	KeyAgent:                            {"timezone", "locale"},
+	KeyAgent:                            {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
 }
 
 // checkKnownFields rejects fields a key does not have, naming their path.

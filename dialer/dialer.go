@@ -36,6 +36,9 @@ type Request struct {
 type Result struct {
 	// ExternalID is the platform's own id for the call, when it gave one.
 	ExternalID string
+	// ConversationID is ElevenLabs' conversation id, which its post-call
+	// webhook carries; empty for the VA.
+	ConversationID string
 }
 
 // Dialer places a call.

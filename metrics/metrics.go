@@ -30,6 +30,8 @@ type Metrics struct {
 	DialDuration    *prometheus.HistogramVec
 	Dials           *prometheus.CounterVec
 	DispatchLatency prometheus.Histogram
+	CRMDeliveries   *prometheus.CounterVec
+	AgentInit       *prometheus.CounterVec
 }
 
 // New registers every series on a fresh registry, with Go and process
@@ -69,6 +71,11 @@ func New() *Metrics {
 		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "callqueue_dispatch_duration_seconds",
 			Help: "Time from a dispatch being requested to its calls being claimed.", Buckets: fast}),
 	}
+	m.CRMDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_deliveries_total",
+		Help: "CRM update attempts by result: delivered, retry, failed."}, []string{"integration_id", "result"})
+	m.AgentInit = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_total",
+		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"source"})
+	r.MustRegister(m.CRMDeliveries, m.AgentInit)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.BreakerState, m.DialDuration, m.Dials, m.DispatchLatency)
 	return m
@@ -105,6 +112,30 @@ type gaugeCollector struct {
 	src                   GaugeSource
 	active, queued, limit *prometheus.Desc
 }
+
+// RegisterOutbox exports the CRM outbox's pending and failed updates.
+func (m *Metrics) RegisterOutbox(counts func(ctx context.Context) (map[string]int, error)) {
+	desc := prometheus.NewDesc("callqueue_crm_outbox", "CRM updates not delivered, by status (pending, failed).", []string{"status"}, nil)
+	m.Registry.MustRegister(collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := counts(ctx)
+		if err != nil {
+			return
+		}
+		for status, n := range c {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), status)
+		}
+	}})
+}
+
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 // RegisterGauges exports active calls, queued calls and the limit per
 // integration from src.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,9 +185,19 @@ func (c *Consumer[T]) Stop() {
 	if c.cc == nil {
 		return
 	}
-	c.cc.Stop()
+	// Drain, not Stop: Stop drops what the client has received but not yet
+	// handed to the callback, and those messages would wait out AckWait
+	// before any replica saw them. Drained, they reach the callback, which
+	// naks them once stopped is closed.
+	c.cc.Drain()
 	close(c.stopped)
 	c.wg.Wait()
+	drained := time.NewTimer(c.cfg.AckWait)
+	defer drained.Stop()
+	select {
+	case <-c.cc.Closed():
+	case <-drained.C: // past AckWait the server redelivers them anyway
+	}
 	for {
 		select {
 		case m := <-c.inbox:
@@ -328,7 +339,10 @@ func (c *Consumer[T]) deadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, r
 	dl := nats.NewMsg(subjectPrefix + ".dlq." + string(c.kind))
 	dl.Data = m.Data()
 	for k, v := range m.Headers() {
-		if k != jetstream.MsgIDHeader {
+		// Nats-* headers are instructions to the server (Nats-Msg-Id,
+		// Nats-Expected-Stream, Nats-Rollup, ...): copied, they would make
+		// the dead-letter stream reject or misapply the message.
+		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
 			dl.Header[k] = v
 		}
 	}

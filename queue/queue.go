@@ -196,6 +196,12 @@ func (q *Queue) Publish(ctx context.Context, m Message) (Ack, error) {
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
+	// While disconnected the client would keep the message in its reconnect
+	// buffer and store it on reconnect, after the caller was told it failed
+	// (contract §4: "503 and nothing half-done").
+	if !q.nc.IsConnected() {
+		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Kind, nats.ErrDisconnected)
+	}
 	ack, err := q.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Kind, err)

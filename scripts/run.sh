@@ -209,7 +209,7 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
      -H 'X-Webhook-Token: $demo_wt' -H 'Content-Type: application/json' \\
      -d '{"phone_number":"+380501234567","record_id":"demo-1"}'
  The call waits in 'queued' until the integration has its 'voice' config and
- VA_AUTH_TOKEN secret (see $base/$demo_slug/docs).
+ VA_AUTH_TOKEN secret (see the tour in README.md).
 ================================================================================
 
 EOF

@@ -19,9 +19,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/callqueue/callqueue/analysis"
 	"github.com/callqueue/callqueue/api"
 	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/dialer"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/metrics"
@@ -54,7 +57,10 @@ type Options struct {
 	DialClient *http.Client
 	// BreakerOpenFor overrides how long an open breaker waits.
 	BreakerOpenFor time.Duration
-	Version        string
+	// CRMClient and LLMClient are the HTTP clients for those peers.
+	CRMClient *http.Client
+	LLMClient *http.Client
+	Version   string
 }
 
 // Service is one running callqueue process.
@@ -68,6 +74,8 @@ type Service struct {
 	Metrics *metrics.Metrics
 	Workers *workers.Workers
 	Dialer  *dialer.Breaking
+	CRM     *crm.Clients
+	Callers *callerctx.Cache
 
 	cancel   context.CancelFunc
 	embedded *server.Server
@@ -134,7 +142,9 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 		}
 		return out, err
 	})
-	s.wire()
+	if err := s.wire(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -165,7 +175,7 @@ func (s *Service) connectNATS() error {
 	return nil
 }
 
-func (s *Service) wire() {
+func (s *Service) wire(ctx context.Context) error {
 	role := s.opt.Role
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -175,7 +185,7 @@ func (s *Service) wire() {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 
 	var dispatcherBreakers func(string, gobreaker.State, gobreaker.State)
-	s.Dialer = dialer.WithBreakers(dialer.NewVA(s.opt.DialClient), breaker.NewSet[dialer.Result](breaker.Settings{
+	s.Dialer = dialer.WithBreakers(dialer.NewRouter(s.opt.DialClient), breaker.NewSet[dialer.Result](breaker.Settings{
 		Peer: "va", OpenFor: s.opt.BreakerOpenFor,
 		IsSuccessful: dialer.IsRejected,
 		OnChange: func(key string, from, to gobreaker.State) {
@@ -184,22 +194,43 @@ func (s *Service) wire() {
 			}
 		},
 	}))
+	s.CRM = crm.NewClients(s.Store, s.opt.CRMClient, breaker.NewSet[any](breaker.Settings{
+		Peer: "crm", OpenFor: s.opt.BreakerOpenFor, IsSuccessful: crm.IsPermanent,
+		OnChange: func(key string, _, to gobreaker.State) {
+			s.Metrics.BreakerState.WithLabelValues(key, "crm").Set(breaker.StateValue(to))
+		},
+	}))
+	var err error
+	if s.Callers, err = callerctx.New(ctx, s.Queue.JetStream(), s.cfg.NATSReplicas, s.CRM, s.log); err != nil {
+		return fmt.Errorf("caller context cache: %w", err)
+	}
+	s.Metrics.RegisterOutbox(s.Store.OutboxCounts)
 	if role == RoleAll || role == RoleWorkers {
+		llm := analysis.New(s.opt.LLMClient, breaker.NewSet[analysis.Result](breaker.Settings{
+			Peer: "llm", OpenFor: s.opt.BreakerOpenFor,
+			OnChange: func(key string, _, to gobreaker.State) {
+				s.Metrics.BreakerState.WithLabelValues(key, "llm").Set(breaker.StateValue(to))
+			},
+		}))
+		llm.OnError = func(key string, err error) {
+			s.log.Warn().Err(err).Str("integration_id", key).Msg("llm analysis failed; using the agent's own analysis")
+		}
 		s.Workers = workers.New(workers.Deps{Store: s.Store, Queue: s.Queue, Dialer: s.Dialer, Clock: s.opt.Clock,
-			Log: s.log, Metrics: s.Metrics}, s.opt.Workers)
+			Log: s.log, Metrics: s.Metrics, CRM: s.CRM, Warmer: s.Callers, Analyzer: llm}, s.opt.Workers)
 		dispatcherBreakers = s.Workers.Dispatcher.BreakerChanged
 	}
 	dir := webhooks.NewDirectory(s.Store, 0)
 	if role == RoleAll || role == RoleWebhooks {
 		webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
 			Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
-			Health: s.integrationHealth}).Register(mux)
+			Enricher: s.Callers, Health: s.integrationHealth}).Register(mux)
 	}
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
 			OnIntegrationChange: dir.Forget}).Register(mux)
 	}
 	s.handler = recoverer(s.log, jsonNotFound(mux))
+	return nil
 }
 
 // Handler is the process's HTTP handler.
@@ -244,11 +275,20 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 		voice["secret"] = serr == nil
 		state := s.Dialer.Breakers().State(in.ID.String())
 		voice["breaker"] = state.String()
-		voice["ok"] = cfg.Voice.Complete() && serr == nil && state != gobreaker.StateOpen
-		checks["crm"] = map[string]any{"ok": true, "kind": cfg.CRM.Kind}
+		// This process's breaker knows only its own dials (none in the
+		// webhooks role); the workers record an open one on the integration.
+		current, ierr := s.Store.GetIntegration(ctx, "", in.ID)
+		unhealthy := ierr == nil && (current.Status == store.StatusHasErrors || current.Status == store.StatusFailed)
+		if ierr == nil {
+			voice["status"] = current.Status
+		}
+		voice["ok"] = cfg.Voice.Complete() && serr == nil && state != gobreaker.StateOpen && !unhealthy
+		crmState := s.CRM.Breakers().State(in.ID.String())
+		checks["crm"] = map[string]any{"ok": crmState != gobreaker.StateOpen, "kind": cfg.CRM.Kind, "breaker": crmState.String()}
 	}
 	checks["voice"] = voice
-	return ok && voice["ok"] == true, checks
+	crmOK := checks["crm"] == nil || checks["crm"].(map[string]any)["ok"] == true
+	return ok && voice["ok"] == true && crmOK, checks
 }
 
 // Start starts the workers and the HTTP server. Cancelling ctx abandons

@@ -282,16 +282,21 @@ func claimKeys(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]bool, erro
 	fresh := make([]bool, len(events))
 	var keys []string
 	var expiries []time.Time
+	// Each key once: ON CONFLICT DO UPDATE fails the whole statement when
+	// two of its rows hit the same key (two copies of one webhook in a
+	// batch). Later copies are marked duplicates below.
+	listed := map[string]bool{}
+	add := func(key string, expires time.Time) {
+		if key != "" && !listed[key] {
+			listed[key] = true
+			keys = append(keys, key)
+			expiries = append(expiries, expires)
+		}
+	}
 	for i, ev := range events {
 		fresh[i] = true
-		if ev.Key != "" {
-			keys = append(keys, ev.Key)
-			expiries = append(expiries, ev.At.Add(processedKeyTTL))
-		}
-		if ev.DedupeKey != "" {
-			keys = append(keys, ev.DedupeKey)
-			expiries = append(expiries, ev.At.Add(ev.DedupeTTL))
-		}
+		add(ev.Key, ev.At.Add(processedKeyTTL))
+		add(ev.DedupeKey, ev.At.Add(ev.DedupeTTL))
 	}
 	if len(keys) == 0 {
 		return fresh, nil
@@ -579,6 +584,15 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	if len(cs.attemptsExt) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
 		ext := column[string](cs.attemptsExt, 2)
+		// A dialler may answer every attempt of a call with the same id
+		// (it is sent our call id each time): the new attempt takes it
+		// over, so the unique index holds and events by it find the
+		// current attempt.
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = NULL
+			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
+			WHERE a.call_id = v.call_id AND a.attempt <> v.attempt AND a.external_call_id = v.ext`, ids, attempts, ext); err != nil {
+			return fmt.Errorf("update attempts: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = v.ext
 			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
 			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext); err != nil {

@@ -310,7 +310,7 @@ func refreshStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID) (string, error)
 	voice := config.Decode(cfg).Voice
 	complete := false
 	if voice.Complete() {
-		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM secrets WHERE integration_id = $1 AND key = $2)`,
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM secrets WHERE integration_id = $1 AND key = $2 AND value_preview <> '')`,
 			id, voice.SecretKey()).Scan(&complete)
 		if err != nil {
 			return "", err

@@ -30,18 +30,21 @@ func DateVariables(t time.Time, loc *time.Location) map[string]any {
 // dynamic variables and, within the deadline, the caller's CRM context.
 // Whatever is slow or failing is left out; it never answers an error.
 func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.AgentInitDeadline)
-	defer cancel()
+	started := time.Now()
 	req, err := DecodeAgentInit(r.body)
 	if err != nil {
 		return 0, nil, err
 	}
+	cfgCtx, cancel := context.WithTimeout(ctx, h.AgentInitDeadline)
 	cfg := config.Decode(nil)
-	if stored, err := h.store.Config(ctx, r.in.ID); err == nil {
+	if stored, err := h.store.Config(cfgCtx, r.in.ID); err == nil {
 		cfg = stored
 	} else {
 		r.log.Warn().Err(err).Msg("agent-init: config unavailable, using defaults")
 	}
+	cancel()
+	ctx, cancel = context.WithDeadline(ctx, started.Add(cfg.Agent.InitDeadline()))
+	defer cancel()
 	loc, err := time.LoadLocation(cfg.Agent.Timezone)
 	if err != nil {
 		loc = time.UTC
@@ -70,10 +73,46 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 		vars["phone_number"] = phone
 	}
 	if h.enricher != nil && phone != "" {
+		before := len(vars)
 		h.enricher.Enrich(ctx, r.in.ID, phone, vars)
+		source := "none"
+		if len(vars) > before {
+			source = "crm"
+		}
+		h.metrics.AgentInit.WithLabelValues(source).Inc()
 	}
 	for k, v := range callVars {
 		vars[k] = v
 	}
-	return http.StatusOK, elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}, nil
+	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
+	if cfg.Agent.Override {
+		answer.ConversationConfig = overrideFor(h.agentPrompt(ctx, r.in.ID), cfg.Agent)
+	}
+	return http.StatusOK, answer, nil
+}
+
+// overrideFor builds ElevenLabs' conversation_config_override.
+func overrideFor(prompt string, a config.Agent) map[string]any {
+	agent := map[string]any{}
+	if prompt != "" {
+		agent["prompt"] = map[string]any{"prompt": prompt}
+	}
+	if a.FirstMessage != "" {
+		agent["first_message"] = a.FirstMessage
+	}
+	if a.Language != "" {
+		agent["language"] = a.Language
+	}
+	if len(agent) == 0 {
+		return nil
+	}
+	return map[string]any{"agent": agent}
+}
+
+func (h *Handler) agentPrompt(ctx context.Context, id uuid.UUID) string {
+	in, err := h.store.GetIntegration(ctx, "", id)
+	if err != nil || in.AgentPrompt == nil {
+		return ""
+	}
+	return *in.AgentPrompt
 }

@@ -32,6 +32,8 @@ type Dispatcher struct {
 	running map[uuid.UUID]bool
 	wake    chan struct{}
 
+	healthMu sync.Mutex
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
@@ -143,6 +145,13 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	for _, c := range claimed {
 		d.w.log.Info().Str("trace_id", deref(c.Call.TraceID)).Str("call_id", c.Call.ID.String()).
 			Str("integration_id", integrationID.String()).Int("attempt", c.Call.Attempt).Msg("dialling")
+		if d.w.warmer != nil {
+			d.dials.Add(1)
+			go func() {
+				defer d.dials.Done()
+				d.w.warmer.Warm(d.ctx, integrationID, c.Call.PhoneNumber)
+			}()
+		}
 		d.dials.Add(1)
 		go d.dial(c)
 	}
@@ -180,7 +189,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	switch {
 	case err == nil:
 		ev.Event = callstate.Event{Kind: callstate.DialAccepted}
-		ev.ExternalCallID = res.ExternalID
+		ev.ExternalCallID, ev.ConversationID = res.ExternalID, res.ConversationID
 	case errors.Is(err, breaker.ErrOpen):
 		result = "breaker_open"
 		ev.Event = callstate.Event{Kind: callstate.DialAborted}
@@ -211,13 +220,42 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	d.w.applied(applied, []store.CallEvent{ev})
 }
 
-// BreakerChanged exports a dialler breaker's state and kicks dispatch when
-// it lets calls through again.
+// BreakerChanged exports a dialler breaker's state, records it on the
+// integration and kicks dispatch when it lets calls through again.
 func (d *Dispatcher) BreakerChanged(key string, _, to gobreaker.State) {
 	d.w.metrics.BreakerState.WithLabelValues(key, "va").Set(breaker.StateValue(to))
+	id, err := uuid.Parse(key)
+	if err != nil {
+		return
+	}
+	if to != gobreaker.StateHalfOpen {
+		// Not here: this runs under the breaker's lock.
+		go d.recordHealth(id)
+	}
 	if to != gobreaker.StateOpen {
-		if id, err := uuid.Parse(key); err == nil {
-			d.Kick(id)
-		}
+		d.Kick(id)
+	}
+}
+
+// recordHealth marks the integration has_errors while its breaker is open
+// and active once it has closed, so that every process sees it: the
+// webhooks role answers /{slug}/health but dials nothing itself. It writes
+// the breaker's state at the time of writing, so writes that overtake each
+// other still end on the latest.
+func (d *Dispatcher) recordHealth(id uuid.UUID) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	status := store.StatusActive
+	if d.dialer.Breakers().State(id.String()) != gobreaker.StateClosed {
+		status = store.StatusHasErrors
+	}
+	parent := d.ctx
+	if parent == nil { // not started
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, 5*time.Second)
+	defer cancel()
+	if err := d.w.store.SetIntegrationHealth(ctx, id, status); err != nil && ctx.Err() == nil {
+		d.w.log.Warn().Err(err).Str("integration_id", id.String()).Str("status", status).Msg("could not record the dialler's health")
 	}
 }

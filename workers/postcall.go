@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/analysis"
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/queue"
@@ -32,6 +34,11 @@ func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
 			now := w.clock.Now()
 			for i := range events {
 				events[i].At = now
+				if p := events[i].Postcall; p != nil && w.analyzer != nil {
+					if err := w.analyze(ctx, events[i].IntegrationID, p); err != nil {
+						return err
+					}
+				}
 			}
 			var transitions []store.CallEvent
 			for _, ev := range events {
@@ -81,12 +88,11 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 		}
 		ev.ConversationID = data.ConversationID
 		matchByClientData(&ev, data.ClientData.DynamicVariables)
-		var analysis elevenlabs.Analysis
-		_ = json.Unmarshal(data.Analysis, &analysis) // optional: a missing analysis leaves the summary empty
+		res := analysis.FromElevenLabs(data.Analysis)
 		ev.Event = callstate.Event{Kind: callstate.Postcall}
-		ev.Postcall = &store.PostcallData{Transcript: data.Transcript, Analysis: data.Analysis, Metadata: data.Metadata,
-			Summary: analysis.TranscriptSummary, Outcome: outcomeOf(analysis)}
-		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "callSuccessful": analysis.CallSuccessful}
+		ev.Postcall = &store.PostcallData{Transcript: data.Transcript, Analysis: data.Analysis, Metadata: data.Metadata}
+		applyAnalysis(ev.Postcall, res)
+		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "outcome": ev.Postcall.Outcome}
 	case elevenlabs.TypeInitiationFailure:
 		var data elevenlabs.FailureData
 		if err := json.Unmarshal(wh.Data, &data); err != nil {
@@ -123,16 +129,46 @@ func matchByClientData(ev *store.CallEvent, vars map[string]any) {
 	}
 }
 
-func outcomeOf(a elevenlabs.Analysis) string {
-	switch strings.ToLower(a.CallSuccessful) {
-	case "success", "yes", "true":
-		return "success"
-	case "failure", "no", "false":
-		return "failure"
-	case "unknown":
-		return "unknown"
+// applyAnalysis sets a post-call's outcome and summary from an analysis and
+// keeps what it extracted, and where it came from, in the stored analysis.
+func applyAnalysis(p *store.PostcallData, res analysis.Result) {
+	p.Outcome = cmp.Or(res.Outcome, callstate.OutcomeCompleted)
+	p.Summary = res.Summary
+	stored := map[string]any{}
+	_ = json.Unmarshal(p.Analysis, &stored) // absent or not an object: start afresh
+	stored["source"] = res.Source
+	if len(res.Extracted) > 0 {
+		stored["extracted"] = res.Extracted
 	}
-	return callstate.OutcomeCompleted
+	if raw, err := json.Marshal(stored); err == nil {
+		p.Analysis = raw
+	}
+}
+
+// Analyzer runs an LLM over a transcript (analysis.LLM).
+type Analyzer interface {
+	Analyze(ctx context.Context, integrationKey string, cfg analysis.Config, apiKey string,
+		transcript json.RawMessage, fallback analysis.Result) analysis.Result
+}
+
+// analyze replaces ElevenLabs' analysis with the integration's LLM's, when
+// it has one configured; the LLM failing leaves ElevenLabs' in place.
+func (w *Workers) analyze(ctx context.Context, integrationID uuid.UUID, p *store.PostcallData) error {
+	cfg, err := w.store.Config(ctx, integrationID)
+	if err != nil {
+		return err
+	}
+	var acfg analysis.Config
+	if raw, ok := cfg.Raw[analysis.ConfigKey]; !ok || json.Unmarshal(raw, &acfg) != nil || !acfg.Enabled() {
+		return nil
+	}
+	key, err := w.store.SecretValue(ctx, integrationID, "LLM_API_KEY")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	fallback := analysis.FromElevenLabs(p.Analysis)
+	applyAnalysis(p, w.analyzer.Analyze(ctx, integrationID.String(), acfg, key, p.Transcript, fallback))
+	return nil
 }
 
 func failureOutcome(reason string) string {

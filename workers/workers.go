@@ -81,7 +81,16 @@ type Workers struct {
 
 	Dispatcher *Dispatcher
 	Scheduler  *Scheduler
+	Outbox     *Outbox
+	warmer     Warmer
+	analyzer   Analyzer
 	stops      []func()
+}
+
+// Warmer looks a caller up ahead of their call, so the agent's context is
+// ready when the conversation starts.
+type Warmer interface {
+	Warm(ctx context.Context, integrationID uuid.UUID, phone string)
 }
 
 // Deps are what the workers need.
@@ -92,6 +101,12 @@ type Deps struct {
 	Clock   Clock
 	Log     zerolog.Logger
 	Metrics *metrics.Metrics
+	// CRM delivers outcome updates; nil disables the outbox.
+	CRM CRMApplier
+	// Warmer, when set, is told about every call about to be dialled.
+	Warmer Warmer
+	// Analyzer, when set, analyses transcripts with the integration's LLM.
+	Analyzer Analyzer
 }
 
 // New wires the workers.
@@ -100,9 +115,12 @@ func New(d Deps, cfg Config) *Workers {
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
-	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg}
+	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer}
 	w.Dispatcher = newDispatcher(w, d.Dialer)
 	w.Scheduler = newScheduler(w)
+	if d.CRM != nil {
+		w.Outbox = newOutbox(w, d.CRM)
+	}
 	return w
 }
 
@@ -123,6 +141,10 @@ func (w *Workers) Start(ctx context.Context) error {
 	}
 	w.Scheduler.Start(ctx)
 	w.stops = append(w.stops, w.Scheduler.Stop)
+	if w.Outbox != nil {
+		w.Outbox.Start(ctx)
+		w.stops = append(w.stops, w.Outbox.Stop)
+	}
 	return nil
 }
 
@@ -174,6 +196,9 @@ func (w *Workers) applied(results []store.Applied, events []store.CallEvent) {
 		}
 		if d.To.Terminal() {
 			w.metrics.Terminal.WithLabelValues(integration, string(d.To)).Inc()
+			if w.Outbox != nil {
+				w.Outbox.Kick()
+			}
 		}
 		if d.From != d.To {
 			w.log.Info().Str("trace_id", ev.TraceID).Str("call_id", a.CallID.String()).Str("integration_id", integration).

@@ -1,0 +1,123 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/config"
+)
+
+// Source is where integrations' CRM settings come from (the store).
+type Source interface {
+	Config(ctx context.Context, id uuid.UUID) (config.Integration, error)
+	SecretValue(ctx context.Context, id uuid.UUID, key string) (string, error)
+}
+
+// Clients gives each integration its CRM client, built from its config and
+// secrets (cached briefly), behind its own circuit breaker.
+type Clients struct {
+	src      Source
+	http     *http.Client
+	breakers *breaker.Set[any]
+	ttl      time.Duration
+
+	mu    sync.Mutex
+	cache map[uuid.UUID]cachedClient
+}
+
+type cachedClient struct {
+	client  Client
+	fields  config.CRMFields
+	kind    string
+	err     error
+	expires time.Time
+}
+
+// ClientTTLDefault is how long a built client is reused: config and secret
+// changes take effect within it.
+const ClientTTLDefault = 5 * time.Second
+
+// NewClients returns the CRM access for every integration.
+func NewClients(src Source, httpClient *http.Client, breakers *breaker.Set[any]) *Clients {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: TimeoutDefault}
+	}
+	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, cache: map[uuid.UUID]cachedClient{}}
+}
+
+// ErrNoCRM means the integration has no CRM configured.
+var ErrNoCRM = errors.New("no CRM configured")
+
+func (c *Clients) client(ctx context.Context, id uuid.UUID) (cachedClient, error) {
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.cache[id]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e, e.err
+	}
+	cfg, err := c.src.Config(ctx, id)
+	if err != nil {
+		return e, err // not cached: the store may be back next time
+	}
+	e = cachedClient{fields: cfg.CRMFields, kind: cfg.CRM.Kind, expires: now.Add(c.ttl)}
+	secrets := map[string]string{}
+	for _, k := range SecretsFor(cfg.CRM) {
+		v, err := c.src.SecretValue(ctx, id, k)
+		if err != nil && ctx.Err() != nil {
+			return e, err
+		}
+		secrets[k] = v
+	}
+	e.client, e.err = New(cfg.CRM, cfg.CRMFields, secrets, c.http)
+	c.mu.Lock()
+	c.cache[id] = e
+	c.mu.Unlock()
+	return e, e.err
+}
+
+// Kind is the integration's CRM kind ("none" when it has none).
+func (c *Clients) Kind(ctx context.Context, id uuid.UUID) (string, error) {
+	e, err := c.client(ctx, id)
+	return e.kind, err
+}
+
+// Lookup finds the caller through the integration's breaker and returns
+// the agent's variables for them (empty when there is no record).
+func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[string]any, error) {
+	e, err := c.client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.kind == "none" || e.kind == "" {
+		return nil, ErrNoCRM
+	}
+	rec, err := c.breakers.Execute(id.String(), func() (any, error) { return e.client.Lookup(ctx, phone) })
+	if err != nil {
+		return nil, err
+	}
+	r, _ := rec.(*Record)
+	return Variables(r, e.fields), nil
+}
+
+// Apply sends an update through the integration's breaker.
+func (c *Clients) Apply(ctx context.Context, id uuid.UUID, u Update) error {
+	e, err := c.client(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = c.breakers.Execute(id.String(), func() (any, error) { return nil, e.client.Apply(ctx, u) })
+	return err
+}
+
+// Allows reports whether the integration's CRM breaker lets calls through.
+func (c *Clients) Allows(id uuid.UUID) bool { return c.breakers.Allows(id.String()) }
+
+// Breakers exposes the breaker set, for health and metrics.
+func (c *Clients) Breakers() *breaker.Set[any] { return c.breakers }

@@ -1,0 +1,234 @@
+// Package crm talks to an integration's CRM: it looks a caller up by phone
+// (for the agent's context) and applies a call's outcome (from the durable
+// outbox). Adapters: NetHunt, a generic signed webhook, and none. Field
+// names always come from the integration's crm_fields config.
+package crm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/callqueue/callqueue/config"
+)
+
+// Record is a CRM record found by phone.
+type Record struct {
+	ID     string
+	Name   string
+	Fields map[string]any
+}
+
+// Update is one call outcome to apply to the CRM. Key is stable for the
+// update (the outbox row id), so a redelivery can be recognised. Its JSON is
+// the generic webhook's body: every contract field is always present (null
+// when unknown), so CRM authors can rely on the shape.
+type Update struct {
+	Key              string          `json:"-"`
+	Event            string          `json:"event"` // call.completed | call.failed
+	CallID           string          `json:"callId"`
+	RecordID         string          `json:"recordId"`
+	PhoneNumber      string          `json:"phoneNumber"`
+	Status           string          `json:"status"`
+	Attempt          int             `json:"attempt"`
+	DurationSecs     *float64        `json:"durationSecs"`
+	Outcome          string          `json:"outcome"`
+	Summary          string          `json:"summary"`
+	Analysis         json.RawMessage `json:"analysis"`
+	DynamicVariables json.RawMessage `json:"dynamicVariables"`
+	// Extracted holds fields an LLM extracted from the transcript.
+	Extracted map[string]any `json:"extracted,omitempty"`
+}
+
+// Client is an integration's CRM.
+type Client interface {
+	// Lookup finds the record for phone; (nil, nil) when there is none.
+	Lookup(ctx context.Context, phone string) (*Record, error)
+	// Apply writes an update. A *PermanentError must not be retried.
+	Apply(ctx context.Context, u Update) error
+}
+
+// PermanentError is a rejection that retrying cannot fix (a 4xx other than
+// 408/429, or a configuration the adapter cannot work with).
+type PermanentError struct {
+	Status  int
+	Message string
+}
+
+func (e *PermanentError) Error() string {
+	if e.Status == 0 {
+		return e.Message
+	}
+	return fmt.Sprintf("CRM answered %d: %s", e.Status, e.Message)
+}
+
+// IsPermanent reports whether err is a PermanentError.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// maxAnswerBytes bounds how much of any CRM answer is read.
+const maxAnswerBytes = 1 << 20
+
+// send performs req and returns the answer's status and at most
+// maxAnswerBytes of its body. Its error is a transport failure, always
+// retryable; the status is judged by the caller (see answerError).
+func send(client *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read CRM answer: %w", err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// checkURL rejects a URL the adapters cannot call.
+func checkURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &PermanentError{Message: field + " must be an http(s) URL"}
+	}
+	return nil
+}
+
+// sameMethodRedirects returns a copy of client that follows a redirect only
+// when it keeps the method. Go turns a POST answered 301/302/303 into a
+// bodiless GET, whose 2xx would count an update as applied that never was;
+// such an answer is left to answerError instead (3xx: retried).
+func sameMethodRedirects(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.Method != via[0].Method {
+			return http.ErrUseLastResponse
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after %d redirects", len(via))
+		}
+		return nil
+	}
+	return &c
+}
+
+// answerError judges a CRM's HTTP status: nil for 2xx, a *PermanentError for
+// a 4xx other than 408/429 (retrying sends the same request to the same
+// refusal), and a plain, retryable error for the rest (5xx, 408, 429, 3xx).
+func answerError(status int, body []byte) error {
+	msg := snippet(body)
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	switch {
+	case status >= 200 && status < 300:
+		return nil
+	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+		return &PermanentError{Status: status, Message: msg}
+	}
+	return fmt.Errorf("CRM answered %d: %s", status, msg)
+}
+
+// snippet is the start of an answer, for error messages: CRMs often explain
+// a refusal in the body, and a permanent failure is kept for people to read.
+func snippet(body []byte) string {
+	const limit = 300
+	s := strings.TrimSpace(string(body))
+	if len(s) > limit {
+		s = strings.ToValidUTF8(s[:limit], "") + "…"
+	}
+	return s
+}
+
+// Secrets the adapters read.
+const (
+	SecretNetHuntEmail  = "NETHUNT_EMAIL"
+	SecretNetHuntAPIKey = "NETHUNT_API_KEY"
+	SecretWebhook       = "CRM_WEBHOOK_SECRET"
+)
+
+// SecretsFor lists the secrets a CRM config needs.
+func SecretsFor(cfg config.CRM) []string {
+	switch cfg.Kind {
+	case "nethunt":
+		return []string{SecretNetHuntEmail, SecretNetHuntAPIKey}
+	case "webhook":
+		return []string{SecretWebhook}
+	}
+	return nil
+}
+
+// New builds the adapter for cfg. secrets holds the values SecretsFor
+// names; a missing one is a PermanentError.
+func New(cfg config.CRM, fields config.CRMFields, secrets map[string]string, client *http.Client) (Client, error) {
+	if client == nil {
+		client = &http.Client{Timeout: TimeoutDefault}
+	}
+	for _, k := range SecretsFor(cfg) {
+		if secrets[k] == "" {
+			return nil, &PermanentError{Message: "secret " + k + " is not set"}
+		}
+	}
+	switch cfg.Kind {
+	case "nethunt":
+		return newNetHunt(cfg, fields, secrets[SecretNetHuntEmail], secrets[SecretNetHuntAPIKey], client)
+	case "webhook":
+		return newWebhook(cfg, secrets[SecretWebhook], client)
+	case "none", "":
+		return None{}, nil
+	}
+	return nil, &PermanentError{Message: "unknown CRM kind " + cfg.Kind}
+}
+
+// TimeoutDefault bounds one CRM request.
+const TimeoutDefault = 10 * time.Second
+
+// None is the CRM of an integration without one: no lookup, no update.
+type None struct{}
+
+// Lookup implements Client.
+func (None) Lookup(context.Context, string) (*Record, error) { return nil, nil }
+
+// Apply implements Client.
+func (None) Apply(context.Context, Update) error { return nil }
+
+// Variables maps a record to the agent's dynamic variables through
+// crm_fields: name → client_name, company → company, source → lead_source,
+// and every other configured field under its own key.
+func Variables(r *Record, fields config.CRMFields) map[string]any {
+	out := map[string]any{}
+	if r == nil {
+		return out
+	}
+	rename := map[string]string{"name": "client_name", "company": "company", "source": "lead_source"}
+	for ours, theirs := range fields {
+		if ours == "phone" || ours == "status" {
+			continue
+		}
+		v, ok := r.Fields[theirs]
+		if !ok || v == nil || v == "" {
+			continue
+		}
+		key := ours
+		if k, ok := rename[ours]; ok {
+			key = k
+		}
+		out[key] = v
+	}
+	if _, ok := out["client_name"]; !ok && r.Name != "" {
+		out["client_name"] = r.Name
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+package dialer
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// ElevenLabsBaseURLDefault is used when voice.base_url is empty.
+const ElevenLabsBaseURLDefault = "https://api.elevenlabs.io"
+
+// ElevenLabs dials through ElevenLabs Agents' outbound-call API, over the
+// agent phone number's SIP trunk or Twilio (voice.via).
+type ElevenLabs struct {
+	client *http.Client
+}
+
+// NewElevenLabs returns an ElevenLabs client; a nil client gets one with
+// TimeoutDefault.
+func NewElevenLabs(client *http.Client) *ElevenLabs {
+	if client == nil {
+		client = &http.Client{Timeout: TimeoutDefault}
+	}
+	return &ElevenLabs{client: client}
+}
+
+type elevenLabsOutboundCall struct {
+	AgentID            string `json:"agent_id"`
+	AgentPhoneNumberID string `json:"agent_phone_number_id"`
+	ToNumber           string `json:"to_number"`
+	ClientData         struct {
+		DynamicVariables map[string]any `json:"dynamic_variables"`
+	} `json:"conversation_initiation_client_data"`
+}
+
+// elevenLabsAnswer is both SIPTrunkOutboundCallResponse and
+// TwilioOutboundCallResponse: they differ only in the telephony id's name.
+type elevenLabsAnswer struct {
+	Success        *bool  `json:"success"`
+	Message        string `json:"message"`
+	ConversationID string `json:"conversation_id"`
+	CallSid        string `json:"callSid"`
+	SipCallID      string `json:"sip_call_id"`
+}
+
+// Originate implements Dialer:
+// POST {base_url}/v1/convai/{sip-trunk|twilio}/outbound-call.
+func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error) {
+	route, err := elevenLabsRoute(req.Voice.Via)
+	if err != nil {
+		return Result{}, err
+	}
+	vars, err := elevenLabsVariables(req)
+	if err != nil {
+		return Result{}, err
+	}
+	call := elevenLabsOutboundCall{AgentID: req.Voice.AgentID, AgentPhoneNumberID: req.Voice.AgentPhoneNumberID, ToNumber: req.Phone}
+	call.ClientData.DynamicVariables = vars
+	body, err := json.Marshal(call)
+	if err != nil {
+		return Result{}, err
+	}
+	base := req.Voice.BaseURL
+	if base == "" {
+		base = ElevenLabsBaseURLDefault
+	}
+	url := strings.TrimRight(base, "/") + "/v1/convai/" + route + "/outbound-call"
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, err
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("xi-api-key", req.Secret)
+	resp, err := e.client.Do(httpReq)
+	if err != nil {
+		return Result{}, fmt.Errorf("elevenlabs outbound call: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		var ans elevenLabsAnswer
+		if err := json.Unmarshal(raw, &ans); err != nil || ans.Success == nil {
+			// Not ElevenLabs' answer (a proxy, a wrong base_url): nothing says a
+			// call was placed, so the attempt is retried like a 5xx.
+			return Result{}, fmt.Errorf("elevenlabs outbound call: unexpected %d answer: %s", resp.StatusCode, truncate(string(raw), 200))
+		}
+		if !*ans.Success {
+			// The API worked but the call was not placed (e.g. the trunk refused
+			// the INVITE): this attempt fails, ElevenLabs is healthy.
+			return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(ans.Message, 200)}
+		}
+		return Result{ConversationID: ans.ConversationID, ExternalID: cmp.Or(ans.CallSid, ans.SipCallID)}, nil
+	case permanentStatus(resp.StatusCode):
+		return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+	}
+	return Result{}, fmt.Errorf("elevenlabs outbound call: answered %d: %s", resp.StatusCode, truncate(string(raw), 200))
+}
+
+// elevenLabsRoute maps voice.via to the API's path segment.
+func elevenLabsRoute(via string) (string, error) {
+	switch via {
+	case "", "sip_trunk":
+		return "sip-trunk", nil
+	case "twilio":
+		return "twilio", nil
+	}
+	// Config validation keeps this out; a stored value that slipped past it is
+	// a configuration fault, not an outage, so it must not trip the breaker.
+	return "", &RejectedError{Body: fmt.Sprintf(`voice.via %q is neither "sip_trunk" nor "twilio"`, via)}
+}
+
+// elevenLabsVariables is the call's dynamic_variables plus call_id and
+// phone_number, which the post-call webhook echoes back so the conversation
+// can be matched to the call even without the conversation_id.
+//
+// ElevenLabs accepts only scalar (or null) dynamic variables; a nested object
+// or array is sent as its JSON text rather than failing the dial with a 422.
+func elevenLabsVariables(req Request) (map[string]any, error) {
+	vars := map[string]any{}
+	if raw := bytes.TrimSpace(req.DynamicVariables); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // keep numbers exactly as given
+		if err := dec.Decode(&vars); err != nil {
+			return nil, &RejectedError{Body: "dynamic_variables must be a JSON object: " + err.Error()}
+		}
+	}
+	for k, v := range vars {
+		switch v.(type) {
+		case map[string]any, []any:
+			text, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			vars[k] = string(text)
+		}
+	}
+	vars["call_id"] = req.CallID.String()
+	vars["phone_number"] = req.Phone
+	return vars, nil
+}
+
+// permanentStatus reports whether an HTTP status fails the attempt without
+// saying anything about the platform's health: a 4xx other than 408 and 429.
+func permanentStatus(code int) bool {
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+var _ Dialer = (*ElevenLabs)(nil)

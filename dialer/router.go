@@ -1,0 +1,38 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// Router dials through the integration's configured platform
+// (voice.provider): the VA or ElevenLabs.
+type Router struct {
+	va         *VA
+	elevenLabs *ElevenLabs
+}
+
+// NewRouter returns a Router whose clients share client; a nil client gets
+// one with TimeoutDefault.
+func NewRouter(client *http.Client) *Router {
+	if client == nil {
+		client = &http.Client{Timeout: TimeoutDefault}
+	}
+	return &Router{va: NewVA(client), elevenLabs: NewElevenLabs(client)}
+}
+
+// Originate implements Dialer. An unknown provider is a configuration fault,
+// reported as a RejectedError so that it fails the attempt without tripping
+// the integration's breaker.
+func (r *Router) Originate(ctx context.Context, req Request) (Result, error) {
+	switch req.Voice.Provider {
+	case "va":
+		return r.va.Originate(ctx, req)
+	case "elevenlabs":
+		return r.elevenLabs.Originate(ctx, req)
+	}
+	return Result{}, &RejectedError{Body: fmt.Sprintf("unknown voice provider %q", req.Voice.Provider)}
+}
+
+var _ Dialer = (*Router)(nil)
