@@ -224,6 +224,8 @@ func (s *Store) ApplyEvents(ctx context.Context, events []CallEvent) ([]Applied,
 type lockedCall struct {
 	Call
 	policy config.CallHandling
+	// hasCRM: the integration's CRM receives outcome updates.
+	hasCRM bool
 }
 
 func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied, error) {
@@ -269,6 +271,9 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 			continue
 		}
 		cs.record(&c.Call, ev, d)
+		if event := outboxEvent(d); event != "" && c.hasCRM {
+			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
+		}
 	}
 	if err := cs.flush(ctx, tx); err != nil {
 		return nil, err
@@ -407,40 +412,49 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	policies, err := callHandling(ctx, tx, integrations)
+	configs, err := decisionConfigs(ctx, tx, integrations)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range out {
-		c.policy = policies[c.IntegrationID]
+		cfg := configs[c.IntegrationID]
+		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 	}
 	return out, nil
 }
 
-// callHandling loads the call_handling config of several integrations.
-func callHandling(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.CallHandling, error) {
-	out := map[uuid.UUID]config.CallHandling{}
+// decisionConfigs loads what deciding a call's events needs of several
+// integrations' config: call_handling and crm.
+func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
+	raw := map[uuid.UUID]map[string]json.RawMessage{}
 	for _, id := range integrations {
-		out[id] = config.Decode(nil).CallHandling
+		raw[id] = map[string]json.RawMessage{}
 	}
-	if len(integrations) == 0 {
-		return out, nil
-	}
-	rows, err := q.Query(ctx, `SELECT integration_id, value FROM integration_config
-		WHERE key = 'call_handling' AND integration_id = ANY($1)`, integrations)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
+	if len(integrations) > 0 {
+		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
+			WHERE key IN ('call_handling', 'crm') AND integration_id = ANY($1)`, integrations)
+		if err != nil {
 			return nil, err
 		}
-		out[id] = config.Decode(map[string]json.RawMessage{config.KeyCallHandling: raw}).CallHandling
+		defer rows.Close()
+		for rows.Next() {
+			var id uuid.UUID
+			var key string
+			var value []byte
+			if err := rows.Scan(&id, &key, &value); err != nil {
+				return nil, err
+			}
+			raw[id][key] = value
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
-	return out, rows.Err()
+	out := make(map[uuid.UUID]config.Integration, len(raw))
+	for id, r := range raw {
+		out[id] = config.Decode(r)
+	}
+	return out, nil
 }
 
 // changeSet gathers the writes of a transaction's decided changes, so that
@@ -454,13 +468,22 @@ type changeSet struct {
 	attemptsExt  [][]any
 	attemptsEnd  [][]any
 	attemptsGone [][]any
+	outbox       []outboxIntent
+}
+
+// outboxIntent is a CRM update to write once the call's final state is known.
+type outboxIntent struct {
+	callID uuid.UUID
+	event  string
 }
 
 func newChangeSet() *changeSet {
 	return &changeSet{calls: map[uuid.UUID]*Call{}}
 }
 
-func (cs *changeSet) empty() bool { return len(cs.order) == 0 && len(cs.history) == 0 }
+func (cs *changeSet) empty() bool {
+	return len(cs.order) == 0 && len(cs.history) == 0 && len(cs.outbox) == 0
+}
 
 // record applies decision d of event ev to c in memory and notes the writes.
 func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
@@ -639,6 +662,26 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
 			summaries, queuedAt, updatedAt); err != nil {
 			return fmt.Errorf("update calls: %w", err)
+		}
+	}
+	if len(cs.outbox) > 0 {
+		n := len(cs.outbox)
+		ids, integrations, calls, events, payloads, at := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n),
+			make([]string, n), make([]string, n), make([]time.Time, n)
+		for i, o := range cs.outbox {
+			c := cs.calls[o.callID]
+			raw, err := json.Marshal(crmPayload(c, o.event))
+			if err != nil {
+				return err
+			}
+			ids[i], integrations[i], calls[i], events[i], payloads[i], at[i] = uuid.New(), c.IntegrationID, c.ID, o.event, string(raw), c.UpdatedAt
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at)
+			SELECT id, integration_id, call_id, event, payload::jsonb, at, at
+			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+				AS v (id, integration_id, call_id, event, payload, at)
+			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at); err != nil {
+			return fmt.Errorf("write crm outbox: %w", err)
 		}
 	}
 	if len(cs.history) > 0 {
