@@ -91,7 +91,7 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.onIntegrationChange(in.Slug)
 	a.kicker.Kick(in.ID)
-	jsonhttp.WriteJSON(w, http.StatusOK, json.RawMessage(value))
+	jsonhttp.WriteJSON(w, http.StatusOK, value)
 	return nil
 }
 

@@ -304,6 +304,12 @@ var knownFields = map[string][]string{
 	KeyAgent:                            {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
 }
 
+func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	var obj map[string]json.RawMessage
+	err := json.Unmarshal(raw, &obj)
+	return obj, err == nil
+}
+
 // checkKnownFields rejects fields a key does not have, naming their path.
 func checkKnownFields(key string, raw json.RawMessage) error {
 	var check func(scope, path string, raw json.RawMessage) error
@@ -312,9 +318,9 @@ func checkKnownFields(key string, raw json.RawMessage) error {
 		if !ok {
 			return nil
 		}
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
-			return nil // not an object: the typed decode reports it
+		obj, isObject := asObject(raw)
+		if !isObject {
+			return nil // the typed decode reports what it is instead
 		}
 		for name, v := range obj {
 			if !slices.Contains(allowed, name) {

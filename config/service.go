@@ -68,7 +68,9 @@ func FromEnv() Service {
 		LogFormat:   cmp.Or(os.Getenv("CALLQUEUE_LOG_FORMAT"), LogFormatDefault),
 		Timezone:    cmp.Or(os.Getenv("CALLQUEUE_TIMEZONE"), TimezoneDefault),
 	}
-	fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas)
+	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
+		s.NATSReplicas = 0 // Validate names the variable
+	}
 	if raw := os.Getenv("CALLQUEUE_SECRET_KEY"); raw != "" {
 		s.SecretKey, _ = ParseSecretKey(raw)
 	}

@@ -152,11 +152,11 @@ func snippet(body []byte) string {
 	return s
 }
 
-// Secrets the adapters read.
+// Secrets the adapters read (their names, not values).
 const (
-	SecretNetHuntEmail  = "NETHUNT_EMAIL"
-	SecretNetHuntAPIKey = "NETHUNT_API_KEY"
-	SecretWebhook       = "CRM_WEBHOOK_SECRET"
+	SecretNetHuntEmail  = "NETHUNT_EMAIL"      //nolint:gosec // G101: a secret's name, not a credential
+	SecretNetHuntAPIKey = "NETHUNT_API_KEY"    //nolint:gosec // G101: a secret's name, not a credential
+	SecretWebhook       = "CRM_WEBHOOK_SECRET" //nolint:gosec // G101: a secret's name, not a credential
 )
 
 // SecretsFor lists the secrets a CRM config needs.

@@ -95,7 +95,8 @@ func Decode(body []byte, dst any) error {
 	if err := d.Decode(dst); err != nil {
 		return decodeError(err)
 	}
-	if d.More() {
+	// Token, not More: More misses a trailing '}' or ']'.
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return BadRequest("", "body must hold a single JSON object")
 	}
 	return nil

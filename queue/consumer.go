@@ -122,10 +122,11 @@ type Consumer[T any] struct {
 	log     zerolog.Logger
 	obs     Observer
 
-	cc      jetstream.ConsumeContext
-	inbox   chan jetstream.Msg
-	wg      sync.WaitGroup
-	stopped chan struct{}
+	cc       jetstream.ConsumeContext
+	inbox    chan jetstream.Msg
+	wg       sync.WaitGroup
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // NewConsumer creates or updates the durable consumer for kind.
@@ -182,6 +183,10 @@ func (c *Consumer[T]) Start(ctx context.Context) error {
 // Stop stops pulling, finishes the batches in hand and naks what is
 // buffered, so other replicas get it at once.
 func (c *Consumer[T]) Stop() {
+	c.stopOnce.Do(c.stop)
+}
+
+func (c *Consumer[T]) stop() {
 	if c.cc == nil {
 		return
 	}

@@ -29,7 +29,7 @@ func StartEmbedded(opt EmbeddedOptions) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: "callqueue-embedded",
 		JetStream:  true,
-		StoreDir:   filepath.Join(opt.StoreDir),
+		StoreDir:   filepath.Clean(opt.StoreDir),
 		MaxPayload: MaxPayload,
 		NoSigs:     true,
 		DontListen: opt.Listen == "",

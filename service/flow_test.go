@@ -170,3 +170,42 @@ func equal(a, b []string) bool {
 	raw2, _ := json.Marshal(b)
 	return string(raw1) == string(raw2)
 }
+
+// TestEventsBeforeTheDialAnswer: the VA's events can name the call by the
+// VA's own id before its answer to the originate request is recorded; they
+// wait for that answer instead of being lost.
+func TestEventsBeforeTheDialAnswer(t *testing.T) {
+	t.Parallel()
+	env := servicetest.New(t)
+	va := servicetest.NewFakeVA(t)
+	in := env.Start(servicetest.Options{})
+	admin := env.Admin(in, "owner-a")
+	integ := admin.CreateIntegration("Early events", va, nil)
+	va.Hang()
+	var resp struct {
+		CallID uuid.UUID `json:"callId"`
+	}
+	servicetest.Webhook(t, in, integ, "call-originate", map[string]any{"phone_number": "+380994444444"}, &resp)
+	o := va.Next(t, 5*time.Second)
+	// The VA starts and ends the call while our originate request is still open.
+	if code := servicetest.Webhook(t, in, integ, "call-events", map[string]any{"eventType": "call_start", "callId": "va-" + o.CallID}, nil); code != http.StatusAccepted {
+		t.Fatalf("call_start: %d", code)
+	}
+	servicetest.Webhook(t, in, integ, "call-events", map[string]any{"eventType": "call_end", "callId": "va-" + o.CallID, "duration": 40}, nil)
+	time.Sleep(200 * time.Millisecond) // let the events reach the workers while the dial is unanswered
+	if c := waitStatus(t, admin, resp.CallID, "initiated"); c.ExternalCallID != nil {
+		t.Fatalf("external id recorded before the VA answered: %v", *c.ExternalCallID)
+	}
+	va.Release()
+	c := waitStatus(t, admin, resp.CallID, "waiting_postcall")
+	if c.DurationSecs == nil || *c.DurationSecs != 40 {
+		t.Fatalf("call_end not applied: %+v", c.Call)
+	}
+	var kinds []string
+	for _, e := range c.Events {
+		kinds = append(kinds, e.Kind)
+	}
+	if want := []string{"queued", "dial", "dial_accepted", "call_start", "call_end"}; !equal(kinds, want) {
+		t.Fatalf("history = %v, want %v", kinds, want)
+	}
+}

@@ -300,7 +300,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPAddr, err)
 	}
@@ -392,7 +392,7 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(v)
 				}
 				log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -111,7 +113,7 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 					ON CONFLICT (scope, key) DO UPDATE SET ref = EXCLUDED.ref, expires_at = EXCLUDED.expires_at
 						WHERE processed_keys.expires_at <= $4
 					RETURNING ref`, c.IntegrationID.String()+":"+key, c.ID.String(), now.Add(IdempotencyWindow), now).Scan(&ref)
-				if err == pgx.ErrNoRows {
+				if errors.Is(err, pgx.ErrNoRows) {
 					// A live key: this request was already taken (under this
 					// id, when it is a redelivery, or under another).
 					duplicate = true
@@ -198,11 +200,15 @@ type PostcallData struct {
 
 // Applied is the effect of one CallEvent.
 type Applied struct {
+	Event         CallEvent
 	CallID        uuid.UUID
 	IntegrationID uuid.UUID
 	Found         bool
 	Duplicate     bool
-	Decision      callstate.Decision
+	// Parked: the event names a dialler id not recorded yet; it is applied
+	// when the dial's answer records it.
+	Parked   bool
+	Decision callstate.Decision
 }
 
 // FreesSlot reports whether the event released a concurrency slot.
@@ -237,7 +243,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 	// Resolve every event to a call id (and, for a dialler id, its attempt).
 	ids := make([]uuid.UUID, len(events))
 	for i, ev := range events {
-		out[i].IntegrationID = ev.IntegrationID
+		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
 		out[i].Duplicate = !fresh[i]
 		if !fresh[i] {
 			continue
@@ -275,8 +281,32 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
 		}
 	}
+	var parked []CallEvent
+	for i, ev := range events {
+		if fresh[i] && !out[i].Found && ev.CallID == uuid.Nil && ev.ExternalCallID != "" {
+			parked = append(parked, ev)
+			out[i].Parked = true
+		}
+	}
+	if err := park(ctx, tx, parked); err != nil {
+		return nil, err
+	}
 	if err := cs.flush(ctx, tx); err != nil {
 		return nil, err
+	}
+	// The dialler's ids just recorded may be what parked events wait for.
+	if len(cs.attemptsExt) > 0 {
+		unparked, err := unpark(ctx, tx, cs.attemptsExt, events[len(events)-1].At)
+		if err != nil {
+			return nil, err
+		}
+		if len(unparked) > 0 {
+			more, err := applyEvents(ctx, tx, unparked)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+		}
 	}
 	return out, nil
 }
@@ -359,14 +389,14 @@ func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, 
 		}
 		err := tx.QueryRow(ctx, `SELECT call_id, attempt FROM call_attempts WHERE integration_id = $1 AND external_call_id = $2`,
 			ev.IntegrationID, ev.ExternalCallID).Scan(&id, &attempt)
-		if err == nil || err != pgx.ErrNoRows {
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 			return id, attempt, err
 		}
 	}
 	if ev.ConversationID != "" {
 		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE conversation_id = $1 AND integration_id = $2
 			ORDER BY created_at DESC LIMIT 1`, ev.ConversationID, ev.IntegrationID).Scan(&id)
-		if err == nil || err != pgx.ErrNoRows {
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 			return id, 0, err
 		}
 	}
@@ -374,7 +404,7 @@ func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, 
 		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE integration_id = $1 AND phone_number = $2
 			AND status IN ('initiated', 'in_progress', 'waiting_postcall')
 			ORDER BY slot_taken_at DESC NULLS LAST, created_at DESC LIMIT 1`, ev.IntegrationID, ev.Phone).Scan(&id)
-		if err != nil && err != pgx.ErrNoRows {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return id, 0, err
 		}
 	}
@@ -786,17 +816,19 @@ type Due struct {
 }
 
 // RequeueDue moves retry_scheduled calls whose time has come back to
-// queued. Each call moves once however many schedulers run.
-func (s *Store) RequeueDue(ctx context.Context, now time.Time, limit int) ([]Due, error) {
+// queued, of one integration or (uuid.Nil) of all. Each call moves once
+// however many schedulers run.
+func (s *Store) RequeueDue(ctx context.Context, integrationID uuid.UUID, now time.Time, limit int) ([]Due, error) {
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			UPDATE calls SET status = 'queued', next_retry_at = NULL, queued_at = $1, updated_at = $1
 			WHERE id IN (SELECT id FROM calls WHERE status = 'retry_scheduled' AND next_retry_at <= $1
+				AND ($3 = '00000000-0000-0000-0000-000000000000'::uuid OR integration_id = $3)
 				ORDER BY next_retry_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 			RETURNING id, integration_id, attempt, trace_id),
 		history AS (
 			INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, trace_id, occurred_at)
 			SELECT id, attempt, 'retry_due', 'retry_scheduled', 'queued', trace_id, $1 FROM due)
-		SELECT id, integration_id FROM due`, now, limit)
+		SELECT id, integration_id FROM due`, now, limit, integrationID)
 	if err != nil {
 		return nil, err
 	}
@@ -857,10 +889,15 @@ func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.D
 	return out, rows.Err()
 }
 
-// PruneKeys deletes expired processed keys.
+// PruneKeys deletes expired processed keys and parked events that waited
+// in vain.
 func (s *Store) PruneKeys(ctx context.Context, now time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM processed_keys WHERE expires_at < $1`, now)
-	return tag.RowsAffected(), err
+	if err != nil {
+		return 0, err
+	}
+	parked, err := s.pool.Exec(ctx, `DELETE FROM parked_events WHERE parked_at < $1`, now.Add(-ParkedTTL))
+	return tag.RowsAffected() + parked.RowsAffected(), err
 }
 
 // NoteEvent adds an entry to the matching call's history without moving
@@ -880,4 +917,79 @@ func (s *Store) NoteEvent(ctx context.Context, ev CallEvent, kind string) error 
 			id, attempt, kind, ev.Detail, nullable(ev.TraceID), ev.At, ev.IntegrationID)
 		return err
 	})
+}
+
+// parkedEvent is a parked CallEvent, without the keys it already claimed.
+type parkedEvent struct {
+	Kind           callstate.Kind `json:"kind"`
+	DurationSecs   float64        `json:"durationSecs,omitempty"`
+	Reason         string         `json:"reason,omitempty"`
+	ConversationID string         `json:"conversationId,omitempty"`
+	Detail         map[string]any `json:"detail,omitempty"`
+	TraceID        string         `json:"traceId,omitempty"`
+}
+
+// ParkedTTL is how long an event waits for the dialler's id it names.
+const ParkedTTL = time.Hour
+
+func park(ctx context.Context, tx pgx.Tx, events []CallEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(events))
+	for i, ev := range events {
+		raw, err := json.Marshal(parkedEvent{Kind: ev.Event.Kind, DurationSecs: ev.Event.DurationSecs, Reason: ev.Event.Reason,
+			ConversationID: ev.ConversationID, Detail: ev.Detail, TraceID: ev.TraceID})
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{ev.IntegrationID, ev.ExternalCallID, string(raw), ev.At}
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"parked_events"}, []string{"integration_id", "external_call_id", "event", "parked_at"},
+		pgx.CopyFromRows(rows))
+	return err
+}
+
+// unpark takes the parked events waiting for the dialler ids in ext
+// (rows of call id, attempt, external id) and returns them, oldest first,
+// addressed by that id again.
+func unpark(ctx context.Context, tx pgx.Tx, ext [][]any, at time.Time) ([]CallEvent, error) {
+	ids := column[string](ext, 2)
+	rows, err := tx.Query(ctx, `DELETE FROM parked_events p USING call_attempts a
+		WHERE a.external_call_id = p.external_call_id AND a.integration_id = p.integration_id
+		  AND p.external_call_id = ANY($1) AND p.parked_at > $2
+		RETURNING p.integration_id, p.external_call_id, p.seq, p.event`, ids, at.Add(-ParkedTTL))
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		ev  CallEvent
+		seq int64
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		var raw []byte
+		if err := rows.Scan(&r.ev.IntegrationID, &r.ev.ExternalCallID, &r.seq, &raw); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		var p parkedEvent
+		if err := json.Unmarshal(raw, &p); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.ev.Event = callstate.Event{Kind: p.Kind, DurationSecs: p.DurationSecs, Reason: p.Reason}
+		r.ev.ConversationID, r.ev.Detail, r.ev.TraceID, r.ev.At = p.ConversationID, p.Detail, p.TraceID, at
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(got, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]CallEvent, len(got))
+	for i, r := range got {
+		out[i] = r.ev
+	}
+	return out, nil
 }

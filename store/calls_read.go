@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -225,7 +226,7 @@ func (s *Store) ContextByPhone(ctx context.Context, integrationID uuid.UUID, pho
 	var id uuid.UUID
 	err := s.pool.QueryRow(ctx, `SELECT dynamic_variables, id FROM calls WHERE integration_id = $1 AND phone_number = $2
 		ORDER BY (status IN ('initiated', 'in_progress')) DESC, created_at DESC LIMIT 1`, integrationID, phone).Scan(&vars, &id)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, uuid.Nil, nil
 	}
 	return vars, id, err

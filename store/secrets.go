@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Store) PutSecret(ctx context.Context, integrationID uuid.UUID, kind, ke
 			RETURNING id, key, value_preview, created_at, updated_at`,
 			uuid.New(), integrationID, kind, key, s.sealer.Seal([]byte(value), secretContext(integrationID, kind, key)), Preview(value),
 		).Scan(&sec.ID, &sec.Key, &sec.ValuePreview, &sec.CreatedAt, &sec.UpdatedAt)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return &ConflictError{Field: "key", Message: fmt.Sprintf("%s %q exists", kind, key)}
 		}
 		if err != nil {

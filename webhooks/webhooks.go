@@ -49,7 +49,7 @@ type EventPublisher interface {
 
 // RetryRunner puts due retries back in the queue now (cron/trigger).
 type RetryRunner interface {
-	RunRetries(ctx context.Context) (int, error)
+	RunRetries(ctx context.Context, integrationID uuid.UUID) (int, error)
 }
 
 // Enricher adds caller context (from the CRM) to agent-init's variables.
@@ -347,6 +347,11 @@ func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
+	if len(data) > queue.MaxPayload-4096 {
+		// JetStream can never take it: retrying would not help.
+		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "",
+			"%s bodies are kept up to %d bytes", wh.Type, queue.MaxPayload-4096)
+	}
 	msgID := "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), string(r.body))
 	if ids.ConversationID != "" {
 		msgID = "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), ids.ConversationID)
@@ -385,7 +390,7 @@ func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) 
 	if req.HandlerName != "" && req.HandlerName != "retry" {
 		return 0, nil, jsonhttp.Invalid("handlerName", "no scheduled handler %q; scheduled handlers: retry", req.HandlerName)
 	}
-	n, err := h.retries.RunRetries(ctx)
+	n, err := h.retries.RunRetries(ctx, r.in.ID)
 	if err != nil {
 		r.log.Error().Err(err).Msg("retry run failed")
 		return 0, nil, jsonhttp.Unavailable("database")

@@ -176,6 +176,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
 
 	secret, err := d.w.store.SecretValue(d.ctx, call.IntegrationID, voice.SecretKey())
+	notSent := store.IsTransient(err)
 	var res dialer.Result
 	start := time.Now()
 	if err == nil {
@@ -193,6 +194,12 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	case errors.Is(err, breaker.ErrOpen):
 		result = "breaker_open"
 		ev.Event = callstate.Event{Kind: callstate.DialAborted}
+	case notSent:
+		// The database failed before anything was sent: the call goes back
+		// to the queue without spending an attempt.
+		result = "not_sent"
+		ev.Event = callstate.Event{Kind: callstate.DialAborted}
+		ev.Detail = map[string]any{"error": err.Error()}
 	case dialer.IsRejected(err):
 		result = "rejected"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
@@ -217,7 +224,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		d.w.log.Error().Err(err).Str("call_id", call.ID.String()).Msg("could not record the dial outcome; the watchdog will release the call")
 		return
 	}
-	d.w.applied(applied, []store.CallEvent{ev})
+	d.w.applied(applied)
 }
 
 // BreakerChanged exports a dialler breaker's state, records it on the

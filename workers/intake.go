@@ -79,19 +79,17 @@ func (w *Workers) eventsHandler() queue.Handler[[]store.CallEvent] {
 			if err != nil {
 				return err
 			}
-			w.applied(applied, events)
+			w.applied(applied)
 			return nil
 		},
 	}
 }
 
 func decodeEvent(b queue.EventBody) (store.CallEvent, error) {
-	ev := store.CallEvent{ConversationID: b.ConversationID, DedupeKey: b.DedupeKey, DedupeTTL: queue.DedupeWindow}
-	if id, err := uuid.Parse(b.CallRef); err == nil {
-		ev.CallID = id
-	} else {
-		ev.ExternalCallID = b.CallRef
-	}
+	// The ref may be our call id or the dialler's (which may look like a
+	// uuid too): the store tries ours first, then the dialler's.
+	ev := store.CallEvent{ConversationID: b.ConversationID, DedupeKey: b.DedupeKey, DedupeTTL: queue.DedupeWindow,
+		ExternalCallID: b.CallRef}
 	switch b.EventType {
 	case "call_start", "media_start":
 		ev.Event = callstate.Event{Kind: callstate.CallStart}

@@ -57,7 +57,7 @@ func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
 			if err != nil {
 				return err
 			}
-			w.applied(applied, transitions)
+			w.applied(applied)
 			return nil
 		},
 	}
@@ -151,6 +151,15 @@ type Analyzer interface {
 		transcript json.RawMessage, fallback analysis.Result) analysis.Result
 }
 
+// analysisConfig decodes the "analysis" config key; ok is false when no
+// usable LLM is configured.
+func analysisConfig(raw json.RawMessage) (cfg analysis.Config, ok bool) {
+	if len(raw) == 0 || json.Unmarshal(raw, &cfg) != nil {
+		return cfg, false
+	}
+	return cfg, cfg.Enabled()
+}
+
 // analyze replaces ElevenLabs' analysis with the integration's LLM's, when
 // it has one configured; the LLM failing leaves ElevenLabs' in place.
 func (w *Workers) analyze(ctx context.Context, integrationID uuid.UUID, p *store.PostcallData) error {
@@ -158,8 +167,8 @@ func (w *Workers) analyze(ctx context.Context, integrationID uuid.UUID, p *store
 	if err != nil {
 		return err
 	}
-	var acfg analysis.Config
-	if raw, ok := cfg.Raw[analysis.ConfigKey]; !ok || json.Unmarshal(raw, &acfg) != nil || !acfg.Enabled() {
+	acfg, ok := analysisConfig(cfg.Raw[analysis.ConfigKey])
+	if !ok {
 		return nil
 	}
 	key, err := w.store.SecretValue(ctx, integrationID, "LLM_API_KEY")

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/store"
 )
@@ -63,7 +65,7 @@ func (s *Scheduler) every(ctx context.Context, period time.Duration, fn func(con
 // RunRetries puts every due retry back in the queue now and returns how
 // many it moved.
 func (s *Scheduler) RunRetries(ctx context.Context) (int, error) {
-	return Requeuer{Store: s.w.store, Kicker: s.w.Dispatcher, Clock: s.w.clock}.RunRetries(ctx)
+	return Requeuer{Store: s.w.store, Kicker: s.w.Dispatcher, Clock: s.w.clock}.RunRetries(ctx, uuid.Nil)
 }
 
 // Requeuer moves due retries back to the queue and kicks their dispatch.
@@ -74,12 +76,13 @@ type Requeuer struct {
 	Clock  Clock
 }
 
-// RunRetries puts every due retry back in the queue now and returns how
-// many it moved. Each call moves once however many run at the same time.
-func (r Requeuer) RunRetries(ctx context.Context) (int, error) {
+// RunRetries puts the due retries of one integration (uuid.Nil: of all)
+// back in the queue now and returns how many it moved. Each call moves
+// once however many run at the same time.
+func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int, error) {
 	total := 0
 	for {
-		due, err := r.Store.RequeueDue(ctx, r.Clock.Now(), 500)
+		due, err := r.Store.RequeueDue(ctx, integrationID, r.Clock.Now(), 500)
 		if err != nil {
 			return total, err
 		}
@@ -117,7 +120,7 @@ func (s *Scheduler) watchdog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.w.applied(applied, events)
+	s.w.applied(applied)
 	return nil
 }
 

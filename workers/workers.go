@@ -171,12 +171,16 @@ func (w *Workers) Stop() {
 
 // applied records metrics for applied events, kicks dispatch where a slot
 // was freed or a call queued, and logs what was ignored.
-func (w *Workers) applied(results []store.Applied, events []store.CallEvent) {
+func (w *Workers) applied(results []store.Applied) {
 	kicked := map[uuid.UUID]bool{}
-	for i, a := range results {
-		ev := events[i]
+	for _, a := range results {
+		ev := a.Event
 		switch {
 		case a.Duplicate:
+			continue
+		case a.Parked:
+			w.log.Info().Str("trace_id", ev.TraceID).Str("event", string(ev.Event.Kind)).Str("ref", ev.ExternalCallID).
+				Msg("event names a dialler id not known yet; parked until the dial's answer records it")
 			continue
 		case !a.Found:
 			w.metrics.EventsIgnored.WithLabelValues(string(ev.Event.Kind)).Inc()

@@ -45,7 +45,7 @@ func NewFakeVA(t testing.TB) *FakeVA {
 	va.Server = httptest.NewServer(http.HandlerFunc(va.serve))
 	t.Cleanup(func() {
 		va.Release()
-		va.Server.Close()
+		va.Close()
 	})
 	return va
 }

@@ -197,7 +197,7 @@ func Request(t testing.TB, method, url string, headers map[string]string, body a
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
