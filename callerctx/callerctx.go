@@ -54,71 +54,75 @@ func key(integrationID uuid.UUID, phone string) string {
 	return integrationID.String() + "." + hex.EncodeToString(h[:16])
 }
 
-type entry struct {
-	Vars map[string]any `json:"vars"`
+// Caller is what agent-init needs about a caller: their CRM variables and,
+// for an outbound call that was warmed when dialled, the call itself.
+type Caller struct {
+	Vars     map[string]any  `json:"vars"`
+	CallID   string          `json:"callId,omitempty"`
+	CallVars json.RawMessage `json:"callVars,omitempty"`
 }
 
-// Enrich adds the caller's CRM variables to vars within ctx's deadline,
-// from the cache or the CRM; whatever cannot be had in time is left out.
-func (c *Cache) Enrich(ctx context.Context, integrationID uuid.UUID, phone string, vars map[string]any) {
-	got, err := c.get(ctx, integrationID, phone)
-	if err != nil {
-		c.log.Debug().Err(err).Str("integration_id", integrationID.String()).Msg("caller context unavailable")
-		return
-	}
-	for k, v := range got {
-		if _, taken := vars[k]; !taken {
-			vars[k] = v
-		}
-	}
-}
-
-func (c *Cache) get(ctx context.Context, integrationID uuid.UUID, phone string) (map[string]any, error) {
-	k := key(integrationID, phone)
-	if e, err := c.kv.Get(ctx, k); err == nil {
-		var cached entry
+// Context returns what is known about the caller within ctx's deadline:
+// from the shared cache (no database, no CRM), else from the CRM through
+// its breaker. ok is false when nothing could be had in time.
+func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone string) (Caller, bool) {
+	if e, err := c.kv.Get(ctx, key(integrationID, phone)); err == nil {
+		var cached Caller
 		if json.Unmarshal(e.Value(), &cached) == nil {
-			return cached.Vars, nil
+			return cached, true
 		}
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		c.log.Warn().Err(err).Msg("caller context cache read failed")
 	}
 	if !c.crm.Allows(integrationID) {
-		return nil, errors.New("CRM breaker is open")
+		return Caller{}, false
 	}
-	return c.lookup(ctx, integrationID, phone)
+	vars, err := c.lookup(ctx, integrationID, phone)
+	if err != nil {
+		c.log.Debug().Err(err).Str("integration_id", integrationID.String()).Msg("caller context unavailable")
+		return Caller{}, false
+	}
+	caller := Caller{Vars: vars}
+	c.put(ctx, integrationID, phone, caller)
+	return caller, true
 }
 
-// lookup asks the CRM and caches the answer (an empty one too, so a caller
-// the CRM does not know is not looked up again and again).
+// lookup asks the CRM (no CRM: no variables).
 func (c *Cache) lookup(ctx context.Context, integrationID uuid.UUID, phone string) (map[string]any, error) {
 	if c.Lookups != nil {
 		c.Lookups()
 	}
 	vars, err := c.crm.Lookup(ctx, integrationID, phone)
 	if errors.Is(err, crm.ErrNoCRM) {
-		return nil, nil
+		return map[string]any{}, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	raw, err := json.Marshal(entry{Vars: vars})
+	return vars, err
+}
+
+// put caches a caller (an empty one too, so a caller the CRM does not
+// know is not looked up again and again).
+func (c *Cache) put(ctx context.Context, integrationID uuid.UUID, phone string, caller Caller) {
+	raw, err := json.Marshal(caller)
 	if err == nil {
 		_, err = c.kv.Put(context.WithoutCancel(ctx), key(integrationID, phone), raw)
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Msg("caller context cache write failed")
 	}
-	return vars, nil
 }
 
-// Warm looks the caller up ahead of the call (at dial time), so the
-// agent-init of an outbound call is a cache hit.
-func (c *Cache) Warm(ctx context.Context, integrationID uuid.UUID, phone string) {
-	if !c.crm.Allows(integrationID) {
-		return
+// Warm prepares the agent's context when a call is dialled: the call's
+// own variables at once, and the CRM's as soon as the CRM answers, so the
+// agent-init of an outbound call needs neither the database nor the CRM.
+func (c *Cache) Warm(ctx context.Context, integrationID uuid.UUID, phone string, callID uuid.UUID, callVars json.RawMessage) {
+	caller := Caller{CallID: callID.String(), CallVars: callVars, Vars: map[string]any{}}
+	if c.crm.Allows(integrationID) {
+		vars, err := c.lookup(ctx, integrationID, phone)
+		if err != nil {
+			c.log.Debug().Err(err).Str("integration_id", integrationID.String()).Msg("warming caller context: CRM lookup failed")
+		} else {
+			caller.Vars = vars
+		}
 	}
-	if _, err := c.lookup(ctx, integrationID, phone); err != nil {
-		c.log.Debug().Err(err).Str("integration_id", integrationID.String()).Msg("warming caller context failed")
-	}
+	c.put(ctx, integrationID, phone, caller)
 }

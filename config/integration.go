@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,12 +55,29 @@ type CallingWindow struct {
 	Days     []int  `json:"days"`
 }
 
+// locations caches loaded timezones: time.LoadLocation reads the tz
+// database from disk on every call, and agent-init needs one per request.
+var locations sync.Map
+
+// Location is time.LoadLocation, cached.
+func Location(name string) (*time.Location, error) {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, loc)
+	return loc, nil
+}
+
 // Open reports whether t falls inside the window. A nil window is always open.
 func (w *CallingWindow) Open(t time.Time) bool {
 	if w == nil {
 		return true
 	}
-	loc, err := time.LoadLocation(w.Timezone)
+	loc, err := Location(w.Timezone)
 	if err != nil {
 		return false
 	}

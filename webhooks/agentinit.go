@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/elevenlabs"
 )
@@ -28,65 +29,70 @@ func DateVariables(t time.Time, loc *time.Location) map[string]any {
 // agentInit answers ElevenLabs' conversation-initiation webhook at once:
 // date and time in the integration's timezone, the phone, the call's own
 // dynamic variables and, within the deadline, the caller's CRM context.
-// Whatever is slow or failing is left out; it never answers an error.
+// A warmed outbound call is answered from the shared cache alone; whatever
+// is slow or failing is left out. It never answers an error.
 func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
-	started := time.Now()
 	req, err := DecodeAgentInit(r.body)
 	if err != nil {
 		return 0, nil, err
 	}
-	cfgCtx, cancel := context.WithTimeout(ctx, h.AgentInitDeadline)
-	cfg := config.Decode(nil)
-	if stored, err := h.store.Config(cfgCtx, r.in.ID); err == nil {
-		cfg = stored
-	} else {
-		r.log.Warn().Err(err).Msg("agent-init: config unavailable, using defaults")
-	}
-	cancel()
-	ctx, cancel = context.WithDeadline(ctx, started.Add(cfg.Agent.InitDeadline()))
+	agent := r.in.Agent
+	ctx, cancel := context.WithTimeout(ctx, agent.InitDeadline())
 	defer cancel()
-	loc, err := time.LoadLocation(cfg.Agent.Timezone)
+	loc, err := config.Location(agent.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
 	vars := DateVariables(h.now(), loc)
 	phones := req.Phones()
+	var caller callerctx.Caller
+	source := "none"
+	for _, p := range phones {
+		if h.enricher == nil {
+			break
+		}
+		if c, ok := h.enricher.Context(ctx, r.in.ID, p); ok && (c.CallID != "" || len(c.Vars) > 0) {
+			caller, source = c, "cache"
+			phones = []string{p}
+			break
+		}
+	}
 	phone := ""
 	if len(phones) > 0 {
 		phone = phones[0]
 	}
-	var callVars map[string]any
-	for _, p := range phones {
-		raw, callID, err := h.store.ContextByPhone(ctx, r.in.ID, p)
-		if err != nil {
-			r.log.Warn().Err(err).Msg("agent-init: call lookup failed")
-			break
-		}
-		if callID != uuid.Nil {
-			phone = p
-			_ = json.Unmarshal(raw, &callVars) // stored by us as an object
-			vars["call_id"] = callID.String()
-			break
+	if caller.CallID == "" {
+		// Not warmed by a dial: find the caller's call in the database.
+		for _, p := range phones {
+			raw, callID, err := h.store.ContextByPhone(ctx, r.in.ID, p)
+			if err != nil {
+				r.log.Warn().Err(err).Msg("agent-init: call lookup failed")
+				break
+			}
+			if callID != uuid.Nil {
+				phone, caller.CallID, caller.CallVars = p, callID.String(), raw
+				break
+			}
 		}
 	}
 	if phone != "" {
 		vars["phone_number"] = phone
 	}
-	if h.enricher != nil && phone != "" {
-		before := len(vars)
-		h.enricher.Enrich(ctx, r.in.ID, phone, vars)
-		source := "none"
-		if len(vars) > before {
-			source = "crm"
-		}
-		h.metrics.AgentInit.WithLabelValues(source).Inc()
-	}
-	for k, v := range callVars {
+	for k, v := range caller.Vars {
 		vars[k] = v
 	}
+	if caller.CallID != "" {
+		vars["call_id"] = caller.CallID
+		var callVars map[string]any
+		_ = json.Unmarshal(caller.CallVars, &callVars) // stored by us as an object
+		for k, v := range callVars {
+			vars[k] = v
+		}
+	}
+	h.metrics.AgentInit.WithLabelValues(source).Inc()
 	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
-	if cfg.Agent.Override {
-		answer.ConversationConfig = overrideFor(h.agentPrompt(ctx, r.in.ID), cfg.Agent)
+	if agent.Override {
+		answer.ConversationConfig = overrideFor(r.in.AgentPrompt, agent)
 	}
 	return http.StatusOK, answer, nil
 }
@@ -107,12 +113,4 @@ func overrideFor(prompt string, a config.Agent) map[string]any {
 		return nil
 	}
 	return map[string]any{"agent": agent}
-}
-
-func (h *Handler) agentPrompt(ctx context.Context, id uuid.UUID) string {
-	in, err := h.store.GetIntegration(ctx, "", id)
-	if err != nil || in.AgentPrompt == nil {
-		return ""
-	}
-	return *in.AgentPrompt
 }

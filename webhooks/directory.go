@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -19,6 +20,9 @@ type Integration struct {
 	Token  string
 	// SignatureSecret is ELEVENLABS_WEBHOOK_SECRET, when set.
 	SignatureSecret string
+	// Agent and AgentPrompt render agent-init's answer.
+	Agent       config.Agent
+	AgentPrompt string
 }
 
 // Directory finds integrations by slug, caching them briefly so that
@@ -84,6 +88,14 @@ func (d *Directory) load(ctx context.Context, slug string) (Integration, error) 
 		return Integration{}, err
 	}
 	out := Integration{ID: in.ID, Slug: in.Slug, Status: in.Status, Token: in.WebhookToken}
+	if in.AgentPrompt != nil {
+		out.AgentPrompt = *in.AgentPrompt
+	}
+	cfg, err := d.store.Config(ctx, in.ID)
+	if err != nil {
+		return Integration{}, err
+	}
+	out.Agent = cfg.Agent
 	secret, err := d.store.SecretValue(ctx, in.ID, "ELEVENLABS_WEBHOOK_SECRET")
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Integration{}, err

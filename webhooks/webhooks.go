@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/metrics"
@@ -52,10 +53,11 @@ type RetryRunner interface {
 	RunRetries(ctx context.Context, integrationID uuid.UUID) (int, error)
 }
 
-// Enricher adds caller context (from the CRM) to agent-init's variables.
-// It must return within ctx's deadline; whatever it cannot find is left out.
+// Enricher finds what is known about a caller for agent-init (the CRM's
+// variables and, for a warmed outbound call, the call's own) within ctx's
+// deadline; ok is false when nothing could be had in time.
 type Enricher interface {
-	Enrich(ctx context.Context, integrationID uuid.UUID, phone string, vars map[string]any)
+	Context(ctx context.Context, integrationID uuid.UUID, phone string) (callerctx.Caller, bool)
 }
 
 // Handler serves the per-integration endpoints.

@@ -149,7 +149,7 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 			d.dials.Add(1)
 			go func() {
 				defer d.dials.Done()
-				d.w.warmer.Warm(d.ctx, integrationID, c.Call.PhoneNumber)
+				d.w.warmer.Warm(d.ctx, integrationID, c.Call.PhoneNumber, c.Call.ID, c.Call.DynamicVariables)
 			}()
 		}
 		d.dials.Add(1)

@@ -7,6 +7,7 @@ package workers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -90,7 +91,7 @@ type Workers struct {
 // Warmer looks a caller up ahead of their call, so the agent's context is
 // ready when the conversation starts.
 type Warmer interface {
-	Warm(ctx context.Context, integrationID uuid.UUID, phone string)
+	Warm(ctx context.Context, integrationID uuid.UUID, phone string, callID uuid.UUID, callVars json.RawMessage)
 }
 
 // Deps are what the workers need.

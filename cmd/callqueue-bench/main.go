@@ -4,7 +4,7 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox]
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -24,7 +25,19 @@ func main() {
 	only := flag.String("only", "", "comma-separated scenarios to run (default all)")
 	clients := flag.Int("clients", 64, "concurrent HTTP clients for intake")
 	syncPolicy := flag.String("nats-sync", "always", `embedded NATS sync policy: "always" (the default of callqueue serve) or a duration`)
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "callqueue-bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
@@ -55,6 +68,8 @@ func main() {
 		{"e2e", b.e2e},
 		{"dispatch", b.dispatch},
 		{"limit", b.limit},
+		{"agentinit", b.agentInit},
+		{"outbox", b.outbox},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {
@@ -63,6 +78,7 @@ func main() {
 		start := time.Now()
 		if err := s.run(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "callqueue-bench: %s: %v\n", s.name, err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		fmt.Fprintf(os.Stderr, "callqueue-bench: %s took %s\n", s.name, time.Since(start).Round(time.Millisecond))

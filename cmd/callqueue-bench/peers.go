@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/store"
+)
+
+// fakeCRM speaks the generic webhook CRM: lookups by phone, updates.
+type fakeCRM struct {
+	*httptest.Server
+	down            atomic.Bool
+	lookups, update atomic.Int64
+}
+
+func newFakeCRM() *fakeCRM {
+	f := &fakeCRM{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.down.Load() {
+			http.Error(w, `{"error":"down"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/lookup":
+			f.lookups.Add(1)
+			_ = json.NewEncoder(w).Encode(map[string]any{"recordId": "rec-" + r.URL.Query().Get("phone"),
+				"fields": map[string]any{"Name": "Іван", "Company": "ТОВ Компанія", "Source": "Facebook"}})
+		case "/update":
+			f.update.Add(1)
+			_, _ = w.Write([]byte(`{"ok":true}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	return f
+}
+
+// useCRM points an integration at the fake CRM.
+func (w *world) useCRM(ctx context.Context, id uuid.UUID, crmURL string) error {
+	if err := w.st.PutConfig(ctx, id, config.KeyCRM, []byte(fmt.Sprintf(`{"kind":"webhook","lookup_url":%q,"update_url":%q}`,
+		crmURL+"/lookup", crmURL+"/update"))); err != nil {
+		return err
+	}
+	_, err := w.st.PutSecret(ctx, id, store.KindSecret, "CRM_WEBHOOK_SECRET", "bench-crm-secret", true)
+	return err
+}
+
+// agentInit measures agent-init answers with the caller's context in the
+// shared cache, and with the CRM down and its breaker open.
+func (b *bench) agentInit(ctx context.Context) error {
+	w, err := b.newWorld(ctx, "agentinit")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	svc, err := w.start(ctx, "webhooks", true, nil)
+	if err != nil {
+		return err
+	}
+	in, _, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	if err != nil {
+		return err
+	}
+	crmFake := newFakeCRM()
+	defer crmFake.Close()
+	if err := w.useCRM(ctx, in.ID, crmFake.URL); err != nil {
+		return err
+	}
+	client := newHTTPClient(b.clients)
+	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/agent-init"
+	header := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Token": {in.WebhookToken}}
+	const phones = 500
+	for i := range phones { // warm the cache as dialling does: the call's variables and the CRM's
+		svc.Callers.Warm(ctx, in.ID, fmt.Sprintf("+38097%07d", i), uuid.New(), json.RawMessage(`{"lead":"webinar"}`))
+	}
+	before := crmFake.lookups.Load()
+	hit := closedLoop(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
+		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
+	})
+	if extra := crmFake.lookups.Load() - before; extra != 0 || hit.failed > 0 {
+		return fmt.Errorf("cache-hit run made %d CRM lookups and had %d failures", extra, hit.failed)
+	}
+	metric("agent_init_rps", hit.rps(), "req/s")
+	metric("agent_init_p99_ms", ms(hit.percentile(0.99)), "ms")
+
+	// CRM down: the first lookups fail and open the breaker; then every
+	// uncached caller is answered with the date variables only, at once.
+	crmFake.down.Store(true)
+	for i := range 10 {
+		_ = postJSON(client, url, in.WebhookToken, map[string]any{"phone_number": fmt.Sprintf("+38096%07d", i)})
+	}
+	down := closedLoop(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
+		return fmt.Appendf(nil, `{"phone_number":"+38095%07d"}`, n)
+	})
+	if down.failed > 0 {
+		return fmt.Errorf("%d agent-init requests failed with the CRM down", down.failed)
+	}
+	fmt.Fprintf(os.Stderr, "callqueue-bench: agent-init: CRM lookups while down: %d\n", crmFake.lookups.Load()-before)
+	metric("agent_init_crm_down_p99_ms", ms(down.percentile(0.99)), "ms")
+	return nil
+}
+
+// outbox measures how fast pending CRM updates drain to a fast CRM.
+func (b *bench) outbox(ctx context.Context) error {
+	const updates = 5000
+	w, err := b.newWorld(ctx, "outbox")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if _, err := w.start(ctx, "api", true, nil); err != nil {
+		return err
+	}
+	in, _, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	if err != nil {
+		return err
+	}
+	crmFake := newFakeCRM()
+	defer crmFake.Close()
+	if err := w.useCRM(ctx, in.ID, crmFake.URL); err != nil {
+		return err
+	}
+	ids := make([]uuid.UUID, updates)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	now := time.Now()
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO calls (id, integration_id, phone_number, status, attempt, max_attempts,
+			queued_at, outcome, created_at, updated_at)
+		SELECT id, $2, '+380990000000', 'completed', 1, 3, $3, 'success', $3, $3 FROM unnest($1::uuid[]) AS id`, ids, in.ID, now); err != nil {
+		return err
+	}
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at)
+		SELECT gen_random_uuid(), $2, id, 'call.completed',
+			jsonb_build_object('event', 'call.completed', 'callId', id, 'status', 'completed', 'outcome', 'success'), $3, $3
+		FROM unnest($1::uuid[]) AS id`, ids, in.ID, now); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := w.start(ctx, "workers", false, nil); err != nil {
+		return err
+	}
+	deadline := start.Add(3 * time.Minute)
+	for {
+		var left int
+		if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM crm_outbox WHERE status <> 'delivered'`).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d updates still pending after 3 minutes", left, updates)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	if got := crmFake.update.Load(); got != updates {
+		return fmt.Errorf("fake CRM got %d updates for %d pending", got, updates)
+	}
+	fmt.Fprintf(os.Stderr, "callqueue-bench: outbox: %d updates delivered in %s\n", updates, elapsed.Round(time.Millisecond))
+	metric("crm_outbox_drain_per_s", float64(updates)/elapsed.Seconds(), "updates/s")
+	return nil
+}
