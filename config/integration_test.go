@@ -561,7 +561,7 @@ func TestVoiceComplete(t *testing.T) {
 
 func TestCallingWindowOpen(t *testing.T) {
 	t.Parallel()
-	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
+	utc := func(y int, m time.Month, d, h, mi int) time.Time { return time.Date(y, m, d, h, mi, 0, 0, time.UTC) }
 	weekdays := []int{1, 2, 3, 4, 5}
 	kyivDay := &config.CallingWindow{Timezone: "Europe/Kyiv", Start: "09:00", End: "20:00", Days: weekdays}
 	utcDay := &config.CallingWindow{Timezone: "UTC", Start: "09:00", End: "20:00", Days: weekdays}

@@ -321,7 +321,7 @@ func TestDuplicateCallEvents(t *testing.T) {
 		w.event(t, start)
 	}
 	w.waitStatus(t, id, "in_progress")
-	end := fmt.Sprintf(`{"eventType":"call_end","callId":"%s","duration":45}`, o.CallID)
+	end := fmt.Sprintf(`{"eventType":"call_end","callId":%q,"duration":45}`, o.CallID)
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() { w.event(t, end) })
@@ -359,7 +359,7 @@ func TestDuplicateCallEndAfterRetry(t *testing.T) {
 	w.va.Next(t, 10*time.Second)
 	w.waitStatus(t, id, "initiated")
 
-	end := fmt.Sprintf(`{"eventType":"call_end","callId":"%s","duration":2}`, id)
+	end := fmt.Sprintf(`{"eventType":"call_end","callId":%q,"duration":2}`, id)
 	w.event(t, end)
 	w.waitStatus(t, id, "retry_scheduled")
 	w.env.Clock.Advance(60 * time.Second)

@@ -281,7 +281,7 @@ func TestResilienceNATSRestart(t *testing.T) {
 						return
 					}
 					if time.Now().After(deadline) {
-						fail(fmt.Errorf("originate %s still failing after the restart: %d %v", key, code, err))
+						fail(fmt.Errorf("originate %s still failing after the restart: %d %w", key, code, err))
 						return
 					}
 					retries.Add(1)
@@ -887,7 +887,7 @@ func (c *cluster) sendEvent(body map[string]any) error {
 			return fmt.Errorf("call-events %v: %d %s", body, code, raw)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("call-events %v: %d %s %v", body, code, raw, err)
+			return fmt.Errorf("call-events %v: %d %s %w", body, code, raw, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

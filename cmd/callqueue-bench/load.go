@@ -34,6 +34,11 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// closedLoopGET is closedLoop for GET requests.
+func closedLoopGET(ctx context.Context, client *http.Client, clients int, warmup, d time.Duration, url string, header http.Header) loadResult {
+	return closedLoop(ctx, client, clients, warmup, d, url, header, nil)
+}
+
 // closedLoop runs clients goroutines that each send requests back to back
 // for d (after warmup), body(i) making each request's body.
 func closedLoop(ctx context.Context, client *http.Client, clients int, warmup, d time.Duration, url string,
@@ -54,7 +59,11 @@ func closedLoop(ctx context.Context, client *http.Client, clients int, warmup, d
 					return
 				default:
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(seq.Add(1))))
+				method, payload := http.MethodGet, io.Reader(nil)
+				if body != nil {
+					method, payload = http.MethodPost, bytes.NewReader(body(seq.Add(1)))
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, url, payload)
 				req.Header = header.Clone()
 				start := time.Now()
 				resp, err := client.Do(req)

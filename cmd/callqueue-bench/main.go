@@ -4,11 +4,12 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -21,6 +22,13 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "callqueue-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
 	duration := flag.Duration("duration", 5*time.Second, "how long each throughput measurement runs")
 	only := flag.String("only", "", "comma-separated scenarios to run (default all)")
 	clients := flag.Int("clients", 64, "concurrent HTTP clients for intake")
@@ -33,16 +41,14 @@ func main() {
 			err = pprof.StartCPUProfile(f)
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "callqueue-bench: -cpuprofile:", err)
-			os.Exit(2)
+			return fmt.Errorf("-cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
 
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
-		fmt.Fprintln(os.Stderr, "callqueue-bench: DATABASE_URL is not set (make bench sets it)")
-		os.Exit(1)
+		return errors.New("DATABASE_URL is not set (make bench sets it)")
 	}
 	want := func(name string) bool {
 		return *only == "" || strings.Contains(","+*only+",", ","+name+",")
@@ -53,8 +59,7 @@ func main() {
 	if *syncPolicy != "always" {
 		d, err := time.ParseDuration(*syncPolicy)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "callqueue-bench: -nats-sync:", err)
-			os.Exit(2)
+			return fmt.Errorf("-nats-sync: %w", err)
 		}
 		b.syncInterval = d
 	}
@@ -70,6 +75,7 @@ func main() {
 		{"limit", b.limit},
 		{"agentinit", b.agentInit},
 		{"outbox", b.outbox},
+		{"admin", b.adminList},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {
@@ -77,13 +83,12 @@ func main() {
 		}
 		start := time.Now()
 		if err := s.run(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "callqueue-bench: %s: %v\n", s.name, err)
-			pprof.StopCPUProfile()
-			os.Exit(1)
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		fmt.Fprintf(os.Stderr, "callqueue-bench: %s took %s\n", s.name, time.Since(start).Round(time.Millisecond))
 	}
 	metric("rss_mib", float64(peakRSS())/1024, "MiB")
+	return nil
 }
 
 func metric(name string, value float64, unit string) {
