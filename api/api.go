@@ -30,6 +30,12 @@ type API struct {
 	now    func() time.Time
 	// onIntegrationChange lets the webhook directory forget a cached slug.
 	onIntegrationChange func(slug string)
+	// invoker runs built-in handlers; httpClient fetches specs for
+	// sync-handlers.
+	invoker    Invoker
+	httpClient *http.Client
+	// patterns are the routes Register added, for /api/openapi.json.
+	patterns []string
 }
 
 // Deps are the API's collaborators.
@@ -39,6 +45,10 @@ type Deps struct {
 	Log                 zerolog.Logger
 	Now                 func() time.Time
 	OnIntegrationChange func(slug string)
+	// Invoker runs built-in handlers (POST /api/handlers/{id}/invoke).
+	Invoker Invoker
+	// HTTPClient fetches OpenAPI documents for sync-handlers.
+	HTTPClient *http.Client
 }
 
 // New returns the admin API.
@@ -49,7 +59,11 @@ func New(d Deps) *API {
 	if d.OnIntegrationChange == nil {
 		d.OnIntegrationChange = func(string) {}
 	}
-	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange}
+	if d.HTTPClient == nil {
+		d.HTTPClient = &http.Client{Timeout: SpecFetchTimeoutDefault}
+	}
+	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange,
+		invoker: d.Invoker, httpClient: d.HTTPClient}
 }
 
 type ownerKey struct{}
@@ -60,6 +74,7 @@ func owner(ctx context.Context) string { return ctx.Value(ownerKey{}).(string) }
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	route := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+		a.patterns = append(a.patterns, pattern)
 		mux.Handle(pattern, a.authenticated(fn))
 	}
 	route("GET /api/integrations", a.listIntegrations)
@@ -89,6 +104,27 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /api/calls/{id}", a.getCall)
 	route("POST /api/calls/{id}/cancel", a.cancelCall)
 	route("GET /api/integrations/{id}/stats", a.stats)
+
+	route("GET /api/handlers", a.listHandlers)
+	route("POST /api/handlers", a.createHandler(false))
+	route("GET /api/handlers/{id}", a.getHandler)
+	route("PATCH /api/handlers/{id}", a.updateHandler(false))
+	route("DELETE /api/handlers/{id}", a.deleteHandler(false))
+	route("POST /api/handlers/{id}/invoke", a.invokeHandler)
+	route("GET /api/integrations/{id}/handlers", a.listIntegrationHandlers)
+	route("POST /api/integrations/{id}/handlers", a.createHandler(true))
+	route("PUT /api/integrations/{id}/handlers/{handlerId}", a.updateHandler(true))
+	route("DELETE /api/integrations/{id}/handlers/{handlerId}", a.deleteHandler(true))
+	route("POST /api/integrations/{id}/sync-handlers", a.syncHandlers)
+
+	route("GET /api/integrations/{id}/audit-logs", a.integrationAuditLog)
+	route("GET /api/audit-logs", a.ownerAuditLog)
+	route("GET /api/tokens", a.listTokens)
+	route("DELETE /api/tokens/{id}", a.revokeToken)
+
+	// The admin API's own description needs no token: tools load it.
+	a.patterns = append(a.patterns, "GET "+OpenAPIPath)
+	mux.HandleFunc("GET "+OpenAPIPath, a.serveOpenAPI)
 }
 
 // authenticated resolves the bearer token to its owner and writes errors

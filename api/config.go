@@ -86,7 +86,7 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.PutConfig(r.Context(), in.ID, key, value); err != nil {
+	if err := a.store.PutConfig(r.Context(), actor(r.Context()), in.ID, key, value); err != nil {
 		return err
 	}
 	a.onIntegrationChange(in.Slug)
@@ -116,7 +116,7 @@ func (a *API) deleteConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteConfig(r.Context(), in.ID, key); err != nil {
+	if err := a.store.DeleteConfig(r.Context(), actor(r.Context()), in.ID, key); err != nil {
 		return err
 	}
 	a.onIntegrationChange(in.Slug)

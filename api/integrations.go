@@ -90,7 +90,7 @@ func (a *API) createIntegration(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Status = nil // a new integration starts not_configured
-	in, err := a.store.CreateIntegration(r.Context(), owner(r.Context()), f)
+	in, err := a.store.CreateIntegration(r.Context(), owner(r.Context()), actor(r.Context()), f)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (a *API) updateIntegration(replace bool) func(w http.ResponseWriter, r *htt
 		if err != nil {
 			return err
 		}
-		in, err := a.store.UpdateIntegration(r.Context(), owner(r.Context()), cur.ID, f, replace)
+		in, err := a.store.UpdateIntegration(r.Context(), owner(r.Context()), actor(r.Context()), cur.ID, f, replace)
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteIntegration(r.Context(), owner(r.Context()), in.ID); err != nil {
+	if err := a.store.DeleteIntegration(r.Context(), owner(r.Context()), actor(r.Context()), in.ID); err != nil {
 		return err
 	}
 	a.onIntegrationChange(in.Slug)
@@ -158,7 +158,7 @@ func (a *API) rotateWebhookToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err = a.store.RotateWebhookToken(r.Context(), owner(r.Context()), in.ID)
+	in, err = a.store.RotateWebhookToken(r.Context(), owner(r.Context()), actor(r.Context()), in.ID)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,11 @@ type routeFixture struct {
 	credentialID uuid.UUID
 	callID       uuid.UUID
 	revoked      string
+	// probe is a live token of A's, the target of DELETE /api/tokens/{id}.
+	probe      string
+	probeToken uuid.UUID
+	// handlerID is A's handler "call-originate".
+	handlerID uuid.UUID
 }
 
 func newRouteFixture(t *testing.T) *routeFixture {
@@ -89,14 +94,22 @@ func newRouteFixture(t *testing.T) *routeFixture {
 	fx.callID = w.originate(t, w.a, fx.integ, "+380997770001")
 	fx.integ = getIntegration(t, w.a, fx.integ)
 
-	tok, plain, err := w.env.Store.CreateToken(context.Background(), ownerA, "revoked")
+	tok, plain, err := w.env.Store.CreateToken(context.Background(), ownerA, store.ActorCLI, "revoked")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.env.Store.RevokeToken(context.Background(), ownerA, tok.ID); err != nil {
+	if err := w.env.Store.RevokeToken(context.Background(), ownerA, store.ActorCLI, tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	fx.revoked = plain
+	probe, plain, err := w.env.Store.CreateToken(context.Background(), ownerA, store.ActorCLI, "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.probe, fx.probeToken = plain, probe.ID
+	fx.handlerID = decodeAs[store.Handler](t, w.a.do(t, "POST", "/api/handlers", map[string]any{"integrationId": fx.integ.ID,
+		"name": "call-originate", "defaultArgs": map[string]any{"dynamic_variables": map[string]any{"source": "routes"}}}).
+		expect(t, http.StatusCreated)).ID
 	return fx
 }
 
@@ -107,11 +120,18 @@ func (fx *routeFixture) target(pattern string) (method, path string) {
 	if strings.HasPrefix(path, "/api/calls/") {
 		id = fx.callID.String()
 	}
+	if strings.HasPrefix(path, "/api/tokens/") {
+		id = fx.probeToken.String()
+	}
+	if strings.HasPrefix(path, "/api/handlers/") {
+		id = fx.handlerID.String()
+	}
 	secretID := fx.secretID.String()
 	if strings.Contains(path, "/credentials/") {
 		secretID = fx.credentialID.String()
 	}
-	path = strings.NewReplacer("{id}", id, "{secretId}", secretID, "{key}", "call_handling").Replace(path)
+	path = strings.NewReplacer("{id}", id, "{secretId}", secretID, "{key}", "call_handling",
+		"{handlerId}", fx.handlerID.String()).Replace(path)
 	return method, path
 }
 
@@ -123,7 +143,8 @@ func (fx *routeFixture) snapshot(t testing.TB) string {
 	for _, path := range []string{
 		integrationPath(fx.integ), integrationPath(fx.integ, "/config"), integrationPath(fx.integ, "/secrets"),
 		integrationPath(fx.integ, "/credentials"), integrationPath(fx.integ, "/stats"), "/api/calls/" + fx.callID.String(),
-		"/api/integrations", "/api/calls",
+		"/api/integrations", "/api/calls", integrationPath(fx.integ, "/audit-logs"), "/api/audit-logs",
+		integrationPath(fx.integ, "/handlers"),
 	} {
 		r := fx.a.do(t, "GET", path, nil).expect(t, http.StatusOK)
 		fmt.Fprintf(&b, "%s %s %s\n", path, r.header.Get("X-Total-Count"), r.body)
@@ -164,6 +185,8 @@ type routeRow struct {
 	otherBody any
 	bad       []bodyCase // 400
 	invalid   []bodyCase // 422
+	// public routes need no token (GET /api/openapi.json).
+	public bool
 }
 
 func (row routeRow) readsBody() bool { return row.body != nil }
@@ -209,6 +232,42 @@ func expectEmptyList(t *testing.T, _ *routeFixture, r response) {
 	r.expect(t, http.StatusOK)
 	if strings.TrimSpace(string(r.body)) != "[]" {
 		t.Errorf("another owner's list = %s, want []", r.body)
+	}
+}
+
+func handlerBodyCases() []bodyCase {
+	return []bodyCase{
+		{name: "name of the wrong type", body: `{"name": 5}`, field: "name"},
+		{name: "integrationId of the wrong type", body: `{"integrationId": 5, "name": "x"}`, field: "integrationId"},
+		{name: "unknown field", body: `{"name": "x", "args": {}}`, field: "args"},
+	}
+}
+
+func handlerInvalidCases() []bodyCase {
+	return []bodyCase{
+		{name: "empty name", body: map[string]any{"name": ""}, field: "name"},
+		{name: "name with a space", body: map[string]any{"name": "order created"}, field: "name"},
+		{name: "defaultArgs not an object", body: map[string]any{"name": "x", "defaultArgs": []int{1}}, field: "defaultArgs"},
+	}
+}
+
+func pageCases() []bodyCase {
+	return []bodyCase{
+		{name: "limit zero", query: "limit=0", field: "limit"},
+		{name: "limit not a number", query: "limit=many", field: "limit"},
+		{name: "offset negative", query: "offset=-1", field: "offset"},
+	}
+}
+
+// expectNoneOfA checks an owner-B answer about B's own things (its audit
+// log, its tokens) names nothing of A's.
+func expectNoneOfA(t *testing.T, fx *routeFixture, r response) {
+	t.Helper()
+	r.expect(t, http.StatusOK)
+	for _, a := range []string{fx.integ.ID.String(), fx.probeToken.String(), `"` + ownerA + `"`} {
+		if strings.Contains(string(r.body), a) {
+			t.Errorf("another owner's answer names %s of A's: %s", a, r.body)
+		}
 	}
 }
 
@@ -325,6 +384,89 @@ func routeTable() []routeRow {
 		},
 		{pattern: "GET /api/calls/{id}"},
 		{pattern: "POST /api/calls/{id}/cancel"},
+		{pattern: "GET /api/integrations/{id}/audit-logs", bad: pageCases()},
+		{
+			pattern: "GET /api/audit-logs",
+			other:   expectNoneOfA,
+			bad:     pageCases(),
+		},
+		{pattern: "GET /api/tokens", other: expectNoneOfA},
+		{pattern: "GET " + api.OpenAPIPath, public: true},
+		{
+			pattern: "GET /api/handlers",
+			other:   expectEmptyList,
+			bad:     []bodyCase{{name: "integrationId", query: "integrationId=42", field: "integrationId"}},
+		},
+		{
+			pattern: "POST /api/handlers",
+			body: func(fx *routeFixture) any {
+				return map[string]any{"integrationId": fx.integ.ID, "name": "probe-handler", "defaultArgs": map[string]any{}}
+			},
+			bad: handlerBodyCases(),
+			invalid: append(handlerInvalidCases(), []bodyCase{
+				{name: "no integrationId", body: map[string]any{"name": "probe"}, field: "integrationId"},
+				{name: "integrationId not a uuid", body: map[string]any{"integrationId": "42", "name": "probe"}, field: "integrationId"},
+				{name: "no name", body: func(fx *routeFixture) any { return map[string]any{"integrationId": fx.integ.ID} }, field: "name"},
+			}...),
+		},
+		{pattern: "GET /api/handlers/{id}"},
+		{
+			pattern: "PATCH /api/handlers/{id}",
+			body:    map[string]any{"defaultArgs": map[string]any{"changed": "by a stranger"}},
+			bad:     handlerBodyCases(),
+			invalid: handlerInvalidCases(),
+		},
+		{pattern: "DELETE /api/handlers/{id}"},
+		{
+			pattern: "POST /api/handlers/{id}/invoke",
+			body:    map[string]any{"args": map[string]any{"phone_number": "+380997770009"}},
+			bad: []bodyCase{
+				{name: "unknown field", body: `{"arguments": {}}`, field: "arguments"},
+			},
+			invalid: []bodyCase{
+				{name: "args not an object", body: map[string]any{"args": []int{1}}, field: "args"},
+				{name: "args a string", body: map[string]any{"args": "+380997770009"}, field: "args"},
+				{name: "the built-in refuses a value", body: map[string]any{"args": map[string]any{"phone_number": "call me"}}, field: "args.phone_number"},
+				{name: "the built-in misses a value", body: map[string]any{"args": map[string]any{}}, field: "args.phone_number"},
+			},
+		},
+		{pattern: "GET /api/integrations/{id}/handlers"},
+		{
+			pattern: "POST /api/integrations/{id}/handlers",
+			body:    map[string]any{"name": "probe-handler", "defaultArgs": map[string]any{"timeout": 5000}},
+			bad:     handlerBodyCases(),
+			invalid: append(handlerInvalidCases(), bodyCase{name: "no name", body: map[string]any{"defaultArgs": map[string]any{}}, field: "name"}),
+		},
+		{
+			pattern: "PUT /api/integrations/{id}/handlers/{handlerId}",
+			body:    map[string]any{"name": "renamed-by-a-stranger"},
+			bad:     handlerBodyCases(),
+			invalid: handlerInvalidCases(),
+		},
+		{pattern: "DELETE /api/integrations/{id}/handlers/{handlerId}"},
+		{
+			pattern: "POST /api/integrations/{id}/sync-handlers",
+			body:    func(fx *routeFixture) any { return map[string]any{"integrationName": fx.integ.Slug} },
+			bad: []bodyCase{
+				{name: "integrationName of the wrong type", body: `{"integrationName": 1}`, field: "integrationName"},
+				{name: "baseUrl of the wrong type", body: `{"integrationName": "x", "baseUrl": ["http://x"]}`, field: "baseUrl"},
+				{name: "unknown field", body: `{"integrationName": "x", "url": "http://x"}`, field: "url"},
+			},
+			invalid: []bodyCase{
+				{name: "no integrationName", body: map[string]any{"baseUrl": "http://127.0.0.1:1"}, field: "integrationName"},
+				{name: "integrationName with a slash", body: map[string]any{"integrationName": "a/b"}, field: "integrationName"},
+				{name: "baseUrl not http", body: map[string]any{"integrationName": "x", "baseUrl": "ftp://127.0.0.1/"}, field: "baseUrl"},
+				{name: "baseUrl relative", body: map[string]any{"integrationName": "x", "baseUrl": "/local"}, field: "baseUrl"},
+			},
+		},
+		{
+			pattern: "DELETE /api/tokens/{id}",
+			other: func(t *testing.T, fx *routeFixture, r response) {
+				t.Helper()
+				expectError(t, r, http.StatusNotFound)
+				client{base: fx.inst.URL, token: fx.probe}.do(t, "GET", "/api/tokens", nil).expect(t, http.StatusOK)
+			},
+		},
 	}
 	for _, kind := range []string{"secrets", "credentials"} {
 		base := "/api/integrations/{id}/" + kind
@@ -421,6 +563,14 @@ func runRoute(t *testing.T, fx *routeFixture, row routeRow, before string, badTo
 			}
 		}
 
+		if row.public {
+			t.Run("200 without a token", func(t *testing.T) {
+				send(t, method, fx.inst.URL+withQuery(path, nil), nil, nil).expect(t, http.StatusOK)
+				checkUnchanged(t, "a request without a token")
+			})
+			return
+		}
+
 		t.Run("401 without a valid token", func(t *testing.T) {
 			for name, auth := range badTokens {
 				h := map[string]string{}
@@ -454,7 +604,7 @@ func runRoute(t *testing.T, fx *routeFixture, row routeRow, before string, badTo
 
 		if strings.Contains(row.pattern, "{") {
 			t.Run("404 for what does not exist", func(t *testing.T) {
-				for _, wildcard := range []string{"{id}", "{secretId}"} {
+				for _, wildcard := range []string{"{id}", "{secretId}", "{handlerId}"} {
 					if !strings.Contains(row.pattern, wildcard) {
 						continue
 					}

@@ -62,7 +62,7 @@ func (a *API) createSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		sec, err := a.store.PutSecret(r.Context(), in.ID, kind, key, value, false)
+		sec, err := a.store.PutSecret(r.Context(), actor(r.Context()), in.ID, kind, key, value, false)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (a *API) updateSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		sec, err := a.store.UpdateSecret(r.Context(), in.ID, kind, secretID, key, value)
+		sec, err := a.store.UpdateSecret(r.Context(), actor(r.Context()), in.ID, kind, secretID, key, value)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (a *API) deleteSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		if err := a.store.DeleteSecret(r.Context(), in.ID, kind, secretID); err != nil {
+		if err := a.store.DeleteSecret(r.Context(), actor(r.Context()), in.ID, kind, secretID); err != nil {
 			return err
 		}
 		a.secretChanged(in)
@@ -162,7 +162,7 @@ func (a *API) coreCreateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sec, err := a.store.PutSecret(r.Context(), in.ID, store.KindSecret, key, value, true)
+	sec, err := a.store.PutSecret(r.Context(), actor(r.Context()), in.ID, store.KindSecret, key, value, true)
 	if err != nil {
 		return err
 	}

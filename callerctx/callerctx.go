@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,54 @@ type Cache struct {
 	crm     Looker
 	log     zerolog.Logger
 	Lookups func() // test hook: called on each CRM lookup
+
+	// inflight holds this process's CRM lookups under way, by key: an
+	// agent-init that comes while the dial's warm-up is still waiting for
+	// the CRM waits for that answer instead of asking the CRM again.
+	mu       sync.Mutex
+	inflight map[string]*flight
+}
+
+// flight is one CRM lookup under way; done is closed once caller and ok
+// are set and the caller is cached.
+type flight struct {
+	done   chan struct{}
+	caller Caller
+	ok     bool
+}
+
+// wait waits for the flight within ctx.
+func (f *flight) wait(ctx context.Context) (Caller, bool) {
+	select {
+	case <-f.done:
+		return f.caller, f.ok
+	case <-ctx.Done():
+		return Caller{}, false
+	}
+}
+
+// begin registers a flight for k and returns it with leader true, or the
+// one already under way with leader false. A warm-up (replace) always leads:
+// what it caches carries the call, so later waiters should have it.
+func (c *Cache) begin(k string, replace bool) (f *flight, leader bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.inflight[k]; ok && !replace {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{})}
+	c.inflight[k] = f
+	return f, true
+}
+
+// end releases f's waiters.
+func (c *Cache) end(k string, f *flight) {
+	c.mu.Lock()
+	if c.inflight[k] == f {
+		delete(c.inflight, k)
+	}
+	c.mu.Unlock()
+	close(f.done)
 }
 
 // New creates (or opens) the bucket.
@@ -46,7 +95,7 @@ func New(ctx context.Context, js jetstream.JetStream, replicas int, crmLooker Lo
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{kv: kv, crm: crmLooker, log: log}, nil
+	return &Cache{kv: kv, crm: crmLooker, log: log, inflight: map[string]*flight{}}, nil
 }
 
 func key(integrationID uuid.UUID, phone string) string {
@@ -63,19 +112,26 @@ type Caller struct {
 }
 
 // Context returns what is known about the caller within ctx's deadline:
-// from the shared cache (no database, no CRM), else from the CRM through
-// its breaker. ok is false when nothing could be had in time.
+// from the shared cache (no database, no CRM), else from the lookup of this
+// caller already under way (a dial's warm-up), else from the CRM through its
+// breaker. ok is false when nothing could be had in time.
 func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone string) (Caller, bool) {
-	if e, err := c.kv.Get(ctx, key(integrationID, phone)); err == nil {
-		var cached Caller
-		if json.Unmarshal(e.Value(), &cached) == nil {
-			return cached, true
-		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		c.log.Warn().Err(err).Msg("caller context cache read failed")
+	k := key(integrationID, phone)
+	if cached, ok := c.cached(ctx, k); ok {
+		return cached, true
 	}
-	if !c.crm.Allows(integrationID) {
+	if !c.crm.Allows(integrationID) || ctx.Err() != nil {
 		return Caller{}, false
+	}
+	f, leader := c.begin(k, false)
+	if !leader {
+		return f.wait(ctx)
+	}
+	defer c.end(k, f)
+	// A lookup that ended between the read above and begin cached its answer.
+	if cached, ok := c.cached(ctx, k); ok {
+		f.caller, f.ok = cached, true
+		return cached, true
 	}
 	vars, err := c.lookup(ctx, integrationID, phone)
 	if err != nil {
@@ -83,8 +139,30 @@ func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone stri
 		return Caller{}, false
 	}
 	caller := Caller{Vars: vars}
-	c.put(ctx, integrationID, phone, caller)
+	c.put(ctx, k, caller)
+	f.caller, f.ok = caller, true
 	return caller, true
+}
+
+// Cached returns what the shared cache alone knows about the caller: no
+// CRM, no waiting.
+func (c *Cache) Cached(ctx context.Context, integrationID uuid.UUID, phone string) (Caller, bool) {
+	return c.cached(ctx, key(integrationID, phone))
+}
+
+func (c *Cache) cached(ctx context.Context, k string) (Caller, bool) {
+	e, err := c.kv.Get(ctx, k)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil {
+			c.log.Warn().Err(err).Msg("caller context cache read failed")
+		}
+		return Caller{}, false
+	}
+	var cached Caller
+	if json.Unmarshal(e.Value(), &cached) != nil {
+		return Caller{}, false
+	}
+	return cached, true
 }
 
 // lookup asks the CRM (no CRM: no variables).
@@ -101,10 +179,10 @@ func (c *Cache) lookup(ctx context.Context, integrationID uuid.UUID, phone strin
 
 // put caches a caller (an empty one too, so a caller the CRM does not
 // know is not looked up again and again).
-func (c *Cache) put(ctx context.Context, integrationID uuid.UUID, phone string, caller Caller) {
+func (c *Cache) put(ctx context.Context, k string, caller Caller) {
 	raw, err := json.Marshal(caller)
 	if err == nil {
-		_, err = c.kv.Put(context.WithoutCancel(ctx), key(integrationID, phone), raw)
+		_, err = c.kv.Put(context.WithoutCancel(ctx), k, raw)
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Msg("caller context cache write failed")
@@ -112,9 +190,15 @@ func (c *Cache) put(ctx context.Context, integrationID uuid.UUID, phone string, 
 }
 
 // Warm prepares the agent's context when a call is dialled: the call's
-// own variables at once, and the CRM's as soon as the CRM answers, so the
-// agent-init of an outbound call needs neither the database nor the CRM.
+// own variables and the CRM's, cached as soon as the CRM answers (at once
+// when its breaker is open), so the agent-init of an outbound call needs
+// neither the database nor the CRM. An agent-init that comes while the CRM
+// has not answered yet waits for this lookup, within its own deadline,
+// rather than asking again.
 func (c *Cache) Warm(ctx context.Context, integrationID uuid.UUID, phone string, callID uuid.UUID, callVars json.RawMessage) {
+	k := key(integrationID, phone)
+	f, _ := c.begin(k, true)
+	defer c.end(k, f)
 	caller := Caller{CallID: callID.String(), CallVars: callVars, Vars: map[string]any{}}
 	if c.crm.Allows(integrationID) {
 		vars, err := c.lookup(ctx, integrationID, phone)
@@ -124,5 +208,6 @@ func (c *Cache) Warm(ctx context.Context, integrationID uuid.UUID, phone string,
 			caller.Vars = vars
 		}
 	}
-	c.put(ctx, integrationID, phone, caller)
+	c.put(ctx, k, caller)
+	f.caller, f.ok = caller, true
 }

@@ -970,7 +970,7 @@ func (c *cluster) countStatusErr(status string) (int, error) {
 func (c *cluster) waitCall(t *testing.T, id uuid.UUID, what string, cond func(callRow) bool) callRow {
 	t.Helper()
 	var r callRow
-	servicetest.Eventually(t, 15*time.Second, what, func() bool {
+	servicetest.Eventually(t, 45*time.Second, what, func() bool {
 		r = c.calls(t)[id]
 		return cond(r)
 	})

@@ -220,14 +220,17 @@ func (s *Service) wire(ctx context.Context) error {
 		dispatcherBreakers = s.Workers.Dispatcher.BreakerChanged
 	}
 	dir := webhooks.NewDirectory(s.Store, 0)
+	// The api role runs built-in handlers (invoke) through the webhooks'
+	// own code, so it has the handler even when it serves no webhooks.
+	hooks := webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
+		Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
+		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue})
 	if role == RoleAll || role == RoleWebhooks {
-		webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
-			Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
-			Enricher: s.Callers, Health: s.integrationHealth}).Register(mux)
+		hooks.Register(mux)
 	}
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
-			OnIntegrationChange: dir.Forget}).Register(mux)
+			OnIntegrationChange: dir.Forget, Invoker: hooks}).Register(mux)
 	}
 	s.handler = recoverer(s.log, jsonNotFound(mux))
 	return nil
@@ -271,7 +274,10 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 	if err == nil {
 		voice["provider"] = cfg.Voice.Provider
 		voice["configured"] = cfg.Voice.Complete()
-		_, serr := s.Store.SecretValue(ctx, in.ID, cfg.Voice.SecretKey())
+		secret, serr := s.Store.SecretValue(ctx, in.ID, cfg.Voice.SecretKey())
+		if serr == nil && secret == "" {
+			serr = errors.New("empty") // a placeholder from setup is not a secret
+		}
 		voice["secret"] = serr == nil
 		state := s.Dialer.Breakers().State(in.ID.String())
 		voice["breaker"] = state.String()

@@ -196,6 +196,9 @@ type PostcallData struct {
 	Metadata   json.RawMessage
 	Summary    string
 	Outcome    string
+	// DurationSecs is the call's length as the agent measured it, for calls
+	// that end without the dialler's call_end (ElevenLabs dialling).
+	DurationSecs *float64
 }
 
 // Applied is the effect of one CallEvent.
@@ -562,6 +565,9 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		}
 		if p.Outcome != "" {
 			c.Outcome = &p.Outcome
+		}
+		if p.DurationSecs != nil && c.DurationSecs == nil {
+			c.DurationSecs = p.DurationSecs
 		}
 	}
 	if d.To == callstate.Queued {

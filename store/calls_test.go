@@ -725,7 +725,7 @@ func TestClaimCallsIntegrationStatus(t *testing.T) {
 		{store.StatusNotConfigured, func(uuid.UUID) {}, 0},
 		{store.StatusPaused, func(id uuid.UUID) {
 			activate(t, s, id)
-			if _, err := s.UpdateIntegration(ctx, "owner-a", id, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false); err != nil {
+			if _, err := s.UpdateIntegration(ctx, "owner-a", "test", id, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false); err != nil {
 				t.Fatal(err)
 			}
 		}, 0},

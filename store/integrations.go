@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -81,13 +82,18 @@ func Slugify(name string) string {
 const integrationColumns = `id, name, slug, owner_id, status, webhook_token_enc, agent_prompt, elevenlabs_agent_id,
 	saas_assistant_name, phone_number, voice_assistant_sip_id, created_at, updated_at`
 
-func (s *Store) scanIntegration(row pgx.Row) (Integration, error) {
-	var in Integration
-	var tokenEnc []byte
-	err := row.Scan(&in.ID, &in.Name, &in.Slug, &in.OwnerID, &in.Status, &tokenEnc, &in.AgentPrompt,
+// scanSealedIntegration reads a row of integrationColumns, leaving the
+// webhook token sealed.
+func scanSealedIntegration(row pgx.Row) (in Integration, tokenEnc []byte, err error) {
+	err = row.Scan(&in.ID, &in.Name, &in.Slug, &in.OwnerID, &in.Status, &tokenEnc, &in.AgentPrompt,
 		&in.ElevenLabsAgentID, &in.SaasAssistantName, &in.PhoneNumber, &in.VoiceAssistantSipID, &in.CreatedAt, &in.UpdatedAt)
+	return in, tokenEnc, notFound(err)
+}
+
+func (s *Store) scanIntegration(row pgx.Row) (Integration, error) {
+	in, tokenEnc, err := scanSealedIntegration(row)
 	if err != nil {
-		return in, notFound(err)
+		return in, err
 	}
 	token, err := s.sealer.Open(tokenEnc, webhookTokenContext(in.ID))
 	if err != nil {
@@ -99,12 +105,81 @@ func (s *Store) scanIntegration(row pgx.Row) (Integration, error) {
 
 func webhookTokenContext(id uuid.UUID) string { return "webhook-token:" + id.String() }
 
+// integrationAudit is what the audit log keeps of an integration: what the
+// API shows, less the webhook token (a credential) and the timestamps (the
+// entry has its own).
+type integrationAudit struct {
+	ID                  uuid.UUID `json:"id"`
+	Name                string    `json:"name"`
+	Slug                string    `json:"slug"`
+	Status              string    `json:"status"`
+	AgentPrompt         *string   `json:"agentPrompt"`
+	ElevenLabsAgentID   *string   `json:"elevenLabsAgentId"`
+	SaasAssistantName   *string   `json:"saasAssistantName"`
+	PhoneNumber         *string   `json:"phoneNumber"`
+	VoiceAssistantSipID *string   `json:"voiceAssistantSipId"`
+}
+
+func (in Integration) audit() integrationAudit {
+	return integrationAudit{ID: in.ID, Name: in.Name, Slug: in.Slug, Status: in.Status, AgentPrompt: in.AgentPrompt,
+		ElevenLabsAgentID: in.ElevenLabsAgentID, SaasAssistantName: in.SaasAssistantName, PhoneNumber: in.PhoneNumber,
+		VoiceAssistantSipID: in.VoiceAssistantSipID}
+}
+
+// changedFields returns the members of two JSON objects that differ, as
+// the audit log's before and after of an update.
+func changedFields(before, after any) (b, a map[string]json.RawMessage, err error) {
+	decode := func(v any) (map[string]json.RawMessage, error) {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]json.RawMessage
+		return m, json.Unmarshal(raw, &m)
+	}
+	if b, err = decode(before); err != nil {
+		return nil, nil, err
+	}
+	if a, err = decode(after); err != nil {
+		return nil, nil, err
+	}
+	for k, v := range b {
+		if w, ok := a[k]; ok && bytes.Equal(v, w) {
+			delete(a, k)
+			delete(b, k)
+		}
+	}
+	return b, a, nil
+}
+
+// lockIntegration locks an integration's row for a change to it or to its
+// config or secrets, and returns its owner and status. Changes to one
+// integration serialise on it, so the "before" of each audit entry is
+// what the change really replaced.
+func lockIntegration(ctx context.Context, tx pgx.Tx, id uuid.UUID) (owner, status string, err error) {
+	err = tx.QueryRow(ctx, `SELECT owner_id, status FROM integrations WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&owner, &status)
+	return owner, status, notFound(err)
+}
+
+// refreshStatusAudited is refreshStatus within actor's change to
+// integration id: the move between not_configured and active that the
+// change causes is recorded too. prev is the status before the change.
+func refreshStatusAudited(ctx context.Context, tx pgx.Tx, actor string, id uuid.UUID, owner, prev string) (string, error) {
+	next, err := refreshStatus(ctx, tx, id)
+	if err != nil || next == prev {
+		return next, err
+	}
+	return next, recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditUpdate,
+		Resource: ResourceIntegration, ResourceID: id.String(),
+		Before: map[string]string{"status": prev}, After: map[string]string{"status": next}})
+}
+
 // CreateIntegration creates an integration for owner. A slug derived from
 // the name gets a numeric suffix when taken; an explicit slug that is taken
 // is a ConflictError.
-func (s *Store) CreateIntegration(ctx context.Context, owner string, f IntegrationFields) (Integration, error) {
+func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f IntegrationFields) (Integration, error) {
 	id := uuid.New()
-	token := randomToken("wh_", 24)
+	tokenEnc := s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))
 	explicit := f.Slug != nil
 	base := Slugify(deref(f.Name))
 	if explicit {
@@ -115,11 +190,21 @@ func (s *Store) CreateIntegration(ctx context.Context, owner string, f Integrati
 		if n > 1 {
 			slug = fmt.Sprintf("%s-%d", base, n)
 		}
-		in, err := s.scanIntegration(s.pool.QueryRow(ctx, `INSERT INTO integrations (id, name, slug, owner_id, webhook_token_enc,
-			agent_prompt, elevenlabs_agent_id, saas_assistant_name, phone_number, voice_assistant_sip_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+integrationColumns,
-			id, deref(f.Name), slug, owner, s.sealer.Seal([]byte(token), webhookTokenContext(id)),
-			f.AgentPrompt, f.ElevenLabsAgentID, f.SaasAssistantName, f.PhoneNumber, f.VoiceAssistantSipID))
+		// One transaction per attempt: a slug clash aborts it.
+		var in Integration
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			in, err = s.scanIntegration(tx.QueryRow(ctx, `INSERT INTO integrations (id, name, slug, owner_id, webhook_token_enc,
+				agent_prompt, elevenlabs_agent_id, saas_assistant_name, phone_number, voice_assistant_sip_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+integrationColumns,
+				id, deref(f.Name), slug, owner, tokenEnc,
+				f.AgentPrompt, f.ElevenLabsAgentID, f.SaasAssistantName, f.PhoneNumber, f.VoiceAssistantSipID))
+			if err != nil {
+				return err
+			}
+			return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditCreate,
+				Resource: ResourceIntegration, ResourceID: id.String(), After: in.audit()})
+		})
 		if isUniqueViolation(err, "integrations_slug_key") {
 			if explicit || n >= 100 {
 				return in, &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
@@ -200,7 +285,7 @@ func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 // UpdateIntegration applies f to owner's integration. replace clears the
 // optional fields f leaves nil (PUT); otherwise they are kept (PATCH).
-func (s *Store) UpdateIntegration(ctx context.Context, owner string, id uuid.UUID, f IntegrationFields, replace bool) (Integration, error) {
+func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id uuid.UUID, f IntegrationFields, replace bool) (Integration, error) {
 	var out Integration
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.scanIntegration(tx.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
@@ -256,27 +341,50 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner string, id uuid.UUI
 			return err
 		}
 		out.Status = status
-		return nil
+		before, after, err := changedFields(cur.audit(), out.audit())
+		if err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: cur.OwnerID, Actor: actor, Action: AuditUpdate,
+			Resource: ResourceIntegration, ResourceID: id.String(), Before: before, After: after})
 	})
 	return out, err
 }
 
 // DeleteIntegration removes owner's integration with its handlers, config,
-// secrets and calls.
-func (s *Store) DeleteIntegration(ctx context.Context, owner string, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM integrations WHERE id = $1 AND (owner_id = $2 OR $2 = '')`, id, owner)
-	if err == nil && tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return err
+// secrets and calls. Its audit entries go with it (the foreign key
+// cascades), except the entry of the deletion itself: that one names the
+// integration by resource id only, so it outlives it in the owner's log.
+func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id uuid.UUID) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// The token stays sealed: an integration whose token no longer
+		// decrypts can still be deleted.
+		in, _, err := scanSealedIntegration(tx.QueryRow(ctx, `DELETE FROM integrations
+			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns, id, owner))
+		if err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, Audit{Owner: in.OwnerID, Actor: actor, Action: AuditDelete,
+			Resource: ResourceIntegration, ResourceID: id.String(), Before: in.audit()})
+	})
 }
 
-// RotateWebhookToken gives owner's integration a new webhook token.
-func (s *Store) RotateWebhookToken(ctx context.Context, owner string, id uuid.UUID) (Integration, error) {
-	token := randomToken("wh_", 24)
-	return s.scanIntegration(s.pool.QueryRow(ctx, `UPDATE integrations SET webhook_token_enc = $3, updated_at = now()
-		WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
-		id, owner, s.sealer.Seal([]byte(token), webhookTokenContext(id))))
+// RotateWebhookToken gives owner's integration a new webhook token. The
+// audit entry records that it happened, never the token.
+func (s *Store) RotateWebhookToken(ctx context.Context, owner, actor string, id uuid.UUID) (Integration, error) {
+	var in Integration
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		in, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET webhook_token_enc = $3, updated_at = now()
+			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			id, owner, s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))))
+		if err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: in.OwnerID, Actor: actor, Action: AuditRotate,
+			Resource: ResourceWebhookToken, ResourceID: id.String()})
+	})
+	return in, err
 }
 
 // SetIntegrationHealth moves an integration between active, has_errors and
@@ -362,24 +470,52 @@ func (s *Store) Config(ctx context.Context, id uuid.UUID) (config.Integration, e
 
 // PutConfig stores a validated config value and refreshes the integration's
 // status. value must already be normalised (config.Normalize).
-func (s *Store) PutConfig(ctx context.Context, id uuid.UUID, key string, value json.RawMessage) error {
+func (s *Store) PutConfig(ctx context.Context, actor string, id uuid.UUID, key string, value json.RawMessage) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
+		owner, status, err := lockIntegration(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		var before []byte
+		err = tx.QueryRow(ctx, `SELECT value FROM integration_config WHERE integration_id = $1 AND key = $2`, id, key).Scan(&before)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO integration_config (integration_id, key, value) VALUES ($1, $2, $3)
 			ON CONFLICT (integration_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, id, key, value); err != nil {
 			return err
 		}
-		_, err := refreshStatus(ctx, tx, id)
+		// Before is null while the key had its default.
+		if err := recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditUpdate,
+			Resource: ResourceConfig, ResourceID: key, Before: json.RawMessage(before), After: value}); err != nil {
+			return err
+		}
+		_, err = refreshStatusAudited(ctx, tx, actor, id, owner, status)
 		return err
 	})
 }
 
-// DeleteConfig restores a key's default.
-func (s *Store) DeleteConfig(ctx context.Context, id uuid.UUID, key string) error {
+// DeleteConfig restores a key's default. Deleting a key that has its
+// default already changes nothing and records nothing.
+func (s *Store) DeleteConfig(ctx context.Context, actor string, id uuid.UUID, key string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM integration_config WHERE integration_id = $1 AND key = $2`, id, key); err != nil {
+		owner, status, err := lockIntegration(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		_, err := refreshStatus(ctx, tx, id)
+		var before []byte
+		err = tx.QueryRow(ctx, `DELETE FROM integration_config WHERE integration_id = $1 AND key = $2 RETURNING value`, id, key).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditDelete,
+			Resource: ResourceConfig, ResourceID: key, Before: json.RawMessage(before)}); err != nil {
+			return err
+		}
+		_, err = refreshStatusAudited(ctx, tx, actor, id, owner, status)
 		return err
 	})
 }

@@ -48,16 +48,40 @@ func (s *Store) ListSecrets(ctx context.Context, integrationID uuid.UUID, kind s
 	return out, rows.Err()
 }
 
+// secretAudit is what the audit log keeps of a secret: its key and the
+// preview the API shows, never the value.
+type secretAudit struct {
+	Key          string `json:"key"`
+	ValuePreview string `json:"valuePreview"`
+}
+
 // PutSecret creates a secret, or with upsert replaces the value of an
 // existing key. Without upsert an existing key is a ConflictError.
-func (s *Store) PutSecret(ctx context.Context, integrationID uuid.UUID, kind, key, value string, upsert bool) (Secret, error) {
+func (s *Store) PutSecret(ctx context.Context, actor string, integrationID uuid.UUID, kind, key, value string, upsert bool) (Secret, error) {
 	var sec Secret
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		owner, status, err := lockIntegration(ctx, tx, integrationID)
+		if err != nil {
+			return err
+		}
+		// The integration's row lock keeps this answer true until commit.
+		var before *secretAudit
+		var prev secretAudit
+		err = tx.QueryRow(ctx, `SELECT key, value_preview FROM secrets WHERE integration_id = $1 AND kind = $2 AND key = $3`,
+			integrationID, kind, key).Scan(&prev.Key, &prev.ValuePreview)
+		switch {
+		case err == nil && !upsert:
+			return &ConflictError{Field: "key", Message: fmt.Sprintf("%s %q exists", kind, key)}
+		case err == nil:
+			before = &prev
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
 		conflict := `DO NOTHING`
 		if upsert {
 			conflict = `DO UPDATE SET value_enc = EXCLUDED.value_enc, value_preview = EXCLUDED.value_preview, updated_at = now()`
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO secrets (id, integration_id, kind, key, value_enc, value_preview)
+		err = tx.QueryRow(ctx, `INSERT INTO secrets (id, integration_id, kind, key, value_enc, value_preview)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, kind, key) `+conflict+`
 			RETURNING id, key, value_preview, created_at, updated_at`,
 			uuid.New(), integrationID, kind, key, s.sealer.Seal([]byte(value), secretContext(integrationID, kind, key)), Preview(value),
@@ -68,17 +92,36 @@ func (s *Store) PutSecret(ctx context.Context, integrationID uuid.UUID, kind, ke
 		if err != nil {
 			return err
 		}
-		_, err = refreshStatus(ctx, tx, integrationID)
+		action := AuditCreate
+		if before != nil {
+			action = AuditUpdate
+		}
+		if err := recordAudit(ctx, tx, Audit{IntegrationID: integrationID, Owner: owner, Actor: actor, Action: action,
+			Resource: kind, ResourceID: sec.ID.String(), Before: before,
+			After: secretAudit{Key: sec.Key, ValuePreview: sec.ValuePreview}}); err != nil {
+			return err
+		}
+		_, err = refreshStatusAudited(ctx, tx, actor, integrationID, owner, status)
 		return err
 	})
 	return sec, err
 }
 
 // UpdateSecret replaces a secret's key and value.
-func (s *Store) UpdateSecret(ctx context.Context, integrationID uuid.UUID, kind string, id uuid.UUID, key, value string) (Secret, error) {
+func (s *Store) UpdateSecret(ctx context.Context, actor string, integrationID uuid.UUID, kind string, id uuid.UUID, key, value string) (Secret, error) {
 	var sec Secret
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE secrets SET key = $4, value_enc = $5, value_preview = $6, updated_at = now()
+		owner, status, err := lockIntegration(ctx, tx, integrationID)
+		if err != nil {
+			return err
+		}
+		var before secretAudit
+		err = tx.QueryRow(ctx, `SELECT key, value_preview FROM secrets WHERE id = $1 AND integration_id = $2 AND kind = $3`,
+			id, integrationID, kind).Scan(&before.Key, &before.ValuePreview)
+		if err != nil {
+			return notFound(err)
+		}
+		err = tx.QueryRow(ctx, `UPDATE secrets SET key = $4, value_enc = $5, value_preview = $6, updated_at = now()
 			WHERE id = $1 AND integration_id = $2 AND kind = $3 RETURNING id, key, value_preview, created_at, updated_at`,
 			id, integrationID, kind, key, s.sealer.Seal([]byte(value), secretContext(integrationID, kind, key)), Preview(value),
 		).Scan(&sec.ID, &sec.Key, &sec.ValuePreview, &sec.CreatedAt, &sec.UpdatedAt)
@@ -88,23 +131,35 @@ func (s *Store) UpdateSecret(ctx context.Context, integrationID uuid.UUID, kind 
 		if err != nil {
 			return notFound(err)
 		}
-		_, err = refreshStatus(ctx, tx, integrationID)
+		if err := recordAudit(ctx, tx, Audit{IntegrationID: integrationID, Owner: owner, Actor: actor, Action: AuditUpdate,
+			Resource: kind, ResourceID: id.String(), Before: before,
+			After: secretAudit{Key: sec.Key, ValuePreview: sec.ValuePreview}}); err != nil {
+			return err
+		}
+		_, err = refreshStatusAudited(ctx, tx, actor, integrationID, owner, status)
 		return err
 	})
 	return sec, err
 }
 
 // DeleteSecret removes a secret.
-func (s *Store) DeleteSecret(ctx context.Context, integrationID uuid.UUID, kind string, id uuid.UUID) error {
+func (s *Store) DeleteSecret(ctx context.Context, actor string, integrationID uuid.UUID, kind string, id uuid.UUID) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM secrets WHERE id = $1 AND integration_id = $2 AND kind = $3`, id, integrationID, kind)
+		owner, status, err := lockIntegration(ctx, tx, integrationID)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+		var before secretAudit
+		err = tx.QueryRow(ctx, `DELETE FROM secrets WHERE id = $1 AND integration_id = $2 AND kind = $3 RETURNING key, value_preview`,
+			id, integrationID, kind).Scan(&before.Key, &before.ValuePreview)
+		if err != nil {
+			return notFound(err)
 		}
-		_, err = refreshStatus(ctx, tx, integrationID)
+		if err := recordAudit(ctx, tx, Audit{IntegrationID: integrationID, Owner: owner, Actor: actor, Action: AuditDelete,
+			Resource: kind, ResourceID: id.String(), Before: before}); err != nil {
+			return err
+		}
+		_, err = refreshStatusAudited(ctx, tx, actor, integrationID, owner, status)
 		return err
 	})
 }

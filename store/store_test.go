@@ -34,7 +34,7 @@ func ptr[T any](v T) *T { return &v }
 
 func createIntegration(t *testing.T, s *store.Store, owner, name string) store.Integration {
 	t.Helper()
-	in, err := s.CreateIntegration(t.Context(), owner, store.IntegrationFields{Name: &name})
+	in, err := s.CreateIntegration(t.Context(), owner, "test", store.IntegrationFields{Name: &name})
 	if err != nil {
 		t.Fatalf("create integration %q: %v", name, err)
 	}
@@ -52,7 +52,7 @@ func putConfig(t *testing.T, s *store.Store, id uuid.UUID, key string, value any
 	if err != nil {
 		t.Fatalf("config %s %s: %v", key, raw, err)
 	}
-	if err := s.PutConfig(t.Context(), id, key, norm); err != nil {
+	if err := s.PutConfig(t.Context(), "test", id, key, norm); err != nil {
 		t.Fatalf("put config %s: %v", key, err)
 	}
 }
@@ -64,7 +64,7 @@ var vaVoice = map[string]any{"provider": "va", "base_url": "http://va.test", "si
 func activate(t *testing.T, s *store.Store, id uuid.UUID) {
 	t.Helper()
 	putConfig(t, s, id, config.KeyVoice, vaVoice)
-	if _, err := s.PutSecret(t.Context(), id, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", true); err != nil {
+	if _, err := s.PutSecret(t.Context(), "test", id, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", true); err != nil {
 		t.Fatal(err)
 	}
 	if st := status(t, s, id); st != store.StatusActive {
@@ -86,21 +86,21 @@ func TestTokens(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 
-	tok, plain, err := s.CreateToken(ctx, "owner-a", "ci")
+	tok, plain, err := s.CreateToken(ctx, "owner-a", "test", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(plain, "cq_") || len(plain) < 40 || tok.OwnerID != "owner-a" || tok.Name != "ci" || tok.CreatedAt.IsZero() {
 		t.Fatalf("CreateToken = %+v, %q", tok, plain)
 	}
-	_, plain2, err := s.CreateToken(ctx, "owner-a", "second")
+	_, plain2, err := s.CreateToken(ctx, "owner-a", "test", "second")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if plain2 == plain {
 		t.Fatal("two tokens are equal")
 	}
-	if _, _, err := s.CreateToken(ctx, "owner-b", ""); err != nil {
+	if _, _, err := s.CreateToken(ctx, "owner-b", "test", ""); err != nil {
 		t.Fatal(err)
 	}
 	var stored int
@@ -141,16 +141,16 @@ func TestTokens(t *testing.T) {
 		}
 	}
 
-	if err := s.RevokeToken(ctx, "owner-b", tok.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RevokeToken(ctx, "owner-b", "test", tok.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another owner revoked the token: %v", err)
 	}
-	if err := s.RevokeToken(ctx, "owner-a", tok.ID); err != nil {
+	if err := s.RevokeToken(ctx, "owner-a", "test", tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Authenticate(ctx, plain); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Authenticate(revoked) = %v, want ErrNotFound", err)
 	}
-	if err := s.RevokeToken(ctx, "owner-a", tok.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RevokeToken(ctx, "owner-a", "test", tok.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice = %v, want ErrNotFound", err)
 	}
 	if owner, err := s.Authenticate(ctx, plain2); err != nil || owner != "owner-a" {
@@ -184,7 +184,7 @@ func TestCreateIntegrationSlugs(t *testing.T) {
 		{"owner-a", strings.Repeat("long name ", 10), nil, strings.TrimRight(strings.Repeat("long-name-", 6)[:56], "-")},
 	}
 	for _, tt := range tests {
-		in, err := s.CreateIntegration(ctx, tt.owner, store.IntegrationFields{Name: &tt.name, Slug: tt.slug})
+		in, err := s.CreateIntegration(ctx, tt.owner, "test", store.IntegrationFields{Name: &tt.name, Slug: tt.slug})
 		if tt.want == "" {
 			var ce *store.ConflictError
 			if !errors.As(err, &ce) || ce.Field != "slug" || !errors.Is(err, store.ErrConflict) {
@@ -228,11 +228,11 @@ func TestIntegrationOwnership(t *testing.T) {
 		{"get unknown id", func() error { _, err := s.GetIntegration(ctx, "owner-a", uuid.New()); return err }},
 		{"unknown slug", func() error { _, err := s.IntegrationBySlug(ctx, "nope"); return err }},
 		{"update by another owner", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-b", in.ID, store.IntegrationFields{Name: ptr("stolen")}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-b", "test", in.ID, store.IntegrationFields{Name: ptr("stolen")}, false)
 			return err
 		}},
-		{"rotate by another owner", func() error { _, err := s.RotateWebhookToken(ctx, "owner-b", in.ID); return err }},
-		{"delete by another owner", func() error { return s.DeleteIntegration(ctx, "owner-b", in.ID) }},
+		{"rotate by another owner", func() error { _, err := s.RotateWebhookToken(ctx, "owner-b", "test", in.ID); return err }},
+		{"delete by another owner", func() error { return s.DeleteIntegration(ctx, "owner-b", "test", in.ID) }},
 	}
 	for _, tt := range notFound {
 		if err := tt.call(); !errors.Is(err, store.ErrNotFound) {
@@ -242,7 +242,7 @@ func TestIntegrationOwnership(t *testing.T) {
 	if got, _ := s.GetIntegration(ctx, "owner-a", in.ID); got.Name != "Mine" {
 		t.Fatalf("another owner's update changed the name to %q", got.Name)
 	}
-	if err := s.DeleteIntegration(ctx, "owner-a", in.ID); err != nil {
+	if err := s.DeleteIntegration(ctx, "owner-a", "test", in.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetIntegration(ctx, "", in.ID); !errors.Is(err, store.ErrNotFound) {
@@ -270,7 +270,7 @@ func TestWebhookToken(t *testing.T) {
 		t.Fatalf("stored token decrypts to %q, want %q", got.WebhookToken, a.WebhookToken)
 	}
 
-	rotated, err := s.RotateWebhookToken(ctx, "owner-a", a.ID)
+	rotated, err := s.RotateWebhookToken(ctx, "owner-a", "test", a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,21 +317,21 @@ func TestUpdateIntegration(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := t.Context()
-	a, err := s.CreateIntegration(ctx, "owner-a", store.IntegrationFields{Name: ptr("A"), PhoneNumber: ptr("+380441234567"),
+	a, err := s.CreateIntegration(ctx, "owner-a", "test", store.IntegrationFields{Name: ptr("A"), PhoneNumber: ptr("+380441234567"),
 		AgentPrompt: ptr("be nice")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := createIntegration(t, s, "owner-a", "B")
 
-	patched, err := s.UpdateIntegration(ctx, "owner-a", a.ID, store.IntegrationFields{Name: ptr("A2")}, false)
+	patched, err := s.UpdateIntegration(ctx, "owner-a", "test", a.ID, store.IntegrationFields{Name: ptr("A2")}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if patched.Name != "A2" || patched.Slug != a.Slug || patched.PhoneNumber == nil || *patched.PhoneNumber != "+380441234567" {
 		t.Fatalf("PATCH name = %+v: other fields must be kept", patched)
 	}
-	replaced, err := s.UpdateIntegration(ctx, "owner-a", a.ID, store.IntegrationFields{Name: ptr("A3"), AgentPrompt: ptr("be brief")}, true)
+	replaced, err := s.UpdateIntegration(ctx, "owner-a", "test", a.ID, store.IntegrationFields{Name: ptr("A3"), AgentPrompt: ptr("be brief")}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestUpdateIntegration(t *testing.T) {
 		t.Fatalf("PUT = %+v: fields not given must be cleared", replaced)
 	}
 
-	_, err = s.UpdateIntegration(ctx, "owner-a", a.ID, store.IntegrationFields{Slug: &b.Slug}, false)
+	_, err = s.UpdateIntegration(ctx, "owner-a", "test", a.ID, store.IntegrationFields{Slug: &b.Slug}, false)
 	var ce *store.ConflictError
 	if !errors.As(err, &ce) || ce.Field != "slug" {
 		t.Fatalf("update to a taken slug = %v, want a slug ConflictError", err)
@@ -371,23 +371,23 @@ func TestIntegrationStatus(t *testing.T) {
 		}, store.StatusNotConfigured},
 		{"complete voice, no secret", func() error { putConfig(t, s, in.ID, config.KeyVoice, vaVoice); return nil }, store.StatusNotConfigured},
 		{"another secret", func() error {
-			_, err := s.PutSecret(ctx, in.ID, store.KindSecret, "LLM_API_KEY", "llm-key-123", false)
+			_, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "LLM_API_KEY", "llm-key-123", false)
 			return err
 		}, store.StatusNotConfigured},
 		{"empty VA_AUTH_TOKEN", func() error {
-			_, err := s.PutSecret(ctx, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "", false)
+			_, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "VA_AUTH_TOKEN", "", false)
 			return err
 		}, store.StatusNotConfigured},
 		{"VA_AUTH_TOKEN", func() error {
-			sec, err := s.PutSecret(ctx, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", true)
+			sec, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", true)
 			secretID = sec.ID
 			return err
 		}, store.StatusActive},
-		{"voice config deleted", func() error { return s.DeleteConfig(ctx, in.ID, config.KeyVoice) }, store.StatusNotConfigured},
+		{"voice config deleted", func() error { return s.DeleteConfig(ctx, "test", in.ID, config.KeyVoice) }, store.StatusNotConfigured},
 		{"voice config back", func() error { putConfig(t, s, in.ID, config.KeyVoice, vaVoice); return nil }, store.StatusActive},
-		{"secret deleted", func() error { return s.DeleteSecret(ctx, in.ID, store.KindSecret, secretID) }, store.StatusNotConfigured},
+		{"secret deleted", func() error { return s.DeleteSecret(ctx, "test", in.ID, store.KindSecret, secretID) }, store.StatusNotConfigured},
 		{"secret as a credential", func() error {
-			sec, err := s.PutSecret(ctx, in.ID, store.KindCredential, "VA_AUTH_TOKEN", "va-token-123456", false)
+			sec, err := s.PutSecret(ctx, "test", in.ID, store.KindCredential, "VA_AUTH_TOKEN", "va-token-123456", false)
 			secretID = sec.ID
 			return err
 		}, store.StatusActive},
@@ -397,34 +397,34 @@ func TestIntegrationStatus(t *testing.T) {
 			return nil
 		}, store.StatusNotConfigured},
 		{"ELEVENLABS_API_KEY", func() error {
-			_, err := s.PutSecret(ctx, in.ID, store.KindSecret, "ELEVENLABS_API_KEY", "xi-key-123456", false)
+			_, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "ELEVENLABS_API_KEY", "xi-key-123456", false)
 			return err
 		}, store.StatusActive},
 		{"paused", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-a", in.ID, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-a", "test", in.ID, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false)
 			return err
 		}, store.StatusPaused},
-		{"paused: voice config deleted", func() error { return s.DeleteConfig(ctx, in.ID, config.KeyVoice) }, store.StatusPaused},
+		{"paused: voice config deleted", func() error { return s.DeleteConfig(ctx, "test", in.ID, config.KeyVoice) }, store.StatusPaused},
 		{"paused: voice config back", func() error { putConfig(t, s, in.ID, config.KeyVoice, vaVoice); return nil }, store.StatusPaused},
-		{"paused: secret deleted", func() error { return s.DeleteSecret(ctx, in.ID, store.KindCredential, secretID) }, store.StatusPaused},
+		{"paused: secret deleted", func() error { return s.DeleteSecret(ctx, "test", in.ID, store.KindCredential, secretID) }, store.StatusPaused},
 		{"paused: rename", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-a", in.ID, store.IntegrationFields{Name: ptr("Renamed")}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-a", "test", in.ID, store.IntegrationFields{Name: ptr("Renamed")}, false)
 			return err
 		}, store.StatusPaused},
 		{"resumed while incomplete", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-a", in.ID, store.IntegrationFields{Status: ptr(store.StatusActive)}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-a", "test", in.ID, store.IntegrationFields{Status: ptr(store.StatusActive)}, false)
 			return err
 		}, store.StatusNotConfigured},
 		{"secret back", func() error {
-			_, err := s.PutSecret(ctx, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", false)
+			_, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123456", false)
 			return err
 		}, store.StatusActive},
 		{"paused again", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-a", in.ID, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-a", "test", in.ID, store.IntegrationFields{Status: ptr(store.StatusPaused)}, false)
 			return err
 		}, store.StatusPaused},
 		{"resumed while complete", func() error {
-			_, err := s.UpdateIntegration(ctx, "owner-a", in.ID, store.IntegrationFields{Status: ptr(store.StatusActive)}, false)
+			_, err := s.UpdateIntegration(ctx, "owner-a", "test", in.ID, store.IntegrationFields{Status: ptr(store.StatusActive)}, false)
 			return err
 		}, store.StatusActive},
 		{"health: has_errors", func() error { return s.SetIntegrationHealth(ctx, in.ID, store.StatusHasErrors) }, store.StatusHasErrors},
@@ -464,7 +464,7 @@ func TestConfigPutDelete(t *testing.T) {
 		t.Fatalf("defaults = %+v", cfg.CallHandling)
 	}
 	putConfig(t, s, in.ID, config.KeyCallHandling, map[string]any{"concurrency_limit": 7})
-	if err := s.PutConfig(ctx, in.ID, "custom.key", json.RawMessage(`{"a":1}`)); err != nil {
+	if err := s.PutConfig(ctx, "test", in.ID, "custom.key", json.RawMessage(`{"a":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ = s.Config(ctx, in.ID)
@@ -474,7 +474,7 @@ func TestConfigPutDelete(t *testing.T) {
 	if string(cfg.Raw["custom.key"]) != `{"a": 1}` {
 		t.Fatalf("free-form key = %s", cfg.Raw["custom.key"])
 	}
-	if err := s.DeleteConfig(ctx, in.ID, config.KeyCallHandling); err != nil {
+	if err := s.DeleteConfig(ctx, "test", in.ID, config.KeyCallHandling); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ = s.Config(ctx, in.ID)
@@ -484,7 +484,7 @@ func TestConfigPutDelete(t *testing.T) {
 	if _, ok := cfg.Raw["custom.key"]; !ok {
 		t.Fatal("deleting one key removed another")
 	}
-	if err := s.PutConfig(ctx, uuid.New(), config.KeyCRM, json.RawMessage(`{"kind":"none"}`)); err == nil {
+	if err := s.PutConfig(ctx, "test", uuid.New(), config.KeyCRM, json.RawMessage(`{"kind":"none"}`)); err == nil {
 		t.Fatal("PutConfig for an unknown integration succeeded")
 	}
 }
@@ -495,14 +495,14 @@ func TestSecrets(t *testing.T) {
 	ctx := t.Context()
 	in := createIntegration(t, s, "owner-a", "Secrets")
 
-	first, err := s.PutSecret(ctx, in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-first-value-01", false)
+	first, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-first-value-01", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.Key != "NETHUNT_API_KEY" || first.ValuePreview != "sk-…01" {
 		t.Fatalf("PutSecret = %+v", first)
 	}
-	_, err = s.PutSecret(ctx, in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-other-value-02", false)
+	_, err = s.PutSecret(ctx, "test", in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-other-value-02", false)
 	var ce *store.ConflictError
 	if !errors.As(err, &ce) || ce.Field != "key" || !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("PutSecret on an existing key = %v, want a key ConflictError", err)
@@ -510,7 +510,7 @@ func TestSecrets(t *testing.T) {
 	if v, _ := s.SecretValue(ctx, in.ID, "NETHUNT_API_KEY"); v != "sk-first-value-01" {
 		t.Fatalf("a refused put changed the value to %q", v)
 	}
-	upserted, err := s.PutSecret(ctx, in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-new-value-03", true)
+	upserted, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-new-value-03", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +522,7 @@ func TestSecrets(t *testing.T) {
 	}
 
 	// The same key as a credential is another entry.
-	if _, err := s.PutSecret(ctx, in.ID, store.KindCredential, "NETHUNT_API_KEY", "cred-value-04", false); err != nil {
+	if _, err := s.PutSecret(ctx, "test", in.ID, store.KindCredential, "NETHUNT_API_KEY", "cred-value-04", false); err != nil {
 		t.Fatalf("credential with a secret's key: %v", err)
 	}
 	list, err := s.ListSecrets(ctx, in.ID, store.KindSecret)
@@ -552,23 +552,23 @@ func TestSecrets(t *testing.T) {
 	}
 
 	// Renaming onto an existing key conflicts; onto a free one works.
-	other, err := s.PutSecret(ctx, in.ID, store.KindSecret, "OTHER", "other-value-05", false)
+	other, err := s.PutSecret(ctx, "test", in.ID, store.KindSecret, "OTHER", "other-value-05", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateSecret(ctx, in.ID, store.KindSecret, other.ID, "NETHUNT_API_KEY", "x-value-06"); !errors.As(err, &ce) {
+	if _, err := s.UpdateSecret(ctx, "test", in.ID, store.KindSecret, other.ID, "NETHUNT_API_KEY", "x-value-06"); !errors.As(err, &ce) {
 		t.Fatalf("UpdateSecret onto a taken key = %v, want ConflictError", err)
 	}
-	if _, err := s.UpdateSecret(ctx, in.ID, store.KindSecret, other.ID, "RENAMED", "renamed-value-07"); err != nil {
+	if _, err := s.UpdateSecret(ctx, "test", in.ID, store.KindSecret, other.ID, "RENAMED", "renamed-value-07"); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := s.SecretValue(ctx, in.ID, "RENAMED"); err != nil || v != "renamed-value-07" {
 		t.Fatalf("renamed secret = %q, %v", v, err)
 	}
-	if _, err := s.UpdateSecret(ctx, in.ID, store.KindCredential, other.ID, "X", "y"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateSecret(ctx, "test", in.ID, store.KindCredential, other.ID, "X", "y"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdateSecret of the wrong kind = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteSecret(ctx, in.ID, store.KindSecret, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteSecret(ctx, "test", in.ID, store.KindSecret, uuid.New()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DeleteSecret(unknown) = %v, want ErrNotFound", err)
 	}
 	if _, err := s.SecretValue(ctx, in.ID, "MISSING"); !errors.Is(err, store.ErrNotFound) {
@@ -591,7 +591,7 @@ func TestSecretValuePrefersSecret(t *testing.T) {
 	for _, order := range orders {
 		in := createIntegration(t, s, "owner-a", strings.Join(order, " then "))
 		for _, kind := range order {
-			if _, err := s.PutSecret(ctx, in.ID, kind, "VA_AUTH_TOKEN", kind+"-value-123", false); err != nil {
+			if _, err := s.PutSecret(ctx, "test", in.ID, kind, "VA_AUTH_TOKEN", kind+"-value-123", false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -599,7 +599,7 @@ func TestSecretValuePrefersSecret(t *testing.T) {
 			t.Errorf("%v: SecretValue = %q, %v; want the secret's value", order, v, err)
 		}
 		secrets, _ := s.ListSecrets(ctx, in.ID, store.KindSecret)
-		if err := s.DeleteSecret(ctx, in.ID, store.KindSecret, secrets[0].ID); err != nil {
+		if err := s.DeleteSecret(ctx, "test", in.ID, store.KindSecret, secrets[0].ID); err != nil {
 			t.Fatal(err)
 		}
 		if v, err := s.SecretValue(ctx, in.ID, "VA_AUTH_TOKEN"); err != nil || v != "credential-value-123" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // AccessToken is an admin-API token; only its hash is stored.
@@ -17,7 +18,7 @@ type AccessToken struct {
 	Name       string     `json:"name"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	LastUsedAt *time.Time `json:"lastUsedAt"`
-	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	RevokedAt  *time.Time `json:"revokedAt"`
 }
 
 func randomToken(prefix string, n int) string {
@@ -33,20 +34,42 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
+// tokenAudit is what the audit log keeps of a token: never the token or
+// its hash.
+type tokenAudit struct {
+	Name      string     `json:"name"`
+	RevokedAt *time.Time `json:"revokedAt"`
+}
+
 // CreateToken makes a new token for owner and returns it in plain text once.
-func (s *Store) CreateToken(ctx context.Context, owner, name string) (AccessToken, string, error) {
+func (s *Store) CreateToken(ctx context.Context, owner, actor, name string) (AccessToken, string, error) {
 	plain := randomToken("cq_", 32)
 	t := AccessToken{ID: uuid.New(), OwnerID: owner, Name: name}
-	err := s.pool.QueryRow(ctx, `INSERT INTO access_tokens (id, owner_id, name, token_hash) VALUES ($1, $2, $3, $4) RETURNING created_at`,
-		t.ID, owner, name, hashToken(plain)).Scan(&t.CreatedAt)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO access_tokens (id, owner_id, name, token_hash) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+			t.ID, owner, name, hashToken(plain)).Scan(&t.CreatedAt)
+		if err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, Audit{Owner: owner, Actor: actor, Action: AuditCreate, Resource: ResourceToken,
+			ResourceID: t.ID.String(), After: tokenAudit{Name: name}})
+	})
 	return t, plain, err
 }
 
-// Authenticate returns the owner of a live token and records its use.
+// Authenticate returns the owner of a live token and records its use
+// (to the minute).
 func (s *Store) Authenticate(ctx context.Context, token string) (string, error) {
 	var owner string
-	err := s.pool.QueryRow(ctx, `UPDATE access_tokens SET last_used_at = now()
-		WHERE token_hash = $1 AND revoked_at IS NULL RETURNING owner_id`, hashToken(token)).Scan(&owner)
+	// last_used_at is written at most once a minute per token: a write on
+	// every request made each admin call wait for a commit, serialised on
+	// the token's row. A request that changes nothing commits nothing.
+	err := s.pool.QueryRow(ctx, `WITH t AS (
+			SELECT id, owner_id, last_used_at FROM access_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
+		touched AS (
+			UPDATE access_tokens a SET last_used_at = now() FROM t
+			WHERE a.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
+		SELECT owner_id FROM t`, hashToken(token)).Scan(&owner)
 	return owner, notFound(err)
 }
 
@@ -69,12 +92,19 @@ func (s *Store) ListTokens(ctx context.Context, owner string) ([]AccessToken, er
 	return out, rows.Err()
 }
 
-// RevokeToken revokes one of owner's tokens ("" owner: any).
-func (s *Store) RevokeToken(ctx context.Context, owner string, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE access_tokens SET revoked_at = now()
-		WHERE id = $1 AND (owner_id = $2 OR $2 = '') AND revoked_at IS NULL`, id, owner)
-	if err == nil && tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return err
+// RevokeToken revokes one of owner's live tokens ("" owner: any). A token
+// of another owner, or one revoked already, is ErrNotFound.
+func (s *Store) RevokeToken(ctx context.Context, owner, actor string, id uuid.UUID) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var tokenOwner string
+		var t tokenAudit
+		err := tx.QueryRow(ctx, `UPDATE access_tokens SET revoked_at = now()
+			WHERE id = $1 AND (owner_id = $2 OR $2 = '') AND revoked_at IS NULL RETURNING owner_id, name, revoked_at`,
+			id, owner).Scan(&tokenOwner, &t.Name, &t.RevokedAt)
+		if err != nil {
+			return notFound(err)
+		}
+		return recordAudit(ctx, tx, Audit{Owner: tokenOwner, Actor: actor, Action: AuditRevoke, Resource: ResourceToken,
+			ResourceID: id.String(), Before: tokenAudit{Name: t.Name}, After: t})
+	})
 }

@@ -47,22 +47,23 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 	phones := req.Phones()
 	var caller callerctx.Caller
 	source := "none"
-	for _, p := range phones {
-		if h.enricher == nil {
-			break
-		}
-		if c, ok := h.enricher.Context(ctx, r.in.ID, p); ok && (c.CallID != "" || len(c.Vars) > 0) {
-			caller, source = c, "cache"
-			phones = []string{p}
-			break
-		}
-	}
 	phone := ""
-	if len(phones) > 0 {
-		phone = phones[0]
+	// A call warmed when it was dialled is answered from the shared cache
+	// alone. Only the cache is read here, for every phone ElevenLabs gives:
+	// for an outbound call caller_id is our own line, and asking the CRM
+	// about it would spend the deadline before the callee is looked at.
+	if cache, ok := h.enricher.(cacheReader); ok {
+		for _, p := range phones {
+			if c, ok := cache.Cached(ctx, r.in.ID, p); ok && c.CallID != "" {
+				caller, source, phone = c, "cache", p
+				break
+			}
+		}
 	}
 	if caller.CallID == "" {
-		// Not warmed by a dial: find the caller's call in the database.
+		// Not warmed: find the caller's call in the database, which also says
+		// which phone is the caller's; then their CRM context, for that phone
+		// only (joining the dial's lookup if it is still under way).
 		for _, p := range phones {
 			raw, callID, err := h.store.ContextByPhone(ctx, r.in.ID, p)
 			if err != nil {
@@ -72,6 +73,20 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 			if callID != uuid.Nil {
 				phone, caller.CallID, caller.CallVars = p, callID.String(), raw
 				break
+			}
+		}
+		if phone == "" && len(phones) > 0 {
+			phone = phones[0]
+		}
+		if h.enricher != nil && phone != "" {
+			if c, ok := h.enricher.Context(ctx, r.in.ID, phone); ok {
+				caller.Vars = c.Vars
+				if caller.CallID == "" {
+					caller.CallID, caller.CallVars = c.CallID, c.CallVars
+				}
+				if c.CallID != "" || len(c.Vars) > 0 {
+					source = "crm"
+				}
 			}
 		}
 	}
@@ -95,6 +110,12 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 		answer.ConversationConfig = overrideFor(r.in.AgentPrompt, agent)
 	}
 	return http.StatusOK, answer, nil
+}
+
+// cacheReader is an Enricher that can answer from its shared cache alone
+// (callerctx.Cache).
+type cacheReader interface {
+	Cached(ctx context.Context, integrationID uuid.UUID, phone string) (callerctx.Caller, bool)
 }
 
 // overrideFor builds ElevenLabs' conversation_config_override.

@@ -72,6 +72,7 @@ type Handler struct {
 	retries  RetryRunner
 	enricher Enricher
 	health   func(ctx context.Context, in Integration) (bool, map[string]any)
+	kicker   Kicker
 	// AgentInitDeadline bounds agent-init's answer.
 	AgentInitDeadline time.Duration
 }
@@ -89,7 +90,13 @@ type Deps struct {
 	Enricher  Enricher
 	// Health reports an integration's checks for GET /{slug}/health.
 	Health func(ctx context.Context, in Integration) (bool, map[string]any)
+	// Kicker, when set, asks dispatchers to look at an integration that
+	// setup may have made ready to dial.
+	Kicker Kicker
 }
+
+// Kicker asks dispatchers to look at an integration now.
+type Kicker interface{ Kick(integrationID uuid.UUID) }
 
 // AgentInitDeadlineDefault is agent-init's answer deadline.
 const AgentInitDeadlineDefault = 1500 * time.Millisecond
@@ -100,7 +107,7 @@ func New(d Deps) *Handler {
 		d.Now = time.Now
 	}
 	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, events: d.Events, metrics: d.Metrics, log: d.Log, now: d.Now,
-		retries: d.Retries, enricher: d.Enricher, health: d.Health, AgentInitDeadline: AgentInitDeadlineDefault}
+		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, AgentInitDeadline: AgentInitDeadlineDefault}
 }
 
 // Register adds the routes to mux.
@@ -111,6 +118,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /{slug}/webhook/agent-postcall", h.endpoint("agent-postcall", MaxPostcallBody, authSignature, h.agentPostcall))
 	mux.Handle("POST /{slug}/cron/trigger", h.endpoint("cron-trigger", MaxBody, authToken, h.cronTrigger))
 	mux.Handle("GET /{slug}/health", h.endpoint("health", 0, authNone, h.integrationHealth))
+	mux.Handle("POST /{slug}/setup", h.endpoint("setup", MaxBody, authToken, h.setup))
+	mux.Handle("GET /{slug}/openapi.json", h.document("openapi", h.serveOpenAPI))
+	mux.Handle("GET /{slug}/docs", h.document("docs", h.serveDocs))
 }
 
 type authMode int

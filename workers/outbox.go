@@ -132,7 +132,14 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	}
 	u.Key = it.ID.String()
 	err := o.crm.Apply(ctx, it.IntegrationID, u)
-	res.Attempted = !errors.Is(err, breaker.ErrOpen)
+	if errors.Is(err, breaker.ErrOpen) {
+		// The breaker opened, or is letting another update probe, since
+		// Allows: nothing was sent. Wait as above, keeping the CRM's own
+		// last answer as the update's lastError.
+		res.NextAt = now.Add(outboxBaseDelay)
+		return res
+	}
+	res.Attempted = true
 	switch {
 	case err == nil:
 		res.Delivered = true
@@ -141,7 +148,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	case crm.IsPermanent(err):
 		res.Permanent = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
-	case res.Attempted && it.Attempts+1 >= outboxMaxAttempts:
+	case it.Attempts+1 >= outboxMaxAttempts:
 		res.Permanent = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
 	default:

@@ -91,6 +91,10 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 		res := analysis.FromElevenLabs(data.Analysis)
 		ev.Event = callstate.Event{Kind: callstate.Postcall}
 		ev.Postcall = &store.PostcallData{Transcript: data.Transcript, Analysis: data.Analysis, Metadata: data.Metadata}
+		var meta elevenlabs.Metadata
+		if json.Unmarshal(data.Metadata, &meta) == nil && meta.CallDurationSecs > 0 {
+			ev.Postcall.DurationSecs = &meta.CallDurationSecs
+		}
 		applyAnalysis(ev.Postcall, res)
 		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "outcome": ev.Postcall.Outcome}
 	case elevenlabs.TypeInitiationFailure:

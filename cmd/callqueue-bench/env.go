@@ -119,17 +119,17 @@ func (w *world) close() {
 // setupIntegration creates an owner token and an active integration whose
 // VA is at vaURL, with the given call_handling.
 func (w *world) setupIntegration(ctx context.Context, baseURL, vaURL string, callHandling string) (store.Integration, string, error) {
-	_, token, err := w.st.CreateToken(ctx, "bench", "bench")
+	_, token, err := w.st.CreateToken(ctx, "bench", store.ActorCLI, "bench")
 	if err != nil {
 		return store.Integration{}, "", err
 	}
 	name := "bench"
-	in, err := w.st.CreateIntegration(ctx, "bench", store.IntegrationFields{Name: &name})
+	in, err := w.st.CreateIntegration(ctx, "bench", store.ActorCLI, store.IntegrationFields{Name: &name})
 	if err != nil {
 		return in, "", err
 	}
 	put := func(key, value string) error {
-		return w.st.PutConfig(ctx, in.ID, key, []byte(value))
+		return w.st.PutConfig(ctx, store.ActorCLI, in.ID, key, []byte(value))
 	}
 	if err := put(config.KeyCallHandling, callHandling); err != nil {
 		return in, "", err
@@ -137,7 +137,7 @@ func (w *world) setupIntegration(ctx context.Context, baseURL, vaURL string, cal
 	if err := put(config.KeyVoice, fmt.Sprintf(`{"provider":"va","base_url":%q,"sip_id":"sip-1","assistant_id":"a-1"}`, vaURL)); err != nil {
 		return in, "", err
 	}
-	if _, err := w.st.PutSecret(ctx, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "bench-va-token", true); err != nil {
+	if _, err := w.st.PutSecret(ctx, store.ActorCLI, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "bench-va-token", true); err != nil {
 		return in, "", err
 	}
 	in, err = w.st.GetIntegration(ctx, "", in.ID)

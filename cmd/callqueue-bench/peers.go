@@ -48,11 +48,11 @@ func newFakeCRM() *fakeCRM {
 
 // useCRM points an integration at the fake CRM.
 func (w *world) useCRM(ctx context.Context, id uuid.UUID, crmURL string) error {
-	if err := w.st.PutConfig(ctx, id, config.KeyCRM, []byte(fmt.Sprintf(`{"kind":"webhook","lookup_url":%q,"update_url":%q}`,
+	if err := w.st.PutConfig(ctx, store.ActorCLI, id, config.KeyCRM, []byte(fmt.Sprintf(`{"kind":"webhook","lookup_url":%q,"update_url":%q}`,
 		crmURL+"/lookup", crmURL+"/update"))); err != nil {
 		return err
 	}
-	_, err := w.st.PutSecret(ctx, id, store.KindSecret, "CRM_WEBHOOK_SECRET", "bench-crm-secret", true)
+	_, err := w.st.PutSecret(ctx, store.ActorCLI, id, store.KindSecret, "CRM_WEBHOOK_SECRET", "bench-crm-secret", true)
 	return err
 }
 

@@ -3,6 +3,9 @@
 //	callqueue serve [--role all|webhooks|workers|api] [--no-migrate]
 //	callqueue migrate up|down [N]|status
 //	callqueue token create --owner OWNER [--name NAME]
+//	callqueue token list [--owner OWNER]
+//	callqueue token revoke ID
+//	callqueue secrets rotate-key --new KEY [--old KEY]
 //	callqueue version
 //
 // Configuration comes from the environment (see README.md).
@@ -43,6 +46,7 @@ Usage:
   callqueue token create --owner OWNER [--name NAME]
   callqueue token list [--owner OWNER]
   callqueue token revoke ID
+  callqueue secrets rotate-key --new KEY [--old KEY]
   callqueue version
 
 Environment: DATABASE_URL, NATS_URL, CALLQUEUE_DATA_DIR, CALLQUEUE_HTTP_ADDR,
@@ -75,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrate(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "secrets":
+		return secrets(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "callqueue %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
@@ -213,10 +219,17 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown migrate command %q", fs.Arg(0))
 }
 
+const tokenUsage = "Usage: callqueue token create --owner OWNER [--name NAME] | list [--owner OWNER] | revoke ID"
+
 func token(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: callqueue token create --owner OWNER [--name NAME] | list [--owner OWNER] | revoke ID")
+		fmt.Fprintln(stderr, tokenUsage)
 		return errUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, tokenUsage)
+		return nil
 	}
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -236,7 +249,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 		if *ownerFlag == "" {
 			return errors.New("token create: --owner is required")
 		}
-		t, plain, err := st.CreateToken(ctx, *ownerFlag, *name)
+		t, plain, err := st.CreateToken(ctx, *ownerFlag, store.ActorCLI, *name)
 		if err != nil {
 			return err
 		}
@@ -260,7 +273,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := st.RevokeToken(ctx, "", id); err != nil {
+		if err := st.RevokeToken(ctx, "", store.ActorCLI, id); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token revoke: no live token %s", id)
+		} else if err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "revoked", id)

@@ -166,7 +166,7 @@ type Admin struct {
 // Admin creates a token for owner against the instance.
 func (e *Env) Admin(in *Instance, owner string) *Admin {
 	e.t.Helper()
-	_, tok, err := e.Store.CreateToken(context.Background(), owner, "test")
+	_, tok, err := e.Store.CreateToken(context.Background(), owner, store.ActorCLI, "test")
 	if err != nil {
 		e.t.Fatal(err)
 	}
