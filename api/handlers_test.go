@@ -241,7 +241,7 @@ func TestInvokeBuiltins(t *testing.T) {
 		if json.NewDecoder(resp.Body).Decode(&a) != nil || json.Unmarshal(a.Result, &res) != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("invoke with Idempotency-Key: %d %+v", resp.StatusCode, a)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		calls[i] = res.CallID
 	}
 	if calls[0] != calls[1] {
@@ -627,7 +627,7 @@ func TestAdminOpenAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != status {
 			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, got)
 		}

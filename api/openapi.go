@@ -38,7 +38,7 @@ type opDoc struct {
 
 var (
 	exIntegrationID = "550e8400-e29b-41d4-a716-446655440000"
-	exIntegration   = obj{
+	exIntegration   = obj{ //nolint:gosec // G101: an example value in the API docs
 		"id": exIntegrationID, "name": "telegram", "slug": "telegram", "ownerId": "user-id-uuid", "status": "not_configured",
 		"webhookToken": "wh_3mJ0b7Yc9rZL1qkQ2WfA8sXn5TgVh4Ue", "agentPrompt": "You are a helpful assistant...",
 		"elevenLabsAgentId": "agent_abc123", "saasAssistantName": "My Assistant", "phoneNumber": "+1234567890",
@@ -220,7 +220,7 @@ var pathParam = regexp.MustCompile(`\{([A-Za-z]+)\}`)
 
 // OpenAPI is the admin API's OpenAPI 3.1 document: every route Register
 // added, served from base.
-func (a *API) OpenAPI(base string) obj {
+func (a *API) OpenAPI(base string) map[string]any {
 	paths := webhooks.Object{}
 	index := map[string]int{}
 	for _, pattern := range a.patterns {

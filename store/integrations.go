@@ -135,7 +135,8 @@ func changedFields(before, after any) (b, a map[string]json.RawMessage, err erro
 			return nil, err
 		}
 		var m map[string]json.RawMessage
-		return m, json.Unmarshal(raw, &m)
+		err = json.Unmarshal(raw, &m)
+		return m, err
 	}
 	if b, err = decode(before); err != nil {
 		return nil, nil, err

@@ -182,7 +182,7 @@ var tokenSecurity = []obj{{"webhookToken": []string{}}, {"bearerToken": []string
 
 // OpenAPI is the OpenAPI 3.1 document of one integration's endpoints,
 // served from base (scheme://host).
-func OpenAPI(slug, base string) obj {
+func OpenAPI(slug, base string) map[string]any {
 	str := func(description string) obj { return obj{"type": "string", "description": description} }
 	success := obj{"type": "object", "required": []string{"success"}, "properties": obj{"success": obj{"type": "boolean", "const": true}}}
 	op := func(id, summary, description string, extra obj) obj {

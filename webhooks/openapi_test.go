@@ -207,7 +207,7 @@ func TestOpenAPIMatchesTheService(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			resp.Body = io.NopCloser(bytes.NewReader(raw))
 			// The validator reads the request body again.
 			req.Body = io.NopCloser(bytes.NewReader(body))
@@ -237,7 +237,7 @@ func TestDocsPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("docs: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

@@ -177,19 +177,8 @@ func (b *bench) limit(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		var done int
-		if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM calls WHERE status = 'waiting_postcall'`).Scan(&done); err != nil {
-			return err
-		}
-		if done == calls {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d calls finished", done, calls)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := w.waitCount(ctx, `SELECT count(*) FROM calls WHERE status = 'waiting_postcall'`, calls, 3*time.Minute); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(os.Stderr, "callqueue-bench: limit: %d calls through limit %d in %s, %d originates\n", calls, limit, elapsed.Round(time.Millisecond), va.originates.Load())

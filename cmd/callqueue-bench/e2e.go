@@ -72,19 +72,8 @@ func (b *bench) e2e(ctx context.Context) error {
 	if _, err := w.start(ctx, "workers", false, nil); err != nil {
 		return err
 	}
-	deadline := start.Add(5 * time.Minute)
-	for {
-		var done int
-		if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM calls WHERE status = 'waiting_postcall'`).Scan(&done); err != nil {
-			return err
-		}
-		if done == calls {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d calls finished in 5 minutes", done, calls)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := w.waitCount(ctx, `SELECT count(*) FROM calls WHERE status = 'waiting_postcall'`, calls, 5*time.Minute); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	var history int

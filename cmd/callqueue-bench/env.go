@@ -148,3 +148,21 @@ func newHTTPClient(conns int) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: conns * 2,
 		MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
 }
+
+// waitCount polls a count query until it reaches want or timeout passes.
+func (w *world) waitCount(ctx context.Context, query string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		if err := w.st.Pool().QueryRow(ctx, query).Scan(&n); err != nil {
+			return err
+		}
+		if n == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d after %s (%s)", n, want, timeout, query)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -151,19 +151,8 @@ func (b *bench) outbox(ctx context.Context) error {
 	if _, err := w.start(ctx, "workers", false, nil); err != nil {
 		return err
 	}
-	deadline := start.Add(3 * time.Minute)
-	for {
-		var left int
-		if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM crm_outbox WHERE status <> 'delivered'`).Scan(&left); err != nil {
-			return err
-		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d updates still pending after 3 minutes", left, updates)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := w.waitCount(ctx, `SELECT count(*) FROM crm_outbox WHERE status = 'delivered'`, updates, 3*time.Minute); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	if got := crmFake.update.Load(); got != updates {

@@ -219,7 +219,7 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown migrate command %q", fs.Arg(0))
 }
 
-const tokenUsage = "Usage: callqueue token create --owner OWNER [--name NAME] | list [--owner OWNER] | revoke ID"
+const tokenUsage = "Usage: callqueue token create --owner OWNER [--name NAME] | list [--owner OWNER] | revoke ID" //nolint:gosec // G101: usage text, not a credential
 
 func token(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

@@ -14,7 +14,8 @@ import (
 	"github.com/callqueue/callqueue/store"
 )
 
-const secretsUsage = `Usage: callqueue secrets rotate-key --new KEY [--old KEY]
+const secretsUsage = `Usage: callqueue secrets rotate-key --new KEY [--old KEY]` + //nolint:gosec // G101: usage text, not a credential
+	`
 
 Re-encrypts every secret and credential value and every integration's
 webhook token under a new 32-byte key (base64 or hex), in one transaction:
