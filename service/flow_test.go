@@ -205,7 +205,12 @@ func TestEventsBeforeTheDialAnswer(t *testing.T) {
 	for _, e := range c.Events {
 		kinds = append(kinds, e.Kind)
 	}
-	if want := []string{"queued", "dial", "dial_accepted", "call_start", "call_end"}; !equal(kinds, want) {
-		t.Fatalf("history = %v, want %v", kinds, want)
+	// The two events may be stored in different messages and applied in
+	// either order; a call_start that comes after the call_end changes
+	// nothing and is not in the history.
+	inOrder := []string{"queued", "dial", "dial_accepted", "call_start", "call_end"}
+	endFirst := []string{"queued", "dial", "dial_accepted", "call_end"}
+	if !equal(kinds, inOrder) && !equal(kinds, endFirst) {
+		t.Fatalf("history = %v, want %v or %v", kinds, inOrder, endFirst)
 	}
 }
