@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/hmacsig"
 )
 
 // SignatureHeader carries "t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>"
@@ -47,25 +46,11 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 		// An empty key is one anybody can sign with.
 		return fmt.Errorf("%w: empty secret", ErrSignatureMismatch)
 	}
-	var ts string
-	var sigs []string
-	for part := range strings.SplitSeq(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return ErrSignatureMalformed
-		}
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sigs = append(sigs, v)
-		}
-	}
-	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 {
+	ts, unix, sigs, err := hmacsig.Parse(header, "v1")
+	if err != nil {
 		return ErrSignatureMalformed
 	}
-	want := []byte(signature(secret, ts, body))
+	want := []byte(hmacsig.Sum(secret, ts, body))
 	if !slices.ContainsFunc(sigs, func(s string) bool { return hmac.Equal([]byte(strings.ToLower(s)), want) }) {
 		return ErrSignatureMismatch
 	}
@@ -73,15 +58,6 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 		return ErrSignatureStale
 	}
 	return nil
-}
-
-// signature is hex HMAC-SHA256(secret, "<ts>.<body>").
-func signature(secret, ts string, body []byte) string {
-	h := hmac.New(sha256.New, []byte(secret))
-	h.Write([]byte(ts))
-	h.Write([]byte("."))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // webhook is a CRM behind the user's own HTTP endpoints: a lookup URL that
@@ -222,5 +198,5 @@ func idempotencyKey(u Update) string {
 
 func (w *webhook) sign(body []byte) string {
 	ts := strconv.FormatInt(w.now().Unix(), 10)
-	return "t=" + ts + ",v1=" + signature(w.secret, ts, body)
+	return hmacsig.Header(w.secret, "v1", ts, body)
 }

@@ -5,14 +5,14 @@ package elevenlabs
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callqueue/callqueue/hmacsig"
 )
 
 // Webhook types.
@@ -38,15 +38,7 @@ var (
 
 // Sign returns the header value for body signed at t with secret.
 func Sign(secret string, t time.Time, body []byte) string {
-	return fmt.Sprintf("t=%d,v0=%s", t.Unix(), mac(secret, strconv.FormatInt(t.Unix(), 10), body))
-}
-
-func mac(secret, ts string, body []byte) string {
-	h := hmac.New(sha256.New, []byte(secret))
-	h.Write([]byte(ts))
-	h.Write([]byte("."))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+	return hmacsig.Header(secret, "v0", strconv.FormatInt(t.Unix(), 10), body)
 }
 
 // Verify checks header against body: HMAC-SHA256(secret, "<t>.<body>"),
@@ -55,29 +47,15 @@ func Verify(secret, header string, body []byte, now time.Time) error {
 	if strings.TrimSpace(header) == "" {
 		return ErrSignatureMissing
 	}
-	var ts string
-	var sigs []string
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return ErrSignatureMalformed
-		}
-		switch k {
-		case "t":
-			ts = v
-		case "v0":
-			sigs = append(sigs, v)
-		}
-	}
-	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 {
+	ts, unix, sigs, err := hmacsig.Parse(header, "v0")
+	if err != nil {
 		return ErrSignatureMalformed
 	}
 	age := now.Sub(time.Unix(unix, 0))
 	if age > SignatureTolerance || age < -5*time.Minute {
 		return ErrSignatureStale
 	}
-	want := mac(secret, ts, body)
+	want := hmacsig.Sum(secret, ts, body)
 	for _, s := range sigs {
 		if hmac.Equal([]byte(s), []byte(want)) {
 			return nil
