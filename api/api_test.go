@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -61,41 +60,8 @@ type response struct {
 // JSON-encoded otherwise.
 func send(t testing.TB, method, target string, headers map[string]string, body any) response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	// Not t.Context(): checks also run after a group of parallel subtests.
-	req, err := http.NewRequest(method, target, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, target, err)
-	}
-	return response{what: method + " " + target, status: resp.StatusCode, header: resp.Header, body: raw}
+	status, header, raw := servicetest.Send(t, httpClient, method, target, headers, body)
+	return response{what: method + " " + target, status: status, header: header, body: raw}
 }
 
 func (r response) expect(t testing.TB, status int) response {

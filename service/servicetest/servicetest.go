@@ -183,6 +183,20 @@ func (a *Admin) Do(method, path string, body any, out any) int {
 // a value to encode.
 func Request(t testing.TB, method, url string, headers map[string]string, body any, out any) int {
 	t.Helper()
+	status, _, raw := Send(t, http.DefaultClient, method, url, headers, body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return status
+}
+
+// Send sends a request with client and returns the answer's status,
+// headers and body. body is sent raw when it is a string or []byte,
+// JSON-encoded otherwise (with Content-Type: application/json).
+func Send(t testing.TB, client *http.Client, method, url string, headers map[string]string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -197,26 +211,27 @@ func Request(t testing.TB, method, url string, headers map[string]string, body a
 		}
 		rd = bytes.NewReader(raw)
 	}
+	// Not t.Context(): checks also run after a group of parallel subtests.
 	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header, raw
 }
 
 // Integration is a created integration with its webhook token.
