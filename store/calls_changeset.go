@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callqueue/callqueue/callstate"
+)
+
+// they reach Postgres as a few set-based statements however many events
+// there are; several events for one call collapse into one row update.
+type changeSet struct {
+	calls        map[uuid.UUID]*Call
+	order        []uuid.UUID
+	history      [][]any
+	attemptsNew  [][]any
+	attemptsExt  [][]any
+	attemptsEnd  [][]any
+	attemptsGone [][]any
+	outbox       []outboxIntent
+}
+
+// outboxIntent is a CRM update to write once the call's final state is known.
+type outboxIntent struct {
+	callID uuid.UUID
+	event  string
+}
+
+func newChangeSet() *changeSet {
+	return &changeSet{calls: map[uuid.UUID]*Call{}}
+}
+
+func (cs *changeSet) empty() bool {
+	return len(cs.order) == 0 && len(cs.history) == 0 && len(cs.outbox) == 0
+}
+
+// record applies decision d of event ev to c in memory and notes the writes.
+func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
+	at := ev.At
+	wasHolding := c.Status.HoldsSlot()
+	c.Status, c.Attempt = d.To, d.Attempt
+	if !d.To.HoldsSlot() {
+		c.SlotTakenAt = nil
+	} else if !wasHolding {
+		c.SlotTakenAt = &at
+	}
+	c.NextRetryAt = nil
+	if d.To == callstate.RetryScheduled {
+		next := d.NextRetryAt
+		c.NextRetryAt = &next
+	}
+	if d.Outcome != "" {
+		c.Outcome = &d.Outcome
+	}
+	switch ev.Event.Kind {
+	case callstate.Dial:
+		c.DialState = "dialing"
+		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at})
+	case callstate.DialAccepted:
+		c.DialState = "accepted"
+		if ev.ExternalCallID != "" {
+			c.ExternalCallID = &ev.ExternalCallID
+			cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, c.Attempt, ev.ExternalCallID})
+		}
+	case callstate.DialFailed:
+		c.DialState = "failed"
+	case callstate.DialAborted:
+		c.DialState = "none"
+		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
+	case callstate.CallEnd:
+		dur := ev.Event.DurationSecs
+		c.DurationSecs = &dur
+	}
+	if ev.ConversationID != "" && c.ConversationID == nil {
+		c.ConversationID = &ev.ConversationID
+	}
+	if p := ev.Postcall; p != nil {
+		c.Transcript, c.Analysis, c.Metadata = p.Transcript, p.Analysis, p.Metadata
+		if p.Summary != "" {
+			c.Summary = &p.Summary
+		}
+		if p.Outcome != "" {
+			c.Outcome = &p.Outcome
+		}
+		if p.DurationSecs != nil && c.DurationSecs == nil {
+			c.DurationSecs = p.DurationSecs
+		}
+	}
+	if d.To == callstate.Queued {
+		c.QueuedAt = at
+	}
+	c.UpdatedAt = at
+	if _, seen := cs.calls[c.ID]; !seen {
+		cs.order = append(cs.order, c.ID)
+	}
+	cs.calls[c.ID] = c
+	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
+		var dur *float64
+		if ev.Event.Kind == callstate.CallEnd {
+			dur = &ev.Event.DurationSecs
+		}
+		cs.attemptsEnd = append(cs.attemptsEnd, []any{c.ID, c.Attempt, at, nullable(d.Outcome), dur})
+	}
+	cs.history = append(cs.history, []any{c.ID, c.Attempt, string(ev.Event.Kind), string(d.From), string(d.To),
+		historyDetail(ev, d), nullable(ev.TraceID), at})
+}
+
+func historyDetail(ev CallEvent, d callstate.Decision) map[string]any {
+	detail := map[string]any{}
+	for k, v := range ev.Detail {
+		detail[k] = v
+	}
+	if d.Outcome != "" {
+		detail["outcome"] = d.Outcome
+	}
+	if d.Why != "" {
+		detail["reason"] = d.Why
+	}
+	if d.To == callstate.RetryScheduled {
+		detail["nextRetryAt"] = d.NextRetryAt.UTC().Format(time.RFC3339Nano)
+	}
+	if ev.Event.Kind == callstate.CallEnd {
+		detail["durationSecs"] = ev.Event.DurationSecs
+	}
+	if ev.ExternalCallID != "" {
+		detail["externalCallId"] = ev.ExternalCallID
+	}
+	return detail
+}
+
+func jsonText(raw json.RawMessage) *string {
+	if len(raw) == 0 {
+		return nil
+	}
+	s := string(raw)
+	return &s
+}
+
+// flush writes the change set: attempts first (a dial's attempt row before
+// the call that points at it), then the calls, then their history.
+func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
+	if cs.empty() {
+		return nil
+	}
+	if len(cs.attemptsGone) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsGone)
+		if _, err := tx.Exec(ctx, `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts); err != nil {
+			return fmt.Errorf("delete attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsNew) > 0 {
+		// A dial aborted earlier in this same batch frees its attempt number.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at"},
+			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsExt) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
+		ext := column[string](cs.attemptsExt, 2)
+		// A dialler may answer every attempt of a call with the same id
+		// (it is sent our call id each time): the new attempt takes it
+		// over, so the unique index holds and events by it find the
+		// current attempt.
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = NULL
+			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
+			WHERE a.call_id = v.call_id AND a.attempt <> v.attempt AND a.external_call_id = v.ext`, ids, attempts, ext); err != nil {
+			return fmt.Errorf("update attempts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = v.ext
+			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext); err != nil {
+			return fmt.Errorf("update attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsEnd) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsEnd)
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET ended_at = v.ended_at, outcome = v.outcome, duration_secs = v.dur
+			FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::float8[]) AS v (call_id, attempt, ended_at, outcome, dur)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`,
+			ids, attempts, column[time.Time](cs.attemptsEnd, 2), column[*string](cs.attemptsEnd, 3), column[*float64](cs.attemptsEnd, 4)); err != nil {
+			return fmt.Errorf("end attempts: %w", err)
+		}
+	}
+	if n := len(cs.order); n > 0 {
+		var (
+			ids                              = make([]uuid.UUID, n)
+			statuses, dialStates             = make([]string, n), make([]string, n)
+			attempts                         = make([]int, n)
+			slots, retries                   = make([]*time.Time, n), make([]*time.Time, n)
+			outcomes, exts, convs, summaries = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+			transcripts, analyses, metas     = make([]*string, n), make([]*string, n), make([]*string, n)
+			durations                        = make([]*float64, n)
+			queuedAt, updatedAt              = make([]time.Time, n), make([]time.Time, n)
+		)
+		for i, id := range cs.order {
+			c := cs.calls[id]
+			ids[i], statuses[i], attempts[i], slots[i], retries[i] = c.ID, string(c.Status), c.Attempt, c.SlotTakenAt, c.NextRetryAt
+			outcomes[i], dialStates[i], exts[i], convs[i], durations[i] = c.Outcome, c.DialState, c.ExternalCallID, c.ConversationID, c.DurationSecs
+			transcripts[i], analyses[i], metas[i], summaries[i] = jsonText(c.Transcript), jsonText(c.Analysis), jsonText(c.Metadata), c.Summary
+			queuedAt[i], updatedAt[i] = c.QueuedAt, c.UpdatedAt
+		}
+		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt, slot_taken_at = v.slot,
+				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
+				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
+				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at
+			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[],
+				$16::timestamptz[])
+				AS v (id, status, attempt, slot, retry, outcome, dial_state, ext, conv, dur, transcript, analysis, meta, summary,
+				      queued_at, updated_at)
+			WHERE c.id = v.id`,
+			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
+			summaries, queuedAt, updatedAt); err != nil {
+			return fmt.Errorf("update calls: %w", err)
+		}
+	}
+	if len(cs.outbox) > 0 {
+		n := len(cs.outbox)
+		ids, integrations, calls, events, payloads, at := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n),
+			make([]string, n), make([]string, n), make([]time.Time, n)
+		for i, o := range cs.outbox {
+			c := cs.calls[o.callID]
+			raw, err := json.Marshal(crmPayload(c, o.event))
+			if err != nil {
+				return err
+			}
+			ids[i], integrations[i], calls[i], events[i], payloads[i], at[i] = uuid.New(), c.IntegrationID, c.ID, o.event, string(raw), c.UpdatedAt
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at)
+			SELECT id, integration_id, call_id, event, payload::jsonb, at, at
+			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+				AS v (id, integration_id, call_id, event, payload, at)
+			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at); err != nil {
+			return fmt.Errorf("write crm outbox: %w", err)
+		}
+	}
+	if len(cs.history) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_events"},
+			[]string{"call_id", "attempt", "kind", "from_status", "to_status", "detail", "trace_id", "occurred_at"},
+			pgx.CopyFromRows(cs.history)); err != nil {
+			return fmt.Errorf("insert history: %w", err)
+		}
+	}
+	return nil
+}
+
+func column[T any](rows [][]any, i int) []T {
+	out := make([]T, len(rows))
+	for j, r := range rows {
+		out[j], _ = r[i].(T)
+	}
+	return out
+}
+
+func columns2[A, B any](rows [][]any) ([]A, []B) { return column[A](rows, 0), column[B](rows, 1) }

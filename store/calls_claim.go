@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
+)
+
+// Claimed is a call whose slot was taken and whose attempt is recorded:
+// it is to be dialled exactly once.
+type Claimed struct {
+	Call   Call
+	Config config.Integration
+}
+
+// ClaimCalls takes free concurrency slots of an integration for its oldest
+// queued calls (highest priority first) and records each dial attempt, all
+// in one transaction that holds the integration's row lock, so the limit
+// holds across any number of dispatchers. open decides whether dialling is
+// allowed at all right now (calling window, breaker).
+func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
+	var out []Claimed
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status)
+		if err != nil {
+			return notFound(err)
+		}
+		if status != StatusActive && status != StatusHasErrors {
+			return nil
+		}
+		raw, err := loadConfig(ctx, tx, integrationID)
+		if err != nil {
+			return err
+		}
+		cfg := config.Decode(raw)
+		if open != nil && !open(cfg) {
+			return nil
+		}
+		var active int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE integration_id = $1 AND status IN ('initiated', 'in_progress')`,
+			integrationID).Scan(&active); err != nil {
+			return err
+		}
+		free := cfg.CallHandling.ConcurrencyLimit - active
+		if free <= 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE integration_id = $1 AND status = 'queued'
+			ORDER BY priority DESC, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, integrationID, free)
+		if err != nil {
+			return err
+		}
+		var calls []Call
+		for rows.Next() {
+			c, err := scanCall(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			calls = append(calls, c)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		cs := newChangeSet()
+		for i := range calls {
+			c := &calls[i]
+			d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
+				callstate.Event{Kind: callstate.Dial}, cfg.CallHandling, now)
+			if !d.Changed {
+				continue
+			}
+			cs.record(c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
+				TraceID: deref(c.TraceID)}, d)
+			out = append(out, Claimed{Call: *c, Config: cfg})
+		}
+		return cs.flush(ctx, tx)
+	})
+	return out, err
+}

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Overdue is a call that has held its slot too long.
+type Overdue struct {
+	CallID        uuid.UUID
+	IntegrationID uuid.UUID
+	Attempt       int
+	Reason        string
+}
+
+// OverdueCalls finds calls holding a slot past max_call_duration_secs, and
+// calls whose dial never reported back within dialLost (the dialling
+// process died mid-request).
+func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
+	// $1 is cast: beside an interval, Postgres would infer it as an interval.
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
+			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
+		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
+		WHERE c.status IN ('initiated', 'in_progress')
+		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
+		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
+		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Overdue
+	for rows.Next() {
+		var o Overdue
+		if err := rows.Scan(&o.CallID, &o.IntegrationID, &o.Attempt, &o.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
