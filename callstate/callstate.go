@@ -67,20 +67,26 @@ const (
 	InitiationFailed Kind = "initiation_failed"
 	// Postcall: the agent's post-call report was processed.
 	Postcall Kind = "postcall"
-	// Timeout: the watchdog released a call that held its slot too long.
+	// Timeout: the watchdog released a call that held its slot too long
+	// (Reason timeout), or whose dial never answered (Reason dial_lost).
 	Timeout Kind = "timeout"
+	// PostcallTimeout: the post-call report did not come within its
+	// deadline; the call completes from what is known.
+	PostcallTimeout Kind = "postcall_timeout"
 	// RetryDue: a scheduled retry's time has come.
 	RetryDue Kind = "retry_due"
 	// Cancel: an operator cancelled the call.
 	Cancel Kind = "cancel"
 )
 
-// Outcomes recorded on calls and attempts.
+// Outcomes recorded on calls and attempts. The retryable ones are the
+// outcomes a call_handling.retry_policy entry can name.
 const (
-	OutcomeShortCall = "short_call"
-	OutcomeNoAnswer  = "no_answer"
-	OutcomeBusy      = "busy"
-	OutcomeDialError = "dial_error"
+	OutcomeShortCall = config.OutcomeShortCall
+	OutcomeNoAnswer  = config.OutcomeNoAnswer
+	OutcomeBusy      = config.OutcomeBusy
+	OutcomeVoicemail = config.OutcomeVoicemail
+	OutcomeDialError = config.OutcomeDialError
 	OutcomeTimeout   = "timeout"
 	OutcomeDialLost  = "dial_lost"
 	OutcomeAnswered  = "answered"
@@ -93,15 +99,21 @@ type Call struct {
 	Status      Status
 	Attempt     int
 	MaxAttempts int
+	// Dialing: the current attempt's originate request has not answered.
+	Dialing bool
 }
 
 // Event is something that happened to a call.
 type Event struct {
 	Kind Kind
-	// DurationSecs is the call's length, for CallEnd.
+	// DurationSecs is the call's length, for CallEnd and Postcall.
 	DurationSecs float64
-	// Reason is the failure's outcome for DialFailed, InitiationFailed and
-	// Timeout (one of the Outcome constants).
+	// DurationUnknown: the report carried no duration. Such a call is not
+	// short: only a known duration below the minimum is.
+	DurationUnknown bool
+	// Reason is how the attempt ended, for DialFailed, InitiationFailed,
+	// Timeout, and CallEnd or Postcall when the dialler said (one of the
+	// Outcome constants; empty or completed for an answered call).
 	Reason string
 }
 
@@ -120,6 +132,9 @@ type Decision struct {
 	NextRetryAt time.Time
 	// Why explains an ignored event or a retry, for the call's history.
 	Why string
+	// Rule names the retry rule that decided a failed attempt:
+	// "retry_policy.<outcome>" or "retry_delays_secs".
+	Rule string
 }
 
 // HoldsSlotChange reports +1 when the decision takes a slot, -1 when it
@@ -143,16 +158,28 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		return Decision{Changed: true, From: c.Status, To: to, Attempt: c.Attempt, Outcome: outcome}
 	}
 	failAttempt := func(outcome string) Decision {
-		if c.Attempt >= c.MaxAttempts {
+		limit, delay, rule := c.MaxAttempts, policy.RetryDelay(c.Attempt), "retry_delays_secs"
+		if r := policy.RetryPolicy.Rule(outcome); r != nil {
+			// An outcome's own budget counts every attempt of the call, and
+			// never raises the call's max_attempts.
+			limit, rule = min(limit, r.MaxAttempts), "retry_policy."+outcome
+			if len(r.DelaysSecs) > 0 {
+				delay = r.Delay(c.Attempt)
+			}
+		}
+		if c.Attempt >= limit {
 			d := move(Failed, outcome)
-			d.Why = "attempts exhausted"
+			d.Why, d.Rule = "attempts exhausted", rule
 			return d
 		}
 		d := move(RetryScheduled, outcome)
-		d.NextRetryAt = now.Add(policy.RetryDelay(c.Attempt))
-		d.Why = "retry after " + outcome
+		d.NextRetryAt = now.Add(delay)
+		d.Why, d.Rule = "retry after "+outcome, rule
 		return d
 	}
+	// recorded: the event is kept (the dial's answer, its id) but moves
+	// nothing.
+	recorded := func(why string) Decision { same.Changed, same.Why = true, why; return same }
 
 	if c.Status.Terminal() {
 		return ignore("call is " + string(c.Status))
@@ -177,7 +204,7 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			return same
 		case DialAborted:
 			if c.Status == InProgress {
-				return ignore("dial aborted after call_start")
+				return recorded("dial aborted after call_start; the call is live")
 			}
 			d := move(Queued, "")
 			d.Attempt = max(c.Attempt-1, 0)
@@ -185,7 +212,9 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			return d
 		case DialFailed:
 			if c.Status == InProgress {
-				return ignore("dial failure after call_start")
+				// The live evidence wins: the call keeps its slot and the
+				// dial's answer is only recorded.
+				return recorded("dial failure after call_start; the call is live")
 			}
 			return failAttempt(orDefault(ev.Reason, OutcomeDialError))
 		case CallStart:
@@ -194,21 +223,40 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			}
 			return move(InProgress, "")
 		case CallEnd:
-			if ev.DurationSecs < float64(policy.MinCallDurationSecs) {
+			if failed := unanswered(ev.Reason); failed != "" {
+				return failAttempt(failed)
+			}
+			if short(ev, policy) {
 				return failAttempt(OutcomeShortCall)
 			}
 			return move(WaitingPostcall, OutcomeAnswered)
 		case InitiationFailed:
 			return failAttempt(orDefault(ev.Reason, OutcomeNoAnswer))
 		case Timeout:
+			if ev.Reason == OutcomeDialLost && !c.Dialing {
+				// The watchdog read the call before the dial answered.
+				return ignore("the dial answered after the watchdog looked")
+			}
 			return failAttempt(orDefault(ev.Reason, OutcomeTimeout))
 		case Postcall:
-			// The post-call report overtook call_end: the call is over.
+			// The post-call report overtook call_end (or there is none, as
+			// when ElevenLabs dials): it judges the attempt like call_end.
+			if failed := unanswered(ev.Reason); failed != "" {
+				return failAttempt(failed)
+			}
+			if short(ev, policy) {
+				return failAttempt(OutcomeShortCall)
+			}
 			return move(Completed, OutcomeCompleted)
 		}
 	case WaitingPostcall:
-		if ev.Kind == Postcall {
+		switch ev.Kind {
+		case Postcall:
 			return move(Completed, OutcomeCompleted)
+		case PostcallTimeout:
+			d := move(Completed, OutcomeCompleted)
+			d.Why = "no post-call report within its deadline"
+			return d
 		}
 	case RetryScheduled:
 		if ev.Kind == RetryDue {
@@ -217,6 +265,28 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 	}
 	return ignore(string(ev.Kind) + " does not apply to a " + string(c.Status) + " call")
 }
+
+// short reports whether a reported duration makes the call a short call. A
+// report without a duration says nothing about it.
+func short(ev Event, policy config.CallHandling) bool {
+	return !ev.DurationUnknown && ev.DurationSecs < float64(policy.MinCallDurationSecs)
+}
+
+// unanswered maps the reason a dialler gave for an ended call onto the
+// outcome of a failed attempt, or "" when the call was answered.
+func unanswered(reason string) string {
+	switch reason {
+	case OutcomeNoAnswer, OutcomeBusy, OutcomeVoicemail, OutcomeDialError:
+		return reason
+	case ReasonFailed:
+		return OutcomeDialError
+	}
+	return ""
+}
+
+// ReasonFailed is call_end's reason for a call the network could not
+// connect (contract §4); it ends the attempt as a dial_error.
+const ReasonFailed = "failed"
 
 func orDefault(s, def string) string {
 	if s == "" {

@@ -29,7 +29,7 @@ func policy() config.CallHandling {
 var kinds = []callstate.Kind{
 	callstate.Dial, callstate.DialAccepted, callstate.DialAborted, callstate.DialFailed,
 	callstate.CallStart, callstate.CallEnd, callstate.InitiationFailed,
-	callstate.Postcall, callstate.Timeout, callstate.RetryDue, callstate.Cancel,
+	callstate.Postcall, callstate.PostcallTimeout, callstate.Timeout, callstate.RetryDue, callstate.Cancel,
 }
 
 // declaredConsts returns the values of the string constants of the named type
@@ -161,6 +161,9 @@ func eventFor(k callstate.Kind) callstate.Event {
 	if k == callstate.CallEnd {
 		ev.DurationSecs = 60
 	}
+	if k == callstate.Postcall {
+		ev.DurationUnknown = true // a report without metadata
+	}
 	return ev
 }
 
@@ -175,6 +178,7 @@ func TestNextCrossProduct(t *testing.T) {
 		callEnd      = callstate.CallEnd
 		initFailed   = callstate.InitiationFailed
 		postcall     = callstate.Postcall
+		postcallLate = callstate.PostcallTimeout
 		timeout      = callstate.Timeout
 		retryDue     = callstate.RetryDue
 		cancel       = callstate.Cancel
@@ -183,7 +187,7 @@ func TestNextCrossProduct(t *testing.T) {
 	allStay := func() map[callstate.Kind]want {
 		return map[callstate.Kind]want{
 			dial: stay(), dialAccepted: stay(), dialFailed: stay(), dialAborted: stay(), callStart: stay(), callEnd: stay(),
-			initFailed: stay(), postcall: stay(), timeout: stay(), retryDue: stay(), cancel: stay(),
+			initFailed: stay(), postcall: stay(), postcallLate: stay(), timeout: stay(), retryDue: stay(), cancel: stay(),
 		}
 	}
 
@@ -197,6 +201,7 @@ func TestNextCrossProduct(t *testing.T) {
 			callEnd:      stay(), // call_end for a queued call
 			initFailed:   stay(),
 			postcall:     stay(),
+			postcallLate: stay(),
 			timeout:      stay(),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
@@ -210,6 +215,7 @@ func TestNextCrossProduct(t *testing.T) {
 			callEnd:      move(callstate.WaitingPostcall, callstate.OutcomeAnswered, -1), // call_start lost
 			initFailed:   retry(callstate.OutcomeNoAnswer),
 			postcall:     move(callstate.Completed, callstate.OutcomeCompleted, -1), // postcall overtakes everything
+			postcallLate: stay(),
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, -1),
@@ -217,12 +223,13 @@ func TestNextCrossProduct(t *testing.T) {
 		callstate.InProgress: {
 			dial:         stay(),
 			dialAccepted: record(), // the originate answer arrived after call_start
-			dialFailed:   stay(),   // dial failure after call_start
-			dialAborted:  stay(),
+			dialFailed:   record(), // dial failure after call_start: recorded, the call stays live
+			dialAborted:  record(),
 			callStart:    stay(), // duplicate call_start
 			callEnd:      move(callstate.WaitingPostcall, callstate.OutcomeAnswered, -1),
 			initFailed:   retry(callstate.OutcomeNoAnswer),
 			postcall:     move(callstate.Completed, callstate.OutcomeCompleted, -1), // postcall overtook call_end
+			postcallLate: stay(),
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, -1),
@@ -236,6 +243,7 @@ func TestNextCrossProduct(t *testing.T) {
 			callEnd:      stay(), // duplicate call_end
 			initFailed:   stay(),
 			postcall:     move(callstate.Completed, callstate.OutcomeCompleted, 0),
+			postcallLate: move(callstate.Completed, callstate.OutcomeCompleted, 0),
 			timeout:      stay(),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
@@ -249,6 +257,7 @@ func TestNextCrossProduct(t *testing.T) {
 			callEnd:      stay(), // call_end for a retry_scheduled call
 			initFailed:   stay(),
 			postcall:     stay(),
+			postcallLate: stay(),
 			timeout:      stay(),
 			retryDue:     move(callstate.Queued, "", 0),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
@@ -448,11 +457,10 @@ func TestNextIgnoresLateEvents(t *testing.T) {
 		{"call_end for a queued call", callstate.Queued, 0, callstate.Event{Kind: callstate.CallEnd, DurationSecs: 60}},
 		{"call_end for a retry_scheduled call", callstate.RetryScheduled, 2, callstate.Event{Kind: callstate.CallEnd, DurationSecs: 60}},
 		{"duplicate call_start", callstate.InProgress, 1, callstate.Event{Kind: callstate.CallStart}},
-		{"dial failure after call_start", callstate.InProgress, 1, callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}},
 		{"second dial of an initiated call", callstate.Initiated, 1, callstate.Event{Kind: callstate.Dial}},
 		{"retry_due for a queued call", callstate.Queued, 1, callstate.Event{Kind: callstate.RetryDue}},
-		{"postcall for a retry_scheduled call", callstate.RetryScheduled, 1, callstate.Event{Kind: callstate.Postcall}},
-		{"duplicate postcall", callstate.Completed, 1, callstate.Event{Kind: callstate.Postcall}},
+		{"postcall for a retry_scheduled call", callstate.RetryScheduled, 1, callstate.Event{Kind: callstate.Postcall, DurationUnknown: true}},
+		{"duplicate postcall", callstate.Completed, 1, callstate.Event{Kind: callstate.Postcall, DurationUnknown: true}},
 		{"call_end after completion", callstate.Completed, 2, callstate.Event{Kind: callstate.CallEnd, DurationSecs: 60}},
 		{"call_end after failure", callstate.Failed, 3, callstate.Event{Kind: callstate.CallEnd, DurationSecs: 1}},
 		{"dial of a cancelled call", callstate.Cancelled, 1, callstate.Event{Kind: callstate.Dial}},
@@ -507,7 +515,9 @@ func TestNextDialIncrementsAttempt(t *testing.T) {
 // included, and checks where the call ends up and that slots balance.
 func TestNextLifecycle(t *testing.T) {
 	t.Parallel()
-	ev := func(k callstate.Kind) callstate.Event { return callstate.Event{Kind: k} }
+	ev := func(k callstate.Kind) callstate.Event {
+		return callstate.Event{Kind: k, DurationUnknown: k == callstate.Postcall}
+	}
 	end := func(secs float64) callstate.Event {
 		return callstate.Event{Kind: callstate.CallEnd, DurationSecs: secs}
 	}

@@ -35,6 +35,7 @@ type CallHandling struct {
 	RetryDelaysSecs     []int          `json:"retry_delays_secs"`
 	MaxCallDurationSecs int            `json:"max_call_duration_secs"`
 	CallingWindow       *CallingWindow `json:"calling_window"`
+	RetryPolicy         *RetryPolicy   `json:"retry_policy,omitempty"`
 }
 
 // RetryDelay is the wait after the given (1-based) failed attempt; the last
@@ -315,7 +316,7 @@ func checkSingleValue(raw json.RawMessage) error {
 // knownFields lists each struct-valued key's fields, by JSON path prefix.
 var knownFields = map[string][]string{
 	KeyCallHandling: {"concurrency_limit", "min_call_duration_secs", "max_attempts", "retry_delays_secs",
-		"max_call_duration_secs", "calling_window"},
+		"max_call_duration_secs", "calling_window", "retry_policy"},
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
 	KeyVoice:                            {"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
 	KeyCRM:                              {"kind", "folder_id", "base_url", "lookup_url", "update_url"},
@@ -399,6 +400,9 @@ func validateCallHandling(v CallHandling) error {
 		if d < 0 {
 			return &FieldError{Field: fmt.Sprintf("retry_delays_secs[%d]", i), Message: "must not be negative"}
 		}
+	}
+	if err := validateRetryPolicy(v.RetryPolicy); err != nil {
+		return err
 	}
 	if w := v.CallingWindow; w != nil {
 		if _, err := time.LoadLocation(w.Timezone); err != nil || w.Timezone == "" {
