@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 )
 
@@ -92,7 +93,7 @@ func (v *VA) Originate(ctx context.Context, req Request) (Result, error) {
 		vars = json.RawMessage(`{}`)
 	}
 	body, err := json.Marshal(vaOriginate{PhoneNumber: req.Phone, AssistantID: req.Voice.AssistantID,
-		CallID: req.CallID.String(), DynamicVariables: vars})
+		CallID: callstate.AttemptCallID(req.CallID, req.Attempt), DynamicVariables: vars})
 	if err != nil {
 		return Result{}, err
 	}

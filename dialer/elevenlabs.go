@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/callqueue/callqueue/callstate"
 )
 
 // ElevenLabsBaseURLDefault is used when voice.base_url is empty.
@@ -140,7 +142,8 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 			vars[k] = string(text)
 		}
 	}
-	vars["call_id"] = req.CallID.String()
+	// The attempt's call_id, so that its post-call names the attempt.
+	vars["call_id"] = callstate.AttemptCallID(req.CallID, req.Attempt)
 	vars["phone_number"] = req.Phone
 	return vars, nil
 }

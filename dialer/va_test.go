@@ -118,13 +118,13 @@ func TestVAOriginateRequest(t *testing.T) {
 		{
 			name: "dynamic variables passed through",
 			vars: json.RawMessage(`{"client_name":"Іван","budget":1500,"vip":true}`),
-			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50",
+			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50.1",
 				"dynamic_variables":{"client_name":"Іван","budget":1500,"vip":true}}`,
 		},
 		{
 			name:  "no dynamic variables sends an empty object",
 			slash: true,
-			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50",
+			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50.1",
 				"dynamic_variables":{}}`,
 		},
 	}

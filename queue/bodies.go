@@ -24,12 +24,14 @@ type OriginateBody struct {
 type EventBody struct {
 	EventType string `json:"eventType"`
 	// CallRef is our call id or the dialler's id for the call.
-	CallRef        string          `json:"callRef"`
-	ConversationID string          `json:"conversationId,omitempty"`
-	DurationSecs   *float64        `json:"durationSecs,omitempty"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	ReceivedAt     time.Time       `json:"receivedAt"`
-	TraceID        string          `json:"traceId,omitempty"`
+	CallRef        string   `json:"callRef"`
+	ConversationID string   `json:"conversationId,omitempty"`
+	DurationSecs   *float64 `json:"durationSecs,omitempty"`
+	// Reason is how call_end says the call ended (contract §4).
+	Reason     string          `json:"reason,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	ReceivedAt time.Time       `json:"receivedAt"`
+	TraceID    string          `json:"traceId,omitempty"`
 	// DedupeKey is the webhook's natural key: the same webhook delivered
 	// twice within DedupeWindow is applied once.
 	DedupeKey string `json:"dedupeKey,omitempty"`

@@ -338,7 +338,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	if s.Workers != nil {
 		done := make(chan struct{})
-		go func() { s.Workers.Stop(); close(done) }()
+		go func() { s.Workers.Stop(ctx); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -360,7 +360,10 @@ func (s *Service) Kill() {
 	}
 	s.nc.Close() // no drain: unacked messages are redelivered elsewhere
 	if s.Workers != nil {
-		s.Workers.Stop()
+		// A crash answers nothing: dials in flight are abandoned.
+		abandon, cancel := context.WithCancel(context.Background())
+		cancel()
+		s.Workers.Stop(abandon)
 	}
 	if s.embedded != nil {
 		s.embedded.Shutdown()

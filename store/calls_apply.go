@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -32,10 +32,13 @@ type CallEvent struct {
 	// Key, when set, makes the event apply at most once (a message's
 	// stream position, so a redelivery is recognised).
 	Key string
-	// DedupeKey, when set, is the event's natural key: a second event with
-	// it within DedupeTTL is a duplicate webhook and changes nothing.
-	DedupeKey string
+	// DedupeTTL, when set, makes a webhook's event apply once: it is
+	// identified by its call, attempt and event type (see naturalKeys).
 	DedupeTTL time.Duration
+	// DedupeKey is the webhook's body key. It counts only for events that
+	// do not name their attempt: a repeat of such a body within DedupeTTL
+	// is a duplicate whichever attempt is current by then.
+	DedupeKey string
 	At        time.Time
 }
 
@@ -74,7 +77,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []CallEvent) ([]Applied,
 	var out []Applied
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = applyEvents(ctx, tx, events)
+		out, err = applyEvents(ctx, tx, events, s.hooks)
 		return err
 	})
 	return out, err
@@ -87,32 +90,61 @@ type lockedCall struct {
 	hasCRM bool
 }
 
-func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied, error) {
+func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks) ([]Applied, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
 	out := make([]Applied, len(events))
-	fresh, err := claimKeys(ctx, tx, events)
+	fresh, err := claimKeys(ctx, tx, events[0].At, messageKeys(events))
 	if err != nil {
 		return nil, err
 	}
-	// Resolve every event to a call id (and, for a dialler id, its attempt).
+	// Resolve every event to a call id (and, where it says, its attempt).
 	ids := make([]uuid.UUID, len(events))
-	for i, ev := range events {
-		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
-		out[i].Duplicate = !fresh[i]
-		if !fresh[i] {
-			continue
-		}
-		id, attempt, err := resolveCall(ctx, tx, ev)
-		if err != nil {
-			return nil, err
-		}
+	resolve := func(i int) error {
+		id, attempt, err := resolveCall(ctx, tx, events[i])
 		ids[i] = id
 		if attempt > 0 && events[i].Attempt == 0 {
 			events[i].Attempt = attempt
+		}
+		return err
+	}
+	for i, ev := range events {
+		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
+		out[i].Duplicate = !fresh[i]
+		if fresh[i] {
+			if err := resolve(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	hooks.resolved()
+	// Park and release serialise on the dialler ids involved, taken before
+	// any call row: an event about to be parked looks its id up again
+	// under the lock, so a dial's answer recorded meanwhile is seen, and a
+	// dial's answer releasing parked events sees every row parked before it.
+	if err := lockDiallerIDs(ctx, tx, diallerIDsToLock(events, ids, fresh)); err != nil {
+		return nil, err
+	}
+	for i := range events {
+		if fresh[i] && ids[i] == uuid.Nil && parkable(events[i]) {
+			if err := resolve(i); err != nil {
+				return nil, err
+			}
 		}
 	}
 	calls, err := lockCalls(ctx, tx, ids)
 	if err != nil {
 		return nil, err
+	}
+	natural, err := claimKeys(ctx, tx, events[0].At, naturalKeys(events, ids, calls, fresh))
+	if err != nil {
+		return nil, err
+	}
+	for i := range events {
+		if fresh[i] && !natural[i] {
+			fresh[i], out[i].Duplicate = false, true
+		}
 	}
 	cs := newChangeSet()
 	for i, ev := range events {
@@ -120,11 +152,17 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 		if !fresh[i] || c == nil || c.IntegrationID != ev.IntegrationID {
 			continue
 		}
-		out[i].Found, out[i].CallID = true, c.ID
-		d := callstate.Decision{From: c.Status, To: c.Status, Attempt: c.Attempt, Why: "event of an earlier attempt"}
-		if ev.Attempt == 0 || ev.Attempt == c.Attempt {
-			d = callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts}, ev.Event, c.policy, ev.At)
+		out[i].Found, out[i].CallID, out[i].Event = true, c.ID, ev
+		if ev.Attempt != 0 && ev.Attempt != c.Attempt {
+			// About another attempt: kept in the history, never applied to
+			// the current one.
+			out[i].Decision = callstate.Decision{From: c.Status, To: c.Status, Attempt: c.Attempt,
+				Why: fmt.Sprintf("event of attempt %d; the call is on attempt %d", ev.Attempt, c.Attempt)}
+			cs.note(&c.Call, ev, out[i].Decision.Why)
+			continue
 		}
+		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
+			Dialing: c.DialState == dialStateDialing}, ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
 			continue
@@ -136,7 +174,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 	}
 	var parked []CallEvent
 	for i, ev := range events {
-		if fresh[i] && !out[i].Found && ev.CallID == uuid.Nil && ev.ExternalCallID != "" {
+		if fresh[i] && !out[i].Found && ev.CallID == uuid.Nil && parkable(ev) {
 			parked = append(parked, ev)
 			out[i].Parked = true
 		}
@@ -147,6 +185,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 	if err := cs.flush(ctx, tx); err != nil {
 		return nil, err
 	}
+	hooks.parked(len(parked))
 	// The dialler's ids just recorded may be what parked events wait for.
 	if len(cs.attemptsExt) > 0 {
 		unparked, err := unpark(ctx, tx, cs.attemptsExt, events[len(events)-1].At)
@@ -154,7 +193,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 			return nil, err
 		}
 		if len(unparked) > 0 {
-			more, err := applyEvents(ctx, tx, unparked)
+			more, err := applyEvents(ctx, tx, unparked, hooks)
 			if err != nil {
 				return nil, err
 			}
@@ -162,106 +201,6 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]Applied,
 		}
 	}
 	return out, nil
-}
-
-// claimKeys records the events' keys; an event whose key was already
-// recorded is not fresh.
-func claimKeys(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]bool, error) {
-	fresh := make([]bool, len(events))
-	var keys []string
-	var expiries []time.Time
-	// Each key once: ON CONFLICT DO UPDATE fails the whole statement when
-	// two of its rows hit the same key (two copies of one webhook in a
-	// batch). Later copies are marked duplicates below.
-	listed := map[string]bool{}
-	add := func(key string, expires time.Time) {
-		if key != "" && !listed[key] {
-			listed[key] = true
-			keys = append(keys, key)
-			expiries = append(expiries, expires)
-		}
-	}
-	for i, ev := range events {
-		fresh[i] = true
-		add(ev.Key, ev.At.Add(processedKeyTTL))
-		add(ev.DedupeKey, ev.At.Add(ev.DedupeTTL))
-	}
-	if len(keys) == 0 {
-		return fresh, nil
-	}
-	// An expired natural key is taken over; a live one marks a duplicate.
-	rows, err := tx.Query(ctx, `INSERT INTO processed_keys (scope, key, expires_at)
-		SELECT 'event', k, e FROM unnest($1::text[], $2::timestamptz[]) AS t (k, e)
-		ON CONFLICT (scope, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
-			WHERE processed_keys.expires_at <= $3
-		RETURNING key`, keys, expiries, events[0].At)
-	if err != nil {
-		return nil, err
-	}
-	taken := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		taken[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for i, ev := range events {
-		// Fresh only for the first event carrying newly recorded keys.
-		for _, k := range []string{ev.Key, ev.DedupeKey} {
-			if k == "" {
-				continue
-			}
-			fresh[i] = fresh[i] && taken[k] && !seen[k]
-			seen[k] = true
-		}
-	}
-	return fresh, nil
-}
-
-func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, error) {
-	if ev.CallID != uuid.Nil {
-		return ev.CallID, 0, nil
-	}
-	var id uuid.UUID
-	var attempt int
-	if ev.ExternalCallID != "" {
-		if parsed, err := uuid.Parse(ev.ExternalCallID); err == nil {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1 AND integration_id = $2)`,
-				parsed, ev.IntegrationID).Scan(&exists); err != nil {
-				return id, 0, err
-			}
-			if exists {
-				return parsed, 0, nil
-			}
-		}
-		err := tx.QueryRow(ctx, `SELECT call_id, attempt FROM call_attempts WHERE integration_id = $1 AND external_call_id = $2`,
-			ev.IntegrationID, ev.ExternalCallID).Scan(&id, &attempt)
-		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-			return id, attempt, err
-		}
-	}
-	if ev.ConversationID != "" {
-		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE conversation_id = $1 AND integration_id = $2
-			ORDER BY created_at DESC LIMIT 1`, ev.ConversationID, ev.IntegrationID).Scan(&id)
-		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-			return id, 0, err
-		}
-	}
-	if ev.Phone != "" {
-		err := tx.QueryRow(ctx, `SELECT id FROM calls WHERE integration_id = $1 AND phone_number = $2
-			AND status IN ('initiated', 'in_progress', 'waiting_postcall')
-			ORDER BY slot_taken_at DESC NULLS LAST, created_at DESC LIMIT 1`, ev.IntegrationID, ev.Phone).Scan(&id)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return id, 0, err
-		}
-	}
-	return id, 0, nil
 }
 
 func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
@@ -344,7 +283,7 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 // it (post-call audio, for instance). An unmatched event is dropped.
 func (s *Store) NoteEvent(ctx context.Context, ev CallEvent, kind string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		fresh, err := claimKeys(ctx, tx, []CallEvent{ev})
+		fresh, err := claimKeys(ctx, tx, ev.At, messageKeys([]CallEvent{ev}))
 		if err != nil || !fresh[0] {
 			return err
 		}

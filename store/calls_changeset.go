@@ -12,6 +12,7 @@ import (
 	"github.com/callqueue/callqueue/callstate"
 )
 
+// changeSet gathers the writes of a transaction's decided changes, so that
 // they reach Postgres as a few set-based statements however many events
 // there are; several events for one call collapse into one row update.
 type changeSet struct {
@@ -20,6 +21,7 @@ type changeSet struct {
 	history      [][]any
 	attemptsNew  [][]any
 	attemptsExt  [][]any
+	attemptsConv [][]any
 	attemptsEnd  [][]any
 	attemptsGone [][]any
 	outbox       []outboxIntent
@@ -37,6 +39,28 @@ func newChangeSet() *changeSet {
 
 func (cs *changeSet) empty() bool {
 	return len(cs.order) == 0 && len(cs.history) == 0 && len(cs.outbox) == 0
+}
+
+// Dial states of a call's current attempt.
+const (
+	dialStateNone     = "none"
+	dialStateDialing  = "dialing"
+	dialStateAccepted = "accepted"
+	dialStateFailed   = "failed"
+)
+
+// note keeps an event that changes nothing in the call's history, under the
+// attempt it is about (an event of an earlier attempt). A dial's answer
+// still records the dialler's ids on its own attempt, so that later events
+// naming them are recognised as that attempt's.
+func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
+	if ev.Event.Kind == callstate.DialAccepted && (ev.ExternalCallID != "" || ev.ConversationID != "") {
+		cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, ev.Attempt, ev.ExternalCallID, ev.ConversationID})
+	}
+	detail := historyDetail(ev, callstate.Decision{Why: why})
+	detail["ignored"] = true
+	cs.history = append(cs.history, []any{c.ID, ev.Attempt, string(ev.Event.Kind), string(c.Status), string(c.Status),
+		detail, nullable(ev.TraceID), ev.At})
 }
 
 // record applies decision d of event ev to c in memory and notes the writes.
@@ -59,25 +83,39 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	}
 	switch ev.Event.Kind {
 	case callstate.Dial:
-		c.DialState = "dialing"
+		// A new attempt: the call shows this attempt's ids once known.
+		c.DialState, c.ExternalCallID, c.ConversationID = dialStateDialing, nil, nil
 		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at})
 	case callstate.DialAccepted:
-		c.DialState = "accepted"
+		c.DialState = dialStateAccepted
 		if ev.ExternalCallID != "" {
 			c.ExternalCallID = &ev.ExternalCallID
-			cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, c.Attempt, ev.ExternalCallID})
+		}
+		if ev.ConversationID != "" {
+			c.ConversationID = &ev.ConversationID
+		}
+		if ev.ExternalCallID != "" || ev.ConversationID != "" {
+			cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, c.Attempt, ev.ExternalCallID, ev.ConversationID})
 		}
 	case callstate.DialFailed:
-		c.DialState = "failed"
+		c.DialState = dialStateFailed
 	case callstate.DialAborted:
-		c.DialState = "none"
-		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
+		if d.To == callstate.Queued {
+			c.DialState = dialStateNone
+			cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
+		} else {
+			c.DialState = dialStateFailed // the call went live anyway
+		}
 	case callstate.CallEnd:
-		dur := ev.Event.DurationSecs
-		c.DurationSecs = &dur
+		if !ev.Event.DurationUnknown {
+			dur := ev.Event.DurationSecs
+			c.DurationSecs = &dur
+		}
 	}
 	if ev.ConversationID != "" && c.ConversationID == nil {
+		// The agent's conversation id of this attempt, learnt from its events.
 		c.ConversationID = &ev.ConversationID
+		cs.attemptsConv = append(cs.attemptsConv, []any{c.ID, c.Attempt, ev.ConversationID})
 	}
 	if p := ev.Postcall; p != nil {
 		c.Transcript, c.Analysis, c.Metadata = p.Transcript, p.Analysis, p.Metadata
@@ -91,7 +129,8 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 			c.DurationSecs = p.DurationSecs
 		}
 	}
-	if d.To == callstate.Queued {
+	if d.To == callstate.Queued && ev.Event.Kind == callstate.RetryDue {
+		// A dial that was not sent keeps the call's place in the queue.
 		c.QueuedAt = at
 	}
 	c.UpdatedAt = at
@@ -101,7 +140,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	cs.calls[c.ID] = c
 	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
 		var dur *float64
-		if ev.Event.Kind == callstate.CallEnd {
+		if (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) && !ev.Event.DurationUnknown {
 			dur = &ev.Event.DurationSecs
 		}
 		cs.attemptsEnd = append(cs.attemptsEnd, []any{c.ID, c.Attempt, at, nullable(d.Outcome), dur})
@@ -121,11 +160,20 @@ func historyDetail(ev CallEvent, d callstate.Decision) map[string]any {
 	if d.Why != "" {
 		detail["reason"] = d.Why
 	}
+	if d.Rule != "" {
+		detail["retryRule"] = d.Rule
+	}
+	if ev.Event.Reason != "" && (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) {
+		detail["endReason"] = ev.Event.Reason
+	}
 	if d.To == callstate.RetryScheduled {
 		detail["nextRetryAt"] = d.NextRetryAt.UTC().Format(time.RFC3339Nano)
 	}
-	if ev.Event.Kind == callstate.CallEnd {
+	if ev.Event.Kind == callstate.CallEnd && !ev.Event.DurationUnknown {
 		detail["durationSecs"] = ev.Event.DurationSecs
+	}
+	if ev.ConversationID != "" {
+		detail["conversationId"] = ev.ConversationID
 	}
 	if ev.ExternalCallID != "" {
 		detail["externalCallId"] = ev.ExternalCallID
@@ -163,19 +211,29 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	if len(cs.attemptsExt) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
-		ext := column[string](cs.attemptsExt, 2)
+		ext, conv := column[string](cs.attemptsExt, 2), column[string](cs.attemptsExt, 3)
 		// A dialler may answer every attempt of a call with the same id
 		// (it is sent our call id each time): the new attempt takes it
 		// over, so the unique index holds and events by it find the
 		// current attempt.
 		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = NULL
 			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
-			WHERE a.call_id = v.call_id AND a.attempt <> v.attempt AND a.external_call_id = v.ext`, ids, attempts, ext); err != nil {
+			WHERE a.call_id = v.call_id AND a.attempt <> v.attempt AND a.external_call_id = v.ext AND v.ext <> ''`, ids, attempts, ext); err != nil {
 			return fmt.Errorf("update attempts: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = v.ext
-			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
-			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = COALESCE(NULLIF(v.ext, ''), a.external_call_id),
+				conversation_id = COALESCE(NULLIF(v.conv, ''), a.conversation_id)
+			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) AS v (call_id, attempt, ext, conv)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext, conv); err != nil {
+			return fmt.Errorf("update attempts: %w", err)
+		}
+	}
+	if len(cs.attemptsConv) > 0 {
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsConv)
+		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET conversation_id = v.conv
+			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, conv)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt AND a.conversation_id IS NULL`,
+			ids, attempts, column[string](cs.attemptsConv, 2)); err != nil {
 			return fmt.Errorf("update attempts: %w", err)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/callstate"
@@ -16,6 +18,7 @@ import (
 type parkedEvent struct {
 	Kind           callstate.Kind `json:"kind"`
 	DurationSecs   float64        `json:"durationSecs,omitempty"`
+	NoDuration     bool           `json:"noDuration,omitempty"`
 	Reason         string         `json:"reason,omitempty"`
 	ConversationID string         `json:"conversationId,omitempty"`
 	Detail         map[string]any `json:"detail,omitempty"`
@@ -25,13 +28,68 @@ type parkedEvent struct {
 // ParkedTTL is how long an event waits for the dialler's id it names.
 const ParkedTTL = time.Hour
 
+// parkable reports whether an event that found no call may be waiting
+// for a dial's answer: it names the call by a dialler id (not by an
+// attempt call_id of ours, which needs no answer to be known).
+func parkable(ev CallEvent) bool {
+	if ev.ExternalCallID == "" {
+		return false
+	}
+	_, _, ours := callstate.ParseAttemptCallID(ev.ExternalCallID)
+	return !ours
+}
+
+// diallerID is a dialler's id for a call within an integration.
+type diallerID struct {
+	integration uuid.UUID
+	ext         string
+}
+
+// diallerIDsToLock lists the dialler ids that events about to be parked
+// wait for, and those that dial answers are about to record.
+func diallerIDsToLock(events []CallEvent, ids []uuid.UUID, fresh []bool) []diallerID {
+	var out []diallerID
+	for i, ev := range events {
+		switch {
+		case !fresh[i]:
+		case ids[i] == uuid.Nil && parkable(ev):
+			out = append(out, diallerID{ev.IntegrationID, ev.ExternalCallID})
+		case ev.Event.Kind == callstate.DialAccepted && ev.ExternalCallID != "":
+			out = append(out, diallerID{ev.IntegrationID, ev.ExternalCallID})
+		}
+	}
+	return out
+}
+
+// lockDiallerIDs takes a transaction-scoped advisory lock per dialler id,
+// in a fixed order so that two transactions cannot deadlock on them. Every
+// transaction takes them before any call row.
+func lockDiallerIDs(ctx context.Context, tx pgx.Tx, ids []diallerID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	keys := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		h := fnv.New64a()
+		_, _ = h.Write(id.integration[:])
+		_, _ = h.Write([]byte(id.ext))
+		keys = append(keys, int64(h.Sum64()))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	// A function scan returns the array's elements in order, so the locks
+	// are taken in that order.
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+	return err
+}
+
 func park(ctx context.Context, tx pgx.Tx, events []CallEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
 	rows := make([][]any, len(events))
 	for i, ev := range events {
-		raw, err := json.Marshal(parkedEvent{Kind: ev.Event.Kind, DurationSecs: ev.Event.DurationSecs, Reason: ev.Event.Reason,
+		raw, err := json.Marshal(parkedEvent{Kind: ev.Event.Kind, DurationSecs: ev.Event.DurationSecs, NoDuration: ev.Event.DurationUnknown, Reason: ev.Event.Reason,
 			ConversationID: ev.ConversationID, Detail: ev.Detail, TraceID: ev.TraceID})
 		if err != nil {
 			return err
@@ -72,7 +130,7 @@ func unpark(ctx context.Context, tx pgx.Tx, ext [][]any, at time.Time) ([]CallEv
 			rows.Close()
 			return nil, err
 		}
-		r.ev.Event = callstate.Event{Kind: p.Kind, DurationSecs: p.DurationSecs, Reason: p.Reason}
+		r.ev.Event = callstate.Event{Kind: p.Kind, DurationSecs: p.DurationSecs, DurationUnknown: p.NoDuration, Reason: p.Reason}
 		r.ev.ConversationID, r.ev.Detail, r.ev.TraceID, r.ev.At = p.ConversationID, p.Detail, p.TraceID, at
 		got = append(got, r)
 	}

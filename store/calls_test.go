@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,8 @@ func claim(t *testing.T, s *store.Store, integ uuid.UUID, now time.Time) []uuid.
 }
 
 func ev(integ, call uuid.UUID, kind callstate.Kind, at time.Time) store.CallEvent {
-	return store.CallEvent{IntegrationID: integ, CallID: call, Event: callstate.Event{Kind: kind}, At: at}
+	// A post-call without metadata says nothing of the call's length.
+	return store.CallEvent{IntegrationID: integ, CallID: call, Event: callstate.Event{Kind: kind, DurationUnknown: kind == callstate.Postcall}, At: at}
 }
 
 func callEnd(integ, call uuid.UUID, secs float64, at time.Time) store.CallEvent {
@@ -367,8 +369,15 @@ func TestApplyEventsOfEarlierAttempt(t *testing.T) {
 	if c := getCall(t, s, id); c.Attempt != 2 || c.Status != callstate.Initiated {
 		t.Fatalf("late events moved the call: %+v", c)
 	}
-	if h := history(t, s, id); !slices.Equal(h, before) {
-		t.Fatalf("late events wrote history: %v", h)
+	// They are kept in the history, under attempt 1, changing nothing.
+	h := history(t, s, id)
+	if len(h) != len(before)+len(late) || !slices.Equal(h[:len(before)], before) {
+		t.Fatalf("history after the late events: %v", h)
+	}
+	for _, row := range h[len(before):] {
+		if !strings.HasSuffix(row, "initiated→initiated #1") {
+			t.Fatalf("late event's history row %q, want it kept under attempt 1 without a move", row)
+		}
 	}
 	// The current attempt's events still apply, through either id.
 	if out := apply(t, s, store.CallEvent{IntegrationID: in.ID, ExternalCallID: "ext-2", Event: callstate.Event{Kind: callstate.CallStart},

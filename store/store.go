@@ -33,6 +33,7 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
+	hooks  *ApplyHooks
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,10 +110,14 @@ type CallEventRequest struct {
 	CallID         string
 	ConversationID string
 	DurationSecs   *float64
+	Reason         string
 	Metadata       json.RawMessage
 }
 
 var eventTypes = []string{"call_start", "call_end", "media_start", "media_end"}
+
+// endReasons are call_end's reasons (contract §4).
+var endReasons = []string{"completed", "no_answer", "busy", "voicemail", "failed"}
 
 // DecodeCallEvent validates a call-events body. Unknown fields are
 // tolerated: the dialler adds fields over time.
@@ -122,6 +127,7 @@ func DecodeCallEvent(body []byte) (CallEventRequest, error) {
 		CallID         json.RawMessage `json:"callId"`
 		ConversationID json.RawMessage `json:"conversation_id"`
 		Duration       json.RawMessage `json:"duration"`
+		Reason         json.RawMessage `json:"reason"`
 		Metadata       json.RawMessage `json:"metadata"`
 	}
 	if err := jsonhttp.DecodeLenient(body, &raw); err != nil {
@@ -158,6 +164,11 @@ func DecodeCallEvent(body []byte) (CallEventRequest, error) {
 		}
 		out.DurationSecs = &f
 	}
+	reason, err := scalarString(raw.Reason)
+	if err != nil || (reason != "" && !slices.Contains(endReasons, reason)) {
+		return out, jsonhttp.Invalid("reason", "reason must be one of %s", strings.Join(endReasons, ", "))
+	}
+	out.Reason = reason
 	if m := bytes.TrimSpace(raw.Metadata); len(m) > 0 && !bytes.Equal(m, []byte("null")) {
 		if m[0] != '{' {
 			return out, jsonhttp.Invalid("metadata", "metadata must be an object")

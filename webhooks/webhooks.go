@@ -320,8 +320,9 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 		return 0, nil, err
 	}
 	ev := queue.EventBody{EventType: req.EventType, CallRef: req.CallID, ConversationID: req.ConversationID,
-		DurationSecs: req.DurationSecs, Metadata: req.Metadata, ReceivedAt: h.now(), TraceID: r.traceID,
-		// The same body twice (a dialler retry) is applied once.
+		DurationSecs: req.DurationSecs, Reason: req.Reason, Metadata: req.Metadata, ReceivedAt: h.now(), TraceID: r.traceID,
+		// The body's key: it identifies an event that names no attempt
+		// (the workers identify the others by attempt and type).
 		DedupeKey: "event:" + hashKey(r.in.ID.String(), string(r.body))}
 	start := time.Now()
 	err = h.events.PublishEvent(ctx, r.in.ID, ev)

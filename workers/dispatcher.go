@@ -27,28 +27,50 @@ type Dispatcher struct {
 	w      *Workers
 	dialer *dialer.Breaking
 
-	mu      sync.Mutex
-	pending map[uuid.UUID]time.Time
-	running map[uuid.UUID]bool
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[uuid.UUID]time.Time
+	running  map[uuid.UUID]bool
+	backoffs map[uuid.UUID]refusal
+	wake     chan struct{}
 
 	healthMu sync.Mutex
 
+	// ctx runs the loops that claim calls; Stop cancels it first.
 	ctx    context.Context
 	cancel context.CancelFunc
-	loops  sync.WaitGroup
-	dials  sync.WaitGroup
-	sub    *nats.Subscription
+	// dialCtx runs originate requests and the recording of their answers.
+	// It is not the caller's: a stop lets dials in flight finish, and only
+	// Stop's deadline passing cancels it.
+	dialCtx    context.Context
+	dialCancel context.CancelFunc
+	loops      sync.WaitGroup
+	dials      sync.WaitGroup
+	sub        *nats.Subscription
 }
+
+// refusal delays an integration's dispatch after its breaker refused
+// dials: a half-open breaker lets a probe through and refuses the rest,
+// and claiming them again at once would spin until the probe answers.
+type refusal struct {
+	until time.Time
+	delay time.Duration
+}
+
+// Bounds of the per-integration backoff after refused dials.
+const (
+	RefusedBackoffMin = 100 * time.Millisecond
+	RefusedBackoffMax = 5 * time.Second
+)
 
 func newDispatcher(w *Workers, d *dialer.Breaking) *Dispatcher {
 	return &Dispatcher{w: w, dialer: d, pending: map[uuid.UUID]time.Time{}, running: map[uuid.UUID]bool{},
-		wake: make(chan struct{}, 1)}
+		backoffs: map[uuid.UUID]refusal{}, wake: make(chan struct{}, 1)}
 }
 
 // Start runs the dispatch loops and listens for kicks from other processes.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	d.ctx, d.cancel = context.WithCancel(ctx)
+	d.dialCtx, d.dialCancel = context.WithCancel(context.WithoutCancel(ctx))
 	sub, err := d.w.queue.SubscribeKicks(d.Kick)
 	if err != nil {
 		return err
@@ -61,16 +83,26 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops dispatching and waits for dials in flight (their context is
-// the caller's: cancelling it abandons them, and the watchdog releases the
-// calls).
-func (d *Dispatcher) Stop() {
+// Stop stops claiming calls, then waits for the dials in flight to be
+// answered and their answers recorded, until ctx ends. Dials still open
+// then are abandoned: their calls stay dialing and the watchdog releases
+// them as dial_lost (never dialling them twice).
+func (d *Dispatcher) Stop(ctx context.Context) {
 	if d.sub != nil {
 		_ = d.sub.Unsubscribe()
 	}
 	d.cancel()
 	d.loops.Wait()
-	d.dials.Wait()
+	done := make(chan struct{})
+	go func() { d.dials.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.w.log.Warn().Msg("dials still in flight at the shutdown deadline are abandoned")
+		d.dialCancel()
+		<-done
+	}
+	d.dialCancel()
 }
 
 // Kick asks for the integration to be dispatched now.
@@ -86,18 +118,45 @@ func (d *Dispatcher) Kick(integrationID uuid.UUID) {
 	}
 }
 
-// next takes a pending integration not being dispatched by another loop.
+// next takes a pending integration not being dispatched by another loop
+// and not backing off.
 func (d *Dispatcher) next() (uuid.UUID, time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	now := time.Now()
 	for id, since := range d.pending {
-		if !d.running[id] {
+		if !d.running[id] && !now.Before(d.backoffs[id].until) {
 			delete(d.pending, id)
 			d.running[id] = true
 			return id, since, true
 		}
 	}
 	return uuid.Nil, time.Time{}, false
+}
+
+// refused backs the integration's dispatch off after its breaker refused
+// a dial, and kicks it again when the backoff is over. The refused call
+// keeps its place in the queue (store: a dial not sent keeps queued_at).
+func (d *Dispatcher) refused(id uuid.UUID) {
+	d.mu.Lock()
+	b := d.backoffs[id]
+	now := time.Now()
+	if now.Before(b.until) {
+		d.mu.Unlock() // several refusals of one claim back off once
+		return
+	}
+	b.delay = min(max(b.delay*2, RefusedBackoffMin), RefusedBackoffMax)
+	b.until = now.Add(b.delay)
+	d.backoffs[id] = b
+	d.mu.Unlock()
+	time.AfterFunc(b.delay, func() { d.Kick(id) })
+}
+
+// dialled ends the integration's backoff: its dials get through again.
+func (d *Dispatcher) dialled(id uuid.UUID) {
+	d.mu.Lock()
+	delete(d.backoffs, id)
+	d.mu.Unlock()
 }
 
 func (d *Dispatcher) done(id uuid.UUID) {
@@ -166,34 +225,38 @@ func deref(s *string) string {
 }
 
 // dial sends the one originate request of a claimed attempt and records
-// its outcome. If the process is stopped mid-request the outcome is
-// unknown: nothing is recorded and the watchdog releases the call as
-// dial_lost, so the attempt is never sent twice.
+// its outcome. A stop lets it finish (Stop); if the process dies
+// mid-request, or Stop's deadline passes, the outcome is unknown: nothing
+// is recorded and the watchdog releases the call as dial_lost, so the
+// attempt is never sent twice.
 func (d *Dispatcher) dial(c store.Claimed) {
 	defer d.dials.Done()
 	call := c.Call
 	voice := c.Config.Voice
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
 
-	secret, err := d.w.store.SecretValue(d.ctx, call.IntegrationID, voice.SecretKey())
+	ctx := d.dialCtx
+	secret, err := d.w.store.SecretValue(ctx, call.IntegrationID, voice.SecretKey())
 	notSent := store.IsTransient(err)
 	var res dialer.Result
 	start := time.Now()
 	if err == nil {
-		res, err = d.dialer.Originate(d.ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
+		res, err = d.dialer.Originate(ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
 			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: call.DynamicVariables, Voice: voice, Secret: secret})
 	}
-	if d.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return
 	}
 	result := "accepted"
 	switch {
 	case err == nil:
+		d.dialled(call.IntegrationID)
 		ev.Event = callstate.Event{Kind: callstate.DialAccepted}
 		ev.ExternalCallID, ev.ConversationID = res.ExternalID, res.ConversationID
 	case errors.Is(err, breaker.ErrOpen):
 		result = "breaker_open"
 		ev.Event = callstate.Event{Kind: callstate.DialAborted}
+		d.refused(call.IntegrationID)
 	case notSent:
 		// The database failed before anything was sent: the call goes back
 		// to the queue without spending an attempt.
@@ -216,8 +279,8 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	}
 	ev.At = d.w.clock.Now()
 	var applied []store.Applied
-	err = retryStore(d.ctx, func() (err error) {
-		applied, err = d.w.store.ApplyEvents(d.ctx, []store.CallEvent{ev})
+	err = retryStore(ctx, func() (err error) {
+		applied, err = d.w.store.ApplyEvents(ctx, []store.CallEvent{ev})
 		return err
 	})
 	if err != nil {
@@ -238,6 +301,9 @@ func (d *Dispatcher) BreakerChanged(key string, _, to gobreaker.State) {
 	if to != gobreaker.StateHalfOpen {
 		// Not here: this runs under the breaker's lock.
 		go d.recordHealth(id)
+	}
+	if to == gobreaker.StateClosed {
+		d.dialled(id)
 	}
 	if to != gobreaker.StateOpen {
 		d.Kick(id)

@@ -85,6 +85,22 @@ func (w *Workers) eventsHandler() queue.Handler[[]store.CallEvent] {
 	}
 }
 
+// endOutcome maps call_end's reason onto an attempt's outcome; completed
+// (or none) leaves the duration to decide.
+func endOutcome(reason string) string {
+	switch reason {
+	case "no_answer":
+		return callstate.OutcomeNoAnswer
+	case "busy":
+		return callstate.OutcomeBusy
+	case "voicemail":
+		return callstate.OutcomeVoicemail
+	case "failed":
+		return callstate.OutcomeDialError
+	}
+	return ""
+}
+
 func decodeEvent(b queue.EventBody) (store.CallEvent, error) {
 	// The ref may be our call id or the dialler's (which may look like a
 	// uuid too): the store tries ours first, then the dialler's.
@@ -94,7 +110,9 @@ func decodeEvent(b queue.EventBody) (store.CallEvent, error) {
 	case "call_start", "media_start":
 		ev.Event = callstate.Event{Kind: callstate.CallStart}
 	case "call_end", "media_end":
-		ev.Event = callstate.Event{Kind: callstate.CallEnd}
+		// Without a duration the call is not judged short: its reason, or
+		// the post-call, says how it went.
+		ev.Event = callstate.Event{Kind: callstate.CallEnd, Reason: endOutcome(b.Reason), DurationUnknown: b.DurationSecs == nil}
 		if b.DurationSecs != nil {
 			ev.Event.DurationSecs = *b.DurationSecs
 		}

@@ -89,14 +89,26 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 		ev.ConversationID = data.ConversationID
 		matchByClientData(&ev, data.ClientData.DynamicVariables)
 		res := analysis.FromElevenLabs(data.Analysis)
-		ev.Event = callstate.Event{Kind: callstate.Postcall}
 		ev.Postcall = &store.PostcallData{Transcript: data.Transcript, Analysis: data.Analysis, Metadata: data.Metadata}
-		var meta elevenlabs.Metadata
-		if json.Unmarshal(data.Metadata, &meta) == nil && meta.CallDurationSecs > 0 {
-			ev.Postcall.DurationSecs = &meta.CallDurationSecs
+		// The conversation's length goes through the short-call rule like
+		// call_end's, and its termination reason maps onto the same outcomes.
+		ev.Event = callstate.Event{Kind: callstate.Postcall, DurationUnknown: true}
+		var meta struct {
+			CallDurationSecs  *float64 `json:"call_duration_secs"`
+			TerminationReason string   `json:"termination_reason"`
+		}
+		if json.Unmarshal(data.Metadata, &meta) == nil {
+			if d := meta.CallDurationSecs; d != nil && *d >= 0 {
+				ev.Postcall.DurationSecs = d
+				ev.Event.DurationSecs, ev.Event.DurationUnknown = *d, false
+			}
+			ev.Event.Reason = terminationOutcome(meta.TerminationReason)
 		}
 		applyAnalysis(ev.Postcall, res)
 		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "outcome": ev.Postcall.Outcome}
+		if meta.TerminationReason != "" {
+			ev.Detail["terminationReason"] = meta.TerminationReason
+		}
 	case elevenlabs.TypeInitiationFailure:
 		var data elevenlabs.FailureData
 		if err := json.Unmarshal(wh.Data, &data); err != nil {
@@ -116,10 +128,15 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 	return ev, nil
 }
 
-// matchByClientData takes our call id or the phone from the agent's
-// dynamic variables, for webhooks whose conversation id we never saw.
+// matchByClientData takes the attempt's call_id we sent (or a bare call
+// id) or the phone from the agent's dynamic variables: the attempt call_id
+// names the attempt, the others only the call.
 func matchByClientData(ev *store.CallEvent, vars map[string]any) {
 	if id, ok := vars["call_id"].(string); ok {
+		if parsed, attempt, ok := callstate.ParseAttemptCallID(id); ok {
+			ev.CallID, ev.Attempt = parsed, attempt
+			return
+		}
 		if parsed, err := uuid.Parse(id); err == nil {
 			ev.CallID = parsed
 			return
@@ -184,12 +201,36 @@ func (w *Workers) analyze(ctx context.Context, integrationID uuid.UUID, p *store
 	return nil
 }
 
+// failureOutcome maps a call_initiation_failure's failure_reason onto an
+// attempt's outcome.
 func failureOutcome(reason string) string {
-	switch strings.ToLower(strings.ReplaceAll(reason, "-", "_")) {
-	case "busy":
+	switch normalizeReason(reason) {
+	case "busy", "user_busy":
 		return callstate.OutcomeBusy
-	case "no_answer":
+	case "no_answer", "no_response", "timeout":
 		return callstate.OutcomeNoAnswer
+	case "voicemail", "voicemail_detected", "machine_detected":
+		return callstate.OutcomeVoicemail
 	}
 	return callstate.OutcomeDialError
+}
+
+// terminationOutcome maps a conversation's termination_reason onto the
+// outcome of an attempt that did not reach the person: "" for an ordinary
+// conversation, whose length decides.
+func terminationOutcome(reason string) string {
+	r := normalizeReason(reason)
+	switch {
+	case strings.Contains(r, "voicemail"), strings.Contains(r, "answering_machine"):
+		return callstate.OutcomeVoicemail
+	case strings.Contains(r, "no_answer"):
+		return callstate.OutcomeNoAnswer
+	case strings.Contains(r, "busy"):
+		return callstate.OutcomeBusy
+	}
+	return ""
+}
+
+func normalizeReason(reason string) string {
+	return strings.NewReplacer("-", "_", " ", "_").Replace(strings.ToLower(strings.TrimSpace(reason)))
 }

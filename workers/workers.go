@@ -85,7 +85,7 @@ type Workers struct {
 	Outbox     *Outbox
 	warmer     Warmer
 	analyzer   Analyzer
-	stops      []func()
+	stops      []func(context.Context)
 }
 
 // Warmer looks a caller up ahead of their call, so the agent's context is
@@ -141,10 +141,10 @@ func (w *Workers) Start(ctx context.Context) error {
 		return err
 	}
 	w.Scheduler.Start(ctx)
-	w.stops = append(w.stops, w.Scheduler.Stop)
+	w.stops = append(w.stops, func(context.Context) { w.Scheduler.Stop() })
 	if w.Outbox != nil {
 		w.Outbox.Start(ctx)
-		w.stops = append(w.stops, w.Outbox.Stop)
+		w.stops = append(w.stops, func(context.Context) { w.Outbox.Stop() })
 	}
 	return nil
 }
@@ -157,15 +157,16 @@ func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h qu
 	if err := c.Start(ctx); err != nil {
 		return err
 	}
-	w.stops = append(w.stops, c.Stop)
+	w.stops = append(w.stops, func(context.Context) { c.Stop() })
 	return nil
 }
 
 // Stop stops intake first (consumers, then the scheduler), then lets the
-// dispatcher finish its dials.
-func (w *Workers) Stop() {
+// dispatcher finish its dials in flight and record their answers, for as
+// long as ctx allows.
+func (w *Workers) Stop(ctx context.Context) {
 	for i := len(w.stops) - 1; i >= 0; i-- {
-		w.stops[i]()
+		w.stops[i](ctx)
 	}
 	w.stops = nil
 }
@@ -210,7 +211,10 @@ func (w *Workers) applied(results []store.Applied) {
 				Str("event", string(ev.Event.Kind)).Str("from", string(d.From)).Str("to", string(d.To)).
 				Str("outcome", d.Outcome).Int("attempt", d.Attempt).Msg("call moved")
 		}
-		if (a.FreesSlot() || d.To == callstate.Queued) && !kicked[a.IntegrationID] {
+		// A dial the breaker refused goes back to the queue without a kick:
+		// the dispatcher backs that integration off instead.
+		requeued := d.To == callstate.Queued && ev.Event.Kind != callstate.DialAborted
+		if (a.FreesSlot() || requeued) && !kicked[a.IntegrationID] {
 			kicked[a.IntegrationID] = true
 			w.Dispatcher.Kick(a.IntegrationID)
 		}

@@ -124,7 +124,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := svc.Start(ctx); err != nil {
+	// The signal starts the orderly stop below; the service itself runs on
+	// a context of its own, so that a SIGTERM does not cancel dials in
+	// flight: Shutdown lets them finish and records their answers.
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		_ = svc.Shutdown(context.Background())
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ type FakeVA struct {
 	hang      chan struct{}
 	arrived   chan Originate
 	onRequest func(Originate)
+	reuseIDs  bool
 }
 
 // NewFakeVA starts a fake VA for t.
@@ -67,7 +69,7 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 	o.SipID = r.URL.Path[1 : len(r.URL.Path)-len("/originate/")]
 	o.At = time.Now()
 	va.mu.Lock()
-	status, hang, onRequest := va.status, va.hang, va.onRequest
+	status, hang, onRequest, reuse := va.status, va.hang, va.onRequest, va.reuseIDs
 	if status < 300 {
 		o.Live = len(va.live)
 		va.live[o.CallID] = true
@@ -89,7 +91,12 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if status < 300 {
-		_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "callId": "va-" + o.CallID})
+		id := "va-" + o.CallID
+		if reuse {
+			// Some VAs answer every attempt of a call with the same id.
+			id, _, _ = strings.Cut(id, ".")
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "callId": id})
 	} else {
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": "failed"})
 	}
@@ -126,6 +133,14 @@ func (va *FakeVA) OnRequest(fn func(Originate)) {
 	va.mu.Unlock()
 }
 
+// ReuseIDs makes the VA answer every attempt of a call with the same id
+// ("va-<call uuid>") instead of one per attempt ("va-<call_id>").
+func (va *FakeVA) ReuseIDs() {
+	va.mu.Lock()
+	va.reuseIDs = true
+	va.mu.Unlock()
+}
+
 // End marks a call no longer live (the test sends its call_end).
 func (va *FakeVA) End(callID string) {
 	va.mu.Lock()
@@ -140,11 +155,12 @@ func (va *FakeVA) Requests() []Originate {
 	return append([]Originate(nil), va.requests...)
 }
 
-// CountFor returns how many originates call id received.
+// CountFor returns how many originates callID received: an attempt's
+// call_id ("<uuid>.<n>") counts that attempt, a call uuid every attempt.
 func (va *FakeVA) CountFor(callID string) int {
 	n := 0
 	for _, r := range va.Requests() {
-		if r.CallID == callID {
+		if r.CallID == callID || strings.HasPrefix(r.CallID, callID+".") {
 			n++
 		}
 	}
