@@ -42,7 +42,7 @@ func TestCallLifecycle(t *testing.T) {
 	servicetest.Webhook(t, in, integ, "call-originate", map[string]any{"phone_number": "+380992222222"}, &second)
 
 	o := va.Next(t, 5*time.Second)
-	if o.CallID != first.CallID.String() || o.PhoneNumber != "+380991111111" || o.AssistantID != "asst-1" || o.SipID != "sip-1" {
+	if o.Call() != first.CallID.String() || o.PhoneNumber != "+380991111111" || o.AssistantID != "asst-1" || o.SipID != "sip-1" {
 		t.Fatalf("first originate = %+v", o)
 	}
 	if o.DynamicVariables["client_name"] != "Іван" {
@@ -76,7 +76,7 @@ func TestCallLifecycle(t *testing.T) {
 
 	// The freed slot dials the second call.
 	o2 := va.Next(t, 5*time.Second)
-	if o2.CallID != second.CallID.String() {
+	if o2.Call() != second.CallID.String() {
 		t.Fatalf("second originate for %s, want %s", o2.CallID, second.CallID)
 	}
 
@@ -140,14 +140,14 @@ func TestShortCallRetries(t *testing.T) {
 	}
 	env.Clock.Advance(time.Second)
 	o2 := va.Next(t, 5*time.Second)
-	if o2.CallID != o.CallID {
-		t.Fatalf("retry dialled %s", o2.CallID)
+	if o2.CallID != resp.CallID.String()+".2" || o.CallID != resp.CallID.String()+".1" {
+		t.Fatalf("attempts dialled as %s, then %s: want the call id with each attempt's number", o.CallID, o2.CallID)
 	}
 	c = waitStatus(t, admin, resp.CallID, "initiated")
 	if c.Attempt != 2 {
 		t.Fatalf("attempt = %d, want 2", c.Attempt)
 	}
-	servicetest.Webhook(t, in, integ, "call-events", map[string]any{"eventType": "call_end", "callId": o.CallID, "duration": 1}, nil)
+	servicetest.Webhook(t, in, integ, "call-events", map[string]any{"eventType": "call_end", "callId": o2.CallID, "duration": 1}, nil)
 	c = waitStatus(t, admin, resp.CallID, "failed")
 	if *c.Outcome != "short_call" {
 		t.Fatalf("outcome = %v", *c.Outcome)

@@ -155,7 +155,7 @@ func (w *idem) assertDials(t testing.TB, ids ...uuid.UUID) {
 	}
 	got := map[string]int{}
 	for _, o := range w.va.Requests() {
-		got[o.CallID]++
+		got[o.Call()]++
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("dials per call = %v, want %v", got, want)

@@ -100,7 +100,7 @@ func TestPriorityThenFIFO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := c.va.Next(t, 10*time.Second); o.CallID != first.String() {
+	if o := c.va.Next(t, 10*time.Second); o.Call() != first.String() {
 		t.Fatalf("first originate for %s, want %s", o.CallID, first)
 	}
 	// The slot is taken; queue low, low, high, high, each a second apart
@@ -130,7 +130,7 @@ func TestPriorityThenFIFO(t *testing.T) {
 		if o.Live != 0 {
 			t.Fatalf("originate of %s arrived with %d calls live", o.CallID, o.Live)
 		}
-		live = uuid.MustParse(o.CallID)
+		live = uuid.MustParse(o.Call())
 		order = append(order, names[live])
 	}
 	if want := []string{"high-1", "high-2", "low-1", "low-2"}; !equal(order, want) {
@@ -157,7 +157,7 @@ type phoneNet struct {
 func (c *cluster) phoneNetwork(t *testing.T, minMs, maxMs int) *phoneNet {
 	n := &phoneNet{}
 	c.va.OnRequest(func(o servicetest.Originate) {
-		id, err := uuid.Parse(o.CallID)
+		id, err := uuid.Parse(o.Call())
 		if err != nil {
 			n.fail(err)
 			return

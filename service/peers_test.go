@@ -814,7 +814,7 @@ func TestPeersAgentInitWarmed(t *testing.T) {
 	fake.SetLookupDelay(400 * time.Millisecond)
 
 	id := originateOn(t, in, integ, map[string]any{"phone_number": phone, "dynamic_variables": map[string]any{"campaign": "winter"}})
-	if o := va.Next(t, 5*time.Second); o.CallID != id.String() {
+	if o := va.Next(t, 5*time.Second); o.Call() != id.String() {
 		t.Fatalf("dialled %s, want %s", o.CallID, id)
 	}
 	servicetest.Eventually(t, 5*time.Second, "the lookup at dial time", func() bool { return len(fake.Lookups()) == 1 })
@@ -912,7 +912,7 @@ func TestPeersInitiationFailure(t *testing.T) {
 			in, admin, integ, el := elevenLabsWorld(t)
 			first := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000001"})
 			dialled := el.Next(t, 5*time.Second)
-			if dialled.DynamicVariables["call_id"] != first.String() {
+			if dialled.DynamicVariables["call_id"] != first.String()+".1" {
 				t.Fatalf("first dial %+v", dialled)
 			}
 			awaitDialled(t, admin, first)
@@ -940,7 +940,7 @@ func TestPeersInitiationFailure(t *testing.T) {
 				t.Errorf("last history entry %s %s", last.Kind, last.Detail)
 			}
 			next := el.Next(t, 5*time.Second)
-			if next.DynamicVariables["call_id"] != second.String() {
+			if next.DynamicVariables["call_id"] != second.String()+".1" {
 				t.Fatalf("the freed slot dialled %+v, want %s", next, second)
 			}
 			if took := time.Since(start); took > 5*time.Second {
@@ -965,7 +965,7 @@ func TestPeersElevenLabsDialler(t *testing.T) {
 	if dialled.Route != "twilio" || dialled.AgentID != "a1" || dialled.AgentPhoneNumberID != "p1" || dialled.ToNumber != "+380670000001" {
 		t.Errorf("outbound call %+v", dialled)
 	}
-	if v := dialled.DynamicVariables; v["call_id"] != first.String() || v["phone_number"] != "+380670000001" ||
+	if v := dialled.DynamicVariables; v["call_id"] != first.String()+".1" || v["phone_number"] != "+380670000001" ||
 		v["client_name"] != "Іван" || v["visits"] != 3.0 || v["tags"] != `["vip"]` {
 		t.Errorf("dynamic variables %+v", v)
 	}
@@ -992,7 +992,7 @@ func TestPeersElevenLabsDialler(t *testing.T) {
 		t.Errorf("completed call %+v", c.Call)
 	}
 	next := el.Next(t, 5*time.Second)
-	if next.DynamicVariables["call_id"] != second.String() {
+	if next.DynamicVariables["call_id"] != second.String()+".1" {
 		t.Fatalf("the freed slot dialled %+v, want %s", next, second)
 	}
 	awaitDialled(t, admin, second)

@@ -39,7 +39,7 @@ func TestResilienceKillMidDial(t *testing.T) {
 	doomed := c.startWorkers(t, "doomed", workers.Config{})
 
 	a := c.mustOriginate(t, "+380990000001")
-	if o := c.va.Next(t, 10*time.Second); o.CallID != a.String() {
+	if o := c.va.Next(t, 10*time.Second); o.Call() != a.String() {
 		t.Fatalf("first originate for %s, want %s", o.CallID, a)
 	}
 	b := c.mustOriginate(t, "+380990000002")
@@ -63,7 +63,7 @@ func TestResilienceKillMidDial(t *testing.T) {
 		t.Fatalf("A after the watchdog: %+v", ra)
 	}
 	// The freed slot goes to B.
-	if o := c.va.Next(t, 10*time.Second); o.CallID != b.String() {
+	if o := c.va.Next(t, 10*time.Second); o.Call() != b.String() {
 		t.Fatalf("second originate for %s, want B %s", o.CallID, b)
 	}
 	c.waitCall(t, b, "B accepted", func(r callRow) bool { return r.DialState == "accepted" })
@@ -76,7 +76,7 @@ func TestResilienceKillMidDial(t *testing.T) {
 	c.env.Clock.Advance(59 * time.Second)
 	consistently(t, 300*time.Millisecond, "A not redialled before nextRetryAt", func() bool { return c.va.CountFor(a.String()) == 1 })
 	c.env.Clock.Advance(time.Second)
-	if o := c.va.Next(t, 10*time.Second); o.CallID != a.String() {
+	if o := c.va.Next(t, 10*time.Second); o.Call() != a.String() {
 		t.Fatalf("third originate for %s, want A %s", o.CallID, a)
 	}
 	c.waitCall(t, a, "A attempt 2 accepted", func(r callRow) bool { return r.Attempt == 2 && r.DialState == "accepted" })

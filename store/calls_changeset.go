@@ -57,6 +57,11 @@ func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
 	if ev.Event.Kind == callstate.DialAccepted && (ev.ExternalCallID != "" || ev.ConversationID != "") {
 		cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, ev.Attempt, ev.ExternalCallID, ev.ConversationID})
 	}
+	if ev.ConversationID != "" {
+		// Late events still name their attempt's conversation, so that its
+		// post-call is recognised as that attempt's too.
+		cs.attemptsConv = append(cs.attemptsConv, []any{c.ID, ev.Attempt, ev.ConversationID})
+	}
 	detail := historyDetail(ev, callstate.Decision{Why: why})
 	detail["ignored"] = true
 	cs.history = append(cs.history, []any{c.ID, ev.Attempt, string(ev.Event.Kind), string(c.Status), string(c.Status),
@@ -122,7 +127,9 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.Summary != "" {
 			c.Summary = &p.Summary
 		}
-		if p.Outcome != "" {
+		if p.Outcome != "" && d.To == callstate.Completed {
+			// The analysis' outcome describes a completed conversation; a
+			// post-call that failed the attempt (short, voicemail) keeps that.
 			c.Outcome = &p.Outcome
 		}
 		if p.DurationSecs != nil && c.DurationSecs == nil {

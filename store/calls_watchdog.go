@@ -41,3 +41,24 @@ func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.D
 	}
 	return out, rows.Err()
 }
+
+// AwaitingPostcall finds calls that have waited for their post-call report
+// longer than wait since their call_end: the report may never come, and
+// the call is completed from what is known.
+func (s *Store) AwaitingPostcall(ctx context.Context, now time.Time, wait time.Duration, limit int) ([]Overdue, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, integration_id, attempt, 'postcall_timeout' FROM calls
+		WHERE status = 'waiting_postcall' AND updated_at <= $1 ORDER BY updated_at LIMIT $2`, now.Add(-wait), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Overdue
+	for rows.Next() {
+		var o Overdue
+		if err := rows.Scan(&o.CallID, &o.IntegrationID, &o.Attempt, &o.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

@@ -100,21 +100,35 @@ func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int,
 	}
 }
 
-// watchdog releases calls that overstayed their slot.
+// watchdog releases calls that overstayed their slot, and completes calls
+// whose post-call report did not come within PostcallWait. What it read is
+// decided again under each call's row lock (the attempt, and for a lost
+// dial that the dial is still unanswered), so a stale read changes nothing.
 func (s *Scheduler) watchdog(ctx context.Context) error {
 	now := s.w.clock.Now()
 	overdue, err := s.w.store.OverdueCalls(ctx, now, s.w.cfg.DialLostAfter, 500)
-	if err != nil || len(overdue) == 0 {
+	if err != nil {
 		return err
+	}
+	awaiting, err := s.w.store.AwaitingPostcall(ctx, now, s.w.cfg.PostcallWait, 500)
+	if err != nil {
+		return err
+	}
+	overdue = append(overdue, awaiting...)
+	if len(overdue) == 0 {
+		return nil
 	}
 	events := make([]store.CallEvent, len(overdue))
 	for i, o := range overdue {
-		reason := callstate.OutcomeTimeout
-		if o.Reason == "dial_lost" {
-			reason = callstate.OutcomeDialLost
+		ev := callstate.Event{Kind: callstate.Timeout, Reason: callstate.OutcomeTimeout}
+		switch o.Reason {
+		case "dial_lost":
+			ev.Reason = callstate.OutcomeDialLost
+		case "postcall_timeout":
+			ev = callstate.Event{Kind: callstate.PostcallTimeout}
 		}
 		events[i] = store.CallEvent{IntegrationID: o.IntegrationID, CallID: o.CallID, Attempt: o.Attempt,
-			Event: callstate.Event{Kind: callstate.Timeout, Reason: reason}, Detail: map[string]any{"by": "watchdog"}, At: now}
+			Event: ev, Detail: map[string]any{"by": "watchdog"}, At: now}
 	}
 	applied, err := s.w.store.ApplyEvents(ctx, events)
 	if err != nil {

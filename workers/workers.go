@@ -45,6 +45,9 @@ type Config struct {
 	// DialLostAfter releases a call whose dial never reported back (its
 	// process died mid-request).
 	DialLostAfter time.Duration
+	// PostcallWait is how long a call waits in waiting_postcall for its
+	// post-call report before it is completed from what is known.
+	PostcallWait time.Duration
 }
 
 // Defaults for Config.
@@ -53,6 +56,7 @@ const (
 	TickDefault            = 200 * time.Millisecond
 	SweepEveryDefault      = time.Second
 	DialLostAfterDefault   = 2 * time.Minute
+	PostcallWaitDefault    = 15 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -67,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DialLostAfter <= 0 {
 		c.DialLostAfter = DialLostAfterDefault
+	}
+	if c.PostcallWait <= 0 {
+		c.PostcallWait = PostcallWaitDefault
 	}
 	return c
 }

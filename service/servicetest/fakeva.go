@@ -25,6 +25,12 @@ type Originate struct {
 	Live int `json:"-"`
 }
 
+// Call is the call id the attempt's call_id carries ("<uuid>.<n>").
+func (o Originate) Call() string {
+	id, _, _ := strings.Cut(o.CallID, ".")
+	return id
+}
+
 // FakeVA speaks the VA originate API: POST /{sip_id}/originate/ with a
 // bearer token. It counts live calls (originated, not yet ended by the
 // test) and remembers the highest count it ever saw.
@@ -141,10 +147,15 @@ func (va *FakeVA) ReuseIDs() {
 	va.mu.Unlock()
 }
 
-// End marks a call no longer live (the test sends its call_end).
+// End marks a call no longer live (the test sends its call_end): an
+// attempt's call_id ends that attempt, a call uuid every attempt of it.
 func (va *FakeVA) End(callID string) {
 	va.mu.Lock()
-	delete(va.live, callID)
+	for live := range va.live {
+		if live == callID || strings.HasPrefix(live, callID+".") {
+			delete(va.live, live)
+		}
+	}
 	va.mu.Unlock()
 }
 
