@@ -297,3 +297,37 @@ func TestRetryPolicyPerOutcome(t *testing.T) {
 		t.Fatalf("busy call after its budget: %s on attempt %d", deref(c.Outcome), c.Attempt)
 	}
 }
+
+// TestPostcallDeadline: a call whose post-call report never comes does not
+// wait for it forever: past the deadline (15 minutes by default) it is
+// completed from what is known and the CRM is told.
+func TestPostcallDeadline(t *testing.T) {
+	t.Parallel()
+	p := setupPeers(t, servicetest.Options{}, nil)
+	id := originateOn(t, p.in, p.integ, map[string]any{"phone_number": "+380501110010"})
+	o := p.va.Next(t, 10*time.Second)
+	awaitDialled(t, p.admin, id)
+	callEvent(t, p.in, p.integ, map[string]any{"eventType": "call_end", "callId": o.CallID, "duration": 45})
+	awaitStatus(t, p.admin, id, "waiting_postcall")
+	p.env.Clock.Advance(14 * time.Minute)
+	holdsFor(t, 300*time.Millisecond, "the call to wait for its post-call within the deadline", func() bool {
+		return getCall(t, p.admin, id).Status == "waiting_postcall"
+	})
+	p.env.Clock.Advance(time.Minute)
+	c := awaitStatus(t, p.admin, id, "completed")
+	if d := historyDetail(t, c, "postcall_timeout"); d["by"] != "watchdog" || c.DurationSecs == nil || *c.DurationSecs != 45 {
+		t.Fatalf("completed call %+v, history detail %v", c.Call, d)
+	}
+	servicetest.Eventually(t, 10*time.Second, "the CRM update", func() bool {
+		for _, r := range p.crm.Updates() {
+			var body struct {
+				Event  string `json:"event"`
+				CallID string `json:"callId"`
+			}
+			if json.Unmarshal(r.Body, &body) == nil && body.Event == "call.completed" && body.CallID == id.String() && r.Status == http.StatusOK {
+				return true
+			}
+		}
+		return false
+	})
+}
