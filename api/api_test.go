@@ -639,7 +639,7 @@ func TestPausedIntegrationDialsNothing(t *testing.T) {
 	})
 
 	w.a.do(t, "PATCH", integrationPath(in), map[string]any{"status": "active"}).expect(t, http.StatusOK)
-	if o := w.va.Next(t, 5*time.Second); o.CallID != id.String() {
+	if o := w.va.Next(t, 5*time.Second); o.Call() != id.String() {
 		t.Fatalf("resumed integration dialled %s, want %s", o.CallID, id)
 	}
 	waitCallStatus(t, w.a, id, "initiated")
@@ -1038,7 +1038,7 @@ func TestCancelCall(t *testing.T) {
 		va := w.va
 		in := activeIntegration(t, w.a, va, "Cancel frees", map[string]any{"concurrency_limit": 1})
 		first := w.originate(t, w.a, in, "+380991110001")
-		if o := va.Next(t, 5*time.Second); o.CallID != first.String() {
+		if o := va.Next(t, 5*time.Second); o.Call() != first.String() {
 			t.Fatalf("dialled %s, want %s", o.CallID, first)
 		}
 		waitCallStatus(t, w.a, first, "initiated")
@@ -1051,13 +1051,25 @@ func TestCancelCall(t *testing.T) {
 		if c.ID != first || c.Status != "cancelled" {
 			t.Fatalf("cancel answered %+v", c)
 		}
-		if o := va.Next(t, 2*time.Second); o.CallID != second.String() {
+		// There is no hang-up request: the cancelled call may still be live
+		// at the VA, and keeps its slot until its call_end.
+		holds(t, 300*time.Millisecond, "the slot held until the cancelled call ends", func() bool {
+			return len(va.Requests()) == 1 && getCall(t, w.a, second).Status == "queued"
+		})
+		if code := servicetest.Webhook(t, w.inst, in, "call-events", map[string]any{"eventType": "call_end",
+			"callId": first.String() + ".1", "duration": 20}, nil); code != http.StatusAccepted {
+			t.Fatalf("call-events: %d", code)
+		}
+		if o := va.Next(t, 2*time.Second); o.Call() != second.String() {
 			t.Fatalf("after the cancel VA got %s, want %s", o.CallID, second)
 		}
 		waitCallStatus(t, w.a, second, "initiated")
 		got := getCall(t, w.a, first)
-		if last := got.Events[len(got.Events)-1]; last.Kind != "cancel" || last.FromStatus == nil || *last.FromStatus != "initiated" {
-			t.Errorf("last event of the cancelled call = %+v", last)
+		if cancel := got.Events[len(got.Events)-2]; cancel.Kind != "cancel" || cancel.FromStatus == nil || *cancel.FromStatus != "initiated" {
+			t.Errorf("the cancelled call's cancel event = %+v", cancel)
+		}
+		if end := got.Events[len(got.Events)-1]; end.Kind != "call_end" || end.ToStatus == nil || *end.ToStatus != "cancelled" {
+			t.Errorf("the cancelled call's last event = %+v", end)
 		}
 		if st := decodeAs[store.Stats](t, w.a.do(t, "GET", integrationPath(in, "/stats"), nil).expect(t, http.StatusOK)); st.Active != 1 || st.Cancelled != 1 || st.Queued != 0 {
 			t.Errorf("stats after cancel = %+v", st)

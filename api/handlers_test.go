@@ -117,7 +117,7 @@ func TestSeedIntegrationFlow(t *testing.T) {
 		t.Fatalf("queued call %+v", listed[0])
 	}
 	dial := w.va.Next(t, waitFor)
-	if dial.CallID != res.CallID.String() || dial.DynamicVariables["lead_source"] != "Facebook" {
+	if dial.Call() != res.CallID.String() || dial.DynamicVariables["lead_source"] != "Facebook" {
 		t.Fatalf("dial %+v", dial)
 	}
 	// 8. Update the integration.
@@ -255,7 +255,7 @@ func TestInvokeBuiltins(t *testing.T) {
 	if !jsonEqual(t, a.Result, `{"success": true}`) {
 		t.Fatalf("call-events result %s", a.Result)
 	}
-	id := uuid.MustParse(first.CallID)
+	id := uuid.MustParse(first.Call())
 	waitCallStatus(t, w.a, id, "in_progress")
 
 	// agent-init answers with the caller's context.
@@ -265,7 +265,7 @@ func TestInvokeBuiltins(t *testing.T) {
 		Vars map[string]any `json:"dynamic_variables"`
 	}
 	if json.Unmarshal(a.Result, &clientData) != nil || clientData.Type != "conversation_initiation_client_data" ||
-		clientData.Vars["call_id"] != first.CallID || clientData.Vars["weekday"] != "Середа" {
+		clientData.Vars["call_id"] != first.Call() || clientData.Vars["weekday"] != "Середа" {
 		t.Fatalf("agent-init result %s", a.Result)
 	}
 

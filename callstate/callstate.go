@@ -101,6 +101,8 @@ type Call struct {
 	MaxAttempts int
 	// Dialing: the current attempt's originate request has not answered.
 	Dialing bool
+	// SlotHeld: a cancelled call still live at the platform holds its slot.
+	SlotHeld bool
 }
 
 // Event is something that happened to a call.
@@ -135,12 +137,21 @@ type Decision struct {
 	// Rule names the retry rule that decided a failed attempt:
 	// "retry_policy.<outcome>" or "retry_delays_secs".
 	Rule string
+	// KeepsSlot: the call was cancelled while live; having no way to hang
+	// up, it keeps its slot until the call ends at the platform.
+	KeepsSlot bool
+	// ReleasesSlot: a cancelled call's conversation ended; its slot is free.
+	ReleasesSlot bool
 }
 
 // HoldsSlotChange reports +1 when the decision takes a slot, -1 when it
 // frees one, 0 otherwise.
 func (d Decision) HoldsSlotChange() int {
 	switch {
+	case d.KeepsSlot:
+		return 0
+	case d.ReleasesSlot:
+		return -1
 	case !d.From.HoldsSlot() && d.To.HoldsSlot():
 		return 1
 	case d.From.HoldsSlot() && !d.To.HoldsSlot():
@@ -181,11 +192,20 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 	// nothing.
 	recorded := func(why string) Decision { same.Changed, same.Why = true, why; return same }
 
+	if c.Status == Cancelled && c.SlotHeld {
+		return afterCancel(c, ev, same)
+	}
 	if c.Status.Terminal() {
 		return ignore("call is " + string(c.Status))
 	}
 	if ev.Kind == Cancel {
-		return move(Cancelled, OutcomeCancelled)
+		d := move(Cancelled, OutcomeCancelled)
+		if c.Status.HoldsSlot() {
+			// No hang-up request exists (contract §5): the call may be live
+			// at the platform until its call_end.
+			d.KeepsSlot, d.Why = true, "cancelled while live: the slot is held until the call ends"
+		}
+		return d
 	}
 
 	switch c.Status {
@@ -264,6 +284,26 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		}
 	}
 	return ignore(string(ev.Kind) + " does not apply to a " + string(c.Status) + " call")
+}
+
+// afterCancel decides the events of a call cancelled while live: whatever
+// says the conversation is over (or never happened) frees its slot; the
+// dial's answer is recorded; the rest changes nothing.
+func afterCancel(c Call, ev Event, same Decision) Decision {
+	switch ev.Kind {
+	case CallEnd, Postcall, InitiationFailed, DialFailed, DialAborted, Timeout:
+		if ev.Kind == Timeout && ev.Reason == OutcomeDialLost && !c.Dialing {
+			same.Why = "the dial answered after the watchdog looked"
+			return same
+		}
+		same.Changed, same.ReleasesSlot, same.Why = true, true, "the cancelled call ended at the platform"
+		return same
+	case DialAccepted:
+		same.Changed, same.Why = true, "dial answer of a cancelled call"
+		return same
+	}
+	same.Why = "call is cancelled"
+	return same
 }
 
 // short reports whether a reported duration makes the call a short call. A

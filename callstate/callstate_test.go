@@ -218,7 +218,7 @@ func TestNextCrossProduct(t *testing.T) {
 			postcallLate: stay(),
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
-			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, -1),
+			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
 		},
 		callstate.InProgress: {
 			dial:         stay(),
@@ -232,7 +232,7 @@ func TestNextCrossProduct(t *testing.T) {
 			postcallLate: stay(),
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
-			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, -1),
+			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
 		},
 		callstate.WaitingPostcall: {
 			dial:         stay(),
@@ -557,8 +557,14 @@ func TestNextLifecycle(t *testing.T) {
 			status: callstate.Failed, attempt: 3, outcome: callstate.OutcomeTimeout,
 		},
 		{
+			// No hang-up: the slot is held until the platform's call_end.
 			name:   "cancelled while ringing",
 			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), ev(callstate.CallStart), end(60), ev(callstate.Postcall)},
+			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
+		},
+		{
+			name:   "cancelled while dialing, the dial fails",
+			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), ev(callstate.DialFailed), end(60)},
 			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
 		},
 	}
@@ -576,7 +582,7 @@ func TestNextLifecycle(t *testing.T) {
 				if d.Changed && d.To != d.From {
 					outcome = d.Outcome
 				}
-				c.Status, c.Attempt = d.To, d.Attempt
+				c.Status, c.Attempt, c.SlotHeld = d.To, d.Attempt, slots == 1
 			}
 			if c.Status != tt.status || c.Attempt != tt.attempt {
 				t.Errorf("ended %s attempt %d, want %s attempt %d", c.Status, c.Attempt, tt.status, tt.attempt)
@@ -618,19 +624,21 @@ func TestNextInvariants(t *testing.T) {
 				t.Fatalf("%v: From = %s, want %s", p, d.From, c.Status)
 			case !d.To.Valid():
 				t.Fatalf("%v: To = %q is not a status", p, d.To)
-			case (s == 1) != d.To.HoldsSlot() || s < 0 || s > 1:
+			case s < 0 || s > 1 || (s == 0 && d.To.HoldsSlot()) || (s == 1 && !d.To.HoldsSlot() && d.To != callstate.Cancelled):
+				// Only a call cancelled while live holds a slot outside
+				// initiated and in_progress (there is no hang-up).
 				t.Fatalf("%v: slot count %d with status %s", p, s, d.To)
 			case d.Attempt < c.Attempt && !(e.Kind == callstate.DialAborted && d.Attempt == c.Attempt-1),
 				d.Attempt > c.MaxAttempts:
 				t.Fatalf("%v: attempt %d→%d (max %d)", p, c.Attempt, d.Attempt, c.MaxAttempts)
-			case c.Status.Terminal() && (d.Changed || d.To != c.Status):
+			case c.Status.Terminal() && (d.To != c.Status || (d.Changed && !c.SlotHeld)):
 				t.Fatalf("%v: terminal %s moved to %s", p, c.Status, d.To)
 			case !d.Changed && (d.To != c.Status || d.Attempt != c.Attempt):
 				t.Fatalf("%v: unchanged decision moved %s/%d to %s/%d", p, c.Status, c.Attempt, d.To, d.Attempt)
 			case (d.To == callstate.RetryScheduled && d.From != callstate.RetryScheduled) != !d.NextRetryAt.IsZero():
 				t.Fatalf("%v: NextRetryAt = %v moving to %s", p, d.NextRetryAt, d.To)
 			}
-			walk(callstate.Call{Status: d.To, Attempt: d.Attempt, MaxAttempts: c.MaxAttempts}, s, p)
+			walk(callstate.Call{Status: d.To, Attempt: d.Attempt, MaxAttempts: c.MaxAttempts, SlotHeld: s == 1}, s, p)
 		}
 	}
 	for _, maxAttempts := range []int{1, 2, 3} {

@@ -82,6 +82,7 @@ func TestShutdownFinishesDialsInFlight(t *testing.T) {
 		t.Fatalf("the watchdog would release %v (%v): the call is live", overdue, err)
 	}
 	second := originateOn(t, in, integ, map[string]any{"phone_number": "+380501110002"})
+	awaitStatus(t, admin, second, "queued")
 	holdsFor(t, 300*time.Millisecond, "the live call to keep its slot", func() bool {
 		return getCall(t, admin, second).Status == "queued" && getCall(t, admin, id).Status == "initiated"
 	})

@@ -162,7 +162,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			continue
 		}
 		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
-			Dialing: c.DialState == dialStateDialing}, ev.Event, c.policy, ev.At)
+			Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}, ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
 			continue

@@ -71,11 +71,13 @@ func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
 // record applies decision d of event ev to c in memory and notes the writes.
 func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	at := ev.At
-	wasHolding := c.Status.HoldsSlot()
+	wasHolding := c.SlotTakenAt != nil
 	c.Status, c.Attempt = d.To, d.Attempt
-	if !d.To.HoldsSlot() {
+	switch {
+	case d.KeepsSlot:
+	case !d.To.HoldsSlot():
 		c.SlotTakenAt = nil
-	} else if !wasHolding {
+	case !wasHolding:
 		c.SlotTakenAt = &at
 	}
 	c.NextRetryAt = nil
@@ -145,7 +147,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		cs.order = append(cs.order, c.ID)
 	}
 	cs.calls[c.ID] = c
-	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
+	if wasHolding && c.SlotTakenAt == nil && ev.Event.Kind != callstate.DialAborted {
 		var dur *float64
 		if (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) && !ev.Event.DurationUnknown {
 			dur = &ev.Event.DurationSecs

@@ -44,7 +44,9 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 			return nil
 		}
 		var active int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE integration_id = $1 AND status IN ('initiated', 'in_progress')`,
+		// Calls cancelled while live still hold their slot (they have no
+		// hang-up): every call with a slot counts.
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE integration_id = $1 AND slot_taken_at IS NOT NULL`,
 			integrationID).Scan(&active); err != nil {
 			return err
 		}

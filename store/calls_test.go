@@ -959,9 +959,17 @@ func TestCancelCall(t *testing.T) {
 	if c.Status != callstate.Cancelled || deref(c.Outcome) != callstate.OutcomeCancelled || applied.FreesSlot() {
 		t.Fatalf("cancel queued call = %+v, %+v", c, applied)
 	}
+	// A dialled call may be live at the platform, which has no hang-up
+	// request: cancelled, it keeps its slot until its call_end.
 	c, applied, err = s.CancelCall(ctx, "owner-a", dialled, "", t0.Add(time.Minute))
-	if err != nil || c.Status != callstate.Cancelled || c.SlotTakenAt != nil || !applied.FreesSlot() {
+	if err != nil || c.Status != callstate.Cancelled || c.SlotTakenAt == nil || applied.FreesSlot() {
 		t.Fatalf("cancel dialled call = %+v, %+v, %v", c, applied, err)
+	}
+	if got := claim(t, s, in.ID, t0.Add(time.Minute)); len(got) != 0 {
+		t.Fatalf("claimed %v while the cancelled call is still live", got)
+	}
+	if overdue, err := s.OverdueCalls(ctx, t0.Add(31*time.Minute), 2*time.Minute, 10); err != nil || len(overdue) != 1 || overdue[0].CallID != dialled {
+		t.Fatalf("watchdog's hard limit sees %v, %v; want the cancelled live call", overdue, err)
 	}
 	rows, err := s.CallHistory(ctx, dialled)
 	if err != nil {
@@ -971,6 +979,14 @@ func TestCancelCall(t *testing.T) {
 	var detail map[string]any
 	if err := json.Unmarshal(last.Detail, &detail); err != nil || last.Kind != "cancel" || detail["by"] != "owner-a" {
 		t.Fatalf("last history row = %+v (%s)", last, last.Detail)
+	}
+	end := webhookEvent(in.ID, callstate.AttemptCallID(dialled, 1), callstate.CallEnd, "call_end", "end", t0.Add(90*time.Second))
+	end.Event.DurationSecs = 30
+	if out := apply(t, s, end); !out[0].FreesSlot() {
+		t.Fatalf("call_end of the cancelled call = %+v, want the slot freed", out[0])
+	}
+	if c := getCall(t, s, dialled); c.Status != callstate.Cancelled || c.SlotTakenAt != nil {
+		t.Fatalf("cancelled call after its call_end = %s, slot %v", c.Status, c.SlotTakenAt)
 	}
 
 	tests := []struct {

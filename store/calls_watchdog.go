@@ -23,7 +23,7 @@ func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.D
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
 			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
 		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
-		WHERE c.status IN ('initiated', 'in_progress')
+		WHERE c.slot_taken_at IS NOT NULL
 		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
 		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
 		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit)
