@@ -104,6 +104,8 @@ func FuzzDecodeCallEvent(f *testing.F) {
 		`{"eventType":"media_start","callId":12345,"metadata":{"sip":"x"},"extra":[1,2]}`,
 		`{"eventType":"media_end","callId":"x","duration":"12.5","metadata":null}`,
 		`{"eventType":"call_end","callId":"x","duration":0}`, `{"eventType":"call_end","callId":"x","duration":86400}`,
+		`{"eventType":"call_end","callId":"x.2","reason":"no_answer"}`, `{"eventType":"call_end","callId":"x","reason":"voicemail","duration":3}`,
+		`{"eventType":"call_end","callId":"x","reason":"hung_up"}`, `{"eventType":"call_end","callId":"x","reason":[]}`,
 		// invalid
 		``, `null`, `[]`, `{`, `{}`, `{"callId":"x"}`, `{"eventType":"","callId":"x"}`, `{"eventType":5,"callId":"x"}`,
 		`{"eventType":"call_ringing","callId":"x"}`, `{"eventType":"CALL_START","callId":"x"}`,
@@ -135,6 +137,11 @@ func FuzzDecodeCallEvent(f *testing.F) {
 		}
 		if len(req.ConversationID) > 200 {
 			t.Fatalf("%q: accepted conversation_id of %d bytes", body, len(req.ConversationID))
+		}
+		switch req.Reason {
+		case "", "completed", "no_answer", "busy", "voicemail", "failed":
+		default:
+			t.Fatalf("%q: accepted reason %q", body, req.Reason)
 		}
 		if d := req.DurationSecs; d != nil && (math.IsNaN(*d) || *d < 0 || *d > 86400) {
 			t.Fatalf("%q: accepted duration %v", body, *d)

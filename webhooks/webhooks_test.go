@@ -326,6 +326,8 @@ func TestBadInputs(t *testing.T) {
 		{"events/duration text", events, `{"eventType":"call_end","callId":"c1","duration":"long"}`, nil, nil, 422, "duration"},
 		{"events/duration NaN", events, `{"eventType":"call_end","callId":"c1","duration":"NaN"}`, nil, nil, 422, "duration"},
 		{"events/duration bool", events, `{"eventType":"call_end","callId":"c1","duration":true}`, nil, nil, 422, "duration"},
+		{"events/unknown reason", events, `{"eventType":"call_end","callId":"c1","reason":"hung_up"}`, nil, nil, 422, "reason"},
+		{"events/reason not text", events, `{"eventType":"call_end","callId":"c1","reason":{}}`, nil, nil, 422, "reason"},
 		{"events/metadata string", events, `{"eventType":"call_end","callId":"c1","metadata":"x"}`, nil, nil, 422, "metadata"},
 		{"events/metadata array", events, `{"eventType":"call_end","callId":"c1","metadata":[1]}`, nil, nil, 422, "metadata"},
 		{"events/conversation_id object", events, `{"eventType":"call_end","callId":"c1","conversation_id":{}}`, nil, nil, 422, "conversation_id"},
