@@ -45,6 +45,9 @@ type Config struct {
 	// DialLostAfter releases a call whose dial never reported back (its
 	// process died mid-request).
 	DialLostAfter time.Duration
+	// OutboxLease is how long a CRM update is leased to its deliverer
+	// before another may take it; it is renewed while the request runs.
+	OutboxLease time.Duration
 }
 
 // Defaults for Config.
