@@ -33,6 +33,8 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
+	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
+	commitClaim func(ctx context.Context, tx pgx.Tx) error
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
