@@ -34,6 +34,8 @@ type API struct {
 	// sync-handlers.
 	invoker    Invoker
 	httpClient *http.Client
+	// deadLetters lists and replays dead letters; nil answers 503.
+	deadLetters DeadLetters
 	// patterns are the routes Register added, for /api/openapi.json.
 	patterns []string
 }
@@ -49,6 +51,8 @@ type Deps struct {
 	Invoker Invoker
 	// HTTPClient fetches OpenAPI documents for sync-handlers.
 	HTTPClient *http.Client
+	// DeadLetters lists and replays dead letters.
+	DeadLetters DeadLetters
 }
 
 // New returns the admin API.
@@ -63,7 +67,7 @@ func New(d Deps) *API {
 		d.HTTPClient = &http.Client{Timeout: SpecFetchTimeoutDefault}
 	}
 	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange,
-		invoker: d.Invoker, httpClient: d.HTTPClient}
+		invoker: d.Invoker, httpClient: d.HTTPClient, deadLetters: d.DeadLetters}
 }
 
 type ownerKey struct{}
@@ -119,6 +123,8 @@ func (a *API) Register(mux *http.ServeMux) {
 
 	route("GET /api/integrations/{id}/audit-logs", a.integrationAuditLog)
 	route("GET /api/audit-logs", a.ownerAuditLog)
+	route("GET /api/dead-letters", a.listDeadLetters)
+	route("POST /api/dead-letters/replay", a.replayDeadLetters)
 	route("GET /api/tokens", a.listTokens)
 	route("DELETE /api/tokens/{id}", a.revokeToken)
 

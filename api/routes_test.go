@@ -391,6 +391,29 @@ func routeTable() []routeRow {
 			bad:     pageCases(),
 		},
 		{pattern: "GET /api/tokens", other: expectNoneOfA},
+		{
+			pattern: "GET /api/dead-letters",
+			other:   expectEmptyList,
+			bad: append(pageCases()[:2],
+				bodyCase{name: "after not a number", query: "after=last", field: "after"},
+				bodyCase{name: "integrationId not a uuid", query: "integrationId=x", field: "integrationId"}),
+			invalid: []bodyCase{{name: "unknown stream", query: "stream=kafka", field: "stream"}},
+		},
+		{
+			pattern:   "POST /api/dead-letters/replay",
+			body:      map[string]any{"all": true},
+			otherBody: map[string]any{"seq": 1},
+			bad: []bodyCase{
+				{name: "seq of the wrong type", body: `{"seq": "7"}`, field: "seq"},
+				{name: "unknown field", body: `{"seq": 7, "force": true}`, field: "force"},
+			},
+			invalid: []bodyCase{
+				{name: "neither seq nor all", body: map[string]any{}, field: "seq"},
+				{name: "seq and all", body: map[string]any{"seq": 1, "all": true}, field: "all"},
+				{name: "seq with a filter", body: map[string]any{"seq": 1, "stream": "events"}, field: "seq"},
+				{name: "unknown stream", body: map[string]any{"all": true, "stream": "kafka"}, field: "stream"},
+			},
+		},
 		{pattern: "GET " + api.OpenAPIPath, public: true},
 		{
 			pattern: "GET /api/handlers",

@@ -44,6 +44,32 @@ type Update struct {
 	DynamicVariables json.RawMessage `json:"dynamicVariables"`
 	// Extracted holds fields an LLM extracted from the transcript.
 	Extracted map[string]any `json:"extracted,omitempty"`
+
+	// StepsDone are the parts of an update made of several requests that an
+	// earlier attempt applied: an adapter skips them.
+	StepsDone []string `json:"-"`
+	// StepDone, when set, records a part as applied before the next one is
+	// sent; its error stops the update (the next attempt goes on from there).
+	StepDone func(ctx context.Context, step string) error `json:"-"`
+}
+
+// step runs one part of u unless an earlier attempt applied it, and
+// records it once applied.
+func (u Update) step(ctx context.Context, name string, apply func() error) error {
+	for _, done := range u.StepsDone {
+		if done == name {
+			return nil
+		}
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	if u.StepDone != nil {
+		if err := u.StepDone(ctx, name); err != nil {
+			return fmt.Errorf("record %s as applied: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Client is an integration's CRM.

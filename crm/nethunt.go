@@ -83,8 +83,9 @@ func (n *netHunt) Lookup(ctx context.Context, phone string) (*Record, error) {
 // and, when there is a summary, comments it on the record. The record is
 // u.RecordID or, without one, the one found by phone.
 //
-// A retry after a failed comment repeats the field update; that is harmless,
-// as the update overwrites.
+// NetHunt has no idempotency key, so each of the two requests is a step
+// recorded once applied (Update.StepDone): a retry skips what an earlier
+// attempt did, and a comment is never added twice.
 func (n *netHunt) Apply(ctx context.Context, u Update) error {
 	id := u.RecordID
 	if id == "" {
@@ -103,18 +104,31 @@ func (n *netHunt) Apply(ctx context.Context, u Update) error {
 	update := map[string]any{"fieldActions": map[string]any{
 		n.statusField: map[string]any{"overwrite": true, "add": cmp.Or(u.Outcome, u.Status)},
 	}}
-	if _, err := n.do(ctx, http.MethodPost, target, update); err != nil {
-		return fmt.Errorf("nethunt update-record %s: %w", id, err)
+	if err := u.step(ctx, StepUpdateRecord, func() error {
+		if _, err := n.do(ctx, http.MethodPost, target, update); err != nil {
+			return fmt.Errorf("nethunt update-record %s: %w", id, err)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	if u.Summary == "" {
 		return nil
 	}
-	target = n.base + "/actions/create-comment/" + url.PathEscape(id)
-	if _, err := n.do(ctx, http.MethodPost, target, map[string]string{"text": u.Summary}); err != nil {
-		return fmt.Errorf("nethunt create-comment %s: %w", id, err)
-	}
-	return nil
+	return u.step(ctx, StepCreateComment, func() error {
+		target := n.base + "/actions/create-comment/" + url.PathEscape(id)
+		if _, err := n.do(ctx, http.MethodPost, target, map[string]string{"text": u.Summary}); err != nil {
+			return fmt.Errorf("nethunt create-comment %s: %w", id, err)
+		}
+		return nil
+	})
 }
+
+// The steps of a NetHunt update.
+const (
+	StepUpdateRecord  = "nethunt:update-record"
+	StepCreateComment = "nethunt:create-comment"
+)
 
 // do sends one authenticated request with an optional JSON body and returns
 // the 2xx answer's body, or the error answerError makes of any other status.

@@ -47,6 +47,19 @@ type Handler[T any] struct {
 	Decode func(Delivery) (T, error)
 	// Handle processes a batch.
 	Handle func(ctx context.Context, batch []T) error
+	// Dependency, when set, is what Handle relies on (the database). A
+	// failure while it is down is not the message's fault: see hold.
+	Dependency Dependency
+}
+
+// Dependency is a service a handler needs. While it is down, failing
+// messages are held and retried in place instead of being redelivered, so
+// an outage of any length spends none of their delivery budget.
+type Dependency interface {
+	// Transient reports whether err may mean the dependency is away.
+	Transient(err error) bool
+	// Ping reports whether the dependency answers now.
+	Ping(ctx context.Context) error
 }
 
 // ConsumerConfig tunes a consumer.
@@ -65,6 +78,9 @@ type ConsumerConfig struct {
 	Workers int
 	// Backoff is the wait before each redelivery after a failure.
 	Backoff []time.Duration
+	// HoldWait caps the wait between retries of messages held while their
+	// dependency is down.
+	HoldWait time.Duration
 }
 
 // Defaults for ConsumerConfig.
@@ -74,6 +90,15 @@ const (
 	MaxAckPendingDefault = 4096
 	BatchSizeDefault     = 256
 	WorkersDefault       = 2
+	HoldWaitDefault      = 5 * time.Second
+	// holdRetriesHealthy is how often a held batch may fail with a
+	// transient-looking error while its dependency answers pings before
+	// the failure is counted as the message's own.
+	holdRetriesHealthy = 5
+	// crashLoopFactor × MaxDeliver deliveries without any answer (the
+	// worker died or stopped each time) mark a message that kills its
+	// worker: it is dead-lettered before it is tried again.
+	crashLoopFactor = 10
 )
 
 // BackoffDefault spaces redeliveries from a second to five minutes.
@@ -97,6 +122,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if len(c.Backoff) == 0 {
 		c.Backoff = BackoffDefault
+	}
+	if c.HoldWait <= 0 {
+		c.HoldWait = HoldWaitDefault
 	}
 	return c
 }
@@ -127,17 +155,28 @@ type Consumer[T any] struct {
 	wg       sync.WaitGroup
 	stopped  chan struct{}
 	stopOnce sync.Once
+
+	// held is every message received and not yet settled: buffered, in a
+	// batch or held through an outage. All of them get progress reports,
+	// so none is redelivered while it waits its turn here.
+	heldMu   sync.Mutex
+	held     map[jetstream.Msg]struct{}
+	progress sync.WaitGroup
 }
 
 // NewConsumer creates or updates the durable consumer for kind.
 func NewConsumer[T any](ctx context.Context, q *Queue, kind Kind, h Handler[T], cfg ConsumerConfig, log zerolog.Logger, obs Observer) (*Consumer[T], error) {
 	cfg = cfg.withDefaults()
 	_, err := q.js.CreateOrUpdateConsumer(ctx, specs[kind].Stream, jetstream.ConsumerConfig{
-		Durable:       string(kind),
-		Description:   "callqueue " + string(kind) + " workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
+		Durable:     string(kind),
+		Description: "callqueue " + string(kind) + " workers",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     cfg.AckWait,
+		// The server never gives up on a message by itself: a message it
+		// stops delivering would be neither processed nor dead-lettered.
+		// The consumer dead-letters by its own count (see fail), which
+		// outages do not move.
+		MaxDeliver:    -1,
 		MaxAckPending: cfg.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: subjectPrefix + "." + string(kind) + ".*",
@@ -155,13 +194,24 @@ func (c *Consumer[T]) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.inbox = make(chan jetstream.Msg, c.cfg.BatchSize*2)
+	// The server hands this consumer at most MaxAckPending unsettled
+	// messages, so the inbox never fills and the callback never blocks: a
+	// message waiting in the client library would get no progress report.
+	c.inbox = make(chan jetstream.Msg, c.cfg.MaxAckPending)
 	c.stopped = make(chan struct{})
+	c.held = map[jetstream.Msg]struct{}{}
 	c.cc, err = cons.Consume(func(m jetstream.Msg) {
 		select {
-		case c.inbox <- m:
 		case <-c.stopped:
 			_ = m.Nak() // shutting down: let another worker have it now
+			return
+		default:
+		}
+		c.hold(m)
+		select {
+		case c.inbox <- m:
+		default:
+			c.settle(m, m.Nak) // cannot happen within MaxAckPending; never block
 		}
 	}, jetstream.PullMaxMessages(c.cfg.BatchSize*2), jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -177,7 +227,49 @@ func (c *Consumer[T]) Start(ctx context.Context) error {
 		c.wg.Add(1)
 		go c.work(workCtx)
 	}
+	c.progress.Add(1)
+	go c.reportProgress()
 	return nil
+}
+
+// hold records m as received and unsettled.
+func (c *Consumer[T]) hold(m jetstream.Msg) {
+	c.heldMu.Lock()
+	c.held[m] = struct{}{}
+	c.heldMu.Unlock()
+}
+
+// settle forgets m and answers the server with answer (Ack, Nak, Term...).
+func (c *Consumer[T]) settle(m jetstream.Msg, answer func() error) error {
+	c.heldMu.Lock()
+	delete(c.held, m)
+	c.heldMu.Unlock()
+	return answer()
+}
+
+// reportProgress tells the server, every third of AckWait, that every
+// unsettled message is still being worked on: buffered ones waiting for a
+// worker, slow batches and batches held through an outage alike.
+func (c *Consumer[T]) reportProgress() {
+	defer c.progress.Done()
+	t := time.NewTicker(c.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case <-t.C:
+		}
+		c.heldMu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(c.held))
+		for m := range c.held {
+			msgs = append(msgs, m)
+		}
+		c.heldMu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
 }
 
 // Stop stops pulling, finishes the batches in hand and naks what is
@@ -197,6 +289,7 @@ func (c *Consumer[T]) stop() {
 	c.cc.Drain()
 	close(c.stopped)
 	c.wg.Wait()
+	c.progress.Wait()
 	drained := time.NewTimer(c.cfg.AckWait)
 	defer drained.Stop()
 	select {
@@ -206,7 +299,7 @@ func (c *Consumer[T]) stop() {
 	for {
 		select {
 		case m := <-c.inbox:
-			_ = m.Nak()
+			_ = c.settle(m, m.Nak)
 		default:
 			return
 		}
@@ -243,6 +336,9 @@ type pending[T any] struct {
 	item T
 }
 
+// errStopping ends the hold of a batch when the consumer stops.
+var errStopping = errors.New("consumer stopping")
+
 func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	items := make([]pending[T], 0, len(msgs))
@@ -255,9 +351,15 @@ func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 		if meta.NumDelivered > 1 && c.obs != nil {
 			c.obs.Redelivered(c.kind)
 		}
+		if limit := uint64(crashLoopFactor * c.cfg.MaxDeliver); meta.NumDelivered > limit {
+			// Outages do not redeliver (messages are held), so this many
+			// deliveries mean its worker died or stopped with it every time.
+			c.deadLetter(m, meta, fmt.Sprintf("delivered %d times without an answer", meta.NumDelivered))
+			continue
+		}
 		d := Delivery{Kind: c.kind, Subject: m.Subject(), Data: m.Data(), Header: m.Headers(),
 			TraceID: m.Headers().Get(HeaderTraceID), NumDelivered: meta.NumDelivered, Stored: meta.Timestamp,
-			Key: fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream), msg: m}
+			Key: deliveryKey(m, meta), msg: m}
 		d.IntegrationID, err = IntegrationFromSubject(d.Subject)
 		var item T
 		if err == nil {
@@ -272,17 +374,25 @@ func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(items) == 0 {
 		return
 	}
-	if err := c.handle(ctx, items); err == nil {
+	err := c.handleHolding(ctx, items)
+	switch {
+	case err == nil:
 		c.ackAll(items)
-	} else if len(items) == 1 {
+	case errors.Is(err, errStopping):
+		c.nakAll(items)
+	case len(items) == 1:
 		c.fail(items[0], err)
-	} else {
+	default:
 		c.log.Warn().Err(err).Int("batch", len(items)).Msg("batch failed; retrying its messages one by one")
 		for _, it := range items {
-			if err := c.handle(ctx, []pending[T]{it}); err != nil {
+			one := []pending[T]{it}
+			switch err := c.handleHolding(ctx, one); {
+			case err == nil:
+				c.ackAll(one)
+			case errors.Is(err, errStopping):
+				c.nakAll(one)
+			default:
 				c.fail(it, err)
-			} else {
-				c.ackAll([]pending[T]{it})
 			}
 		}
 	}
@@ -291,25 +401,54 @@ func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-// handle runs the handler, telling the server the batch is in progress
-// while it takes long, so slow work is not redelivered under it.
-func (c *Consumer[T]) handle(ctx context.Context, items []pending[T]) error {
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(c.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, it := range items {
-					_ = it.msg.InProgress()
-				}
-			}
+// deliveryKey is the identity of a stored message for idempotency: its
+// stream and sequence, or for a replayed dead letter the original's.
+func deliveryKey(m jetstream.Msg, meta *jetstream.MsgMetadata) string {
+	if k := m.Headers().Get(HeaderOriginKey); k != "" {
+		return k
+	}
+	return fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)
+}
+
+// handleHolding runs the handler and, while it fails because its
+// dependency is down, holds the batch and retries it in place: the
+// messages stay ours (reportProgress), are not redelivered, and their
+// delivery count does not grow however long the outage lasts. The hold
+// ends when the handler succeeds, fails for another reason, keeps failing
+// while the dependency answers (holdRetriesHealthy: then the failure is
+// the message's), or the consumer stops (errStopping).
+func (c *Consumer[T]) handleHolding(ctx context.Context, items []pending[T]) error {
+	err := c.handle(ctx, items)
+	dep := c.handler.Dependency
+	if err == nil || dep == nil || !dep.Transient(err) || errors.Is(err, ErrPermanent) {
+		return err
+	}
+	wait, healthyFailures := 50*time.Millisecond, 0
+	c.log.Warn().Err(err).Int("batch", len(items)).Msg("dependency unavailable; holding the batch until it is back")
+	for {
+		select {
+		case <-c.stopped:
+			return errors.Join(errStopping, err)
+		case <-time.After(wait):
 		}
-	}()
+		wait = min(wait*2, c.cfg.HoldWait)
+		pingCtx, cancel := context.WithTimeout(ctx, c.cfg.HoldWait)
+		down := dep.Ping(pingCtx) != nil
+		cancel()
+		if down {
+			healthyFailures = 0
+			continue
+		}
+		if err = c.handle(ctx, items); err == nil || !dep.Transient(err) || errors.Is(err, ErrPermanent) {
+			return err
+		}
+		if healthyFailures++; healthyFailures >= holdRetriesHealthy {
+			return err
+		}
+	}
+}
+
+func (c *Consumer[T]) handle(ctx context.Context, items []pending[T]) error {
 	batch := make([]T, len(items))
 	for i, it := range items {
 		batch[i] = it.item
@@ -319,13 +458,23 @@ func (c *Consumer[T]) handle(ctx context.Context, items []pending[T]) error {
 
 func (c *Consumer[T]) ackAll(items []pending[T]) {
 	for _, it := range items {
-		if err := it.msg.Ack(); err != nil {
+		if err := c.settle(it.msg, it.msg.Ack); err != nil {
 			// The work is done and idempotent: a redelivery changes nothing.
 			c.log.Warn().Err(err).Msg("ack failed; the message will be redelivered and skipped")
 		}
 	}
 }
 
+func (c *Consumer[T]) nakAll(items []pending[T]) {
+	for _, it := range items {
+		_ = c.settle(it.msg, it.msg.Nak)
+	}
+}
+
+// fail answers a message whose processing failed for a reason of its own
+// (not an outage: those are held). It is dead-lettered when the failure is
+// permanent or its last allowed delivery failed, else redelivered after
+// backoff.
 func (c *Consumer[T]) fail(it pending[T], err error) {
 	if errors.Is(err, ErrPermanent) || it.meta.NumDelivered >= uint64(c.cfg.MaxDeliver) {
 		c.deadLetter(it.msg, it.meta, err.Error())
@@ -334,7 +483,7 @@ func (c *Consumer[T]) fail(it pending[T], err error) {
 	delay := c.cfg.backoff(it.meta.NumDelivered)
 	c.log.Warn().Err(err).Str("trace_id", it.msg.Headers().Get(HeaderTraceID)).
 		Uint64("delivered", it.meta.NumDelivered).Dur("retry_in", delay).Msg("message failed; will retry")
-	_ = it.msg.NakWithDelay(delay)
+	_ = c.settle(it.msg, func() error { return it.msg.NakWithDelay(delay) })
 }
 
 // deadLetter keeps a message that cannot be processed in the dead-letter
@@ -354,14 +503,22 @@ func (c *Consumer[T]) deadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, r
 	dl.Header.Set(HeaderReason, reason)
 	dl.Header.Set(HeaderOriginSubject, m.Subject())
 	if meta != nil {
+		dl.Header.Set(HeaderOriginStream, meta.Stream)
 		dl.Header.Set(HeaderOriginSeq, fmt.Sprint(meta.Sequence.Stream))
 		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%d", meta.Stream, meta.Sequence.Stream))
+		if dl.Header.Get(HeaderOriginKey) == "" {
+			// The message's identity for idempotency, kept through a replay.
+			dl.Header.Set(HeaderOriginKey, fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream))
+		}
+		if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" {
+			dl.Header.Set(HeaderOriginMsgID, id)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := c.q.js.PublishMsg(ctx, dl); err != nil {
 		c.log.Error().Err(err).Str("reason", reason).Msg("dead-letter stream unavailable; message kept for redelivery")
-		_ = m.NakWithDelay(c.cfg.backoff(uint64(len(c.cfg.Backoff))))
+		_ = c.settle(m, func() error { return m.NakWithDelay(c.cfg.backoff(uint64(len(c.cfg.Backoff)))) })
 		return
 	}
 	c.log.Error().Str("reason", reason).Str("subject", m.Subject()).Str("trace_id", m.Headers().Get(HeaderTraceID)).
@@ -369,5 +526,5 @@ func (c *Consumer[T]) deadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, r
 	if c.obs != nil {
 		c.obs.DeadLettered(c.kind, reason)
 	}
-	_ = m.Term()
+	_ = c.settle(m, m.Term)
 }

@@ -38,6 +38,14 @@ const (
 	HeaderReason        = "Callqueue-Dead-Reason"
 	HeaderOriginSubject = "Callqueue-Origin-Subject"
 	HeaderOriginSeq     = "Callqueue-Origin-Seq"
+	HeaderOriginStream  = "Callqueue-Origin-Stream"
+	// HeaderOriginMsgID keeps the original's Nats-Msg-Id (a dead letter
+	// cannot carry Nats-* headers).
+	HeaderOriginMsgID = "Callqueue-Origin-Msg-Id"
+	// HeaderOriginKey is the identity a message is processed under
+	// (Delivery.Key): a replayed dead letter keeps its original's, so work
+	// done under it is recognised and not done twice.
+	HeaderOriginKey = "Callqueue-Origin-Key"
 )
 
 // Names of streams and subjects.

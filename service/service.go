@@ -230,7 +230,7 @@ func (s *Service) wire(ctx context.Context) error {
 	}
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
-			OnIntegrationChange: dir.Forget, Invoker: hooks}).Register(mux)
+			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
 	}
 	s.handler = recoverer(s.log, jsonNotFound(mux))
 	return nil

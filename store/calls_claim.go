@@ -25,7 +25,8 @@ type Claimed struct {
 // allowed at all right now (calling window, breaker).
 func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
 	var out []Claimed
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	token := uuid.New()
+	ambiguous, err := s.inClaimTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status)
@@ -83,7 +84,13 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 				TraceID: deref(c.TraceID)}, d)
 			out = append(out, Claimed{Call: *c, Config: cfg})
 		}
-		return cs.flush(ctx, tx)
+		if err := cs.flush(ctx, tx); err != nil {
+			return err
+		}
+		return stampClaim(ctx, tx, token, out)
 	})
+	if ambiguous {
+		return s.resolveClaim(ctx, token, out)
+	}
 	return out, err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,12 @@ type OutboxItem struct {
 	Event         string
 	Payload       json.RawMessage
 	Attempts      int
+	CreatedAt     time.Time
+	// LeaseToken is the claim's fencing token: results, renewals and step
+	// records count only while it still holds the lease.
+	LeaseToken uuid.UUID
+	// StepsDone are the parts of the update already applied.
+	StepsDone []string
 }
 
 // Delivery is a call's CRM update as the API shows it.
@@ -68,31 +75,106 @@ func crmPayload(c *Call, event string) map[string]any {
 	return p
 }
 
-// ClaimOutbox leases up to limit due updates for lease, so that one
+// OutboxClaim says which due updates to lease.
+type OutboxClaim struct {
+	Now   time.Time
+	Lease time.Duration
+	Limit int
+	// PerIntegration bounds how many of one integration's updates one claim
+	// takes: the claim goes round-robin over integrations (each one's oldest
+	// first), so one tenant's backlog cannot fill it.
+	PerIntegration int
+	// Skip lists integrations not to claim for now (their breaker is open,
+	// or as many of theirs are in flight as they may have).
+	Skip []uuid.UUID
+	// InFlight lists updates the claimer is delivering already: never
+	// claimed again by it, whatever their lease says.
+	InFlight []uuid.UUID
+}
+
+// ClaimOutbox leases due updates under a new fencing token, so that one
 // deliverer works on each however many run.
-func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox o SET locked_until = $2
-		WHERE id IN (SELECT id FROM crm_outbox WHERE status = 'pending' AND next_attempt_at <= $1
-			AND (locked_until IS NULL OR locked_until <= $1) ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING id, integration_id, call_id, event, payload, attempts`, now, now.Add(lease), limit)
+func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, error) {
+	token := uuid.New()
+	// Never NULL: "<> ALL(NULL)" matches nothing.
+	skip, inFlight := append([]uuid.UUID{}, c.Skip...), append([]uuid.UUID{}, c.InFlight...)
+	// A window function cannot lock rows, so the UPDATE checks again that
+	// each row is still free: a concurrent claimer's lease makes it skip.
+	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox o SET locked_until = $2, lease_token = $4
+		WHERE o.id IN (SELECT id FROM (
+				SELECT id, next_attempt_at, row_number() OVER (PARTITION BY integration_id ORDER BY next_attempt_at, id) AS turn
+				FROM crm_outbox WHERE status = 'pending' AND next_attempt_at <= $1
+					AND (locked_until IS NULL OR locked_until <= $1) AND integration_id <> ALL($6::uuid[])
+					AND id <> ALL($7::uuid[])) due
+			WHERE turn <= $5 ORDER BY turn, next_attempt_at LIMIT $3)
+			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= $1)
+		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
+		c.Now, c.Now.Add(c.Lease), c.Limit, token, max(c.PerIntegration, 1), skip, inFlight)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []OutboxItem
-	for rows.Next() {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxItem, error) {
 		var it OutboxItem
-		if err := rows.Scan(&it.ID, &it.IntegrationID, &it.CallID, &it.Event, &it.Payload, &it.Attempts); err != nil {
-			return nil, err
-		}
-		out = append(out, it)
+		err := row.Scan(&it.ID, &it.IntegrationID, &it.CallID, &it.Event, &it.Payload, &it.Attempts, &it.CreatedAt,
+			&it.LeaseToken, &it.StepsDone)
+		return it, err
+	})
+}
+
+// RenewOutbox extends the leases of items still held under token and
+// returns the ids it renewed: an id missing from the answer has lost its
+// lease (it lapsed and was claimed by another deliverer).
+func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUID, until time.Time) (map[uuid.UUID]bool, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox SET locked_until = $3
+		WHERE id = ANY($2) AND lease_token = $1 AND status = 'pending' RETURNING id`, token, ids, until)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	got, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	out := make(map[uuid.UUID]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, err
+}
+
+// DeferOutbox moves an integration's due updates, those no deliverer
+// holds, to until without counting an attempt: its CRM's breaker is open,
+// and one statement waits them all out instead of claiming each in turn.
+func (s *Store) DeferOutbox(ctx context.Context, integrationID uuid.UUID, now, until time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE crm_outbox SET next_attempt_at = $3
+		WHERE integration_id = $1 AND status = 'pending' AND next_attempt_at < $3
+			AND (locked_until IS NULL OR locked_until <= $2)`, integrationID, now, until)
+	return err
+}
+
+// ErrLeaseLost means the outbox item is no longer leased under the token.
+var ErrLeaseLost = errors.New("outbox lease lost")
+
+// RecordOutboxStep records that step of the update is applied, under the
+// lease's token (ErrLeaseLost when it no longer holds the lease).
+func (s *Store) RecordOutboxStep(ctx context.Context, id, token uuid.UUID, step string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE crm_outbox SET steps_done = array_append(steps_done, $3)
+		WHERE id = $1 AND lease_token = $2 AND status = 'pending' AND NOT ($3 = ANY(steps_done))`, id, token, step)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		var held bool
+		if err := s.pool.QueryRow(ctx, `SELECT lease_token = $2 AND status = 'pending' FROM crm_outbox WHERE id = $1`,
+			id, token).Scan(&held); err != nil || !held {
+			return ErrLeaseLost
+		}
+	}
+	return nil
 }
 
 // OutboxResult is what one delivery attempt came to.
 type OutboxResult struct {
 	ID uuid.UUID
+	// LeaseToken is the claim's: a result under a lease that was lost
+	// changes nothing.
+	LeaseToken uuid.UUID
 	// Delivered, or else Permanent (failed for good), or else retry at NextAt.
 	Delivered bool
 	Permanent bool
@@ -103,15 +185,18 @@ type OutboxResult struct {
 	Error     string
 }
 
-// FinishOutbox records delivery results in one statement.
+// FinishOutbox records delivery results in one statement, each only if its
+// lease token still holds the item (fencing: a deliverer that lost its
+// lease cannot undo or repeat what the next one recorded).
 func (s *Store) FinishOutbox(ctx context.Context, now time.Time, results []OutboxResult) error {
 	if len(results) == 0 {
 		return nil
 	}
 	n := len(results)
 	ids, statuses, attempted, next, errs := make([]uuid.UUID, n), make([]string, n), make([]int, n), make([]time.Time, n), make([]*string, n)
+	tokens := make([]uuid.UUID, n)
 	for i, r := range results {
-		ids[i], next[i] = r.ID, r.NextAt
+		ids[i], next[i], tokens[i] = r.ID, r.NextAt, r.LeaseToken
 		switch {
 		case r.Delivered:
 			statuses[i] = "delivered"
@@ -131,8 +216,8 @@ func (s *Store) FinishOutbox(ctx context.Context, now time.Time, results []Outbo
 			next_attempt_at = CASE WHEN v.status = 'pending' THEN v.next ELSE o.next_attempt_at END,
 			locked_until = NULL, last_error = COALESCE(v.err, CASE WHEN v.status = 'delivered' THEN NULL ELSE o.last_error END),
 			delivered_at = CASE WHEN v.status = 'delivered' THEN $2::timestamptz END
-		FROM unnest($1::uuid[], $3::text[], $4::int[], $5::timestamptz[], $6::text[]) AS v (id, status, attempted, next, err)
-		WHERE o.id = v.id AND o.status = 'pending'`, ids, now, statuses, attempted, next, errs)
+		FROM unnest($1::uuid[], $3::text[], $4::int[], $5::timestamptz[], $6::text[], $7::uuid[]) AS v (id, status, attempted, next, err, token)
+		WHERE o.id = v.id AND o.status = 'pending' AND o.lease_token = v.token`, ids, now, statuses, attempted, next, errs, tokens)
 	return err
 }
 

@@ -34,6 +34,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
 	hooks  *ApplyHooks
+	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
+	commitClaim func(ctx context.Context, tx pgx.Tx) error
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
@@ -75,8 +77,12 @@ func isUniqueViolation(err error, constraint string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
 
-// IsTransient reports errors worth retrying: lost connections, serialization
-// failures and deadlocks.
+// IsTransient reports errors worth retrying: lost connections, timeouts,
+// serialization failures and deadlocks, and what a failover looks like from
+// a client (the server shutting down or starting, a standby that refuses
+// writes, exhausted resources). Any error that is not the server's answer
+// (a refused or reset connection, a timeout) counts too; an answer about
+// the data (a constraint, a syntax error) does not.
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
@@ -84,12 +90,32 @@ func IsTransient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
+		case "40001", "40P01", // serialization failure, deadlock: the retry runs alone
+			"55P03",                            // lock not available
+			"57014",                            // query cancelled (statement timeout)
+			"25006",                            // read-only transaction: connected to a standby after a failover
+			"57P01", "57P02", "57P03", "57P05", // admin/crash shutdown, cannot connect now, idle session timeout
+			"53000", "53100", "53200", "53300", "53400", // insufficient resources (connections, memory, disk)
+			"58000", "58030": // system and I/O errors
 			return true
 		}
-		return pgErr.Code[:2] == "08"
+		return pgErr.Code[:2] == "08" // connection exceptions
 	}
 	return !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict)
+}
+
+// IsFailover reports errors that mean the pool's connections lead to a
+// server that is no longer the writable primary: they should be replaced.
+func IsFailover(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "25006", "57P01", "57P02", "57P03":
+		return true
+	}
+	return false
 }
 
 func notFound(err error) error {

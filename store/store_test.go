@@ -661,10 +661,16 @@ func TestIsTransient(t *testing.T) {
 		{nil, false},
 		{store.ErrNotFound, false},
 		{&store.ConflictError{Field: "slug"}, false},
-		{&pgconn.PgError{Code: "40001"}, true}, // serialization failure
-		{&pgconn.PgError{Code: "40P01"}, true}, // deadlock
-		{&pgconn.PgError{Code: "08006"}, true}, // connection failure
-		{&pgconn.PgError{Code: "57P01"}, true}, // admin shutdown
+		{&pgconn.PgError{Code: "40001"}, true},  // serialization failure
+		{&pgconn.PgError{Code: "40P01"}, true},  // deadlock
+		{&pgconn.PgError{Code: "08006"}, true},  // connection failure
+		{&pgconn.PgError{Code: "57P01"}, true},  // admin shutdown
+		{&pgconn.PgError{Code: "57P02"}, true},  // crash shutdown
+		{&pgconn.PgError{Code: "57P03"}, true},  // cannot connect now
+		{&pgconn.PgError{Code: "25006"}, true},  // read-only transaction: a standby after failover
+		{&pgconn.PgError{Code: "53300"}, true},  // too many connections
+		{&pgconn.PgError{Code: "08001"}, true},  // cannot establish connection
+		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table: a bug, not an outage
 		{&pgconn.PgError{Code: "23505"}, false},
 		{&pgconn.PgError{Code: "23514"}, false},
 		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "40001"}), true},
@@ -673,6 +679,11 @@ func TestIsTransient(t *testing.T) {
 	for _, tt := range tests {
 		if got := store.IsTransient(tt.err); got != tt.want {
 			t.Errorf("IsTransient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+	for code, want := range map[string]bool{"25006": true, "57P01": true, "57P03": true, "40001": false, "08006": false} {
+		if got := store.IsFailover(&pgconn.PgError{Code: code}); got != want {
+			t.Errorf("IsFailover(%s) = %v, want %v", code, got, want)
 		}
 	}
 }

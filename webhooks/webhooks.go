@@ -327,6 +327,9 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 	start := time.Now()
 	err = h.events.PublishEvent(ctx, r.in.ID, ev)
 	h.metrics.PublishDuration.WithLabelValues(string(queue.KindEvents)).Observe(time.Since(start).Seconds())
+	if errors.Is(err, queue.ErrTooLarge) {
+		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "", "%v", err)
+	}
 	if err != nil {
 		r.log.Error().Err(err).Msg("publish call event failed")
 		return 0, nil, jsonhttp.Unavailable("queue")

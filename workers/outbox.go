@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,18 @@ type CRMApplier interface {
 	Allows(integrationID uuid.UUID) bool
 }
 
-// Outbox delivers pending CRM updates: each is leased by one deliverer,
-// sent through the integration's breaker (nothing is attempted while it is
-// open, and nothing is lost), retried with exponential backoff and jitter,
-// and kept as failed — visible, not retried — when the CRM rejects it for
-// good or it runs out of attempts.
+// Outbox delivers pending CRM updates: each is leased by one deliverer
+// under a fencing token (renewed while its request runs, so a slow CRM
+// never lets a second deliverer in), sent through the integration's
+// breaker, retried with exponential backoff and jitter, and kept as failed
+// — visible, not retried — only when the CRM rejects it for good or it has
+// been failing for OutboxGiveUpAfter. Attempts while the breaker is open
+// spend nothing.
+//
+// Integrations are served fairly: a claim goes round-robin over them, each
+// has at most outboxPerIntegration updates in flight, and one whose breaker
+// is open is left alone until it may let a request through, so one
+// tenant's slow or broken CRM holds up no other.
 type Outbox struct {
 	w   *Workers
 	crm CRMApplier
@@ -33,22 +41,51 @@ type Outbox struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// sends carries the CRM requests; Stop cancels it only after letting
+	// them finish for outboxStopGrace, so their answers are recorded.
+	sends      context.Context
+	stopSends  context.CancelFunc
+	deliveries sync.WaitGroup
+	// results collects finished deliveries; the finisher records them in
+	// batches, so a burst costs few round trips.
+	results  chan finished
+	finisher sync.WaitGroup
+
+	mu       sync.Mutex
+	inFlight map[uuid.UUID]map[uuid.UUID]uuid.UUID // integration → item → lease token
+	waitTill map[uuid.UUID]time.Time               // integration → not before (breaker open)
 }
 
 // Outbox tuning.
 const (
-	outboxLease       = time.Minute
-	outboxBatch       = 256
-	outboxParallel    = 32
+	outboxLease          = time.Minute
+	outboxBatch          = 256
+	outboxParallel       = 64
+	outboxPerIntegration = 16
+	outboxBaseDelay      = time.Second
+	outboxMaxDelay       = 10 * time.Minute
+	outboxPoll           = 500 * time.Millisecond
+	outboxStopGrace      = 10 * time.Second
+	// An update is kept as failed only once it has been failing for
+	// OutboxGiveUpAfter and has had outboxMaxAttempts attempts: no outage
+	// shorter than that can exhaust it, however often it was tried.
+	OutboxGiveUpAfter = 7 * 24 * time.Hour
 	outboxMaxAttempts = 25
-	outboxBaseDelay   = time.Second
-	outboxMaxDelay    = 10 * time.Minute
-	outboxPoll        = 500 * time.Millisecond
 )
 
-func newOutbox(w *Workers, applier CRMApplier) *Outbox {
-	return &Outbox{w: w, crm: applier, wake: make(chan struct{}, 1)}
+// finished is a delivery's result for the finisher.
+type finished struct {
+	integrationID uuid.UUID
+	res           store.OutboxResult
 }
+
+func newOutbox(w *Workers, applier CRMApplier) *Outbox {
+	return &Outbox{w: w, crm: applier, wake: make(chan struct{}, 1), inFlight: map[uuid.UUID]map[uuid.UUID]uuid.UUID{},
+		waitTill: map[uuid.UUID]time.Time{}, results: make(chan finished, outboxParallel)}
+}
+
+func (o *Outbox) lease() time.Duration { return cmp.Or(o.w.cfg.OutboxLease, outboxLease) }
 
 // Kick makes the outbox look for work now (a call just finished).
 func (o *Outbox) Kick() {
@@ -58,10 +95,13 @@ func (o *Outbox) Kick() {
 	}
 }
 
-// Start runs the delivery loop.
+// Start runs the delivery loop and the lease renewal.
 func (o *Outbox) Start(ctx context.Context) {
 	ctx, o.cancel = context.WithCancel(ctx)
-	o.wg.Add(1)
+	o.sends, o.stopSends = context.WithCancel(context.WithoutCancel(ctx))
+	o.finisher.Add(1)
+	go o.finish()
+	o.wg.Add(2)
 	go func() {
 		defer o.wg.Done()
 		t := time.NewTicker(outboxPoll)
@@ -71,7 +111,7 @@ func (o *Outbox) Start(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				o.w.log.Warn().Err(err).Msg("crm outbox run failed")
 			}
-			if n == outboxBatch {
+			if n > 0 {
 				continue // more may be due
 			}
 			select {
@@ -82,47 +122,165 @@ func (o *Outbox) Start(ctx context.Context) {
 			}
 		}
 	}()
+	go func() {
+		defer o.wg.Done()
+		o.renewLeases(ctx)
+	}()
 }
 
-// Stop stops delivering; leased updates are retried after their lease.
+// Stop stops claiming, lets the requests in flight finish (at most
+// outboxStopGrace) and records their results, so that an update the CRM
+// has taken is not sent again by the next process. Requests cut short are
+// released at once for the next deliverer.
 func (o *Outbox) Stop() {
-	if o.cancel != nil {
-		o.cancel()
+	if o.cancel == nil {
+		return
 	}
+	o.cancel()
 	o.wg.Wait()
+	done := make(chan struct{})
+	go func() { o.deliveries.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(outboxStopGrace):
+		o.stopSends()
+		<-done
+	}
+	close(o.results)
+	o.finisher.Wait()
+	o.stopSends()
 }
 
-// RunOnce delivers one batch of due updates and returns how many it took.
+// RunOnce claims due updates the in-flight bounds allow and starts their
+// deliveries; it returns how many it started.
 func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	now := o.w.clock.Now()
-	items, err := o.w.store.ClaimOutbox(ctx, now, outboxLease, outboxBatch)
+	o.mu.Lock()
+	var skip, inFlight []uuid.UUID
+	for id, items := range o.inFlight {
+		for item := range items {
+			inFlight = append(inFlight, item)
+		}
+		if len(items) >= outboxPerIntegration {
+			skip = append(skip, id)
+		}
+	}
+	total := len(inFlight)
+	for id, until := range o.waitTill {
+		if now.Before(until) && !o.crm.Allows(id) {
+			skip = append(skip, id)
+		} else {
+			delete(o.waitTill, id)
+		}
+	}
+	o.mu.Unlock()
+	room := min(outboxParallel-total, outboxBatch)
+	if room <= 0 || ctx.Err() != nil {
+		return 0, nil
+	}
+	items, err := o.w.store.ClaimOutbox(ctx, store.OutboxClaim{Now: now, Lease: o.lease(), Limit: room,
+		PerIntegration: outboxPerIntegration, Skip: skip, InFlight: inFlight})
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
-	results := make([]store.OutboxResult, len(items))
-	sem := make(chan struct{}, outboxParallel)
-	var wg sync.WaitGroup
-	for i, it := range items {
-		wg.Add(1)
-		sem <- struct{}{}
+	started := 0
+	for _, it := range items {
+		o.mu.Lock()
+		held := o.inFlight[it.IntegrationID]
+		if held == nil {
+			held = map[uuid.UUID]uuid.UUID{}
+			o.inFlight[it.IntegrationID] = held
+		}
+		held[it.ID] = it.LeaseToken
+		o.mu.Unlock()
+		started++
+		o.deliveries.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i] = o.deliver(ctx, it, now)
+			defer o.deliveries.Done()
+			o.results <- finished{integrationID: it.IntegrationID, res: o.deliver(o.sends, it, now)}
 		}()
 	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return len(items), ctx.Err() // leases lapse; nothing is lost
+	return started, nil
+}
+
+// finish records results as deliveries end, in batches, also while the
+// outbox stops (Stop waits for it): a delivered update whose result were
+// lost would be sent again. An update leaves the in-flight set only once
+// its result is recorded, so it is never claimed again meanwhile.
+func (o *Outbox) finish() {
+	defer o.finisher.Done()
+	for f := range o.results {
+		batch := []finished{f}
+	more:
+		for len(batch) < outboxBatch {
+			select {
+			case f, ok := <-o.results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, f)
+			default:
+				break more
+			}
+		}
+		results := make([]store.OutboxResult, len(batch))
+		for i, f := range batch {
+			results[i] = f.res
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), outboxStopGrace)
+		err := retryStore(ctx, func() error { return o.w.store.FinishOutbox(ctx, o.w.clock.Now(), results) })
+		cancel()
+		if err != nil {
+			o.w.log.Error().Err(err).Int("updates", len(results)).
+				Msg("could not record crm delivery results; the updates will be retried after their lease")
+		}
+		o.mu.Lock()
+		for _, f := range batch {
+			delete(o.inFlight[f.integrationID], f.res.ID)
+			if len(o.inFlight[f.integrationID]) == 0 {
+				delete(o.inFlight, f.integrationID)
+			}
+		}
+		o.mu.Unlock()
+		o.Kick() // room for more
 	}
-	return len(items), retryStore(ctx, func() error { return o.w.store.FinishOutbox(ctx, o.w.clock.Now(), results) })
+}
+
+// renewLeases extends the leases of the updates in flight every third of
+// the lease, so the slowest request never outlives its lease.
+func (o *Outbox) renewLeases(ctx context.Context) {
+	t := time.NewTicker(o.lease() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		byToken := map[uuid.UUID][]uuid.UUID{}
+		o.mu.Lock()
+		for _, items := range o.inFlight {
+			for id, token := range items {
+				byToken[token] = append(byToken[token], id)
+			}
+		}
+		o.mu.Unlock()
+		until := o.w.clock.Now().Add(o.lease())
+		for token, ids := range byToken {
+			if _, err := o.w.store.RenewOutbox(ctx, token, ids, until); err != nil && ctx.Err() == nil {
+				o.w.log.Warn().Err(err).Int("updates", len(ids)).Msg("could not renew crm outbox leases")
+			}
+		}
+	}
 }
 
 func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time) store.OutboxResult {
-	res := store.OutboxResult{ID: it.ID}
+	res := store.OutboxResult{ID: it.ID, LeaseToken: it.LeaseToken}
 	integration := it.IntegrationID.String()
 	if !o.crm.Allows(it.IntegrationID) {
-		// The breaker is open: wait for it without spending an attempt.
-		res.NextAt = now.Add(outboxBaseDelay)
+		// The breaker is open: wait for it without spending an attempt, and
+		// leave the integration alone meanwhile (no hot loop).
+		res.NextAt = o.breakerWait(it.IntegrationID, now)
 		return res
 	}
 	var u crm.Update
@@ -131,12 +289,21 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		return res
 	}
 	u.Key = it.ID.String()
+	u.StepsDone = it.StepsDone
+	u.StepDone = func(ctx context.Context, step string) error {
+		return o.w.store.RecordOutboxStep(context.WithoutCancel(ctx), it.ID, it.LeaseToken, step)
+	}
 	err := o.crm.Apply(ctx, it.IntegrationID, u)
 	if errors.Is(err, breaker.ErrOpen) {
 		// The breaker opened, or is letting another update probe, since
 		// Allows: nothing was sent. Wait as above, keeping the CRM's own
 		// last answer as the update's lastError.
-		res.NextAt = now.Add(outboxBaseDelay)
+		res.NextAt = o.breakerWait(it.IntegrationID, now)
+		return res
+	}
+	if ctx.Err() != nil && err != nil {
+		// Stopped mid-request: the next process retries it at once.
+		res.NextAt = now
 		return res
 	}
 	res.Attempted = true
@@ -148,7 +315,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	case crm.IsPermanent(err):
 		res.Permanent = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
-	case it.Attempts+1 >= outboxMaxAttempts:
+	case it.Attempts+1 >= outboxMaxAttempts && now.Sub(it.CreatedAt) >= OutboxGiveUpAfter:
 		res.Permanent = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
 	default:
@@ -159,6 +326,23 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	o.w.log.Warn().Err(err).Str("call_id", it.CallID.String()).Str("integration_id", integration).
 		Int("attempts", it.Attempts+1).Bool("permanent", res.Permanent).Msg("crm update not delivered")
 	return res
+}
+
+// breakerWait is when to look at an update again whose integration's
+// breaker refused it, and keeps the outbox off that integration until then.
+func (o *Outbox) breakerWait(integrationID uuid.UUID, now time.Time) time.Time {
+	next := now.Add(outboxBaseDelay)
+	o.mu.Lock()
+	waiting := now.Before(o.waitTill[integrationID])
+	o.waitTill[integrationID] = next
+	o.mu.Unlock()
+	if !waiting {
+		// The integration's other due updates wait too, in one statement.
+		if err := o.w.store.DeferOutbox(o.sends, integrationID, now, next); err != nil {
+			o.w.log.Warn().Err(err).Str("integration_id", integrationID.String()).Msg("could not defer crm updates")
+		}
+	}
+	return next
 }
 
 // backoff is exponential from a second to ten minutes, with ±20% jitter

@@ -48,6 +48,9 @@ type Config struct {
 	// PostcallWait is how long a call waits in waiting_postcall for its
 	// post-call report before it is completed from what is known.
 	PostcallWait time.Duration
+	// OutboxLease is how long a CRM update is leased to its deliverer
+	// before another may take it; it is renewed while the request runs.
+	OutboxLease time.Duration
 }
 
 // Defaults for Config.
@@ -157,6 +160,7 @@ func (w *Workers) Start(ctx context.Context) error {
 }
 
 func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h queue.Handler[T]) error {
+	h.Dependency = database{w.store}
 	c, err := queue.NewConsumer(ctx, w.queue, kind, h, w.cfg.Consumer, w.log, w.metrics)
 	if err != nil {
 		return err

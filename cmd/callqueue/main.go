@@ -6,6 +6,7 @@
 //	callqueue token list [--owner OWNER]
 //	callqueue token revoke ID
 //	callqueue secrets rotate-key --new KEY [--old KEY]
+//	callqueue dlq list|replay [flags]
 //	callqueue version
 //
 // Configuration comes from the environment (see README.md).
@@ -47,6 +48,8 @@ Usage:
   callqueue token list [--owner OWNER]
   callqueue token revoke ID
   callqueue secrets rotate-key --new KEY [--old KEY]
+  callqueue dlq list [--stream S] [--integration ID] [--after N] [--limit N] [--json]
+  callqueue dlq replay (--seq N | --all) [--stream S] [--integration ID]
   callqueue version
 
 Environment: DATABASE_URL, NATS_URL, CALLQUEUE_DATA_DIR, CALLQUEUE_HTTP_ADDR,
@@ -81,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return token(args[1:], stdout, stderr)
 	case "secrets":
 		return secrets(args[1:], stdout, stderr)
+	case "dlq":
+		return dlq(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "callqueue %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil

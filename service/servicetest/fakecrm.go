@@ -64,6 +64,7 @@ type FakeCRM struct {
 	updateStatus int
 	lookupDelay  time.Duration
 	hang         chan struct{}
+	hangUpdates  chan struct{}
 	inFlight     int
 }
 
@@ -130,6 +131,24 @@ func (c *FakeCRM) Release() {
 	c.mu.Unlock()
 }
 
+// HangUpdates makes updates hang until ReleaseUpdates (or the client gives
+// up): a CRM slower than anything callqueue waits for.
+func (c *FakeCRM) HangUpdates() {
+	c.mu.Lock()
+	c.hangUpdates = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// ReleaseUpdates lets hanging updates answer.
+func (c *FakeCRM) ReleaseUpdates() {
+	c.mu.Lock()
+	if c.hangUpdates != nil {
+		close(c.hangUpdates)
+		c.hangUpdates = nil
+	}
+	c.mu.Unlock()
+}
+
 func isLookup(r *http.Request) bool { return r.Method == http.MethodGet }
 
 func (c *FakeCRM) serve(w http.ResponseWriter, r *http.Request) {
@@ -140,20 +159,23 @@ func (c *FakeCRM) serve(w http.ResponseWriter, r *http.Request) {
 		Header: r.Header.Clone(), Body: body, At: time.Now()})
 	c.inFlight++
 	status, updateStatus, delay, hang := c.status, c.updateStatus, c.lookupDelay, c.hang
+	if !isLookup(r) {
+		hang = c.hangUpdates
+	}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.inFlight--
 		c.mu.Unlock()
 	}()
-	if isLookup(r) {
-		if hang != nil {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-				return
-			}
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
 		}
+	}
+	if isLookup(r) {
 		if delay > 0 {
 			select {
 			case <-time.After(delay):

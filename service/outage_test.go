@@ -1,0 +1,101 @@
+package service_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/service/servicetest"
+	"github.com/callqueue/callqueue/workers"
+)
+
+// TestPostgresOutageLongerThanTheRedeliveryBudget: the workers lose their
+// database for far longer than their consumers' redelivery budget
+// (MaxDeliver 2 with 10 ms backoff, AckWait 1 s: a few seconds of failures
+// used to dead-letter a message), while webhooks keep acknowledging
+// originates and call events. Nothing is lost: no message is redelivered
+// or dead-lettered, every call_end acknowledged during the outage frees
+// its slot, and every call originated during it is dialled exactly once.
+func TestPostgresOutageLongerThanTheRedeliveryBudget(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": 10}})
+	proxy, viaProxy := servicetest.NewPGProxy(t, c.env.DatabaseURL)
+	direct := c.env.DatabaseURL
+	c.env.DatabaseURL = viaProxy
+	const ackWait = time.Second
+	c.startWorkers(t, "workers-outage", workers.Config{Consumer: queue.ConsumerConfig{AckWait: ackWait, MaxDeliver: 2,
+		Backoff: []time.Duration{10 * time.Millisecond}, HoldWait: 100 * time.Millisecond}})
+	c.env.DatabaseURL = direct
+
+	var before []uuid.UUID
+	for i := range 5 {
+		before = append(before, c.mustOriginate(t, fmt.Sprintf("+38050000%04d", i)))
+	}
+	servicetest.Eventually(t, 20*time.Second, "the first calls dialled", func() bool { return len(c.va.Requests()) == len(before) })
+
+	proxy.Cut()
+	outage := time.Now()
+	for _, id := range before {
+		if err := c.callEnd(id, 45); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var during []uuid.UUID
+	for i := range 5 {
+		during = append(during, c.mustOriginate(t, fmt.Sprintf("+38050001%04d", i)))
+	}
+	// Several AckWaits, and far more than MaxDeliver × backoff: under the
+	// old rules every message above was dead-lettered by now.
+	servicetest.Eventually(t, 30*time.Second, "an outage of four AckWaits", func() bool { return time.Since(outage) > 4*ackWait })
+	if n := c.deadLetters(t); n != 0 {
+		t.Fatalf("%d messages dead-lettered during the outage", n)
+	}
+	proxy.Restore()
+
+	waitFor(t, 30*time.Second, "the calls ended during the outage to free their slots", func() bool {
+		rows, err := c.callsErr()
+		if err != nil {
+			return false
+		}
+		for _, id := range before {
+			if s := rows[id].Status; s == "initiated" || s == "in_progress" {
+				return false
+			}
+		}
+		return true
+	}, func() string { return fmt.Sprint(c.statusCounts(t)) })
+	servicetest.Eventually(t, 30*time.Second, "the calls originated during the outage dialled", func() bool {
+		for _, id := range during {
+			if c.va.CountFor(id.String()) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range append(before, during...) {
+		if n := c.va.CountFor(id.String()); n != 1 {
+			t.Errorf("call %s dialled %d times", id, n)
+		}
+	}
+	if n := c.deadLetters(t); n != 0 {
+		t.Errorf("%d messages dead-lettered", n)
+	}
+	for _, kind := range []queue.Kind{queue.KindOriginate, queue.KindEvents} {
+		info, err := c.jetStream(t).Consumer(t.Context(), map[queue.Kind]string{queue.KindOriginate: "CALLQUEUE_ORIGINATE",
+			queue.KindEvents: "CALLQUEUE_EVENTS"}[kind], string(kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := info.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each message delivered once: as many deliveries as messages.
+		if ci.Delivered.Consumer != ci.Delivered.Stream {
+			t.Errorf("%s: %d deliveries of %d messages: the outage caused redeliveries", kind, ci.Delivered.Consumer, ci.Delivered.Stream)
+		}
+	}
+}

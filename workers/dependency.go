@@ -1,0 +1,23 @@
+package workers
+
+import (
+	"context"
+
+	"github.com/callqueue/callqueue/store"
+)
+
+// database is the consumers' dependency on Postgres: while it is down (or
+// only a read-only standby answers), failing messages are held and retried
+// in place instead of spending their delivery budget (queue.Dependency).
+type database struct{ store *store.Store }
+
+// Transient implements queue.Dependency.
+func (d database) Transient(err error) bool {
+	if store.IsFailover(err) {
+		d.store.ForgetConnections()
+	}
+	return store.IsTransient(err)
+}
+
+// Ping implements queue.Dependency.
+func (d database) Ping(ctx context.Context) error { return d.store.PingPrimary(ctx) }
