@@ -55,12 +55,12 @@ func (p SimPlan) Answered() bool { return p.Outcome == SimAnswer || p.Outcome ==
 // repeats attempt by attempt whatever order the dials happen in.
 func simRand(cfg config.Simulator, callID uuid.UUID, attempt int) *rand.Rand {
 	if cfg.Seed == nil {
-		return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) //nolint:gosec // G404: simulated outcomes, no secret
 	}
 	h := fnv.New64a()
 	h.Write(callID[:])
 	_ = binary.Write(h, binary.BigEndian, int64(attempt))
-	return rand.New(rand.NewPCG(uint64(*cfg.Seed), h.Sum64()))
+	return rand.New(rand.NewPCG(uint64(*cfg.Seed), h.Sum64())) //nolint:gosec // G404: reproducible on purpose
 }
 
 // PlanAttempt draws what one attempt of a call will do: with cfg.Seed set,

@@ -23,7 +23,13 @@ func serve(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func get(t *testing.T, url string, header http.Header) (*http.Response, []byte) {
+// answer is a response, read whole.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func get(t *testing.T, url string, header http.Header) (answer, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for k, v := range header {
@@ -36,7 +42,7 @@ func get(t *testing.T, url string, header http.Header) (*http.Response, []byte) 
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp, body
+	return answer{StatusCode: resp.StatusCode, Header: resp.Header}, body
 }
 
 // TestPage: the page names its assets relative to itself, runs no inline
