@@ -146,10 +146,12 @@ func TestMakeRunDemo(t *testing.T) {
 				retried++
 			}
 		}
-		if len(calls) != 20 {
+		// The webhook answered once each call was in JetStream; the workers
+		// may still be taking the last ones in.
+		if len(calls) > 20 {
 			t.Fatalf("%d demo calls, want 20", len(calls))
 		}
-		if completed > 0 && retried > 0 {
+		if len(calls) == 20 && completed > 0 && retried > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
