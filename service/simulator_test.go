@@ -117,10 +117,29 @@ func TestSimulatedShortCallRetries(t *testing.T) {
 	for _, e := range c.Events {
 		kinds = append(kinds, e.Kind)
 	}
-	attempt := []string{"dial", "dial_accepted", "call_start", "call_end"}
-	want := append(append(append([]string{"queued"}, attempt...), "retry_due"), attempt...)
-	if !equal(kinds, want) {
-		t.Fatalf("history = %v, want %v", kinds, want)
+	// A 1–4 s call at speed 100 ends 10–40 ms after it starts: as with a
+	// real dialler, call_start and call_end may be stored in different
+	// messages and applied in either order (a call_start after the call_end
+	// changes nothing and is not in the history).
+	attempt := func(kinds []string) ([]string, bool) {
+		for _, a := range [][]string{{"dial", "dial_accepted", "call_start", "call_end"}, {"dial", "dial_accepted", "call_end"}} {
+			if len(kinds) >= len(a) && equal(kinds[:len(a)], a) {
+				return kinds[len(a):], true
+			}
+		}
+		return kinds, false
+	}
+	rest, ok := kinds[1:], kinds[0] == "queued"
+	if ok {
+		rest, ok = attempt(rest)
+	}
+	if ok && len(rest) > 0 && rest[0] == "retry_due" {
+		rest, ok = attempt(rest[1:])
+	} else {
+		ok = false
+	}
+	if !ok || len(rest) != 0 {
+		t.Fatalf("history = %v, want queued, an attempt, retry_due, an attempt", kinds)
 	}
 }
 
