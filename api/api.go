@@ -16,6 +16,7 @@ import (
 
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/web/apidocs"
 )
 
 // Kicker asks dispatchers to look at an integration (after a cancel frees
@@ -128,9 +129,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /api/tokens", a.listTokens)
 	route("DELETE /api/tokens/{id}", a.revokeToken)
 
-	// The admin API's own description needs no token: tools load it.
-	a.patterns = append(a.patterns, "GET "+OpenAPIPath)
+	// The admin API's own description needs no token: tools load it, and
+	// people read it at /api/docs.
+	a.patterns = append(a.patterns, "GET "+OpenAPIPath, "GET "+DocsPath)
 	mux.HandleFunc("GET "+OpenAPIPath, a.serveOpenAPI)
+	mux.HandleFunc("GET "+DocsPath, func(w http.ResponseWriter, _ *http.Request) { apidocs.ServePage(w, "callqueue admin API") })
+	mux.Handle("GET "+DocsPath+"/assets/{file}", apidocs.Assets())
 }
 
 // authenticated resolves the bearer token to its owner and writes errors

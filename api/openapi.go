@@ -15,6 +15,9 @@ import (
 // no token, like any API description tools load.
 const OpenAPIPath = "/api/openapi.json"
 
+// DocsPath renders the admin API's description for people (web/apidocs).
+const DocsPath = "/api/docs"
+
 type obj = map[string]any
 
 func schemaRef(name string) obj { return obj{"$ref": "#/components/schemas/" + name} }
@@ -182,6 +185,8 @@ var adminDocs = map[string]opDoc{
 		example: obj{"success": true}, errors: []int{404}},
 
 	"GET " + OpenAPIPath: {summary: "This document", tag: "Documentation", response: obj{"type": "object"}},
+	"GET " + DocsPath: {summary: "This document, for people", tag: "Documentation", response: obj{"type": "string"},
+		description: "An HTML page that renders this document; it loads nothing from the internet."},
 }
 
 func init() {
@@ -266,9 +271,12 @@ func (a *API) OpenAPI(base string) map[string]any {
 		}
 		responses := obj{strconv.Itoa(status): success}
 		codes := append([]int{401, 503}, d.errors...)
-		if pattern == "GET "+OpenAPIPath {
+		if pattern == "GET "+OpenAPIPath || pattern == "GET "+DocsPath {
 			op["security"] = []obj{}
 			codes = nil
+		}
+		if pattern == "GET "+DocsPath {
+			success["content"] = obj{"text/html": obj{"schema": obj{"type": "string"}}}
 		}
 		for _, c := range codes {
 			responses[strconv.Itoa(c)] = obj{"$ref": "#/components/responses/E" + strconv.Itoa(c)}

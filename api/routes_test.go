@@ -131,7 +131,7 @@ func (fx *routeFixture) target(pattern string) (method, path string) {
 		secretID = fx.credentialID.String()
 	}
 	path = strings.NewReplacer("{id}", id, "{secretId}", secretID, "{key}", "call_handling",
-		"{handlerId}", fx.handlerID.String()).Replace(path)
+		"{handlerId}", fx.handlerID.String(), "{file}", "page.js").Replace(path)
 	return method, path
 }
 
@@ -415,6 +415,8 @@ func routeTable() []routeRow {
 			},
 		},
 		{pattern: "GET " + api.OpenAPIPath, public: true},
+		{pattern: "GET " + api.DocsPath, public: true},
+		{pattern: "GET " + api.DocsPath + "/assets/{file}", public: true},
 		{
 			pattern: "GET /api/handlers",
 			other:   expectEmptyList,

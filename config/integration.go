@@ -107,24 +107,32 @@ type Voice struct {
 	AgentID            string `json:"agent_id,omitempty"`
 	AgentPhoneNumberID string `json:"agent_phone_number_id,omitempty"`
 	Via                string `json:"via,omitempty"`
+	// Simulator settings (provider "simulator"); nil for the others.
+	*Simulator
 }
 
 // Complete reports whether the dialler has the settings it needs, apart from
 // its secret.
 func (v Voice) Complete() bool {
 	switch v.Provider {
-	case "va":
+	case ProviderVA:
 		return v.BaseURL != "" && v.SipID != ""
-	case "elevenlabs":
+	case ProviderElevenLabs:
 		return v.AgentID != "" && v.AgentPhoneNumberID != "" // base_url defaults to the public API
+	case ProviderSimulator:
+		return v.Simulator != nil
 	}
 	return false
 }
 
-// SecretKey is the secret the dialler authenticates with.
+// SecretKey is the secret the dialler authenticates with; "" when it needs
+// none (the simulator).
 func (v Voice) SecretKey() string {
-	if v.Provider == "elevenlabs" {
+	switch v.Provider {
+	case ProviderElevenLabs:
 		return "ELEVENLABS_API_KEY"
+	case ProviderSimulator:
+		return ""
 	}
 	return "VA_AUTH_TOKEN"
 }
@@ -242,11 +250,8 @@ func decodeKnown(key string, raw json.RawMessage, strict bool) (any, error) {
 		return v, nil
 	case KeyVoice:
 		v := def.(Voice)
-		if err := dec(&v); err != nil {
+		if err := decodeVoice(raw, &v, strict, dec); err != nil {
 			return nil, err
-		}
-		if strict {
-			return v, validateVoice(v)
 		}
 		return v, nil
 	case KeyCRMFields:
@@ -318,9 +323,10 @@ var knownFields = map[string][]string{
 	KeyCallHandling: {"concurrency_limit", "min_call_duration_secs", "max_attempts", "retry_delays_secs",
 		"max_call_duration_secs", "calling_window", "retry_policy"},
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
-	KeyVoice:                            {"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
-	KeyCRM:                              {"kind", "folder_id", "base_url", "lookup_url", "update_url"},
-	KeyAgent:                            {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
+	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
+		simulatorFields...),
+	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url"},
+	KeyAgent: {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
 }
 
 func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
@@ -439,15 +445,17 @@ func validateURL(field, raw string, required bool) error {
 
 func validateVoice(v Voice) error {
 	switch v.Provider {
-	case "va":
+	case ProviderVA:
 		return validateURL("base_url", v.BaseURL, false)
-	case "elevenlabs":
+	case ProviderElevenLabs:
 		if v.Via != "" && v.Via != "sip_trunk" && v.Via != "twilio" {
 			return &FieldError{Field: "via", Message: `must be "sip_trunk" or "twilio"`}
 		}
 		return validateURL("base_url", v.BaseURL, false)
+	case ProviderSimulator:
+		return validateSimulator(*v.Simulator)
 	}
-	return &FieldError{Field: "provider", Message: `must be "va" or "elevenlabs"`}
+	return &FieldError{Field: "provider", Message: `must be "va", "elevenlabs" or "simulator"`}
 }
 
 func validateCRM(v CRM) error {

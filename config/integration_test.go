@@ -164,6 +164,17 @@ func TestNormalizeValid(t *testing.T) {
 			"voice elevenlabs twilio", config.KeyVoice, `{"provider": "elevenlabs", "via": "twilio"}`,
 			`{"provider":"elevenlabs","base_url":"","sip_id":"","assistant_id":"","via":"twilio"}`,
 		},
+		{
+			"voice simulator defaults", config.KeyVoice, `{"provider": "simulator"}`,
+			`{"provider":"simulator","base_url":"","sip_id":"","assistant_id":"","answer":0.6,"short":0.1,"no_answer":0.2,"busy":0.1,` +
+				`"talk_secs":[20,120],"ring_secs":[2,8],"speed":10}`,
+		},
+		{
+			"voice simulator seeded, only answers", config.KeyVoice,
+			`{"provider": "simulator", "answer": 1, "short": 0, "no_answer": 0, "busy": 0, "talk_secs": [5, 5], "speed": 1000, "seed": 7}`,
+			`{"provider":"simulator","base_url":"","sip_id":"","assistant_id":"","answer":1,"short":0,"no_answer":0,"busy":0,` +
+				`"talk_secs":[5,5],"ring_secs":[2,8],"speed":1000,"seed":7}`,
+		},
 		{"crm_fields empty", config.KeyCRMFields, `{}`, defaultCRMFields},
 		{
 			"crm_fields override and extra", config.KeyCRMFields, `{"phone": "Телефон", "city": "Місто"}`,
@@ -254,6 +265,18 @@ func TestNormalizeInvalid(t *testing.T) {
 		{"voice base_url relative", config.KeyVoice, `{"base_url": "va.example.com/api"}`, "base_url"},
 		{"voice base_url without host", config.KeyVoice, `{"provider": "elevenlabs", "base_url": "https://"}`, "base_url"},
 		{"voice elevenlabs bad via", config.KeyVoice, `{"provider": "elevenlabs", "via": "pstn"}`, "via"},
+		{"voice simulator weight above 1", config.KeyVoice, `{"provider": "simulator", "answer": 1.5}`, "answer"},
+		{"voice simulator negative weight", config.KeyVoice, `{"provider": "simulator", "busy": -0.1}`, "busy"},
+		{"voice simulator all weights 0", config.KeyVoice, `{"provider": "simulator", "answer": 0, "short": 0, "no_answer": 0, "busy": 0}`, "answer"},
+		{"voice simulator weight as string", config.KeyVoice, `{"provider": "simulator", "short": "0.1"}`, "short"},
+		{"voice simulator talk_secs one value", config.KeyVoice, `{"provider": "simulator", "talk_secs": [20]}`, "talk_secs"},
+		{"voice simulator talk_secs reversed", config.KeyVoice, `{"provider": "simulator", "talk_secs": [120, 20]}`, "talk_secs"},
+		{"voice simulator talk_secs above a day", config.KeyVoice, `{"provider": "simulator", "talk_secs": [20, 90000]}`, "talk_secs"},
+		{"voice simulator ring_secs negative", config.KeyVoice, `{"provider": "simulator", "ring_secs": [-1, 8]}`, "ring_secs"},
+		{"voice simulator speed 0", config.KeyVoice, `{"provider": "simulator", "speed": 0}`, "speed"},
+		{"voice simulator speed too high", config.KeyVoice, `{"provider": "simulator", "speed": 1e9}`, "speed"},
+		{"voice simulator seed not a number", config.KeyVoice, `{"provider": "simulator", "seed": "x"}`, "seed"},
+		{"voice simulator field on va", config.KeyVoice, `{"provider": "va", "speed": 10}`, "speed"},
 
 		// crm_fields values
 		{"crm_fields blank", config.KeyCRMFields, `{"phone": "  "}`, "phone"},
@@ -548,6 +571,8 @@ func TestVoiceComplete(t *testing.T) {
 		{config.Voice{Provider: "elevenlabs", BaseURL: "https://api.elevenlabs.io", AgentID: "a"}, false, "ELEVENLABS_API_KEY"},
 		{config.Voice{Provider: "elevenlabs", BaseURL: "https://api.elevenlabs.io", AgentID: "a", AgentPhoneNumberID: "p"}, true, "ELEVENLABS_API_KEY"},
 		{config.Voice{Provider: "other", BaseURL: "https://x", SipID: "s"}, false, "VA_AUTH_TOKEN"},
+		{config.Voice{Provider: "simulator"}, false, ""},
+		{config.Voice{Provider: "simulator", Simulator: &config.Simulator{Answer: 1, Speed: 1}}, true, ""},
 	}
 	for _, tt := range tests {
 		if got := tt.v.Complete(); got != tt.want {

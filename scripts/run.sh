@@ -11,6 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin="./bin/callqueue"
 data_dir="${CALLQUEUE_DATA_DIR:-./data}"
 export CALLQUEUE_LOG_FORMAT="${CALLQUEUE_LOG_FORMAT:-console}" # humans read this output
+# The local demo may point integrations at services on this machine (a VA or CRM under test).
+export CALLQUEUE_ALLOW_PRIVATE_EGRESS="${CALLQUEUE_ALLOW_PRIVATE_EGRESS:-true}"
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 die() {
@@ -179,7 +181,37 @@ setup_demo() {
 		say "could not read the demo integration from: $body"
 		return 1
 	}
-	return 0
+	configure_demo
+}
+
+# The simulated dialler (CONTRACT §5) plays every call as a voice platform would, so the demo
+# dials without any account: a limit of 3, 10x faster than real time, short retry delays so that
+# retries and failures show within a minute. Only a demo that is not yet configured is touched:
+# what the user changed since is left alone.
+demo_voice='{"provider":"simulator","answer":0.6,"short":0.1,"no_answer":0.2,"busy":0.1,"talk_secs":[20,120],"ring_secs":[2,8],"speed":10}'
+demo_call_handling='{"concurrency_limit":3,"min_call_duration_secs":5,"max_attempts":2,"retry_delays_secs":[15],"max_call_duration_secs":300}'
+configure_demo() {
+	local id out status kv
+	id="${demo%%$'\t'*}"
+	out="$(api GET "/api/integrations/$id")"
+	status="${out##*$'\n'}"
+	[ "$status" = "200" ] || {
+		say "GET /api/integrations/$id answered $status"
+		return 1
+	}
+	case "${out%$'\n'*}" in
+	*'"status":"not_configured"'* | *'"status": "not_configured"'*) ;;
+	*) return 0 ;;
+	esac
+	say "configuring the demo integration: simulated dialler, limit 3, speed 10"
+	for kv in "call_handling:$demo_call_handling" "voice:$demo_voice"; do
+		out="$(api PUT "/api/integrations/$id/config/${kv%%:*}" "${kv#*:}")"
+		status="${out##*$'\n'}"
+		[ "$status" = "200" ] || {
+			say "PUT config/${kv%%:*} answered $status: ${out%$'\n'*}"
+			return 1
+		}
+	done
 }
 
 demo=""
@@ -204,12 +236,15 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
    $base/$demo_slug/webhook/call-events
    $base/$demo_slug/webhook/agent-init
    $base/$demo_slug/webhook/agent-postcall
- try it
-   curl -sS -X POST '$base/$demo_slug/webhook/call-originate' \\
-     -H 'X-Webhook-Token: $demo_wt' -H 'Content-Type: application/json' \\
-     -d '{"phone_number":"+380501234567","record_id":"demo-1"}'
- The call waits in 'queued' until the integration has its 'voice' config and
- VA_AUTH_TOKEN secret (see the tour in README.md).
+ API reference   $base/api/docs   and   $base/$demo_slug/docs
+ console         $base/admin/   (sign in with the admin token)
+
+ The demo integration dials through the simulator (limit 3, 10x real time): paste
+ this to queue 20 calls,
+   r=\$(date +%s); for i in \$(seq -w 1 20); do curl -sS -X POST '$base/$demo_slug/webhook/call-originate' -H 'X-Webhook-Token: $demo_wt' -H 'Content-Type: application/json' -d "{\"phone_number\":\"+3805000000\$i\",\"record_id\":\"demo-\$r-\$i\"}"; echo; done
+ and this to watch them go (Ctrl-C stops watching):
+   while :; do curl -sS -H 'Authorization: Bearer $token' '$base/api/integrations/$demo_id/stats'; echo; sleep 2; done
+ Each call's history: curl -sS -H 'Authorization: Bearer $token' '$base/api/calls?integrationId=$demo_id'
 ================================================================================
 
 EOF

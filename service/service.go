@@ -74,8 +74,11 @@ type Service struct {
 	Metrics *metrics.Metrics
 	Workers *workers.Workers
 	Dialer  *dialer.Breaking
-	CRM     *crm.Clients
-	Callers *callerctx.Cache
+	// Simulator plays the calls of integrations whose voice.provider is
+	// "simulator" (roles that dial only).
+	Simulator *dialer.Simulator
+	CRM       *crm.Clients
+	Callers   *callerctx.Cache
 
 	cancel   context.CancelFunc
 	embedded *server.Server
@@ -185,7 +188,8 @@ func (s *Service) wire(ctx context.Context) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 
 	var dispatcherBreakers func(string, gobreaker.State, gobreaker.State)
-	s.Dialer = dialer.WithBreakers(dialer.NewRouter(s.opt.DialClient), breaker.NewSet[dialer.Result](breaker.Settings{
+	router := dialer.NewRouter(s.opt.DialClient)
+	s.Dialer = dialer.WithBreakers(router, breaker.NewSet[dialer.Result](breaker.Settings{
 		Peer: "va", OpenFor: s.opt.BreakerOpenFor,
 		IsSuccessful: dialer.IsRejected,
 		OnChange: func(key string, from, to gobreaker.State) {
@@ -227,6 +231,11 @@ func (s *Service) wire(ctx context.Context) error {
 		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue})
 	if role == RoleAll || role == RoleWebhooks {
 		hooks.Register(mux)
+	}
+	if s.Workers != nil {
+		// The simulated platform's webhooks enter through the receivers' code.
+		s.Simulator = dialer.NewSimulator(hooks, s.log)
+		router.WithSimulator(s.Simulator)
 	}
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
@@ -274,9 +283,12 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 	if err == nil {
 		voice["provider"] = cfg.Voice.Provider
 		voice["configured"] = cfg.Voice.Complete()
-		secret, serr := s.Store.SecretValue(ctx, in.ID, cfg.Voice.SecretKey())
-		if serr == nil && secret == "" {
-			serr = errors.New("empty") // a placeholder from setup is not a secret
+		var serr error
+		if key := cfg.Voice.SecretKey(); key != "" { // the simulator needs none
+			secret, err := s.Store.SecretValue(ctx, in.ID, key)
+			if serr = err; err == nil && secret == "" {
+				serr = errors.New("empty") // a placeholder from setup is not a secret
+			}
 		}
 		voice["secret"] = serr == nil
 		state := s.Dialer.Breakers().State(in.ID.String())
@@ -345,6 +357,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 			errs = append(errs, errors.New("workers did not stop in time"))
 		}
 	}
+	if s.Simulator != nil {
+		s.Simulator.Stop() // events not yet sent are the watchdog's
+	}
 	s.closeConnections()
 	return errors.Join(errs...)
 }
@@ -354,6 +369,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) Kill() {
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.Simulator != nil {
+		s.Simulator.Stop()
 	}
 	if s.listener != nil {
 		_ = s.http.Close()

@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"bytes"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,14 +11,8 @@ import (
 
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/web/apidocs"
 )
-
-// docsPage renders ./openapi.json for people. It is self-contained (inline
-// CSS and JS, nothing fetched from elsewhere), so it works where the
-// service has no internet access.
-//
-//go:embed docs.html
-var docsPage []byte
 
 // BaseURL is the scheme and host the request was made to, as the client
 // saw it: X-Forwarded-Proto and X-Forwarded-Host (first values) when a
@@ -73,10 +66,10 @@ func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, in Integr
 	_, _ = w.Write(doc)
 }
 
-func (h *Handler) serveDocs(w http.ResponseWriter, _ *http.Request, _ Integration) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:")
-	_, _ = w.Write(docsPage)
+// serveDocs renders ./openapi.json for people (web/apidocs): nothing is
+// fetched from elsewhere, so it works where there is no internet access.
+func (h *Handler) serveDocs(w http.ResponseWriter, _ *http.Request, in Integration) {
+	apidocs.ServePage(w, in.Slug+" — callqueue API")
 }
 
 // Object is a JSON object that keeps its members in order; the OpenAPI

@@ -228,7 +228,8 @@ func TestOpenAPIMatchesTheService(t *testing.T) {
 }
 
 // TestDocsPage: /{slug}/docs is a page that renders ./openapi.json with
-// nothing loaded from elsewhere.
+// the vendored viewer, nothing loaded from elsewhere and no inline script
+// (TestAPIDocsInBrowser in service/ renders it in a browser).
 func TestDocsPage(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
@@ -242,18 +243,27 @@ func TestDocsPage(t *testing.T) {
 		t.Fatalf("docs: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	html := string(page)
-	for _, must := range []string{`fetch("./openapi.json"`, "<script>", "requestBody", "example", "schemas", "securitySchemes"} {
+	for _, must := range []string{`data-spec="openapi.json"`, `src="docs/assets/swagger-ui-bundle.js`, h.integ.Slug} {
 		if !strings.Contains(html, must) {
 			t.Errorf("the page lacks %q", must)
 		}
 	}
-	for _, never := range []string{"<script src", "<link", "http://", "https://", "@import", "cdn"} {
+	for _, never := range []string{"<script>", "<style", "http://", "https://", "@import", "cdn"} {
 		if strings.Contains(html, never) {
-			t.Errorf("the page loads something from elsewhere: %q", never)
+			t.Errorf("the page has %q: inline code or something from elsewhere", never)
 		}
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") {
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") ||
+		strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q does not keep the page to itself", csp)
+	}
+	asset, err := client.Get(h.in.URL + "/" + h.integ.Slug + "/docs/assets/swagger-ui-bundle.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = asset.Body.Close()
+	if asset.StatusCode != http.StatusOK || asset.Header.Get("ETag") == "" {
+		t.Errorf("the viewer's script: %d %v", asset.StatusCode, asset.Header)
 	}
 
 	for _, path := range []string{"/no-such-integration/docs", "/no-such-integration/openapi.json"} {

@@ -28,6 +28,7 @@ import (
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/web/apidocs"
 )
 
 // Body limits (contract §4).
@@ -121,6 +122,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /{slug}/setup", h.endpoint("setup", MaxBody, authToken, h.setup))
 	mux.Handle("GET /{slug}/openapi.json", h.document("openapi", h.serveOpenAPI))
 	mux.Handle("GET /{slug}/docs", h.document("docs", h.serveDocs))
+	mux.Handle("GET /{slug}/docs/assets/{file}", apidocs.Assets())
 }
 
 type authMode int
