@@ -211,7 +211,7 @@ func (c *Consumer[T]) Start(ctx context.Context) error {
 		select {
 		case c.inbox <- m:
 		default:
-			c.settle(m, m.Nak) // cannot happen within MaxAckPending; never block
+			_ = c.settle(m, m.Nak) // cannot happen within MaxAckPending; never block
 		}
 	}, jetstream.PullMaxMessages(c.cfg.BatchSize*2), jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {

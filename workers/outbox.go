@@ -100,7 +100,7 @@ func (o *Outbox) Start(ctx context.Context) {
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.sends, o.stopSends = context.WithCancel(context.WithoutCancel(ctx))
 	o.finisher.Add(1)
-	go o.finish()
+	go o.finish() //nolint:gosec // G118: results are recorded after ctx ends too, on purpose (Stop waits for them)
 	o.wg.Add(2)
 	go func() {
 		defer o.wg.Done()
@@ -175,8 +175,8 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	}
 	o.mu.Unlock()
 	room := min(outboxParallel-total, outboxBatch)
-	if room <= 0 || ctx.Err() != nil {
-		return 0, nil
+	if room <= 0 {
+		return 0, nil // full: a finished delivery kicks the loop
 	}
 	items, err := o.w.store.ClaimOutbox(ctx, store.OutboxClaim{Now: now, Lease: o.lease(), Limit: room,
 		PerIntegration: outboxPerIntegration, Skip: skip, InFlight: inFlight})
