@@ -50,6 +50,13 @@ func (b handlerBody) validate(create bool) (store.HandlerFields, error) {
 	case b.DefaultArgs != nil && !isNull(b.DefaultArgs) && !isObject(b.DefaultArgs):
 		return f, jsonhttp.Invalid("defaultArgs", "defaultArgs must be an object")
 	}
+	if b.DefaultArgs != nil {
+		// Handler options are checked when they are stored, not first when
+		// the handler runs.
+		if _, err := takeHandlerOptions(b.DefaultArgs, "defaultArgs", &handlerOptions{}); err != nil {
+			return f, err
+		}
+	}
 	f.Name = b.Name
 	if b.DefaultArgs != nil {
 		f.DefaultArgs = b.DefaultArgs

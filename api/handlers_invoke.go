@@ -30,7 +30,8 @@ type invokeBody struct {
 // (RFC 7386 JSON merge patch: objects merge, null removes). A synced
 // handler's defaultArgs describe the request ({method, url, body}): the
 // built-in then gets the body. Built-ins answer as their endpoints would:
-// call-originate queues a call and answers once JetStream has it.
+// call-originate queues a call and answers once JetStream has it. The
+// handler options retries and timeout (handler_options.go) steer the run.
 func (a *API) invokeHandler(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -52,7 +53,16 @@ func (a *API) invokeHandler(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	payload, prefix, err := invocationPayload(h.DefaultArgs, b.Args)
+	var opts handlerOptions
+	defaultArgs, err := takeHandlerOptions(h.DefaultArgs, "defaultArgs", &opts)
+	if err != nil {
+		return err
+	}
+	args, err := takeHandlerOptions(b.Args, "args", &opts) // args override the handler's own
+	if err != nil {
+		return err
+	}
+	payload, prefix, err := invocationPayload(defaultArgs, args)
 	if err != nil {
 		return err
 	}
@@ -60,8 +70,15 @@ func (a *API) invokeHandler(w http.ResponseWriter, r *http.Request) error {
 		return jsonhttp.Unavailable("handler runtime")
 	}
 	idemKey := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	result, err := a.invoker.Invoke(r.Context(), webhooks.Invocation{IntegrationID: in.ID, Slug: in.Slug, Name: h.Name,
-		Payload: payload, IdempotencyKey: idemKey, TraceID: webhooks.TraceID(r), Actor: who})
+	if idemKey == "" && opts.Retries > 0 && h.Name == webhooks.BuiltinCallOriginate {
+		// A run that timed out may still have queued its call: the repeat
+		// must name the same call, so it is queued once.
+		idemKey = "invoke-" + uuid.NewString()
+	}
+	result, err := runWithOptions(r.Context(), opts, func(ctx context.Context) (any, error) {
+		return a.invoker.Invoke(ctx, webhooks.Invocation{IntegrationID: in.ID, Slug: in.Slug, Name: h.Name,
+			Payload: payload, IdempotencyKey: idemKey, TraceID: webhooks.TraceID(r), Actor: who})
+	})
 	var je *jsonhttp.Error
 	if errors.As(err, &je) && je.Field != "" && je.Field != "Idempotency-Key" {
 		// The built-in names a field of its body; the caller sent it in args.
