@@ -191,8 +191,8 @@ func (b *browser) click(selector string) {
 func (b *browser) fill(selector, value string) {
 	b.t.Helper()
 	// chromedp.Clear empties the value attribute, not what the user typed.
-	clear := fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = ''; el.dispatchEvent(new Event('input', {bubbles: true})); })()`, selector)
-	b.run("fill "+selector, chromedp.WaitVisible(selector, chromedp.ByQuery), chromedp.Evaluate(clear, nil),
+	empty := fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = ''; el.dispatchEvent(new Event('input', {bubbles: true})); })()`, selector)
+	b.run("fill "+selector, chromedp.WaitVisible(selector, chromedp.ByQuery), chromedp.Evaluate(empty, nil),
 		chromedp.SendKeys(selector, value, chromedp.ByQuery))
 }
 
@@ -289,11 +289,9 @@ func TestConsoleIntegrationsList(t *testing.T) {
 	b.click(del)
 	b.click(`dialog[open] button[value="ok"]`)
 	b.until("two left", `document.querySelectorAll('tbody tr').length === 2 && !document.querySelector('tbody').textContent.includes('Beta')`)
-	var total int
-	list := []store.Integration{}
-	c.admin.Do("GET", "/api/integrations", nil, &list)
-	if total = len(list); total != 2 {
-		t.Fatalf("%d integrations after the delete, want 2", total)
+	var list []store.Integration
+	if c.admin.Do("GET", "/api/integrations", nil, &list); len(list) != 2 {
+		t.Fatalf("%d integrations after the delete, want 2", len(list))
 	}
 	// Into an integration and back, then forward again.
 	b.click(`tbody tr td a`)
@@ -302,6 +300,18 @@ func TestConsoleIntegrationsList(t *testing.T) {
 	b.until("the list again", `document.querySelector('h1')?.textContent === 'Integrations' && document.querySelectorAll('tbody tr').length === 2`)
 	b.run("forward", chromedp.NavigateForward())
 	b.until("the integration again", `document.querySelector('h1')?.textContent.startsWith('Zeta leads')`)
+
+	// On a phone's width nothing makes the page scroll sideways (wide
+	// tables scroll inside their own box).
+	b.run("phone viewport", chromedp.EmulateViewport(390, 844))
+	for _, tab := range []string{"handlers", "configuration", "calls"} {
+		b.tab(tab)
+		var widths struct{ Page, View int }
+		b.eval(`({Page: document.documentElement.scrollWidth, View: window.innerWidth})`, &widths)
+		if widths.Page > widths.View {
+			t.Errorf("%s tab on a phone: page %dpx wide in a %dpx viewport", tab, widths.Page, widths.View)
+		}
+	}
 }
 
 func jsonString(s string) string {

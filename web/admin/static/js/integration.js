@@ -2,7 +2,7 @@
 // status with pause/resume, webhook URLs and token, and the tabs. The tab is
 // in the query (?tab=calls) so it survives a reload and back/forward.
 
-import {get, patch, post} from './api.js';
+import {get, patch, post, ApiError} from './api.js';
 import {h, replace, badge, copyButton, confirmDialog, toast} from './dom.js';
 import {handlersTab} from './handlers.js';
 import {secretsTab} from './secrets.js';
@@ -88,5 +88,11 @@ export async function integrationPage(ctx) {
     ctx.navigate(`/admin/integrations/${id}?tab=${key}`, {focus: `#tab-${key}`});
   }
   replace(ctx.main, head, hooks, tablist, panel);
-  await selected[2](ctx, it, panel);
+  try {
+    await selected[2](ctx, it, panel);
+  } catch (e) {
+    // A tab that cannot load says so in its panel; the rest of the page stays.
+    if (!(e instanceof ApiError) || e.status === 401) throw e;
+    replace(panel, h('p', {class: 'form-error', role: 'alert'}, `${selected[1]} could not be loaded: ${e.message}`));
+  }
 }
