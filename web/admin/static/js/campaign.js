@@ -6,7 +6,7 @@ import {get, post, download, ApiError} from './api.js';
 import {h, replace, badge, fmtTime, jsonText, toast, uid} from './dom.js';
 import {progressBar, campaignActions} from './campaigns.js';
 
-// MAX_UPLOAD is the API's row limit per request, checked here first.
+// MAX_ROWS is the API's row limit per upload, checked here first.
 const MAX_ROWS = 10000;
 
 export async function campaignPage(ctx) {
