@@ -86,19 +86,23 @@ func TestSeedIntegrationFlow(t *testing.T) {
 	if len(secrets) != 3 || strings.Contains(string(w.a.do(t, "GET", "/api/core/secrets?integration="+integ.Name, nil).body), "your-bot-token") {
 		t.Fatalf("secrets %+v", secrets)
 	}
-	// 5. A handler named after a built-in.
+	// 5. A handler named after a built-in, with seed 000's handler options
+	// (retries, timeout in ms) beside the payload.
 	hr := w.a.do(t, "POST", "/api/handlers", map[string]any{"integrationId": integ.ID, "name": "call-originate",
-		"defaultArgs": map[string]any{"priority": 3, "dynamic_variables": map[string]any{"lead_source": "Facebook"}}}).expect(t, http.StatusCreated)
+		"defaultArgs": map[string]any{"priority": 3, "dynamic_variables": map[string]any{"lead_source": "Facebook"},
+			"retries": 3, "timeout": 5000}}).expect(t, http.StatusCreated)
 	if keys := keysOf(t, hr.body); !slices.Equal(keys, []string{"createdAt", "defaultArgs", "id", "integrationId", "name", "updatedAt"}) {
 		t.Fatalf("handler fields %v", keys)
 	}
 	handler := decodeAs[store.Handler](t, hr)
 	// 6. List handlers.
 	if list := handlersOf(t, w.a, integ); len(list) != 1 || list[0].ID != handler.ID || !jsonEqual(t, list[0].DefaultArgs,
-		`{"priority": 3, "dynamic_variables": {"lead_source": "Facebook"}}`) {
+		`{"priority": 3, "dynamic_variables": {"lead_source": "Facebook"}, "retries": 3, "timeout": 5000}`) {
 		t.Fatalf("handlers %+v", list)
 	}
-	// 7. Invoke: args overlay defaultArgs, objects merge.
+	// 7. Invoke: args overlay defaultArgs, objects merge; the options steer
+	// the run and are not part of the call-originate body (which refuses
+	// unknown fields).
 	a := invoke(t, w.a, handler.ID, map[string]any{"phone_number": "+380991234567", "dynamic_variables": map[string]any{"client_name": "Іван"}})
 	var res struct {
 		Success bool      `json:"success"`
@@ -671,4 +675,45 @@ func TestAdminOpenAPI(t *testing.T) {
 	check("POST", "/api/handlers", map[string]any{"name": "x"}, 422)
 	check("DELETE", "/api/handlers/"+h.ID.String(), nil, 200)
 	check("DELETE", integrationPath(in), nil, 200)
+}
+
+// TestInvokeHandlerOptions checks seed 002's handler options: bounded when
+// a handler is stored and when args carry them, never passed to the
+// built-in, and a run that outlives its timeout answers 504.
+func TestInvokeHandlerOptions(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	in := createIntegration(t, w.a, map[string]any{"name": "options"})
+	base := integrationPath(in, "/handlers")
+	for _, tt := range []struct {
+		args  map[string]any
+		field string
+	}{
+		{map[string]any{"retries": 21}, "defaultArgs.retries"},
+		{map[string]any{"retries": -1}, "defaultArgs.retries"},
+		{map[string]any{"retries": 1.5}, "defaultArgs.retries"},
+		{map[string]any{"timeout": "5s"}, "defaultArgs.timeout"},
+		{map[string]any{"timeout": 0}, "defaultArgs.timeout"},
+		{map[string]any{"timeout": 300001}, "defaultArgs.timeout"},
+	} {
+		expectFieldError(t, w.a.do(t, "POST", base, map[string]any{"name": "call-originate", "defaultArgs": tt.args}),
+			http.StatusUnprocessableEntity, tt.field)
+	}
+	if list := handlersOf(t, w.a, in); len(list) != 0 {
+		t.Fatalf("refused handlers were stored: %+v", list)
+	}
+	h := createHandler(t, w.a, in, "call-originate", map[string]any{"retries": 2})
+	expectFieldError(t, w.a.do(t, "POST", "/api/handlers/"+h.ID.String()+"/invoke", map[string]any{"args": map[string]any{"timeout": 0}}),
+		http.StatusUnprocessableEntity, "args.timeout")
+	// Options in args override the handler's; the rest is the body.
+	a := invoke(t, w.a, h.ID, map[string]any{"phone_number": "+380991230001", "retries": 0, "timeout": 10000})
+	var res struct {
+		CallID uuid.UUID `json:"callId"`
+	}
+	if err := json.Unmarshal(a.Result, &res); err != nil || res.CallID == uuid.Nil {
+		t.Fatalf("invoke answer %s", a.Result)
+	}
+	// A body the built-in refuses is not repeated and names its field in args.
+	expectFieldError(t, w.a.do(t, "POST", "/api/handlers/"+h.ID.String()+"/invoke", map[string]any{"args": map[string]any{"phone_number": ""}}),
+		http.StatusUnprocessableEntity, "args.phone_number")
 }

@@ -146,10 +146,12 @@ var adminDocs = map[string]opDoc{
 		description: "Runs the built-in named like the handler (" + strings.Join(webhooks.Builtins, ", ") + ") for its integration, " +
 			"with defaultArgs overlaid by args (a JSON merge patch), and answers with the built-in's result: call-originate queues a " +
 			"real call. A handler from sync-handlers ({method, url, body}) passes its body. Other names are a 422 unknown_handler. " +
-			"An Idempotency-Key header is passed to call-originate.",
+			"An Idempotency-Key header is passed to call-originate. The handler options retries (0–20: repeats of a run that failed " +
+			"with a 5xx or timed out) and timeout (ms per run, 504 when exceeded), at the top level of defaultArgs or args, steer the " +
+			"run and are not passed to the built-in.",
 		body: schemaRef("InvokeRequest"), bodyExample: obj{"args": obj{"phone_number": "+380994829573", "dynamic_variables": obj{"client_name": "Іван"}}},
 		response: schemaRef("InvokeResult"), example: obj{"success": true, "handler": "call-originate",
-			"result": obj{"success": true, "callId": "0194c9a2-7b1e-7c3d-9f10-2a3b4c5d6e7f"}}, errors: []int{400, 404, 413, 422}},
+			"result": obj{"success": true, "callId": "0194c9a2-7b1e-7c3d-9f10-2a3b4c5d6e7f"}}, errors: []int{400, 404, 413, 422, 503, 504}},
 	"GET /api/integrations/{id}/handlers": {summary: "List an integration's handlers", tag: "Handlers",
 		response: obj{"type": "array", "items": schemaRef("Handler")}, example: []any{exHandler}, errors: []int{404}},
 	"POST /api/integrations/{id}/handlers": {summary: "Create a handler of an integration", tag: "Handlers", status: 201,
@@ -219,6 +221,7 @@ var errorExamples = map[int][3]string{
 	422: {"Valid JSON with a value that is not.", "invalid_value", "name is required"},
 	502: {"The OpenAPI document could not be fetched.", "spec_unavailable", "http://localhost:3001/sofa/openapi.json answered 404"},
 	503: {"A dependency is down; retry later.", "unavailable", "database is unavailable; retry later"},
+	504: {"The handler did not finish within its timeout option.", "handler_timeout", "the handler did not finish within its timeout of 5000 ms"},
 }
 
 var pathParam = regexp.MustCompile(`\{([A-Za-z]+)\}`)

@@ -223,6 +223,7 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
  callqueue is running                       (Ctrl-C stops it; state in $data_dir)
 --------------------------------------------------------------------------------
  base URL        $base
+ admin console   $base/admin/   (sign in with the admin token below)
  metrics         $base/metrics
  readiness       $base/readyz
  admin token     $token

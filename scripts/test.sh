@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — what `make test` runs: the whole suite against a real Postgres, with the race detector.
 #
-# Uses $DATABASE_URL when set, else the throwaway local cluster of scripts/pg.sh.
+# Uses $DATABASE_URL when set, else the throwaway local cluster of scripts/pg.sh, and
+# $CALLQUEUE_CHROMIUM when set, else Debian's chromium (scripts/chromium.sh installs it).
 # Extra `go test` flags come from $GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestWebhook -v' make test.
 set -euo pipefail
 
@@ -11,6 +12,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
 	DATABASE_URL="$(scripts/pg.sh start | tail -n1)"
 fi
 export DATABASE_URL
+
+# The admin console's browser tests drive a headless Chromium (installed when missing).
+if [ -z "${CALLQUEUE_CHROMIUM:-}" ]; then
+	CALLQUEUE_CHROMIUM="$(scripts/chromium.sh | tail -n1)"
+fi
+export CALLQUEUE_CHROMIUM
 
 # GOTESTFLAGS is a list of flags: word splitting is intended.
 # shellcheck disable=SC2086

@@ -79,7 +79,7 @@ func TestAPIDocsInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
+	if err := chromedp.Run(browser); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
 
@@ -92,7 +92,8 @@ func TestAPIDocsInBrowser(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var requests, problems []string
-			tab, cancelTab := chromedp.NewContext(browser, chromedp.WithListener(func(ev any) {
+			tab, cancelTab := chromedp.NewContext(browser)
+			chromedp.ListenTarget(tab, func(ev any) {
 				mu.Lock()
 				defer mu.Unlock()
 				switch ev := ev.(type) {
@@ -101,30 +102,31 @@ func TestAPIDocsInBrowser(t *testing.T) {
 				case *network.EventLoadingFailed:
 					problems = append(problems, "request failed: "+ev.ErrorText)
 				case *cdplog.EventEntryAdded:
-					if ev.Entry.Level == cdplog.EntryLevelError || strings.Contains(ev.Entry.Text, "Content Security Policy") {
+					if ev.Entry.Level == cdplog.LevelError || strings.Contains(ev.Entry.Text, "Content Security Policy") {
 						problems = append(problems, "log: "+ev.Entry.Text+" "+ev.Entry.URL)
 					}
 				case *runtime.EventExceptionThrown:
 					problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
 				case *runtime.EventConsoleAPICalled:
-					if ev.Type == runtime.ConsoleAPICalledTypeError {
+					if ev.Type == runtime.APITypeError {
 						problems = append(problems, "console.error")
 					}
 				}
-			}))
+			})
 			defer cancelTab()
-			if err := chromedp.Do(tab); err != nil { // opens the tab
+			if err := chromedp.Run(tab); err != nil { // opens the tab
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(tab, 90*time.Second)
 			defer cancel()
 
-			if err := chromedp.Do(ctx, chromedp.Navigate(in.URL+page), chromedp.WaitVisible(".opblock")); err != nil {
+			if err := chromedp.Run(ctx, chromedp.Navigate(in.URL+page), chromedp.WaitVisible(".opblock")); err != nil {
 				t.Fatalf("render %s: %v", page, err)
 			}
-			listed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(".opblock")).map(b =>
+			var listed []string
+			err := chromedp.Run(ctx, chromedp.Evaluate(`Array.from(document.querySelectorAll(".opblock")).map(b =>
 				b.querySelector(".opblock-summary-method").textContent.trim() + " " +
-				b.querySelector(".opblock-summary-path").getAttribute("data-path"))`))
+				b.querySelector(".opblock-summary-path").getAttribute("data-path"))`, &listed))
 			if err != nil {
 				t.Fatalf("read %s: %v", page, err)
 			}

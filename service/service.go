@@ -31,6 +31,7 @@ import (
 	"github.com/callqueue/callqueue/migrations"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/web/admin"
 	"github.com/callqueue/callqueue/webhooks"
 	"github.com/callqueue/callqueue/workers"
 )
@@ -240,6 +241,7 @@ func (s *Service) wire(ctx context.Context) error {
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
 			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
+		admin.Register(mux) // the console is a client of the API above
 	}
 	s.handler = recoverer(s.log, jsonNotFound(mux))
 	return nil

@@ -1,0 +1,200 @@
+// configuration.js — the Configuration tab: forms for the known config keys
+// (agent, voice, call handling, CRM and its field names) and JSON for every
+// other key. The API validates; a 422 is shown on the field it names.
+
+import {get, put, patch, del, ApiError, enc} from './api.js';
+import {h, replace, field, jsonText, parseJSON, toast, clearErrors, formError, showFieldError, uid} from './dom.js';
+
+const KNOWN = ['agent', 'voice', 'call_handling', 'crm', 'crm_fields'];
+const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+export async function configurationTab(ctx, it, panel) {
+  const cfg = await get(`/api/integrations/${it.id}/config`);
+  if (!ctx.alive) return;
+  const path = (key) => `/api/integrations/${it.id}/config/${enc(key)}`;
+
+  // section draws one key's form; read() turns the inputs into its value.
+  function section(key, title, hint, inputs, read, extra) {
+    const form = h('form', {class: 'card', id: `config-${key}`, 'aria-labelledby': `config-${key}-h`, novalidate: true, onsubmit: async (e) => {
+      e.preventDefault();
+      clearErrors(form);
+      let value;
+      try { value = read(); } catch (bad) { showFieldError(form, bad.field, bad.message); return; }
+      try {
+        if (extra) await extra();
+        cfg[key] = await put(path(key), value);
+        toast(`${title} saved`);
+      } catch (ex) {
+        if (!(ex instanceof ApiError)) throw ex;
+        formError(form, ex);
+      }
+    }},
+    h('h2', {id: `config-${key}-h`}, title), hint ? h('p', {class: 'muted'}, hint) : null,
+    inputs,
+    h('div', {class: 'actions'},
+      h('button', {type: 'button', class: 'secondary', onclick: async () => {
+        cfg[key] = await del(path(key));
+        toast(`${title}: defaults restored`);
+        configurationTab(ctx, it, panel);
+      }}, 'Restore defaults'),
+      h('button', {type: 'submit', class: 'primary'}, 'Save')));
+    return form;
+  }
+  const text = (name, value, attrs = {}) => h('input', {name, value: value ?? '', autocomplete: 'off', ...attrs});
+  const num = (name, value, attrs = {}) => h('input', {name, type: 'number', inputmode: 'numeric', value: value ?? '', ...attrs});
+  const select = (name, value, options) => h('select', {name}, options.map((o) => h('option', {value: o, selected: o === value}, o)));
+  const val = (form, name) => form.querySelector(`[name="${name}"]`).value.trim();
+  const numVal = (form, name) => {
+    const v = val(form, name);
+    if (v === '' || !/^-?\d+$/.test(v)) throw {field: name, message: 'must be a whole number'};
+    return Number(v);
+  };
+
+  // Agent: the integration's own fields (seed 000) and the agent key.
+  const ag = cfg.agent || {};
+  const prompt = h('textarea', {name: 'agentPrompt', rows: 4}); prompt.value = it.agentPrompt || '';
+  const agent = section('agent', 'Agent', 'What the voice agent is and where it runs.', [
+    field('Prompt', prompt),
+    h('div', {class: 'row'},
+      field('ElevenLabs agent id', text('elevenLabsAgentId', it.elevenLabsAgentId)),
+      field('Assistant name', text('saasAssistantName', it.saasAssistantName))),
+    h('div', {class: 'row'},
+      field('Phone number', text('phoneNumber', it.phoneNumber, {type: 'tel'})),
+      field('SIP id', text('voiceAssistantSipId', it.voiceAssistantSipId))),
+    h('div', {class: 'row'},
+      field('Time zone', text('timezone', ag.timezone), 'IANA name, e.g. Europe/Kyiv: the date and time the agent is told.'),
+      field('Locale', text('locale', ag.locale))),
+  ], () => ({...ag, timezone: val(agent, 'timezone'), locale: val(agent, 'locale')}), async () => {
+    const fields = {};
+    for (const n of ['agentPrompt', 'elevenLabsAgentId', 'saasAssistantName', 'phoneNumber', 'voiceAssistantSipId']) {
+      fields[n] = agent.querySelector(`[name="${n}"]`).value;
+    }
+    Object.assign(it, await patch(`/api/integrations/${it.id}`, fields));
+  });
+
+  const vo = cfg.voice || {};
+  const voice = section('voice', 'Voice', 'The dialler: the Voice Assistant platform (va), ElevenLabs, or the simulator (dials nobody). Its secret (VA_AUTH_TOKEN or ELEVENLABS_API_KEY) goes under Secrets.', [
+    h('div', {class: 'row'}, field('Provider', select('provider', vo.provider, ['va', 'elevenlabs', 'simulator'])),
+      field('Base URL', text('base_url', vo.base_url, {type: 'url'}))),
+    h('div', {class: 'row'}, field('SIP id (va)', text('sip_id', vo.sip_id)), field('Assistant id (va)', text('assistant_id', vo.assistant_id))),
+    h('div', {class: 'row'}, field('Agent id (elevenlabs)', text('agent_id', vo.agent_id)),
+      field('Agent phone number id (elevenlabs)', text('agent_phone_number_id', vo.agent_phone_number_id)),
+      field('Via (elevenlabs)', select('via', vo.via || '', ['', 'sip_trunk', 'twilio']))),
+  ], () => {
+    const v = {...vo};
+    for (const n of ['provider', 'base_url', 'sip_id', 'assistant_id', 'agent_id', 'agent_phone_number_id', 'via']) {
+      const x = val(voice, n);
+      if (x !== '' || n in v) v[n] = x;
+    }
+    return v;
+  });
+
+  const ch = cfg.call_handling || {};
+  const cw = ch.calling_window;
+  const windowOn = h('input', {type: 'checkbox', name: 'window_on', id: uid(), checked: !!cw});
+  const days = h('div', {class: 'field', 'data-field': 'calling_window.days'},
+    h('fieldset', {}, h('legend', {}, 'Days'), DAYS.map((d, i) => {
+      const id = uid();
+      return h('span', {class: 'check'}, h('input', {type: 'checkbox', id, name: 'day', value: i + 1, checked: cw ? cw.days.includes(i + 1) : i < 5}),
+        h('label', {for: id}, d));
+    })), h('p', {class: 'field-error', hidden: true}));
+  const policy = h('textarea', {name: 'retry_policy', rows: 4, class: 'mono', spellcheck: 'false',
+    placeholder: '{"no_answer": {"max_attempts": 4, "delays_secs": [1800, 7200]}}'});
+  policy.value = ch.retry_policy ? jsonText(ch.retry_policy) : '';
+  const callHandling = section('call_handling', 'Call handling', null, [
+    h('div', {class: 'row'},
+      field('Concurrency limit', num('concurrency_limit', ch.concurrency_limit, {min: 1, max: 1000}), 'Calls live at once (1–1000).'),
+      field('Max attempts', num('max_attempts', ch.max_attempts, {min: 1, max: 20}))),
+    h('div', {class: 'row'},
+      field('Shortest counted call (s)', num('min_call_duration_secs', ch.min_call_duration_secs, {min: 0, max: 600}), 'Shorter calls are retried.'),
+      field('Longest call (s)', num('max_call_duration_secs', ch.max_call_duration_secs, {min: 10, max: 86400}))),
+    field('Retry delays (s)', text('retry_delays_secs', (ch.retry_delays_secs || []).join(', ')), 'Comma-separated, one per retry.'),
+    field('Retry policy by outcome (JSON, optional)', policy),
+    h('fieldset', {class: 'window'}, h('legend', {}, 'Calling window'),
+      h('span', {class: 'check'}, windowOn, h('label', {for: windowOn.id}, 'Only call inside a window')),
+      h('div', {class: 'row'},
+        field('Time zone', text('calling_window.timezone', cw ? cw.timezone : 'Europe/Kyiv'), '“recipient” uses each recipient’s own.'),
+        field('Start', text('calling_window.start', cw ? cw.start : '09:00', {placeholder: 'HH:MM'})),
+        field('End', text('calling_window.end', cw ? cw.end : '20:00', {placeholder: 'HH:MM'}))),
+      days),
+  ], () => {
+    const v = {...ch};
+    for (const n of ['concurrency_limit', 'max_attempts', 'min_call_duration_secs', 'max_call_duration_secs']) v[n] = numVal(callHandling, n);
+    const delays = val(callHandling, 'retry_delays_secs');
+    v.retry_delays_secs = delays === '' ? [] : delays.split(/[,\s]+/).filter(Boolean).map((d) => {
+      if (!/^\d+$/.test(d)) throw {field: 'retry_delays_secs', message: `“${d}” is not a number of seconds`};
+      return Number(d);
+    });
+    if (policy.value.trim()) {
+      const {value, error} = parseJSON(policy.value);
+      if (error) throw {field: 'retry_policy', message: `Not valid JSON: ${error}`};
+      v.retry_policy = value;
+    } else delete v.retry_policy;
+    v.calling_window = windowOn.checked ? {
+      timezone: val(callHandling, 'calling_window.timezone'), start: val(callHandling, 'calling_window.start'),
+      end: val(callHandling, 'calling_window.end'),
+      days: [...callHandling.querySelectorAll('input[name="day"]:checked')].map((c) => Number(c.value)),
+    } : null;
+    return v;
+  });
+
+  const cr = cfg.crm || {};
+  const crm = section('crm', 'CRM', 'Where finished calls are reported. NetHunt needs the NETHUNT_EMAIL and NETHUNT_API_KEY secrets; the webhook CRM signs with CRM_WEBHOOK_SECRET.', [
+    h('div', {class: 'row'}, field('Kind', select('kind', cr.kind, ['none', 'nethunt', 'webhook'])), field('Folder id (nethunt)', text('folder_id', cr.folder_id)),
+      field('Base URL (nethunt)', text('base_url', cr.base_url, {type: 'url'}))),
+    h('div', {class: 'row'}, field('Lookup URL (webhook)', text('lookup_url', cr.lookup_url, {type: 'url'})),
+      field('Update URL (webhook)', text('update_url', cr.update_url, {type: 'url'}))),
+  ], () => {
+    const v = {...cr, kind: val(crm, 'kind')};
+    for (const n of ['folder_id', 'base_url', 'lookup_url', 'update_url']) {
+      const x = val(crm, n);
+      if (x) v[n] = x; else delete v[n];
+    }
+    return v;
+  });
+
+  const cf = cfg.crm_fields || {};
+  const fieldNames = ['phone', 'name', 'company', 'source', 'status'];
+  const crmFields = section('crm_fields', 'CRM field names', 'The names of these fields in your CRM.', [
+    h('div', {class: 'row'}, fieldNames.map((n) => field(n, text(n, cf[n])))),
+  ], () => {
+    const v = {...cf};
+    for (const n of fieldNames) v[n] = val(crmFields, n);
+    return v;
+  });
+
+  // Every other key, as JSON.
+  const others = Object.keys(cfg).filter((k) => !KNOWN.includes(k)).sort();
+  const otherForms = others.map((key) => {
+    const ta = h('textarea', {name: key, rows: 5, class: 'mono', spellcheck: 'false'});
+    ta.value = jsonText(cfg[key]);
+    return section(key, key, null, [field('Value (JSON)', ta)], () => {
+      const {value, error} = parseJSON(ta.value);
+      if (error) throw {field: key, message: `Not valid JSON: ${error}`};
+      return value;
+    });
+  });
+  const newKey = h('input', {name: 'key', pattern: '[a-z0-9_.-]{1,64}', autocomplete: 'off', placeholder: 'analysis'});
+  const newVal = h('textarea', {name: 'value', rows: 4, class: 'mono', spellcheck: 'false'});
+  const addForm = h('form', {class: 'card', 'aria-labelledby': 'config-add-h', novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    clearErrors(addForm);
+    const {value, error} = parseJSON(newVal.value);
+    if (!newKey.value.trim()) { showFieldError(addForm, 'key', 'Key is required'); return; }
+    if (error) { showFieldError(addForm, 'value', `Not valid JSON: ${error}`); return; }
+    try {
+      await put(path(newKey.value.trim()), value);
+      toast(`Saved ${newKey.value.trim()}`);
+      configurationTab(ctx, it, panel);
+    } catch (ex) {
+      if (!(ex instanceof ApiError)) throw ex;
+      formError(addForm, ex.field ? {field: 'value', message: `${ex.field}: ${ex.message}`} : ex);
+    }
+  }},
+  h('h2', {id: 'config-add-h'}, 'Other keys'),
+  h('p', {class: 'muted'}, 'Any other key, as JSON: e.g. analysis (an LLM that analyses finished calls) or predial (an eligibility check before each dial).'),
+  h('div', {class: 'row'}, field('Key', newKey), field('Value (JSON)', newVal)),
+  h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save key')));
+
+  replace(panel, agent, voice, callHandling, crm, crmFields, otherForms, addForm);
+}
