@@ -94,11 +94,12 @@ tidy: ## Run go mod tidy
 pg-start: ## Start the throwaway local Postgres (data/pg) and print its URL
 	scripts/pg.sh start
 
-pg-stop: ## Stop the throwaway local Postgres
+pg-stop: ## Stop the throwaway local Postgres, and any whose checkout was deleted
 	scripts/pg.sh stop
 
-clean: ## Remove bin/
+clean: ## Remove bin/; stop local Postgres clusters whose checkout was deleted
 	rm -rf bin/
+	scripts/pg.sh reap
 
 distclean: clean ## Remove bin/, stop the local Postgres and remove data/
 	scripts/pg.sh stop
