@@ -44,7 +44,7 @@ if [ -z "$$lint" ]; then \
 fi
 endef
 
-.PHONY: help build run test bench lint fuzz fmt vet tidy pg-start pg-stop clean distclean
+.PHONY: help build run test bench lint fuzz fmt vet tidy dashboards pg-start pg-stop clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -90,6 +90,9 @@ vet: ## Run go vet
 
 tidy: ## Run go mod tidy
 	go mod tidy
+
+dashboards: ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/*.go
+	go run ./deploy/grafana/generate
 
 pg-start: ## Start the throwaway local Postgres (data/pg) and print its URL
 	scripts/pg.sh start

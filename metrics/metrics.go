@@ -96,7 +96,7 @@ func New(build Build) *Metrics {
 	m.CRMDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_deliveries_total",
 		Help: "CRM update attempts by result: delivered, retry, failed."}, []string{"integration_id", "result"})
 	m.AgentInit = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_total",
-		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"source"})
+		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"integration_id", "source"})
 	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
 		Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}, []string{"integration_id"})
 	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dispatch_deferred_total",
@@ -107,7 +107,7 @@ func New(build Build) *Metrics {
 	m.agentInitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_agent_init_duration_seconds",
 		Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"})
 	m.agentInitFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_fallbacks_total",
-		Help: "agent-init answers without caller context, by reason (no_call, lookup_failed, crm_empty, no_phone)."}, []string{"reason"})
+		Help: "agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty)."}, []string{"integration_id", "reason"})
 	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
@@ -134,11 +134,11 @@ func (m *Metrics) AttemptEnded(integrationID, outcome string) {
 
 // AgentInitAnswered records one agent-init answer: where its context came from, how
 // long it took and, when it had none, why.
-func (m *Metrics) AgentInitAnswered(source, fallbackReason string, took time.Duration) {
-	m.AgentInit.WithLabelValues(source).Inc()
+func (m *Metrics) AgentInitAnswered(integrationID, source, fallbackReason string, took time.Duration) {
+	m.AgentInit.WithLabelValues(integrationID, source).Inc()
 	m.agentInitDuration.WithLabelValues(source).Observe(took.Seconds())
 	if fallbackReason != "" {
-		m.agentInitFallback.WithLabelValues(fallbackReason).Inc()
+		m.agentInitFallback.WithLabelValues(integrationID, fallbackReason).Inc()
 	}
 }
 

@@ -107,7 +107,7 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 			vars[k] = v
 		}
 	}
-	h.metrics.AgentInitAnswered(source, fallbackReason(ctx, source, len(phones), caller.CallID, lookupFailed), time.Since(start))
+	h.metrics.AgentInitAnswered(r.in.ID.String(), source, fallbackReason(ctx, source, len(phones), caller.CallID, lookupFailed), time.Since(start))
 	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
 	if agent.Override {
 		answer.ConversationConfig = overrideFor(r.in.AgentPrompt, agent)
