@@ -108,6 +108,11 @@ func New(build Build) *Metrics {
 		Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"})
 	m.agentInitFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_fallbacks_total",
 		Help: "agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty)."}, []string{"integration_id", "reason"})
+	// Known label values start at 0, so the first answer of each kind is a
+	// visible increase (a series born at 1 shows no rate).
+	for _, source := range []string{"cache", "crm", "none"} {
+		m.agentInitDuration.WithLabelValues(source)
+	}
 	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
