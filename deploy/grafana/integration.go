@@ -7,16 +7,16 @@ import (
 
 // Integration drills into one tenant ($integration): why its calls wait,
 // how they end, and whether its peers (dialler, CRM, agent-init) keep up.
-func Integration() *dashboard.DashboardBuilder {
+func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, see generate.go
 	sel := `integration_id="$integration"`
-	return dashboard.NewDashboardBuilder("callqueue integration").Uid("callqueue-integration").
-		Tags([]string{"callqueue"}).Refresh("30s").Time("now-6h", "now").
-		WithVariable(datasourceVariable()).
-		WithVariable(dashboard.NewQueryVariableBuilder("integration").Label("Integration").Datasource(datasource).
-			Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(callqueue_concurrency_limit, integration_id)`)}).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged)).
-		WithRow(row("Capacity")).
-		WithPanel(panel("Live calls vs limit", "Calls holding a slot, calls queued and the concurrency limit.", "short", 12,
+	return dashboard.NewDashboardBuilder("callqueue integration").Uid("callqueue-integration"). //nolint:staticcheck // v1 JSON, see generate.go
+													Tags([]string{"callqueue"}).Refresh("30s").Time("now-6h", "now").
+													WithVariable(datasourceVariable()).
+													WithVariable(dashboard.NewQueryVariableBuilder("integration").Label("Integration").Datasource(datasource).
+														Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(callqueue_concurrency_limit, integration_id)`)}).
+														Refresh(dashboard.VariableRefreshOnTimeRangeChanged)).
+													WithRow(row("Capacity")).
+													WithPanel(panel("Live calls vs limit", "Calls holding a slot, calls queued and the concurrency limit.", "short", 12,
 			query{`callqueue:active_calls:max{` + sel + `}`, "live"},
 			query{`callqueue:queued_calls:max{` + sel + `}`, "queued"},
 			query{`callqueue:concurrency_limit:max{` + sel + `}`, "limit"})).

@@ -6,12 +6,12 @@ import (
 
 // Overview is the whole service at a glance: does intake flow, do calls
 // flow, what is failing, and how close Postgres and JetStream are to full.
-func Overview() *dashboard.DashboardBuilder {
-	return dashboard.NewDashboardBuilder("callqueue overview").Uid("callqueue-overview").
-		Tags([]string{"callqueue"}).Refresh("30s").Time("now-3h", "now").
-		WithVariable(datasourceVariable()).
-		WithRow(row("Intake")).
-		WithPanel(panel("Webhook requests", "Requests per second by handler and status code.", "reqps", 12,
+func Overview() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, see generate.go
+	return dashboard.NewDashboardBuilder("callqueue overview").Uid("callqueue-overview"). //nolint:staticcheck // v1 JSON, see generate.go
+												Tags([]string{"callqueue"}).Refresh("30s").Time("now-3h", "now").
+												WithVariable(datasourceVariable()).
+												WithRow(row("Intake")).
+												WithPanel(panel("Webhook requests", "Requests per second by handler and status code.", "reqps", 12,
 			query{`callqueue:webhook_requests:rate5m`, "{{handler}} {{code}}"})).
 		WithPanel(panel("Webhook errors", "Share of webhooks answered 5xx, and 503 (not stored: JetStream unavailable).", "percentunit", 12,
 			query{`callqueue:webhook_5xx:ratio_rate5m`, "5xx"},
