@@ -25,7 +25,8 @@ func pgsh(t *testing.T, dataDir, relocate string, args ...string) string {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "CALLQUEUE_DATA_DIR="+dataDir, "CALLQUEUE_PG_RELOCATE_DIR="+relocate)
+	env = append(env, "CALLQUEUE_DATA_DIR="+dataDir, "CALLQUEUE_PG_RELOCATE_DIR="+relocate)
+	cmd.Env = env
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("pg.sh %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
