@@ -44,7 +44,7 @@ if [ -z "$$lint" ]; then \
 fi
 endef
 
-.PHONY: help build run test bench lint fuzz fmt vet tidy pg-start pg-stop clean distclean
+.PHONY: help build run test bench lint fuzz fmt vet tidy dashboards pg-start pg-stop clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -91,14 +91,18 @@ vet: ## Run go vet
 tidy: ## Run go mod tidy
 	go mod tidy
 
+dashboards: ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/*.go
+	go run ./deploy/grafana/generate
+
 pg-start: ## Start the throwaway local Postgres (data/pg) and print its URL
 	scripts/pg.sh start
 
-pg-stop: ## Stop the throwaway local Postgres
+pg-stop: ## Stop the throwaway local Postgres, and any whose checkout was deleted
 	scripts/pg.sh stop
 
-clean: ## Remove bin/
+clean: ## Remove bin/; stop local Postgres clusters whose checkout was deleted
 	rm -rf bin/
+	scripts/pg.sh reap
 
 distclean: clean ## Remove bin/, stop the local Postgres and remove data/
 	scripts/pg.sh stop

@@ -1,9 +1,16 @@
 // Package metrics defines callqueue's Prometheus series. Every name starts
-// with callqueue_; integrations are labelled by id (stable across renames).
+// with callqueue_; integrations are labelled by id (stable across renames),
+// never by phone number or call id, so every label is bounded.
+//
+// Two kinds of series: counters and histograms observed where something
+// happens (one call into this package each), and sampled collectors that
+// read Postgres, JetStream or the pool at scrape time (sampled.go), so state
+// such as backlogs, live calls and breakers needs no code on the hot paths.
 package metrics
 
 import (
-	"context"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,20 +33,36 @@ type Metrics struct {
 	EventsIgnored   *prometheus.CounterVec
 	RetriesSched    *prometheus.CounterVec
 	Terminal        *prometheus.CounterVec
-	BreakerState    *prometheus.GaugeVec
 	DialDuration    *prometheus.HistogramVec
 	Dials           *prometheus.CounterVec
 	DispatchLatency prometheus.Histogram
 	CRMDeliveries   *prometheus.CounterVec
 	AgentInit       *prometheus.CounterVec
+
+	queueWait         *prometheus.HistogramVec
+	deferred          *prometheus.CounterVec
+	attempts          *prometheus.CounterVec
+	agentInitDuration *prometheus.HistogramVec
+	agentInitFallback *prometheus.CounterVec
 }
 
-// New registers every series on a fresh registry, with Go and process
-// collectors.
-func New() *Metrics {
+// Build identifies the running binary in callqueue_build_info.
+type Build struct {
+	Version, Commit, Role string
+}
+
+// New registers every series on a fresh registry, with the Go, process and
+// build-info collectors.
+func New(build Build) *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callqueue_build_info",
+		Help: "Always 1; the labels say which build and role this process runs.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "role": build.Role,
+			"goversion": runtime.Version()}}, func() float64 { return 1 }))
 	fast := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	// Waiting in the queue takes seconds to hours (limits, calling windows).
+	slow := []float64{.1, .5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600}
 	m := &Metrics{
 		Registry: r,
 		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_webhook_requests_total",
@@ -51,7 +74,8 @@ func New() *Metrics {
 		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_consumer_redeliveries_total",
 			Help: "Messages delivered more than once."}, []string{"kind"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dead_letters_total",
-			Help: "Messages moved to the dead-letter stream."}, []string{"kind"}),
+			Help: "Messages moved to the dead-letter stream, by the stream they came from and why (decode, no_metadata, permanent, max_deliveries)."},
+			[]string{"stream", "reason"}),
 		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_consumer_processed_total",
 			Help: "Messages processed by workers."}, []string{"kind"}),
 		BatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_consumer_batch_duration_seconds",
@@ -62,8 +86,6 @@ func New() *Metrics {
 			Help: "Call retries scheduled, by reason."}, []string{"integration_id", "reason"}),
 		Terminal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_calls_terminal_total",
 			Help: "Calls that reached a terminal status."}, []string{"integration_id", "status"}),
-		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "callqueue_breaker_state",
-			Help: "Circuit breaker state per integration and peer: 0 closed, 1 half-open, 2 open."}, []string{"integration_id", "peer"}),
 		DialDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_dial_duration_seconds",
 			Help: "Originate request latency by result.", Buckets: fast}, []string{"provider", "result"}),
 		Dials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dials_total",
@@ -74,11 +96,55 @@ func New() *Metrics {
 	m.CRMDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_deliveries_total",
 		Help: "CRM update attempts by result: delivered, retry, failed."}, []string{"integration_id", "result"})
 	m.AgentInit = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_total",
-		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"source"})
-	r.MustRegister(m.CRMDeliveries, m.AgentInit)
+		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"integration_id", "source"})
+	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
+		Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}, []string{"integration_id"})
+	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dispatch_deferred_total",
+		Help: "Dispatch passes that left an integration's queued calls waiting, by reason (calling_window, breaker_open, not_configured)."},
+		[]string{"integration_id", "reason"})
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_attempts_total",
+		Help: "Dial attempts that ended, by outcome (answered, no_answer, busy, dial_error, ...)."}, []string{"integration_id", "outcome"})
+	m.agentInitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_agent_init_duration_seconds",
+		Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"})
+	m.agentInitFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_fallbacks_total",
+		Help: "agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty)."}, []string{"integration_id", "reason"})
+	// Known label values start at 0, so the first answer of each kind is a
+	// visible increase (a series born at 1 shows no rate).
+	for _, source := range []string{"cache", "crm", "none"} {
+		m.agentInitDuration.WithLabelValues(source)
+	}
+	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
-		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.BreakerState, m.DialDuration, m.Dials, m.DispatchLatency)
+		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
 	return m
+}
+
+// QueueWait records how long a call waited queued before it was claimed.
+func (m *Metrics) QueueWait(integrationID string, waited time.Duration) {
+	m.queueWait.WithLabelValues(integrationID).Observe(max(waited, 0).Seconds())
+}
+
+// Deferred records a dispatch pass that could not dial an integration's
+// queued calls; an empty reason records nothing.
+func (m *Metrics) Deferred(integrationID, reason string) {
+	if reason != "" {
+		m.deferred.WithLabelValues(integrationID, reason).Inc()
+	}
+}
+
+// AttemptEnded records the outcome of a finished dial attempt.
+func (m *Metrics) AttemptEnded(integrationID, outcome string) {
+	m.attempts.WithLabelValues(integrationID, outcome).Inc()
+}
+
+// AgentInitAnswered records one agent-init answer: where its context came from, how
+// long it took and, when it had none, why.
+func (m *Metrics) AgentInitAnswered(integrationID, source, fallbackReason string, took time.Duration) {
+	m.AgentInit.WithLabelValues(integrationID, source).Inc()
+	m.agentInitDuration.WithLabelValues(source).Observe(took.Seconds())
+	if fallbackReason != "" {
+		m.agentInitFallback.WithLabelValues(integrationID, fallbackReason).Inc()
+	}
 }
 
 var _ queue.Observer = (*Metrics)(nil)
@@ -86,84 +152,27 @@ var _ queue.Observer = (*Metrics)(nil)
 // Redelivered implements queue.Observer.
 func (m *Metrics) Redelivered(kind queue.Kind) { m.Redeliveries.WithLabelValues(string(kind)).Inc() }
 
-// DeadLettered implements queue.Observer.
-func (m *Metrics) DeadLettered(kind queue.Kind, _ string) {
-	m.DeadLetters.WithLabelValues(string(kind)).Inc()
+// DeadLettered implements queue.Observer. The reason text carries error
+// details; only its class becomes a label.
+func (m *Metrics) DeadLettered(kind queue.Kind, reason string) {
+	m.DeadLetters.WithLabelValues(kind.Stream(), deadLetterClass(reason)).Inc()
+}
+
+func deadLetterClass(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "decode"):
+		return "decode"
+	case strings.HasPrefix(reason, "no metadata"):
+		return "no_metadata"
+	case strings.HasPrefix(reason, queue.ErrPermanent.Error()):
+		return "permanent"
+	default:
+		return "max_deliveries"
+	}
 }
 
 // ProcessedBatch implements queue.Observer.
 func (m *Metrics) ProcessedBatch(kind queue.Kind, n int, took time.Duration) {
 	m.Processed.WithLabelValues(string(kind)).Add(float64(n))
 	m.BatchDuration.WithLabelValues(string(kind)).Observe(took.Seconds())
-}
-
-// GaugeSource reports live per-integration counts at scrape time.
-type GaugeSource func(ctx context.Context) ([]Gauge, error)
-
-// Gauge is one integration's live counts.
-type Gauge struct {
-	IntegrationID, Slug   string
-	Active, Queued, Limit int
-}
-
-// gaugeCollector queries the database on scrape, so the numbers are the
-// same whichever replica is scraped.
-type gaugeCollector struct {
-	src                   GaugeSource
-	active, queued, limit *prometheus.Desc
-}
-
-// RegisterOutbox exports the CRM outbox's pending and failed updates.
-func (m *Metrics) RegisterOutbox(counts func(ctx context.Context) (map[string]int, error)) {
-	desc := prometheus.NewDesc("callqueue_crm_outbox", "CRM updates not delivered, by status (pending, failed).", []string{"status"}, nil)
-	m.Registry.MustRegister(collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c, err := counts(ctx)
-		if err != nil {
-			return
-		}
-		for status, n := range c {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), status)
-		}
-	}})
-}
-
-type collectorFunc struct {
-	desc    *prometheus.Desc
-	collect func(chan<- prometheus.Metric)
-}
-
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
-
-// RegisterGauges exports active calls, queued calls and the limit per
-// integration from src.
-func (m *Metrics) RegisterGauges(src GaugeSource) {
-	labels := []string{"integration_id", "slug"}
-	m.Registry.MustRegister(&gaugeCollector{src: src,
-		active: prometheus.NewDesc("callqueue_active_calls", "Calls holding a concurrency slot.", labels, nil),
-		queued: prometheus.NewDesc("callqueue_queued_calls", "Calls waiting for a slot or calling window.", labels, nil),
-		limit:  prometheus.NewDesc("callqueue_concurrency_limit", "Configured concurrency limit.", labels, nil),
-	})
-}
-
-func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- g.active
-	ch <- g.queued
-	ch <- g.limit
-}
-
-func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	gauges, err := g.src(ctx)
-	if err != nil {
-		return
-	}
-	for _, x := range gauges {
-		ch <- prometheus.MustNewConstMetric(g.active, prometheus.GaugeValue, float64(x.Active), x.IntegrationID, x.Slug)
-		ch <- prometheus.MustNewConstMetric(g.queued, prometheus.GaugeValue, float64(x.Queued), x.IntegrationID, x.Slug)
-		ch <- prometheus.MustNewConstMetric(g.limit, prometheus.GaugeValue, float64(x.Limit), x.IntegrationID, x.Slug)
-	}
 }

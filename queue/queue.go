@@ -60,6 +60,9 @@ func Subject(kind Kind, integrationID uuid.UUID) string {
 	return subjectPrefix + "." + string(kind) + "." + integrationID.String()
 }
 
+// Stream is the name of the stream that holds messages of kind.
+func (k Kind) Stream() string { return specs[k].Stream }
+
 // IntegrationFromSubject extracts the integration id from a subject.
 func IntegrationFromSubject(subject string) (uuid.UUID, error) {
 	i := strings.LastIndexByte(subject, '.')

@@ -2,19 +2,26 @@
 # pg.sh — a throwaway local PostgreSQL cluster for development and tests.
 #
 #   scripts/pg.sh start    init (if needed) + start, wait until ready, print the URL last on stdout
-#   scripts/pg.sh stop     stop it (no-op when stopped)
+#   scripts/pg.sh stop     stop it (no-op when stopped), then reap abandoned clusters (below)
+#   scripts/pg.sh reap     stop and remove clusters whose checkout is gone
 #   scripts/pg.sh status   exit 0 when running, 3 when stopped
 #   scripts/pg.sh url      print the URL
 #
 # Usage from other scripts:  DATABASE_URL=$(scripts/pg.sh start | tail -1)
 # Everything except the URL goes to stderr for that reason.
 #
-# Environment: CALLQUEUE_DATA_DIR (default <repo>/data), CALLQUEUE_PG_PORT (default 55432).
+# Every data directory gets its own port, so checkouts side by side each run their own cluster:
+# the port a cluster was created with is kept; a new cluster takes one derived from the data
+# directory's path (40000-59999), moving up past ports that are taken.
+#
+# Environment: CALLQUEUE_DATA_DIR (default <repo>/data), CALLQUEUE_PG_PORT (forces a port),
+# CALLQUEUE_PG_RELOCATE_DIR (default /var/tmp/callqueue-pg, see prepare_dirs).
 # If DATABASE_URL is already set, `start` trusts it and only prints it.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-port="${CALLQUEUE_PG_PORT:-55432}"
+relocate_dir="${CALLQUEUE_PG_RELOCATE_DIR:-/var/tmp/callqueue-pg}"
+relocate_dir="${relocate_dir%/}"
 db_name="callqueue"
 db_user="postgres"
 
@@ -27,7 +34,22 @@ esac
 data_dir="${data_dir%/}"
 pg_root="$data_dir/pg"
 
-url="postgres://${db_user}@127.0.0.1:${port}/${db_name}?sslmode=disable"
+# The port this data directory's cluster was configured with, if it has one.
+configured_port() {
+	local conf
+	conf="$(readlink -f "$pg_root" 2>/dev/null || echo "$pg_root")/cluster/callqueue.conf"
+	if [ -f "$conf" ]; then sed -nE 's/^port = ([0-9]+)$/\1/p' "$conf"; fi
+}
+
+# A port derived from the path, so two checkouts rarely start on the same one.
+derived_port() {
+	echo $((40000 + $(printf '%s' "$data_dir" | cksum | cut -d' ' -f1) % 20000))
+}
+
+port="${CALLQUEUE_PG_PORT:-$(configured_port)}"
+port="${port:-$(derived_port)}"
+set_url() { url="postgres://${db_user}@127.0.0.1:${port}/${db_name}?sslmode=disable"; }
+set_url
 
 log() { printf 'pg.sh: %s\n' "$*" >&2; }
 die() {
@@ -158,7 +180,7 @@ prepare_dirs() {
 			# A parent directory is closed to the postgres user: keep the cluster elsewhere and
 			# point $pg_root at it. Name it after the path so every checkout gets its own.
 			local alt
-			alt="/var/tmp/callqueue-pg/$(printf '%s' "$pg_root" | cksum | cut -d' ' -f1)"
+			alt="$relocate_dir/$(printf '%s' "$pg_root" | cksum | cut -d' ' -f1)"
 			log "postgres cannot reach $pg_root; keeping the cluster in $alt"
 			rmdir "$pg_root"
 			if [ "$fresh" -eq 1 ] && [ -d "$alt" ]; then
@@ -168,10 +190,12 @@ prepare_dirs() {
 				rm -rf "$alt"
 			fi
 			mkdir -p "$alt"
-			chmod 0755 /var/tmp/callqueue-pg
+			chmod 0755 "$relocate_dir"
 			ln -s "$alt" "$pg_root"
 		fi
 		set_paths
+		# Who the relocated cluster belongs to, so `reap` can tell when that checkout is gone.
+		if [ -L "$pg_root" ]; then printf '%s\n' "$pg_root" >"$real_root/owner"; fi
 		chown -R postgres:postgres "$real_root"
 	else
 		mkdir -p "$pg_root"
@@ -215,6 +239,33 @@ orphan_pids() {
 		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -x -- '-D' >/dev/null && echo "${p#/proc/}"
 	done
 	return 0
+}
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Keeps a forced or configured port (failing if it is taken: URLs handed out name it), and moves a
+# derived one up past ports that other programs hold.
+pick_port() {
+	if [ -n "${CALLQUEUE_PG_PORT:-}" ] || [ -n "$(configured_port_written)" ]; then
+		port_taken "$port" && die "something else already answers on 127.0.0.1:$port; stop it or set CALLQUEUE_PG_PORT"
+		return 0
+	fi
+	local tries=0
+	while port_taken "$port"; do
+		tries=$((tries + 1))
+		[ "$tries" -lt 50 ] || die "no free port near $(derived_port); set CALLQUEUE_PG_PORT"
+		port=$((port + 1))
+	done
+	set_url
+	set_paths
+	mkdir -p "$sock_dir"
+	chmod 0700 "$sock_dir"
+	if is_root; then chown postgres:postgres "$sock_dir"; fi
+}
+
+# Non-empty when callqueue.conf already names a port (a cluster that started before).
+configured_port_written() {
+	if [ -f "$cluster/callqueue.conf" ]; then sed -nE 's/^port = ([0-9]+)$/\1/p' "$cluster/callqueue.conf"; fi
 }
 
 is_ready() {
@@ -327,11 +378,8 @@ cmd_start() {
 	else
 		init_cluster
 	fi
+	pick_port
 	write_conf
-
-	if is_ready; then
-		die "something else already answers on 127.0.0.1:$port; stop it or set CALLQUEUE_PG_PORT"
-	fi
 
 	log "starting PostgreSQL on 127.0.0.1:$port (log: $logfile)"
 	# 9>&-: the postmaster must not inherit the lock, or it would hold it for its whole life.
@@ -373,6 +421,44 @@ cmd_stop() {
 		log "no cluster in $cluster"
 	fi
 	kill_orphans
+	cmd_reap
+}
+
+# Stops and removes clusters whose checkout is gone: relocated ones whose owner no longer links
+# to them, and postmasters whose data directory was deleted while they ran. Clusters of
+# checkouts that still exist are never touched.
+cmd_reap() {
+	local dir owner pid p cwd
+	for dir in "$relocate_dir"/*/; do
+		[ -d "$dir" ] || continue
+		dir="${dir%/}"
+		owner="$(cat "$dir/owner" 2>/dev/null || true)"
+		[ -n "$owner" ] || continue # from before owners were recorded: leave it alone
+		[ "$(readlink -f "$owner" 2>/dev/null || true)" = "$(readlink -f "$dir")" ] && continue
+		log "reaping the cluster in $dir: its checkout ($owner) is gone"
+		(
+			real_root="$dir" cluster="$dir/cluster"
+			if pid="$(our_pid)"; then
+				bindir="$(find_bindir)" || die "PostgreSQL binaries not found"
+				as_pg "$bindir/pg_ctl" -D "$cluster" -m fast -w -t 60 stop >&2 || kill -QUIT "$pid" 2>/dev/null || true
+			fi
+		)
+		rm -rf "$dir"
+	done
+	[ -d /proc/1 ] || return 0
+	for p in /proc/[0-9]*; do
+		cwd="$(readlink "$p/cwd" 2>/dev/null || true)"
+		case "$cwd" in */pg/cluster" (deleted)" | "$relocate_dir"/*/cluster" (deleted)") ;; *) continue ;; esac
+		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -x -- '-D' >/dev/null || continue
+		pid="${p#/proc/}"
+		# Immediate shutdown: with its files gone there is nothing left to flush.
+		log "stopping postmaster $pid: its data directory ${cwd% (deleted)} was deleted"
+		kill -QUIT "$pid" 2>/dev/null || true
+		for _ in $(seq 1 20); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+	done
 }
 
 cmd_status() {
@@ -392,10 +478,11 @@ cmd_status() {
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
+reap) cmd_reap ;;
 status) cmd_status ;;
 url) echo "$url" ;;
 *)
-	echo "usage: $0 start|stop|status|url" >&2
+	echo "usage: $0 start|stop|reap|status|url" >&2
 	exit 2
 	;;
 esac

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # test.sh — what `make test` runs: the whole suite against a real Postgres, with the race detector.
 #
-# Uses $DATABASE_URL when set, else the throwaway local cluster of scripts/pg.sh, and
-# $CALLQUEUE_CHROMIUM when set, else Debian's chromium (scripts/chromium.sh installs it).
+# Uses $DATABASE_URL when set, else the throwaway local cluster of scripts/pg.sh, which it stops
+# afterwards when it was the one that started it; $CALLQUEUE_CHROMIUM when set, else Debian's
+# chromium (scripts/chromium.sh installs it).
 # Extra `go test` flags come from $GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestWebhook -v' make test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ -z "${DATABASE_URL:-}" ]; then
+	if ! scripts/pg.sh status >/dev/null; then
+		trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
+	fi
 	DATABASE_URL="$(scripts/pg.sh start | tail -n1)"
 fi
 export DATABASE_URL
@@ -21,4 +25,4 @@ export CALLQUEUE_CHROMIUM
 
 # GOTESTFLAGS is a list of flags: word splitting is intended.
 # shellcheck disable=SC2086
-exec go test -race -count=1 -timeout 20m ${GOTESTFLAGS:-} ./...
+go test -race -count=1 -timeout 20m ${GOTESTFLAGS:-} ./...

@@ -517,8 +517,8 @@ func TestResiliencePoisonMessage(t *testing.T) {
 			t.Errorf("poison %q on %s: dead letter reason %q (kept: %v)", p.data, p.subject, reason, ok)
 		}
 	}
-	servicetest.Eventually(t, 10*time.Second, "callqueue_dead_letters_total{kind=events} = 3", func() bool {
-		return metricValue(t, c.workers[0].URL, "callqueue_dead_letters_total", `kind="events"`) == 3
+	servicetest.Eventually(t, 10*time.Second, "callqueue_dead_letters_total{stream=CALLQUEUE_EVENTS} = 3", func() bool {
+		return metricValue(t, c.workers[0].URL, "callqueue_dead_letters_total", `stream="CALLQUEUE_EVENTS"`) == 3
 	})
 	c.waitConsumerIdle(t, queue.KindEvents)
 	if want := []string{"queued", "dial", "dial_accepted", "call_start"}; !equal(c.kinds(t, id), want) {

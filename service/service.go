@@ -61,7 +61,9 @@ type Options struct {
 	// CRMClient and LLMClient are the HTTP clients for those peers.
 	CRMClient *http.Client
 	LLMClient *http.Client
-	Version   string
+	// Version and Commit label callqueue_build_info.
+	Version string
+	Commit  string
 }
 
 // Service is one running callqueue process.
@@ -81,13 +83,14 @@ type Service struct {
 	CRM       *crm.Clients
 	Callers   *callerctx.Cache
 
-	cancel   context.CancelFunc
-	embedded *server.Server
-	nc       *nats.Conn
-	ownsNC   bool
-	handler  http.Handler
-	http     *http.Server
-	listener net.Listener
+	llmBreakers *breaker.Set[analysis.Result]
+	cancel      context.CancelFunc
+	embedded    *server.Server
+	nc          *nats.Conn
+	ownsNC      bool
+	handler     http.Handler
+	http        *http.Server
+	listener    net.Listener
 }
 
 // New connects to Postgres and NATS (starting the embedded server when
@@ -105,7 +108,8 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if opt.Clock == nil {
 		opt.Clock = workers.SystemClock{}
 	}
-	s := &Service{cfg: cfg, opt: opt, log: log, Metrics: metrics.New()}
+	s := &Service{cfg: cfg, opt: opt, log: log,
+		Metrics: metrics.New(metrics.Build{Version: opt.Version, Commit: opt.Commit, Role: opt.Role})}
 	defer func() {
 		if err != nil {
 			s.closeConnections()
@@ -138,17 +142,10 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if s.Queue, err = queue.New(ctx, s.nc, queue.Options{Replicas: cfg.NATSReplicas}); err != nil {
 		return nil, err
 	}
-	s.Metrics.RegisterGauges(func(ctx context.Context) ([]metrics.Gauge, error) {
-		gs, err := s.Store.Gauges(ctx)
-		out := make([]metrics.Gauge, len(gs))
-		for i, g := range gs {
-			out[i] = metrics.Gauge{IntegrationID: g.IntegrationID.String(), Slug: g.Slug, Active: g.Active, Queued: g.Queued, Limit: g.Limit}
-		}
-		return out, err
-	})
 	if err := s.wire(ctx); err != nil {
 		return nil, err
 	}
+	s.registerSampled()
 	return s, nil
 }
 
@@ -201,22 +198,14 @@ func (s *Service) wire(ctx context.Context) error {
 	}))
 	s.CRM = crm.NewClients(s.Store, s.opt.CRMClient, breaker.NewSet[any](breaker.Settings{
 		Peer: "crm", OpenFor: s.opt.BreakerOpenFor, IsSuccessful: crm.IsPermanent,
-		OnChange: func(key string, _, to gobreaker.State) {
-			s.Metrics.BreakerState.WithLabelValues(key, "crm").Set(breaker.StateValue(to))
-		},
 	}))
 	var err error
 	if s.Callers, err = callerctx.New(ctx, s.Queue.JetStream(), s.cfg.NATSReplicas, s.CRM, s.log); err != nil {
 		return fmt.Errorf("caller context cache: %w", err)
 	}
-	s.Metrics.RegisterOutbox(s.Store.OutboxCounts)
 	if role == RoleAll || role == RoleWorkers {
-		llm := analysis.New(s.opt.LLMClient, breaker.NewSet[analysis.Result](breaker.Settings{
-			Peer: "llm", OpenFor: s.opt.BreakerOpenFor,
-			OnChange: func(key string, _, to gobreaker.State) {
-				s.Metrics.BreakerState.WithLabelValues(key, "llm").Set(breaker.StateValue(to))
-			},
-		}))
+		s.llmBreakers = breaker.NewSet[analysis.Result](breaker.Settings{Peer: "llm", OpenFor: s.opt.BreakerOpenFor})
+		llm := analysis.New(s.opt.LLMClient, s.llmBreakers)
 		llm.OnError = func(key string, err error) {
 			s.log.Warn().Err(err).Str("integration_id", key).Msg("llm analysis failed; using the agent's own analysis")
 		}

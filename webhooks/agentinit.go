@@ -32,6 +32,7 @@ func DateVariables(t time.Time, loc *time.Location) map[string]any {
 // A warmed outbound call is answered from the shared cache alone; whatever
 // is slow or failing is left out. It never answers an error.
 func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
+	start := time.Now()
 	req, err := DecodeAgentInit(r.body)
 	if err != nil {
 		return 0, nil, err
@@ -48,6 +49,7 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 	var caller callerctx.Caller
 	source := "none"
 	phone := ""
+	lookupFailed := false
 	// A call warmed when it was dialled is answered from the shared cache
 	// alone. Only the cache is read here, for every phone ElevenLabs gives:
 	// for an outbound call caller_id is our own line, and asking the CRM
@@ -68,6 +70,7 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 			raw, callID, err := h.store.ContextByPhone(ctx, r.in.ID, p)
 			if err != nil {
 				r.log.Warn().Err(err).Msg("agent-init: call lookup failed")
+				lookupFailed = true
 				break
 			}
 			if callID != uuid.Nil {
@@ -104,7 +107,7 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 			vars[k] = v
 		}
 	}
-	h.metrics.AgentInit.WithLabelValues(source).Inc()
+	h.metrics.AgentInitAnswered(r.in.ID.String(), source, fallbackReason(ctx, source, len(phones), caller.CallID, lookupFailed), time.Since(start))
 	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
 	if agent.Override {
 		answer.ConversationConfig = overrideFor(r.in.AgentPrompt, agent)
@@ -134,4 +137,24 @@ func overrideFor(prompt string, a config.Agent) map[string]any {
 		return nil
 	}
 	return map[string]any{"agent": agent}
+}
+
+// fallbackReason says why an agent-init answer carries no caller context
+// ("" when it has some): the deadline ran out, the call lookup failed, no
+// phone was given, no call matched it, or the CRM had nothing.
+func fallbackReason(ctx context.Context, source string, phones int, callID string, lookupFailed bool) string {
+	switch {
+	case source != "none":
+		return ""
+	case ctx.Err() != nil:
+		return "deadline"
+	case lookupFailed:
+		return "lookup_failed"
+	case phones == 0:
+		return "no_phone"
+	case callID == "":
+		return "no_call"
+	default:
+		return "crm_empty"
+	}
 }

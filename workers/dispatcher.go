@@ -195,13 +195,16 @@ func (d *Dispatcher) loop() {
 func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	now := d.w.clock.Now()
 	claimed, err := d.w.store.ClaimCalls(d.ctx, integrationID, now, func(cfg config.Integration) bool {
-		return cfg.Voice.Complete() && cfg.CallHandling.CallingWindow.Open(now) && d.dialer.Allows(integrationID)
+		reason := d.closedReason(cfg, integrationID, now)
+		d.w.metrics.Deferred(integrationID.String(), reason)
+		return reason == ""
 	})
 	d.w.metrics.DispatchLatency.Observe(time.Since(since).Seconds())
 	if err != nil {
 		return err
 	}
 	for _, c := range claimed {
+		d.w.metrics.QueueWait(integrationID.String(), now.Sub(c.Call.QueuedAt))
 		d.w.log.Info().Str("trace_id", deref(c.Call.TraceID)).Str("call_id", c.Call.ID.String()).
 			Str("integration_id", integrationID.String()).Int("attempt", c.Call.Attempt).Msg("dialling")
 		if d.w.warmer != nil {
@@ -297,7 +300,6 @@ func (d *Dispatcher) dial(c store.Claimed) {
 // BreakerChanged exports a dialler breaker's state, records it on the
 // integration and kicks dispatch when it lets calls through again.
 func (d *Dispatcher) BreakerChanged(key string, _, to gobreaker.State) {
-	d.w.metrics.BreakerState.WithLabelValues(key, "va").Set(breaker.StateValue(to))
 	id, err := uuid.Parse(key)
 	if err != nil {
 		return

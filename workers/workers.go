@@ -208,6 +208,9 @@ func (w *Workers) applied(results []store.Applied) {
 		}
 		d := a.Decision
 		integration := a.IntegrationID.String()
+		if d.Outcome != "" && (d.From == callstate.Initiated || d.From == callstate.InProgress) {
+			w.metrics.AttemptEnded(integration, d.Outcome)
+		}
 		if d.To == callstate.RetryScheduled {
 			w.metrics.RetriesSched.WithLabelValues(integration, d.Outcome).Inc()
 		}

@@ -125,7 +125,7 @@ func serve(args []string, stderr io.Writer) error {
 	log := newLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	svc, err := service.New(ctx, cfg, service.Options{Role: *role, Migrate: !*noMigrate, Version: version}, log)
+	svc, err := service.New(ctx, cfg, service.Options{Role: *role, Migrate: !*noMigrate, Version: version, Commit: commit}, log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,63 @@
+package grafana
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+)
+
+// Overview is the whole service at a glance: does intake flow, do calls
+// flow, what is failing, and how close Postgres and JetStream are to full.
+func Overview() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, see generate.go
+	return dashboard.NewDashboardBuilder("callqueue overview").Uid("callqueue-overview"). //nolint:staticcheck // v1 JSON, see generate.go
+												Tags([]string{"callqueue"}).Refresh("30s").Time("now-3h", "now").
+												WithVariable(datasourceVariable()).
+												WithRow(row("Intake")).
+												WithPanel(panel("Webhook requests", "Requests per second by handler and status code.", "reqps", 12,
+			query{`callqueue:webhook_requests:rate5m`, "{{handler}} {{code}}"})).
+		WithPanel(panel("Webhook errors", "Share of webhooks answered 5xx, and 503 (not stored: JetStream unavailable).", "percentunit", 12,
+			query{`callqueue:webhook_5xx:ratio_rate5m`, "5xx"},
+			query{`callqueue:webhook_503:ratio_rate5m`, "503"})).
+		WithPanel(panel("Webhook latency", "p50 and p99 time to answer a webhook, durable publish included.", "s", 8,
+			query{`callqueue:webhook_duration_seconds:p50_5m`, "p50 {{handler}}"},
+			query{`callqueue:webhook_duration_seconds:p99_5m`, "p99 {{handler}}"})).
+		WithPanel(panel("Publish latency", "p99 time for JetStream to acknowledge a publish.", "s", 8,
+			query{`callqueue:publish_duration_seconds:p99_5m`, "p99 {{kind}}"})).
+		WithPanel(panel("Messages processed", "Messages the workers processed per second, by kind (events applied, originates, post-call).", "ops", 8,
+			query{`sum by (kind) (rate(callqueue_consumer_processed_total[$__rate_interval]))`, "{{kind}}"})).
+		WithRow(row("Calls")).
+		WithPanel(panel("Live calls vs limit", "Calls holding a slot against each integration's concurrency limit.", "short", 12,
+			query{`callqueue:active_calls:max`, "{{slug}} live"},
+			query{`callqueue:concurrency_limit:max`, "{{slug}} limit"})).
+		WithPanel(panel("Queue depth", "Calls waiting for a slot or a calling window.", "short", 12,
+			query{`callqueue:queued_calls:max`, "{{slug}}"})).
+		WithPanel(panel("Queue wait", "p90 time from queued to dialled.", "s", 8,
+			query{`callqueue:queue_wait_seconds:p90_5m`, "{{integration_id}}"})).
+		WithPanel(panel("Dispatch latency", "p99 time from a dispatch being requested to its calls being claimed.", "s", 8,
+			query{`histogram_quantile(0.99, sum by (le) (rate(callqueue_dispatch_duration_seconds_bucket[$__rate_interval])))`, "p99"})).
+		WithPanel(panel("Deferred dispatches", "Dispatch passes that left queued calls waiting, by reason.", "ops", 8,
+			query{`sum by (reason) (rate(callqueue_dispatch_deferred_total[$__rate_interval]))`, "{{reason}}"})).
+		WithPanel(panel("Attempt outcomes", "Dial attempts that ended per second, by outcome.", "ops", 12,
+			query{`sum by (outcome) (rate(callqueue_attempts_total[$__rate_interval]))`, "{{outcome}}"})).
+		WithPanel(panel("Terminal calls", "Calls that finished per second, by status.", "ops", 12,
+			query{`sum by (status) (rate(callqueue_calls_terminal_total[$__rate_interval]))`, "{{status}}"})).
+		WithRow(row("Failures")).
+		WithPanel(panel("Dead letters", "Messages moved to the dead-letter stream per second, by stream and reason.", "ops", 8,
+			query{`sum by (stream, reason) (rate(callqueue_dead_letters_total[$__rate_interval]))`, "{{stream}} {{reason}}"},
+			query{`max(callqueue_jetstream_stream_messages{stream="CALLQUEUE_DLQ"})`, "kept in CALLQUEUE_DLQ"})).
+		WithPanel(panel("CRM outbox backlog", "Undelivered CRM updates, and the age of the oldest pending one.", "short", 8,
+			query{`max by (status) (callqueue_crm_outbox)`, "{{status}}"},
+			query{`max(callqueue_crm_outbox_oldest_pending_age_seconds)`, "oldest pending (s)"})).
+		WithPanel(panel("Breakers", "Breaker state per integration and peer: 0 closed, 1 half-open, 2 open.", "short", 8,
+			query{`max by (integration_id, peer) (callqueue_breaker_state)`, "{{peer}} {{integration_id}}"})).
+		WithRow(row("Saturation")).
+		WithPanel(panel("Postgres pool in use", "Share of each process's pgx pool that is acquired.", "percentunit", 8,
+			query{`max by (instance) (callqueue_pgxpool_acquired_connections / callqueue_pgxpool_max_connections)`, "{{instance}}"})).
+		WithPanel(panel("Postgres acquire wait", "Seconds per second spent waiting for a connection.", "s", 8,
+			query{`sum by (instance) (rate(callqueue_pgxpool_acquire_duration_seconds_total[$__rate_interval]))`, "{{instance}}"})).
+		WithPanel(panel("Dependencies up", "1 when every process reaches Postgres and JetStream.", "short", 8,
+			query{`min by (dependency) (callqueue_dependency_up)`, "{{dependency}}"})).
+		WithPanel(panel("JetStream consumer backlog", "Messages not yet delivered, and delivered but not acknowledged.", "short", 12,
+			query{`callqueue:jetstream_consumer_pending:max`, "{{consumer}} pending"},
+			query{`max by (stream, consumer) (callqueue_jetstream_consumer_ack_pending_messages)`, "{{consumer}} ack pending"})).
+		WithPanel(panel("JetStream streams", "Messages stored per stream.", "short", 12,
+			query{`max by (stream) (callqueue_jetstream_stream_messages)`, "{{stream}}"}))
+}

@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StatusAge is how many of an integration's calls are in a non-terminal
+// status, and how long the oldest has been in it.
+type StatusAge struct {
+	IntegrationID, Status string
+	Calls                 int
+	OldestSeconds         float64
+}
+
+// RegisterCallAges exports the calls in each non-terminal status and the age
+// of the oldest, so a call stuck in a status (waiting_postcall for an hour)
+// is visible without looking for it.
+func (m *Metrics) RegisterCallAges(src func(context.Context) ([]StatusAge, error)) {
+	labels := []string{"integration_id", "status"}
+	var (
+		calls  = prometheus.NewDesc("callqueue_calls", "Calls in a non-terminal status.", labels, nil)
+		oldest = prometheus.NewDesc("callqueue_calls_oldest_age_seconds", "How long the oldest call in a status has been in it.", labels, nil)
+	)
+	read := Cached(0, src)
+	m.Registry.MustRegister(&sampled{
+		descs: []*prometheus.Desc{calls, oldest},
+		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
+			rows, err := read(ctx)
+			if err != nil {
+				return
+			}
+			for _, r := range rows {
+				ch <- gauge(calls, float64(r.Calls), r.IntegrationID, r.Status)
+				ch <- gauge(oldest, r.OldestSeconds, r.IntegrationID, r.Status)
+			}
+		},
+	})
+}
+
+// Outbox is the CRM outbox's undelivered updates.
+type Outbox struct {
+	Pending, Failed int
+	// OldestPendingSeconds is the age of the oldest pending update, 0 when
+	// none is pending.
+	OldestPendingSeconds float64
+}
+
+// RegisterOutbox exports the CRM outbox's pending and failed updates and the
+// age of the oldest pending one: a growing age means deliveries stall.
+func (m *Metrics) RegisterOutbox(src func(context.Context) (Outbox, error)) {
+	var (
+		updates = prometheus.NewDesc("callqueue_crm_outbox", "CRM updates not delivered, by status (pending, failed).", []string{"status"}, nil)
+		oldest  = prometheus.NewDesc("callqueue_crm_outbox_oldest_pending_age_seconds", "Age of the oldest pending CRM update (0 when none).", nil, nil)
+	)
+	read := Cached(0, src)
+	m.Registry.MustRegister(&sampled{
+		descs: []*prometheus.Desc{updates, oldest},
+		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
+			o, err := read(ctx)
+			if err != nil {
+				return
+			}
+			ch <- gauge(updates, float64(o.Pending), "pending")
+			ch <- gauge(updates, float64(o.Failed), "failed")
+			ch <- gauge(oldest, o.OldestPendingSeconds)
+		},
+	})
+}
+
+// RegisterDependencies exports whether each dependency (postgres, jetstream)
+// answers a ping at scrape time: the readiness check, as a series.
+func (m *Metrics) RegisterDependencies(pings map[string]func(context.Context) error) {
+	up := prometheus.NewDesc("callqueue_dependency_up", "1 when a dependency answered a ping during the scrape, else 0.", []string{"dependency"}, nil)
+	m.Registry.MustRegister(&sampled{
+		descs: []*prometheus.Desc{up},
+		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
+			for name, ping := range pings {
+				v := 1.0
+				if ping(ctx) != nil {
+					v = 0
+				}
+				ch <- gauge(up, v, name)
+			}
+		},
+	})
+}

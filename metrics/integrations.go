@@ -1,0 +1,82 @@
+package metrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Live is one row of live calls: an integration's, or (CampaignID set) one
+// campaign's share of it.
+type Live struct {
+	IntegrationID, Slug string
+	CampaignID          string
+	Active, Queued      int
+	// Limit is the integration's concurrency limit (rows of one integration
+	// carry the same).
+	Limit int
+}
+
+// BreakerStates reports a breaker set's state for a key (an integration id),
+// as breaker.Set.State does.
+type BreakerStates func(key string) float64
+
+// RegisterIntegrations exports, per integration, its live and queued calls
+// against its limit and the state of each of its peers' breakers, read at
+// scrape time. Every integration is reported from the start (a closed
+// breaker is 0), not only once something changed. Rows with a CampaignID
+// are also exported per campaign, so adding the campaign to the source's
+// query is all a per-campaign view needs.
+func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error), breakers map[string]BreakerStates) {
+	labels := []string{"integration_id", "slug"}
+	campaign := []string{"integration_id", "campaign_id"}
+	var (
+		active         = prometheus.NewDesc("callqueue_active_calls", "Calls holding a concurrency slot (initiated or in progress).", labels, nil)
+		queued         = prometheus.NewDesc("callqueue_queued_calls", "Calls waiting for a slot or a calling window.", labels, nil)
+		limit          = prometheus.NewDesc("callqueue_concurrency_limit", "Configured concurrency limit.", labels, nil)
+		campaignActive = prometheus.NewDesc("callqueue_campaign_active_calls", "A campaign's calls holding a concurrency slot.", campaign, nil)
+		campaignQueued = prometheus.NewDesc("callqueue_campaign_queued_calls", "A campaign's calls waiting for a slot or a calling window.", campaign, nil)
+		breakerState   = prometheus.NewDesc("callqueue_breaker_state",
+			"Circuit breaker state per integration and peer (va, crm, llm) in this process: 0 closed, 1 half-open, 2 open.",
+			[]string{"integration_id", "peer"}, nil)
+	)
+	read := Cached(0, src)
+	m.Registry.MustRegister(&sampled{
+		descs: []*prometheus.Desc{active, queued, limit, campaignActive, campaignQueued, breakerState},
+		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
+			rows, err := read(ctx)
+			if err != nil {
+				return
+			}
+			type total struct {
+				slug                  string
+				active, queued, limit int
+			}
+			totals := map[string]*total{}
+			var order []string
+			for _, r := range rows {
+				t := totals[r.IntegrationID]
+				if t == nil {
+					t = &total{slug: r.Slug, limit: r.Limit}
+					totals[r.IntegrationID] = t
+					order = append(order, r.IntegrationID)
+				}
+				t.active += r.Active
+				t.queued += r.Queued
+				if r.CampaignID != "" {
+					ch <- gauge(campaignActive, float64(r.Active), r.IntegrationID, r.CampaignID)
+					ch <- gauge(campaignQueued, float64(r.Queued), r.IntegrationID, r.CampaignID)
+				}
+			}
+			for _, id := range order {
+				t := totals[id]
+				ch <- gauge(active, float64(t.active), id, t.slug)
+				ch <- gauge(queued, float64(t.queued), id, t.slug)
+				ch <- gauge(limit, float64(t.limit), id, t.slug)
+				for peer, state := range breakers {
+					ch <- gauge(breakerState, state(id), id, peer)
+				}
+			}
+		},
+	})
+}
