@@ -71,8 +71,13 @@ const (
 	Timeout Kind = "timeout"
 	// RetryDue: a scheduled retry's time has come.
 	RetryDue Kind = "retry_due"
-	// Cancel: an operator cancelled the call.
+	// Cancel: an operator cancelled the call; Reason, when set, is the
+	// outcome (suppressed, ineligible).
 	Cancel Kind = "cancel"
+	// DialDeferred: the dial was held back before it was sent (the pre-dial
+	// check did not answer): the call waits RetryAfter without spending the
+	// attempt.
+	DialDeferred Kind = "dial_deferred"
 )
 
 // Outcomes recorded on calls and attempts.
@@ -86,6 +91,10 @@ const (
 	OutcomeAnswered  = "answered"
 	OutcomeCompleted = "completed"
 	OutcomeCancelled = "cancelled"
+	// OutcomeSuppressed: the number is on a suppression list.
+	OutcomeSuppressed = "suppressed"
+	// OutcomeIneligible: the pre-dial check answered eligible: false.
+	OutcomeIneligible = "ineligible"
 )
 
 // Call is the part of a call the state machine decides on.
@@ -103,6 +112,8 @@ type Event struct {
 	// Reason is the failure's outcome for DialFailed, InitiationFailed and
 	// Timeout (one of the Outcome constants).
 	Reason string
+	// RetryAfter is how long a DialDeferred call waits.
+	RetryAfter time.Duration
 }
 
 // Decision is what an event does to a call.
@@ -158,7 +169,7 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		return ignore("call is " + string(c.Status))
 	}
 	if ev.Kind == Cancel {
-		return move(Cancelled, OutcomeCancelled)
+		return move(Cancelled, orDefault(ev.Reason, OutcomeCancelled))
 	}
 
 	switch c.Status {
@@ -182,6 +193,15 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			d := move(Queued, "")
 			d.Attempt = max(c.Attempt-1, 0)
 			d.Why = "dial not sent"
+			return d
+		case DialDeferred:
+			if c.Status == InProgress {
+				return ignore("dial deferred after call_start")
+			}
+			d := move(RetryScheduled, "")
+			d.Attempt = max(c.Attempt-1, 0)
+			d.NextRetryAt = now.Add(ev.RetryAfter)
+			d.Why = "dial deferred"
 			return d
 		case DialFailed:
 			if c.Status == InProgress {

@@ -401,8 +401,8 @@ func validateCallHandling(v CallHandling) error {
 		}
 	}
 	if w := v.CallingWindow; w != nil {
-		if _, err := time.LoadLocation(w.Timezone); err != nil || w.Timezone == "" {
-			return &FieldError{Field: "calling_window.timezone", Message: "unknown timezone"}
+		if _, err := time.LoadLocation(w.Timezone); (err != nil || w.Timezone == "") && w.Timezone != RecipientTimezone {
+			return &FieldError{Field: "calling_window.timezone", Message: `unknown timezone (an IANA name or "recipient")`}
 		}
 		if !clock.MatchString(w.Start) {
 			return &FieldError{Field: "calling_window.start", Message: "must be HH:MM"}

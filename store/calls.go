@@ -20,7 +20,10 @@ import (
 type Call struct {
 	ID               uuid.UUID        `json:"id"`
 	IntegrationID    uuid.UUID        `json:"integrationId"`
+	CampaignID       *uuid.UUID       `json:"campaignId"`
 	PhoneNumber      string           `json:"phoneNumber"`
+	Timezone         *string          `json:"timezone"`
+	ExternalID       *string          `json:"externalId,omitempty"`
 	RecordID         *string          `json:"recordId"`
 	Status           callstate.Status `json:"status"`
 	Priority         int              `json:"priority"`
@@ -58,23 +61,31 @@ type CallEventRow struct {
 
 const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
-	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at`
+	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
 
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
-	err := row.Scan(&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
-		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
-		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(callDest(&c)...)
 	return c, notFound(err)
+}
+
+// callDest is where a row of callColumns is scanned to.
+func callDest(c *Call) []any {
+	return []any{&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
+		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
+		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt,
+		&c.CampaignID, &c.Timezone, &c.ExternalID}
 }
 
 // NewCall is a call-originate request taken from the queue.
 type NewCall struct {
-	ID               uuid.UUID
-	IntegrationID    uuid.UUID
-	PhoneNumber      string
-	RecordID         string
-	Priority         int
+	ID            uuid.UUID
+	IntegrationID uuid.UUID
+	PhoneNumber   string
+	RecordID      string
+	Priority      int
+	// Timezone is the recipient's IANA zone, when the request named one.
+	Timezone         string
 	DynamicVariables json.RawMessage
 	// IdempotencyKeys are the natural keys of the request; a call already
 	// created under any of them within its expiry makes this one a duplicate.
@@ -135,9 +146,10 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 				recordID = &c.RecordID
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO calls (id, integration_id, phone_number, record_id, status, priority,
-				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7) ON CONFLICT (id) DO NOTHING`,
-				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID))
+				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone)
+				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7, $10) ON CONFLICT (id) DO NOTHING`,
+				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID),
+				nullable(c.Timezone))
 			if err != nil {
 				return fmt.Errorf("insert call %s: %w", c.ID, err)
 			}
@@ -453,7 +465,7 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		cfg := configs[c.IntegrationID]
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 	}
-	return out, nil
+	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several
@@ -502,6 +514,8 @@ type changeSet struct {
 	attemptsEnd  [][]any
 	attemptsGone [][]any
 	outbox       []outboxIntent
+	// doNotCall are calls whose analysis asks for their number to be suppressed.
+	doNotCall []uuid.UUID
 }
 
 // outboxIntent is a CRM update to write once the call's final state is known.
@@ -548,7 +562,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		}
 	case callstate.DialFailed:
 		c.DialState = "failed"
-	case callstate.DialAborted:
+	case callstate.DialAborted, callstate.DialDeferred:
 		c.DialState = "none"
 		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
 	case callstate.CallEnd:
@@ -569,6 +583,9 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.DurationSecs != nil && c.DurationSecs == nil {
 			c.DurationSecs = p.DurationSecs
 		}
+		if requestsDoNotCall(p.Analysis) {
+			cs.doNotCall = append(cs.doNotCall, c.ID)
+		}
 	}
 	if d.To == callstate.Queued {
 		c.QueuedAt = at
@@ -578,7 +595,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		cs.order = append(cs.order, c.ID)
 	}
 	cs.calls[c.ID] = c
-	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted {
+	if wasHolding && !d.To.HoldsSlot() && ev.Event.Kind != callstate.DialAborted && ev.Event.Kind != callstate.DialDeferred {
 		var dur *float64
 		if ev.Event.Kind == callstate.CallEnd {
 			dur = &ev.Event.DurationSecs
@@ -700,6 +717,11 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("update calls: %w", err)
 		}
 	}
+	if len(cs.doNotCall) > 0 {
+		if err := suppressRequested(ctx, tx, cs.doNotCall, cs.calls[cs.doNotCall[0]].UpdatedAt); err != nil {
+			return fmt.Errorf("suppress numbers: %w", err)
+		}
+	}
 	if len(cs.outbox) > 0 {
 		n := len(cs.outbox)
 		ids, integrations, calls, events, payloads, at := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n),
@@ -747,11 +769,13 @@ type Claimed struct {
 	Config config.Integration
 }
 
-// ClaimCalls takes free concurrency slots of an integration for its oldest
-// queued calls (highest priority first) and records each dial attempt, all
-// in one transaction that holds the integration's row lock, so the limit
-// holds across any number of dispatchers. open decides whether dialling is
-// allowed at all right now (calling window, breaker).
+// ClaimCalls takes free concurrency slots of an integration for queued
+// calls — shared fairly between its campaigns and its webhook calls, each
+// lane oldest first within priority (claimFromLanes) — and records each dial
+// attempt, all in one transaction that holds the integration's row lock, so
+// the limits hold across any number of dispatchers. open decides whether
+// dialling is allowed at all right now (dialler configured, breaker); each
+// call's calling window is checked on its own.
 func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
 	var out []Claimed
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -781,35 +805,12 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		if free <= 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE integration_id = $1 AND status = 'queued'
-			ORDER BY priority DESC, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, integrationID, free)
+		cs := newChangeSet()
+		claimed, err := claimFromLanes(ctx, tx, integrationID, cfg, free, now, cs)
 		if err != nil {
 			return err
 		}
-		var calls []Call
-		for rows.Next() {
-			c, err := scanCall(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			calls = append(calls, c)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		cs := newChangeSet()
-		for i := range calls {
-			c := &calls[i]
-			d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
-				callstate.Event{Kind: callstate.Dial}, cfg.CallHandling, now)
-			if !d.Changed {
-				continue
-			}
-			cs.record(c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
-				TraceID: deref(c.TraceID)}, d)
-			out = append(out, Claimed{Call: *c, Config: cfg})
-		}
+		out = append(out, claimed...)
 		return cs.flush(ctx, tx)
 	})
 	return out, err

@@ -136,7 +136,7 @@ func (d *Dispatcher) loop() {
 func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	now := d.w.clock.Now()
 	claimed, err := d.w.store.ClaimCalls(d.ctx, integrationID, now, func(cfg config.Integration) bool {
-		return cfg.Voice.Complete() && cfg.CallHandling.CallingWindow.Open(now) && d.dialer.Allows(integrationID)
+		return cfg.Voice.Complete() && d.dialer.Allows(integrationID)
 	})
 	d.w.metrics.DispatchLatency.Observe(time.Since(since).Seconds())
 	if err != nil {
