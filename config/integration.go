@@ -194,6 +194,9 @@ func IsKnown(key string) bool { return slices.Contains(KnownKeys, key) }
 // Normalize validates raw as the value of key and returns it with defaults
 // filled in. Unknown keys are free-form and only need to be valid JSON.
 func Normalize(key string, raw json.RawMessage) (json.RawMessage, error) {
+	if key == KeyPredial {
+		return normalizePredial(raw)
+	}
 	if !IsKnown(key) {
 		if !json.Valid(raw) {
 			return nil, &FieldError{Field: "", Message: "value must be valid JSON"}

@@ -174,6 +174,10 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	call := c.Call
 	voice := c.Config.Voice
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
+	vars, held := d.predial(c)
+	if held {
+		return
+	}
 
 	secret, err := d.w.store.SecretValue(d.ctx, call.IntegrationID, voice.SecretKey())
 	notSent := store.IsTransient(err)
@@ -181,7 +185,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	start := time.Now()
 	if err == nil {
 		res, err = d.dialer.Originate(d.ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
-			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: call.DynamicVariables, Voice: voice, Secret: secret})
+			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret})
 	}
 	if d.ctx.Err() != nil {
 		return

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,6 +87,8 @@ type Workers struct {
 	warmer     Warmer
 	analyzer   Analyzer
 	stops      []func()
+	// predialClient asks integrations' pre-dial endpoints.
+	predialClient *http.Client
 }
 
 // Warmer looks a caller up ahead of their call, so the agent's context is
@@ -116,7 +119,8 @@ func New(d Deps, cfg Config) *Workers {
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
-	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer}
+	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer,
+		predialClient: newPredialHTTPClient()}
 	w.Dispatcher = newDispatcher(w, d.Dialer)
 	w.Scheduler = newScheduler(w)
 	if d.CRM != nil {
