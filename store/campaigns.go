@@ -305,6 +305,11 @@ func (s *Store) ChangeCampaignStatus(ctx context.Context, owner string, id uuid.
 		if err != nil {
 			return err
 		}
+		// The integration's row lock orders the change against claims: once
+		// this commits, no claim still sees the old status.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM integrations WHERE id = $1 FOR UPDATE`, c.IntegrationID); err != nil {
+			return err
+		}
 		var to string
 		switch {
 		case action == CampaignPause && (c.Status == CampaignScheduled || c.Status == CampaignRunning):
