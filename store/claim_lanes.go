@@ -61,7 +61,9 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg
 	if err := tx.QueryRow(ctx, `SELECT owner_id FROM integrations WHERE id = $1`, integrationID).Scan(&owner); err != nil {
 		return nil, err
 	}
-	batch := min(free+16, 200)
+	// Each lane's first fetch is small: most claims take a slot or two, and
+	// every fetched row is locked until the claim commits.
+	batch := min(free+2, 200)
 	for _, l := range lanes {
 		if err := l.fill(ctx, tx, integrationID, owner, batch, now); err != nil {
 			return nil, err
