@@ -19,7 +19,7 @@ func init() {
 		"priority": obj{"type": "integer", "minimum": 1, "maximum": 10}, "startAt": obj{"type": []string{"string", "null"}, "format": "date-time"},
 		"callingWindow": obj{"type": []string{"object", "null"}}, "retryPolicy": obj{"type": []string{"object", "null"}},
 		"maxAttempts": obj{"type": []string{"integer", "null"}}, "recipients": obj{"type": "array", "items": obj{"type": "object"}}}}
-	exCampaign := obj{"id": "campaign-uuid", "integrationId": "integration-uuid", "name": "Webinar follow-up", "status": "running",
+	exCampaign := obj{"id": "0190f3c2-7c1e-7b7a-8f00-00000000c001", "integrationId": "0190f3c2-7c1e-7b7a-8f00-00000000a001", "name": "Webinar follow-up", "status": "running",
 		"concurrencyLimit": 2, "priority": 5, "startAt": nil,
 		"callingWindow": obj{"timezone": "recipient", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}},
 		"retryPolicy":   nil, "maxAttempts": 4, "progress": obj{"total": 480, "queued": 300, "active": 2, "retryScheduled": 40,
