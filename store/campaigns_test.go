@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -177,7 +178,7 @@ func TestCampaignCancelLeavesLiveCalls(t *testing.T) {
 	if c := getCall(t, s, live[0].Call.ID); c.Status != callstate.Initiated {
 		t.Fatalf("the live call is %s", c.Status)
 	}
-	if _, _, err := s.AddRecipients(t.Context(), "owner-a", c.ID, numbered(100, 1), t0); err != store.ErrCampaignClosed {
+	if _, _, err := s.AddRecipients(t.Context(), "owner-a", c.ID, numbered(100, 1), t0); !errors.Is(err, store.ErrCampaignClosed) {
 		t.Fatalf("adding to a cancelled campaign: %v", err)
 	}
 	if _, err := s.ChangeCampaignStatus(t.Context(), "owner-a", c.ID, store.CampaignResume, t0); err == nil {
@@ -256,7 +257,7 @@ func TestSuppressionBlocksAQueuedCall(t *testing.T) {
 	if err := s.DeleteSuppression(t.Context(), "owner-a", in.ID, phones[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSuppression(t.Context(), "owner-a", in.ID, phones[0]); err != store.ErrNotFound {
+	if err := s.DeleteSuppression(t.Context(), "owner-a", in.ID, phones[0]); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	list, err := s.ListSuppressions(t.Context(), "owner-a", in.ID, 10, 0)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -163,7 +164,7 @@ func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg conf
 	if len(lanes) > 1 {
 		var pass *float64
 		err := tx.QueryRow(ctx, `SELECT pass FROM dispatch_lanes WHERE integration_id = $1 AND lane = $2`, integrationID, uuid.Nil).Scan(&pass)
-		if err != nil && err != pgx.ErrNoRows {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, err
 		}
 		if pass != nil {
@@ -222,18 +223,18 @@ func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 // they had nothing to dial, up to the others, so a lane that returns does
 // not take a burst of slots to catch up.
 func evenUp(lanes []*lane) {
-	lo, hi, any := 0.0, 0.0, false
+	lo, hi, seen := 0.0, 0.0, false
 	for _, l := range lanes {
 		if l.done || !l.known {
 			continue
 		}
-		if !any || l.pass < lo {
+		if !seen || l.pass < lo {
 			lo = l.pass
 		}
-		if !any || l.pass > hi {
+		if !seen || l.pass > hi {
 			hi = l.pass
 		}
-		any = true
+		seen = true
 	}
 	for _, l := range lanes {
 		switch {

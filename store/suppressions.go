@@ -120,31 +120,6 @@ func nilIfZero(id uuid.UUID) *uuid.UUID {
 	return &id
 }
 
-// suppressedAmong returns the numbers among phones that must not be dialled
-// for the integration at now, with their reasons.
-func suppressedAmong(ctx context.Context, q querier, integrationID uuid.UUID, phones []string, now time.Time) (map[string]string, error) {
-	out := map[string]string{}
-	if len(phones) == 0 {
-		return out, nil
-	}
-	rows, err := q.Query(ctx, `SELECT s.phone_number, s.reason FROM suppressions s
-		JOIN integrations i ON i.id = $1 AND s.owner_id = i.owner_id
-		WHERE s.phone_number = ANY($2) AND (s.integration_id IS NULL OR s.integration_id = $1)
-		  AND (s.expires_at IS NULL OR s.expires_at > $3)`, integrationID, phones, now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var phone, reason string
-		if err := rows.Scan(&phone, &reason); err != nil {
-			return nil, err
-		}
-		out[phone] = reason
-	}
-	return out, rows.Err()
-}
-
 // requestsDoNotCall reports whether a finished call's analysis says the
 // person asked not to be called again (do_not_call among the fields
 // ElevenLabs' data collection or the LLM extracted).

@@ -63,7 +63,7 @@ func (b *bench) campaignUpload(ctx context.Context) error {
 		resp.Body.Close()
 		total += time.Since(start)
 		if err != nil || resp.StatusCode != http.StatusOK || res.Added != rows {
-			return fmt.Errorf("upload: %d, added %d (%v)", resp.StatusCode, res.Added, err)
+			return fmt.Errorf("upload: %d, added %d (%w)", resp.StatusCode, res.Added, err)
 		}
 	}
 	metric("campaign_upload_rows_per_s", float64(rows*uploads)/total.Seconds(), "rows/s")
@@ -203,7 +203,7 @@ func (b *bench) windowSweep(ctx context.Context) error {
 	}
 	var waiting int
 	if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM calls WHERE not_before IS NOT NULL`).Scan(&waiting); err != nil || waiting != recipients {
-		return fmt.Errorf("%d recipients wait for their window, want %d (%v)", waiting, recipients, err)
+		return fmt.Errorf("%d recipients wait for their window, want %d (%w)", waiting, recipients, err)
 	}
 	var lat []time.Duration
 	for range ticks {
