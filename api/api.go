@@ -122,6 +122,23 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("DELETE /api/integrations/{id}/handlers/{handlerId}", a.deleteHandler(true))
 	route("POST /api/integrations/{id}/sync-handlers", a.syncHandlers)
 
+	route("POST /api/integrations/{id}/campaigns", a.createCampaign)
+	route("GET /api/campaigns", a.listCampaigns)
+	route("GET /api/campaigns/{id}", a.getCampaign)
+	route("PATCH /api/campaigns/{id}", a.updateCampaign)
+	route("POST /api/campaigns/{id}/recipients", a.uploadRecipients)
+	route("POST /api/campaigns/{id}/pause", a.changeCampaignStatus(store.CampaignPause))
+	route("POST /api/campaigns/{id}/resume", a.changeCampaignStatus(store.CampaignResume))
+	route("POST /api/campaigns/{id}/cancel", a.changeCampaignStatus(store.CampaignCancel))
+	route("GET /api/campaigns/{id}/calls.csv", a.campaignCallsCSV)
+
+	route("GET /api/integrations/{id}/suppressions", a.listSuppressions)
+	route("POST /api/integrations/{id}/suppressions", a.addSuppressions)
+	route("DELETE /api/integrations/{id}/suppressions/{phone}", a.deleteSuppression)
+	route("GET /api/suppressions", a.listSuppressions)
+	route("POST /api/suppressions", a.addSuppressions)
+	route("DELETE /api/suppressions/{phone}", a.deleteSuppression)
+
 	route("GET /api/integrations/{id}/audit-logs", a.integrationAuditLog)
 	route("GET /api/audit-logs", a.ownerAuditLog)
 	route("GET /api/dead-letters", a.listDeadLetters)

@@ -28,6 +28,11 @@ func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
 			return jsonhttp.BadRequest("integrationId", "integrationId must be a uuid")
 		}
 	}
+	if v := q.Get("campaignId"); v != "" {
+		if f.CampaignID, err = uuid.Parse(v); err != nil {
+			return jsonhttp.BadRequest("campaignId", "campaignId must be a uuid")
+		}
+	}
 	if v := q.Get("status"); v != "" {
 		if f.Status = callstate.Status(v); !f.Status.Valid() {
 			return jsonhttp.BadRequest("status", "unknown status %q", v)

@@ -247,6 +247,9 @@ func (a *API) OpenAPI(base string) map[string]any {
 			if m[1] == "key" {
 				schema = obj{"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$"}
 			}
+			if m[1] == "phone" {
+				schema = obj{"type": "string", "description": "E.164, URL-encoded (%2B380991234567)"}
+			}
 			params = append(params, obj{"name": m[1], "in": "path", "required": true, "schema": schema})
 		}
 		params = append(params, d.query...)

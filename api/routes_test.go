@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -81,6 +82,10 @@ type routeFixture struct {
 	probeToken uuid.UUID
 	// handlerID is A's handler "call-originate".
 	handlerID uuid.UUID
+	// campaignID is A's campaign, with one recipient; suppressed is a
+	// number A suppressed for the integration.
+	campaignID uuid.UUID
+	suppressed string
 }
 
 func newRouteFixture(t *testing.T) *routeFixture {
@@ -110,6 +115,10 @@ func newRouteFixture(t *testing.T) *routeFixture {
 	fx.handlerID = decodeAs[store.Handler](t, w.a.do(t, "POST", "/api/handlers", map[string]any{"integrationId": fx.integ.ID,
 		"name": "call-originate", "defaultArgs": map[string]any{"dynamic_variables": map[string]any{"source": "routes"}}}).
 		expect(t, http.StatusCreated)).ID
+	fx.campaignID = decodeAs[store.Campaign](t, w.a.do(t, "POST", integrationPath(fx.integ, "/campaigns"), map[string]any{
+		"name": "Route campaign", "recipients": []map[string]any{{"phoneNumber": "+380997770002"}}}).expect(t, http.StatusCreated)).ID
+	fx.suppressed = "+380997770003"
+	w.a.do(t, "POST", integrationPath(fx.integ, "/suppressions"), map[string]any{"phoneNumber": fx.suppressed}).expect(t, http.StatusCreated)
 	return fx
 }
 
@@ -126,12 +135,15 @@ func (fx *routeFixture) target(pattern string) (method, path string) {
 	if strings.HasPrefix(path, "/api/handlers/") {
 		id = fx.handlerID.String()
 	}
+	if strings.HasPrefix(path, "/api/campaigns/") {
+		id = fx.campaignID.String()
+	}
 	secretID := fx.secretID.String()
 	if strings.Contains(path, "/credentials/") {
 		secretID = fx.credentialID.String()
 	}
 	path = strings.NewReplacer("{id}", id, "{secretId}", secretID, "{key}", "call_handling",
-		"{handlerId}", fx.handlerID.String(), "{file}", "page.js").Replace(path)
+		"{handlerId}", fx.handlerID.String(), "{file}", "page.js", "{phone}", url.PathEscape(fx.suppressed)).Replace(path)
 	return method, path
 }
 
@@ -493,6 +505,7 @@ func routeTable() []routeRow {
 			},
 		},
 	}
+	rows = append(rows, campaignRows()...)
 	for _, kind := range []string{"secrets", "credentials"} {
 		base := "/api/integrations/{id}/" + kind
 		rows = append(rows,

@@ -75,8 +75,13 @@ const (
 	PostcallTimeout Kind = "postcall_timeout"
 	// RetryDue: a scheduled retry's time has come.
 	RetryDue Kind = "retry_due"
-	// Cancel: an operator cancelled the call.
+	// Cancel: an operator cancelled the call; Reason, when set, is the
+	// outcome (suppressed, ineligible).
 	Cancel Kind = "cancel"
+	// DialDeferred: the dial was held back before it was sent (the pre-dial
+	// check did not answer): the call waits RetryAfter without spending the
+	// attempt.
+	DialDeferred Kind = "dial_deferred"
 )
 
 // Outcomes recorded on calls and attempts. The retryable ones are the
@@ -92,6 +97,10 @@ const (
 	OutcomeAnswered  = "answered"
 	OutcomeCompleted = "completed"
 	OutcomeCancelled = "cancelled"
+	// OutcomeSuppressed: the number is on a suppression list.
+	OutcomeSuppressed = "suppressed"
+	// OutcomeIneligible: the pre-dial check answered eligible: false.
+	OutcomeIneligible = "ineligible"
 )
 
 // Call is the part of a call the state machine decides on.
@@ -117,6 +126,8 @@ type Event struct {
 	// Timeout, and CallEnd or Postcall when the dialler said (one of the
 	// Outcome constants; empty or completed for an answered call).
 	Reason string
+	// RetryAfter is how long a DialDeferred call waits.
+	RetryAfter time.Duration
 }
 
 // Decision is what an event does to a call.
@@ -199,7 +210,7 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		return ignore("call is " + string(c.Status))
 	}
 	if ev.Kind == Cancel {
-		d := move(Cancelled, OutcomeCancelled)
+		d := move(Cancelled, orDefault(ev.Reason, OutcomeCancelled))
 		if c.Status.HoldsSlot() {
 			// No hang-up request exists (contract §5): the call may be live
 			// at the platform until its call_end.
@@ -229,6 +240,15 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			d := move(Queued, "")
 			d.Attempt = max(c.Attempt-1, 0)
 			d.Why = "dial not sent"
+			return d
+		case DialDeferred:
+			if c.Status == InProgress {
+				return ignore("dial deferred after call_start")
+			}
+			d := move(RetryScheduled, "")
+			d.Attempt = max(c.Attempt-1, 0)
+			d.NextRetryAt = now.Add(ev.RetryAfter)
+			d.Why = "dial deferred"
 			return d
 		case DialFailed:
 			if c.Status == InProgress {

@@ -29,7 +29,7 @@ func policy() config.CallHandling {
 var kinds = []callstate.Kind{
 	callstate.Dial, callstate.DialAccepted, callstate.DialAborted, callstate.DialFailed,
 	callstate.CallStart, callstate.CallEnd, callstate.InitiationFailed,
-	callstate.Postcall, callstate.PostcallTimeout, callstate.Timeout, callstate.RetryDue, callstate.Cancel,
+	callstate.Postcall, callstate.PostcallTimeout, callstate.Timeout, callstate.RetryDue, callstate.Cancel, callstate.DialDeferred,
 }
 
 // declaredConsts returns the values of the string constants of the named type
@@ -164,6 +164,9 @@ func eventFor(k callstate.Kind) callstate.Event {
 	if k == callstate.Postcall {
 		ev.DurationUnknown = true // a report without metadata
 	}
+	if k == callstate.DialDeferred {
+		ev.RetryAfter = time.Minute
+	}
 	return ev
 }
 
@@ -182,12 +185,13 @@ func TestNextCrossProduct(t *testing.T) {
 		timeout      = callstate.Timeout
 		retryDue     = callstate.RetryDue
 		cancel       = callstate.Cancel
+		dialDeferred = callstate.DialDeferred
 	)
 	retry := func(outcome string) want { return move(callstate.RetryScheduled, outcome, -1) }
 	allStay := func() map[callstate.Kind]want {
 		return map[callstate.Kind]want{
 			dial: stay(), dialAccepted: stay(), dialFailed: stay(), dialAborted: stay(), callStart: stay(), callEnd: stay(),
-			initFailed: stay(), postcall: stay(), postcallLate: stay(), timeout: stay(), retryDue: stay(), cancel: stay(),
+			initFailed: stay(), postcall: stay(), postcallLate: stay(), timeout: stay(), retryDue: stay(), cancel: stay(), dialDeferred: stay(),
 		}
 	}
 
@@ -205,6 +209,7 @@ func TestNextCrossProduct(t *testing.T) {
 			timeout:      stay(),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
+			dialDeferred: stay(),
 		},
 		callstate.Initiated: {
 			dial:         stay(),
@@ -219,6 +224,7 @@ func TestNextCrossProduct(t *testing.T) {
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
+			dialDeferred: {changed: true, to: callstate.RetryScheduled, attempt: 0, slot: -1}, // pre-dial check unanswered: attempt not counted
 		},
 		callstate.InProgress: {
 			dial:         stay(),
@@ -233,6 +239,7 @@ func TestNextCrossProduct(t *testing.T) {
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
+			dialDeferred: stay(),
 		},
 		callstate.WaitingPostcall: {
 			dial:         stay(),
@@ -247,6 +254,7 @@ func TestNextCrossProduct(t *testing.T) {
 			timeout:      stay(),
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
+			dialDeferred: stay(),
 		},
 		callstate.RetryScheduled: {
 			dial:         stay(),
@@ -261,6 +269,7 @@ func TestNextCrossProduct(t *testing.T) {
 			timeout:      stay(),
 			retryDue:     move(callstate.Queued, "", 0),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
+			dialDeferred: stay(),
 		},
 		// Terminal statuses: every event, cancel included, changes nothing.
 		callstate.Completed: allStay(),
@@ -319,6 +328,9 @@ func TestNextCrossProduct(t *testing.T) {
 				wantRetryAt := time.Time{}
 				if wantTo == callstate.RetryScheduled && from != callstate.RetryScheduled {
 					wantRetryAt = now.Add(300 * time.Second) // retry_delays_secs[0]
+					if k == callstate.DialDeferred {
+						wantRetryAt = now.Add(time.Minute) // the event's own delay
+					}
 				}
 				if !d.NextRetryAt.Equal(wantRetryAt) {
 					t.Errorf("NextRetryAt = %v, want %v", d.NextRetryAt, wantRetryAt)
@@ -600,7 +612,7 @@ func TestNextLifecycle(t *testing.T) {
 // TestNextInvariants applies every sequence of up to four events to a fresh
 // call and checks what must hold whatever the order: the running sum of
 // HoldsSlotChange matches HoldsSlot, attempts never go down (except when an
-// aborted dial gives its attempt back) or past the maximum, terminal statuses are absorbing and an unchanged decision leaves
+// aborted or deferred dial gives its attempt back) or past the maximum, terminal statuses are absorbing and an unchanged decision leaves
 // the call as it was.
 func TestNextInvariants(t *testing.T) {
 	t.Parallel()
@@ -628,7 +640,7 @@ func TestNextInvariants(t *testing.T) {
 				// Only a call cancelled while live holds a slot outside
 				// initiated and in_progress (there is no hang-up).
 				t.Fatalf("%v: slot count %d with status %s", p, s, d.To)
-			case d.Attempt < c.Attempt && !(e.Kind == callstate.DialAborted && d.Attempt == c.Attempt-1),
+			case d.Attempt < c.Attempt && !((e.Kind == callstate.DialAborted || e.Kind == callstate.DialDeferred) && d.Attempt == c.Attempt-1),
 				d.Attempt > c.MaxAttempts:
 				t.Fatalf("%v: attempt %d→%d (max %d)", p, c.Attempt, d.Attempt, c.MaxAttempts)
 			case c.Status.Terminal() && (d.To != c.Status || (d.Changed && !c.SlotHeld)):

@@ -203,6 +203,9 @@ func IsKnown(key string) bool { return slices.Contains(KnownKeys, key) }
 // Normalize validates raw as the value of key and returns it with defaults
 // filled in. Unknown keys are free-form and only need to be valid JSON.
 func Normalize(key string, raw json.RawMessage) (json.RawMessage, error) {
+	if key == KeyPredial {
+		return normalizePredial(raw)
+	}
 	if !IsKnown(key) {
 		if !json.Valid(raw) {
 			return nil, &FieldError{Field: "", Message: "value must be valid JSON"}
@@ -411,8 +414,8 @@ func validateCallHandling(v CallHandling) error {
 		return err
 	}
 	if w := v.CallingWindow; w != nil {
-		if _, err := time.LoadLocation(w.Timezone); err != nil || w.Timezone == "" {
-			return &FieldError{Field: "calling_window.timezone", Message: "unknown timezone"}
+		if _, err := time.LoadLocation(w.Timezone); (err != nil || w.Timezone == "") && w.Timezone != RecipientTimezone {
+			return &FieldError{Field: "calling_window.timezone", Message: `unknown timezone (an IANA name or "recipient")`}
 		}
 		if !clock.MatchString(w.Start) {
 			return &FieldError{Field: "calling_window.start", Message: "must be HH:MM"}

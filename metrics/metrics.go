@@ -100,7 +100,7 @@ func New(build Build) *Metrics {
 	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
 		Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}, []string{"integration_id"})
 	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dispatch_deferred_total",
-		Help: "Dispatch passes that left an integration's queued calls waiting, by reason (calling_window, breaker_open, not_configured)."},
+		Help: "Dispatch passes that left an integration's queued calls waiting, by reason (breaker_open, not_configured)."},
 		[]string{"integration_id", "reason"})
 	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_attempts_total",
 		Help: "Dial attempts that ended, by outcome (answered, no_answer, busy, dial_error, ...)."}, []string{"integration_id", "outcome"})

@@ -13,6 +13,7 @@ type OriginateBody struct {
 	PhoneNumber      string          `json:"phoneNumber"`
 	RecordID         string          `json:"recordId,omitempty"`
 	Priority         int             `json:"priority,omitempty"`
+	Timezone         string          `json:"timezone,omitempty"`
 	DynamicVariables json.RawMessage `json:"dynamicVariables,omitempty"`
 	// IdempotencyKeys are the request's natural keys (Idempotency-Key,
 	// record_id + phone_number).

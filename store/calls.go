@@ -19,7 +19,10 @@ import (
 type Call struct {
 	ID               uuid.UUID        `json:"id"`
 	IntegrationID    uuid.UUID        `json:"integrationId"`
+	CampaignID       *uuid.UUID       `json:"campaignId"`
 	PhoneNumber      string           `json:"phoneNumber"`
+	Timezone         *string          `json:"timezone"`
+	ExternalID       *string          `json:"externalId,omitempty"`
 	RecordID         *string          `json:"recordId"`
 	Status           callstate.Status `json:"status"`
 	Priority         int              `json:"priority"`
@@ -57,23 +60,31 @@ type CallEventRow struct {
 
 const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
-	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at`
+	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
 
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
-	err := row.Scan(&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
-		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
-		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(callDest(&c)...)
 	return c, notFound(err)
+}
+
+// callDest is where a row of callColumns is scanned to.
+func callDest(c *Call) []any {
+	return []any{&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
+		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
+		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt,
+		&c.CampaignID, &c.Timezone, &c.ExternalID}
 }
 
 // NewCall is a call-originate request taken from the queue.
 type NewCall struct {
-	ID               uuid.UUID
-	IntegrationID    uuid.UUID
-	PhoneNumber      string
-	RecordID         string
-	Priority         int
+	ID            uuid.UUID
+	IntegrationID uuid.UUID
+	PhoneNumber   string
+	RecordID      string
+	Priority      int
+	// Timezone is the recipient's IANA zone, when the request named one.
+	Timezone         string
 	DynamicVariables json.RawMessage
 	// IdempotencyKeys are the natural keys of the request; a call already
 	// created under any of them within its expiry makes this one a duplicate.
@@ -134,9 +145,10 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 				recordID = &c.RecordID
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO calls (id, integration_id, phone_number, record_id, status, priority,
-				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7) ON CONFLICT (id) DO NOTHING`,
-				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID))
+				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone)
+				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7, $10) ON CONFLICT (id) DO NOTHING`,
+				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID),
+				nullable(c.Timezone))
 			if err != nil {
 				return fmt.Errorf("insert call %s: %w", c.ID, err)
 			}

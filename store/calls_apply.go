@@ -242,7 +242,7 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		cfg := configs[c.IntegrationID]
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 	}
-	return out, nil
+	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several

@@ -24,7 +24,9 @@ type changeSet struct {
 	attemptsConv [][]any
 	attemptsEnd  [][]any
 	attemptsGone [][]any
-	outbox       []outboxIntent
+	// doNotCall are calls whose analysis asks for their number to be suppressed.
+	doNotCall []uuid.UUID
+	outbox    []outboxIntent
 }
 
 // outboxIntent is a CRM update to write once the call's final state is known.
@@ -106,6 +108,9 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		}
 	case callstate.DialFailed:
 		c.DialState = dialStateFailed
+	case callstate.DialDeferred:
+		c.DialState = dialStateNone
+		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})
 	case callstate.DialAborted:
 		if d.To == callstate.Queued {
 			c.DialState = dialStateNone
@@ -137,6 +142,9 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.DurationSecs != nil && c.DurationSecs == nil {
 			c.DurationSecs = p.DurationSecs
 		}
+		if requestsDoNotCall(p.Analysis) {
+			cs.doNotCall = append(cs.doNotCall, c.ID)
+		}
 	}
 	if d.To == callstate.Queued && ev.Event.Kind == callstate.RetryDue {
 		// A dial that was not sent keeps the call's place in the queue.
@@ -147,7 +155,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		cs.order = append(cs.order, c.ID)
 	}
 	cs.calls[c.ID] = c
-	if wasHolding && c.SlotTakenAt == nil && ev.Event.Kind != callstate.DialAborted {
+	if wasHolding && c.SlotTakenAt == nil && ev.Event.Kind != callstate.DialAborted && ev.Event.Kind != callstate.DialDeferred {
 		var dur *float64
 		if (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) && !ev.Event.DurationUnknown {
 			dur = &ev.Event.DurationSecs
@@ -286,6 +294,11 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
 			summaries, queuedAt, updatedAt); err != nil {
 			return fmt.Errorf("update calls: %w", err)
+		}
+	}
+	if len(cs.doNotCall) > 0 {
+		if err := suppressRequested(ctx, tx, cs.doNotCall, cs.calls[cs.doNotCall[0]].UpdatedAt); err != nil {
+			return fmt.Errorf("suppress numbers: %w", err)
 		}
 	}
 	if len(cs.outbox) > 0 {

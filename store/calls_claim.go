@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 )
 
@@ -18,11 +17,13 @@ type Claimed struct {
 	Config config.Integration
 }
 
-// ClaimCalls takes free concurrency slots of an integration for its oldest
-// queued calls (highest priority first) and records each dial attempt, all
-// in one transaction that holds the integration's row lock, so the limit
-// holds across any number of dispatchers. open decides whether dialling is
-// allowed at all right now (calling window, breaker).
+// ClaimCalls takes free concurrency slots of an integration for queued
+// calls — shared fairly between its campaigns and its webhook calls, each
+// lane oldest first within priority (claimFromLanes) — and records each dial
+// attempt, all in one transaction that holds the integration's row lock, so
+// the limits hold across any number of dispatchers. open decides whether
+// dialling is allowed at all right now (dialler configured, breaker); each
+// call's calling window is checked on its own.
 func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
 	var out []Claimed
 	token := uuid.New()
@@ -55,35 +56,12 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		if free <= 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE integration_id = $1 AND status = 'queued'
-			ORDER BY priority DESC, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, integrationID, free)
+		cs := newChangeSet()
+		claimed, err := claimFromLanes(ctx, tx, integrationID, cfg, free, now, cs)
 		if err != nil {
 			return err
 		}
-		var calls []Call
-		for rows.Next() {
-			c, err := scanCall(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			calls = append(calls, c)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		cs := newChangeSet()
-		for i := range calls {
-			c := &calls[i]
-			d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
-				callstate.Event{Kind: callstate.Dial}, cfg.CallHandling, now)
-			if !d.Changed {
-				continue
-			}
-			cs.record(c, CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now,
-				TraceID: deref(c.TraceID)}, d)
-			out = append(out, Claimed{Call: *c, Config: cfg})
-		}
+		out = append(out, claimed...)
 		if err := cs.flush(ctx, tx); err != nil {
 			return err
 		}

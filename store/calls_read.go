@@ -50,6 +50,7 @@ func (s *Store) CallHistory(ctx context.Context, id uuid.UUID) ([]CallEventRow, 
 // CallFilter selects calls for a list.
 type CallFilter struct {
 	IntegrationID uuid.UUID
+	CampaignID    uuid.UUID
 	Status        callstate.Status
 	Phone         string
 	CreatedFrom   time.Time
@@ -69,6 +70,9 @@ func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Ca
 	}
 	if f.IntegrationID != uuid.Nil {
 		add("c.integration_id = $%d", f.IntegrationID)
+	}
+	if f.CampaignID != uuid.Nil {
+		add("c.campaign_id = $%d", f.CampaignID)
 	}
 	if f.Status != "" {
 		add("c.status = $%d", string(f.Status))
@@ -194,7 +198,7 @@ func (s *Store) Gauges(ctx context.Context) ([]Gauge, error) {
 // dial, for the dispatcher's periodic sweep.
 func (s *Store) IntegrationsWithQueued(ctx context.Context) ([]uuid.UUID, error) {
 	rows, err := s.pool.Query(ctx, `SELECT i.id FROM integrations i WHERE i.status IN ('active', 'has_errors')
-		AND EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = i.id AND c.status = 'queued')`)
+		AND EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = i.id AND c.status = 'queued' AND c.not_before IS NULL)`)
 	if err != nil {
 		return nil, err
 	}

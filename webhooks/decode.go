@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 
@@ -17,6 +18,8 @@ type OriginateRequest struct {
 	RecordID         string
 	DynamicVariables json.RawMessage
 	Priority         int
+	// Timezone is the recipient's IANA zone, for "recipient" calling windows.
+	Timezone string
 }
 
 // phonePattern accepts E.164-like numbers: an optional +, 5 to 20 digits.
@@ -40,6 +43,7 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 		RecordID         json.RawMessage `json:"record_id"`
 		DynamicVariables json.RawMessage `json:"dynamic_variables"`
 		Priority         *int            `json:"priority"`
+		Timezone         *string         `json:"timezone"`
 	}
 	if err := decodeStrict(body, &raw); err != nil {
 		return OriginateRequest{}, err
@@ -68,6 +72,12 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 			return out, jsonhttp.Invalid("priority", "priority must be between -100 and 100")
 		}
 		out.Priority = *raw.Priority
+	}
+	if raw.Timezone != nil {
+		if !config.ValidTimezone(*raw.Timezone) {
+			return out, jsonhttp.Invalid("timezone", "timezone must be an IANA time zone name such as Europe/Kyiv")
+		}
+		out.Timezone = *raw.Timezone
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,6 +27,7 @@ import (
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/metrics"
+	"github.com/callqueue/callqueue/phone"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/apidocs"
@@ -262,11 +264,17 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
+	// Numbers are kept in E.164, read in the integration's own country when
+	// they lack a country code, so keys and suppressions compare equal.
+	if req.PhoneNumber, err = phone.Normalize(req.PhoneNumber, phone.Region(r.in.Agent.Locale)); err != nil {
+		return 0, nil, jsonhttp.Invalid("phone_number", "phone_number cannot be read as a phone number (region %s)",
+			cmp.Or(phone.Region(r.in.Agent.Locale), "none: give the country code"))
+	}
 	idemKey := strings.TrimSpace(r.header.Get("Idempotency-Key"))
 	if len(idemKey) > 200 {
 		return 0, nil, jsonhttp.Invalid("Idempotency-Key", "Idempotency-Key must be at most 200 characters")
 	}
-	body := queue.OriginateBody{PhoneNumber: req.PhoneNumber, RecordID: req.RecordID, Priority: req.Priority,
+	body := queue.OriginateBody{PhoneNumber: req.PhoneNumber, RecordID: req.RecordID, Priority: req.Priority, Timezone: req.Timezone,
 		DynamicVariables: req.DynamicVariables, ReceivedAt: h.now()}
 	var msgID string
 	switch {

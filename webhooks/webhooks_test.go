@@ -296,6 +296,11 @@ func TestBadInputs(t *testing.T) {
 		{"originate/too long", originate, `{"phone_number":"+123456789012345678901"}`, nil, nil, 422, "phone_number"},
 		{"originate/two plus", originate, `{"phone_number":"++380991111111"}`, nil, nil, 422, "phone_number"},
 		{"originate/extension", originate, `{"phone_number":"+380991111111 ext 5"}`, nil, nil, 422, "phone_number"},
+		{"originate/impossible for its country", originate, `{"phone_number":"+3809912345678901"}`, nil, nil, 422, "phone_number"},
+		{"originate/impossible US number", originate, `{"phone_number":"+1234567890"}`, nil, nil, 422, "phone_number"},
+		{"originate/unknown timezone", originate, `{"phone_number":"+380991111111","timezone":"Mars/Olympus"}`, nil, nil, 422, "timezone"},
+		{"originate/local timezone", originate, `{"phone_number":"+380991111111","timezone":"Local"}`, nil, nil, 422, "timezone"},
+		{"originate/timezone wrong type", originate, `{"phone_number":"+380991111111","timezone":3}`, nil, nil, 400, "timezone"},
 		{"originate/priority too high", originate, `{"phone_number":"+380991111111","priority":101}`, nil, nil, 422, "priority"},
 		{"originate/priority too low", originate, `{"phone_number":"+380991111111","priority":-101}`, nil, nil, 422, "priority"},
 		{"originate/priority string", originate, `{"phone_number":"+380991111111","priority":"high"}`, nil, nil, 400, "priority"},
@@ -868,5 +873,24 @@ func TestIntegrationHealth(t *testing.T) {
 		if !got.Checks["db"].OK || !got.Checks["queue"].OK || got.Checks["voice"].OK != tc.voice {
 			t.Fatalf("%s health checks: %s", tc.integ.Slug, r.body)
 		}
+	}
+}
+
+// TestOriginateNormalisesTheNumber: a number typed the local way is kept in
+// E.164, read in the integration's country (agent.locale uk-UA), with the
+// recipient's time zone when one is given.
+func TestOriginateNormalisesTheNumber(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	if r := h.post(t, h.integ, originate, []byte(`{"phone_number":"(099) 123-45-67","timezone":"Asia/Tokyo"}`)); r.status != http.StatusAccepted {
+		t.Fatalf("originate: %d %s", r.status, r.body)
+	}
+	var calls []store.Call
+	servicetest.Eventually(t, 10*time.Second, "the call is stored", func() bool {
+		calls = h.calls(t, h.integ.ID)
+		return len(calls) == 1
+	})
+	if c := calls[0]; c.PhoneNumber != "+380991234567" || c.Timezone == nil || *c.Timezone != "Asia/Tokyo" || c.CampaignID != nil {
+		t.Fatalf("stored phone %q timezone %v campaign %v, want +380991234567 in Asia/Tokyo, no campaign", c.PhoneNumber, c.Timezone, c.CampaignID)
 	}
 }

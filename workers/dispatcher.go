@@ -195,7 +195,7 @@ func (d *Dispatcher) loop() {
 func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	now := d.w.clock.Now()
 	claimed, err := d.w.store.ClaimCalls(d.ctx, integrationID, now, func(cfg config.Integration) bool {
-		reason := d.closedReason(cfg, integrationID, now)
+		reason := d.closedReason(cfg, integrationID)
 		d.w.metrics.Deferred(integrationID.String(), reason)
 		return reason == ""
 	})
@@ -237,6 +237,10 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	call := c.Call
 	voice := c.Config.Voice
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
+	vars, held := d.predial(c)
+	if held {
+		return
+	}
 
 	ctx := d.dialCtx
 	var secret string
@@ -249,7 +253,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	start := time.Now()
 	if err == nil {
 		res, err = d.dialer.Originate(ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
-			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: call.DynamicVariables, Voice: voice, Secret: secret})
+			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret})
 	}
 	if ctx.Err() != nil {
 		return

@@ -27,7 +27,7 @@ func (w *Workers) originateHandler() queue.Handler[store.NewCall] {
 				return store.NewCall{}, errors.New("originate body lacks callId or phoneNumber")
 			}
 			return store.NewCall{ID: b.CallID, IntegrationID: d.IntegrationID, PhoneNumber: b.PhoneNumber,
-				RecordID: b.RecordID, Priority: b.Priority, DynamicVariables: b.DynamicVariables,
+				RecordID: b.RecordID, Priority: b.Priority, Timezone: b.Timezone, DynamicVariables: b.DynamicVariables,
 				IdempotencyKeys: b.IdempotencyKeys, TraceID: d.TraceID, ReceivedAt: b.ReceivedAt}, nil
 		},
 		Handle: func(ctx context.Context, calls []store.NewCall) error {

@@ -27,6 +27,8 @@ func newScheduler(w *Workers) *Scheduler { return &Scheduler{w: w} }
 func (s *Scheduler) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.every(ctx, s.w.cfg.Tick, func(ctx context.Context) error { _, err := s.RunRetries(ctx); return err })
+	s.every(ctx, s.w.cfg.Tick, func(ctx context.Context) error { _, err := s.ReleaseWindows(ctx); return err })
+	s.every(ctx, s.w.cfg.SweepEvery, s.advanceCampaigns)
 	s.every(ctx, s.w.cfg.SweepEvery, s.watchdog)
 	s.every(ctx, s.w.cfg.SweepEvery, s.sweep)
 	s.every(ctx, time.Hour, func(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,6 +97,8 @@ type Workers struct {
 	warmer     Warmer
 	analyzer   Analyzer
 	stops      []func(context.Context)
+	// predialClient asks integrations' pre-dial endpoints.
+	predialClient *http.Client
 }
 
 // Warmer looks a caller up ahead of their call, so the agent's context is
@@ -126,7 +129,8 @@ func New(d Deps, cfg Config) *Workers {
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
-	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer}
+	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer,
+		predialClient: newPredialHTTPClient()}
 	w.Dispatcher = newDispatcher(w, d.Dialer)
 	w.Scheduler = newScheduler(w)
 	if d.CRM != nil {

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/store"
+)
+
+// campaignUpload measures POST /api/campaigns/{id}/recipients with a
+// 10,000-row CSV (number, external id, two variables), three uploads into
+// fresh campaigns; the figure is rows per second of the whole request.
+func (b *bench) campaignUpload(ctx context.Context) error {
+	const rows, uploads = 10000, 3
+	w, err := b.newWorld(ctx, "campaign_upload")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	svc, err := w.start(ctx, "api", true, nil)
+	if err != nil {
+		return err
+	}
+	in, token, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	if err != nil {
+		return err
+	}
+	client := newHTTPClient(2)
+	base := "http://" + svc.Addr() + "/api/"
+	var total time.Duration
+	for u := range uploads {
+		var campaign store.Campaign
+		if err := adminJSON(client, token, "POST", base+"integrations/"+in.ID.String()+"/campaigns",
+			map[string]any{"name": fmt.Sprintf("upload %d", u)}, &campaign); err != nil {
+			return err
+		}
+		var csv strings.Builder
+		csv.WriteString("phone_number,external_id,client_name,company\n")
+		for i := range rows {
+			fmt.Fprintf(&csv, "+38067%07d,lead-%d,Client %d,Company %d\n", u*rows+i, i, i, i%100)
+		}
+		req, _ := http.NewRequest("POST", base+"campaigns/"+campaign.ID.String()+"/recipients", strings.NewReader(csv.String()))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "text/csv")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		var res struct {
+			Added int `json:"added"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		total += time.Since(start)
+		if err != nil || resp.StatusCode != http.StatusOK || res.Added != rows {
+			return fmt.Errorf("upload: %d, added %d (%w)", resp.StatusCode, res.Added, err)
+		}
+	}
+	metric("campaign_upload_rows_per_s", float64(rows*uploads)/total.Seconds(), "rows/s")
+	return nil
+}
+
+func adminJSON(client *http.Client, token, method, url string, body, out any) error {
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, got)
+	}
+	return json.Unmarshal(got, out)
+}
+
+// campaignDispatch measures a freed slot (call_end received) → the next
+// campaign call's originate at the VA, with ten running campaigns holding
+// 100,000 queued recipients between them and every slot of the
+// integration's 10 busy: each freed slot is shared out among the ten lanes.
+func (b *bench) campaignDispatch(ctx context.Context) error {
+	const campaigns, perCampaign, limit, samples = 10, 10000, 10, 300
+	w, err := b.newWorld(ctx, "campaign_dispatch")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	va := newFakeVA(limit)
+	defer va.Close()
+	if _, err := w.start(ctx, "api", true, nil); err != nil { // migrates; dials nothing
+		return err
+	}
+	in, _, err := w.setupIntegration(ctx, "", va.URL, fmt.Sprintf(`{"concurrency_limit": %d}`, limit))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for c := range campaigns {
+		camp, err := w.st.CreateCampaign(ctx, "bench", in.ID, store.CampaignSpec{Name: fmt.Sprintf("c%d", c), Priority: 5}, now)
+		if err != nil {
+			return err
+		}
+		recipients := make([]store.Recipient, perCampaign)
+		for i := range recipients {
+			recipients[i] = store.Recipient{PhoneNumber: fmt.Sprintf("+3806%d%07d", c, i)}
+		}
+		if _, _, err := w.st.AddRecipients(ctx, "bench", camp.ID, recipients, now); err != nil {
+			return err
+		}
+	}
+	if _, err := w.st.Pool().Exec(ctx, `ANALYZE calls`); err != nil {
+		return err
+	}
+	svc, err := w.start(ctx, "all", false, nil)
+	if err != nil {
+		return err
+	}
+	client := newHTTPClient(4)
+	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
+	var live []vaCall
+	for range limit {
+		select {
+		case c := <-va.arrived:
+			live = append(live, c)
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("the first %d dials did not arrive", limit)
+		}
+	}
+	var lat []time.Duration
+	for range samples {
+		cur := live[0]
+		live = live[1:]
+		va.end(cur.callID)
+		sent := time.Now()
+		if err := postJSON(client, base+"call-events", in.WebhookToken, map[string]any{"eventType": "call_end", "callId": cur.callID, "duration": 30}); err != nil {
+			return err
+		}
+		select {
+		case next := <-va.arrived:
+			lat = append(lat, next.at.Sub(sent))
+			live = append(live, next)
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("no originate within 10s of a freed slot")
+		}
+	}
+	slices.Sort(lat)
+	metric("campaign_dispatch_p50_ms", ms(percentile(lat, 0.50)), "ms")
+	metric("campaign_dispatch_p99_ms", ms(percentile(lat, 0.99)), "ms")
+	if v := va.violations.Load(); v != 0 {
+		return fmt.Errorf("campaign dispatch saw %d limit violations", v)
+	}
+	return nil
+}
+
+// windowSweep measures the scheduler's periodic work (due retries, calls
+// whose window opened, integrations with ready calls) while 100,000
+// recipients wait for a calling window that opens in two hours.
+func (b *bench) windowSweep(ctx context.Context) error {
+	const recipients, ticks = 100000, 200
+	w, err := b.newWorld(ctx, "window_sweep")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if _, err := w.start(ctx, "api", true, nil); err != nil {
+		return err
+	}
+	in, _, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 10}`)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	window := fmt.Sprintf(`{"timezone": "UTC", "start": %q, "end": %q}`, now.Add(2*time.Hour).Format("15:04"), now.Add(3*time.Hour).Format("15:04"))
+	for c := range recipients / 10000 {
+		camp, err := w.st.CreateCampaign(ctx, "bench", in.ID, store.CampaignSpec{Name: fmt.Sprintf("w%d", c), Priority: 5,
+			Handling: map[string]json.RawMessage{"calling_window": json.RawMessage(window)}}, now)
+		if err != nil {
+			return err
+		}
+		list := make([]store.Recipient, 10000)
+		for i := range list {
+			list[i] = store.Recipient{PhoneNumber: fmt.Sprintf("+3806%d%07d", c, i)}
+		}
+		if _, _, err := w.st.AddRecipients(ctx, "bench", camp.ID, list, now); err != nil {
+			return err
+		}
+	}
+	if _, err := w.st.Pool().Exec(ctx, `ANALYZE calls`); err != nil {
+		return err
+	}
+	var waiting int
+	if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM calls WHERE not_before IS NOT NULL`).Scan(&waiting); err != nil || waiting != recipients {
+		return fmt.Errorf("%d recipients wait for their window, want %d (%w)", waiting, recipients, err)
+	}
+	var lat []time.Duration
+	for range ticks {
+		start := time.Now()
+		if _, err := w.st.RequeueDue(ctx, uuid.Nil, time.Now(), 500); err != nil {
+			return err
+		}
+		if _, err := w.st.ReleaseWindows(ctx, time.Now(), 5000); err != nil {
+			return err
+		}
+		if _, err := w.st.IntegrationsWithQueued(ctx); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	metric("window_sweep_ms", ms(percentile(lat, 0.99)), "ms")
+	metric("window_sweep_p50_ms", ms(percentile(lat, 0.50)), "ms")
+	return nil
+}

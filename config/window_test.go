@@ -1,0 +1,91 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+func mustLoc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestNextOpen(t *testing.T) {
+	kyiv, ny := mustLoc(t, "Europe/Kyiv"), mustLoc(t, "America/New_York")
+	weekdays := []int{1, 2, 3, 4, 5}
+	day := &CallingWindow{Start: "09:00", End: "20:00", Days: weekdays}
+	night := &CallingWindow{Start: "22:00", End: "06:00", Days: []int{5}} // Friday night into Saturday
+	for _, tc := range []struct {
+		name string
+		w    *CallingWindow
+		loc  *time.Location
+		at   time.Time
+		want time.Time
+	}{
+		{"open now", day, kyiv, time.Date(2026, 3, 4, 12, 0, 0, 0, kyiv), time.Date(2026, 3, 4, 12, 0, 0, 0, kyiv)},
+		{"before opening", day, kyiv, time.Date(2026, 3, 4, 7, 30, 0, 0, kyiv), time.Date(2026, 3, 4, 9, 0, 0, 0, kyiv)},
+		{"at closing: next day", day, kyiv, time.Date(2026, 3, 4, 20, 0, 0, 0, kyiv), time.Date(2026, 3, 5, 9, 0, 0, 0, kyiv)},
+		{"friday evening: monday", day, kyiv, time.Date(2026, 3, 6, 21, 0, 0, 0, kyiv), time.Date(2026, 3, 9, 9, 0, 0, 0, kyiv)},
+		// Kyiv moves to summer time on Sunday 29 March 2026 (03:00 → 04:00).
+		{"DST spring forward: monday 09:00 summer time", day, kyiv, time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC),
+			time.Date(2026, 3, 30, 6, 0, 0, 0, time.UTC)},
+		{"before DST: 09:00 winter time", day, kyiv, time.Date(2026, 3, 27, 5, 0, 0, 0, time.UTC),
+			time.Date(2026, 3, 27, 7, 0, 0, 0, time.UTC)},
+		// New York returns to standard time on Sunday 1 November 2026.
+		{"DST fall back", &CallingWindow{Start: "09:00", End: "20:00"}, ny, time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC),
+			time.Date(2026, 11, 1, 14, 0, 0, 0, time.UTC)},
+		{"start inside the spring gap", &CallingWindow{Start: "03:30", End: "05:00"}, kyiv,
+			time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)},
+		{"across midnight: friday late", night, kyiv, time.Date(2026, 3, 6, 23, 0, 0, 0, kyiv), time.Date(2026, 3, 6, 23, 0, 0, 0, kyiv)},
+		{"across midnight: saturday early", night, kyiv, time.Date(2026, 3, 7, 5, 59, 0, 0, kyiv), time.Date(2026, 3, 7, 5, 59, 0, 0, kyiv)},
+		{"across midnight: saturday after close", night, kyiv, time.Date(2026, 3, 7, 6, 0, 0, 0, kyiv), time.Date(2026, 3, 13, 22, 0, 0, 0, kyiv)},
+		{"across midnight: friday early is thursday's", night, kyiv, time.Date(2026, 3, 6, 3, 0, 0, 0, kyiv), time.Date(2026, 3, 6, 22, 0, 0, 0, kyiv)},
+		{"nil window", nil, kyiv, time.Date(2026, 3, 6, 3, 0, 0, 0, kyiv), time.Date(2026, 3, 6, 3, 0, 0, 0, kyiv)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.w.NextOpen(tc.at, tc.loc); !got.Equal(tc.want) {
+				t.Fatalf("NextOpen(%s) = %s, want %s", tc.at, got, tc.want.In(tc.loc))
+			}
+		})
+	}
+}
+
+func TestNextOpenInTakesTheLatestZone(t *testing.T) {
+	adelaide, perth := mustLoc(t, "Australia/Adelaide"), mustLoc(t, "Australia/Perth")
+	w := &CallingWindow{Start: "09:00", End: "20:00"}
+	// 09:00 in Adelaide is 06:30 in Perth: Perth's window opens last.
+	at := time.Date(2026, 6, 10, 9, 0, 0, 0, adelaide)
+	want := time.Date(2026, 6, 10, 9, 0, 0, 0, perth)
+	if got := w.NextOpenIn(at, []*time.Location{adelaide, perth}); !got.Equal(want) {
+		t.Fatalf("NextOpenIn = %s, want %s", got, want)
+	}
+}
+
+func TestOverlayLeavesTheBaseAlone(t *testing.T) {
+	base := Defaults()[KeyCallHandling].(CallHandling)
+	got, err := base.Overlay(json.RawMessage(`{"max_attempts": 5, "retry_delays_secs": [60],
+		"calling_window": {"timezone": "recipient", "start": "09:00", "end": "20:00"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MaxAttempts != 5 || got.RetryDelaysSecs[0] != 60 || !got.CallingWindow.ForRecipient() || got.ConcurrencyLimit != base.ConcurrencyLimit {
+		t.Fatalf("overlay = %+v", got)
+	}
+	if base.RetryDelaysSecs[0] != 300 || base.MaxAttempts != 3 || base.CallingWindow != nil {
+		t.Fatalf("base changed: %+v", base)
+	}
+	if err := ValidateCallHandling(got); err != nil {
+		t.Fatalf("recipient window refused: %v", err)
+	}
+	bad, _ := base.Overlay(json.RawMessage(`{"calling_window": {"timezone": "Mars/Base", "start": "09:00", "end": "20:00"}}`))
+	var fe *FieldError
+	if err := ValidateCallHandling(bad); !errors.As(err, &fe) || fe.Field != "calling_window.timezone" {
+		t.Fatalf("bad zone: %v", err)
+	}
+}

@@ -1,0 +1,5 @@
+DROP TABLE IF EXISTS suppressions;
+DROP TABLE IF EXISTS dispatch_lanes;
+ALTER TABLE calls DROP COLUMN IF EXISTS not_before, DROP COLUMN IF EXISTS timezone,
+    DROP COLUMN IF EXISTS external_id, DROP COLUMN IF EXISTS campaign_id;
+DROP TABLE IF EXISTS campaigns;

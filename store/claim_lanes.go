@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
+)
+
+// Fair share. An integration's free slots go round-robin between its
+// lanes — each running campaign, and the calls that came in by webhook —
+// weighted by priority (stride scheduling: a lane's pass advances by
+// 1/priority for each slot it takes, and the lane with the lowest pass goes
+// next). A campaign never takes more than its concurrencyLimit. It all
+// happens in the claim's transaction, under the integration's row lock, so
+// it holds across replicas; the passes are kept in dispatch_lanes between
+// claims.
+
+// WebhookLanePriority is the weight of the webhook-originated calls' lane.
+const WebhookLanePriority = 5
+
+// claimScanLimit bounds the queued calls one claim looks at (suppressed
+// ones are cancelled and ones outside their window set aside on the way).
+const claimScanLimit = 500
+
+// lane is one queue sharing an integration's slots.
+type lane struct {
+	id       uuid.UUID // the campaign's, or uuid.Nil for webhook calls
+	weight   float64
+	room     int // slots it may still take
+	pass     float64
+	known    bool // pass was stored
+	handling config.CallHandling
+
+	buf  []laneCall
+	last *Call // keyset position of the next fetch
+	done bool
+}
+
+type laneCall struct {
+	call       Call
+	suppressed *string // the suppression's reason
+}
+
+// claimFromLanes picks up to free queued calls of the integration in
+// fair-share order, records their dials in cs, cancels suppressed ones
+// and sets aside those whose calling window is closed until it opens.
+func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, free int,
+	now time.Time, cs *changeSet) ([]Claimed, error) {
+	lanes, err := loadLanes(ctx, tx, integrationID, cfg, free, now)
+	if err != nil {
+		return nil, err
+	}
+	var owner string
+	if err := tx.QueryRow(ctx, `SELECT owner_id FROM integrations WHERE id = $1`, integrationID).Scan(&owner); err != nil {
+		return nil, err
+	}
+	// Each lane's first fetch is small: most claims take a slot or two, and
+	// every fetched row is locked until the claim commits.
+	batch := min(free+2, 200)
+	for _, l := range lanes {
+		if err := l.fill(ctx, tx, integrationID, owner, batch, now); err != nil {
+			return nil, err
+		}
+	}
+	evenUp(lanes)
+
+	var out []Claimed
+	waits := map[uuid.UUID]time.Time{}
+	for scanned := 0; free > 0 && scanned < claimScanLimit; {
+		l := nextLane(lanes)
+		if l == nil {
+			break
+		}
+		if len(l.buf) == 0 {
+			if err := l.fill(ctx, tx, integrationID, owner, batch, now); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		lc := l.buf[0]
+		l.buf = l.buf[1:]
+		scanned++
+		c := lc.call
+		if lc.suppressed != nil {
+			ev := CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeSuppressed},
+				Detail: map[string]any{"suppression": *lc.suppressed}, TraceID: deref(c.TraceID), At: now}
+			cs.record(&c, ev, callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts},
+				ev.Event, l.handling, now))
+			continue
+		}
+		if at := windowOpensAt(l.handling.CallingWindow, c.PhoneNumber, deref(c.Timezone), cfg.Agent.Timezone, now); at.After(now) {
+			waits[c.ID] = at
+			cs.history = append(cs.history, []any{c.ID, c.Attempt, "window_wait", string(c.Status), string(c.Status),
+				map[string]any{"notBefore": at.UTC().Format(time.RFC3339)}, c.TraceID, now})
+			continue
+		}
+		ev := CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now, TraceID: deref(c.TraceID)}
+		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts}, ev.Event, l.handling, now)
+		if !d.Changed {
+			continue
+		}
+		cs.record(&c, ev, d)
+		claimed := cfg
+		claimed.CallHandling = l.handling
+		out = append(out, Claimed{Call: c, Config: claimed})
+		free--
+		l.room--
+		l.pass += 1 / l.weight
+	}
+	if err := setAside(ctx, tx, waits); err != nil {
+		return nil, err
+	}
+	return out, saveLanes(ctx, tx, integrationID, lanes)
+}
+
+// loadLanes returns the webhook lane and one lane per running campaign
+// whose start has come, with their stored passes.
+func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, free int, now time.Time) ([]*lane, error) {
+	lanes := []*lane{{id: uuid.Nil, weight: WebhookLanePriority, room: free, handling: cfg.CallHandling}}
+	rows, err := tx.Query(ctx, `SELECT c.id, c.concurrency_limit, c.priority, c.call_handling, l.pass,
+			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.status IN ('initiated', 'in_progress'))
+		FROM campaigns c LEFT JOIN dispatch_lanes l ON l.integration_id = c.integration_id AND l.lane = c.id
+		WHERE c.integration_id = $1 AND c.status = 'running' AND (c.start_at IS NULL OR c.start_at <= $2)
+		ORDER BY c.created_at, c.id`, integrationID, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			l        lane
+			limit    *int
+			priority int
+			overlay  json.RawMessage
+			pass     *float64
+			active   int
+		)
+		if err := rows.Scan(&l.id, &limit, &priority, &overlay, &pass, &active); err != nil {
+			return nil, err
+		}
+		l.weight, l.room = float64(max(priority, 1)), free
+		if limit != nil {
+			l.room = min(free, *limit-active)
+		}
+		if pass != nil {
+			l.pass, l.known = *pass, true
+		}
+		if l.handling, err = cfg.CallHandling.Overlay(overlay); err != nil {
+			return nil, fmt.Errorf("campaign %s: %w", l.id, err)
+		}
+		lanes = append(lanes, &l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(lanes) > 1 {
+		var pass *float64
+		err := tx.QueryRow(ctx, `SELECT pass FROM dispatch_lanes WHERE integration_id = $1 AND lane = $2`, integrationID, uuid.Nil).Scan(&pass)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		if pass != nil {
+			lanes[0].pass, lanes[0].known = *pass, true
+		}
+	}
+	return lanes, nil
+}
+
+// fill fetches the lane's next ready calls (oldest first within priority),
+// with the reason each is suppressed, if it is. It marks the lane done when
+// there are none.
+func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, owner string, n int, now time.Time) error {
+	if l.done || l.room <= 0 {
+		return nil
+	}
+	cond := "c.campaign_id = $2"
+	if l.id == uuid.Nil {
+		cond = "c.campaign_id IS NULL AND $2::uuid IS NOT NULL"
+	}
+	args := []any{integrationID, l.id, owner, now, n}
+	if l.last != nil {
+		cond += " AND (c.priority < $6 OR (c.priority = $6 AND (c.queued_at, c.id) > ($7, $8)))"
+		args = append(args, l.last.Priority, l.last.QueuedAt, l.last.ID)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+prefixed("c.", callColumns)+`,
+			(SELECT s.reason FROM suppressions s WHERE s.phone_number = c.phone_number AND s.owner_id = $3
+				AND (s.integration_id IS NULL OR s.integration_id = c.integration_id)
+				AND (s.expires_at IS NULL OR s.expires_at > $4) LIMIT 1)
+		FROM calls c WHERE c.integration_id = $1 AND c.status = 'queued' AND c.not_before IS NULL AND `+cond+`
+		ORDER BY c.priority DESC, c.queued_at, c.id LIMIT $5 FOR UPDATE OF c SKIP LOCKED`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var lc laneCall
+		c := &lc.call
+		if err := rows.Scan(append(callDest(c), &lc.suppressed)...); err != nil {
+			return err
+		}
+		l.buf = append(l.buf, lc)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(l.buf) == 0 {
+		l.done = true
+	} else {
+		l.last = &l.buf[len(l.buf)-1].call
+	}
+	return nil
+}
+
+// evenUp brings lanes that had no stored pass, or fell far behind while
+// they had nothing to dial, up to the others, so a lane that returns does
+// not take a burst of slots to catch up.
+func evenUp(lanes []*lane) {
+	lo, hi, seen := 0.0, 0.0, false
+	for _, l := range lanes {
+		if l.done || !l.known {
+			continue
+		}
+		if !seen || l.pass < lo {
+			lo = l.pass
+		}
+		if !seen || l.pass > hi {
+			hi = l.pass
+		}
+		seen = true
+	}
+	for _, l := range lanes {
+		switch {
+		case l.done:
+		case !l.known:
+			l.pass = lo
+		case l.pass < hi-1:
+			l.pass = hi - 1
+		}
+	}
+}
+
+// nextLane is the lane with the lowest pass that may still take a slot.
+func nextLane(lanes []*lane) *lane {
+	var best *lane
+	for _, l := range lanes {
+		if l.done || l.room <= 0 {
+			continue
+		}
+		if best == nil || l.pass < best.pass {
+			best = l
+		}
+	}
+	return best
+}
+
+// setAside parks queued calls until their calling window opens: claims
+// skip them, and the scheduler puts them back (ReleaseWindows).
+func setAside(ctx context.Context, tx pgx.Tx, waits map[uuid.UUID]time.Time) error {
+	if len(waits) == 0 {
+		return nil
+	}
+	ids, at := make([]uuid.UUID, 0, len(waits)), make([]time.Time, 0, len(waits))
+	for id, t := range waits {
+		ids, at = append(ids, id), append(at, t)
+	}
+	_, err := tx.Exec(ctx, `UPDATE calls c SET not_before = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v (id, at)
+		WHERE c.id = v.id`, ids, at)
+	return err
+}
+
+// saveLanes stores the passes relative to the lowest, and forgets lanes
+// that are gone. An integration with only its webhook lane keeps none.
+func saveLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, lanes []*lane) error {
+	if len(lanes) < 2 {
+		return nil
+	}
+	lo := lanes[0].pass
+	for _, l := range lanes {
+		lo = min(lo, l.pass)
+	}
+	ids, passes := make([]uuid.UUID, len(lanes)), make([]float64, len(lanes))
+	for i, l := range lanes {
+		ids[i], passes[i] = l.id, l.pass-lo
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM dispatch_lanes WHERE integration_id = $1 AND NOT lane = ANY($2)`, integrationID, ids); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO dispatch_lanes (integration_id, lane, pass)
+		SELECT $1, lane, pass FROM unnest($2::uuid[], $3::float8[]) AS v (lane, pass)
+		ON CONFLICT (integration_id, lane) DO UPDATE SET pass = EXCLUDED.pass`, integrationID, ids, passes)
+	return err
+}
