@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/dialer"
 	"github.com/callqueue/callqueue/elevenlabs"
@@ -196,8 +197,8 @@ func TestSimulatorPlaysAnsweredCall(t *testing.T) {
 		}
 	}
 	start0, end := rec.events[0], rec.events[1]
-	if start0.CallID != req.CallID.String() || end.CallID != req.CallID.String() {
-		t.Errorf("events name %s and %s, want the call %s", start0.CallID, end.CallID, req.CallID)
+	if want := callstate.AttemptCallID(req.CallID, req.Attempt); start0.CallID != want || end.CallID != want {
+		t.Errorf("events name %s and %s, want the attempt %s", start0.CallID, end.CallID, want)
 	}
 	if end.DurationSecs == nil || *end.DurationSecs != 40 || end.ConversationID == "" || end.ConversationID != start0.ConversationID {
 		t.Errorf("call_end = %+v", end)
@@ -206,7 +207,7 @@ func TestSimulatorPlaysAnsweredCall(t *testing.T) {
 	var meta elevenlabs.Metadata
 	_ = json.Unmarshal(post.Metadata, &meta)
 	if post.ConversationID != end.ConversationID || meta.CallDurationSecs != 40 ||
-		post.ClientData.DynamicVariables["call_id"] != req.CallID.String() || post.ClientData.DynamicVariables["client_name"] != "Олена" {
+		post.ClientData.DynamicVariables["call_id"] != callstate.AttemptCallID(req.CallID, req.Attempt) || post.ClientData.DynamicVariables["client_name"] != "Олена" {
 		t.Errorf("post-call = %+v, metadata %+v", post, meta)
 	}
 	var analysis elevenlabs.Analysis

@@ -223,7 +223,6 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
  callqueue is running                       (Ctrl-C stops it; state in $data_dir)
 --------------------------------------------------------------------------------
  base URL        $base
- admin console   $base/admin/   (sign in with the admin token below)
  metrics         $base/metrics
  readiness       $base/readyz
  admin token     $token
@@ -238,7 +237,7 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
    $base/$demo_slug/webhook/agent-init
    $base/$demo_slug/webhook/agent-postcall
  API reference   $base/api/docs   and   $base/$demo_slug/docs
- console         $base/admin/   (sign in with the admin token)
+ admin console   $base/admin/   (sign in with the admin token above)
 
  The demo integration dials through the simulator (limit 3, 10x real time): paste
  this to queue 20 calls,
