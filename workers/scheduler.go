@@ -2,6 +2,8 @@ package workers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -78,20 +80,36 @@ type Requeuer struct {
 
 // RunRetries puts the due retries of one integration (uuid.Nil: of all)
 // back in the queue now and returns how many it moved. Each call moves
-// once however many run at the same time.
+// once however many run at the same time. All integrations are swept one
+// at a time, so that a failure on one tenant's rows stops only its own.
 func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int, error) {
+	if integrationID != uuid.Nil {
+		return r.runRetriesOf(ctx, integrationID)
+	}
+	ids, err := r.Store.IntegrationsWithDueRetries(ctx, r.Clock.Now())
+	if err != nil {
+		return 0, err
+	}
+	total, errs := 0, []error(nil)
+	for _, id := range ids {
+		n, err := r.runRetriesOf(ctx, id)
+		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("integration %s: %w", id, err))
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+func (r Requeuer) runRetriesOf(ctx context.Context, integrationID uuid.UUID) (int, error) {
 	total := 0
 	for {
 		due, err := r.Store.RequeueDue(ctx, integrationID, r.Clock.Now(), 500)
 		if err != nil {
 			return total, err
 		}
-		seen := map[string]bool{}
-		for _, d := range due {
-			if !seen[d.IntegrationID.String()] {
-				seen[d.IntegrationID.String()] = true
-				r.Kicker.Kick(d.IntegrationID)
-			}
+		if len(due) > 0 {
+			r.Kicker.Kick(integrationID)
 		}
 		total += len(due)
 		if len(due) < 500 {
@@ -100,10 +118,25 @@ func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int,
 	}
 }
 
-// watchdog releases calls that overstayed their slot.
+// watchdog releases calls that overstayed their slot, one integration at
+// a time: one tenant's rows cannot stop the watchdog for the others.
 func (s *Scheduler) watchdog(ctx context.Context) error {
+	ids, err := s.w.store.IntegrationsHoldingSlots(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := s.watchdogOf(ctx, id); err != nil && ctx.Err() == nil {
+			errs = append(errs, fmt.Errorf("integration %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Scheduler) watchdogOf(ctx context.Context, integrationID uuid.UUID) error {
 	now := s.w.clock.Now()
-	overdue, err := s.w.store.OverdueCalls(ctx, now, s.w.cfg.DialLostAfter, 500)
+	overdue, err := s.w.store.OverdueCalls(ctx, integrationID, now, s.w.cfg.DialLostAfter, 500)
 	if err != nil || len(overdue) == 0 {
 		return err
 	}
