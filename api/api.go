@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 )
@@ -34,6 +35,8 @@ type API struct {
 	// sync-handlers.
 	invoker    Invoker
 	httpClient *http.Client
+	// egress checks integration-supplied URLs when they are configured.
+	egress egress.Policy
 	// patterns are the routes Register added, for /api/openapi.json.
 	patterns []string
 }
@@ -47,8 +50,11 @@ type Deps struct {
 	OnIntegrationChange func(slug string)
 	// Invoker runs built-in handlers (POST /api/handlers/{id}/invoke).
 	Invoker Invoker
-	// HTTPClient fetches OpenAPI documents for sync-handlers.
+	// HTTPClient fetches OpenAPI documents for sync-handlers; nil gets one
+	// under Egress.
 	HTTPClient *http.Client
+	// Egress is the outbound policy integration URLs are checked against.
+	Egress egress.Policy
 }
 
 // New returns the admin API.
@@ -60,10 +66,10 @@ func New(d Deps) *API {
 		d.OnIntegrationChange = func(string) {}
 	}
 	if d.HTTPClient == nil {
-		d.HTTPClient = &http.Client{Timeout: SpecFetchTimeoutDefault}
+		d.HTTPClient = egress.NewClient(d.Egress, SpecFetchTimeoutDefault)
 	}
 	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange,
-		invoker: d.Invoker, httpClient: d.HTTPClient}
+		invoker: d.Invoker, httpClient: d.HTTPClient, egress: d.Egress}
 }
 
 type ownerKey struct{}

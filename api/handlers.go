@@ -22,6 +22,7 @@ import (
 	"github.com/pb33f/libopenapi/datamodel/low"
 	lowv3 "github.com/pb33f/libopenapi/datamodel/low/v3"
 
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/webhooks"
@@ -434,9 +435,20 @@ func (a *API) syncHandlers(w http.ResponseWriter, r *http.Request) error {
 		base = strings.TrimRight(u.String(), "/")
 	}
 	specURL := base + "/" + url.PathEscape(*b.IntegrationName) + "/openapi.json"
-	raw, err := a.fetchSpec(r.Context(), specURL)
-	if err != nil {
-		return err
+	var raw []byte
+	if b.BaseURL == nil || *b.BaseURL == "" {
+		// This service's own document is built here, not fetched: the Host
+		// header it would be fetched from is the client's to choose.
+		if raw, err = a.ownSpec(r.Context(), *b.IntegrationName, base); err != nil {
+			return err
+		}
+	} else {
+		if err := a.egress.CheckURL(specURL); err != nil {
+			return jsonhttp.Invalid("baseUrl", "baseUrl %v", err)
+		}
+		if raw, err = a.fetchSpec(r.Context(), specURL); err != nil {
+			return err
+		}
 	}
 	specs, err := handlersFromSpec(raw, *b.IntegrationName)
 	if err != nil {
@@ -489,9 +501,10 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 		return nil, badGateway("cannot request %s: %v", specURL, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, bounded by timeout and size
+	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, under the egress policy, bounded by timeout and size
 	if err != nil {
-		return nil, badGateway("fetching %s failed: %v", specURL, err)
+		// The transport's words name addresses and ports: not shown back.
+		return nil, badGateway("fetching %s failed: %s", specURL, egress.Describe(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -499,12 +512,23 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxSpecBytes+1))
 	if err != nil {
-		return nil, badGateway("reading %s failed: %v", specURL, err)
+		return nil, badGateway("reading %s failed: %s", specURL, egress.Describe(err))
 	}
 	if len(raw) > MaxSpecBytes {
 		return nil, badGateway("%s is larger than %d bytes", specURL, MaxSpecBytes)
 	}
 	return raw, nil
+}
+
+// ownSpec is the OpenAPI document this service serves for slug, when the
+// integration exists.
+func (a *API) ownSpec(ctx context.Context, slug, base string) ([]byte, error) {
+	if _, err := a.store.IntegrationBySlug(ctx, slug); errors.Is(err, store.ErrNotFound) {
+		return nil, badGateway("no integration %q here", slug)
+	} else if err != nil {
+		return nil, err
+	}
+	return json.Marshal(webhooks.OpenAPI(slug, base))
 }
 
 func invalidSpec(format string, args ...any) error {
@@ -541,8 +565,16 @@ func handlersFromSpec(raw []byte, integrationName string) (specs []store.Handler
 		for _, o := range operationsInOrder(item) {
 			name := handlerName(path, o.method, o.op.OperationId, taken)
 			taken[name] = true
+			budget := &exampleBudget{nodes: MaxExampleNodes}
+			body := bodyExample(o.op.RequestBody, budget)
+			if budget.nodes < 0 || len(body) > MaxExampleBytes {
+				// Nested $refs multiply: a few KB of spec can describe
+				// billions of nodes. The example is refused, not truncated.
+				return nil, invalidSpec("the example body of %s %s is larger than %d properties or %d bytes",
+					strings.ToUpper(o.method), path, MaxExampleNodes, MaxExampleBytes)
+			}
 			args, err := json.Marshal(requestArgs{Method: strings.ToUpper(o.method),
-				URL: integrationName + "/" + strings.TrimPrefix(path, "/"), Body: bodyExample(o.op.RequestBody)})
+				URL: integrationName + "/" + strings.TrimPrefix(path, "/"), Body: body})
 			if err != nil {
 				return nil, invalidSpec("the example of %s %s cannot be encoded: %v", strings.ToUpper(o.method), path, err)
 			}
@@ -642,7 +674,7 @@ func cmpOr(values ...string) string {
 // examples), (3) an object built from the schema's properties' examples or
 // defaults (their type's placeholder when they have neither). nil when the
 // operation has no JSON body.
-func bodyExample(rb *v3.RequestBody) json.RawMessage {
+func bodyExample(rb *v3.RequestBody, budget *exampleBudget) json.RawMessage {
 	if rb == nil || rb.Content == nil {
 		return nil
 	}
@@ -676,11 +708,21 @@ func bodyExample(rb *v3.RequestBody) json.RawMessage {
 			return mustJSON(v)
 		}
 	}
-	if v, ok := fromProperties(schema, 0); ok {
+	if v, ok := fromProperties(schema, 0, budget); ok {
 		return mustJSON(v)
 	}
 	return nil
 }
+
+// Bounds of a built example body: properties visited and encoded size.
+const (
+	MaxExampleNodes = 5000
+	MaxExampleBytes = 256 << 10
+)
+
+// exampleBudget counts the properties an example may still visit; below
+// zero, the example was too large.
+type exampleBudget struct{ nodes int }
 
 func mustJSON(v any) json.RawMessage {
 	raw, err := json.Marshal(v)
@@ -727,8 +769,8 @@ func jsonable(v any) any {
 
 // fromProperties builds an object from a schema's properties (and those
 // of its allOf parts).
-func fromProperties(schema *base.Schema, depth int) (any, bool) {
-	if schema == nil || depth > 5 {
+func fromProperties(schema *base.Schema, depth int, budget *exampleBudget) (any, bool) {
+	if schema == nil || depth > 5 || budget.nodes < 0 {
 		return nil, false
 	}
 	out := map[string]any{}
@@ -738,8 +780,11 @@ func fromProperties(schema *base.Schema, depth int) (any, bool) {
 			return
 		}
 		for name, proxy := range s.Properties.FromOldest() {
+			if budget.nodes--; budget.nodes < 0 {
+				return
+			}
 			found = true
-			out[name] = propertyValue(proxy.Schema(), depth)
+			out[name] = propertyValue(proxy.Schema(), depth, budget)
 		}
 	}
 	add(schema)
@@ -749,7 +794,7 @@ func fromProperties(schema *base.Schema, depth int) (any, bool) {
 	return out, found
 }
 
-func propertyValue(p *base.Schema, depth int) any {
+func propertyValue(p *base.Schema, depth int, budget *exampleBudget) any {
 	if p == nil {
 		return nil
 	}
@@ -769,7 +814,7 @@ func propertyValue(p *base.Schema, depth int) any {
 			return v
 		}
 	}
-	if v, ok := fromProperties(p, depth+1); ok {
+	if v, ok := fromProperties(p, depth+1, budget); ok {
 		return v
 	}
 	typ := ""

@@ -894,3 +894,35 @@ func TestDecodeClampsStoredValuesOutsideBounds(t *testing.T) {
 		t.Errorf("RetryDelay of an unclamped value = %v, want within (0, 30 days]", got)
 	}
 }
+
+func TestCheckURLs(t *testing.T) {
+	t.Parallel()
+	refuseLoopback := func(raw string) error {
+		if strings.Contains(raw, "127.0.0.1") {
+			return errors.New("must not point at a loopback address")
+		}
+		return nil
+	}
+	tests := []struct {
+		key, value, field string
+	}{
+		{config.KeyCRM, `{"kind": "webhook", "lookup_url": "https://crm.example/l?token=abc", "update_url": "https://crm.example/u"}`, "lookup_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://user:pass@crm.example/u"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?api_key=1"}`, "update_url"},
+		{config.KeyVoice, `{"base_url": "http://127.0.0.1:9000"}`, "base_url"},
+		{"analysis", `{"base_url": "https://llm.example/v1?access_token=x"}`, "base_url"},
+		{"predial", `{"url": "http://127.0.0.1/check"}`, "url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?phone=1&folder=2"}`, ""},
+		{"free_form", `{"url": "http://127.0.0.1/?token=1"}`, ""},
+	}
+	for _, tt := range tests {
+		err := config.CheckURLs(tt.key, json.RawMessage(tt.value), refuseLoopback)
+		var fe *config.FieldError
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("CheckURLs(%s, %s) = %v, want nil", tt.key, tt.value, err)
+		case tt.field != "" && (!errors.As(err, &fe) || fe.Field != tt.field):
+			t.Errorf("CheckURLs(%s, %s) = %v, want an error on %q", tt.key, tt.value, err, tt.field)
+		}
+	}
+}

@@ -11,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin="./bin/callqueue"
 data_dir="${CALLQUEUE_DATA_DIR:-./data}"
 export CALLQUEUE_LOG_FORMAT="${CALLQUEUE_LOG_FORMAT:-console}" # humans read this output
+export CALLQUEUE_ALLOW_PRIVATE_EGRESS="${CALLQUEUE_ALLOW_PRIVATE_EGRESS:-true}" # the demo's peers run on this machine
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 die() {

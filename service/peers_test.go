@@ -297,7 +297,7 @@ type crmHealth struct {
 func (p *peers) health(t *testing.T, in *servicetest.Instance) (int, crmHealth) {
 	t.Helper()
 	var h crmHealth
-	code := servicetest.Request(t, "GET", in.URL+"/"+p.integ.Slug+"/health", nil, nil, &h)
+	code := servicetest.Request(t, "GET", in.URL+"/"+p.integ.Slug+"/health", map[string]string{"X-Webhook-Token": p.integ.WebhookToken}, nil, &h)
 	return code, h
 }
 

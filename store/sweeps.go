@@ -30,3 +30,13 @@ func (s *Store) IntegrationsWithDueRetries(ctx context.Context, now time.Time) (
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
+
+// IntegrationIDs lists every integration, so that in-memory state kept per
+// integration (breakers, clients, metric series) can forget deleted ones.
+func (s *Store) IntegrationIDs(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM integrations`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
