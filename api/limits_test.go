@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -31,4 +33,23 @@ func TestConfigBoundsAreEnforced(t *testing.T) {
 	if after := w.a.do(t, "GET", path, nil).expect(t, http.StatusOK).body; !jsonEqual(t, after, string(before)) {
 		t.Errorf("a refused value changed the config: %s, was %s", after, before)
 	}
+}
+
+// Free-form config keys are bounded: 64 KiB a value (413), 32 keys (422
+// quota_exceeded); replacing an existing key is not a new one.
+func TestFreeFormConfigQuotas(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	in := createIntegration(t, w.a, map[string]any{"name": "Quotas"})
+	big := `"` + strings.Repeat("x", 64<<10) + `"`
+	expectError(t, w.a.do(t, "PUT", integrationPath(in, "/config/notes"), big), http.StatusRequestEntityTooLarge)
+	for i := range 32 {
+		w.a.do(t, "PUT", integrationPath(in, fmt.Sprintf("/config/extra_%d", i)), `{"n": 1}`).expect(t, http.StatusOK)
+	}
+	e := expectFieldError(t, w.a.do(t, "PUT", integrationPath(in, "/config/extra_32"), `{"n": 1}`), http.StatusUnprocessableEntity, "key")
+	if e.Code != "quota_exceeded" {
+		t.Errorf("code %q, want quota_exceeded", e.Code)
+	}
+	w.a.do(t, "PUT", integrationPath(in, "/config/extra_0"), `{"n": 2}`).expect(t, http.StatusOK)
+	w.a.do(t, "PUT", integrationPath(in, "/config/call_handling"), `{"concurrency_limit": 2}`).expect(t, http.StatusOK)
 }
