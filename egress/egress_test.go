@@ -80,7 +80,7 @@ func TestClientRefusesLoopbackAndLinkLocal(t *testing.T) {
 		"http://169.254.169.254/latest/meta-data/"} {
 		resp, err := client.Get(target)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			t.Fatalf("GET %s succeeded with private egress off", target)
 		}
 		if !errors.Is(err, egress.ErrRefused) {
@@ -99,8 +99,11 @@ func TestClientRefusesLoopbackAndLinkLocal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET loopback with private egress allowed: %v", err)
 	}
-	resp.Body.Close()
-	if _, err := opened.Get("http://169.254.169.254/"); !errors.Is(err, egress.ErrRefused) {
+	_ = resp.Body.Close()
+	if resp, err := opened.Get("http://169.254.169.254/"); !errors.Is(err, egress.ErrRefused) {
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
 		t.Errorf("GET link-local with private egress allowed = %v, want refused", err)
 	}
 }
@@ -125,7 +128,7 @@ func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
 	t.Cleanup(peer.Close)
 	client := egress.NewClient(egress.Policy{AllowPrivate: true}, 2*time.Second)
 	if resp, err := client.Get(peer.URL + "/away"); err == nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		t.Fatal("redirect to another host was followed")
 	} else if !errors.Is(err, egress.ErrRedirectRefused) {
 		t.Errorf("redirect error %v, want ErrRedirectRefused", err)
@@ -137,14 +140,15 @@ func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("same-host redirect: %v, %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 }
 
 func TestDescribe(t *testing.T) {
 	t.Parallel()
 	client := egress.NewClient(egress.Policy{AllowPrivate: true}, 2*time.Second)
-	_, err := client.Get("http://127.0.0.1:1/") // nothing listens on port 1
+	resp, err := client.Get("http://127.0.0.1:1/") // nothing listens on port 1
 	if err == nil {
+		_ = resp.Body.Close()
 		t.Skip("something listens on port 1")
 	}
 	if got := egress.Fail("originate", err).Error(); got != "originate: request failed" {
