@@ -17,9 +17,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/egress"
 )
 
 // ConfigKey is the integration config key Config is decoded from.
@@ -127,7 +127,7 @@ type LLM struct {
 // bounds each analysis); a nil breakers calls the LLM without a breaker.
 func New(client *http.Client, breakers *breaker.Set[Result]) *LLM {
 	if client == nil {
-		client = &http.Client{}
+		client = egress.NewClient(egress.Policy{}, 0)
 	}
 	return &LLM{client: client, breakers: breakers}
 }
@@ -248,21 +248,20 @@ func (l *LLM) complete(ctx context.Context, cfg Config, apiKey, lines string, fa
 	}
 	resp, err := l.client.Do(httpReq)
 	if err != nil {
-		return Result{}, fmt.Errorf("llm analysis: %w", err)
+		return Result{}, egress.Fail("llm analysis", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, answerLimit))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Result{}, fmt.Errorf("llm analysis: answered %d: %s", resp.StatusCode, truncate(string(raw), 200))
+		return Result{}, &egress.StatusError{Op: "llm analysis", Status: resp.StatusCode}
 	}
 	var ans chatAnswer
 	if err := json.Unmarshal(raw, &ans); err != nil || len(ans.Choices) == 0 {
-		return Result{}, fmt.Errorf("%w: no choices in %s", ErrMalformedAnswer, truncate(string(raw), 200))
+		return Result{}, fmt.Errorf("%w: no choices", ErrMalformedAnswer)
 	}
 	var content map[string]any
 	if err := json.Unmarshal([]byte(strings.TrimSpace(ans.Choices[0].Message.Content)), &content); err != nil || content == nil {
-		return Result{}, fmt.Errorf("%w: content is not a JSON object: %s", ErrMalformedAnswer,
-			truncate(ans.Choices[0].Message.Content, 200))
+		return Result{}, fmt.Errorf("%w: content is not a JSON object", ErrMalformedAnswer)
 	}
 	out := Result{Source: SourceLLM, Outcome: fallback.Outcome, Summary: fallback.Summary}
 	if s, ok := content["outcome"].(string); ok && strings.TrimSpace(s) != "" {
@@ -280,15 +279,4 @@ func (l *LLM) complete(ctx context.Context, cfg Config, apiKey, lines string, fa
 		}
 	}
 	return out, nil
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

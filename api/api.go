@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/apidocs"
@@ -37,6 +38,8 @@ type API struct {
 	httpClient *http.Client
 	// deadLetters lists and replays dead letters; nil answers 503.
 	deadLetters DeadLetters
+	// egress checks integration-supplied URLs when they are configured.
+	egress egress.Policy
 	// patterns are the routes Register added, for /api/openapi.json.
 	patterns []string
 }
@@ -50,10 +53,13 @@ type Deps struct {
 	OnIntegrationChange func(slug string)
 	// Invoker runs built-in handlers (POST /api/handlers/{id}/invoke).
 	Invoker Invoker
-	// HTTPClient fetches OpenAPI documents for sync-handlers.
+	// HTTPClient fetches OpenAPI documents for sync-handlers; nil gets one
+	// under Egress.
 	HTTPClient *http.Client
 	// DeadLetters lists and replays dead letters.
 	DeadLetters DeadLetters
+	// Egress is the outbound policy integration URLs are checked against.
+	Egress egress.Policy
 }
 
 // New returns the admin API.
@@ -65,10 +71,10 @@ func New(d Deps) *API {
 		d.OnIntegrationChange = func(string) {}
 	}
 	if d.HTTPClient == nil {
-		d.HTTPClient = &http.Client{Timeout: SpecFetchTimeoutDefault}
+		d.HTTPClient = egress.NewClient(d.Egress, SpecFetchTimeoutDefault)
 	}
 	return &API{store: d.Store, kicker: d.Kicker, log: d.Log, now: d.Now, onIntegrationChange: d.OnIntegrationChange,
-		invoker: d.Invoker, httpClient: d.HTTPClient, deadLetters: d.DeadLetters}
+		invoker: d.Invoker, httpClient: d.HTTPClient, deadLetters: d.DeadLetters, egress: d.Egress}
 }
 
 type ownerKey struct{}

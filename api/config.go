@@ -8,11 +8,20 @@ import (
 	"reflect"
 	"regexp"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 
 var configKeyPattern = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+
+// Quotas on free-form config keys (contract §3): a tenant cannot make the
+// service store and load without bound on every config read.
+const (
+	MaxFreeFormKeys      = 32
+	MaxFreeFormValueSize = 64 << 10
+)
 
 func (a *API) getConfig(w http.ResponseWriter, r *http.Request) error {
 	in, err := a.integration(r)
@@ -72,6 +81,11 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if !json.Valid(body) {
 		return jsonhttp.BadRequest("", "body must be valid JSON")
 	}
+	if !config.IsKnown(key) {
+		if err := a.checkFreeFormQuota(r, in.ID, key, body); err != nil {
+			return err
+		}
+	}
 	value, err := config.Normalize(key, body)
 	var fe *config.FieldError
 	if errors.As(err, &fe) {
@@ -86,12 +100,41 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := config.CheckURLs(key, value, a.egress.CheckURL); errors.As(err, &fe) {
+		return jsonhttp.Invalid(fe.Field, "%s", fe.Error())
+	}
 	if err := a.store.PutConfig(r.Context(), actor(r.Context()), in.ID, key, value); err != nil {
 		return err
 	}
 	a.onIntegrationChange(in.Slug)
 	a.kicker.Kick(in.ID)
 	jsonhttp.WriteJSON(w, http.StatusOK, value)
+	return nil
+}
+
+// checkFreeFormQuota refuses a free-form value over its size, or a new
+// free-form key beyond the count.
+func (a *API) checkFreeFormQuota(r *http.Request, integrationID uuid.UUID, key string, body []byte) error {
+	if len(body) > MaxFreeFormValueSize {
+		return jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "", "a config value is at most %d bytes", MaxFreeFormValueSize)
+	}
+	cfg, err := a.store.Config(r.Context(), integrationID)
+	if err != nil {
+		return err
+	}
+	if _, exists := cfg.Raw[key]; exists {
+		return nil
+	}
+	count := 0
+	for k := range cfg.Raw {
+		if !config.IsKnown(k) {
+			count++
+		}
+	}
+	if count >= MaxFreeFormKeys {
+		return jsonhttp.Errorf(http.StatusUnprocessableEntity, "quota_exceeded", "key",
+			"an integration has at most %d free-form config keys", MaxFreeFormKeys)
+	}
 	return nil
 }
 

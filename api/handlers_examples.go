@@ -15,7 +15,7 @@ import (
 // examples), (3) an object built from the schema's properties' examples or
 // defaults (their type's placeholder when they have neither). nil when the
 // operation has no JSON body.
-func bodyExample(rb *v3.RequestBody) json.RawMessage {
+func bodyExample(rb *v3.RequestBody, budget *exampleBudget) json.RawMessage {
 	if rb == nil || rb.Content == nil {
 		return nil
 	}
@@ -49,11 +49,21 @@ func bodyExample(rb *v3.RequestBody) json.RawMessage {
 			return mustJSON(v)
 		}
 	}
-	if v, ok := fromProperties(schema, 0); ok {
+	if v, ok := fromProperties(schema, 0, budget); ok {
 		return mustJSON(v)
 	}
 	return nil
 }
+
+// Bounds of a built example body: properties visited and encoded size.
+const (
+	MaxExampleNodes = 5000
+	MaxExampleBytes = 256 << 10
+)
+
+// exampleBudget counts the properties an example may still visit; below
+// zero, the example was too large.
+type exampleBudget struct{ nodes int }
 
 func mustJSON(v any) json.RawMessage {
 	raw, err := json.Marshal(v)
@@ -100,8 +110,8 @@ func jsonable(v any) any {
 
 // fromProperties builds an object from a schema's properties (and those
 // of its allOf parts).
-func fromProperties(schema *base.Schema, depth int) (any, bool) {
-	if schema == nil || depth > 5 {
+func fromProperties(schema *base.Schema, depth int, budget *exampleBudget) (any, bool) {
+	if schema == nil || depth > 5 || budget.nodes < 0 {
 		return nil, false
 	}
 	out := map[string]any{}
@@ -111,8 +121,11 @@ func fromProperties(schema *base.Schema, depth int) (any, bool) {
 			return
 		}
 		for name, proxy := range s.Properties.FromOldest() {
+			if budget.nodes--; budget.nodes < 0 {
+				return
+			}
 			found = true
-			out[name] = propertyValue(proxy.Schema(), depth)
+			out[name] = propertyValue(proxy.Schema(), depth, budget)
 		}
 	}
 	add(schema)
@@ -122,7 +135,7 @@ func fromProperties(schema *base.Schema, depth int) (any, bool) {
 	return out, found
 }
 
-func propertyValue(p *base.Schema, depth int) any {
+func propertyValue(p *base.Schema, depth int, budget *exampleBudget) any {
 	if p == nil {
 		return nil
 	}
@@ -142,7 +155,7 @@ func propertyValue(p *base.Schema, depth int) any {
 			return v
 		}
 	}
-	if v, ok := fromProperties(p, depth+1); ok {
+	if v, ok := fromProperties(p, depth+1, budget); ok {
 		return v
 	}
 	typ := ""

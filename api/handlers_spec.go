@@ -45,8 +45,16 @@ func handlersFromSpec(raw []byte, integrationName string) (specs []store.Handler
 		for _, o := range operationsInOrder(item) {
 			name := handlerName(path, o.method, o.op.OperationId, taken)
 			taken[name] = true
+			budget := &exampleBudget{nodes: MaxExampleNodes}
+			body := bodyExample(o.op.RequestBody, budget)
+			if budget.nodes < 0 || len(body) > MaxExampleBytes {
+				// Nested $refs multiply: a few KB of spec can describe
+				// billions of nodes. The example is refused, not truncated.
+				return nil, invalidSpec("the example body of %s %s is larger than %d properties or %d bytes",
+					strings.ToUpper(o.method), path, MaxExampleNodes, MaxExampleBytes)
+			}
 			args, err := json.Marshal(requestArgs{Method: strings.ToUpper(o.method),
-				URL: integrationName + "/" + strings.TrimPrefix(path, "/"), Body: bodyExample(o.op.RequestBody)})
+				URL: integrationName + "/" + strings.TrimPrefix(path, "/"), Body: body})
 			if err != nil {
 				return nil, invalidSpec("the example of %s %s cannot be encoded: %v", strings.ToUpper(o.method), path, err)
 			}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/webhooks"
 )
 
@@ -75,9 +78,20 @@ func (a *API) syncHandlers(w http.ResponseWriter, r *http.Request) error {
 		base = strings.TrimRight(u.String(), "/")
 	}
 	specURL := base + "/" + url.PathEscape(*b.IntegrationName) + "/openapi.json"
-	raw, err := a.fetchSpec(r.Context(), specURL)
-	if err != nil {
-		return err
+	var raw []byte
+	if b.BaseURL == nil || *b.BaseURL == "" {
+		// This service's own document is built here, not fetched: the Host
+		// header it would be fetched from is the client's to choose.
+		if raw, err = a.ownSpec(r.Context(), *b.IntegrationName, base); err != nil {
+			return err
+		}
+	} else {
+		if err := a.egress.CheckURL(specURL); err != nil {
+			return jsonhttp.Invalid("baseUrl", "baseUrl %v", err)
+		}
+		if raw, err = a.fetchSpec(r.Context(), specURL); err != nil {
+			return err
+		}
 	}
 	specs, err := handlersFromSpec(raw, *b.IntegrationName)
 	if err != nil {
@@ -130,9 +144,10 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 		return nil, badGateway("cannot request %s: %v", specURL, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, bounded by timeout and size
+	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, under the egress policy, bounded by timeout and size
 	if err != nil {
-		return nil, badGateway("fetching %s failed: %v", specURL, err)
+		// The transport's words name addresses and ports: not shown back.
+		return nil, badGateway("fetching %s failed: %s", specURL, egress.Describe(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -140,12 +155,23 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxSpecBytes+1))
 	if err != nil {
-		return nil, badGateway("reading %s failed: %v", specURL, err)
+		return nil, badGateway("reading %s failed: %s", specURL, egress.Describe(err))
 	}
 	if len(raw) > MaxSpecBytes {
 		return nil, badGateway("%s is larger than %d bytes", specURL, MaxSpecBytes)
 	}
 	return raw, nil
+}
+
+// ownSpec is the OpenAPI document this service serves for slug, when the
+// integration exists.
+func (a *API) ownSpec(ctx context.Context, slug, base string) ([]byte, error) {
+	if _, err := a.store.IntegrationBySlug(ctx, slug); errors.Is(err, store.ErrNotFound) {
+		return nil, badGateway("no integration %q here", slug)
+	} else if err != nil {
+		return nil, err
+	}
+	return json.Marshal(webhooks.OpenAPI(slug, base))
 }
 
 func invalidSpec(format string, args ...any) error {

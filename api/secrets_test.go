@@ -111,10 +111,11 @@ func TestSecretPreview(t *testing.T) {
 	in := createIntegration(t, w.a, map[string]any{"name": "Previews"})
 	tests := []struct{ value, preview string }{
 		{"abc", "…"},
-		{"abcdef", "…"},
-		{"abcdefg", "ab…fg"},
-		{"abcdefghij", "ab…ij"},
-		{"abcdefghijk", "abc…jk"},
+		{"abcdef", "…ef"},
+		{"abcdefg", "…fg"},
+		{"abcdefghij", "…ij"},
+		{"abcdefghijk", "…jk"},
+		{"abcdefghijkl", "abc…kl"},
 		{"sk-1234567889", "sk-…89"},
 		{"пароль-секрет", "пар…ет"},
 	}

@@ -111,3 +111,24 @@ func StateValue(st gobreaker.State) float64 {
 	}
 	return 0
 }
+
+// Retain drops the breakers whose key keep refuses (integrations that were
+// deleted), so that the set does not grow with every integration ever seen.
+func (s *Set[T]) Retain(keep func(key string) bool) (dropped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key := range s.byKey {
+		if !keep(key) {
+			delete(s.byKey, key)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+// Len is how many breakers the set holds.
+func (s *Set[T]) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byKey)
+}

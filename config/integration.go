@@ -45,7 +45,7 @@ func (c CallHandling) RetryDelay(attempt int) time.Duration {
 		return 0
 	}
 	i := min(max(attempt-1, 0), len(c.RetryDelaysSecs)-1)
-	return time.Duration(c.RetryDelaysSecs[i]) * time.Second
+	return retryDelay(c.RetryDelaysSecs[i])
 }
 
 // CallingWindow is the part of the week in which calls may be dialled.
@@ -250,7 +250,7 @@ func decodeKnown(key string, raw json.RawMessage, strict bool) (any, error) {
 		if strict {
 			return v, validateCallHandling(v)
 		}
-		return v, nil
+		return v.clamped(), nil
 	case KeyVoice:
 		v := def.(Voice)
 		if err := decodeVoice(raw, &v, strict, dec); err != nil {
@@ -393,22 +393,8 @@ func jsonKind(goKind string) string {
 var clock = regexp.MustCompile(`^([01]\d|2[0-3]):[0-5]\d$`)
 
 func validateCallHandling(v CallHandling) error {
-	switch {
-	case v.ConcurrencyLimit < 1 || v.ConcurrencyLimit > 1000:
-		return &FieldError{Field: "concurrency_limit", Message: "must be between 1 and 1000"}
-	case v.MinCallDurationSecs < 0:
-		return &FieldError{Field: "min_call_duration_secs", Message: "must not be negative"}
-	case v.MaxAttempts < 1 || v.MaxAttempts > 100:
-		return &FieldError{Field: "max_attempts", Message: "must be between 1 and 100"}
-	case v.MaxCallDurationSecs < 10:
-		return &FieldError{Field: "max_call_duration_secs", Message: "must be at least 10"}
-	case len(v.RetryDelaysSecs) == 0:
-		return &FieldError{Field: "retry_delays_secs", Message: "must list at least one delay"}
-	}
-	for i, d := range v.RetryDelaysSecs {
-		if d < 0 {
-			return &FieldError{Field: fmt.Sprintf("retry_delays_secs[%d]", i), Message: "must not be negative"}
-		}
+	if err := checkCallHandlingBounds(v); err != nil {
+		return err
 	}
 	if err := validateRetryPolicy(v.RetryPolicy); err != nil {
 		return err

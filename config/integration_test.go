@@ -118,8 +118,8 @@ func TestNormalizeValid(t *testing.T) {
 		},
 		{
 			"call_handling bounds", config.KeyCallHandling,
-			`{"concurrency_limit":1000,"min_call_duration_secs":0,"max_attempts":100,"retry_delays_secs":[0,0],"max_call_duration_secs":10}`,
-			`{"concurrency_limit":1000,"min_call_duration_secs":0,"max_attempts":100,"retry_delays_secs":[0,0],"max_call_duration_secs":10,"calling_window":null}`,
+			`{"concurrency_limit":1000,"min_call_duration_secs":0,"max_attempts":20,"retry_delays_secs":[0,2592000],"max_call_duration_secs":86400}`,
+			`{"concurrency_limit":1000,"min_call_duration_secs":0,"max_attempts":20,"retry_delays_secs":[0,2592000],"max_call_duration_secs":86400,"calling_window":null}`,
 		},
 		{
 			"call_handling lower bounds", config.KeyCallHandling, `{"concurrency_limit":1,"max_attempts":1}`,
@@ -242,7 +242,13 @@ func TestNormalizeInvalid(t *testing.T) {
 		{"concurrency_limit too high", config.KeyCallHandling, `{"concurrency_limit": 1001}`, "concurrency_limit"},
 		{"min_call_duration_secs negative", config.KeyCallHandling, `{"min_call_duration_secs": -1}`, "min_call_duration_secs"},
 		{"max_attempts zero", config.KeyCallHandling, `{"max_attempts": 0}`, "max_attempts"},
-		{"max_attempts too high", config.KeyCallHandling, `{"max_attempts": 101}`, "max_attempts"},
+		{"max_attempts too high", config.KeyCallHandling, `{"max_attempts": 21}`, "max_attempts"},
+		{"min_call_duration_secs too high", config.KeyCallHandling, `{"min_call_duration_secs": 601}`, "min_call_duration_secs"},
+		{"max_call_duration_secs too high", config.KeyCallHandling, `{"max_call_duration_secs": 86401}`, "max_call_duration_secs"},
+		{"max_call_duration_secs above int4", config.KeyCallHandling, `{"max_call_duration_secs": 3000000000}`, "max_call_duration_secs"},
+		{"retry delay above 30 days", config.KeyCallHandling, `{"retry_delays_secs": [300, 2592001]}`, "retry_delays_secs[1]"},
+		{"retry delay overflowing a Duration", config.KeyCallHandling, `{"retry_delays_secs": [9300000000000]}`, "retry_delays_secs[0]"},
+		{"too many retry delays", config.KeyCallHandling, `{"retry_delays_secs": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}`, "retry_delays_secs"},
 		{"max_call_duration_secs too low", config.KeyCallHandling, `{"max_call_duration_secs": 9}`, "max_call_duration_secs"},
 		{"retry_delays_secs empty", config.KeyCallHandling, `{"retry_delays_secs": []}`, "retry_delays_secs"},
 		{"retry_delays_secs negative element", config.KeyCallHandling, `{"retry_delays_secs": [300, -1, 900]}`, "retry_delays_secs[1]"},
@@ -886,5 +892,62 @@ func TestRequireDatabase(t *testing.T) {
 	}
 	if err := (config.Service{DatabaseURL: "postgres://x"}).RequireDatabase(); err != nil {
 		t.Errorf("RequireDatabase() = %v, want nil", err)
+	}
+}
+
+// Values stored before the bounds existed (or written straight into the
+// database) are clamped when read: a delay that would overflow a
+// time.Duration must not schedule a retry in the past.
+func TestDecodeClampsStoredValuesOutsideBounds(t *testing.T) {
+	t.Parallel()
+	c := config.Decode(map[string]json.RawMessage{config.KeyCallHandling: json.RawMessage(
+		`{"concurrency_limit": 100000, "max_attempts": 0, "retry_delays_secs": [9300000000000, -5],
+		  "max_call_duration_secs": 3000000000, "min_call_duration_secs": -1}`)})
+	ch := c.CallHandling
+	if ch.ConcurrencyLimit != config.ConcurrencyLimitMax || ch.MaxAttempts != 1 || ch.MinCallDurationSecs != 0 ||
+		ch.MaxCallDurationSecs != config.MaxCallDurationMaxSecs {
+		t.Errorf("Decode kept out-of-bounds values: %+v", ch)
+	}
+	if got := ch.RetryDelay(1); got != config.RetryDelayMaxSecs*time.Second {
+		t.Errorf("RetryDelay(1) = %v, want the 30-day cap", got)
+	}
+	if got := ch.RetryDelay(2); got != 0 {
+		t.Errorf("RetryDelay(2) = %v, want 0 for a negative stored delay", got)
+	}
+	raw := config.CallHandling{RetryDelaysSecs: []int{9300000000000}}
+	if got := raw.RetryDelay(1); got <= 0 || got > config.RetryDelayMaxSecs*time.Second {
+		t.Errorf("RetryDelay of an unclamped value = %v, want within (0, 30 days]", got)
+	}
+}
+
+func TestCheckURLs(t *testing.T) {
+	t.Parallel()
+	refuseLoopback := func(raw string) error {
+		if strings.Contains(raw, "127.0.0.1") {
+			return errors.New("must not point at a loopback address")
+		}
+		return nil
+	}
+	tests := []struct {
+		key, value, field string
+	}{
+		{config.KeyCRM, `{"kind": "webhook", "lookup_url": "https://crm.example/l?token=abc", "update_url": "https://crm.example/u"}`, "lookup_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://user:pass@crm.example/u"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?api_key=1"}`, "update_url"},
+		{config.KeyVoice, `{"base_url": "http://127.0.0.1:9000"}`, "base_url"},
+		{"analysis", `{"base_url": "https://llm.example/v1?access_token=x"}`, "base_url"},
+		{"predial", `{"url": "http://127.0.0.1/check"}`, "url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?phone=1&folder=2"}`, ""},
+		{"free_form", `{"url": "http://127.0.0.1/?token=1"}`, ""},
+	}
+	for _, tt := range tests {
+		err := config.CheckURLs(tt.key, json.RawMessage(tt.value), refuseLoopback)
+		var fe *config.FieldError
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("CheckURLs(%s, %s) = %v, want nil", tt.key, tt.value, err)
+		case tt.field != "" && (!errors.As(err, &fe) || fe.Field != tt.field):
+			t.Errorf("CheckURLs(%s, %s) = %v, want an error on %q", tt.key, tt.value, err, tt.field)
+		}
 	}
 }

@@ -22,7 +22,6 @@ var RetryOutcomes = []string{OutcomeNoAnswer, OutcomeBusy, OutcomeVoicemail, Out
 // Bounds of a retry rule (contract §3).
 const (
 	RetryRuleMaxAttemptsMax = 20
-	RetryDelayMaxSecs       = 2_592_000 // 30 days
 	RetryRuleDelaysMax      = 20
 )
 

@@ -47,6 +47,11 @@ type Service struct {
 	LogLevel     string
 	LogFormat    string
 	Timezone     string
+	// AllowPrivateEgress lets outbound requests to integration-supplied URLs
+	// reach loopback, private and unspecified addresses (never link-local).
+	AllowPrivateEgress bool
+	// MetricsToken, when set, is required as a bearer token on /metrics.
+	MetricsToken string
 }
 
 // ErrMissing reports a required variable that is not set.
@@ -67,6 +72,9 @@ func FromEnv() Service {
 		LogLevel:    cmp.Or(os.Getenv("CALLQUEUE_LOG_LEVEL"), LogLevelDefault),
 		LogFormat:   cmp.Or(os.Getenv("CALLQUEUE_LOG_FORMAT"), LogFormatDefault),
 		Timezone:    cmp.Or(os.Getenv("CALLQUEUE_TIMEZONE"), TimezoneDefault),
+
+		AllowPrivateEgress: envBool("CALLQUEUE_ALLOW_PRIVATE_EGRESS"),
+		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
 	}
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
@@ -75,6 +83,15 @@ func FromEnv() Service {
 		s.SecretKey, _ = ParseSecretKey(raw)
 	}
 	return s
+}
+
+// envBool reads a boolean variable: "true", "1" or "yes" (any case) is true.
+func envBool(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(name))) {
+	case "true", "1", "yes":
+		return true
+	}
+	return false
 }
 
 // RequireDatabase checks DATABASE_URL.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 )
 
 // Source is where integrations' CRM settings come from (the store).
@@ -46,7 +47,7 @@ const ClientTTLDefault = 5 * time.Second
 // NewClients returns the CRM access for every integration.
 func NewClients(src Source, httpClient *http.Client, breakers *breaker.Set[any]) *Clients {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: TimeoutDefault}
+		httpClient = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
 	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, cache: map[uuid.UUID]cachedClient{}}
 }
@@ -121,3 +122,14 @@ func (c *Clients) Allows(id uuid.UUID) bool { return c.breakers.Allows(id.String
 
 // Breakers exposes the breaker set, for health and metrics.
 func (c *Clients) Breakers() *breaker.Set[any] { return c.breakers }
+
+// Retain drops cached clients of integrations keep refuses (deleted ones).
+func (c *Clients) Retain(keep func(id uuid.UUID) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.cache {
+		if !keep(id) {
+			delete(c.cache, id)
+		}
+	}
+}

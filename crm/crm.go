@@ -12,10 +12,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 )
 
 // Record is a CRM record found by phone.
@@ -109,12 +109,12 @@ const maxAnswerBytes = 1 << 20
 func send(client *http.Client, req *http.Request) (int, []byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, egress.Fail("CRM request", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("read CRM answer: %w", err)
+		return resp.StatusCode, nil, egress.Fail("read CRM answer", err)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -153,11 +153,10 @@ func sameMethodRedirects(client *http.Client) *http.Client {
 // answerError judges a CRM's HTTP status: nil for 2xx, a *PermanentError for
 // a 4xx other than 408/429 (retrying sends the same request to the same
 // refusal), and a plain, retryable error for the rest (5xx, 408, 429, 3xx).
-func answerError(status int, body []byte) error {
-	msg := snippet(body)
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
+// The body is not kept: errors are shown to tenants, and an answer's body
+// is what an integration URL pointed inside the network would read back.
+func answerError(status int) error {
+	msg := http.StatusText(status)
 	switch {
 	case status >= 200 && status < 300:
 		return nil
@@ -165,17 +164,6 @@ func answerError(status int, body []byte) error {
 		return &PermanentError{Status: status, Message: msg}
 	}
 	return fmt.Errorf("CRM answered %d: %s", status, msg)
-}
-
-// snippet is the start of an answer, for error messages: CRMs often explain
-// a refusal in the body, and a permanent failure is kept for people to read.
-func snippet(body []byte) string {
-	const limit = 300
-	s := strings.TrimSpace(string(body))
-	if len(s) > limit {
-		s = strings.ToValidUTF8(s[:limit], "") + "…"
-	}
-	return s
 }
 
 // Secrets the adapters read (their names, not values).
@@ -200,7 +188,7 @@ func SecretsFor(cfg config.CRM) []string {
 // names; a missing one is a PermanentError.
 func New(cfg config.CRM, fields config.CRMFields, secrets map[string]string, client *http.Client) (Client, error) {
 	if client == nil {
-		client = &http.Client{Timeout: TimeoutDefault}
+		client = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
 	for _, k := range SecretsFor(cfg) {
 		if secrets[k] == "" {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,7 +71,7 @@ func (n *netHunt) Lookup(ctx context.Context, phone string) (*Record, error) {
 	}
 	var found []netHuntRecord
 	if err := json.Unmarshal(body, &found); err != nil {
-		return nil, fmt.Errorf("nethunt find-record: decode answer: %w", err)
+		return nil, errors.New("nethunt find-record: the answer is not the expected JSON")
 	}
 	if len(found) == 0 {
 		return nil, nil
@@ -154,7 +155,7 @@ func (n *netHunt) do(ctx context.Context, method, target string, payload any) ([
 	if err != nil {
 		return nil, err
 	}
-	if err := answerError(status, answer); err != nil {
+	if err := answerError(status); err != nil {
 		return nil, err
 	}
 	return answer, nil

@@ -280,7 +280,7 @@ func TestNetHuntApply(t *testing.T) {
 		},
 		{
 			name: "update rejected", answers: map[string]nhAnswer{"update-record": {400, `{"message":"Unknown field Status"}`}},
-			want: []want{{"POST", updatePath, updateBody}}, outcome: permanent, errText: "Unknown field Status",
+			want: []want{{"POST", updatePath, updateBody}}, outcome: permanent, errText: "CRM answered 400",
 		},
 		{
 			name: "record gone", answers: map[string]nhAnswer{"update-record": {404, `{"message":"Record not found"}`}},
@@ -307,6 +307,10 @@ func TestNetHuntApply(t *testing.T) {
 			checkOutcome(t, err, tt.outcome)
 			if tt.errText != "" && !strings.Contains(err.Error(), tt.errText) {
 				t.Fatalf("error %q does not mention %q", err, tt.errText)
+			}
+			// The answer's body is not kept: errors are shown to tenants.
+			if err != nil && strings.Contains(err.Error(), "Unknown field") {
+				t.Fatalf("error %q echoes the CRM's body", err)
 			}
 			reqs := f.requests()
 			if len(reqs) != len(tt.want) {

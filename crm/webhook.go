@@ -122,7 +122,7 @@ func (w *webhook) Lookup(ctx context.Context, phone string) (*Record, error) {
 	if status == http.StatusNotFound {
 		return nil, nil
 	}
-	if err := answerError(status, body); err != nil {
+	if err := answerError(status); err != nil {
 		return nil, fmt.Errorf("crm webhook lookup: %w", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -130,7 +130,7 @@ func (w *webhook) Lookup(ctx context.Context, phone string) (*Record, error) {
 	}
 	var found webhookRecord
 	if err := json.Unmarshal(body, &found); err != nil {
-		return nil, fmt.Errorf("crm webhook lookup: decode answer: %w", err)
+		return nil, errors.New("crm webhook lookup: the answer is not the expected JSON")
 	}
 	id, err := recordID(found.RecordID)
 	if err != nil {
@@ -152,7 +152,7 @@ func recordID(raw json.RawMessage) (string, error) {
 	if json.Unmarshal(raw, &n) == nil {
 		return n.String(), nil
 	}
-	return "", fmt.Errorf("recordId must be a string or a number, not %s", raw)
+	return "", errors.New("recordId must be a string or a number")
 }
 
 // Apply implements Client: POST {update_url} with the update as JSON, the
@@ -177,11 +177,11 @@ func (w *webhook) Apply(ctx context.Context, u Update) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", idempotencyKey(u))
 	req.Header.Set(SignatureHeader, w.sign(body))
-	status, answer, err := send(w.client, req)
+	status, _, err := send(w.client, req)
 	if err != nil {
 		return fmt.Errorf("crm webhook update: %w", err)
 	}
-	if err := answerError(status, answer); err != nil {
+	if err := answerError(status); err != nil {
 		return fmt.Errorf("crm webhook update: %w", err)
 	}
 	return nil

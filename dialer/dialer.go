@@ -19,6 +19,7 @@ import (
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 )
 
 // Request is one dial of one call attempt.
@@ -47,14 +48,22 @@ type Dialer interface {
 	Originate(ctx context.Context, req Request) (Result, error)
 }
 
-// RejectedError is a 4xx answer: this attempt fails, the platform is healthy.
+// RejectedError is a 4xx answer: this attempt fails, the platform is
+// healthy. Reason is our own words, never the platform's body: errors end
+// up in call history, where a tenant reads them.
 type RejectedError struct {
 	Status int
-	Body   string
+	Reason string
 }
 
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Body)
+	switch {
+	case e.Status == 0:
+		return "dial rejected: " + e.Reason
+	case e.Reason == "":
+		return fmt.Sprintf("dial rejected with %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Reason)
 }
 
 // IsRejected reports whether err is a RejectedError.
@@ -71,10 +80,11 @@ type VA struct {
 	client *http.Client
 }
 
-// NewVA returns a VA client; a nil client gets one with TimeoutDefault.
+// NewVA returns a VA client; a nil client gets one with TimeoutDefault
+// under the strict egress policy.
 func NewVA(client *http.Client) *VA {
 	if client == nil {
-		client = &http.Client{Timeout: TimeoutDefault}
+		client = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
 	return &VA{client: client}
 }
@@ -106,7 +116,7 @@ func (v *VA) Originate(ctx context.Context, req Request) (Result, error) {
 	httpReq.Header.Set("Authorization", "Bearer "+req.Secret)
 	resp, err := v.client.Do(httpReq)
 	if err != nil {
-		return Result{}, fmt.Errorf("originate: %w", err)
+		return Result{}, egress.Fail("originate", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -114,9 +124,9 @@ func (v *VA) Originate(ctx context.Context, req Request) (Result, error) {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return Result{ExternalID: externalID(raw)}, nil
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
-		return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+		return Result{}, &RejectedError{Status: resp.StatusCode}
 	}
-	return Result{}, fmt.Errorf("originate: VA answered %d: %s", resp.StatusCode, truncate(string(raw), 200))
+	return Result{}, &egress.StatusError{Op: "originate", Status: resp.StatusCode}
 }
 
 // externalID finds the VA's id in its answer: callId, call_id or id.
@@ -136,13 +146,6 @@ func externalID(raw []byte) string {
 		}
 	}
 	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // Breaking wraps a Dialer with one circuit breaker per integration. A 4xx

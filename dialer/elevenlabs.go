@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/egress"
 )
 
 // ElevenLabsBaseURLDefault is used when voice.base_url is empty.
@@ -26,7 +27,7 @@ type ElevenLabs struct {
 // TimeoutDefault.
 func NewElevenLabs(client *http.Client) *ElevenLabs {
 	if client == nil {
-		client = &http.Client{Timeout: TimeoutDefault}
+		client = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
 	return &ElevenLabs{client: client}
 }
@@ -80,7 +81,7 @@ func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error)
 	httpReq.Header.Set("xi-api-key", req.Secret)
 	resp, err := e.client.Do(httpReq)
 	if err != nil {
-		return Result{}, fmt.Errorf("elevenlabs outbound call: %w", err)
+		return Result{}, egress.Fail("elevenlabs outbound call", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -90,18 +91,18 @@ func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error)
 		if err := json.Unmarshal(raw, &ans); err != nil || ans.Success == nil {
 			// Not ElevenLabs' answer (a proxy, a wrong base_url): nothing says a
 			// call was placed, so the attempt is retried like a 5xx.
-			return Result{}, fmt.Errorf("elevenlabs outbound call: unexpected %d answer: %s", resp.StatusCode, truncate(string(raw), 200))
+			return Result{}, fmt.Errorf("elevenlabs outbound call: unexpected %d answer, not ElevenLabs' shape", resp.StatusCode)
 		}
 		if !*ans.Success {
 			// The API worked but the call was not placed (e.g. the trunk refused
 			// the INVITE): this attempt fails, ElevenLabs is healthy.
-			return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(ans.Message, 200)}
+			return Result{}, &RejectedError{Status: resp.StatusCode, Reason: "the call was not placed"}
 		}
 		return Result{ConversationID: ans.ConversationID, ExternalID: cmp.Or(ans.CallSid, ans.SipCallID)}, nil
 	case permanentStatus(resp.StatusCode):
-		return Result{}, &RejectedError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+		return Result{}, &RejectedError{Status: resp.StatusCode}
 	}
-	return Result{}, fmt.Errorf("elevenlabs outbound call: answered %d: %s", resp.StatusCode, truncate(string(raw), 200))
+	return Result{}, &egress.StatusError{Op: "elevenlabs outbound call", Status: resp.StatusCode}
 }
 
 // elevenLabsRoute maps voice.via to the API's path segment.
@@ -114,7 +115,7 @@ func elevenLabsRoute(via string) (string, error) {
 	}
 	// Config validation keeps this out; a stored value that slipped past it is
 	// a configuration fault, not an outage, so it must not trip the breaker.
-	return "", &RejectedError{Body: fmt.Sprintf(`voice.via %q is neither "sip_trunk" nor "twilio"`, via)}
+	return "", &RejectedError{Reason: fmt.Sprintf(`voice.via %q is neither "sip_trunk" nor "twilio"`, via)}
 }
 
 // elevenLabsVariables is the call's dynamic_variables plus call_id and
@@ -129,7 +130,7 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber() // keep numbers exactly as given
 		if err := dec.Decode(&vars); err != nil {
-			return nil, &RejectedError{Body: "dynamic_variables must be a JSON object: " + err.Error()}
+			return nil, &RejectedError{Reason: "dynamic_variables must be a JSON object"}
 		}
 	}
 	for k, v := range vars {

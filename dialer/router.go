@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+
+	"github.com/callqueue/callqueue/egress"
 )
 
 // Router dials through the integration's configured platform
@@ -18,7 +20,7 @@ type Router struct {
 // one with TimeoutDefault.
 func NewRouter(client *http.Client) *Router {
 	if client == nil {
-		client = &http.Client{Timeout: TimeoutDefault}
+		client = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
 	return &Router{va: NewVA(client), elevenLabs: NewElevenLabs(client)}
 }
@@ -43,7 +45,7 @@ func (r *Router) Originate(ctx context.Context, req Request) (Result, error) {
 			return r.simulator.Originate(ctx, req)
 		}
 	}
-	return Result{}, &RejectedError{Body: fmt.Sprintf("unknown voice provider %q", req.Voice.Provider)}
+	return Result{}, &RejectedError{Reason: fmt.Sprintf("unknown voice provider %q", req.Voice.Provider)}
 }
 
 var _ Dialer = (*Router)(nil)

@@ -94,7 +94,7 @@ func simID(prefix string, req Request) string {
 // scheduled.
 func (s *Simulator) Originate(ctx context.Context, req Request) (Result, error) {
 	if req.Voice.Simulator == nil {
-		return Result{}, &RejectedError{Body: "voice.provider is simulator but its settings are missing"}
+		return Result{}, &RejectedError{Reason: "voice.provider is simulator but its settings are missing"}
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err

@@ -711,7 +711,7 @@ type healthAnswer struct {
 func (c *cluster) health(t *testing.T) (int, healthAnswer) {
 	t.Helper()
 	var h healthAnswer
-	code := servicetest.Request(t, "GET", c.hooks.URL+"/"+c.integ.Slug+"/health", nil, nil, &h)
+	code := servicetest.Request(t, "GET", c.hooks.URL+"/"+c.integ.Slug+"/health", map[string]string{"X-Webhook-Token": c.integ.WebhookToken}, nil, &h)
 	return code, h
 }
 

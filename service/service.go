@@ -4,7 +4,9 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +28,7 @@ import (
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/dialer"
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/migrations"
@@ -54,7 +57,8 @@ type Options struct {
 	// NATSConn, when set, is used instead of NATS_URL or the embedded server;
 	// the Service closes it on shutdown.
 	NATSConn *nats.Conn
-	// DialClient is the HTTP client for the dialler.
+	// DialClient is the HTTP client for the dialler. It and the CRM and LLM
+	// clients default to ones under the egress policy of the configuration.
 	DialClient *http.Client
 	// BreakerOpenFor overrides how long an open breaker waits.
 	BreakerOpenFor time.Duration
@@ -64,7 +68,19 @@ type Options struct {
 	// Version and Commit label callqueue_build_info.
 	Version string
 	Commit  string
+	// HeaderTimeout cuts off a client that has not sent its request headers
+	// (0: HeaderTimeoutDefault).
+	HeaderTimeout time.Duration
 }
+
+// HTTP server limits. The header timeout is the contract's; the others keep
+// a slow or idle client from holding a connection (and its memory) forever.
+const (
+	HeaderTimeoutDefault = 10 * time.Second
+	ReadTimeoutDefault   = 2 * time.Minute // a 25 MiB post-call on a slow link
+	IdleTimeoutDefault   = 2 * time.Minute
+	MaxHeaderBytes       = 64 << 10
+)
 
 // Service is one running callqueue process.
 type Service struct {
@@ -142,6 +158,10 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if s.Queue, err = queue.New(ctx, s.nc, queue.Options{Replicas: cfg.NATSReplicas}); err != nil {
 		return nil, err
 	}
+	policy := egress.Policy{AllowPrivate: cfg.AllowPrivateEgress}
+	s.opt.DialClient = cmp.Or(s.opt.DialClient, egress.NewClient(policy, dialer.TimeoutDefault))
+	s.opt.CRMClient = cmp.Or(s.opt.CRMClient, egress.NewClient(policy, crm.TimeoutDefault))
+	s.opt.LLMClient = cmp.Or(s.opt.LLMClient, egress.NewClient(policy, 0))
 	if err := s.wire(ctx); err != nil {
 		return nil, err
 	}
@@ -183,7 +203,7 @@ func (s *Service) wire(ctx context.Context) error {
 		jsonhttp.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": role})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsToken, promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
 
 	var dispatcherBreakers func(string, gobreaker.State, gobreaker.State)
 	router := dialer.NewRouter(s.opt.DialClient)
@@ -228,7 +248,7 @@ func (s *Service) wire(ctx context.Context) error {
 		router.WithSimulator(s.Simulator)
 	}
 	if role == RoleAll || role == RoleAPI {
-		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now,
+		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now, Egress: egress.Policy{AllowPrivate: s.cfg.AllowPrivateEgress},
 			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
 		admin.Register(mux) // the console is a client of the API above
 	}
@@ -242,31 +262,24 @@ func (s *Service) Handler() http.Handler { return s.handler }
 func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"postgres": "ok", "jetstream": "ok"}
-	ok := true
-	if err := s.Store.Ping(ctx); err != nil {
-		checks["postgres"], ok = err.Error(), false
+	// The driver's words name hosts, users and databases: they go to the
+	// log, the answer says only which check failed.
+	checks := map[string]string{"db": "ok", "queue": "ok"}
+	status, word := http.StatusOK, "ok"
+	for name, ping := range map[string]func(context.Context) error{"db": s.Store.Ping, "queue": s.Queue.Ping} {
+		if err := ping(ctx); err != nil {
+			s.log.Warn().Err(err).Str("check", name).Msg("not ready")
+			checks[name], status, word = "down", http.StatusServiceUnavailable, "unavailable"
+		}
 	}
-	if err := s.Queue.Ping(ctx); err != nil {
-		checks["jetstream"], ok = err.Error(), false
-	}
-	status := http.StatusOK
-	if !ok {
-		status = http.StatusServiceUnavailable
-	}
-	jsonhttp.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	jsonhttp.WriteJSON(w, status, map[string]any{"status": word, "checks": checks})
 }
 
 // integrationHealth is GET /{slug}/health: db, queue, dialler and CRM.
 func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration) (bool, map[string]any) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	check := func(err error) map[string]any {
-		if err != nil {
-			return map[string]any{"ok": false, "error": err.Error()}
-		}
-		return map[string]any{"ok": true}
-	}
+	check := func(err error) map[string]any { return map[string]any{"ok": err == nil} } // states, never error text
 	checks := map[string]any{"db": check(s.Store.Ping(ctx)), "queue": check(s.Queue.Ping(ctx))}
 	ok := checks["db"].(map[string]any)["ok"] == true && checks["queue"].(map[string]any)["ok"] == true
 	cfg, err := s.Store.Config(ctx, in.ID)
@@ -309,12 +322,14 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	go s.runForgetting(ctx)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPAddr, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: cmp.Or(s.opt.HeaderTimeout, HeaderTimeoutDefault),
+		ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault, MaxHeaderBytes: MaxHeaderBytes}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error().Err(err).Msg("http server stopped")
@@ -350,6 +365,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	if s.Simulator != nil {
 		s.Simulator.Stop() // events not yet sent are the watchdog's
+	}
+	if s.cancel != nil {
+		s.cancel() // background loops of the process (forgetting)
 	}
 	s.closeConnections()
 	return errors.Join(errs...)
@@ -392,6 +410,22 @@ func (s *Service) closeConnections() {
 	if s.Pool != nil {
 		s.Pool.Close()
 	}
+}
+
+// metricsAuth requires CALLQUEUE_METRICS_TOKEN as a bearer token, when set:
+// per-integration series name every tenant's slug and volume.
+func metricsAuth(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			jsonhttp.WriteError(w, jsonhttp.ErrUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // jsonNotFound answers unknown routes in the contract's error shape.

@@ -220,7 +220,7 @@ func TestDialFailureAfterCallStart(t *testing.T) {
 	if last := h[len(h)-1]; last != "dial_failed in_progress→in_progress #1" {
 		t.Fatalf("history ends with %q", last)
 	}
-	overdue, err := s.OverdueCalls(t.Context(), t0.Add(10*time.Minute), 2*time.Minute, 10)
+	overdue, err := s.OverdueCalls(t.Context(), in.ID, t0.Add(10*time.Minute), 2*time.Minute, 10)
 	if err != nil || len(overdue) != 0 {
 		t.Fatalf("watchdog sees %v, %v: want the live call left alone", overdue, err)
 	}

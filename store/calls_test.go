@@ -916,8 +916,19 @@ func TestOverdueCalls(t *testing.T) {
 		{61 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout"}},
 		{1801 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout", longCall: "timeout"}},
 	}
+	overdue := func(now time.Time, limit int) ([]store.Overdue, error) {
+		var all []store.Overdue
+		for _, id := range []uuid.UUID{short.ID, long.ID} {
+			got, err := s.OverdueCalls(t.Context(), id, now, dialLost, limit)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, got...)
+		}
+		return all, nil
+	}
 	for _, tt := range tests {
-		got, err := s.OverdueCalls(t.Context(), t0.Add(tt.after), dialLost, 100)
+		got, err := overdue(t0.Add(tt.after), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -938,7 +949,7 @@ func TestOverdueCalls(t *testing.T) {
 			}
 		}
 	}
-	if got, err := s.OverdueCalls(t.Context(), t0.Add(time.Hour), dialLost, 2); err != nil || len(got) != 2 {
+	if got, err := s.OverdueCalls(t.Context(), short.ID, t0.Add(time.Hour), dialLost, 2); err != nil || len(got) != 2 {
 		t.Fatalf("OverdueCalls with limit 2 = %d, %v", len(got), err)
 	}
 }
@@ -968,7 +979,7 @@ func TestCancelCall(t *testing.T) {
 	if got := claim(t, s, in.ID, t0.Add(time.Minute)); len(got) != 0 {
 		t.Fatalf("claimed %v while the cancelled call is still live", got)
 	}
-	if overdue, err := s.OverdueCalls(ctx, t0.Add(31*time.Minute), 2*time.Minute, 10); err != nil || len(overdue) != 1 || overdue[0].CallID != dialled {
+	if overdue, err := s.OverdueCalls(ctx, in.ID, t0.Add(31*time.Minute), 2*time.Minute, 10); err != nil || len(overdue) != 1 || overdue[0].CallID != dialled {
 		t.Fatalf("watchdog's hard limit sees %v, %v; want the cancelled live call", overdue, err)
 	}
 	rows, err := s.CallHistory(ctx, dialled)

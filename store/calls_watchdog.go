@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/config"
 )
 
 // Overdue is a call that has held its slot too long.
@@ -15,18 +17,24 @@ type Overdue struct {
 	Reason        string
 }
 
-// OverdueCalls finds calls holding a slot past max_call_duration_secs, and
-// calls whose dial never reported back within dialLost (the dialling
-// process died mid-request).
-func (s *Store) OverdueCalls(ctx context.Context, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
+// OverdueCalls finds an integration's calls holding a slot past
+// max_call_duration_secs, and calls whose dial never reported back within
+// dialLost (the dialling process died mid-request). The stored limit is
+// read defensively (type-checked, clamped to its bounds) so that no stored
+// value can make the query fail.
+func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
 	// $1 is cast: beside an interval, Postgres would infer it as an interval.
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
 			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
 		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
-		WHERE c.slot_taken_at IS NOT NULL
+		WHERE c.integration_id = $4 AND c.slot_taken_at IS NOT NULL
 		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
-		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => COALESCE((cfg.value->>'max_call_duration_secs')::int, 1800)))
-		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit)
+		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => (CASE
+				WHEN jsonb_typeof(cfg.value->'max_call_duration_secs') = 'number'
+				THEN LEAST(GREATEST((cfg.value->>'max_call_duration_secs')::numeric, $5), $6)
+				ELSE 1800 END)::float8))
+		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit, integrationID,
+		config.MaxCallDurationMinSecs, config.MaxCallDurationMaxSecs)
 	if err != nil {
 		return nil, err
 	}

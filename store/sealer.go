@@ -54,16 +54,18 @@ func (s *Sealer) Open(sealed []byte, context string) ([]byte, error) {
 	return out, nil
 }
 
-// Preview shows enough of a secret to recognise it: "sk-…89".
+// Preview shows enough of a secret to recognise it: "sk-…89". A short
+// value shows only its last two characters (a third of a 6-character PIN
+// would be a real head start); a very short one shows nothing.
 func Preview(value string) string {
 	r := []rune(value)
 	switch {
 	case len(r) == 0:
 		return ""
-	case len(r) <= 6:
+	case len(r) <= 4:
 		return "…"
-	case len(r) <= 10:
-		return string(r[:2]) + "…" + string(r[len(r)-2:])
+	case len(r) < 12:
+		return "…" + string(r[len(r)-2:])
 	}
 	return string(r[:3]) + "…" + string(r[len(r)-2:])
 }

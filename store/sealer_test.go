@@ -102,13 +102,17 @@ func TestPreview(t *testing.T) {
 	tests := []struct{ value, want string }{
 		{"", ""},
 		{"a", "…"},
-		{"secret", "…"},             // 6 characters: too short to show any of it
-		{"secrets", "se…ts"},        // 7
-		{"0123456789", "01…89"},     // 10
+		{"pin4", "…"},               // 4 characters: too short to show any of it
+		{"secret", "…et"},           // 6: only the last two
+		{"secrets", "…ts"},          // 7
+		{"0123456789", "…89"},       // 10
+		{"0123456789a", "…9a"},      // 11
+		{"0123456789ab", "012…ab"},  // 12
 		{"sk-0123456789", "sk-…89"}, // 13
 		{"sk-live-abcdefghij89", "sk-…89"},
 		{"пароль-секрет-89", "пар…89"}, // runes, not bytes
 		{"ключ", "…"},
+		{"ключик", "…ик"},
 	}
 	for _, tt := range tests {
 		if got := store.Preview(tt.value); got != tt.want {

@@ -341,7 +341,7 @@ func TestSetupEndpoint(t *testing.T) {
 	var health struct {
 		Checks map[string]map[string]any `json:"checks"`
 	}
-	r = h.send(t, "GET", "/"+integ.Slug+"/health", nil, nil)
+	r = h.send(t, "GET", "/"+integ.Slug+"/health", http.Header{"X-Webhook-Token": {integ.WebhookToken}}, nil)
 	if err := json.Unmarshal(r.body, &health); err != nil || r.status != http.StatusServiceUnavailable || health.Checks["voice"]["secret"] != false {
 		t.Fatalf("health after setup: %d %s", r.status, r.body)
 	}

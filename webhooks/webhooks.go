@@ -145,6 +145,9 @@ type request struct {
 	query   func(string) string
 	traceID string
 	log     zerolog.Logger
+	// authenticated: the webhook token (or signature) was presented, even
+	// where the endpoint does not require it.
+	authenticated bool
 }
 
 type handlerFunc func(ctx context.Context, r request) (int, any, error)
@@ -180,28 +183,36 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, aut
 		h.log.Error().Err(err).Str("trace_id", traceID).Msg("integration lookup failed")
 		return fail(jsonhttp.Unavailable("database"))
 	}
+	// Authenticate before reading the body (up to 25 MiB for post-calls):
+	// an anonymous client must not make us hold one. A signature covers the
+	// body, so its header is checked first and its hash after reading.
+	signed := auth == authSignature && in.SignatureSecret != ""
+	badSignature := func(err error) int {
+		return fail(jsonhttp.Errorf(http.StatusUnauthorized, "bad_signature", "", "%s: %v", elevenlabs.SignatureHeader, err))
+	}
+	switch {
+	case signed:
+		if err := elevenlabs.CheckHeader(r.Header.Get(elevenlabs.SignatureHeader), h.now()); err != nil {
+			return badSignature(err)
+		}
+	case auth != authNone && !store.TokenMatches(in.Token, presentedToken(r)):
+		return fail(jsonhttp.ErrUnauthorized)
+	}
 	var body []byte
 	if limit > 0 {
 		if body, err = jsonhttp.ReadBody(w, r, limit); err != nil {
 			return fail(err)
 		}
 	}
-	switch auth {
-	case authToken:
-		if !store.TokenMatches(in.Token, presentedToken(r)) {
-			return fail(jsonhttp.ErrUnauthorized)
-		}
-	case authSignature:
-		if in.SignatureSecret != "" {
-			if err := elevenlabs.Verify(in.SignatureSecret, r.Header.Get(elevenlabs.SignatureHeader), body, h.now()); err != nil {
-				return fail(jsonhttp.Errorf(http.StatusUnauthorized, "bad_signature", "", "%s: %v", elevenlabs.SignatureHeader, err))
-			}
-		} else if !store.TokenMatches(in.Token, presentedToken(r)) {
-			return fail(jsonhttp.ErrUnauthorized)
+	if signed {
+		if err := elevenlabs.Verify(in.SignatureSecret, r.Header.Get(elevenlabs.SignatureHeader), body, h.now()); err != nil {
+			return badSignature(err)
 		}
 	}
 	log := h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Logger()
-	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log})
+	authenticated := auth != authNone || store.TokenMatches(in.Token, presentedToken(r))
+	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log,
+		authenticated: authenticated})
 	if err != nil {
 		return fail(err)
 	}
@@ -429,6 +440,10 @@ func (h *Handler) integrationHealth(ctx context.Context, r request) (int, any, e
 	status, word := http.StatusOK, "ok"
 	if !ok {
 		status, word = http.StatusServiceUnavailable, "degraded"
+	}
+	if !r.authenticated {
+		// Anyone who knows a slug may ask; only the token holder sees why.
+		return status, map[string]any{"status": word}, nil
 	}
 	return status, map[string]any{"status": word, "checks": checks}, nil
 }

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -691,7 +693,7 @@ func TestQueueDown(t *testing.T) {
 		t.Fatalf("agent-init with NATS down: %d %s", r.status, r.body)
 	}
 	var health healthAnswer
-	if r := h.send(t, "GET", "/"+h.integ.Slug+"/health", nil, nil); r.status != http.StatusServiceUnavailable {
+	if r := h.send(t, "GET", "/"+h.integ.Slug+"/health", http.Header{"X-Webhook-Token": {h.integ.WebhookToken}}, nil); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("health with NATS down: %d %s", r.status, r.body)
 	} else if err := json.Unmarshal(r.body, &health); err != nil || health.Checks["queue"].OK || !health.Checks["db"].OK {
 		t.Fatalf("health with NATS down: %s", r.body)
@@ -860,7 +862,15 @@ func TestIntegrationHealth(t *testing.T) {
 		{h.integ, http.StatusOK, "ok", true},
 		{bare, http.StatusServiceUnavailable, "degraded", false},
 	} {
-		r := h.send(t, "GET", "/"+tc.integ.Slug+"/health", nil, nil)
+		// Without the webhook token, only the status word.
+		anon := h.send(t, "GET", "/"+tc.integ.Slug+"/health", nil, nil)
+		if keys := jsonKeys(t, anon.body); anon.status != tc.status || len(keys) != 1 || keys[0] != "status" {
+			t.Fatalf("%s health without the token: %d %s, want %d and only {status}", tc.integ.Slug, anon.status, anon.body, tc.status)
+		}
+		r := h.send(t, "GET", "/"+tc.integ.Slug+"/health", http.Header{"X-Webhook-Token": {tc.integ.WebhookToken}}, nil)
+		if strings.Contains(string(r.body), "error") {
+			t.Fatalf("%s health shows error text: %s", tc.integ.Slug, r.body)
+		}
 		var got healthAnswer
 		if err := json.Unmarshal(r.body, &got); err != nil || r.status != tc.status || got.Status != tc.word {
 			t.Fatalf("%s health: %d %s, want %d %s", tc.integ.Slug, r.status, r.body, tc.status, tc.word)
@@ -893,4 +903,13 @@ func TestOriginateNormalisesTheNumber(t *testing.T) {
 	if c := calls[0]; c.PhoneNumber != "+380991234567" || c.Timezone == nil || *c.Timezone != "Asia/Tokyo" || c.CampaignID != nil {
 		t.Fatalf("stored phone %q timezone %v campaign %v, want +380991234567 in Asia/Tokyo, no campaign", c.PhoneNumber, c.Timezone, c.CampaignID)
 	}
+}
+
+func jsonKeys(t testing.TB, raw []byte) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("not a JSON object: %s", raw)
+	}
+	return slices.Sorted(maps.Keys(m))
 }

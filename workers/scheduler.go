@@ -2,6 +2,8 @@ package workers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -80,20 +82,36 @@ type Requeuer struct {
 
 // RunRetries puts the due retries of one integration (uuid.Nil: of all)
 // back in the queue now and returns how many it moved. Each call moves
-// once however many run at the same time.
+// once however many run at the same time. All integrations are swept one
+// at a time, so that a failure on one tenant's rows stops only its own.
 func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int, error) {
+	if integrationID != uuid.Nil {
+		return r.runRetriesOf(ctx, integrationID)
+	}
+	ids, err := r.Store.IntegrationsWithDueRetries(ctx, r.Clock.Now())
+	if err != nil {
+		return 0, err
+	}
+	total, errs := 0, []error(nil)
+	for _, id := range ids {
+		n, err := r.runRetriesOf(ctx, id)
+		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("integration %s: %w", id, err))
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+func (r Requeuer) runRetriesOf(ctx context.Context, integrationID uuid.UUID) (int, error) {
 	total := 0
 	for {
 		due, err := r.Store.RequeueDue(ctx, integrationID, r.Clock.Now(), 500)
 		if err != nil {
 			return total, err
 		}
-		seen := map[string]bool{}
-		for _, d := range due {
-			if !seen[d.IntegrationID.String()] {
-				seen[d.IntegrationID.String()] = true
-				r.Kicker.Kick(d.IntegrationID)
-			}
+		if len(due) > 0 {
+			r.Kicker.Kick(integrationID)
 		}
 		total += len(due)
 		if len(due) < 500 {
@@ -102,21 +120,43 @@ func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int,
 	}
 }
 
-// watchdog releases calls that overstayed their slot, and completes calls
-// whose post-call report did not come within PostcallWait. What it read is
-// decided again under each call's row lock (the attempt, and for a lost
-// dial that the dial is still unanswered), so a stale read changes nothing.
+// watchdog releases calls that overstayed their slot, one integration at a
+// time (one tenant's rows cannot stop the watchdog for the others), and
+// completes calls whose post-call report did not come within PostcallWait.
+// What it read is decided again under each call's row lock (the attempt,
+// and for a lost dial that the dial is still unanswered), so a stale read
+// changes nothing.
 func (s *Scheduler) watchdog(ctx context.Context) error {
+	ids, err := s.w.store.IntegrationsHoldingSlots(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := s.watchdogOf(ctx, id); err != nil && ctx.Err() == nil {
+			errs = append(errs, fmt.Errorf("integration %s: %w", id, err))
+		}
+	}
 	now := s.w.clock.Now()
-	overdue, err := s.w.store.OverdueCalls(ctx, now, s.w.cfg.DialLostAfter, 500)
-	if err != nil {
-		return err
-	}
 	awaiting, err := s.w.store.AwaitingPostcall(ctx, now, s.w.cfg.PostcallWait, 500)
+	if err == nil {
+		err = s.release(ctx, now, awaiting)
+	}
+	return errors.Join(append(errs, err)...)
+}
+
+func (s *Scheduler) watchdogOf(ctx context.Context, integrationID uuid.UUID) error {
+	now := s.w.clock.Now()
+	overdue, err := s.w.store.OverdueCalls(ctx, integrationID, now, s.w.cfg.DialLostAfter, 500)
 	if err != nil {
 		return err
 	}
-	overdue = append(overdue, awaiting...)
+	return s.release(ctx, now, overdue)
+}
+
+// release applies the watchdog's verdicts: a timeout, a lost dial, or a
+// post-call that never came.
+func (s *Scheduler) release(ctx context.Context, now time.Time, overdue []store.Overdue) error {
 	if len(overdue) == 0 {
 		return nil
 	}

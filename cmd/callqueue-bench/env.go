@@ -78,7 +78,7 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 		return nil, err
 	}
 	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: 1,
-		Timezone: config.TimezoneDefault, DataDir: w.dataDir}
+		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true} // the fake peers listen on loopback
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
 	if err != nil {

@@ -109,6 +109,13 @@ type Options struct {
 	Workers workers.Config
 	// BreakerOpenFor shortens the dialler breaker's open period.
 	BreakerOpenFor time.Duration
+	// StrictEgress keeps the production egress policy. Tests' fake peers
+	// listen on 127.0.0.1, so by default private egress is allowed.
+	StrictEgress bool
+	// HeaderTimeout shortens the server's request-header timeout.
+	HeaderTimeout time.Duration
+	// MetricsToken protects /metrics.
+	MetricsToken string
 }
 
 // Instance is one running callqueue process.
@@ -126,7 +133,8 @@ func (e *Env) Start(opt Options) *Instance {
 		e.t.Fatal(err)
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
-		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir()}
+		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
+		MetricsToken: opt.MetricsToken}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}
@@ -140,7 +148,7 @@ func (e *Env) Start(opt Options) *Instance {
 		opt.Workers.Consumer.Backoff = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
 	}
 	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: e.Clock, Workers: opt.Workers,
-		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor}, e.Log)
+		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout}, e.Log)
 	if err != nil {
 		e.t.Fatal(err)
 	}

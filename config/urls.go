@@ -1,0 +1,70 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"regexp"
+)
+
+// urlFields names, per key, the fields holding a URL that callqueue will
+// call on the integration's behalf (analysis and predial included, though
+// their values are read by their own packages).
+var urlFields = map[string][]string{
+	KeyVoice:   {"base_url"},
+	KeyCRM:     {"base_url", "lookup_url", "update_url"},
+	"analysis": {"base_url"},
+	"predial":  {"url"},
+}
+
+// credentialParam matches query parameter names that carry credentials.
+var credentialParam = regexp.MustCompile(`(?i)(token|secret|passw|api[_-]?key|apikey|access[_-]?key|auth|signature|^sig$|^key$|credential)`)
+
+// ErrCredentialsInURL refuses a URL with a user, password or credential-like
+// query parameter: config values are stored, shown and logged in plain
+// text, and secrets are not.
+var ErrCredentialsInURL = errors.New("must not carry credentials (user, password, token or key parameters): store them as secrets")
+
+// CheckURLs checks every URL field of a key's value: no credentials in it,
+// and check (the egress policy) passes. The error names the field.
+func CheckURLs(key string, value json.RawMessage, check func(raw string) error) error {
+	fields, ok := urlFields[key]
+	if !ok {
+		return nil
+	}
+	var obj map[string]any
+	if json.Unmarshal(value, &obj) != nil {
+		return nil //nolint:nilerr // the key's own validation reports the shape
+	}
+	for _, f := range fields {
+		raw, _ := obj[f].(string)
+		if raw == "" {
+			continue
+		}
+		if err := credentialsInURL(raw); err != nil {
+			return &FieldError{Field: f, Message: err.Error()}
+		}
+		if check != nil {
+			if err := check(raw); err != nil {
+				return &FieldError{Field: f, Message: err.Error()}
+			}
+		}
+	}
+	return nil
+}
+
+func credentialsInURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil //nolint:nilerr // the key's own validation reports it
+	}
+	if u.User != nil {
+		return ErrCredentialsInURL
+	}
+	for name := range u.Query() {
+		if credentialParam.MatchString(name) {
+			return ErrCredentialsInURL
+		}
+	}
+	return nil
+}

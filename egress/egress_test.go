@@ -1,0 +1,160 @@
+package egress_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/callqueue/callqueue/egress"
+)
+
+func TestCheckAddr(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		addr           string
+		strict, opened bool // allowed with AllowPrivate false / true
+	}{
+		{"8.8.8.8", true, true},
+		{"2001:4860:4860::8888", true, true},
+		{"127.0.0.1", false, true},
+		{"::1", false, true},
+		{"10.1.2.3", false, true},
+		{"172.16.0.1", false, true},
+		{"192.168.1.1", false, true},
+		{"fc00::1", false, true},
+		{"0.0.0.0", false, true},
+		{"::ffff:127.0.0.1", false, true},
+		{"169.254.169.254", false, false},
+		{"::ffff:169.254.169.254", false, false},
+		{"fe80::1", false, false},
+		{"224.0.0.1", false, false},
+	}
+	for _, tt := range tests {
+		addr := netip.MustParseAddr(tt.addr)
+		if err := (egress.Policy{}).CheckAddr(addr); (err == nil) != tt.strict {
+			t.Errorf("strict CheckAddr(%s) = %v, want allowed %v", tt.addr, err, tt.strict)
+		}
+		if err := (egress.Policy{AllowPrivate: true}).CheckAddr(addr); (err == nil) != tt.opened {
+			t.Errorf("private-allowed CheckAddr(%s) = %v, want allowed %v", tt.addr, err, tt.opened)
+		}
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	strict := egress.Policy{}
+	for _, bad := range []string{"http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]/", "https://169.254.169.254/latest",
+		"http://10.0.0.5/", "ftp://example.com/", "example.com/x", "http://"} {
+		if err := strict.CheckURL(bad); err == nil {
+			t.Errorf("CheckURL(%q) passed, want refused", bad)
+		}
+	}
+	for _, good := range []string{"https://api.example.com/v1", "http://crm.example:8080/hook"} {
+		if err := strict.CheckURL(good); err != nil {
+			t.Errorf("CheckURL(%q) = %v", good, err)
+		}
+	}
+	if err := (egress.Policy{AllowPrivate: true}).CheckURL("http://127.0.0.1:8080/x"); err != nil {
+		t.Errorf("CheckURL(loopback) with private egress allowed = %v", err)
+	}
+	if err := (egress.Policy{AllowPrivate: true}).CheckURL("http://169.254.169.254/"); err == nil {
+		t.Error("CheckURL(link-local) passed with private egress allowed; link-local is refused always")
+	}
+}
+
+// A peer on loopback (what an integration URL pointing inside the
+// operator's network looks like) is never reached with the opt-in off, and
+// the error a tenant could see names neither the address nor the port.
+func TestClientRefusesLoopbackAndLinkLocal(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(peer.Close)
+	client := egress.NewClient(egress.Policy{}, 2*time.Second)
+	for _, target := range []string{peer.URL + "/internal", "http://localhost:" + peer.URL[strings.LastIndex(peer.URL, ":")+1:],
+		"http://169.254.169.254/latest/meta-data/"} {
+		resp, err := client.Get(target)
+		if err == nil {
+			_ = resp.Body.Close()
+			t.Fatalf("GET %s succeeded with private egress off", target)
+		}
+		if !errors.Is(err, egress.ErrRefused) {
+			t.Errorf("GET %s: %v, want egress.ErrRefused", target, err)
+		}
+		shown := egress.Fail("lookup", err).Error()
+		if strings.Contains(shown, "127.0.0.1") || strings.Contains(shown, "169.254") || strings.Contains(shown, peer.URL[7:]) {
+			t.Errorf("the shown error %q echoes the target", shown)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the loopback peer was reached %d times", hits.Load())
+	}
+	opened := egress.NewClient(egress.Policy{AllowPrivate: true}, 2*time.Second)
+	resp, err := opened.Get(peer.URL)
+	if err != nil {
+		t.Fatalf("GET loopback with private egress allowed: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp, err := opened.Get("http://169.254.169.254/"); !errors.Is(err, egress.ErrRefused) {
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		t.Errorf("GET link-local with private egress allowed = %v, want refused", err)
+	}
+}
+
+// A redirect to another host is not followed, even where private egress
+// is allowed; one to the same host is.
+func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
+	t.Parallel()
+	var otherHits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { otherHits.Add(1) }))
+	t.Cleanup(other.Close)
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/secret", http.StatusFound)
+		case "/here":
+			http.Redirect(w, r, "/final", http.StatusFound)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(peer.Close)
+	client := egress.NewClient(egress.Policy{AllowPrivate: true}, 2*time.Second)
+	if resp, err := client.Get(peer.URL + "/away"); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("redirect to another host was followed")
+	} else if !errors.Is(err, egress.ErrRedirectRefused) {
+		t.Errorf("redirect error %v, want ErrRedirectRefused", err)
+	}
+	if otherHits.Load() != 0 {
+		t.Errorf("the other host was reached %d times", otherHits.Load())
+	}
+	resp, err := client.Get(peer.URL + "/here")
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("same-host redirect: %v, %v", resp, err)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	client := egress.NewClient(egress.Policy{AllowPrivate: true}, 2*time.Second)
+	resp, err := client.Get("http://127.0.0.1:1/") // nothing listens on port 1
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Skip("something listens on port 1")
+	}
+	if got := egress.Fail("originate", err).Error(); got != "originate: request failed" {
+		t.Errorf("shown error %q, want %q", got, "originate: request failed")
+	}
+	if got := (&egress.StatusError{Op: "originate", Status: 502}).Error(); got != "originate: peer answered 502 Bad Gateway" {
+		t.Errorf("StatusError = %q", got)
+	}
+}

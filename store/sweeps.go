@@ -1,0 +1,42 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The periodic sweeps (watchdog, due retries) run one integration at a
+// time: a query that fails on one tenant's rows must not stop the sweep for
+// every other tenant. These lists are what the sweeps iterate over.
+
+// IntegrationsHoldingSlots lists integrations with calls holding a slot.
+func (s *Store) IntegrationsHoldingSlots(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT integration_id FROM calls WHERE status IN ('initiated', 'in_progress')`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// IntegrationsWithDueRetries lists integrations with a retry due at now.
+func (s *Store) IntegrationsWithDueRetries(ctx context.Context, now time.Time) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT integration_id FROM calls
+		WHERE status = 'retry_scheduled' AND next_retry_at <= $1`, now)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// IntegrationIDs lists every integration, so that in-memory state kept per
+// integration (breakers, clients, metric series) can forget deleted ones.
+func (s *Store) IntegrationIDs(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM integrations`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
