@@ -223,7 +223,7 @@ func TestNextCrossProduct(t *testing.T) {
 			postcallLate: stay(),
 			timeout:      retry(callstate.OutcomeTimeout),
 			retryDue:     stay(),
-			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
+			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),            // no hang-up: the slot is held until call_end
 			dialDeferred: {changed: true, to: callstate.RetryScheduled, attempt: 0, slot: -1}, // pre-dial check unanswered: attempt not counted
 		},
 		callstate.InProgress: {
