@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/callqueue/callqueue/callstate"
 	"hash/fnv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 

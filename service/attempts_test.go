@@ -56,7 +56,7 @@ func TestShutdownFinishesDialsInFlight(t *testing.T) {
 	servicetest.Eventually(t, 10*time.Second, "the old process to stop serving", func() bool {
 		resp, err := http.Get(old.URL + "/healthz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 		return err != nil
 	})
@@ -121,9 +121,9 @@ func TestLateEventsOfAnEarlierAttempt(t *testing.T) {
 
 	callEvent(t, in, integ, map[string]any{"eventType": "call_start", "callId": first.CallID, "conversation_id": "conv-a1"})
 	callEvent(t, in, integ, map[string]any{"eventType": "call_end", "callId": first.CallID, "duration": 300, "reason": "completed"})
-	c := awaitCall(t, admin, id, "the late call events in the history", func(c peerCall) bool { return lateRows(c) == 2 })
+	awaitCall(t, admin, id, "the late call events in the history", func(c peerCall) bool { return lateRows(c) == 2 })
 	postcall(t, in, integ, transcription("conv-a1", 300, elAnalysis("attempt 1", nil), nil))
-	c = awaitCall(t, admin, id, "the late post-call in the history", func(c peerCall) bool { return lateRows(c) == 3 })
+	c := awaitCall(t, admin, id, "the late post-call in the history", func(c peerCall) bool { return lateRows(c) == 3 })
 	if c.Status != "initiated" || c.Attempt != 2 || c.Summary != nil {
 		t.Fatalf("attempt 2 after attempt 1's late events: %s on %d, summary %v", c.Status, c.Attempt, deref(c.Summary))
 	}
@@ -186,7 +186,8 @@ func elevenLabsRetries(t *testing.T) (*servicetest.Env, *servicetest.Instance, *
 	admin := env.Admin(in, "owner-a")
 	integ := admin.CreateIntegration("ElevenLabs retries", nil, map[string]any{"concurrency_limit": 1, "max_attempts": 2,
 		"min_call_duration_secs": 5, "retry_delays_secs": []int{60}})
-	return env, in, admin, admin.UseElevenLabs(integ, el, "twilio"), el
+	integ = admin.UseElevenLabs(integ, el, "twilio")
+	return env, in, admin, integ, el
 }
 
 func initiationFailure(conversationID, reason string) map[string]any {

@@ -91,11 +91,11 @@ func TestPostcallAuthenticatesBeforeReadingTheBody(t *testing.T) {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
-			conn.Close()
+			_ = conn.Close()
 			t.Fatalf("%s: no answer before the body was sent (%v)", name, err)
 		}
-		resp.Body.Close()
-		conn.Close()
+		_ = resp.Body.Close()
+		_ = conn.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
 		}

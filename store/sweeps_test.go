@@ -29,12 +29,10 @@ func TestOverdueCallsSurviveAnotherTenantsBadLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var calls []uuid.UUID
 	for _, in := range []uuid.UUID{good.ID, huge.ID, typo.ID} {
 		id := queueCalls(t, s, in, 1, t0)[0]
 		claim(t, s, in, t0)
 		apply(t, s, ev(in, id, callstate.DialAccepted, t0))
-		calls = append(calls, id)
 	}
 	holding, err := s.IntegrationsHoldingSlots(t.Context())
 	if err != nil || len(holding) != 3 {

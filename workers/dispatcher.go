@@ -58,8 +58,8 @@ type refusal struct {
 
 // Bounds of the per-integration backoff after refused dials.
 const (
-	RefusedBackoffMin = 100 * time.Millisecond
-	RefusedBackoffMax = 5 * time.Second
+	RefusedBackoffFirst   = 100 * time.Millisecond
+	RefusedBackoffLongest = 5 * time.Second
 )
 
 func newDispatcher(w *Workers, d *dialer.Breaking) *Dispatcher {
@@ -145,7 +145,7 @@ func (d *Dispatcher) refused(id uuid.UUID) {
 		d.mu.Unlock() // several refusals of one claim back off once
 		return
 	}
-	b.delay = min(max(b.delay*2, RefusedBackoffMin), RefusedBackoffMax)
+	b.delay = min(max(b.delay*2, RefusedBackoffFirst), RefusedBackoffLongest)
 	b.until = now.Add(b.delay)
 	d.backoffs[id] = b
 	d.mu.Unlock()

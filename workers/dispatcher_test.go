@@ -21,8 +21,8 @@ func TestDispatcherBacksOffRefusedDials(t *testing.T) {
 	if got, _, ok := d.next(); ok {
 		t.Fatalf("dispatched %s during its backoff", got)
 	}
-	if b := d.backoffs[id]; b.delay != RefusedBackoffMin {
-		t.Fatalf("backoff %s, want %s", b.delay, RefusedBackoffMin)
+	if b := d.backoffs[id]; b.delay != RefusedBackoffFirst {
+		t.Fatalf("backoff %s, want %s", b.delay, RefusedBackoffFirst)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -39,8 +39,8 @@ func TestDispatcherBacksOffRefusedDials(t *testing.T) {
 	}
 	d.done(id)
 	d.refused(id)
-	if b := d.backoffs[id]; b.delay != 2*RefusedBackoffMin {
-		t.Fatalf("second backoff %s, want %s", b.delay, 2*RefusedBackoffMin)
+	if b := d.backoffs[id]; b.delay != 2*RefusedBackoffFirst {
+		t.Fatalf("second backoff %s, want %s", b.delay, 2*RefusedBackoffFirst)
 	}
 	d.dialled(id)
 	d.Kick(id)

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,13 +9,18 @@ import (
 	"github.com/callqueue/callqueue/web/admin"
 )
 
-func serve(t *testing.T, mux *http.ServeMux, path string) (*http.Response, string) {
+// answer is what serve got: the status and headers of a response whose
+// body is already read.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func serve(t *testing.T, mux *http.ServeMux, path string) (answer, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	resp := rec.Result()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return answer{StatusCode: rec.Code, Header: rec.Header()}, rec.Body.String()
 }
 
 // TestConsolePaths: every console path answers with the same page (deep

@@ -401,7 +401,7 @@ func TestConsoleJourney(t *testing.T) {
 	// The invoked call waits (nothing dials for a not_configured
 	// integration): cancel it from the calls list.
 	b.tab("calls")
-	row := fmt.Sprintf(`tr[data-call="%s"]`, invoked)
+	row := fmt.Sprintf(`tr[data-call=%q]`, invoked)
 	b.until("the queued call", `document.querySelector('`+row+`')?.dataset.status === 'queued' &&
 		document.querySelector('[data-stat="queued"] .n')?.textContent === '1'`)
 	b.click(row + ` button.danger`)
@@ -486,7 +486,7 @@ func TestConsoleJourney(t *testing.T) {
 	// A call's timeline, and back to the list. (call_start and call_end are
 	// stored together and may be applied in either order: a call_start
 	// after the end changes nothing, so the test does not look for it.)
-	b.click(fmt.Sprintf(`tr[data-call="%s"] a`, calls[0]))
+	b.click(fmt.Sprintf(`tr[data-call=%q] a`, calls[0]))
 	b.until("the timeline", `document.querySelector('h1')?.textContent.includes('+380992220000') &&
 		['dial', 'dial_accepted', 'call_end'].every((k) => document.querySelector('.timeline li[data-kind="' + k + '"]')) &&
 		[...document.querySelectorAll('.attempt h3')].some((h) => h.textContent === 'Attempt 1')`)
