@@ -230,7 +230,8 @@ func (s *Service) wire(ctx context.Context) error {
 			s.log.Warn().Err(err).Str("integration_id", key).Msg("llm analysis failed; using the agent's own analysis")
 		}
 		s.Workers = workers.New(workers.Deps{Store: s.Store, Queue: s.Queue, Dialer: s.Dialer, Clock: s.opt.Clock,
-			Log: s.log, Metrics: s.Metrics, CRM: s.CRM, Warmer: s.Callers, Analyzer: llm}, s.opt.Workers)
+			Log: s.log, Metrics: s.Metrics, CRM: s.CRM, Warmer: s.Callers, Analyzer: llm,
+			PredialClient: egress.NewClient(egress.Policy{AllowPrivate: s.cfg.AllowPrivateEgress}, 0)}, s.opt.Workers)
 		dispatcherBreakers = s.Workers.Dispatcher.BreakerChanged
 	}
 	dir := webhooks.NewDirectory(s.Store, 0)

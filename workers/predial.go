@@ -30,10 +30,8 @@ const PredialRetryAfter = 60 * time.Second
 // predialAnswerLimit bounds the answer read from a pre-dial endpoint.
 const predialAnswerLimit = 1 << 20
 
-// newPredialHTTPClient builds the client of pre-dial checks. The endpoint
-// is integration-supplied, so this is where the egress-policy transport
-// (no private or link-local addresses, no redirects to another host)
-// belongs; until then it refuses every redirect.
+// newPredialHTTPClient is the client of pre-dial checks when none is given:
+// it refuses every redirect. The service gives one under the egress policy.
 func newPredialHTTPClient() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

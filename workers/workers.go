@@ -6,6 +6,7 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,6 +122,9 @@ type Deps struct {
 	Warmer Warmer
 	// Analyzer, when set, analyses transcripts with the integration's LLM.
 	Analyzer Analyzer
+	// PredialClient asks integrations' pre-dial endpoints; it should apply
+	// the egress policy (egress.NewClient). nil refuses redirects only.
+	PredialClient *http.Client
 }
 
 // New wires the workers.
@@ -130,7 +134,7 @@ func New(d Deps, cfg Config) *Workers {
 		d.Clock = SystemClock{}
 	}
 	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer,
-		predialClient: newPredialHTTPClient()}
+		predialClient: cmp.Or(d.PredialClient, newPredialHTTPClient())}
 	w.Dispatcher = newDispatcher(w, d.Dialer)
 	w.Scheduler = newScheduler(w)
 	if d.CRM != nil {
