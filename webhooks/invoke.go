@@ -69,8 +69,9 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation) (any, error) {
 	if inv.IdempotencyKey != "" {
 		header.Set("Idempotency-Key", inv.IdempotencyKey)
 	}
+	// The admin API has authenticated the integration's owner.
 	r := request{in: in, body: inv.Payload, header: header, query: func(string) string { return "" }, traceID: traceID,
-		log: h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Str("invoked", inv.Name).Logger()}
+		authenticated: true, log: h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Str("invoked", inv.Name).Logger()}
 	var answer any
 	switch inv.Name {
 	case BuiltinCallOriginate:
