@@ -211,7 +211,9 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 	}
 	if ev.Kind == Cancel {
 		d := move(Cancelled, orDefault(ev.Reason, OutcomeCancelled))
-		if c.Status.HoldsSlot() {
+		// A call the pre-dial check refused was never dialled: its slot is
+		// free at once.
+		if c.Status.HoldsSlot() && ev.Reason != OutcomeIneligible {
 			// No hang-up request exists (contract §5): the call may be live
 			// at the platform until its call_end.
 			d.KeepsSlot, d.Why = true, "cancelled while live: the slot is held until the call ends"

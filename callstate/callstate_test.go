@@ -689,3 +689,20 @@ func TestRetryDelay(t *testing.T) {
 		})
 	}
 }
+
+// TestNextCancelFreesTheSlotOfAnUndialledCall: a cancel may keep a live
+// call's slot (no hang-up), but a call the pre-dial check refused was never
+// dialled, so its slot is free at once.
+func TestNextCancelFreesTheSlotOfAnUndialledCall(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	c := callstate.Call{Status: callstate.Initiated, Attempt: 1, MaxAttempts: 3}
+	live := callstate.Next(c, callstate.Event{Kind: callstate.Cancel}, policy(), now)
+	if live.To != callstate.Cancelled || !live.KeepsSlot {
+		t.Fatalf("operator cancel of a dialled call = %+v, want cancelled keeping its slot", live)
+	}
+	refused := callstate.Next(c, callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeIneligible}, policy(), now)
+	if refused.To != callstate.Cancelled || refused.KeepsSlot || refused.Outcome != callstate.OutcomeIneligible {
+		t.Fatalf("pre-dial refusal = %+v, want cancelled (ineligible) with its slot freed", refused)
+	}
+}

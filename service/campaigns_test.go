@@ -34,7 +34,7 @@ type laneNet struct {
 func (c *cluster) laneNetwork(t *testing.T, laneOf map[string]string) *laneNet {
 	n := &laneNet{laneOf: laneOf, live: map[string]int{}, maxLive: map[string]int{}, phoneNet: &phoneNet{}}
 	c.va.OnRequest(func(o servicetest.Originate) {
-		id, err := uuid.Parse(o.CallID)
+		id, err := uuid.Parse(o.Call())
 		if err != nil {
 			n.fail(err)
 			return

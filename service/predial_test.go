@@ -82,7 +82,7 @@ func TestPredialCheck(t *testing.T) {
 	failing := c.mustOriginate(t, "+380990000005")
 
 	o := c.va.Next(t, 10*time.Second)
-	if o.CallID != eligible.String() || o.DynamicVariables["segment"] != "vip" {
+	if o.Call() != eligible.String() || o.DynamicVariables["segment"] != "vip" {
 		t.Fatalf("originate %s with %v, want %s with segment vip", o.CallID, o.DynamicVariables, eligible)
 	}
 	servicetest.Eventually(t, 20*time.Second, "every check to be answered", func() bool {
