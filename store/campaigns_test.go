@@ -95,11 +95,14 @@ func TestFairShareRoundRobin(t *testing.T) {
 			var live []store.Claimed
 			const rounds = 60
 			now := t0
-			for len(live) < rounds {
+			for step := 0; len(live) < rounds; step++ {
+				if step > 10*rounds {
+					t.Fatalf("only %d slots claimed in %d steps", len(live), step)
+				}
 				now = now.Add(time.Second)
-				if len(live) >= 3 { // free the oldest slot
+				if len(live) >= 3 { // the oldest live call ends: its slot is free
 					c := live[len(live)-3].Call
-					apply(t, s, ev(in.ID, c.ID, callstate.Cancel, now))
+					apply(t, s, ev(in.ID, c.ID, callstate.CallEnd, now))
 				}
 				cl := claimed(t, s, in.ID, now)
 				for _, c := range cl {
@@ -140,7 +143,7 @@ func TestCampaignLimitPauseResume(t *testing.T) {
 	if err := s.Pool().QueryRow(t.Context(), `SELECT id FROM calls WHERE campaign_id = $1 AND status = 'initiated' LIMIT 1`, c.ID).Scan(&one); err != nil {
 		t.Fatal(err)
 	}
-	apply(t, s, ev(in.ID, one, callstate.Cancel, t0))
+	apply(t, s, ev(in.ID, one, callstate.CallEnd, t0))
 	if got := claimed(t, s, in.ID, t0); len(got) != 0 || live != 2 {
 		t.Fatalf("paused campaign claimed %d (live before %d)", len(got), live)
 	}
