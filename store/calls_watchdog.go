@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/config"
 )
@@ -38,16 +39,7 @@ func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, now t
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Overdue
-	for rows.Next() {
-		var o Overdue
-		if err := rows.Scan(&o.CallID, &o.IntegrationID, &o.Attempt, &o.Reason); err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Overdue])
 }
 
 // AwaitingPostcall finds calls that have waited for their post-call report
@@ -59,14 +51,5 @@ func (s *Store) AwaitingPostcall(ctx context.Context, now time.Time, wait time.D
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Overdue
-	for rows.Next() {
-		var o Overdue
-		if err := rows.Scan(&o.CallID, &o.IntegrationID, &o.Attempt, &o.Reason); err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Overdue])
 }

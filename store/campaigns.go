@@ -99,13 +99,7 @@ func scanCampaign(row pgx.Row) (Campaign, error) {
 	if err != nil {
 		return c, notFound(err)
 	}
-	c.CallingWindow, c.RetryPolicy = orNull(overlay["calling_window"]), orNull(overlay["retry_policy"])
-	if raw, ok := overlay["max_attempts"]; ok {
-		var n int
-		if json.Unmarshal(raw, &n) == nil {
-			c.MaxAttempts = &n
-		}
-	}
+	c.setOverlay(overlay)
 	return c, nil
 }
 
@@ -278,13 +272,7 @@ func lockCampaign(ctx context.Context, tx pgx.Tx, owner string, id uuid.UUID) (C
 	if err != nil {
 		return c, notFound(err)
 	}
-	c.CallingWindow, c.RetryPolicy = orNull(overlay["calling_window"]), orNull(overlay["retry_policy"])
-	if raw, ok := overlay["max_attempts"]; ok {
-		var n int
-		if json.Unmarshal(raw, &n) == nil {
-			c.MaxAttempts = &n
-		}
-	}
+	c.setOverlay(overlay)
 	return c, nil
 }
 
@@ -388,3 +376,15 @@ func (s *Store) ReleaseWindows(ctx context.Context, now time.Time, limit int) ([
 
 // ErrCampaignClosed: recipients cannot be added to a cancelled campaign.
 var ErrCampaignClosed = errors.New("campaign is cancelled")
+
+// setOverlay shows the campaign's stored call_handling overlay in its
+// contract fields.
+func (c *Campaign) setOverlay(overlay map[string]json.RawMessage) {
+	c.CallingWindow, c.RetryPolicy = orNull(overlay["calling_window"]), orNull(overlay["retry_policy"])
+	if raw, ok := overlay["max_attempts"]; ok {
+		var n int
+		if json.Unmarshal(raw, &n) == nil {
+			c.MaxAttempts = &n
+		}
+	}
+}
