@@ -2,10 +2,8 @@ package api
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -163,47 +161,16 @@ func recipient(number, recordID, externalID string, tz *string, vars json.RawMes
 // and optionally record_id, external_id and timezone; every other column
 // becomes a dynamic variable of the row.
 func parseRecipientsCSV(body []byte, region string) ([]store.Recipient, []Rejected, error) {
-	rd := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))))
-	rd.FieldsPerRecord = -1
-	rd.ReuseRecord = true
-	header, err := rd.Read()
-	if err != nil {
-		return nil, nil, jsonhttp.BadRequest("", "CSV body must start with a header row")
-	}
-	columns := make([]string, len(header))
-	phoneCol := -1
-	for i, h := range header {
-		columns[i] = strings.TrimSpace(h)
-		if columns[i] == "phone_number" {
-			phoneCol = i
-		}
-	}
-	if phoneCol < 0 {
-		return nil, nil, jsonhttp.Invalid("phone_number", "the CSV header must name a phone_number column")
-	}
 	var out []store.Recipient
-	rejected := []Rejected{}
-	for row := 1; ; row++ {
-		rec, err := rd.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if row > MaxRecipientsPerRequest {
-			return nil, nil, tooManyRows(MaxRecipientsPerRequest)
-		}
-		if err != nil {
-			rejected = append(rejected, Rejected{Row: row, Message: "unreadable CSV row: " + err.Error()})
-			continue
-		}
-		if len(rec) != len(columns) {
-			rejected = append(rejected, Rejected{Row: row, Message: "row has a different number of columns than the header"})
-			continue
+	rejected, err := readCSVUpload(body, func(_ int, row csvRow) (string, string) {
+		if len(row.values) != len(row.columns) {
+			return "", "row has a different number of columns than the header"
 		}
 		var number, recordID, externalID string
 		var tz *string
 		vars := map[string]string{}
-		for i, v := range rec {
-			switch columns[i] {
+		for i, v := range row.values {
+			switch row.columns[i] {
 			case "phone_number":
 				number = v
 			case "record_id":
@@ -215,7 +182,7 @@ func parseRecipientsCSV(body []byte, region string) ([]store.Recipient, []Reject
 				tz = &t
 			case "":
 			default:
-				vars[columns[i]] = v
+				vars[row.columns[i]] = v
 			}
 		}
 		var rawVars json.RawMessage
@@ -223,11 +190,13 @@ func parseRecipientsCSV(body []byte, region string) ([]store.Recipient, []Reject
 			rawVars, _ = json.Marshal(vars) // strings always marshal
 		}
 		r, field, msg := recipient(number, recordID, externalID, tz, rawVars, region, csvNames)
-		if msg != "" {
-			rejected = append(rejected, Rejected{Row: row, Field: field, Message: msg})
-			continue
+		if msg == "" {
+			out = append(out, r)
 		}
-		out = append(out, r)
+		return field, msg
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, rejected, nil
 }

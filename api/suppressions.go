@@ -2,10 +2,7 @@ package api
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -59,46 +56,18 @@ func parseSuppressions(r *http.Request, body []byte, region string) ([]store.Sup
 	rejected := []Rejected{}
 	var out []store.Suppression
 	if isCSV(r) {
-		rd := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))))
-		rd.FieldsPerRecord = -1
-		header, err := rd.Read()
+		columns := [3]string{"phone_number", "reason", "expires_at"}
+		skipped, err := readCSVUpload(body, func(_ int, row csvRow) (string, string) {
+			s, field, msg := suppression(row.get("phone_number"), row.get("reason"), row.get("expires_at"), region, columns)
+			if msg == "" {
+				out = append(out, s)
+			}
+			return field, msg
+		})
 		if err != nil {
-			return nil, nil, jsonhttp.BadRequest("", "CSV body must start with a header row")
+			return nil, nil, err
 		}
-		col := map[string]int{}
-		for i, h := range header {
-			col[strings.TrimSpace(h)] = i
-		}
-		if _, ok := col["phone_number"]; !ok {
-			return nil, nil, jsonhttp.Invalid("phone_number", "the CSV header must name a phone_number column")
-		}
-		get := func(rec []string, name string) string {
-			if i, ok := col[name]; ok && i < len(rec) {
-				return rec[i]
-			}
-			return ""
-		}
-		for row := 1; ; row++ {
-			rec, err := rd.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if row > MaxRecipientsPerRequest {
-				return nil, nil, tooManyRows(MaxRecipientsPerRequest)
-			}
-			if err != nil {
-				rejected = append(rejected, Rejected{Row: row, Message: "unreadable CSV row: " + err.Error()})
-				continue
-			}
-			s, field, msg := suppression(get(rec, "phone_number"), get(rec, "reason"), get(rec, "expires_at"), region,
-				[3]string{"phone_number", "reason", "expires_at"})
-			if msg != "" {
-				rejected = append(rejected, Rejected{Row: row, Field: field, Message: msg})
-				continue
-			}
-			out = append(out, s)
-		}
-		return out, rejected, nil
+		return out, skipped, nil
 	}
 	names := [3]string{"phoneNumber", "reason", "expiresAt"}
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '{' {
