@@ -522,3 +522,27 @@ func TestConsoleJourney(t *testing.T) {
 	b.until("back at sign-in", `document.querySelector('input[name="token"]') &&
 		document.querySelector('.form-error:not([hidden])')?.textContent.includes('session has ended')`)
 }
+
+// endCall reports an attempt started and ended (42 s, completed) through
+// the call-events webhook, as the VA would.
+func endCall(t *testing.T, c *console, in store.Integration, attemptCallID string) {
+	t.Helper()
+	for _, ev := range []map[string]any{{"eventType": "call_start", "callId": attemptCallID},
+		{"eventType": "call_end", "callId": attemptCallID, "duration": 42, "reason": "completed"}} {
+		if code := servicetest.Webhook(t, c.inst, in, "call-events", ev, nil); code != http.StatusAccepted {
+			t.Fatalf("call-events: %d", code)
+		}
+	}
+	c.va.End(attemptCallID)
+}
+
+// waitStatus polls the API until the call has status.
+func waitStatus(t *testing.T, c *console, callID, status string) store.Call {
+	t.Helper()
+	var call store.Call
+	servicetest.Eventually(t, waitFor, "call "+callID+" "+status, func() bool {
+		c.admin.Do("GET", "/api/calls/"+callID, nil, &call)
+		return string(call.Status) == status
+	})
+	return call
+}

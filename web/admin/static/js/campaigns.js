@@ -29,7 +29,7 @@ export function progressBar(p) {
 
 // campaignActions are pause/resume/cancel as the status allows.
 export function campaignActions(c, done) {
-  const act = (verb, label, cls) => h('button', {type: 'button', class: `small ${cls}`, onclick: async () => {
+  const act = (verb, label, cls) => h('button', {type: 'button', class: `small ${cls}`, 'data-action': verb, onclick: async () => {
     try {
       await post(`/api/campaigns/${c.id}/${verb}`);
       toast(`${c.name}: ${verb === 'cancel' ? 'cancelled' : verb + 'd'}`);
@@ -61,7 +61,7 @@ export async function campaignsTab(ctx, it, panel) {
     replace(tableWrap, items.length === 0 ? h('p', {class: 'muted'}, 'No campaigns yet.') : [h('table', {},
       h('caption', {class: 'sr-only'}, 'Campaigns'),
       h('thead', {}, h('tr', {}, ['Name', 'Status', 'Progress', ''].map((t) => h('th', {scope: 'col'}, t)))),
-      h('tbody', {}, items.map((c) => h('tr', {'data-campaign': c.id},
+      h('tbody', {}, items.map((c) => h('tr', {'data-campaign': c.id, 'data-status': c.status},
         h('td', {}, h('a', {href: `/admin/campaigns/${c.id}`}, c.name)),
         h('td', {}, badge(c.status)),
         h('td', {class: 'wide'}, progressBar(c.progress)),
