@@ -17,14 +17,19 @@ export async function suppressionsTab(ctx, it, panel) {
     if (!ctx.alive) return;
     replace(tableWrap, items.length === 0 ? h('p', {class: 'muted'}, 'No suppressed numbers.') : [h('table', {},
       h('caption', {class: 'sr-only'}, 'Suppressed numbers'),
-      h('thead', {}, h('tr', {}, ['Phone', 'Reason', 'Expires', 'Added', ''].map((t) => h('th', {scope: 'col'}, t)))),
+      h('thead', {}, h('tr', {}, ['Phone', 'Reason', 'Expires', 'Added', 'For', ''].map((t) => h('th', {scope: 'col'}, t)))),
       h('tbody', {}, items.map((s) => {
-        const phone = s.phoneNumber || s.phone;
-        return h('tr', {}, h('td', {}, phone), h('td', {}, s.reason || '—'), h('td', {}, s.expiresAt ? fmtTime(s.expiresAt) : 'never'),
-          h('td', {}, fmtTime(s.createdAt)),
+        const phone = s.phoneNumber;
+        // The list holds the owner-wide entries too; they are removed
+        // through the owner-wide route.
+        const ownerWide = !s.integrationId;
+        return h('tr', {'data-scope': ownerWide ? 'owner' : 'integration'}, h('td', {}, phone), h('td', {}, s.reason || '—'),
+          h('td', {}, s.expiresAt ? fmtTime(s.expiresAt) : 'never'), h('td', {}, fmtTime(s.createdAt)),
+          h('td', {}, ownerWide ? 'every integration' : 'this integration'),
           h('td', {class: 'actions'}, h('button', {type: 'button', class: 'small danger', onclick: async () => {
-            if (!await confirmDialog(`Remove ${phone} from the suppression list? Calls to it will be dialled again.`, 'Remove')) return;
-            await del(`${base}/${enc(phone)}`);
+            const where = ownerWide ? 'every integration’s suppression list' : 'the suppression list';
+            if (!await confirmDialog(`Remove ${phone} from ${where}? Calls to it will be dialled again.`, 'Remove')) return;
+            await del(`${ownerWide ? '/api/suppressions' : base}/${enc(phone)}`);
             toast(`Removed ${phone}`);
             load();
           }}, 'Remove', h('span', {class: 'sr-only'}, ' ' + phone))));
