@@ -20,13 +20,13 @@ export async function handlersTab(ctx, it, panel) {
     replace(listWrap, items.length === 0 ? h('p', {class: 'muted'}, 'No handlers yet.') : h('table', {},
       h('caption', {class: 'sr-only'}, 'Handlers'),
       h('thead', {}, h('tr', {}, ['Name', 'Default args', ''].map((t) => h('th', {scope: 'col'}, t)))),
-      h('tbody', {}, items.map((hd) => h('tr', {},
+      h('tbody', {}, items.map((hd) => h('tr', {'data-handler': hd.name},
         h('td', {}, h('code', {}, hd.name)),
         h('td', {}, h('pre', {class: 'json small'}, jsonText(hd.defaultArgs))),
         h('td', {class: 'actions'},
-          h('button', {type: 'button', class: 'small', onclick: () => showInvoke(hd)}, 'Invoke', h('span', {class: 'sr-only'}, ' ' + hd.name)),
-          h('button', {type: 'button', class: 'small secondary', onclick: () => showEditor(hd)}, 'Edit', h('span', {class: 'sr-only'}, ' ' + hd.name)),
-          h('button', {type: 'button', class: 'small danger', onclick: async () => {
+          h('button', {type: 'button', class: 'small', 'data-action': 'invoke', onclick: () => showInvoke(hd)}, 'Invoke', h('span', {class: 'sr-only'}, ' ' + hd.name)),
+          h('button', {type: 'button', class: 'small secondary', 'data-action': 'edit', onclick: () => showEditor(hd)}, 'Edit', h('span', {class: 'sr-only'}, ' ' + hd.name)),
+          h('button', {type: 'button', class: 'small danger', 'data-action': 'delete', onclick: async () => {
             if (!await confirmDialog(`Delete handler “${hd.name}”?`)) return;
             await del(`${base}/${hd.id}`);
             toast(`Deleted ${hd.name}`);
