@@ -108,11 +108,19 @@ func TestResilienceKillMidDial(t *testing.T) {
 // state is exactly what it would have been without the crash.
 func TestResilienceKillMidEvent(t *testing.T) {
 	t.Parallel()
-	const calls = 100
-	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": calls}})
+	killMidEvents(t, 100, 2, 0)
+}
+
+// killMidEvents runs a victim and survivors worker processes over calls
+// calls' events, on one NATS server or a cluster of natsNodes, and kills
+// the victim while it holds events in flight.
+func killMidEvents(t *testing.T, calls, survivors, natsNodes int) {
+	t.Helper()
+	c := startCluster(t, 0, clusterOptions{NATSNodes: natsNodes, CallHandling: map[string]any{"concurrency_limit": calls}})
 	victim := c.startWorkers(t, "victim", workers.Config{})
-	c.startWorkers(t, "survivor-1", workers.Config{})
-	c.startWorkers(t, "survivor-2", workers.Config{})
+	for i := range survivors {
+		c.startWorkers(t, fmt.Sprintf("survivor-%d", i+1), workers.Config{})
+	}
 
 	ids := c.originateMany(t, calls, 4)
 	servicetest.Eventually(t, 30*time.Second, "every call dialled and accepted", func() bool {
@@ -736,6 +744,9 @@ type clusterOptions struct {
 	CallHandling   map[string]any
 	Workers        workers.Config
 	BreakerOpenFor time.Duration
+	// NATSNodes > 1 runs a JetStream cluster of that many servers, every
+	// stream and bucket replicated on each.
+	NATSNodes int
 }
 
 // cluster is a deployment split by role: one webhooks process, one admin
@@ -754,7 +765,12 @@ type cluster struct {
 
 func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
 	t.Helper()
-	env := servicetest.New(t)
+	var env *servicetest.Env
+	if opt.NATSNodes > 1 {
+		env = servicetest.NewClustered(t, opt.NATSNodes)
+	} else {
+		env = servicetest.New(t)
+	}
 	c := &cluster{env: env, va: servicetest.NewFakeVA(t), opt: opt}
 	c.hooks = env.Start(servicetest.Options{Role: "webhooks", BreakerOpenFor: opt.BreakerOpenFor})
 	c.api = env.Start(servicetest.Options{Role: "api"})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/queue/queuetest"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/store/storetest"
@@ -60,6 +61,9 @@ type Env struct {
 	natsDir     string
 	natsPort    int
 	NATS        *server.Server
+	// NATSCluster, when the env was made by NewClustered, replaces NATS:
+	// streams and buckets are replicated on every node.
+	NATSCluster *queuetest.Cluster
 	Log         zerolog.Logger
 }
 
@@ -74,9 +78,35 @@ func New(t testing.TB) *Env {
 	return e
 }
 
+// NewClustered prepares a database and a JetStream cluster of nodes
+// servers; instances connect to all of them and create every stream and
+// bucket with one replica per node (CALLQUEUE_NATS_REPLICAS=nodes).
+func NewClustered(t testing.TB, nodes int) *Env {
+	t.Helper()
+	st, url := storetest.NewStore(t)
+	nc, err := queuetest.StartCluster(queuetest.ClusterOptions{Nodes: nodes, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Shutdown)
+	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSCluster: nc,
+		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+}
+
+// replicas is the stream replica count instances are configured with.
+func (e *Env) replicas() int {
+	if e.NATSCluster != nil {
+		return len(e.NATSCluster.Servers())
+	}
+	return 1
+}
+
 // StartNATS starts (or restarts, on the same store and port) the server.
 func (e *Env) StartNATS() {
 	e.t.Helper()
+	if e.NATSCluster != nil {
+		e.t.Fatal("StartNATS on a clustered env: stop and start its nodes through NATSCluster")
+	}
 	opts := &server.Options{Host: "127.0.0.1", Port: e.natsPort, JetStream: true, StoreDir: e.natsDir,
 		NoLog: true, NoSigs: true, MaxPayload: queue.MaxPayload}
 	ns, err := server.NewServer(opts)
@@ -100,8 +130,13 @@ func (e *Env) StopNATS() {
 	}
 }
 
-// NATSURL is the server's client URL.
-func (e *Env) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", e.natsPort) }
+// NATSURL is the server's client URL, or every cluster node's.
+func (e *Env) NATSURL() string {
+	if e.NATSCluster != nil {
+		return e.NATSCluster.URL()
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", e.natsPort)
+}
 
 // Options tune an Instance.
 type Options struct {
@@ -133,7 +168,7 @@ func (e *Env) Start(opt Options) *Instance {
 		e.t.Fatal(err)
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
-		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
+		NATSReplicas: e.replicas(), Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
 		MetricsToken: opt.MetricsToken}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second

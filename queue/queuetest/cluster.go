@@ -1,0 +1,228 @@
+// Package queuetest runs a JetStream cluster of several NATS servers in one
+// process, routed to each other over loopback, so that replicated streams
+// (CALLQUEUE_NATS_REPLICAS=3) and leader failover can be exercised by tests
+// and benchmarks without external processes.
+package queuetest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/callqueue/callqueue/queue"
+)
+
+// ClusterName is the NATS cluster the servers form.
+const ClusterName = "callqueue"
+
+// ClusterOptions configure StartCluster.
+type ClusterOptions struct {
+	// Nodes is the number of servers (default 3).
+	Nodes int
+	// Dir holds one JetStream store directory per server.
+	Dir string
+	// SyncInterval is the file store's fsync interval; zero fsyncs every
+	// write before it is acknowledged (callqueue's default policy).
+	SyncInterval time.Duration
+}
+
+// Cluster is a running in-process JetStream cluster.
+type Cluster struct {
+	mu      sync.Mutex
+	servers []*server.Server // nil once stopped
+	urls    []string
+}
+
+// StartCluster starts the servers and returns once JetStream has a meta
+// leader that every server follows, so streams can be created at once.
+func StartCluster(opt ClusterOptions) (*Cluster, error) {
+	n := cmp.Or(opt.Nodes, 3)
+	// Every server is told every route, so each expects the full peer set
+	// from the start (a seed-only topology would start with a smaller
+	// expected meta group). Route ports are therefore chosen up front.
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]string, n)
+	for i, p := range ports {
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: nodeName(i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   filepath.Join(opt.Dir, nodeName(i)),
+			MaxPayload: queue.MaxPayload,
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		if opt.SyncInterval == 0 {
+			opts.SyncAlways = true
+		} else {
+			opts.SyncInterval = opt.SyncInterval
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			c.Shutdown()
+			return nil, fmt.Errorf("nats node %d: %w", i, err)
+		}
+		ns.Start()
+		c.servers = append(c.servers, ns)
+	}
+	for i, ns := range c.servers {
+		if !ns.ReadyForConnections(30 * time.Second) {
+			c.Shutdown()
+			return nil, fmt.Errorf("nats node %d did not accept connections in 30s", i)
+		}
+		c.urls = append(c.urls, ns.ClientURL())
+	}
+	if err := c.waitMetaLeader(30 * time.Second); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+func nodeName(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// freePorts reserves n loopback ports and releases them for the servers.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// waitMetaLeader waits for the routes to be up, a JetStream meta leader to
+// be elected and every server to be current with it.
+func (c *Cluster) waitMetaLeader(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		leaders, current := 0, 0
+		for _, ns := range c.servers {
+			if ns.NumRoutes() < len(c.servers)-1 {
+				continue
+			}
+			if ns.JetStreamIsLeader() {
+				leaders++
+			}
+			if ns.JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && current == len(c.servers) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("jetstream cluster not formed in %s: %d leaders, %d of %d current", timeout, leaders, current, len(c.servers))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URL is every server's client URL, comma-separated, as NATS_URL takes it.
+func (c *Cluster) URL() string { return strings.Join(c.urls, ",") }
+
+// Servers are the servers, nil where one was stopped.
+func (c *Cluster) Servers() []*server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*server.Server(nil), c.servers...)
+}
+
+// StreamLeader is the index of the server leading stream's Raft group, as
+// the stream's info reports it.
+func (c *Cluster) StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return 0, fmt.Errorf("stream %s has no leader", stream)
+	}
+	for i := range c.urls {
+		if nodeName(i) == info.Cluster.Leader {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("stream %s: leader %q is not a server of this cluster", stream, info.Cluster.Leader)
+}
+
+// MoveStreamLeader asks stream's leader to step down in favour of server
+// i. JetStream has no client call for it, so this is the API request.
+func (c *Cluster) MoveStreamLeader(ctx context.Context, js jetstream.JetStream, stream string, i int) error {
+	if current, err := c.StreamLeader(ctx, js, stream); err == nil && current == i {
+		return nil
+	}
+	body := fmt.Sprintf(`{"placement":{"preferred":%q}}`, nodeName(i))
+	msg, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(body))
+	if err != nil {
+		return fmt.Errorf("step down %s: %w", stream, err)
+	}
+	if strings.Contains(string(msg.Data), `"error"`) {
+		return fmt.Errorf("step down %s: %s", stream, msg.Data)
+	}
+	for {
+		if current, err := c.StreamLeader(ctx, js, stream); err == nil && current == i {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s leader did not move to %s: %w", stream, nodeName(i), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop shuts server i down the way an operator's stop would (connections
+// closed, the Raft groups it led left without a leader until the others
+// elect one). Its store stays on disk.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	ns := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	if ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+}
+
+// Shutdown stops every server still running.
+func (c *Cluster) Shutdown() {
+	var wg sync.WaitGroup
+	for i := range c.Servers() {
+		wg.Go(func() { c.Stop(i) })
+	}
+	wg.Wait()
+}
