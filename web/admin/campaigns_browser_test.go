@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
@@ -28,7 +31,7 @@ type campaignJSON struct {
 // its reason are shown), watch its progress in the list, pause it (the VA
 // gets no new dial while a free slot waits), resume it (dials go on) and
 // cancel it (the recipient not yet dialled is cancelled, the live call
-// stays).
+// stays), and export its calls as CSV.
 func TestConsoleCampaign(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -45,13 +48,13 @@ func TestConsoleCampaign(t *testing.T) {
 	id := uuid.MustParse(strings.TrimPrefix(b.path(), "/admin/campaigns/"))
 
 	// Three good rows, a bad phone number (row 3) and the first row again.
-	csv := filepath.Join(t.TempDir(), "recipients.csv")
+	recipients := filepath.Join(t.TempDir(), "recipients.csv")
 	rows := "phone_number,record_id,first_name\n+380991230001,r1,Olena\n+380991230002,r2,Taras\nnot-a-phone,r3,Bad\n+380991230001,r1,Olena\n+380991230003,r4,Ivan\n"
-	if err := os.WriteFile(csv, []byte(rows), 0o600); err != nil {
+	if err := os.WriteFile(recipients, []byte(rows), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	upload := `form[aria-labelledby="upload-h"]`
-	b.run("choose the CSV", chromedp.SetUploadFiles(upload+` input[type="file"]`, []string{csv}, chromedp.ByQuery))
+	b.run("choose the CSV", chromedp.SetUploadFiles(upload+` input[type="file"]`, []string{recipients}, chromedp.ByQuery))
 	b.click(upload + ` button[type="submit"]`)
 	b.until("the upload's counts", `document.querySelector('#upload-result')?.textContent.includes('Added 3, duplicates 1, rejected 1.')`)
 	var rejected [][]string
@@ -136,6 +139,30 @@ func TestConsoleCampaign(t *testing.T) {
 		if !slices.Contains(dialled, callID) {
 			waitStatus(t, c, callID, "cancelled")
 		}
+	}
+
+	// The export, from the campaign's page: one row per recipient.
+	downloads := t.TempDir()
+	b.run("allow downloads", cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllow).WithDownloadPath(downloads))
+	b.click(fmt.Sprintf(`tr[data-campaign=%q] a`, id))
+	b.click(`.page-head button[data-action="export"]`)
+	file := filepath.Join(downloads, "campaign-"+id.String()+".csv")
+	var exported [][]string
+	servicetest.Eventually(t, waitFor, "the export", func() bool {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return false
+		}
+		exported, err = csv.NewReader(bytes.NewReader(raw)).ReadAll()
+		return err == nil
+	})
+	statuses := map[string]string{}
+	for _, r := range exported[1:] {
+		statuses[r[0]] = r[3]
+	}
+	if len(exported) != 4 || exported[0][0] != "phone_number" || exported[0][3] != "status" || len(statuses) != 3 ||
+		statuses[live.PhoneNumber] != "initiated" || statuses[first.PhoneNumber] != "waiting_postcall" {
+		t.Fatalf("exported %q", exported)
 	}
 }
 
