@@ -26,7 +26,8 @@ type campaignJSON struct {
 	Progress map[string]int `json:"progress"`
 }
 
-// TestConsoleCampaign: create a campaign on the Campaigns tab, upload a
+// TestConsoleCampaign: create a campaign on the Campaigns tab (bad JSON and
+// a refused priority shown on their fields first), upload a
 // CSV with a bad row and a duplicate (the counts and the rejected row with
 // its reason are shown), watch its progress in the list, pause it (the VA
 // gets no new dial while a free slot waits), resume it (dials go on) and
@@ -41,8 +42,22 @@ func TestConsoleCampaign(t *testing.T) {
 	b.signIn(c.admin.Token)
 	b.until("an empty list", `document.querySelector('#campaigns-list')?.textContent.includes('No campaigns yet')`)
 
+	// Bad JSON is caught on its field, a value the API refuses on its own.
 	create := `form[aria-labelledby="new-campaign-h"]`
 	b.fill(create+` input[name="name"]`, "Spring leads")
+	b.fill(create+` textarea[name="callingWindow"]`, `{"start": "09:00",`)
+	b.click(create + ` button[type="submit"]`)
+	b.until("the JSON error", `document.querySelector('`+create+` [data-field="callingWindow"] .field-error:not([hidden])')?.textContent.startsWith('Not valid JSON')`)
+	b.fill(create+` textarea[name="callingWindow"]`, " ")
+	b.fill(create+` input[name="priority"]`, "11")
+	b.click(create + ` button[type="submit"]`)
+	b.until("the 422 on priority", `document.querySelector('`+create+` [data-field="priority"] .field-error:not([hidden])')?.textContent.includes('from 1 to 10') &&
+		document.querySelector('`+create+` input[name="priority"]').getAttribute('aria-invalid') === 'true'`)
+	var none []campaignJSON
+	if c.admin.Do("GET", "/api/campaigns?integrationId="+in.ID.String(), nil, &none); len(none) != 0 {
+		t.Fatalf("campaigns after refused creates: %+v", none)
+	}
+	b.fill(create+` input[name="priority"]`, "5")
 	b.click(create + ` button[type="submit"]`)
 	b.until("the campaign's page", `/^\/admin\/campaigns\/[0-9a-f-]{36}$/.test(location.pathname) && document.querySelector('h1')?.textContent.includes('Spring leads')`)
 	id := uuid.MustParse(strings.TrimPrefix(b.path(), "/admin/campaigns/"))
