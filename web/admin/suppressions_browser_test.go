@@ -1,15 +1,12 @@
 package admin_test
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
-	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -112,16 +109,4 @@ func TestConsoleSuppressions(t *testing.T) {
 	b.tab("audit")
 	b.until("the suppression added and removed", `document.querySelector('#audit-list li[data-resource="suppression"][data-action="create"]') &&
 		document.querySelector('#audit-list li[data-resource="suppression"][data-action="delete"]')`)
-}
-
-// originate queues a call through the call-originate webhook.
-func originate(t *testing.T, c *console, in store.Integration, number string) uuid.UUID {
-	t.Helper()
-	var out struct {
-		CallID uuid.UUID `json:"callId"`
-	}
-	if code := servicetest.Webhook(t, c.inst, in, "call-originate", map[string]any{"phone_number": number}, &out); code != http.StatusAccepted {
-		t.Fatalf("call-originate %s: %d", number, code)
-	}
-	return out.CallID
 }
