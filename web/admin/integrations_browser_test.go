@@ -12,7 +12,8 @@ import (
 
 // TestConsoleIntegrationsList: deep link before sign-in, a refused token,
 // search, sort, paging figures from X-Total-Count, delete with a
-// confirmation, back/forward; the token only in sessionStorage.
+// confirmation, back/forward; the token only in sessionStorage; every tab
+// fits a phone's width and labels its controls.
 func TestConsoleIntegrationsList(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -76,13 +77,27 @@ func TestConsoleIntegrationsList(t *testing.T) {
 
 	// On a phone's width nothing makes the page scroll sideways (wide
 	// tables scroll inside their own box).
+	// Every control of every tab has a name a screen reader can say.
 	b.run("phone viewport", chromedp.EmulateViewport(390, 844))
-	for _, tab := range []string{"handlers", "configuration", "calls"} {
+	for _, tab := range []string{"handlers", "secrets", "configuration", "calls", "campaigns", "suppressions", "audit"} {
 		b.tab(tab)
 		var widths struct{ Page, View int }
 		b.eval(`({Page: document.documentElement.scrollWidth, View: window.innerWidth})`, &widths)
 		if widths.Page > widths.View {
 			t.Errorf("%s tab on a phone: page %dpx wide in a %dpx viewport", tab, widths.Page, widths.View)
 		}
+		var unnamed []string
+		b.eval(unnamedControls, &unnamed)
+		if len(unnamed) > 0 {
+			t.Errorf("%s tab: controls without a label: %q", tab, unnamed)
+		}
 	}
 }
+
+// unnamedControls lists the page's form controls and buttons that have no
+// accessible name (no label, aria-label, aria-labelledby or text).
+const unnamedControls = `[...document.querySelectorAll('input:not([type="hidden"]), select, textarea, button')].filter((el) => {
+	if (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) return false;
+	if (el.tagName === 'BUTTON') return !el.textContent.trim();
+	return !(el.labels && [...el.labels].some((l) => l.textContent.trim()));
+}).map((el) => el.outerHTML.slice(0, 120))`
