@@ -179,6 +179,11 @@ func TestConsoleCampaign(t *testing.T) {
 		statuses[live.PhoneNumber] != "initiated" || statuses[first.PhoneNumber] != "waiting_postcall" {
 		t.Fatalf("exported %q", exported)
 	}
+
+	// Its calls: the calls tab filtered by the campaign.
+	b.click(`.page-head a.button`)
+	b.until("the campaign's calls", `location.search.includes('campaignId=`+id.String()+`') &&
+		document.querySelectorAll('#calls-list tbody tr').length === 3 && !document.querySelector('#calls-list').textContent.includes('+380991239999')`)
 }
 
 // campaignStatus reads a campaign through the API.
