@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -15,7 +17,7 @@ import (
 // handling's limit — the agent (a bad time zone refused on its field and
 // nothing saved, then saved with the integration's own fields), a calling window and a retry
 // policy (bad JSON caught before the API), the CRM and its field names, a
-// key of its own as JSON, and defaults restored.
+// key of its own as JSON, defaults restored, and the audit log's pages.
 func TestConsoleConfiguration(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -102,6 +104,28 @@ func TestConsoleConfiguration(t *testing.T) {
 	if got := configKey(t, c, in, "call_handling"); got["calling_window"] != nil || got["retry_policy"] != nil || got["concurrency_limit"] != 3.0 {
 		t.Fatalf("call_handling after restore %v", got)
 	}
+
+	// The audit log in pages of 20, newest first: the integration's
+	// creation is on the last page.
+	for i := range 20 {
+		if code := c.admin.Do("PUT", "/api/integrations/"+in.ID.String()+"/config/notes", map[string]any{"n": i}, nil); code != http.StatusOK {
+			t.Fatalf("put notes: %d", code)
+		}
+	}
+	_, header, _ := servicetest.Send(t, http.DefaultClient, "GET", c.inst.URL+"/api/integrations/"+in.ID.String()+"/audit-logs?limit=1",
+		map[string]string{"Authorization": "Bearer " + c.admin.Token}, nil)
+	total, err := strconv.Atoi(header.Get("X-Total-Count"))
+	if err != nil || total <= 20 || total > 40 {
+		t.Fatalf("X-Total-Count %q", header.Get("X-Total-Count"))
+	}
+	b.tab("audit")
+	pager := `nav[aria-label="Pages of the audit log"]`
+	b.until("page 1 of 2", `document.querySelector('`+pager+` span')?.textContent === 'Page 1 of 2 · `+strconv.Itoa(total)+` changes' &&
+		document.querySelectorAll('#audit-list > ol > li').length === 20 && document.querySelector('#audit-list li[data-resource="config"]')`)
+	b.click(pager + ` button:last-child`)
+	b.until("page 2", `document.querySelector('`+pager+` span')?.textContent.startsWith('Page 2 of 2') &&
+		document.querySelectorAll('#audit-list > ol > li').length === `+strconv.Itoa(total-20)+` &&
+		document.querySelector('#audit-list li[data-resource="integration"][data-action="create"]')`)
 }
 
 // configKey reads one config key through the API.
