@@ -13,6 +13,8 @@ SHELL := bash
 
 GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 20s
+# SCREENSHOT_DIR is where make screenshots writes the README's pictures.
+SCREENSHOT_DIR ?= docs
 export GOTESTFLAGS
 
 BIN := bin/callqueue
@@ -44,7 +46,7 @@ if [ -z "$$lint" ]; then \
 fi
 endef
 
-.PHONY: help build run test bench lint fuzz fmt vet tidy dashboards pg-start pg-stop clean distclean
+.PHONY: help build run test bench lint fuzz fmt vet tidy dashboards screenshots pg-start pg-stop clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -93,6 +95,9 @@ tidy: ## Run go mod tidy
 
 dashboards: ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/*.go
 	go run ./deploy/grafana/generate
+
+screenshots: ## Remake docs/console-calls.png (the README's calls view) from the console's browser test
+	CALLQUEUE_SCREENSHOT_DIR="$(abspath $(SCREENSHOT_DIR))" TESTPKGS=./web/admin GOTESTFLAGS='-run ^TestConsoleJourney$$' scripts/test.sh
 
 pg-start: ## Start the throwaway local Postgres (data/pg) and print its URL
 	scripts/pg.sh start

@@ -4,7 +4,8 @@
 # Uses $DATABASE_URL when set, else the throwaway local cluster of scripts/pg.sh, which it stops
 # afterwards when it was the one that started it; $CALLQUEUE_CHROMIUM when set, else Debian's
 # chromium (scripts/chromium.sh installs it).
-# Extra `go test` flags come from $GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestWebhook -v' make test.
+# Extra `go test` flags come from $GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestWebhook -v' make test;
+# the packages from $TESTPKGS (default ./...).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +24,6 @@ if [ -z "${CALLQUEUE_CHROMIUM:-}" ]; then
 fi
 export CALLQUEUE_CHROMIUM
 
-# GOTESTFLAGS is a list of flags: word splitting is intended.
+# GOTESTFLAGS and TESTPKGS are lists: word splitting is intended.
 # shellcheck disable=SC2086
-go test -race -count=1 -timeout 20m ${GOTESTFLAGS:-} ./...
+go test -race -count=1 -timeout 20m ${GOTESTFLAGS:-} ${TESTPKGS:-./...}

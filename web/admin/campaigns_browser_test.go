@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
@@ -23,12 +26,13 @@ type campaignJSON struct {
 	Progress map[string]int `json:"progress"`
 }
 
-// TestConsoleCampaign: create a campaign on the Campaigns tab, upload a
+// TestConsoleCampaign: create a campaign on the Campaigns tab (bad JSON and
+// a refused priority shown on their fields first), upload a
 // CSV with a bad row and a duplicate (the counts and the rejected row with
 // its reason are shown), watch its progress in the list, pause it (the VA
 // gets no new dial while a free slot waits), resume it (dials go on) and
 // cancel it (the recipient not yet dialled is cancelled, the live call
-// stays).
+// stays), and export its calls as CSV.
 func TestConsoleCampaign(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -38,20 +42,34 @@ func TestConsoleCampaign(t *testing.T) {
 	b.signIn(c.admin.Token)
 	b.until("an empty list", `document.querySelector('#campaigns-list')?.textContent.includes('No campaigns yet')`)
 
+	// Bad JSON is caught on its field, a value the API refuses on its own.
 	create := `form[aria-labelledby="new-campaign-h"]`
 	b.fill(create+` input[name="name"]`, "Spring leads")
+	b.fill(create+` textarea[name="callingWindow"]`, `{"start": "09:00",`)
+	b.click(create + ` button[type="submit"]`)
+	b.until("the JSON error", `document.querySelector('`+create+` [data-field="callingWindow"] .field-error:not([hidden])')?.textContent.startsWith('Not valid JSON')`)
+	b.fill(create+` textarea[name="callingWindow"]`, " ")
+	b.fill(create+` input[name="priority"]`, "11")
+	b.click(create + ` button[type="submit"]`)
+	b.until("the 422 on priority", `document.querySelector('`+create+` [data-field="priority"] .field-error:not([hidden])')?.textContent.includes('from 1 to 10') &&
+		document.querySelector('`+create+` input[name="priority"]').getAttribute('aria-invalid') === 'true'`)
+	var none []campaignJSON
+	if c.admin.Do("GET", "/api/campaigns?integrationId="+in.ID.String(), nil, &none); len(none) != 0 {
+		t.Fatalf("campaigns after refused creates: %+v", none)
+	}
+	b.fill(create+` input[name="priority"]`, "5")
 	b.click(create + ` button[type="submit"]`)
 	b.until("the campaign's page", `/^\/admin\/campaigns\/[0-9a-f-]{36}$/.test(location.pathname) && document.querySelector('h1')?.textContent.includes('Spring leads')`)
 	id := uuid.MustParse(strings.TrimPrefix(b.path(), "/admin/campaigns/"))
 
 	// Three good rows, a bad phone number (row 3) and the first row again.
-	csv := filepath.Join(t.TempDir(), "recipients.csv")
+	recipients := filepath.Join(t.TempDir(), "recipients.csv")
 	rows := "phone_number,record_id,first_name\n+380991230001,r1,Olena\n+380991230002,r2,Taras\nnot-a-phone,r3,Bad\n+380991230001,r1,Olena\n+380991230003,r4,Ivan\n"
-	if err := os.WriteFile(csv, []byte(rows), 0o600); err != nil {
+	if err := os.WriteFile(recipients, []byte(rows), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	upload := `form[aria-labelledby="upload-h"]`
-	b.run("choose the CSV", chromedp.SetUploadFiles(upload+` input[type="file"]`, []string{csv}, chromedp.ByQuery))
+	b.run("choose the CSV", chromedp.SetUploadFiles(upload+` input[type="file"]`, []string{recipients}, chromedp.ByQuery))
 	b.click(upload + ` button[type="submit"]`)
 	b.until("the upload's counts", `document.querySelector('#upload-result')?.textContent.includes('Added 3, duplicates 1, rejected 1.')`)
 	var rejected [][]string
@@ -137,6 +155,35 @@ func TestConsoleCampaign(t *testing.T) {
 			waitStatus(t, c, callID, "cancelled")
 		}
 	}
+
+	// The export, from the campaign's page: one row per recipient.
+	downloads := t.TempDir()
+	b.run("allow downloads", cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllow).WithDownloadPath(downloads))
+	b.click(fmt.Sprintf(`tr[data-campaign=%q] a`, id))
+	b.click(`.page-head button[data-action="export"]`)
+	file := filepath.Join(downloads, "campaign-"+id.String()+".csv")
+	var exported [][]string
+	servicetest.Eventually(t, waitFor, "the export", func() bool {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return false
+		}
+		exported, err = csv.NewReader(bytes.NewReader(raw)).ReadAll()
+		return err == nil
+	})
+	statuses := map[string]string{}
+	for _, r := range exported[1:] {
+		statuses[r[0]] = r[3]
+	}
+	if len(exported) != 4 || exported[0][0] != "phone_number" || exported[0][3] != "status" || len(statuses) != 3 ||
+		statuses[live.PhoneNumber] != "initiated" || statuses[first.PhoneNumber] != "waiting_postcall" {
+		t.Fatalf("exported %q", exported)
+	}
+
+	// Its calls: the calls tab filtered by the campaign.
+	b.click(`.page-head a.button`)
+	b.until("the campaign's calls", `location.search.includes('campaignId=`+id.String()+`') &&
+		document.querySelectorAll('#calls-list tbody tr').length === 3 && !document.querySelector('#calls-list').textContent.includes('+380991239999')`)
 }
 
 // campaignStatus reads a campaign through the API.

@@ -1,13 +1,12 @@
 package admin_test
 
 import (
-	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
-	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -15,8 +14,8 @@ import (
 // call, suppress its number on the Suppressions tab and resume: the call
 // ends suppressed and the VA never sees it, while a later call to another
 // number is dialled. Removing the number lets the next call to it through.
-// An owner-wide entry is listed and removed owner-wide. The audit log shows
-// the changes.
+// An owner-wide entry is listed and removed owner-wide; a CSV import adds
+// the good rows and reports the bad one. The audit log shows the changes.
 func TestConsoleSuppressions(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -91,19 +90,23 @@ func TestConsoleSuppressions(t *testing.T) {
 		t.Fatalf("owner-wide suppressions after removal %+v", list)
 	}
 
+	// A CSV import: good rows added, a bad one reported by row.
+	imported := filepath.Join(t.TempDir(), "suppressions.csv")
+	if err := os.WriteFile(imported, []byte("phone_number,reason,expires_at\n+380991230060,opted out,\nnot-a-phone,,\n+380991230061,,2099-01-01T00:00:00Z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	form := `form[aria-labelledby="suppress-import-h"]`
+	b.run("choose the CSV", chromedp.SetUploadFiles(form+` input[type="file"]`, []string{imported}, chromedp.ByQuery))
+	b.click(form + ` button[type="submit"]`)
+	b.until("the import's counts", `document.querySelector('#import-result')?.textContent.startsWith('Added 2, rejected 1.') &&
+		document.querySelector('#import-result li')?.textContent.startsWith('row 2: phone_number')`)
+	b.until("both listed", `['+380991230060', '+380991230061'].every((n) =>
+		[...document.querySelectorAll('#suppressions-list tbody tr')].some((tr) => tr.cells[0].textContent === n))`)
+	if c.admin.Do("GET", "/api/integrations/"+in.ID.String()+"/suppressions", nil, &list); len(list) != 2 {
+		t.Fatalf("suppressions after the import %+v", list)
+	}
+
 	b.tab("audit")
 	b.until("the suppression added and removed", `document.querySelector('#audit-list li[data-resource="suppression"][data-action="create"]') &&
 		document.querySelector('#audit-list li[data-resource="suppression"][data-action="delete"]')`)
-}
-
-// originate queues a call through the call-originate webhook.
-func originate(t *testing.T, c *console, in store.Integration, number string) uuid.UUID {
-	t.Helper()
-	var out struct {
-		CallID uuid.UUID `json:"callId"`
-	}
-	if code := servicetest.Webhook(t, c.inst, in, "call-originate", map[string]any{"phone_number": number}, &out); code != http.StatusAccepted {
-		t.Fatalf("call-originate %s: %d", number, code)
-	}
-	return out.CallID
 }

@@ -38,7 +38,8 @@ func (b *browser) copyInto(button, want string) {
 // TestConsoleWebhooksAndSecrets: the copy buttons put a webhook URL and
 // the token on the clipboard; rotating the token (after a confirmation)
 // shows and copies the new one, and the old one stops working; replacing a
-// secret's value changes its preview while neither value reaches the page.
+// secret's value changes its preview while neither value reaches the page;
+// a credential is added and deleted beside the secrets.
 func TestConsoleWebhooksAndSecrets(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
@@ -101,6 +102,29 @@ func TestConsoleWebhooksAndSecrets(t *testing.T) {
 			t.Fatalf("the secret value %q is on the page", v)
 		}
 	}
+	// A credential beside the secrets, then deleted after a confirmation.
+	const credential = "crm-user@example.com"
+	add := `#tabpanel form[aria-label="Add credential"]`
+	b.fill(add+` input[name="key"]`, "CRM_USER")
+	b.fill(add+` input[name="value"]`, credential)
+	b.click(add + ` button[type="submit"]`)
+	b.until("the credential listed", `document.querySelector('#credentials-table')?.textContent.includes('CRM_USER')`)
+	var leaked bool
+	b.eval(`document.documentElement.outerHTML.includes(`+jsonString(credential)+`)`, &leaked)
+	if leaked {
+		t.Fatal("the credential's value is on the page")
+	}
+	b.click(`#credentials-table tbody tr button.danger`)
+	b.click(`dialog[open] button[value="ok"]`)
+	b.until("no credentials", `!document.querySelector('#credentials-table') && document.querySelector('#tabpanel').textContent.includes('No credentials yet')`)
+	var credentials []store.Secret
+	if c.admin.Do("GET", "/api/integrations/"+in.ID.String()+"/credentials", nil, &credentials); len(credentials) != 0 {
+		t.Fatalf("credentials after delete %+v", credentials)
+	}
+	if c.admin.Do("GET", "/api/integrations/"+in.ID.String()+"/secrets", nil, &secrets); len(secrets) != 1 {
+		t.Fatalf("secrets after deleting a credential %+v", secrets)
+	}
+
 	b.tab("audit")
 	b.until("the rotation and the replaced secret", `document.querySelector('#audit-list li[data-resource="webhook_token"]') &&
 		document.querySelector('#audit-list li[data-resource="secret"][data-action="update"]')`)

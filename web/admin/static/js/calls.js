@@ -3,13 +3,14 @@
 // list, both refreshed by polling the stats and calls endpoints.
 
 import {get, post, query, ApiError} from './api.js';
-import {h, replace, field, badge, fmtTime, toast} from './dom.js';
+import {h, replace, field, badge, fmtTime, toast, clearErrors, formError, showFieldError} from './dom.js';
 
 export const STATUSES = ['queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled', 'completed', 'failed', 'cancelled'];
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 export const isTerminal = (s) => TERMINAL.includes(s);
 const PAGE = 25;
 const POLL_MS = 1000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function callsTab(ctx, it, panel) {
   const live = h('div', {class: 'live', id: 'live', 'aria-label': 'Live view'});
@@ -23,20 +24,48 @@ export async function callsTab(ctx, it, panel) {
   const campaign = h('input', {name: 'campaignId', value: q.get('campaignId') || '', autocomplete: 'off', placeholder: 'campaign id'});
   const from = h('input', {name: 'createdFrom', type: 'datetime-local', value: q.get('from') || ''});
   const to = h('input', {name: 'createdTo', type: 'datetime-local', value: q.get('to') || ''});
-  const filters = h('form', {class: 'toolbar filters', 'aria-label': 'Filter calls', onsubmit: (e) => { e.preventDefault(); state.page = 0; refresh(); }, onchange: () => { state.page = 0; refresh(); }},
+  const filters = h('form', {class: 'toolbar filters', 'aria-label': 'Filter calls', onsubmit: (e) => { e.preventDefault(); apply(); }, onchange: apply},
     field('Status', status), field('Phone', phone), field('Campaign', campaign), field('Created from', from), field('Created to', to),
     h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'secondary'}, 'Filter')));
 
   replace(panel, h('h2', {}, 'Calls'), live, filters, tableWrap, pager);
 
+  // The polls use the filter last applied, not what is being typed: a half
+  // typed campaign id is not a request.
+  const read = () => ({status: status.value, phone: phone.value.trim(), campaignId: campaign.value.trim(), from: from.value, to: to.value});
+  let applied = read();
+  let shownError = '';
+  function apply() {
+    clearErrors(filters);
+    shownError = '';
+    const next = read();
+    if (next.campaignId && !UUID.test(next.campaignId)) {
+      showFieldError(filters, 'campaignId', 'Not a campaign id: campaign ids are UUIDs.');
+      return;
+    }
+    applied = next;
+    state.page = 0;
+    refresh();
+  }
+
   const iso = (local) => local ? new Date(local).toISOString() : '';
   async function refresh() {
-    ctx.setQuery({status: status.value, phone: phone.value.trim(), campaignId: campaign.value.trim(), from: from.value, to: to.value, page: state.page || ''});
-    const [stats, calls] = await Promise.all([
-      get(`/api/integrations/${it.id}/stats`),
-      get('/api/calls' + query({integrationId: it.id, status: status.value, phone: phone.value.trim(), campaignId: campaign.value.trim(),
-        createdFrom: iso(from.value), createdTo: iso(to.value), order: '-createdAt', limit: PAGE, offset: state.page * PAGE})),
-    ]);
+    const f = applied;
+    ctx.setQuery({status: f.status, phone: f.phone, campaignId: f.campaignId, from: f.from, to: f.to, page: state.page || ''});
+    let stats, calls;
+    try {
+      [stats, calls] = await Promise.all([
+        get(`/api/integrations/${it.id}/stats`),
+        get('/api/calls' + query({integrationId: it.id, status: f.status, phone: f.phone, campaignId: f.campaignId,
+          createdFrom: iso(f.from), createdTo: iso(f.to), order: '-createdAt', limit: PAGE, offset: state.page * PAGE})),
+      ]);
+    } catch (ex) {
+      // A filter the API refuses is shown on its field, once (a poll
+      // must not take the focus again and again).
+      if (!(ex instanceof ApiError) || ex.status !== 400) throw ex;
+      if (ctx.alive && ex.message !== shownError) { shownError = ex.message; formError(filters, ex); }
+      return;
+    }
     if (!ctx.alive) return;
     // Redrawn only on a change, so a poll does not take the focus away.
     const key = JSON.stringify([stats, calls, state.page]);

@@ -56,7 +56,7 @@ export async function campaignPage(ctx) {
     replace(head, h('p', {class: 'crumbs'}, h('a', {href: `/admin/integrations/${c.integrationId}?tab=campaigns`}, 'Campaigns'), ' / '),
       h('div', {class: 'page-head'}, h('h1', {}, c.name, ' ', badge(c.status)),
         h('div', {class: 'actions'}, campaignActions(c, () => { last = ''; load(); }),
-          h('button', {type: 'button', class: 'small secondary', onclick: () => download(`/api/campaigns/${id}/calls.csv`, `campaign-${id}.csv`).catch((e) => toast(e.message))}, 'Export CSV'),
+          h('button', {type: 'button', class: 'small secondary', 'data-action': 'export', onclick: () => download(`/api/campaigns/${id}/calls.csv`, `campaign-${id}.csv`).catch((e) => toast(e.message))}, 'Export CSV'),
           h('a', {class: 'button small secondary', href: `/admin/integrations/${c.integrationId}?tab=calls&campaignId=${id}`}, 'Its calls'))));
     const row = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '—')];
     replace(facts, h('h2', {id: 'campaign-facts-h'}, 'Progress'), progressBar(c.progress),

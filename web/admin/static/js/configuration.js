@@ -21,8 +21,9 @@ export async function configurationTab(ctx, it, panel) {
       let value;
       try { value = read(); } catch (bad) { showFieldError(form, bad.field, bad.message); return; }
       try {
-        if (extra) await extra();
+        // The key first: a value it refuses leaves the rest unsaved too.
         cfg[key] = await put(path(key), value);
+        if (extra) await extra();
         toast(`${title} saved`);
       } catch (ex) {
         if (!(ex instanceof ApiError)) throw ex;

@@ -66,7 +66,7 @@ export async function suppressionsTab(ctx, it, panel) {
 
   const fileId = uid();
   const file = h('input', {type: 'file', id: fileId, accept: '.csv,text/csv'});
-  const importResult = h('div', {role: 'status', 'aria-live': 'polite'});
+  const importResult = h('div', {role: 'status', 'aria-live': 'polite', id: 'import-result'});
   const importForm = h('form', {class: 'card', 'aria-labelledby': 'suppress-import-h', onsubmit: async (e) => {
     e.preventDefault();
     const f = file.files[0];

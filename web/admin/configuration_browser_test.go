@@ -1,0 +1,143 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/callqueue/callqueue/service/servicetest"
+	"github.com/callqueue/callqueue/store"
+)
+
+// TestConsoleConfiguration: the Configuration tab's forms beyond call
+// handling's limit — the agent (a bad time zone refused on its field and
+// nothing saved, then saved with the integration's own fields), a calling window and a retry
+// policy (bad JSON caught before the API), the CRM and its field names, a
+// key of its own as JSON, defaults restored, and the audit log's pages.
+func TestConsoleConfiguration(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	in := c.admin.CreateIntegration("Settings", nil, nil)
+	b := c.b
+	b.open("/admin/integrations/" + in.ID.String() + "?tab=configuration")
+	b.signIn(c.admin.Token)
+	b.until("the forms", `document.querySelector('#config-agent') && document.querySelector('form[aria-labelledby="config-add-h"]')`)
+
+	agent := `#config-agent`
+	b.fill(agent+` textarea[name="agentPrompt"]`, "Ти — ввічлива помічниця відділу продажів.")
+	b.fill(agent+` input[name="saasAssistantName"]`, "Олена")
+	b.fill(agent+` input[name="timezone"]`, "Mars/Olympus")
+	b.click(agent + ` button[type="submit"]`)
+	b.until("the 422 on the time zone", `document.querySelector('`+agent+` [data-field="timezone"] .field-error:not([hidden])')?.textContent !== '' &&
+		document.querySelector('`+agent+` input[name="timezone"]').getAttribute('aria-invalid') === 'true'`)
+	if got := configKey(t, c, in, "agent"); got["timezone"] != "Europe/Kyiv" {
+		t.Fatalf("agent after a refused time zone: %v", got)
+	}
+	if got := c.admin.Refresh(in); got.AgentPrompt != nil && *got.AgentPrompt != "" {
+		t.Fatalf("the prompt was saved with a refused time zone: %q", *got.AgentPrompt)
+	}
+	b.fill(agent+` input[name="timezone"]`, "America/New_York")
+	b.click(agent + ` button[type="submit"]`)
+	b.until("agent saved", `document.getElementById('status').textContent === 'Agent saved'`)
+	if got := configKey(t, c, in, "agent"); got["timezone"] != "America/New_York" || got["locale"] != "uk-UA" {
+		t.Fatalf("agent %v", got)
+	}
+	if got := c.admin.Refresh(in); got.AgentPrompt == nil || *got.AgentPrompt != "Ти — ввічлива помічниця відділу продажів." ||
+		got.SaasAssistantName == nil || *got.SaasAssistantName != "Олена" {
+		t.Fatalf("integration fields %+v", got)
+	}
+
+	// A calling window on weekdays but Friday, and a retry policy.
+	ch := `#config-call_handling`
+	b.click(ch + ` input[name="window_on"]`)
+	b.fill(ch+` input[name="calling_window.start"]`, "10:00")
+	b.fill(ch+` input[name="calling_window.end"]`, "18:00")
+	b.run("no Friday", chromedp.Evaluate(`document.querySelector('`+ch+` input[name="day"][value="5"]').click()`, nil))
+	b.fill(ch+` textarea[name="retry_policy"]`, `{"no_answer": {"max_attempts": 4,`)
+	b.click(ch + ` button[type="submit"]`)
+	b.until("the JSON error", `document.querySelector('`+ch+` [data-field="retry_policy"] .field-error:not([hidden])')?.textContent.startsWith('Not valid JSON')`)
+	b.fill(ch+` textarea[name="retry_policy"]`, `{"no_answer": {"max_attempts": 4, "delays_secs": [1800, 7200]}}`)
+	b.click(ch + ` button[type="submit"]`)
+	b.until("call handling saved", `document.getElementById('status').textContent === 'Call handling saved'`)
+	got := configKey(t, c, in, "call_handling")
+	wantWindow := map[string]any{"timezone": "Europe/Kyiv", "start": "10:00", "end": "18:00", "days": []any{1.0, 2.0, 3.0, 4.0}}
+	wantPolicy := map[string]any{"no_answer": map[string]any{"max_attempts": 4.0, "delays_secs": []any{1800.0, 7200.0}}}
+	if !reflect.DeepEqual(got["calling_window"], wantWindow) || !reflect.DeepEqual(got["retry_policy"], wantPolicy) {
+		t.Fatalf("call_handling %v", got)
+	}
+
+	// The CRM as a webhook, and its field names.
+	crm := `#config-crm`
+	b.run("a webhook CRM", chromedp.SetValue(crm+` select[name="kind"]`, "webhook", chromedp.ByQuery))
+	b.fill(crm+` input[name="lookup_url"]`, "https://crm.example.com/lookup")
+	b.fill(crm+` input[name="update_url"]`, "https://crm.example.com/update")
+	b.click(crm + ` button[type="submit"]`)
+	b.until("CRM saved", `document.getElementById('status').textContent === 'CRM saved'`)
+	if got := configKey(t, c, in, "crm"); got["kind"] != "webhook" || got["lookup_url"] != "https://crm.example.com/lookup" || got["update_url"] != "https://crm.example.com/update" {
+		t.Fatalf("crm %v", got)
+	}
+	b.fill(`#config-crm_fields input[name="status"]`, "Стан дзвінка")
+	b.click(`#config-crm_fields button[type="submit"]`)
+	b.until("field names saved", `document.getElementById('status').textContent === 'CRM field names saved'`)
+	if got := configKey(t, c, in, "crm_fields"); got["status"] != "Стан дзвінка" || got["phone"] != "Phone" {
+		t.Fatalf("crm_fields %v", got)
+	}
+
+	// A key of its own, as JSON: it gets a form of its own.
+	add := `form[aria-labelledby="config-add-h"]`
+	b.fill(add+` input[name="key"]`, "predial")
+	b.fill(add+` textarea[name="value"]`, `{"url": "https://predial.example.com/check", "timeout_ms": 1500}`)
+	b.click(add + ` button[type="submit"]`)
+	b.until("the predial form", `document.querySelector('#config-predial textarea')?.value.includes('predial.example.com')`)
+	if got := configKey(t, c, in, "predial"); got["url"] != "https://predial.example.com/check" || got["timeout_ms"] != 1500.0 {
+		t.Fatalf("predial %v", got)
+	}
+
+	// Defaults restored: the window and the policy are gone.
+	b.click(ch + ` .actions button.secondary`)
+	b.until("defaults restored", `document.getElementById('status').textContent === 'Call handling: defaults restored' &&
+		!document.querySelector('`+ch+` input[name="window_on"]').checked`)
+	if got := configKey(t, c, in, "call_handling"); got["calling_window"] != nil || got["retry_policy"] != nil || got["concurrency_limit"] != 3.0 {
+		t.Fatalf("call_handling after restore %v", got)
+	}
+
+	// The audit log in pages of 20, newest first: the integration's
+	// creation is on the last page.
+	for i := range 20 {
+		if code := c.admin.Do("PUT", "/api/integrations/"+in.ID.String()+"/config/notes", map[string]any{"n": i}, nil); code != http.StatusOK {
+			t.Fatalf("put notes: %d", code)
+		}
+	}
+	_, header, _ := servicetest.Send(t, http.DefaultClient, "GET", c.inst.URL+"/api/integrations/"+in.ID.String()+"/audit-logs?limit=1",
+		map[string]string{"Authorization": "Bearer " + c.admin.Token}, nil)
+	total, err := strconv.Atoi(header.Get("X-Total-Count"))
+	if err != nil || total <= 20 || total > 40 {
+		t.Fatalf("X-Total-Count %q", header.Get("X-Total-Count"))
+	}
+	b.tab("audit")
+	pager := `nav[aria-label="Pages of the audit log"]`
+	b.until("page 1 of 2", `document.querySelector('`+pager+` span')?.textContent === 'Page 1 of 2 · `+strconv.Itoa(total)+` changes' &&
+		document.querySelectorAll('#audit-list > ol > li').length === 20 && document.querySelector('#audit-list li[data-resource="config"]')`)
+	b.click(pager + ` button:last-child`)
+	b.until("page 2", `document.querySelector('`+pager+` span')?.textContent.startsWith('Page 2 of 2') &&
+		document.querySelectorAll('#audit-list > ol > li').length === `+strconv.Itoa(total-20)+` &&
+		document.querySelector('#audit-list li[data-resource="integration"][data-action="create"]')`)
+}
+
+// configKey reads one config key through the API.
+func configKey(t *testing.T, c *console, in store.Integration, key string) map[string]any {
+	t.Helper()
+	var raw json.RawMessage
+	if code := c.admin.Do("GET", "/api/integrations/"+in.ID.String()+"/config/"+key, nil, &raw); code != http.StatusOK {
+		t.Fatalf("get config %s: %d", key, code)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("config %s %s: %v", key, raw, err)
+	}
+	return out
+}
