@@ -11,10 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/queue/queuetest"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/workers"
@@ -38,12 +40,19 @@ type world struct {
 	dbURL   string
 	dbName  string
 	ns      *server.Server
+	cluster *queuetest.Cluster // instead of ns, for newClusterWorld
 	dataDir string
 	st      *store.Store
 	svcs    []*service.Service
 }
 
 func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
+	return b.newClusterWorld(ctx, name, 1)
+}
+
+// newClusterWorld is newWorld with a JetStream cluster of nodes servers in
+// this process, every stream and bucket replicated on each.
+func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int) (*world, error) {
 	w := &world{b: b, dbName: "callqueue_bench_" + name}
 	conn, err := pgx.Connect(ctx, b.adminURL)
 	if err != nil {
@@ -65,7 +74,12 @@ func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
 	if w.dataDir, err = os.MkdirTemp("", "callqueue-bench-"); err != nil {
 		return nil, err
 	}
-	if w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval}); err != nil {
+	if nodes > 1 {
+		w.cluster, err = queuetest.StartCluster(queuetest.ClusterOptions{Nodes: nodes, Dir: w.dataDir, SyncInterval: b.syncInterval})
+	} else {
+		w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval})
+	}
+	if err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -73,11 +87,19 @@ func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
 
 // start runs a callqueue process for role against the world.
 func (w *world) start(ctx context.Context, role string, migrate bool, clock workers.Clock) (*service.Service, error) {
-	nc, err := queue.ConnectEmbedded(w.ns, "bench-"+role)
+	var nc *nats.Conn
+	var err error
+	replicas := 1
+	if w.cluster != nil {
+		replicas = len(w.cluster.Servers())
+		nc, err = nats.Connect(w.cluster.URL(), queue.ConnectOptions("bench-"+role)...)
+	} else {
+		nc, err = queue.ConnectEmbedded(w.ns, "bench-"+role)
+	}
 	if err != nil {
 		return nil, err
 	}
-	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: 1,
+	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: replicas,
 		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true} // the fake peers listen on loopback
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
@@ -106,8 +128,12 @@ func (w *world) close() {
 		}()
 	}
 	wg.Wait()
-	w.ns.Shutdown()
-	w.ns.WaitForShutdown()
+	if w.cluster != nil {
+		w.cluster.Shutdown()
+	} else {
+		w.ns.Shutdown()
+		w.ns.WaitForShutdown()
+	}
 	_ = os.RemoveAll(w.dataDir)
 	ctx := context.Background()
 	if conn, err := pgx.Connect(ctx, w.b.adminURL); err == nil {

@@ -4,7 +4,7 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover]
 package main
 
 import (
@@ -80,6 +80,7 @@ func run() error {
 		{"campaign_upload", b.campaignUpload},
 		{"campaign_dispatch", b.campaignDispatch},
 		{"window_sweep", b.windowSweep},
+		{"failover", b.failover},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {
