@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/config"
@@ -40,20 +41,29 @@ type world struct {
 	dbURL   string
 	dbName  string
 	ns      *server.Server
-	cluster *queuetest.Cluster // instead of ns, for newClusterWorld
+	cluster natsCluster // instead of ns, for newClusterWorld
+	nodes   int
 	dataDir string
 	st      *store.Store
 	svcs    []*service.Service
 }
 
 func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
-	return b.newClusterWorld(ctx, name, 1)
+	return b.newClusterWorld(ctx, name, 1, false)
 }
 
-// newClusterWorld is newWorld with a JetStream cluster of nodes servers in
-// this process, every stream and bucket replicated on each.
-func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int) (*world, error) {
-	w := &world{b: b, dbName: "callqueue_bench_" + name}
+// natsCluster is a JetStream cluster a world runs against.
+type natsCluster interface {
+	URL() string
+	StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error)
+	Shutdown()
+}
+
+// newClusterWorld is newWorld with a JetStream cluster of nodes servers,
+// every stream and bucket replicated on each: in this process, or each in
+// a child process (that can be killed like a crashing machine).
+func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int, processes bool) (*world, error) {
+	w := &world{b: b, dbName: "callqueue_bench_" + name, nodes: nodes}
 	conn, err := pgx.Connect(ctx, b.adminURL)
 	if err != nil {
 		return nil, err
@@ -74,9 +84,13 @@ func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int) (*w
 	if w.dataDir, err = os.MkdirTemp("", "callqueue-bench-"); err != nil {
 		return nil, err
 	}
-	if nodes > 1 {
-		w.cluster, err = queuetest.StartCluster(queuetest.ClusterOptions{Nodes: nodes, Dir: w.dataDir, SyncInterval: b.syncInterval})
-	} else {
+	opt := queuetest.ClusterOptions{Nodes: nodes, Dir: w.dataDir, SyncInterval: b.syncInterval}
+	switch {
+	case nodes > 1 && processes:
+		w.cluster, err = queuetest.StartProcessCluster(opt)
+	case nodes > 1:
+		w.cluster, err = queuetest.StartCluster(opt)
+	default:
 		w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval})
 	}
 	if err != nil {
@@ -91,7 +105,7 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 	var err error
 	replicas := 1
 	if w.cluster != nil {
-		replicas = len(w.cluster.Servers())
+		replicas = w.nodes
 		nc, err = nats.Connect(w.cluster.URL(), queue.ConnectOptions("bench-"+role)...)
 	} else {
 		nc, err = queue.ConnectEmbedded(w.ns, "bench-"+role)

@@ -12,18 +12,30 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/queue/queuetest"
 )
 
 // failoverNodes is the size of the JetStream cluster the failover runs on.
 const failoverNodes = 3
 
 // failover measures intake on a three-node JetStream cluster (every stream
-// replicated three times) while the server leading the events stream is
-// stopped: how long webhooks are not taken (election_ms: from the stop to
-// the first request sent after it that is answered 2xx) and the throughput
-// in the window after the stop against the same window before it.
+// replicated three times) while the server leading the events stream goes
+// away, twice: stopped in order (failover_*), which hands its Raft
+// leaderships over first, and killed with SIGKILL like a crashing machine
+// (failover_crash_*), after which the others elect only once the leader's
+// silence exceeds their election timeout. Each reports how long webhooks
+// are not taken (election_ms: from the stop to the first request sent
+// after it that is answered 2xx) and the throughput in the 2×duration
+// after the stop against the duration before it.
 func (b *bench) failover(ctx context.Context) error {
-	w, err := b.newClusterWorld(ctx, "failover", failoverNodes)
+	if err := b.failoverBy(ctx, "failover", false); err != nil {
+		return err
+	}
+	return b.failoverBy(ctx, "failover_crash", true)
+}
+
+func (b *bench) failoverBy(ctx context.Context, name string, crash bool) error {
+	w, err := b.newClusterWorld(ctx, name, failoverNodes, crash)
 	if err != nil {
 		return err
 	}
@@ -51,33 +63,46 @@ func (b *bench) failover(ctx context.Context) error {
 		return err
 	}
 	stopped := time.Now()
-	w.cluster.Stop(victim)
+	if crash {
+		err = w.cluster.(*queuetest.ProcessCluster).Kill(victim)
+	} else {
+		w.cluster.(*queuetest.Cluster).Stop(victim)
+	}
 	stopTook := time.Since(stopped)
-	time.Sleep(max(0, b.duration-time.Since(stopped)))
+	if err != nil {
+		load.stop()
+		return err
+	}
+	// The window after is twice as long, so that it holds an election
+	// after a crash (seconds) and some of the recovery.
+	after := 2 * b.duration
+	time.Sleep(max(0, after-time.Since(stopped)))
 	rec := load.stop()
 
 	before, refusedBefore := rec.between(stopped.Add(-b.duration), stopped)
-	during, refusedDuring := rec.between(stopped, stopped.Add(b.duration))
+	during, refusedDuring := rec.between(stopped, stopped.Add(after))
 	back, ok := rec.firstTakenSentAfter(stopped)
 	if !ok {
-		return fmt.Errorf("no webhook taken in the %s after stopping the leader", b.duration)
+		return fmt.Errorf("no webhook taken in the %s after the leader went", after)
 	}
 	leader, err := w.cluster.StreamLeader(ctx, svc.Queue.JetStream(), queue.KindEvents.Stream())
 	if err != nil {
 		return fmt.Errorf("after the failover: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "callqueue-bench: failover: leader n%d stopped (took %s), new leader n%d; %d clients; before: %d taken, %d refused; after the stop: %d taken, %d refused\n",
-		victim+1, stopTook.Round(time.Millisecond), leader+1, clients, before, refusedBefore, during, refusedDuring)
-	window := b.duration.Seconds()
-	metric("failover_election_ms", ms(back.Sub(stopped)), "ms")
-	metric("failover_rps_before", float64(before)/window, "req/s")
-	metric("failover_rps_during", float64(during)/window, "req/s")
-	metric("failover_refused", float64(refusedDuring), "requests")
+	fmt.Fprintf(os.Stderr, "callqueue-bench: %s: leader n%d gone (took %s), new leader n%d; %d clients; before: %d taken, %d refused; after: %d taken, %d refused\n",
+		name, victim+1, stopTook.Round(time.Millisecond), leader+1, clients, before, refusedBefore, during, refusedDuring)
+	metric(name+"_election_ms", ms(back.Sub(stopped)), "ms")
+	metric(name+"_rps_before", float64(before)/b.duration.Seconds(), "req/s")
+	metric(name+"_rps_during", float64(during)/after.Seconds(), "req/s")
+	metric(name+"_refused", float64(refusedDuring), "requests")
 	return nil
 }
 
 // timedLoad is a closed-loop load that keeps every request's times, so a
-// run can be cut into windows around an event.
+// run can be cut into windows around an event. Beside the clients, a probe
+// is sent every probeEvery whatever became of the previous ones: when the
+// clients all wait on requests that will time out, a probe still finds out
+// when intake is back.
 type timedLoad struct {
 	halt chan struct{}
 	wg   sync.WaitGroup
@@ -87,14 +112,32 @@ type timedLoad struct {
 
 type timedRequest struct {
 	sent, answered time.Time
-	taken          bool
+	taken, probe   bool
 }
 
 type timedRecord []timedRequest
 
+const probeEvery = 20 * time.Millisecond
+
 func startTimedLoad(ctx context.Context, client *http.Client, clients int, url string, header http.Header, body func(n int64) []byte) *timedLoad {
 	l := &timedLoad{halt: make(chan struct{})}
 	var seq atomic.Int64
+	send := func(probe bool) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(seq.Add(1))))
+		req.Header = header.Clone()
+		sent := time.Now()
+		resp, err := client.Do(req)
+		taken := err == nil && resp.StatusCode/100 == 2
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		} else if !probe {
+			time.Sleep(10 * time.Millisecond) // a refused connection fails at once
+		}
+		l.mu.Lock()
+		l.rec = append(l.rec, timedRequest{sent: sent, answered: time.Now(), taken: taken, probe: probe})
+		l.mu.Unlock()
+	}
 	for range clients {
 		l.wg.Go(func() {
 			for {
@@ -103,23 +146,22 @@ func startTimedLoad(ctx context.Context, client *http.Client, clients int, url s
 					return
 				default:
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(seq.Add(1))))
-				req.Header = header.Clone()
-				sent := time.Now()
-				resp, err := client.Do(req)
-				taken := err == nil && resp.StatusCode/100 == 2
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				} else {
-					time.Sleep(10 * time.Millisecond) // a refused connection fails at once
-				}
-				l.mu.Lock()
-				l.rec = append(l.rec, timedRequest{sent: sent, answered: time.Now(), taken: taken})
-				l.mu.Unlock()
+				send(false)
 			}
 		})
 	}
+	l.wg.Go(func() {
+		tick := time.NewTicker(probeEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.halt:
+				return
+			case <-tick.C:
+				l.wg.Go(func() { send(true) })
+			}
+		}
+	})
 	return l
 }
 
@@ -129,10 +171,11 @@ func (l *timedLoad) stop() timedRecord {
 	return l.rec
 }
 
-// between counts the requests answered in [from, to): taken and not.
+// between counts the clients' requests answered in [from, to): taken and
+// not (probes aside).
 func (r timedRecord) between(from, to time.Time) (taken, refused int) {
 	for _, q := range r {
-		if q.answered.Before(from) || !q.answered.Before(to) {
+		if q.probe || q.answered.Before(from) || !q.answered.Before(to) {
 			continue
 		}
 		if q.taken {
@@ -144,8 +187,8 @@ func (r timedRecord) between(from, to time.Time) (taken, refused int) {
 	return taken, refused
 }
 
-// firstTakenSentAfter is when the first request sent at or after t was
-// answered 2xx.
+// firstTakenSentAfter is when the first request (probe or not) sent at or
+// after t was answered 2xx.
 func (r timedRecord) firstTakenSentAfter(t time.Time) (time.Time, bool) {
 	var first time.Time
 	for _, q := range r {

@@ -19,9 +19,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/queue/queuetest"
 )
 
 func main() {
+	queuetest.RunNodeIfChild() // the failover scenario's NATS servers run this binary
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "callqueue-bench:", err)
 		os.Exit(1)
