@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/queue"
@@ -50,11 +52,42 @@ func (c *cluster) checkReplicated(t *testing.T, nodes int) {
 // history) and nothing is dead-lettered.
 func TestClusterStreamLeaderFailover(t *testing.T) {
 	t.Parallel()
+	leaderFailover(t, false)
+}
+
+// TestClusterStreamLeaderCrash is TestClusterStreamLeaderFailover with the
+// leader's process killed (SIGKILL) instead of stopped: it hands nothing
+// over, publishes to it time out, webhooks answer 503 and are retried
+// until the others elect a leader after their election timeout.
+func TestClusterStreamLeaderCrash(t *testing.T) {
+	t.Parallel()
+	leaderFailover(t, true)
+}
+
+// streamLeaders is what leaderFailover needs of either kind of cluster.
+type streamLeaders interface {
+	StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error)
+	MoveStreamLeader(ctx context.Context, js jetstream.JetStream, stream string, i int) error
+}
+
+func leaderFailover(t *testing.T, crash bool) {
+	t.Helper()
 	const nodes = 3
-	c := startCluster(t, 2, clusterOptions{NATSNodes: nodes, CallHandling: map[string]any{"concurrency_limit": 1000}})
+	c := startCluster(t, 2, clusterOptions{NATSNodes: nodes, NATSProcesses: crash, CallHandling: map[string]any{"concurrency_limit": 1000}})
 	c.checkReplicated(t, nodes)
 	js := c.jetStream(t)
-	cl := c.env.NATSCluster
+	var cl streamLeaders = c.env.NATSCluster
+	stopServer := func(i int) {
+		c.env.NATSCluster.Stop(i)
+	}
+	if crash {
+		cl = c.env.NATSProcesses
+		stopServer = func(i int) {
+			if err := c.env.NATSProcesses.Kill(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// Both intake streams will lose their leader at once.
 	victim, err := cl.StreamLeader(t.Context(), js, queue.KindEvents.Stream())
 	if err != nil {
@@ -191,7 +224,7 @@ func TestClusterStreamLeaderFailover(t *testing.T) {
 		}
 	}
 	killed := time.Now()
-	cl.Stop(victim)
+	stopServer(victim)
 	stopped := time.Since(killed)
 	servicetest.Eventually(t, 30*time.Second, "intake back after the failover", func() bool {
 		_, ok := sender.firstTakenAfter(killed)
@@ -210,8 +243,8 @@ func TestClusterStreamLeaderFailover(t *testing.T) {
 	for _, err := range failures {
 		t.Fatal(err)
 	}
-	t.Logf("leader of both intake streams (node %d) stopped in %s; intake unavailable for %s (stop to the first webhook sent after it and taken); %d webhooks taken, %d attempts refused and retried",
-		victim+1, stopped.Round(time.Millisecond), back.Sub(killed).Round(time.Millisecond), taken.Load(), sender.refusals())
+	t.Logf("leader of both intake streams (node %d) gone (crash: %t) in %s; intake unavailable for %s (stop to the first webhook sent after it and taken); %d webhooks taken, %d attempts refused and retried",
+		victim+1, crash, stopped.Round(time.Millisecond), back.Sub(killed).Round(time.Millisecond), taken.Load(), sender.refusals())
 
 	for _, name := range []string{queue.KindOriginate.Stream(), queue.KindEvents.Stream()} {
 		leader, err := cl.StreamLeader(t.Context(), js, name)
