@@ -68,7 +68,7 @@ type Env struct {
 	// (NewClusteredProcesses), so that one can be killed like a crash.
 	NATSProcesses *queuetest.ProcessCluster
 	natsNodes     int
-	Log         zerolog.Logger
+	Log           zerolog.Logger
 }
 
 // New prepares a database and a JetStream server for t.
