@@ -1,7 +1,9 @@
-// Package queuetest runs a JetStream cluster of several NATS servers in one
-// process, routed to each other over loopback, so that replicated streams
+// Package queuetest runs a JetStream cluster of several NATS servers routed
+// to each other over loopback, so that replicated streams
 // (CALLQUEUE_NATS_REPLICAS=3) and leader failover can be exercised by tests
-// and benchmarks without external processes.
+// and benchmarks without an installed nats-server: in the calling process
+// (Cluster), or each server in a child process of it that can be killed
+// like a crashing machine (ProcessCluster).
 package queuetest
 
 import (
@@ -236,9 +238,9 @@ func (c *nodes) MoveStreamLeader(ctx context.Context, js jetstream.JetStream, st
 	}
 }
 
-// Stop shuts server i down the way an operator's stop would (connections
-// closed, the Raft groups it led left without a leader until the others
-// elect one). Its store stays on disk.
+// Stop shuts server i down in order, as SIGTERM would: it steps down from
+// the Raft groups it leads, so the others take over at once, then closes
+// its connections. Its store stays on disk.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
 	ns := c.servers[i]
