@@ -14,9 +14,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
+	queuetest.RunNodeIfChild() // a ProcessCluster's server runs this binary
 	// Every test shuts its NATS server and connection down in t.Cleanup, so
 	// nothing of the server or the client may outlive the tests.
 	goleak.VerifyTestMain(m)

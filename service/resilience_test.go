@@ -745,8 +745,10 @@ type clusterOptions struct {
 	Workers        workers.Config
 	BreakerOpenFor time.Duration
 	// NATSNodes > 1 runs a JetStream cluster of that many servers, every
-	// stream and bucket replicated on each.
-	NATSNodes int
+	// stream and bucket replicated on each; NATSProcesses runs each server
+	// in a child process, so that it can be killed.
+	NATSNodes     int
+	NATSProcesses bool
 }
 
 // cluster is a deployment split by role: one webhooks process, one admin
@@ -766,9 +768,12 @@ type cluster struct {
 func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
 	t.Helper()
 	var env *servicetest.Env
-	if opt.NATSNodes > 1 {
+	switch {
+	case opt.NATSNodes > 1 && opt.NATSProcesses:
+		env = servicetest.NewClusteredProcesses(t, opt.NATSNodes)
+	case opt.NATSNodes > 1:
 		env = servicetest.NewClustered(t, opt.NATSNodes)
-	} else {
+	default:
 		env = servicetest.New(t)
 	}
 	c := &cluster{env: env, va: servicetest.NewFakeVA(t), opt: opt}

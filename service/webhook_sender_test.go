@@ -9,8 +9,9 @@ import (
 
 // webhookSender posts webhooks the way a dialler or CRM does: an answer
 // other than 2xx, or none at all, is retried with backoff (the same body,
-// the same Idempotency-Key) until it is taken; a 4xx other than 429 is a
-// permanent refusal. It records every attempt, for what a test measures
+// the same Idempotency-Key) until it is taken (real senders go on for
+// hours; a minute bounds the test); a 4xx other than 429 is a permanent
+// refusal. It records every attempt, for what a test measures
 // about the service's availability.
 type webhookSender struct {
 	c        *cluster
@@ -27,7 +28,7 @@ type attempt struct {
 }
 
 func newWebhookSender(c *cluster) *webhookSender {
-	return &webhookSender{c: c, deadline: 30 * time.Second}
+	return &webhookSender{c: c, deadline: time.Minute}
 }
 
 // deliver posts the webhook until it is taken and returns the answer.

@@ -11,10 +11,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/queue/queuetest"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/workers"
@@ -38,13 +41,29 @@ type world struct {
 	dbURL   string
 	dbName  string
 	ns      *server.Server
+	cluster natsCluster // instead of ns, for newClusterWorld
+	nodes   int
 	dataDir string
 	st      *store.Store
 	svcs    []*service.Service
 }
 
 func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
-	w := &world{b: b, dbName: "callqueue_bench_" + name}
+	return b.newClusterWorld(ctx, name, 1, false)
+}
+
+// natsCluster is a JetStream cluster a world runs against.
+type natsCluster interface {
+	URL() string
+	StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error)
+	Shutdown()
+}
+
+// newClusterWorld is newWorld with a JetStream cluster of nodes servers,
+// every stream and bucket replicated on each: in this process, or each in
+// a child process (that can be killed like a crashing machine).
+func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int, processes bool) (*world, error) {
+	w := &world{b: b, dbName: "callqueue_bench_" + name, nodes: nodes}
 	conn, err := pgx.Connect(ctx, b.adminURL)
 	if err != nil {
 		return nil, err
@@ -65,7 +84,16 @@ func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
 	if w.dataDir, err = os.MkdirTemp("", "callqueue-bench-"); err != nil {
 		return nil, err
 	}
-	if w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval}); err != nil {
+	opt := queuetest.ClusterOptions{Nodes: nodes, Dir: w.dataDir, SyncInterval: b.syncInterval}
+	switch {
+	case nodes > 1 && processes:
+		w.cluster, err = queuetest.StartProcessCluster(opt)
+	case nodes > 1:
+		w.cluster, err = queuetest.StartCluster(opt)
+	default:
+		w.ns, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: w.dataDir, SyncInterval: b.syncInterval})
+	}
+	if err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -73,11 +101,19 @@ func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
 
 // start runs a callqueue process for role against the world.
 func (w *world) start(ctx context.Context, role string, migrate bool, clock workers.Clock) (*service.Service, error) {
-	nc, err := queue.ConnectEmbedded(w.ns, "bench-"+role)
+	var nc *nats.Conn
+	var err error
+	replicas := 1
+	if w.cluster != nil {
+		replicas = w.nodes
+		nc, err = nats.Connect(w.cluster.URL(), queue.ConnectOptions("bench-"+role)...)
+	} else {
+		nc, err = queue.ConnectEmbedded(w.ns, "bench-"+role)
+	}
 	if err != nil {
 		return nil, err
 	}
-	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: 1,
+	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: replicas,
 		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true} // the fake peers listen on loopback
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
@@ -106,8 +142,12 @@ func (w *world) close() {
 		}()
 	}
 	wg.Wait()
-	w.ns.Shutdown()
-	w.ns.WaitForShutdown()
+	if w.cluster != nil {
+		w.cluster.Shutdown()
+	} else {
+		w.ns.Shutdown()
+		w.ns.WaitForShutdown()
+	}
 	_ = os.RemoveAll(w.dataDir)
 	ctx := context.Background()
 	if conn, err := pgx.Connect(ctx, w.b.adminURL); err == nil {

@@ -4,7 +4,7 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover]
 package main
 
 import (
@@ -19,9 +19,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/callqueue/callqueue/queue/queuetest"
 )
 
 func main() {
+	queuetest.RunNodeIfChild() // the failover scenario's NATS servers run this binary
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "callqueue-bench:", err)
 		os.Exit(1)
@@ -80,6 +83,7 @@ func run() error {
 		{"campaign_upload", b.campaignUpload},
 		{"campaign_dispatch", b.campaignDispatch},
 		{"window_sweep", b.windowSweep},
+		{"failover", b.failover},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {

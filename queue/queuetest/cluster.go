@@ -1,7 +1,9 @@
-// Package queuetest runs a JetStream cluster of several NATS servers in one
-// process, routed to each other over loopback, so that replicated streams
+// Package queuetest runs a JetStream cluster of several NATS servers routed
+// to each other over loopback, so that replicated streams
 // (CALLQUEUE_NATS_REPLICAS=3) and leader failover can be exercised by tests
-// and benchmarks without external processes.
+// and benchmarks without an installed nats-server: in the calling process
+// (Cluster), or each server in a child process of it that can be killed
+// like a crashing machine (ProcessCluster).
 package queuetest
 
 import (
@@ -36,45 +38,29 @@ type ClusterOptions struct {
 
 // Cluster is a running in-process JetStream cluster.
 type Cluster struct {
+	nodes
 	mu      sync.Mutex
 	servers []*server.Server // nil once stopped
-	urls    []string
+}
+
+// nodes are a cluster's servers as its clients see them.
+type nodes struct {
+	urls []string
 }
 
 // StartCluster starts the servers and returns once JetStream has a meta
 // leader that every server follows, so streams can be created at once.
 func StartCluster(opt ClusterOptions) (*Cluster, error) {
 	n := cmp.Or(opt.Nodes, 3)
-	// Every server is told every route, so each expects the full peer set
-	// from the start (a seed-only topology would start with a smaller
-	// expected meta group). Route ports are therefore chosen up front.
 	ports, err := freePorts(n)
 	if err != nil {
 		return nil, err
 	}
-	routes := make([]string, n)
-	for i, p := range ports {
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
 	c := &Cluster{}
-	for i := range n {
-		opts := &server.Options{
-			ServerName: nodeName(i),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   filepath.Join(opt.Dir, nodeName(i)),
-			MaxPayload: queue.MaxPayload,
-			NoLog:      true,
-			NoSigs:     true,
-			Cluster:    server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		if opt.SyncInterval == 0 {
-			opts.SyncAlways = true
-		} else {
-			opts.SyncInterval = opt.SyncInterval
-		}
+	for i, node := range clusterNodes(opt, n, ports) {
+		opts := node.options()
+		opts.Port = -1 // a free client port, read back below
+		opts.NoSigs = true
 		ns, err := server.NewServer(opts)
 		if err != nil {
 			c.Shutdown()
@@ -98,6 +84,54 @@ func StartCluster(opt ClusterOptions) (*Cluster, error) {
 }
 
 func nodeName(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// nodeConfig is what one server of a cluster needs to know; a server run
+// in a child process gets it as JSON.
+type nodeConfig struct {
+	Name         string
+	Port         int
+	ClusterPort  int
+	Routes       []string
+	StoreDir     string
+	SyncInterval time.Duration
+}
+
+// clusterNodes configures n servers whose route ports are routePorts.
+// Every server is told every route, so each expects the full peer set from
+// the start (a seed-only topology would start with a smaller expected meta
+// group); that is why the ports are chosen up front.
+func clusterNodes(opt ClusterOptions, n int, routePorts []int) []nodeConfig {
+	routes := make([]string, n)
+	for i, p := range routePorts {
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
+	}
+	nodes := make([]nodeConfig, n)
+	for i := range nodes {
+		nodes[i] = nodeConfig{Name: nodeName(i), ClusterPort: routePorts[i], Routes: routes,
+			StoreDir: filepath.Join(opt.Dir, nodeName(i)), SyncInterval: opt.SyncInterval}
+	}
+	return nodes
+}
+
+func (c nodeConfig) options() *server.Options {
+	opts := &server.Options{
+		ServerName: c.Name,
+		Host:       "127.0.0.1",
+		Port:       c.Port,
+		JetStream:  true,
+		StoreDir:   c.StoreDir,
+		MaxPayload: queue.MaxPayload,
+		NoLog:      true,
+		Cluster:    server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: c.ClusterPort},
+		Routes:     server.RoutesFromStr(strings.Join(c.Routes, ",")),
+	}
+	if c.SyncInterval == 0 {
+		opts.SyncAlways = true
+	} else {
+		opts.SyncInterval = c.SyncInterval
+	}
+	return opts
+}
 
 // freePorts reserves n loopback ports and releases them for the servers.
 func freePorts(n int) ([]int, error) {
@@ -147,7 +181,7 @@ func (c *Cluster) waitMetaLeader(timeout time.Duration) error {
 }
 
 // URL is every server's client URL, comma-separated, as NATS_URL takes it.
-func (c *Cluster) URL() string { return strings.Join(c.urls, ",") }
+func (c *nodes) URL() string { return strings.Join(c.urls, ",") }
 
 // Servers are the servers, nil where one was stopped.
 func (c *Cluster) Servers() []*server.Server {
@@ -158,7 +192,7 @@ func (c *Cluster) Servers() []*server.Server {
 
 // StreamLeader is the index of the server leading stream's Raft group, as
 // the stream's info reports it.
-func (c *Cluster) StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error) {
+func (c *nodes) StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return 0, err
@@ -180,7 +214,7 @@ func (c *Cluster) StreamLeader(ctx context.Context, js jetstream.JetStream, stre
 
 // MoveStreamLeader asks stream's leader to step down in favour of server
 // i. JetStream has no client call for it, so this is the API request.
-func (c *Cluster) MoveStreamLeader(ctx context.Context, js jetstream.JetStream, stream string, i int) error {
+func (c *nodes) MoveStreamLeader(ctx context.Context, js jetstream.JetStream, stream string, i int) error {
 	if current, err := c.StreamLeader(ctx, js, stream); err == nil && current == i {
 		return nil
 	}
@@ -204,9 +238,9 @@ func (c *Cluster) MoveStreamLeader(ctx context.Context, js jetstream.JetStream, 
 	}
 }
 
-// Stop shuts server i down the way an operator's stop would (connections
-// closed, the Raft groups it led left without a leader until the others
-// elect one). Its store stays on disk.
+// Stop shuts server i down in order, as SIGTERM would: it steps down from
+// the Raft groups it leads, so the others take over at once, then closes
+// its connections. Its store stays on disk.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
 	ns := c.servers[i]

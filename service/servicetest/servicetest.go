@@ -64,7 +64,11 @@ type Env struct {
 	// NATSCluster, when the env was made by NewClustered, replaces NATS:
 	// streams and buckets are replicated on every node.
 	NATSCluster *queuetest.Cluster
-	Log         zerolog.Logger
+	// NATSProcesses is NATSCluster with each server in a child process
+	// (NewClusteredProcesses), so that one can be killed like a crash.
+	NATSProcesses *queuetest.ProcessCluster
+	natsNodes     int
+	Log           zerolog.Logger
 }
 
 // New prepares a database and a JetStream server for t.
@@ -89,23 +93,32 @@ func NewClustered(t testing.TB, nodes int) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Shutdown)
-	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSCluster: nc,
+	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSCluster: nc, natsNodes: nodes,
+		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+}
+
+// NewClusteredProcesses is NewClustered with each server a child process
+// of the test binary, whose TestMain must call queuetest.RunNodeIfChild.
+func NewClusteredProcesses(t testing.TB, nodes int) *Env {
+	t.Helper()
+	st, url := storetest.NewStore(t)
+	pc, err := queuetest.StartProcessCluster(queuetest.ClusterOptions{Nodes: nodes, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pc.Shutdown)
+	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSProcesses: pc, natsNodes: nodes,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
 }
 
 // replicas is the stream replica count instances are configured with.
-func (e *Env) replicas() int {
-	if e.NATSCluster != nil {
-		return len(e.NATSCluster.Servers())
-	}
-	return 1
-}
+func (e *Env) replicas() int { return max(e.natsNodes, 1) }
 
 // StartNATS starts (or restarts, on the same store and port) the server.
 func (e *Env) StartNATS() {
 	e.t.Helper()
-	if e.NATSCluster != nil {
-		e.t.Fatal("StartNATS on a clustered env: stop and start its nodes through NATSCluster")
+	if e.natsNodes > 1 {
+		e.t.Fatal("StartNATS on a clustered env: stop its nodes through NATSCluster or NATSProcesses")
 	}
 	opts := &server.Options{Host: "127.0.0.1", Port: e.natsPort, JetStream: true, StoreDir: e.natsDir,
 		NoLog: true, NoSigs: true, MaxPayload: queue.MaxPayload}
@@ -132,8 +145,11 @@ func (e *Env) StopNATS() {
 
 // NATSURL is the server's client URL, or every cluster node's.
 func (e *Env) NATSURL() string {
-	if e.NATSCluster != nil {
+	switch {
+	case e.NATSCluster != nil:
 		return e.NATSCluster.URL()
+	case e.NATSProcesses != nil:
+		return e.NATSProcesses.URL()
 	}
 	return fmt.Sprintf("nats://127.0.0.1:%d", e.natsPort)
 }
