@@ -12,6 +12,8 @@ type Live struct {
 	IntegrationID, Slug string
 	CampaignID          string
 	Active, Queued      int
+	// Done counts a campaign's finished calls (rows with a CampaignID).
+	Done int
 	// Limit is the integration's concurrency limit (rows of one integration
 	// carry the same).
 	Limit int
@@ -25,8 +27,9 @@ type BreakerStates func(key string) float64
 // against its limit and the state of each of its peers' breakers, read at
 // scrape time. Every integration is reported from the start (a closed
 // breaker is 0), not only once something changed. Rows with a CampaignID
-// are also exported per campaign, so adding the campaign to the source's
-// query is all a per-campaign view needs.
+// are also exported per campaign; the source decides which campaigns have
+// rows (those being dialled), and a campaign it stops reporting has no
+// series from the next scrape on.
 func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error), breakers map[string]BreakerStates) {
 	labels := []string{"integration_id", "slug"}
 	campaign := []string{"integration_id", "campaign_id"}
@@ -36,13 +39,15 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 		limit          = prometheus.NewDesc("callqueue_concurrency_limit", "Configured concurrency limit.", labels, nil)
 		campaignActive = prometheus.NewDesc("callqueue_campaign_active_calls", "A campaign's calls holding a concurrency slot.", campaign, nil)
 		campaignQueued = prometheus.NewDesc("callqueue_campaign_queued_calls", "A campaign's calls waiting for a slot or a calling window.", campaign, nil)
-		breakerState   = prometheus.NewDesc("callqueue_breaker_state",
+		campaignDone   = prometheus.NewDesc("callqueue_campaign_done_calls",
+			"A running or paused campaign's calls that are over (completed, failed or cancelled).", campaign, nil)
+		breakerState = prometheus.NewDesc("callqueue_breaker_state",
 			"Circuit breaker state per integration and peer (va, crm, llm) in this process: 0 closed, 1 half-open, 2 open.",
 			[]string{"integration_id", "peer"}, nil)
 	)
 	read := Cached(0, src)
 	m.Registry.MustRegister(&sampled{
-		descs: []*prometheus.Desc{active, queued, limit, campaignActive, campaignQueued, breakerState},
+		descs: []*prometheus.Desc{active, queued, limit, campaignActive, campaignQueued, campaignDone, breakerState},
 		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
 			rows, err := read(ctx)
 			if err != nil {
@@ -66,6 +71,7 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 				if r.CampaignID != "" {
 					ch <- gauge(campaignActive, float64(r.Active), r.IntegrationID, r.CampaignID)
 					ch <- gauge(campaignQueued, float64(r.Queued), r.IntegrationID, r.CampaignID)
+					ch <- gauge(campaignDone, float64(r.Done), r.IntegrationID, r.CampaignID)
 				}
 			}
 			for _, id := range order {

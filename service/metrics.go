@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/metrics"
 )
@@ -23,7 +25,11 @@ func (s *Service) registerSampled() {
 		gs, err := s.Store.Gauges(ctx)
 		out := make([]metrics.Live, len(gs))
 		for i, g := range gs {
-			out[i] = metrics.Live{IntegrationID: g.IntegrationID.String(), Slug: g.Slug, Active: g.Active, Queued: g.Queued, Limit: g.Limit}
+			out[i] = metrics.Live{IntegrationID: g.IntegrationID.String(), Slug: g.Slug, Active: g.Active, Queued: g.Queued,
+				Done: g.Done, Limit: g.Limit}
+			if g.CampaignID != uuid.Nil {
+				out[i].CampaignID = g.CampaignID.String()
+			}
 		}
 		return out, err
 	}, breakers)

@@ -29,8 +29,8 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 	token := uuid.New()
 	ambiguous, err := s.inClaimTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status)
+		var status, owner string
+		err := tx.QueryRow(ctx, `SELECT status, owner_id FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status, &owner)
 		if err != nil {
 			return notFound(err)
 		}
@@ -45,19 +45,21 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		if open != nil && !open(cfg) {
 			return nil
 		}
-		var active int
-		// Calls cancelled while live still hold their slot (they have no
-		// hang-up): every call with a slot counts.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE integration_id = $1 AND slot_taken_at IS NOT NULL`,
-			integrationID).Scan(&active); err != nil {
+		// Read after the row lock, so the slots held include those of every
+		// claim that committed before this one.
+		lanes, held, err := loadLanes(ctx, tx, integrationID, cfg, now)
+		if err != nil {
 			return err
 		}
-		free := cfg.CallHandling.ConcurrencyLimit - active
+		free := cfg.CallHandling.ConcurrencyLimit - held
 		if free <= 0 {
 			return nil
 		}
+		for _, l := range lanes {
+			l.room = min(l.room, free)
+		}
 		cs := newChangeSet()
-		claimed, err := claimFromLanes(ctx, tx, integrationID, cfg, free, now, cs)
+		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs)
 		if err != nil {
 			return err
 		}

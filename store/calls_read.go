@@ -160,38 +160,82 @@ func (s *Store) IntegrationStats(ctx context.Context, id uuid.UUID) (Stats, erro
 	return st, err
 }
 
-// Gauge is one integration's live counts, for metrics.
+// Gauge is one integration's live counts, for metrics; or, with
+// CampaignID set, the part of them that is one running or paused
+// campaign's, and how many of that campaign's calls are done.
 type Gauge struct {
 	IntegrationID uuid.UUID
 	Slug          string
+	CampaignID    uuid.UUID
 	Active        int
 	Queued        int
+	Done          int
 	Limit         int
 }
 
-// Gauges returns live counts for every integration.
+// Gauges returns live counts for every integration, split by its running
+// and paused campaigns. Only those campaigns have rows of their own, so the
+// series stay as many as the campaigns being dialled: a finished campaign's
+// calls count in its integration's row, and it drops out.
 func (s *Store) Gauges(ctx context.Context) ([]Gauge, error) {
-	rows, err := s.pool.Query(ctx, `SELECT i.id, i.slug,
+	rows, err := s.pool.Query(ctx, `SELECT i.id, i.slug, COALESCE(k.id, '00000000-0000-0000-0000-000000000000'),
 			count(*) FILTER (WHERE c.status IN ('initiated', 'in_progress')),
 			count(*) FILTER (WHERE c.status = 'queued'),
 			COALESCE((cfg.value->>'concurrency_limit')::int, 3)
 		FROM integrations i
 		LEFT JOIN calls c ON c.integration_id = i.id AND c.status IN ('initiated', 'in_progress', 'queued')
+		LEFT JOIN campaigns k ON k.id = c.campaign_id AND k.status IN ('running', 'paused')
 		LEFT JOIN integration_config cfg ON cfg.integration_id = i.id AND cfg.key = 'call_handling'
-		GROUP BY i.id, i.slug, cfg.value`)
+		GROUP BY i.id, i.slug, k.id, cfg.value
+		ORDER BY i.id, k.id NULLS FIRST`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Gauge
-	for rows.Next() {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Gauge, error) {
 		var g Gauge
-		if err := rows.Scan(&g.IntegrationID, &g.Slug, &g.Active, &g.Queued, &g.Limit); err != nil {
-			return nil, err
-		}
-		out = append(out, g)
+		err := row.Scan(&g.IntegrationID, &g.Slug, &g.CampaignID, &g.Active, &g.Queued, &g.Limit)
+		return g, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	// Every running or paused campaign has a row, with its done calls,
+	// even when none of its calls is live or queued.
+	rows, err = s.pool.Query(ctx, `SELECT k.integration_id, k.id,
+			count(c.id) FILTER (WHERE c.status IN ('completed', 'failed', 'cancelled'))
+		FROM campaigns k LEFT JOIN calls c ON c.campaign_id = k.id
+		WHERE k.status IN ('running', 'paused')
+		GROUP BY k.integration_id, k.id`)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ integration, campaign uuid.UUID }
+	index, integration := make(map[key]int, len(out)), make(map[uuid.UUID]int, len(out))
+	for i, g := range out {
+		index[key{g.IntegrationID, g.CampaignID}] = i
+		integration[g.IntegrationID] = i
+	}
+	var done []Gauge
+	if done, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Gauge, error) {
+		var g Gauge
+		err := row.Scan(&g.IntegrationID, &g.CampaignID, &g.Done)
+		return g, err
+	}); err != nil {
+		return nil, err
+	}
+	for _, d := range done {
+		if i, ok := index[key{d.IntegrationID, d.CampaignID}]; ok {
+			out[i].Done = d.Done
+			continue
+		}
+		i, ok := integration[d.IntegrationID]
+		if !ok { // the integration's row is missing only if it was deleted between the two reads
+			continue
+		}
+		d.Slug, d.Limit = out[i].Slug, out[i].Limit
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // IntegrationsWithQueued lists integrations that have queued calls and may

@@ -30,7 +30,8 @@ func (r Recipient) key() string {
 }
 
 // AddRecipients adds recipients to one of owner's campaigns as queued
-// calls, in one set-based statement with their history rows. A recipient
+// calls, copied in with their history rows (COPY, not a statement per
+// recipient). A recipient
 // already in the campaign, or named twice in the list, is a duplicate and
 // skipped, so a retried upload adds nothing twice. A recipient whose calling
 // window is closed is stored waiting for its opening. It returns the
@@ -57,55 +58,49 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 		if err != nil {
 			return err
 		}
-		n := len(recipients)
-		var (
-			ids                             = make([]uuid.UUID, 0, n)
-			phones, records, externals, tzs = make([]string, 0, n), make([]*string, 0, n), make([]*string, 0, n), make([]*string, 0, n)
-			vars                            = make([]string, 0, n)
-			notBefore                       = make([]*time.Time, 0, n)
-			seen                            = make(map[string]bool, n)
-		)
+		known, err := knownRecipients(ctx, tx, campaignID, recipients)
+		if err != nil {
+			return err
+		}
+		callRows, history := make([][]any, 0, len(recipients)), make([][]any, 0, len(recipients))
+		// Ids as arrays: pgx writes those straight into COPY's binary
+		// format, where a uuid.UUID would go through its text form.
+		integ, campaign := [16]byte(c.IntegrationID), [16]byte(campaignID)
+		queued := json.RawMessage(`{"campaignId": "` + campaignID.String() + `"}`)
 		for _, r := range recipients {
-			if seen[r.key()] {
+			if known[r.key()] || (r.ExternalID == "" && known["p:"+r.PhoneNumber]) {
 				continue
 			}
-			seen[r.key()] = true
-			ids = append(ids, uuid.Must(uuid.NewV7()))
-			phones, records, externals, tzs = append(phones, r.PhoneNumber), append(records, nullable(r.RecordID)),
-				append(externals, nullable(r.ExternalID)), append(tzs, nullable(r.Timezone))
-			v := "{}"
+			known[r.key()], known["p:"+r.PhoneNumber] = true, true
+			vars := json.RawMessage(`{}`)
 			if len(r.DynamicVariables) > 0 {
-				v = string(r.DynamicVariables)
+				vars = r.DynamicVariables
 			}
-			vars = append(vars, v)
 			var wait *time.Time
 			if at := windowOpensAt(handling.CallingWindow, r.PhoneNumber, r.Timezone, cfg.Agent.Timezone, now); at.After(now) {
 				wait = &at
 			}
-			notBefore = append(notBefore, wait)
+			id := [16]byte(uuid.Must(uuid.NewV7()))
+			callRows = append(callRows, []any{id, integ, campaign, r.PhoneNumber, nullable(r.RecordID),
+				nullable(r.ExternalID), nullable(r.Timezone), "queued", 0, handling.MaxAttempts, now, wait, vars, now, now})
+			history = append(history, []any{id, 0, "queued", "queued", queued, now})
 		}
-		err = tx.QueryRow(ctx, `WITH v AS (
-				SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-					WITH ORDINALITY AS v (id, phone, record_id, external_id, timezone, vars, not_before, n)),
-			added AS (
-				INSERT INTO calls (id, integration_id, campaign_id, phone_number, record_id, external_id, timezone, status,
-					priority, max_attempts, queued_at, not_before, dynamic_variables, created_at, updated_at)
-				SELECT v.id, $1, $2, v.phone, v.record_id, v.external_id, v.timezone, 'queued', 0, $10, $11, v.not_before,
-					v.vars::jsonb, $11, $11
-				FROM v
-				WHERE v.external_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM calls k
-					WHERE k.integration_id = $1 AND k.phone_number = v.phone AND k.campaign_id = $2)
-				ORDER BY v.n
-				ON CONFLICT DO NOTHING
-				RETURNING id),
-			history AS (
-				INSERT INTO call_events (call_id, attempt, kind, to_status, detail, occurred_at)
-				SELECT id, 0, 'queued', 'queued', jsonb_build_object('campaignId', $2::uuid), $11 FROM added)
-			SELECT count(*) FROM added`,
-			c.IntegrationID, campaignID, ids, phones, records, externals, tzs, vars, notBefore, handling.MaxAttempts, now).Scan(&added)
-		if err != nil {
+		if len(callRows) == 0 {
+			return nil
+		}
+		// COPY: the campaign's row lock makes this the only writer of its
+		// recipients, so the duplicates were all found above (the unique
+		// indexes stay the last word).
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"calls"}, []string{"id", "integration_id", "campaign_id", "phone_number",
+			"record_id", "external_id", "timezone", "status", "priority", "max_attempts", "queued_at", "not_before",
+			"dynamic_variables", "created_at", "updated_at"}, pgx.CopyFromRows(callRows)); err != nil {
 			return err
 		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_events"}, []string{"call_id", "attempt", "kind", "to_status", "detail", "occurred_at"},
+			pgx.CopyFromRows(history)); err != nil {
+			return err
+		}
+		added = len(callRows)
 		if c.Status == CampaignCompleted && added > 0 {
 			_, err = tx.Exec(ctx, `UPDATE campaigns SET status = $2, updated_at = $3 WHERE id = $1`,
 				campaignID, startStatus(c.StartAt, now), now)
@@ -113,6 +108,36 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 		return err
 	})
 	return integrationID, added, err
+}
+
+// knownRecipients are the keys (Recipient.key) of those of recipients the
+// campaign has already: by external id, and by number ("p:" keys, which a
+// recipient without an external id must not repeat).
+func knownRecipients(ctx context.Context, tx pgx.Tx, campaignID uuid.UUID, recipients []Recipient) (map[string]bool, error) {
+	externals, phones := make([]string, 0, len(recipients)), make([]string, 0, len(recipients))
+	for _, r := range recipients {
+		if r.ExternalID != "" {
+			externals = append(externals, r.ExternalID)
+		} else {
+			phones = append(phones, r.PhoneNumber)
+		}
+	}
+	known := make(map[string]bool, len(recipients))
+	rows, err := tx.Query(ctx, `SELECT 'x:' || external_id FROM calls WHERE campaign_id = $1 AND external_id = ANY($2)
+		UNION ALL SELECT 'p:' || phone_number FROM calls WHERE campaign_id = $1 AND phone_number = ANY($3)`,
+		campaignID, externals, phones)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		if err := rows.Scan(&key); err != nil {
+			return nil, err
+		}
+		known[key] = true
+	}
+	return known, rows.Err()
 }
 
 // CampaignCalls streams a campaign's calls, in the order they were added,

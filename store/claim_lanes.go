@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,27 +50,20 @@ type laneCall struct {
 }
 
 // claimFromLanes picks up to free queued calls of the integration in
-// fair-share order, records their dials in cs, cancels suppressed ones
-// and sets aside those whose calling window is closed until it opens.
-func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, free int,
-	now time.Time, cs *changeSet) ([]Claimed, error) {
-	lanes, err := loadLanes(ctx, tx, integrationID, cfg, free, now)
-	if err != nil {
-		return nil, err
-	}
-	var owner string
-	if err := tx.QueryRow(ctx, `SELECT owner_id FROM integrations WHERE id = $1`, integrationID).Scan(&owner); err != nil {
-		return nil, err
-	}
-	// Each lane's first fetch is small: most claims take a slot or two, and
-	// every fetched row is locked until the claim commits.
-	batch := min(free+2, 200)
+// fair-share order from lanes (loadLanes), records their dials in cs,
+// cancels suppressed ones and sets aside those whose calling window is
+// closed until it opens. A lane's calls are fetched only when it is its
+// turn, a few at a time: a claim for one freed slot reads and locks the
+// calls of one lane, not of every campaign.
+func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, owner string, cfg config.Integration,
+	lanes []*lane, free int, now time.Time, cs *changeSet) ([]Claimed, error) {
+	evenUp(lanes)
+	total := 0.0
 	for _, l := range lanes {
-		if err := l.fill(ctx, tx, integrationID, owner, batch, now); err != nil {
-			return nil, err
+		if !l.done {
+			total += l.weight
 		}
 	}
-	evenUp(lanes)
 
 	var out []Claimed
 	waits := map[uuid.UUID]time.Time{}
@@ -80,7 +73,10 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg
 			break
 		}
 		if len(l.buf) == 0 {
-			if err := l.fill(ctx, tx, integrationID, owner, batch, now); err != nil {
+			// The lane's share of the free slots, and a little more for
+			// calls that are suppressed or outside their window.
+			share := int(math.Ceil(float64(free)*l.weight/max(total, 1))) + 2
+			if err := l.fill(ctx, tx, integrationID, owner, min(share, l.room+2, 200), now); err != nil {
 				return nil, err
 			}
 			continue
@@ -122,18 +118,38 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg
 }
 
 // loadLanes returns the webhook lane and one lane per running campaign
-// whose start has come, with their stored passes.
-func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, free int, now time.Time) ([]*lane, error) {
-	lanes := []*lane{{id: uuid.Nil, weight: WebhookLanePriority, room: free, handling: cfg.CallHandling}}
-	rows, err := tx.Query(ctx, `SELECT c.id, c.concurrency_limit, c.priority, c.call_handling, l.pass,
-			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.status IN ('initiated', 'in_progress'))
+// whose start has come, with their stored passes, each lane's room under
+// free and its campaign's limit, and whether it has a ready call at all
+// (without locking any). It also returns how many slots of the
+// integration are held. One statement: it runs on every claim.
+func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, now time.Time) ([]*lane, int, error) {
+	rows, err := tx.Query(ctx, `SELECT $3::uuid, NULL::int, $4::int, '{}'::jsonb, l.pass,
+			-- Calls cancelled while live still hold their slot (they have no
+			-- hang-up): every call with a slot counts.
+			(SELECT count(*) FROM calls k WHERE k.integration_id = $1 AND k.slot_taken_at IS NOT NULL),
+			-- In the ready queue's order, so that it is read from its index:
+			-- a bare EXISTS may scan the table for the lane's first call.
+			(SELECT k.id FROM calls k WHERE k.integration_id = $1 AND k.campaign_id IS NULL
+				AND k.status = 'queued' AND k.not_before IS NULL ORDER BY k.priority DESC, k.queued_at, k.id LIMIT 1) IS NOT NULL,
+			0 AS ord, NULL::timestamptz AS created_at
+		FROM (VALUES (1)) AS one LEFT JOIN dispatch_lanes l ON l.integration_id = $1 AND l.lane = $3
+		UNION ALL
+		SELECT c.id, c.concurrency_limit, c.priority, c.call_handling, l.pass,
+			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.status IN ('initiated', 'in_progress')),
+			(SELECT k.id FROM calls k WHERE k.integration_id = $1 AND k.campaign_id = c.id
+				AND k.status = 'queued' AND k.not_before IS NULL ORDER BY k.priority DESC, k.queued_at, k.id LIMIT 1) IS NOT NULL,
+			1, c.created_at
 		FROM campaigns c LEFT JOIN dispatch_lanes l ON l.integration_id = c.integration_id AND l.lane = c.id
 		WHERE c.integration_id = $1 AND c.status = 'running' AND (c.start_at IS NULL OR c.start_at <= $2)
-		ORDER BY c.created_at, c.id`, integrationID, now)
+		ORDER BY 8, 9, 1`, integrationID, now, uuid.Nil, WebhookLanePriority)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rows.Close()
+	var (
+		lanes []*lane
+		held  int
+	)
 	for rows.Next() {
 		var (
 			l        lane
@@ -142,41 +158,33 @@ func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg conf
 			overlay  json.RawMessage
 			pass     *float64
 			active   int
+			ready    bool
+			ord      int
+			created  *time.Time
 		)
-		if err := rows.Scan(&l.id, &limit, &priority, &overlay, &pass, &active); err != nil {
-			return nil, err
+		if err := rows.Scan(&l.id, &limit, &priority, &overlay, &pass, &active, &ready, &ord, &created); err != nil {
+			return nil, 0, err
 		}
-		l.weight, l.room = float64(max(priority, 1)), free
+		l.weight, l.room, l.done = float64(max(priority, 1)), math.MaxInt32, !ready
 		if limit != nil {
-			l.room = min(free, *limit-active)
+			l.room = *limit - active
 		}
 		if pass != nil {
 			l.pass, l.known = *pass, true
 		}
-		if l.handling, err = cfg.CallHandling.Overlay(overlay); err != nil {
-			return nil, fmt.Errorf("campaign %s: %w", l.id, err)
+		if l.id == uuid.Nil {
+			held, l.handling = active, cfg.CallHandling
+		} else if l.handling, err = cfg.CallHandling.Overlay(overlay); err != nil {
+			return nil, 0, fmt.Errorf("campaign %s: %w", l.id, err)
 		}
 		lanes = append(lanes, &l)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(lanes) > 1 {
-		var pass *float64
-		err := tx.QueryRow(ctx, `SELECT pass FROM dispatch_lanes WHERE integration_id = $1 AND lane = $2`, integrationID, uuid.Nil).Scan(&pass)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return nil, err
-		}
-		if pass != nil {
-			lanes[0].pass, lanes[0].known = *pass, true
-		}
-	}
-	return lanes, nil
+	return lanes, held, rows.Err()
 }
 
-// fill fetches the lane's next ready calls (oldest first within priority),
-// with the reason each is suppressed, if it is. It marks the lane done when
-// there are none.
+// fill fetches the lane's next n ready calls (oldest first within
+// priority), with the reason each is suppressed, if it is. It marks the
+// lane done when there are none.
 func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, owner string, n int, now time.Time) error {
 	if l.done || l.room <= 0 {
 		return nil
@@ -290,10 +298,8 @@ func saveLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, lanes []
 	for i, l := range lanes {
 		ids[i], passes[i] = l.id, l.pass-lo
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM dispatch_lanes WHERE integration_id = $1 AND NOT lane = ANY($2)`, integrationID, ids); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO dispatch_lanes (integration_id, lane, pass)
+	_, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM dispatch_lanes WHERE integration_id = $1 AND NOT lane = ANY($2))
+		INSERT INTO dispatch_lanes (integration_id, lane, pass)
 		SELECT $1, lane, pass FROM unnest($2::uuid[], $3::float8[]) AS v (lane, pass)
 		ON CONFLICT (integration_id, lane) DO UPDATE SET pass = EXCLUDED.pass`, integrationID, ids, passes)
 	return err

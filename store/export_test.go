@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -16,3 +17,6 @@ func WithApplyHooks(s *Store, hooks *ApplyHooks) *Store {
 // SetCommitClaim makes s commit claims with fn, for tests that lose the
 // answer of a COMMIT.
 func (s *Store) SetCommitClaim(fn func(ctx context.Context, tx pgx.Tx) error) { s.commitClaim = fn }
+
+// SetClock makes s read the time of config changes from now.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }

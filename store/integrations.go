@@ -491,8 +491,10 @@ func (s *Store) PutConfig(ctx context.Context, actor string, id uuid.UUID, key s
 			Resource: ResourceConfig, ResourceID: key, Before: json.RawMessage(before), After: value}); err != nil {
 			return err
 		}
-		_, err = refreshStatusAudited(ctx, tx, actor, id, owner, status)
-		return err
+		if _, err = refreshStatusAudited(ctx, tx, actor, id, owner, status); err != nil {
+			return err
+		}
+		return s.windowInputChanged(ctx, tx, id, key)
 	})
 }
 
@@ -516,8 +518,10 @@ func (s *Store) DeleteConfig(ctx context.Context, actor string, id uuid.UUID, ke
 			Resource: ResourceConfig, ResourceID: key, Before: json.RawMessage(before)}); err != nil {
 			return err
 		}
-		_, err = refreshStatusAudited(ctx, tx, actor, id, owner, status)
-		return err
+		if _, err = refreshStatusAudited(ctx, tx, actor, id, owner, status); err != nil {
+			return err
+		}
+		return s.windowInputChanged(ctx, tx, id, key)
 	})
 }
 

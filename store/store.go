@@ -36,11 +36,14 @@ type Store struct {
 	hooks  *ApplyHooks
 	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
 	commitClaim func(ctx context.Context, tx pgx.Tx) error
+	// now is the clock of changes whose callers pass no time (a config
+	// change recomputing calling-window waits); tests set it.
+	now func() time.Time
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
 func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
-	return &Store{pool: pool, sealer: sealer}
+	return &Store{pool: pool, sealer: sealer, now: time.Now}
 }
 
 // Pool exposes the pool for health checks and migrations.

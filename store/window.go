@@ -1,7 +1,12 @@
 package store
 
 import (
+	"context"
+	"encoding/json"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/phone"
@@ -39,4 +44,70 @@ func windowZones(w *config.CallingWindow, number, tz, agentTZ string) []*time.Lo
 		return zones
 	}
 	return load(agentTZ)
+}
+
+// windowInputChanged recomputes, after a change of the integration's
+// config key, when each of its calls waiting for a calling window may be
+// dialled: the window is in call_handling (a campaign's overlay may
+// replace it) and a "recipient" window falls back to the agent's
+// timezone. Calls whose window is now open go back to the ready queue.
+func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, key string) error {
+	if key != config.KeyCallHandling && key != config.KeyAgent {
+		return nil
+	}
+	raw, err := loadConfig(ctx, tx, integrationID)
+	if err != nil {
+		return err
+	}
+	return rescheduleWindowWaits(ctx, tx, integrationID, config.Decode(raw), s.now())
+}
+
+// rescheduleWindowWaits sets the not_before of every call of the
+// integration that waits for its calling window anew under cfg, as of now.
+func rescheduleWindowWaits(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, now time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT c.id, c.phone_number, COALESCE(c.timezone, ''), k.call_handling
+		FROM calls c LEFT JOIN campaigns k ON k.id = c.campaign_id
+		WHERE c.integration_id = $1 AND c.status = 'queued' AND c.not_before IS NOT NULL
+		FOR UPDATE OF c`, integrationID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		ids  []uuid.UUID
+		at   []*time.Time
+		byOv = map[string]config.CallHandling{}
+	)
+	for rows.Next() {
+		var (
+			id         uuid.UUID
+			number, tz string
+			overlay    json.RawMessage
+		)
+		if err := rows.Scan(&id, &number, &tz, &overlay); err != nil {
+			return err
+		}
+		handling, ok := byOv[string(overlay)]
+		if !ok {
+			if handling, err = cfg.CallHandling.Overlay(overlay); err != nil {
+				handling = cfg.CallHandling
+			}
+			byOv[string(overlay)] = handling
+		}
+		var wait *time.Time
+		if opens := windowOpensAt(handling.CallingWindow, number, tz, cfg.Agent.Timezone, now); opens.After(now) {
+			wait = &opens
+		}
+		ids, at = append(ids, id), append(at, wait)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `UPDATE calls c SET not_before = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v (id, at)
+		WHERE c.id = v.id AND c.not_before IS DISTINCT FROM v.at`, ids, at)
+	return err
 }
