@@ -151,6 +151,8 @@ type world struct {
 	inst *servicetest.Instance
 	va   *servicetest.FakeVA
 	a, b client
+	// aTokenID is the id of a's token.
+	aTokenID uuid.UUID
 }
 
 func setup(t *testing.T) *world {
@@ -162,7 +164,8 @@ func setupWith(t *testing.T, opt servicetest.Options) *world {
 	t.Helper()
 	env := servicetest.New(t)
 	w := &world{env: env, va: servicetest.NewFakeVA(t), inst: env.Start(opt)}
-	w.a = client{base: w.inst.URL, token: env.Admin(w.inst, ownerA).Token}
+	adminA := env.Admin(w.inst, ownerA)
+	w.a, w.aTokenID = client{base: w.inst.URL, token: adminA.Token}, adminA.TokenID
 	w.b = client{base: w.inst.URL, token: env.Admin(w.inst, ownerB).Token}
 	return w
 }

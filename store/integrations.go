@@ -353,9 +353,8 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 }
 
 // DeleteIntegration removes owner's integration with its handlers, config,
-// secrets and calls. Its audit entries go with it (the foreign key
-// cascades), except the entry of the deletion itself: that one names the
-// integration by resource id only, so it outlives it in the owner's log.
+// secrets and calls. Its audit entries stay, the deletion's own included:
+// the log is append-only, and the owner reads it by integration id after.
 func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id uuid.UUID) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		// The token stays sealed: an integration whose token no longer
@@ -365,7 +364,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id u
 		if err != nil {
 			return err
 		}
-		return recordAudit(ctx, tx, Audit{Owner: in.OwnerID, Actor: actor, Action: AuditDelete,
+		return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: in.OwnerID, Actor: actor, Action: AuditDelete,
 			Resource: ResourceIntegration, ResourceID: id.String(), Before: in.audit()})
 	})
 }

@@ -123,9 +123,9 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("ListTokens(\"\") = %d tokens, %v; want 3", len(all), err)
 	}
 
-	owner, err := s.Authenticate(ctx, plain)
-	if err != nil || owner != "owner-a" {
-		t.Fatalf("Authenticate = %q, %v", owner, err)
+	bearer, err := s.Authenticate(ctx, plain)
+	if err != nil || bearer.Owner != "owner-a" || bearer.TokenID != tok.ID {
+		t.Fatalf("Authenticate = %+v, %v; want owner-a with token %s", bearer, err, tok.ID)
 	}
 	list, _ = s.ListTokens(ctx, "owner-a")
 	if list[1].LastUsedAt == nil || list[1].LastUsedAt.Before(tok.CreatedAt) {
@@ -153,8 +153,8 @@ func TestTokens(t *testing.T) {
 	if err := s.RevokeToken(ctx, "owner-a", "test", tok.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice = %v, want ErrNotFound", err)
 	}
-	if owner, err := s.Authenticate(ctx, plain2); err != nil || owner != "owner-a" {
-		t.Fatalf("the other token stopped working: %q, %v", owner, err)
+	if bearer, err := s.Authenticate(ctx, plain2); err != nil || bearer.Owner != "owner-a" {
+		t.Fatalf("the other token stopped working: %+v, %v", bearer, err)
 	}
 	list, _ = s.ListTokens(ctx, "owner-a")
 	if list[1].RevokedAt == nil || list[0].RevokedAt != nil {

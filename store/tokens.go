@@ -57,10 +57,16 @@ func (s *Store) CreateToken(ctx context.Context, owner, actor, name string) (Acc
 	return t, plain, err
 }
 
-// Authenticate returns the owner of a live token and records its use
-// (to the minute).
-func (s *Store) Authenticate(ctx context.Context, token string) (string, error) {
-	var owner string
+// Bearer is who presented a live admin token.
+type Bearer struct {
+	Owner   string
+	TokenID uuid.UUID
+}
+
+// Authenticate returns the owner and id of a live token and records its
+// use (to the minute).
+func (s *Store) Authenticate(ctx context.Context, token string) (Bearer, error) {
+	var b Bearer
 	// last_used_at is written at most once a minute per token: a write on
 	// every request made each admin call wait for a commit, serialised on
 	// the token's row. A request that changes nothing commits nothing.
@@ -69,8 +75,8 @@ func (s *Store) Authenticate(ctx context.Context, token string) (string, error) 
 		touched AS (
 			UPDATE access_tokens a SET last_used_at = now() FROM t
 			WHERE a.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
-		SELECT owner_id FROM t`, hashToken(token)).Scan(&owner)
-	return owner, notFound(err)
+		SELECT owner_id, id FROM t`, hashToken(token)).Scan(&b.Owner, &b.TokenID)
+	return b, notFound(err)
 }
 
 // ListTokens lists an owner's tokens, newest first.
