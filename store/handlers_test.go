@@ -213,13 +213,13 @@ func TestSetupIntegration(t *testing.T) {
 
 	// An empty placeholder does not make the dialler configured; a real value does.
 	putConfig(t, s, in.ID, "voice", vaVoice)
-	if got, _ := s.GetIntegration(ctx, "", in.ID); got.Status != store.StatusNotConfigured {
+	if got, _ := s.IntegrationByID(ctx, in.ID); got.Status != store.StatusNotConfigured {
 		t.Fatalf("status with an empty VA_AUTH_TOKEN = %s", got.Status)
 	}
 	if _, err := s.PutSecret(ctx, "owner-a", in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123", true); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetIntegration(ctx, "", in.ID); got.Status != store.StatusActive {
+	if got, _ := s.IntegrationByID(ctx, in.ID); got.Status != store.StatusActive {
 		t.Fatalf("status with VA_AUTH_TOKEN set = %s", got.Status)
 	}
 	if _, err := s.SetupIntegration(ctx, "webhook", uuid.New()); !errors.Is(err, store.ErrNotFound) {

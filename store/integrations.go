@@ -179,6 +179,9 @@ func refreshStatusAudited(ctx context.Context, tx pgx.Tx, actor string, id uuid.
 // the name gets a numeric suffix when taken; an explicit slug that is taken
 // is a ConflictError.
 func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f IntegrationFields) (Integration, error) {
+	if owner == "" {
+		return Integration{}, ErrNoOwner
+	}
 	id := uuid.New()
 	tokenEnc := s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))
 	explicit := f.Slug != nil
@@ -223,10 +226,17 @@ func deref(s *string) string {
 	return *s
 }
 
-// GetIntegration returns owner's integration ("" owner: any).
+// GetIntegration returns owner's integration. An empty owner owns
+// nothing: code that is no request's reads with IntegrationByID.
 func (s *Store) GetIntegration(ctx context.Context, owner string, id uuid.UUID) (Integration, error) {
 	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
-		WHERE id = $1 AND (owner_id = $2 OR $2 = '')`, id, owner))
+		WHERE id = $1 AND owner_id = $2`, id, owner))
+}
+
+// IntegrationByID returns any integration, whoever owns it: for the
+// service's own components and tools, never for a request.
+func (s *Store) IntegrationByID(ctx context.Context, id uuid.UUID) (Integration, error) {
+	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE id = $1`, id))
 }
 
 // IntegrationBySlug returns the integration with that URL key.
@@ -290,7 +300,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 	var out Integration
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.scanIntegration(tx.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') FOR UPDATE`, id, owner))
+			WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
 		if err != nil {
 			return err
 		}
@@ -328,7 +338,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 		out, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET name = $3, slug = $4, status = $5,
 			agent_prompt = $6, elevenlabs_agent_id = $7, saas_assistant_name = $8, phone_number = $9,
 			voice_assistant_sip_id = $10, updated_at = now()
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns,
 			id, owner, name, slug, status, pick(f.AgentPrompt, cur.AgentPrompt), pick(f.ElevenLabsAgentID, cur.ElevenLabsAgentID),
 			pick(f.SaasAssistantName, cur.SaasAssistantName), pick(f.PhoneNumber, cur.PhoneNumber),
 			pick(f.VoiceAssistantSipID, cur.VoiceAssistantSipID)))
@@ -360,7 +370,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id u
 		// The token stays sealed: an integration whose token no longer
 		// decrypts can still be deleted.
 		in, _, err := scanSealedIntegration(tx.QueryRow(ctx, `DELETE FROM integrations
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns, id, owner))
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns, id, owner))
 		if err != nil {
 			return err
 		}
@@ -376,7 +386,7 @@ func (s *Store) RotateWebhookToken(ctx context.Context, owner, actor string, id 
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		in, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET webhook_token_enc = $3, updated_at = now()
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns,
 			id, owner, s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))))
 		if err != nil {
 			return err

@@ -174,7 +174,7 @@ func TestSecretsRotateKey(t *testing.T) {
 	if !strings.Contains(out, "re-encrypted 3 values") || strings.Contains(out, newKey) {
 		t.Errorf("rotate-key said %q", out)
 	}
-	if _, err := old.GetIntegration(ctx, "", in.ID); !errors.Is(err, store.ErrDecrypt) {
+	if _, err := old.IntegrationByID(ctx, in.ID); !errors.Is(err, store.ErrDecrypt) {
 		t.Errorf("the old key still opens the webhook token: %v", err)
 	}
 	if _, err := old.SecretValue(ctx, in.ID, "NETHUNT_API_KEY"); !errors.Is(err, store.ErrDecrypt) {
