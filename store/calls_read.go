@@ -30,7 +30,10 @@ func (s *Store) CallByID(ctx context.Context, id uuid.UUID) (Call, error) {
 func prefixed(prefix, columns string) string {
 	parts := strings.Split(columns, ",")
 	for i, p := range parts {
-		parts[i] = prefix + strings.TrimSpace(p)
+		parts[i] = strings.TrimSpace(p)
+		if !strings.HasPrefix(parts[i], "NULL") { // a column left out of a list
+			parts[i] = prefix + parts[i]
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -67,7 +70,8 @@ type CallFilter struct {
 	Offset        int
 }
 
-// ListCalls returns one page of owner's calls and whether more follow.
+// ListCalls returns one page of owner's calls, without what only the
+// detail shows (transcripts, analysis; see callListColumns).
 func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Call, error) {
 	where := []string{"i.owner_id = $1"}
 	args := []any{owner}
@@ -98,7 +102,7 @@ func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Ca
 		order = "c.created_at, c.id"
 	}
 	args = append(args, f.Limit, f.Offset)
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("c.", callColumns)+` FROM calls c
+	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("c.", callListColumns)+` FROM calls c
 		JOIN integrations i ON i.id = c.integration_id WHERE `+strings.Join(where, " AND ")+`
 		ORDER BY `+order+fmt.Sprintf(` LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
 	if err != nil {
