@@ -2,12 +2,12 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -53,30 +53,6 @@ type IntegrationFields struct {
 	SaasAssistantName   *string
 	PhoneNumber         *string
 	VoiceAssistantSipID *string
-}
-
-// SlugPattern is the shape of an integration's URL key.
-var SlugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
-
-// reservedSlugs are first path segments the service itself serves.
-var reservedSlugs = map[string]bool{"api": true, "metrics": true, "healthz": true, "readyz": true, "docs": true}
-
-// ReservedSlug reports whether slug would shadow one of the service's own paths.
-func ReservedSlug(slug string) bool { return reservedSlugs[slug] }
-
-// Slugify derives a URL key from a name.
-func Slugify(name string) string {
-	s := nonSlug.ReplaceAllString(strings.ToLower(name), "-")
-	s = strings.Trim(s, "-")
-	if len(s) > 56 {
-		s = strings.TrimRight(s[:56], "-")
-	}
-	if s == "" || reservedSlugs[s] {
-		s = strings.TrimPrefix(s+"-integration", "-")
-	}
-	return s
 }
 
 const integrationColumns = `id, name, slug, owner_id, status, webhook_token_enc, agent_prompt, elevenlabs_agent_id,
@@ -176,8 +152,8 @@ func refreshStatusAudited(ctx context.Context, tx pgx.Tx, actor string, id uuid.
 }
 
 // CreateIntegration creates an integration for owner. A slug derived from
-// the name gets a numeric suffix when taken; an explicit slug that is taken
-// is a ConflictError.
+// the name gets a random suffix when taken or reserved (see slug.go); an
+// explicit slug that is taken is a ConflictError.
 func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f IntegrationFields) (Integration, error) {
 	if owner == "" {
 		return Integration{}, ErrNoOwner
@@ -189,35 +165,45 @@ func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f In
 	if explicit {
 		base = *f.Slug
 	}
-	for n := 1; ; n++ {
-		slug := base
-		if n > 1 {
-			slug = fmt.Sprintf("%s-%d", base, n)
-		}
+	slug := base
+	if !explicit && (slug == "" || ReservedSlug(slug)) {
+		slug = withRandomSuffix(base)
+	}
+	for attempt := 1; ; attempt++ {
 		// One transaction per attempt: a slug clash aborts it.
 		var in Integration
 		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			if retired, err := slugRetiredByOther(ctx, tx, slug, owner); err != nil || retired {
+				return cmp.Or(err, errSlugTaken)
+			}
 			var err error
 			in, err = s.scanIntegration(tx.QueryRow(ctx, `INSERT INTO integrations (id, name, slug, owner_id, webhook_token_enc,
 				agent_prompt, elevenlabs_agent_id, saas_assistant_name, phone_number, voice_assistant_sip_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+integrationColumns,
 				id, deref(f.Name), slug, owner, tokenEnc,
 				f.AgentPrompt, f.ElevenLabsAgentID, f.SaasAssistantName, f.PhoneNumber, f.VoiceAssistantSipID))
+			if isUniqueViolation(err, "integrations_slug_key") {
+				return errSlugTaken
+			}
 			if err != nil {
 				return err
 			}
 			return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditCreate,
 				Resource: ResourceIntegration, ResourceID: id.String(), After: in.audit()})
 		})
-		if isUniqueViolation(err, "integrations_slug_key") {
-			if explicit || n >= 100 {
+		if errors.Is(err, errSlugTaken) {
+			if explicit || attempt >= 10 {
 				return in, &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
 			}
+			slug = withRandomSuffix(base)
 			continue
 		}
 		return in, err
 	}
 }
+
+// errSlugTaken is a slug in use, or kept by another owner.
+var errSlugTaken = errors.New("slug taken")
 
 func deref(s *string) string {
 	if s == nil {
@@ -321,8 +307,18 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 			name = *f.Name
 		}
 		slug := cur.Slug
-		if f.Slug != nil {
+		if f.Slug != nil && *f.Slug != cur.Slug {
 			slug = *f.Slug
+			taken, err := slugRetiredByOther(ctx, tx, slug, cur.OwnerID)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
+			}
+			if err := retireSlug(ctx, tx, cur.Slug, cur.OwnerID); err != nil {
+				return err
+			}
 		}
 		status := cur.Status
 		if f.Status != nil {
@@ -372,6 +368,9 @@ func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id u
 		in, _, err := scanSealedIntegration(tx.QueryRow(ctx, `DELETE FROM integrations
 			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns, id, owner))
 		if err != nil {
+			return err
+		}
+		if err := retireSlug(ctx, tx, in.Slug, in.OwnerID); err != nil {
 			return err
 		}
 		return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: in.OwnerID, Actor: actor, Action: AuditDelete,

@@ -1,3 +1,4 @@
+DROP TABLE IF EXISTS retired_slugs;
 DROP TRIGGER IF EXISTS audit_logs_no_truncate ON audit_logs;
 DROP TRIGGER IF EXISTS audit_logs_append_only ON audit_logs;
 DROP FUNCTION IF EXISTS audit_logs_refuse_change();

@@ -20,3 +20,19 @@ CREATE TRIGGER audit_logs_append_only BEFORE UPDATE OR DELETE ON audit_logs
     FOR EACH ROW EXECUTE FUNCTION audit_logs_refuse_change();
 CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs
     FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_refuse_change();
+
+-- Slugs given up by an integration (deleted, or changed) stay their
+-- owner's: callers configured with the old URL must not reach another
+-- owner's integration that took it.
+CREATE TABLE retired_slugs (
+    slug       text PRIMARY KEY,
+    owner_id   text NOT NULL,
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+-- Integrations deleted before this table existed, from their audit entries.
+INSERT INTO retired_slugs (slug, owner_id, retired_at)
+SELECT DISTINCT ON (a.before->>'slug') a.before->>'slug', a.owner_id, a.created_at
+FROM audit_logs a
+WHERE a.resource = 'integration' AND a.action = 'delete' AND a.before->>'slug' IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM integrations i WHERE i.slug = a.before->>'slug')
+ORDER BY a.before->>'slug', a.id DESC;
