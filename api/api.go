@@ -191,8 +191,11 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var je *jsonhttp.Error
 	var conflict *store.ConflictError
+	var quota *store.QuotaError
 	switch {
 	case errors.As(err, &je):
+	case errors.As(err, &quota):
+		err = jsonhttp.Errorf(http.StatusUnprocessableEntity, "quota_exceeded", quota.Field, "%s", quota.Message)
 	case errors.As(err, &conflict):
 		err = jsonhttp.Errorf(http.StatusConflict, "conflict", conflict.Field, "%s", conflict.Message)
 	case errors.Is(err, store.ErrNotFound):

@@ -119,6 +119,9 @@ func (s *Store) CreateHandler(ctx context.Context, owner, actor string, integrat
 		if err := ownedIntegration(ctx, tx, owner, integrationID); err != nil {
 			return err
 		}
+		if err := checkQuota(ctx, tx, "handlers", integrationID, 1, MaxHandlersPerIntegration, "name", "handlers"); err != nil {
+			return err
+		}
 		var err error
 		h, err = scanHandler(tx.QueryRow(ctx, `INSERT INTO handlers AS h (id, integration_id, name, default_args)
 			VALUES ($1, $2, $3, $4) RETURNING `+handlerColumns, uuid.New(), integrationID, name, argsOrEmpty(defaultArgs)))
@@ -239,7 +242,8 @@ func (s *Store) SyncHandlers(ctx context.Context, owner, actor string, integrati
 			}
 			out = append(out, SyncedHandler{Handler: h, Created: !existed})
 		}
-		return nil
+		// Within the quota once all are written, or none is.
+		return checkQuota(ctx, tx, "handlers", integrationID, 0, MaxHandlersPerIntegration, "", "handlers")
 	})
 	return out, err
 }

@@ -76,6 +76,10 @@ func (s *Store) PutSecret(ctx context.Context, actor string, integrationID uuid.
 			before = &prev
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
+		default:
+			if err := checkQuota(ctx, tx, "secrets", integrationID, 1, MaxSecretsPerIntegration, "key", "secrets and credentials"); err != nil {
+				return err
+			}
 		}
 		conflict := `DO NOTHING`
 		if upsert {
