@@ -169,7 +169,7 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 			jsonhttp.WriteError(w, jsonhttp.ErrUnauthorized)
 			return
 		}
-		who, err := a.store.Authenticate(r.Context(), strings.TrimSpace(auth[7:]))
+		bearer, err := a.store.Authenticate(r.Context(), strings.TrimSpace(auth[7:]))
 		if errors.Is(err, store.ErrNotFound) {
 			jsonhttp.WriteError(w, jsonhttp.ErrUnauthorized)
 			return
@@ -179,7 +179,9 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 			jsonhttp.WriteError(w, jsonhttp.Unavailable("database"))
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ownerKey{}, who))
+		ctx := context.WithValue(r.Context(), ownerKey{}, bearer.Owner)
+		ctx = store.WithAuditSource(ctx, store.AuditSource{TokenID: bearer.TokenID, ClientIP: clientIP(r)})
+		r = r.WithContext(ctx)
 		if err := fn(w, r); err != nil {
 			a.writeError(w, r, err)
 		}
@@ -189,8 +191,11 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var je *jsonhttp.Error
 	var conflict *store.ConflictError
+	var quota *store.QuotaError
 	switch {
 	case errors.As(err, &je):
+	case errors.As(err, &quota):
+		err = jsonhttp.Errorf(http.StatusUnprocessableEntity, "quota_exceeded", quota.Field, "%s", quota.Message)
 	case errors.As(err, &conflict):
 		err = jsonhttp.Errorf(http.StatusConflict, "conflict", conflict.Field, "%s", conflict.Message)
 	case errors.Is(err, store.ErrNotFound):

@@ -151,6 +151,8 @@ type world struct {
 	inst *servicetest.Instance
 	va   *servicetest.FakeVA
 	a, b client
+	// aTokenID is the id of a's token.
+	aTokenID uuid.UUID
 }
 
 func setup(t *testing.T) *world {
@@ -162,7 +164,8 @@ func setupWith(t *testing.T, opt servicetest.Options) *world {
 	t.Helper()
 	env := servicetest.New(t)
 	w := &world{env: env, va: servicetest.NewFakeVA(t), inst: env.Start(opt)}
-	w.a = client{base: w.inst.URL, token: env.Admin(w.inst, ownerA).Token}
+	adminA := env.Admin(w.inst, ownerA)
+	w.a, w.aTokenID = client{base: w.inst.URL, token: adminA.Token}, adminA.TokenID
 	w.b = client{base: w.inst.URL, token: env.Admin(w.inst, ownerB).Token}
 	return w
 }
@@ -370,29 +373,31 @@ func TestCreateIntegrationSlug(t *testing.T) {
 		t.Errorf("created integration = %+v", in)
 	}
 
-	// Derived slugs, in order: a taken one gets the next free suffix, across
-	// owners (slugs are unique across the service).
+	// Derived slugs: transliterated; a taken, reserved or empty one gets a
+	// random suffix, across owners (slugs are unique across the service).
 	derived := []struct {
 		c    client
 		name string
-		want string
+		want string // a pattern
 	}{
-		{w.a, "acme  sales", "acme-sales-2"},
-		{w.b, "ACME Sales", "acme-sales-3"},
-		{w.a, "Другий проєкт", "integration"},
-		{w.a, "API", "api-integration"},
-		{w.a, " Docs ", "docs-integration"},
-		{w.a, strings.Repeat("Long name ", 20), "long-name-long-name-long-name-long-name-long-name-long-n"},
+		{w.a, "acme  sales", `acme-sales-[a-z0-9]{6}`},
+		{w.b, "ACME Sales", `acme-sales-[a-z0-9]{6}`},
+		{w.a, "Другий проєкт", `drugiy-proyekt`},
+		{w.a, "東京", `integration-[a-z0-9]{6}`},
+		{w.a, "API", `api-[a-z0-9]{6}`},
+		{w.a, " Docs ", `docs-[a-z0-9]{6}`},
+		{w.a, strings.Repeat("Long name ", 20), `long-name-long-name-long-name-long-name-long-name-long-n`},
 	}
 	for _, tt := range derived {
 		got := createIntegration(t, tt.c, map[string]any{"name": tt.name})
-		if got.Slug != tt.want {
-			t.Errorf("slug of %q = %q, want %q", tt.name, got.Slug, tt.want)
+		if !regexp.MustCompile(`^` + tt.want + `$`).MatchString(got.Slug) {
+			t.Errorf("slug of %q = %q, want %s", tt.name, got.Slug, tt.want)
 		}
 		if !store.SlugPattern.MatchString(got.Slug) {
 			t.Errorf("slug %q of %q does not match the slug pattern", got.Slug, tt.name)
 		}
 	}
+	taken := createIntegration(t, w.a, map[string]any{"name": "Taken", "slug": "acme-sales-2"})
 
 	explicit := createIntegration(t, w.a, map[string]any{"name": "Zed", "slug": "zed-line"})
 	if explicit.Slug != "zed-line" {
@@ -409,7 +414,7 @@ func TestCreateIntegrationSlug(t *testing.T) {
 		slug string
 	}{
 		{"own derived slug", w.a, "acme-sales"},
-		{"another owner's slug", w.b, "acme-sales-2"},
+		{"another owner's slug", w.b, taken.Slug},
 		{"own explicit slug", w.a, "zed-line"},
 	}
 	for _, tt := range clashes {
@@ -422,7 +427,7 @@ func TestCreateIntegrationSlug(t *testing.T) {
 		})
 	}
 
-	invalid := []string{"api", "metrics", "healthz", "readyz", "docs", "", "Zed", "-zed", "zed_line", "zed line", strings.Repeat("a", 64)}
+	invalid := []string{"api", "admin", "metrics", "healthz", "readyz", "docs", "", "Zed", "-zed", "zed_line", "zed line", strings.Repeat("a", 64)}
 	for _, slug := range invalid {
 		t.Run(fmt.Sprintf("invalid slug %q", slug), func(t *testing.T) {
 			expectFieldError(t, w.a.do(t, "POST", "/api/integrations", map[string]any{"name": "X", "slug": slug}),
@@ -434,12 +439,14 @@ func TestCreateIntegrationSlug(t *testing.T) {
 
 	// Changing a slug obeys the same rules.
 	expectFieldError(t, w.a.do(t, "PATCH", integrationPath(explicit), map[string]any{"slug": "acme-sales"}), http.StatusConflict, "slug")
-	expectFieldError(t, w.a.do(t, "PATCH", integrationPath(explicit), map[string]any{"slug": "acme-sales-3"}), http.StatusConflict, "slug")
+	expectFieldError(t, w.a.do(t, "PATCH", integrationPath(explicit), map[string]any{"slug": taken.Slug}), http.StatusConflict, "slug")
 	renamed := decodeAs[store.Integration](t, w.a.do(t, "PATCH", integrationPath(explicit), map[string]any{"slug": "zed-renamed"}).expect(t, http.StatusOK))
 	if renamed.Slug != "zed-renamed" || getIntegration(t, w.a, explicit).Slug != "zed-renamed" {
 		t.Errorf("slug after PATCH = %q", renamed.Slug)
 	}
-	// The old slug is free again.
+	// The old slug is free again for its owner, and for nobody else.
+	expectFieldError(t, w.b.do(t, "POST", "/api/integrations", map[string]any{"name": "Squatter", "slug": "zed-line"}),
+		http.StatusConflict, "slug")
 	if got := createIntegration(t, w.a, map[string]any{"name": "Zed again", "slug": "zed-line"}); got.Slug != "zed-line" {
 		t.Errorf("freed slug = %q", got.Slug)
 	}

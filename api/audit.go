@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 )
@@ -33,13 +35,20 @@ func (a *API) integrationAuditLog(w http.ResponseWriter, r *http.Request) error 
 
 // ownerAuditLog pages through all of the owner's changes, newest first,
 // including those of deleted integrations and of tokens, which no
-// integration's log shows.
+// integration's log shows; ?integrationId= keeps one integration's, which
+// is how a deleted integration's history is read.
 func (a *API) ownerAuditLog(w http.ResponseWriter, r *http.Request) error {
 	limit, offset, err := page(r)
 	if err != nil {
 		return err
 	}
-	entries, total, err := a.store.OwnerAuditLog(r.Context(), owner(r.Context()), limit, offset)
+	var integration uuid.UUID
+	if v := r.URL.Query().Get("integrationId"); v != "" {
+		if integration, err = uuid.Parse(v); err != nil {
+			return jsonhttp.BadRequest("integrationId", "integrationId must be a uuid")
+		}
+	}
+	entries, total, err := a.store.OwnerAuditLog(r.Context(), owner(r.Context()), integration, limit, offset)
 	if err != nil {
 		return err
 	}

@@ -114,18 +114,38 @@ func TestAuditLogs(t *testing.T) {
 		t.Errorf("B's audit log shows A's integration: %s", raw)
 	}
 
-	// The deletion outlives the integration, in the owner's log.
+	// Each entry names the token and the client's address.
+	for _, e := range all {
+		if e.TokenID == nil || *e.TokenID != w.aTokenID || e.ClientIP == nil || *e.ClientIP != "127.0.0.1" {
+			t.Fatalf("entry %d (%s) names token %v from %v, want %s from 127.0.0.1", e.ID, summary(e), e.TokenID, e.ClientIP, w.aTokenID)
+		}
+	}
+
+	// The log is append-only: the integration's entries outlive it, read
+	// with ?integrationId= from the owner's log, and only by the owner.
 	w.a.do(t, "DELETE", integrationPath(in), nil).expect(t, http.StatusOK)
 	expectError(t, w.a.do(t, "GET", integrationPath(in, "/audit-logs"), nil), http.StatusNotFound)
-	owned, _ := auditPage(t, w.a, "/api/audit-logs?limit=1")
-	if len(owned) != 1 || summary(owned[0]) != "owner-a delete integration" || owned[0].IntegrationID != nil ||
-		owned[0].ResourceID == nil || *owned[0].ResourceID != in.ID.String() || !isNull(owned[0].After) {
-		t.Fatalf("newest owner entry after delete = %+v", owned)
+	kept, total := auditPage(t, w.a, "/api/audit-logs?integrationId="+in.ID.String())
+	if total != len(want)+1 || len(kept) != len(want)+1 {
+		t.Fatalf("after delete the owner reads %d entries (total %d) of the integration, want %d", len(kept), total, len(want)+1)
+	}
+	if summary(kept[0]) != "owner-a delete integration" || kept[0].IntegrationID == nil || *kept[0].IntegrationID != in.ID ||
+		kept[0].ResourceID == nil || *kept[0].ResourceID != in.ID.String() || !isNull(kept[0].After) {
+		t.Fatalf("newest entry after delete = %+v", kept[0])
+	}
+	for i, e := range kept[1:] {
+		if e.ID != all[i].ID {
+			t.Fatalf("entry %d after delete is %d, want %d", i, e.ID, all[i].ID)
+		}
 	}
 	var deleted map[string]any
-	if err := json.Unmarshal(owned[0].Before, &deleted); err != nil || deleted["name"] != "Audited 3" || deleted["webhookToken"] != nil {
-		t.Errorf("deleted integration recorded as %s", owned[0].Before)
+	if err := json.Unmarshal(kept[0].Before, &deleted); err != nil || deleted["name"] != "Audited 3" || deleted["webhookToken"] != nil {
+		t.Errorf("deleted integration recorded as %s", kept[0].Before)
 	}
+	if other, total := auditPage(t, w.b, "/api/audit-logs?integrationId="+in.ID.String()); len(other) != 0 || total != 0 {
+		t.Errorf("another owner reads %d entries (total %d) of the deleted integration", len(other), total)
+	}
+	expectFieldError(t, w.a.do(t, "GET", "/api/audit-logs?integrationId=nope", nil), http.StatusBadRequest, "integrationId")
 }
 
 // lockedBuffer is a log sink the service's goroutines write to at once.

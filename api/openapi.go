@@ -179,7 +179,9 @@ var adminDocs = map[string]opDoc{
 		description: "Who changed what and when, newest first; secret values never appear.", query: pageParams,
 		response: obj{"type": "array", "items": schemaRef("AuditEntry")}, errors: []int{400, 404}},
 	"GET /api/audit-logs": {summary: "Your audit log", tag: "Audit", totalCount: true,
-		description: "All of your changes, newest first, including deleted integrations' and tokens'.", query: pageParams,
+		description: "All of your changes, newest first, including deleted integrations' and tokens'. " +
+			"integrationId narrows it to one integration, a deleted one too: the log is append-only.",
+		query:    append([]obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}}, pageParams...),
 		response: obj{"type": "array", "items": schemaRef("AuditEntry")}, errors: []int{400}},
 	"GET /api/tokens": {summary: "Your access tokens", tag: "Tokens", description: "Revoked ones included, newest first; never the token itself.",
 		response: obj{"type": "array", "items": schemaRef("AccessToken")}},
@@ -395,7 +397,8 @@ func adminSchemas() obj {
 				"properties": obj{"id": str, "name": str, "method": str, "url": str, "body": obj{"description": "The request body example, or null."},
 					"order": count}}}}},
 		"AuditEntry": obj{"type": "object", "properties": obj{"id": obj{"type": "integer"}, "integrationId": obj{"type": []string{"string", "null"}},
-			"actor": str, "action": str, "resource": str, "resourceId": nullStr, "before": obj{}, "after": obj{}, "createdAt": ts}},
+			"actor": str, "tokenId": nullStr, "clientIp": nullStr, "action": str, "resource": str, "resourceId": nullStr,
+			"before": obj{}, "after": obj{}, "createdAt": ts}},
 		"AccessToken": obj{"type": "object", "properties": obj{"id": id, "ownerId": str, "name": str, "createdAt": ts,
 			"lastUsedAt": nullTS, "revokedAt": nullTS}},
 	}

@@ -937,7 +937,15 @@ func TestCheckURLs(t *testing.T) {
 		{config.KeyVoice, `{"base_url": "http://127.0.0.1:9000"}`, "base_url"},
 		{"analysis", `{"base_url": "https://llm.example/v1?access_token=x"}`, "base_url"},
 		{"predial", `{"url": "http://127.0.0.1/check"}`, "url"},
-		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?phone=1&folder=2"}`, ""},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u#access_token=abc"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?pwd=abc"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?Client_Key=abc"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?PASSWORD=abc"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?apikey=abc"}`, "update_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://u:p%zz@crm.example/u"}`, "update_url"},
+		{config.KeyVoice, `{"base_url": "https://va.example/?auth=abc"}`, "base_url"},
+		{config.KeyVoice, `{"base_url": "https://user@va.example/"}`, "base_url"},
+		{config.KeyCRM, `{"kind": "webhook", "update_url": "https://crm.example/u?phone=1&folder=2#section"}`, ""},
 		{"free_form", `{"url": "http://127.0.0.1/?token=1"}`, ""},
 	}
 	for _, tt := range tests {

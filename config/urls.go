@@ -18,7 +18,8 @@ var urlFields = map[string][]string{
 }
 
 // credentialParam matches query parameter names that carry credentials.
-var credentialParam = regexp.MustCompile(`(?i)(token|secret|passw|api[_-]?key|apikey|access[_-]?key|auth|signature|^sig$|^key$|credential)`)
+var credentialParam = regexp.MustCompile(`(?i)(token|secret|passw|^pass$|pwd|api[_-]?key|apikey|access[_-]?key|[_-]key$|^key$|` +
+	`auth|signature|^sig$|credential|session|jwt|bearer)`)
 
 // ErrCredentialsInURL refuses a URL with a user, password or credential-like
 // query parameter: config values are stored, shown and logged in plain
@@ -53,18 +54,28 @@ func CheckURLs(key string, value json.RawMessage, check func(raw string) error) 
 	return nil
 }
 
+// credentialsInURL refuses a user or password, and credential-like
+// parameters in the query or in a fragment written as one
+// (#access_token=...: never sent, but stored and shown all the same).
 func credentialsInURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil //nolint:nilerr // the key's own validation reports it
+		return errUnreadableURL
 	}
 	if u.User != nil {
 		return ErrCredentialsInURL
 	}
-	for name := range u.Query() {
-		if credentialParam.MatchString(name) {
-			return ErrCredentialsInURL
+	fragment, _ := url.ParseQuery(u.Fragment) // what parses is checked
+	for _, params := range []url.Values{u.Query(), fragment} {
+		for name := range params {
+			if credentialParam.MatchString(name) {
+				return ErrCredentialsInURL
+			}
 		}
 	}
 	return nil
 }
+
+// errUnreadableURL refuses what cannot be parsed, since whether it
+// carries credentials cannot be told.
+var errUnreadableURL = errors.New("must be a valid URL")

@@ -31,6 +31,9 @@ type Metrics struct {
 	Processed       *prometheus.CounterVec
 	BatchDuration   *prometheus.HistogramVec
 	EventsIgnored   *prometheus.CounterVec
+	// ParkedDropped counts parked events pushed out by an integration's
+	// newer ones beyond its quota.
+	ParkedDropped   prometheus.Counter
 	RetriesSched    *prometheus.CounterVec
 	Terminal        *prometheus.CounterVec
 	DialDuration    *prometheus.HistogramVec
@@ -82,6 +85,8 @@ func New(build Build) *Metrics {
 			Help: "Time to process one batch of messages.", Buckets: fast}, []string{"kind"}),
 		EventsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_events_ignored_total",
 			Help: "Late, duplicate, out-of-order or unmatched call events that changed nothing."}, []string{"event"}),
+		ParkedDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "callqueue_parked_events_dropped_total",
+			Help: "Parked call events dropped, oldest first, beyond an integration's quota of events waiting for a dialler id."}),
 		RetriesSched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_retries_scheduled_total",
 			Help: "Call retries scheduled, by reason."}, []string{"integration_id", "reason"}),
 		Terminal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_calls_terminal_total",
@@ -115,7 +120,7 @@ func New(build Build) *Metrics {
 	}
 	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
-		m.BatchDuration, m.EventsIgnored, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
+		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
 	return m
 }
 

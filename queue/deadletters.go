@@ -100,6 +100,9 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 		if (stream != "" && dl.OriginStream != stream) || (f.Integrations != nil && !f.Integrations[dl.IntegrationID]) {
 			continue
 		}
+		// A page keeps no payloads (up to 25 MiB each): replay reads the
+		// one it replays again by its sequence.
+		dl.data, dl.header = nil, nil
 		out = append(out, dl)
 		if len(out) == f.Limit {
 			return out, raw.Sequence, nil

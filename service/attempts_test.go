@@ -64,7 +64,7 @@ func TestShutdownFinishesDialsInFlight(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	c, err := env.Store.GetCall(t.Context(), "", id)
+	c, err := env.Store.CallByID(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,7 +300,7 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 		voice["breaker"] = state.String()
 		// This process's breaker knows only its own dials (none in the
 		// webhooks role); the workers record an open one on the integration.
-		current, ierr := s.Store.GetIntegration(ctx, "", in.ID)
+		current, ierr := s.Store.IntegrationByID(ctx, in.ID)
 		unhealthy := ierr == nil && (current.Status == store.StatusHasErrors || current.Status == store.StatusFailed)
 		if ierr == nil {
 			voice["status"] = current.Status

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,17 +35,20 @@ const (
 // AuditEntry is one recorded change.
 type AuditEntry struct {
 	ID int64 `json:"id"`
-	// IntegrationID is null for owner-level changes (tokens) and for the
-	// deletion of an integration, whose id is then in ResourceID: the entry
-	// must outlive the integration, and the foreign key cascades.
-	IntegrationID *uuid.UUID      `json:"integrationId"`
-	Actor         string          `json:"actor"`
-	Action        string          `json:"action"`
-	Resource      string          `json:"resource"`
-	ResourceID    *string         `json:"resourceId"`
-	Before        json.RawMessage `json:"before"`
-	After         json.RawMessage `json:"after"`
-	CreatedAt     time.Time       `json:"createdAt"`
+	// IntegrationID is null for owner-level changes (tokens). Entries keep
+	// it after the integration is deleted: the log is append-only.
+	IntegrationID *uuid.UUID `json:"integrationId"`
+	Actor         string     `json:"actor"`
+	// TokenID is the admin token the change was made with (null from the
+	// command line); ClientIP the address it came from.
+	TokenID    *uuid.UUID      `json:"tokenId"`
+	ClientIP   *string         `json:"clientIp"`
+	Action     string          `json:"action"`
+	Resource   string          `json:"resource"`
+	ResourceID *string         `json:"resourceId"`
+	Before     json.RawMessage `json:"before"`
+	After      json.RawMessage `json:"after"`
+	CreatedAt  time.Time       `json:"createdAt"`
 }
 
 // Audit describes a change to record. Before and After must never hold a
@@ -58,6 +62,35 @@ type Audit struct {
 	Resource      string
 	ResourceID    string
 	Before, After any
+}
+
+// AuditSource is where a change comes from beyond its actor: the admin
+// token and the client's address. The admin API puts it in the request's
+// context once it has authenticated the token, so every change the request
+// makes records it without each store method taking it.
+type AuditSource struct {
+	TokenID  uuid.UUID
+	ClientIP netip.Addr
+}
+
+type auditSourceKey struct{}
+
+// WithAuditSource returns ctx carrying src for the audit entries written
+// under it.
+func WithAuditSource(ctx context.Context, src AuditSource) context.Context {
+	return context.WithValue(ctx, auditSourceKey{}, src)
+}
+
+func auditSource(ctx context.Context) (token *uuid.UUID, ip *string) {
+	src, _ := ctx.Value(auditSourceKey{}).(AuditSource)
+	if src.TokenID != uuid.Nil {
+		token = &src.TokenID
+	}
+	if src.ClientIP.IsValid() {
+		s := src.ClientIP.Unmap().String()
+		ip = &s
+	}
+	return token, ip
 }
 
 // recordAudit writes an audit entry in the change's transaction, so that
@@ -75,9 +108,10 @@ func recordAudit(ctx context.Context, tx pgx.Tx, a Audit) error {
 	if err != nil {
 		return fmt.Errorf("audit %s %s: after: %w", a.Action, a.Resource, err)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit_logs (integration_id, owner_id, actor, action, resource, resource_id, before, after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, integration, a.Owner, a.Actor, a.Action, a.Resource, nullable(a.ResourceID),
-		before, after)
+	token, ip := auditSource(ctx)
+	_, err = tx.Exec(ctx, `INSERT INTO audit_logs (integration_id, owner_id, actor, action, resource, resource_id, before, after,
+		token_id, client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, integration, a.Owner, a.Actor, a.Action, a.Resource,
+		nullable(a.ResourceID), before, after, token, ip)
 	if err != nil {
 		return fmt.Errorf("audit %s %s: %w", a.Action, a.Resource, err)
 	}
@@ -97,7 +131,7 @@ func auditJSON(v any) ([]byte, error) {
 	return b, nil
 }
 
-const auditColumns = `id, integration_id, actor, action, resource, resource_id, before, after, created_at`
+const auditColumns = `id, integration_id, actor, token_id, host(client_ip), action, resource, resource_id, before, after, created_at`
 
 func collectAudit(rows pgx.Rows, err error) ([]AuditEntry, error) {
 	if err != nil {
@@ -105,7 +139,7 @@ func collectAudit(rows pgx.Rows, err error) ([]AuditEntry, error) {
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AuditEntry, error) {
 		var e AuditEntry
-		err := row.Scan(&e.ID, &e.IntegrationID, &e.Actor, &e.Action, &e.Resource, &e.ResourceID, &e.Before, &e.After, &e.CreatedAt)
+		err := row.Scan(&e.ID, &e.IntegrationID, &e.Actor, &e.TokenID, &e.ClientIP, &e.Action, &e.Resource, &e.ResourceID, &e.Before, &e.After, &e.CreatedAt)
 		return e, err
 	})
 	if out == nil {
@@ -126,14 +160,19 @@ func (s *Store) AuditLog(ctx context.Context, integrationID uuid.UUID, limit, of
 	return out, total, err
 }
 
-// OwnerAuditLog pages through every audit entry of owner, newest first:
-// those of live integrations, of deleted ones and of tokens.
-func (s *Store) OwnerAuditLog(ctx context.Context, owner string, limit, offset int) ([]AuditEntry, int, error) {
+// OwnerAuditLog pages through owner's audit entries, newest first: those
+// of live integrations, of deleted ones and of tokens; only those of
+// integration when it is not uuid.Nil, even a deleted one. The owner of
+// an entry is recorded with it, so another owner's integration id finds
+// nothing.
+func (s *Store) OwnerAuditLog(ctx context.Context, owner string, integration uuid.UUID, limit, offset int) ([]AuditEntry, int, error) {
+	const where = `FROM audit_logs WHERE owner_id = $1 AND ($2::uuid IS NULL OR integration_id = $2)`
+	id := nilUUID(integration)
 	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_logs WHERE owner_id = $1`, owner).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) `+where, owner, id).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	out, err := collectAudit(s.pool.Query(ctx, `SELECT `+auditColumns+`
-		FROM audit_logs WHERE owner_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, owner, limit, offset))
+	out, err := collectAudit(s.pool.Query(ctx, `SELECT `+auditColumns+` `+where+` ORDER BY id DESC LIMIT $3 OFFSET $4`,
+		owner, id, limit, offset))
 	return out, total, err
 }

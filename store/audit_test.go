@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -180,21 +181,27 @@ func TestAuditRecordsEveryChange(t *testing.T) {
 		}
 	}
 
-	// The deletion outlives the integration; its history goes with it.
+	// The log is append-only: the integration's history and its deletion
+	// outlive it, read by integration id from the owner's log only.
+	history := auditLog(t, s, in.ID)
 	must(t, s.DeleteIntegration(ctx, "owner-a", actor, in.ID))
-	if left := auditLog(t, s, in.ID); len(left) != 0 {
-		t.Errorf("%d entries still name the deleted integration", len(left))
+	kept := auditLog(t, s, in.ID)
+	if len(kept) != len(history)+1 {
+		t.Fatalf("%d entries name the deleted integration, want its %d and the deletion", len(kept), len(history))
 	}
-	owned, total, err := s.OwnerAuditLog(ctx, "owner-a", 10, 0)
+	owned, total, err := s.OwnerAuditLog(ctx, "owner-a", in.ID, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total != 1 || len(owned) != 1 || owned[0].IntegrationID != nil {
-		t.Fatalf("owner log after delete = %d entries (total %d): %+v", len(owned), total, owned)
+	if total != len(kept) || len(owned) != 1 || owned[0].IntegrationID == nil || *owned[0].IntegrationID != in.ID {
+		t.Fatalf("owner log of the deleted integration = %d entries (total %d): %+v", len(owned), total, owned)
 	}
 	checkEntries(t, owned, []wantEntry{{actor, "delete", "integration", id, fmt.Sprintf(`{"id": %q, "name": "Sales 3",
 		"slug": "sales", "status": "not_configured", "agentPrompt": null, "elevenLabsAgentId": null,
 		"saasAssistantName": null, "phoneNumber": null, "voiceAssistantSipId": null}`, id), ""}})
+	if other, total, err := s.OwnerAuditLog(ctx, "owner-b", in.ID, 100, 0); err != nil || total != 0 || len(other) != 0 {
+		t.Errorf("another owner reads %d entries (total %d) of the deleted integration, %v", len(other), total, err)
+	}
 
 	text := auditTableText(t, s)
 	for _, v := range append(values, tokens...) {
@@ -223,7 +230,7 @@ func TestAuditTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, s.RevokeToken(ctx, "owner-a", "owner-a", tok.ID))
-	entries, total, err := s.OwnerAuditLog(ctx, "owner-a", 10, 0)
+	entries, total, err := s.OwnerAuditLog(ctx, "owner-a", uuid.Nil, 10, 0)
 	if err != nil || total != 2 {
 		t.Fatalf("OwnerAuditLog = %d, %v", total, err)
 	}
@@ -394,5 +401,38 @@ func TestAuditLogPages(t *testing.T) {
 	want := []string{"update:5", "update:4", "update:3", "update:2", "update:1", "update:0", "create:"}
 	if len(seen) != len(want) || !slices.Equal(seen[:6], want[:6]) || !strings.HasPrefix(seen[6], "create:") {
 		t.Fatalf("pages = %v, want newest first %v", seen, want)
+	}
+}
+
+// TestAuditRecordsTokenAndClient: a change made under an audit source
+// records its token and address; one from the command line records none.
+func TestAuditRecordsTokenAndClient(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	tok, _, err := s.CreateToken(t.Context(), "owner-a", store.ActorCLI, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := store.WithAuditSource(t.Context(), store.AuditSource{TokenID: tok.ID, ClientIP: netip.MustParseAddr("::ffff:203.0.113.7")})
+	in, err := s.CreateIntegration(ctx, "owner-a", "owner-a", store.IntegrationFields{Name: ptr("Traced")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.PutConfig(ctx, "owner-a", in.ID, "custom.key", json.RawMessage(`1`)))
+	entries := auditLog(t, s, in.ID)
+	if len(entries) != 2 {
+		t.Fatalf("%d entries, want 2", len(entries))
+	}
+	for _, e := range entries {
+		if e.TokenID == nil || *e.TokenID != tok.ID || e.ClientIP == nil || *e.ClientIP != "203.0.113.7" {
+			t.Errorf("%s %s recorded token %v from %v, want %s from 203.0.113.7", e.Action, e.Resource, e.TokenID, e.ClientIP, tok.ID)
+		}
+	}
+	cli, _, err := s.OwnerAuditLog(t.Context(), "owner-a", uuid.Nil, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cli[len(cli)-1]; e.Resource != "token" || e.TokenID != nil || e.ClientIP != nil {
+		t.Errorf("the command line's entry %+v names a token or an address", e)
 	}
 }

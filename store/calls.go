@@ -62,6 +62,14 @@ const callColumns = `id, integration_id, phone_number, record_id, status, priori
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
 	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
 
+// callListColumns are callColumns for lists: what a call can grow by
+// after it ends (its summary, transcript, analysis and metadata, megabytes
+// each) is left out, so a page of a thousand calls stays small; GetCall
+// has it all. Same order as callColumns, so scanCall reads both.
+const callListColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
+	external_call_id, conversation_id, duration_secs, outcome, NULL::text, dynamic_variables, NULL::jsonb, NULL::jsonb,
+	NULL::jsonb, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
+
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
 	err := row.Scan(callDest(&c)...)

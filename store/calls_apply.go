@@ -63,8 +63,11 @@ type Applied struct {
 	Duplicate     bool
 	// Parked: the event names a dialler id not recorded yet; it is applied
 	// when the dial's answer records it.
-	Parked   bool
-	Decision callstate.Decision
+	Parked bool
+	// ParkedDropped counts the integration's oldest parked events this one
+	// pushed out, beyond MaxParkedPerIntegration.
+	ParkedDropped int
+	Decision      callstate.Decision
 }
 
 // FreesSlot reports whether the event released a concurrency slot.
@@ -181,6 +184,15 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 	}
 	if err := park(ctx, tx, parked); err != nil {
 		return nil, err
+	}
+	dropped, err := dropParkedBeyondQuota(ctx, tx, parked)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if n := dropped[out[i].Event.IntegrationID]; n > 0 && out[i].Parked {
+			out[i].ParkedDropped, dropped[out[i].Event.IntegrationID] = n, 0
+		}
 	}
 	if err := cs.flush(ctx, tx); err != nil {
 		return nil, err

@@ -101,6 +101,40 @@ func park(ctx context.Context, tx pgx.Tx, events []CallEvent) error {
 	return err
 }
 
+// dropParkedBeyondQuota keeps at most MaxParkedPerIntegration parked
+// events per integration of parked, dropping the oldest: events that are
+// waiting for a dial's answer wait seconds, so under a flood of events
+// naming ids that never come the newest are the ones worth keeping. It
+// returns how many it dropped, by integration.
+func dropParkedBeyondQuota(ctx context.Context, tx pgx.Tx, parked []CallEvent) (map[uuid.UUID]int, error) {
+	if len(parked) == 0 {
+		return nil, nil
+	}
+	var integrations []uuid.UUID
+	for _, ev := range parked {
+		if !slices.Contains(integrations, ev.IntegrationID) {
+			integrations = append(integrations, ev.IntegrationID)
+		}
+	}
+	rows, err := tx.Query(ctx, `WITH ranked AS (
+			SELECT integration_id, external_call_id, seq,
+				row_number() OVER (PARTITION BY integration_id ORDER BY seq DESC) AS newer
+			FROM parked_events WHERE integration_id = ANY($1))
+		DELETE FROM parked_events p USING ranked r
+		WHERE p.integration_id = r.integration_id AND p.external_call_id = r.external_call_id AND p.seq = r.seq
+			AND r.newer > $2
+		RETURNING p.integration_id`, integrations, MaxParkedPerIntegration)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	dropped := map[uuid.UUID]int{}
+	for _, id := range ids {
+		dropped[id]++
+	}
+	return dropped, err
+}
+
 // unpark takes the parked events waiting for the dialler ids in ext
 // (rows of call id, attempt, external id) and returns them, oldest first,
 // addressed by that id again.

@@ -14,16 +14,26 @@ import (
 	"github.com/callqueue/callqueue/callstate"
 )
 
-// GetCall returns a call of one of owner's integrations ("" owner: any).
+// GetCall returns a call of one of owner's integrations. An empty owner
+// owns nothing: code that is no request's reads calls with CallByID.
 func (s *Store) GetCall(ctx context.Context, owner string, id uuid.UUID) (Call, error) {
 	return scanCall(s.pool.QueryRow(ctx, `SELECT `+prefixed("c.", callColumns)+` FROM calls c
-		JOIN integrations i ON i.id = c.integration_id WHERE c.id = $1 AND (i.owner_id = $2 OR $2 = '')`, id, owner))
+		JOIN integrations i ON i.id = c.integration_id WHERE c.id = $1 AND i.owner_id = $2`, id, owner))
+}
+
+// CallByID returns any call, whoever owns it: for the service's own
+// components and tools, never for a request.
+func (s *Store) CallByID(ctx context.Context, id uuid.UUID) (Call, error) {
+	return scanCall(s.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, id))
 }
 
 func prefixed(prefix, columns string) string {
 	parts := strings.Split(columns, ",")
 	for i, p := range parts {
-		parts[i] = prefix + strings.TrimSpace(p)
+		parts[i] = strings.TrimSpace(p)
+		if !strings.HasPrefix(parts[i], "NULL") { // a column left out of a list
+			parts[i] = prefix + parts[i]
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -60,7 +70,8 @@ type CallFilter struct {
 	Offset        int
 }
 
-// ListCalls returns one page of owner's calls and whether more follow.
+// ListCalls returns one page of owner's calls, without what only the
+// detail shows (transcripts, analysis; see callListColumns).
 func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Call, error) {
 	where := []string{"i.owner_id = $1"}
 	args := []any{owner}
@@ -91,7 +102,7 @@ func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Ca
 		order = "c.created_at, c.id"
 	}
 	args = append(args, f.Limit, f.Offset)
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("c.", callColumns)+` FROM calls c
+	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("c.", callListColumns)+` FROM calls c
 		JOIN integrations i ON i.id = c.integration_id WHERE `+strings.Join(where, " AND ")+`
 		ORDER BY `+order+fmt.Sprintf(` LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
 	if err != nil {

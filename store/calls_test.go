@@ -65,7 +65,7 @@ func queueCalls(t *testing.T, s *store.Store, integ uuid.UUID, n int, at time.Ti
 
 func getCall(t *testing.T, s *store.Store, id uuid.UUID) store.Call {
 	t.Helper()
-	c, err := s.GetCall(t.Context(), "", id)
+	c, err := s.CallByID(t.Context(), id)
 	if err != nil {
 		t.Fatalf("get call %s: %v", id, err)
 	}
@@ -210,7 +210,7 @@ func TestInsertCallsIdempotencyKeys(t *testing.T) {
 	}
 	for _, step := range steps {
 		insert(t, s, step.now, step.call)
-		_, err := s.GetCall(t.Context(), "", step.call.ID)
+		_, err := s.CallByID(t.Context(), step.call.ID)
 		if created := err == nil; created != step.created {
 			t.Fatalf("%s: created = %v (%v), want %v", step.name, created, err, step.created)
 		}
@@ -219,10 +219,10 @@ func TestInsertCallsIdempotencyKeys(t *testing.T) {
 	// Two new calls with one key in the same batch: the first wins.
 	a, b := withKeys(in.ID, t0, "rec:x"), withKeys(in.ID, t0, "rec:x")
 	insert(t, s, t0, a, b)
-	if _, err := s.GetCall(t.Context(), "", a.ID); err != nil {
+	if _, err := s.CallByID(t.Context(), a.ID); err != nil {
 		t.Fatalf("first call of the batch: %v", err)
 	}
-	if _, err := s.GetCall(t.Context(), "", b.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.CallByID(t.Context(), b.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second call with the same key in one batch was stored (%v)", err)
 	}
 }

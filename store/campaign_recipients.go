@@ -141,12 +141,13 @@ func knownRecipients(ctx context.Context, tx pgx.Tx, campaignID uuid.UUID, recip
 }
 
 // CampaignCalls streams a campaign's calls, in the order they were added,
-// to fn; ErrNotFound when owner has no such campaign.
+// to fn, without transcripts and analysis; ErrNotFound when owner has no
+// such campaign.
 func (s *Store) CampaignCalls(ctx context.Context, owner string, campaignID uuid.UUID, fn func(Call) error) error {
 	if _, err := s.GetCampaign(ctx, owner, campaignID); err != nil {
 		return err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE campaign_id = $1 ORDER BY created_at, id`, campaignID)
+	rows, err := s.pool.Query(ctx, `SELECT `+callListColumns+` FROM calls WHERE campaign_id = $1 ORDER BY created_at, id`, campaignID)
 	if err != nil {
 		return err
 	}

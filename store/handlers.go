@@ -67,7 +67,7 @@ func argsOrEmpty(raw json.RawMessage) json.RawMessage {
 // ownedIntegration locks owner's integration for a change to its handlers.
 func ownedIntegration(ctx context.Context, tx pgx.Tx, owner string, id uuid.UUID) error {
 	var found uuid.UUID
-	err := tx.QueryRow(ctx, `SELECT id FROM integrations WHERE id = $1 AND (owner_id = $2 OR $2 = '') FOR NO KEY UPDATE`,
+	err := tx.QueryRow(ctx, `SELECT id FROM integrations WHERE id = $1 AND owner_id = $2 FOR NO KEY UPDATE`,
 		id, owner).Scan(&found)
 	return notFound(err)
 }
@@ -84,7 +84,7 @@ func (s *Store) ListHandlers(ctx context.Context, owner string, integrationID uu
 		filter = &integrationID
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+handlerColumns+` FROM handlers h JOIN integrations i ON i.id = h.integration_id
-		WHERE (i.owner_id = $1 OR $1 = '') AND ($2::uuid IS NULL OR h.integration_id = $2)
+		WHERE i.owner_id = $1 AND ($2::uuid IS NULL OR h.integration_id = $2)
 		ORDER BY h.created_at, h.id`, owner, filter)
 	if err != nil {
 		return nil, err
@@ -96,11 +96,11 @@ func (s *Store) ListHandlers(ctx context.Context, owner string, integrationID uu
 	return out, err
 }
 
-// GetHandler returns owner's handler ("" owner: any). A non-nil
+// GetHandler returns owner's handler. A non-nil
 // integrationID also requires the handler to belong to that integration.
 func (s *Store) GetHandler(ctx context.Context, owner string, integrationID, id uuid.UUID) (Handler, error) {
 	return scanHandler(s.pool.QueryRow(ctx, `SELECT `+handlerColumns+` FROM handlers h JOIN integrations i ON i.id = h.integration_id
-		WHERE h.id = $1 AND (i.owner_id = $2 OR $2 = '') AND ($3::uuid IS NULL OR h.integration_id = $3)`,
+		WHERE h.id = $1 AND i.owner_id = $2 AND ($3::uuid IS NULL OR h.integration_id = $3)`,
 		id, owner, nilUUID(integrationID)))
 }
 
@@ -117,6 +117,9 @@ func (s *Store) CreateHandler(ctx context.Context, owner, actor string, integrat
 	var h Handler
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := ownedIntegration(ctx, tx, owner, integrationID); err != nil {
+			return err
+		}
+		if err := checkQuota(ctx, tx, "handlers", integrationID, 1, MaxHandlersPerIntegration, "name", "handlers"); err != nil {
 			return err
 		}
 		var err error
@@ -140,7 +143,7 @@ func (s *Store) UpdateHandler(ctx context.Context, owner, actor string, integrat
 	var h Handler
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		before, err := scanHandler(tx.QueryRow(ctx, `SELECT `+handlerColumns+` FROM handlers h JOIN integrations i ON i.id = h.integration_id
-			WHERE h.id = $1 AND (i.owner_id = $2 OR $2 = '') AND ($3::uuid IS NULL OR h.integration_id = $3) FOR UPDATE OF h`,
+			WHERE h.id = $1 AND i.owner_id = $2 AND ($3::uuid IS NULL OR h.integration_id = $3) FOR UPDATE OF h`,
 			id, owner, nilUUID(integrationID)))
 		if err != nil {
 			return err
@@ -171,7 +174,7 @@ func (s *Store) UpdateHandler(ctx context.Context, owner, actor string, integrat
 func (s *Store) DeleteHandler(ctx context.Context, owner, actor string, integrationID, id uuid.UUID) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		before, err := scanHandler(tx.QueryRow(ctx, `DELETE FROM handlers AS h USING integrations i
-			WHERE i.id = h.integration_id AND h.id = $1 AND (i.owner_id = $2 OR $2 = '') AND ($3::uuid IS NULL OR h.integration_id = $3)
+			WHERE i.id = h.integration_id AND h.id = $1 AND i.owner_id = $2 AND ($3::uuid IS NULL OR h.integration_id = $3)
 			RETURNING `+handlerColumns, id, owner, nilUUID(integrationID)))
 		if err != nil {
 			return err
@@ -239,7 +242,8 @@ func (s *Store) SyncHandlers(ctx context.Context, owner, actor string, integrati
 			}
 			out = append(out, SyncedHandler{Handler: h, Created: !existed})
 		}
-		return nil
+		// Within the quota once all are written, or none is.
+		return checkQuota(ctx, tx, "handlers", integrationID, 0, MaxHandlersPerIntegration, "", "handlers")
 	})
 	return out, err
 }

@@ -186,8 +186,8 @@ func TestSetupIntegration(t *testing.T) {
 		if sec.ValuePreview != "" {
 			t.Errorf("placeholder %s has preview %q", sec.Key, sec.ValuePreview)
 		}
-		if v, err := s.SecretValue(ctx, in.ID, sec.Key); err != nil || v != "" {
-			t.Errorf("placeholder %s = %q, %v", sec.Key, v, err)
+		if v, err := s.SecretValue(ctx, in.ID, sec.Key); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("placeholder %s = %q, %v; want unset (ErrNotFound)", sec.Key, v, err)
 		}
 	}
 	if len(secrets) != 2 {
@@ -213,14 +213,28 @@ func TestSetupIntegration(t *testing.T) {
 
 	// An empty placeholder does not make the dialler configured; a real value does.
 	putConfig(t, s, in.ID, "voice", vaVoice)
-	if got, _ := s.GetIntegration(ctx, "", in.ID); got.Status != store.StatusNotConfigured {
+	if got, _ := s.IntegrationByID(ctx, in.ID); got.Status != store.StatusNotConfigured {
 		t.Fatalf("status with an empty VA_AUTH_TOKEN = %s", got.Status)
 	}
 	if _, err := s.PutSecret(ctx, "owner-a", in.ID, store.KindSecret, "VA_AUTH_TOKEN", "va-token-123", true); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetIntegration(ctx, "", in.ID); got.Status != store.StatusActive {
+	if got, _ := s.IntegrationByID(ctx, in.ID); got.Status != store.StatusActive {
 		t.Fatalf("status with VA_AUTH_TOKEN set = %s", got.Status)
+	}
+	// A credential of a placeholder's key is not hidden by the empty secret.
+	if _, err := s.PutSecret(ctx, "owner-a", in.ID, store.KindCredential, "ELEVENLABS_WEBHOOK_SECRET", "wsec-credential-9", false); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SecretValue(ctx, in.ID, "ELEVENLABS_WEBHOOK_SECRET"); err != nil || v != "wsec-credential-9" {
+		t.Fatalf("ELEVENLABS_WEBHOOK_SECRET behind an empty placeholder = %q, %v; want the credential", v, err)
+	}
+	// A secret with a value still comes before the credential.
+	if _, err := s.PutSecret(ctx, "owner-a", in.ID, store.KindSecret, "ELEVENLABS_WEBHOOK_SECRET", "wsec-secret-10", true); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SecretValue(ctx, in.ID, "ELEVENLABS_WEBHOOK_SECRET"); err != nil || v != "wsec-secret-10" {
+		t.Fatalf("ELEVENLABS_WEBHOOK_SECRET with both set = %q, %v; want the secret", v, err)
 	}
 	if _, err := s.SetupIntegration(ctx, "webhook", uuid.New()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("setup of a missing integration: %v", err)

@@ -2,12 +2,12 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -53,30 +53,6 @@ type IntegrationFields struct {
 	SaasAssistantName   *string
 	PhoneNumber         *string
 	VoiceAssistantSipID *string
-}
-
-// SlugPattern is the shape of an integration's URL key.
-var SlugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
-
-// reservedSlugs are first path segments the service itself serves.
-var reservedSlugs = map[string]bool{"api": true, "metrics": true, "healthz": true, "readyz": true, "docs": true}
-
-// ReservedSlug reports whether slug would shadow one of the service's own paths.
-func ReservedSlug(slug string) bool { return reservedSlugs[slug] }
-
-// Slugify derives a URL key from a name.
-func Slugify(name string) string {
-	s := nonSlug.ReplaceAllString(strings.ToLower(name), "-")
-	s = strings.Trim(s, "-")
-	if len(s) > 56 {
-		s = strings.TrimRight(s[:56], "-")
-	}
-	if s == "" || reservedSlugs[s] {
-		s = strings.TrimPrefix(s+"-integration", "-")
-	}
-	return s
 }
 
 const integrationColumns = `id, name, slug, owner_id, status, webhook_token_enc, agent_prompt, elevenlabs_agent_id,
@@ -176,9 +152,12 @@ func refreshStatusAudited(ctx context.Context, tx pgx.Tx, actor string, id uuid.
 }
 
 // CreateIntegration creates an integration for owner. A slug derived from
-// the name gets a numeric suffix when taken; an explicit slug that is taken
-// is a ConflictError.
+// the name gets a random suffix when taken or reserved (see slug.go); an
+// explicit slug that is taken is a ConflictError.
 func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f IntegrationFields) (Integration, error) {
+	if owner == "" {
+		return Integration{}, ErrNoOwner
+	}
 	id := uuid.New()
 	tokenEnc := s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))
 	explicit := f.Slug != nil
@@ -186,35 +165,45 @@ func (s *Store) CreateIntegration(ctx context.Context, owner, actor string, f In
 	if explicit {
 		base = *f.Slug
 	}
-	for n := 1; ; n++ {
-		slug := base
-		if n > 1 {
-			slug = fmt.Sprintf("%s-%d", base, n)
-		}
+	slug := base
+	if !explicit && (slug == "" || ReservedSlug(slug)) {
+		slug = withRandomSuffix(base)
+	}
+	for attempt := 1; ; attempt++ {
 		// One transaction per attempt: a slug clash aborts it.
 		var in Integration
 		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			if retired, err := slugRetiredByOther(ctx, tx, slug, owner); err != nil || retired {
+				return cmp.Or(err, errSlugTaken)
+			}
 			var err error
 			in, err = s.scanIntegration(tx.QueryRow(ctx, `INSERT INTO integrations (id, name, slug, owner_id, webhook_token_enc,
 				agent_prompt, elevenlabs_agent_id, saas_assistant_name, phone_number, voice_assistant_sip_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+integrationColumns,
 				id, deref(f.Name), slug, owner, tokenEnc,
 				f.AgentPrompt, f.ElevenLabsAgentID, f.SaasAssistantName, f.PhoneNumber, f.VoiceAssistantSipID))
+			if isUniqueViolation(err, "integrations_slug_key") {
+				return errSlugTaken
+			}
 			if err != nil {
 				return err
 			}
 			return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: owner, Actor: actor, Action: AuditCreate,
 				Resource: ResourceIntegration, ResourceID: id.String(), After: in.audit()})
 		})
-		if isUniqueViolation(err, "integrations_slug_key") {
-			if explicit || n >= 100 {
+		if errors.Is(err, errSlugTaken) {
+			if explicit || attempt >= 10 {
 				return in, &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
 			}
+			slug = withRandomSuffix(base)
 			continue
 		}
 		return in, err
 	}
 }
+
+// errSlugTaken is a slug in use, or kept by another owner.
+var errSlugTaken = errors.New("slug taken")
 
 func deref(s *string) string {
 	if s == nil {
@@ -223,10 +212,17 @@ func deref(s *string) string {
 	return *s
 }
 
-// GetIntegration returns owner's integration ("" owner: any).
+// GetIntegration returns owner's integration. An empty owner owns
+// nothing: code that is no request's reads with IntegrationByID.
 func (s *Store) GetIntegration(ctx context.Context, owner string, id uuid.UUID) (Integration, error) {
 	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
-		WHERE id = $1 AND (owner_id = $2 OR $2 = '')`, id, owner))
+		WHERE id = $1 AND owner_id = $2`, id, owner))
+}
+
+// IntegrationByID returns any integration, whoever owns it: for the
+// service's own components and tools, never for a request.
+func (s *Store) IntegrationByID(ctx context.Context, id uuid.UUID) (Integration, error) {
+	return s.scanIntegration(s.pool.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE id = $1`, id))
 }
 
 // IntegrationBySlug returns the integration with that URL key.
@@ -290,7 +286,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 	var out Integration
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.scanIntegration(tx.QueryRow(ctx, `SELECT `+integrationColumns+` FROM integrations
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') FOR UPDATE`, id, owner))
+			WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
 		if err != nil {
 			return err
 		}
@@ -311,8 +307,18 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 			name = *f.Name
 		}
 		slug := cur.Slug
-		if f.Slug != nil {
+		if f.Slug != nil && *f.Slug != cur.Slug {
 			slug = *f.Slug
+			taken, err := slugRetiredByOther(ctx, tx, slug, cur.OwnerID)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return &ConflictError{Field: "slug", Message: fmt.Sprintf("slug %q is taken", slug)}
+			}
+			if err := retireSlug(ctx, tx, cur.Slug, cur.OwnerID); err != nil {
+				return err
+			}
 		}
 		status := cur.Status
 		if f.Status != nil {
@@ -328,7 +334,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 		out, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET name = $3, slug = $4, status = $5,
 			agent_prompt = $6, elevenlabs_agent_id = $7, saas_assistant_name = $8, phone_number = $9,
 			voice_assistant_sip_id = $10, updated_at = now()
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns,
 			id, owner, name, slug, status, pick(f.AgentPrompt, cur.AgentPrompt), pick(f.ElevenLabsAgentID, cur.ElevenLabsAgentID),
 			pick(f.SaasAssistantName, cur.SaasAssistantName), pick(f.PhoneNumber, cur.PhoneNumber),
 			pick(f.VoiceAssistantSipID, cur.VoiceAssistantSipID)))
@@ -353,19 +359,21 @@ func (s *Store) UpdateIntegration(ctx context.Context, owner, actor string, id u
 }
 
 // DeleteIntegration removes owner's integration with its handlers, config,
-// secrets and calls. Its audit entries go with it (the foreign key
-// cascades), except the entry of the deletion itself: that one names the
-// integration by resource id only, so it outlives it in the owner's log.
+// secrets and calls. Its audit entries stay, the deletion's own included:
+// the log is append-only, and the owner reads it by integration id after.
 func (s *Store) DeleteIntegration(ctx context.Context, owner, actor string, id uuid.UUID) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		// The token stays sealed: an integration whose token no longer
 		// decrypts can still be deleted.
 		in, _, err := scanSealedIntegration(tx.QueryRow(ctx, `DELETE FROM integrations
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns, id, owner))
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns, id, owner))
 		if err != nil {
 			return err
 		}
-		return recordAudit(ctx, tx, Audit{Owner: in.OwnerID, Actor: actor, Action: AuditDelete,
+		if err := retireSlug(ctx, tx, in.Slug, in.OwnerID); err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, Audit{IntegrationID: id, Owner: in.OwnerID, Actor: actor, Action: AuditDelete,
 			Resource: ResourceIntegration, ResourceID: id.String(), Before: in.audit()})
 	})
 }
@@ -377,7 +385,7 @@ func (s *Store) RotateWebhookToken(ctx context.Context, owner, actor string, id 
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		in, err = s.scanIntegration(tx.QueryRow(ctx, `UPDATE integrations SET webhook_token_enc = $3, updated_at = now()
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') RETURNING `+integrationColumns,
+			WHERE id = $1 AND owner_id = $2 RETURNING `+integrationColumns,
 			id, owner, s.sealer.Seal([]byte(randomToken("wh_", 24)), webhookTokenContext(id))))
 		if err != nil {
 			return err

@@ -76,6 +76,10 @@ func (s *Store) PutSecret(ctx context.Context, actor string, integrationID uuid.
 			before = &prev
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
+		default:
+			if err := checkQuota(ctx, tx, "secrets", integrationID, 1, MaxSecretsPerIntegration, "key", "secrets and credentials"); err != nil {
+				return err
+			}
 		}
 		conflict := `DO NOTHING`
 		if upsert {
@@ -165,15 +169,35 @@ func (s *Store) DeleteSecret(ctx context.Context, actor string, integrationID uu
 }
 
 // SecretValue decrypts the value of key, looking in secrets before
-// credentials. It returns ErrNotFound when neither has it.
+// credentials. An empty value counts as unset (setup creates empty
+// placeholders), so an empty secret does not hide a credential of the same
+// key. It returns ErrNotFound when neither holds a value.
 func (s *Store) SecretValue(ctx context.Context, integrationID uuid.UUID, key string) (string, error) {
-	var kind string
-	var enc []byte
-	err := s.pool.QueryRow(ctx, `SELECT kind, value_enc FROM secrets WHERE integration_id = $1 AND key = $2
-		ORDER BY kind = 'secret' DESC LIMIT 1`, integrationID, key).Scan(&kind, &enc)
+	rows, err := s.pool.Query(ctx, `SELECT kind, value_enc FROM secrets WHERE integration_id = $1 AND key = $2
+		ORDER BY kind = 'secret' DESC`, integrationID, key)
 	if err != nil {
-		return "", notFound(err)
+		return "", err
 	}
-	plain, err := s.sealer.Open(enc, secretContext(integrationID, kind, key))
-	return string(plain), err
+	type sealed struct {
+		kind string
+		enc  []byte
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealed, error) {
+		var f sealed
+		err := row.Scan(&f.kind, &f.enc)
+		return f, err
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, f := range found {
+		plain, err := s.sealer.Open(f.enc, secretContext(integrationID, f.kind, key))
+		if err != nil {
+			return "", err
+		}
+		if len(plain) > 0 {
+			return string(plain), nil
+		}
+	}
+	return "", ErrNotFound
 }

@@ -74,7 +74,7 @@ func activate(t *testing.T, s *store.Store, id uuid.UUID) {
 
 func status(t *testing.T, s *store.Store, id uuid.UUID) string {
 	t.Helper()
-	in, err := s.GetIntegration(t.Context(), "", id)
+	in, err := s.IntegrationByID(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +119,13 @@ func TestTokens(t *testing.T) {
 	if list[1].LastUsedAt != nil {
 		t.Fatal("last_used_at set before any use")
 	}
-	if all, err := s.ListTokens(ctx, ""); err != nil || len(all) != 3 {
-		t.Fatalf("ListTokens(\"\") = %d tokens, %v; want 3", len(all), err)
+	if all, err := s.ListAllTokens(ctx); err != nil || len(all) != 3 {
+		t.Fatalf("ListAllTokens = %d tokens, %v; want 3", len(all), err)
 	}
 
-	owner, err := s.Authenticate(ctx, plain)
-	if err != nil || owner != "owner-a" {
-		t.Fatalf("Authenticate = %q, %v", owner, err)
+	bearer, err := s.Authenticate(ctx, plain)
+	if err != nil || bearer.Owner != "owner-a" || bearer.TokenID != tok.ID {
+		t.Fatalf("Authenticate = %+v, %v; want owner-a with token %s", bearer, err, tok.ID)
 	}
 	list, _ = s.ListTokens(ctx, "owner-a")
 	if list[1].LastUsedAt == nil || list[1].LastUsedAt.Before(tok.CreatedAt) {
@@ -153,8 +153,8 @@ func TestTokens(t *testing.T) {
 	if err := s.RevokeToken(ctx, "owner-a", "test", tok.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking twice = %v, want ErrNotFound", err)
 	}
-	if owner, err := s.Authenticate(ctx, plain2); err != nil || owner != "owner-a" {
-		t.Fatalf("the other token stopped working: %q, %v", owner, err)
+	if bearer, err := s.Authenticate(ctx, plain2); err != nil || bearer.Owner != "owner-a" {
+		t.Fatalf("the other token stopped working: %+v, %v", bearer, err)
 	}
 	list, _ = s.ListTokens(ctx, "owner-a")
 	if list[1].RevokedAt == nil || list[0].RevokedAt != nil {
@@ -214,7 +214,7 @@ func TestIntegrationOwnership(t *testing.T) {
 	if got, err := s.GetIntegration(ctx, "owner-a", in.ID); err != nil || got.ID != in.ID || got.WebhookToken != in.WebhookToken {
 		t.Fatalf("GetIntegration(owner) = %+v, %v", got, err)
 	}
-	if got, err := s.GetIntegration(ctx, "", in.ID); err != nil || got.ID != in.ID {
+	if got, err := s.IntegrationByID(ctx, in.ID); err != nil || got.ID != in.ID {
 		t.Fatalf("GetIntegration(any owner) = %+v, %v", got, err)
 	}
 	if got, err := s.IntegrationBySlug(ctx, in.Slug); err != nil || got.ID != in.ID {
@@ -245,7 +245,7 @@ func TestIntegrationOwnership(t *testing.T) {
 	if err := s.DeleteIntegration(ctx, "owner-a", "test", in.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetIntegration(ctx, "", in.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.IntegrationByID(ctx, in.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetIntegration after delete = %v", err)
 	}
 }
@@ -344,7 +344,7 @@ func TestUpdateIntegration(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Field != "slug" {
 		t.Fatalf("update to a taken slug = %v, want a slug ConflictError", err)
 	}
-	if got, _ := s.GetIntegration(ctx, "", a.ID); got.Slug != a.Slug {
+	if got, _ := s.IntegrationByID(ctx, a.ID); got.Slug != a.Slug {
 		t.Fatalf("failed update changed the slug to %q", got.Slug)
 	}
 }

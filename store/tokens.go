@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,8 +42,15 @@ type tokenAudit struct {
 	RevokedAt *time.Time `json:"revokedAt"`
 }
 
+// ErrNoOwner refuses to create something without an owner: an empty
+// owner must never stand for "every owner", nor be one.
+var ErrNoOwner = errors.New("an owner is required")
+
 // CreateToken makes a new token for owner and returns it in plain text once.
 func (s *Store) CreateToken(ctx context.Context, owner, actor, name string) (AccessToken, string, error) {
+	if owner == "" {
+		return AccessToken{}, "", ErrNoOwner
+	}
 	plain := randomToken("cq_", 32)
 	t := AccessToken{ID: uuid.New(), OwnerID: owner, Name: name}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -57,10 +65,16 @@ func (s *Store) CreateToken(ctx context.Context, owner, actor, name string) (Acc
 	return t, plain, err
 }
 
-// Authenticate returns the owner of a live token and records its use
-// (to the minute).
-func (s *Store) Authenticate(ctx context.Context, token string) (string, error) {
-	var owner string
+// Bearer is who presented a live admin token.
+type Bearer struct {
+	Owner   string
+	TokenID uuid.UUID
+}
+
+// Authenticate returns the owner and id of a live token and records its
+// use (to the minute).
+func (s *Store) Authenticate(ctx context.Context, token string) (Bearer, error) {
+	var b Bearer
 	// last_used_at is written at most once a minute per token: a write on
 	// every request made each admin call wait for a commit, serialised on
 	// the token's row. A request that changes nothing commits nothing.
@@ -69,38 +83,52 @@ func (s *Store) Authenticate(ctx context.Context, token string) (string, error) 
 		touched AS (
 			UPDATE access_tokens a SET last_used_at = now() FROM t
 			WHERE a.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
-		SELECT owner_id FROM t`, hashToken(token)).Scan(&owner)
-	return owner, notFound(err)
+		SELECT owner_id, id FROM t`, hashToken(token)).Scan(&b.Owner, &b.TokenID)
+	return b, notFound(err)
 }
 
 // ListTokens lists an owner's tokens, newest first.
 func (s *Store) ListTokens(ctx context.Context, owner string) ([]AccessToken, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, owner_id, name, created_at, last_used_at, revoked_at
-		FROM access_tokens WHERE owner_id = $1 OR $1 = '' ORDER BY created_at DESC`, owner)
+	return collectTokens(s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens WHERE owner_id = $1 ORDER BY created_at DESC`, owner))
+}
+
+// ListAllTokens lists every owner's tokens, newest first: for the command
+// line, which administers the deployment, never for a request.
+func (s *Store) ListAllTokens(ctx context.Context) ([]AccessToken, error) {
+	return collectTokens(s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens ORDER BY created_at DESC`))
+}
+
+const tokenColumns = `id, owner_id, name, created_at, last_used_at, revoked_at`
+
+func collectTokens(rows pgx.Rows, err error) ([]AccessToken, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []AccessToken
-	for rows.Next() {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (AccessToken, error) {
 		var t AccessToken
-		if err := rows.Scan(&t.ID, &t.OwnerID, &t.Name, &t.CreatedAt, &t.LastUsedAt, &t.RevokedAt); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		err := row.Scan(&t.ID, &t.OwnerID, &t.Name, &t.CreatedAt, &t.LastUsedAt, &t.RevokedAt)
+		return t, err
+	})
 }
 
-// RevokeToken revokes one of owner's live tokens ("" owner: any). A token
-// of another owner, or one revoked already, is ErrNotFound.
+// RevokeToken revokes one of owner's live tokens. A token of another
+// owner, or one revoked already, is ErrNotFound.
 func (s *Store) RevokeToken(ctx context.Context, owner, actor string, id uuid.UUID) error {
+	return s.revokeToken(ctx, actor, id, `WHERE id = $1 AND owner_id = $2 AND revoked_at IS NULL`, owner)
+}
+
+// RevokeAnyToken revokes a live token whoever owns it: for the command
+// line, never for a request.
+func (s *Store) RevokeAnyToken(ctx context.Context, actor string, id uuid.UUID) error {
+	return s.revokeToken(ctx, actor, id, `WHERE id = $1 AND revoked_at IS NULL`)
+}
+
+func (s *Store) revokeToken(ctx context.Context, actor string, id uuid.UUID, where string, args ...any) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var tokenOwner string
 		var t tokenAudit
-		err := tx.QueryRow(ctx, `UPDATE access_tokens SET revoked_at = now()
-			WHERE id = $1 AND (owner_id = $2 OR $2 = '') AND revoked_at IS NULL RETURNING owner_id, name, revoked_at`,
-			id, owner).Scan(&tokenOwner, &t.Name, &t.RevokedAt)
+		err := tx.QueryRow(ctx, `UPDATE access_tokens SET revoked_at = now() `+where+` RETURNING owner_id, name, revoked_at`,
+			append([]any{id}, args...)...).Scan(&tokenOwner, &t.Name, &t.RevokedAt)
 		if err != nil {
 			return notFound(err)
 		}

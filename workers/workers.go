@@ -200,6 +200,11 @@ func (w *Workers) applied(results []store.Applied) {
 		case a.Duplicate:
 			continue
 		case a.Parked:
+			if a.ParkedDropped > 0 {
+				w.metrics.ParkedDropped.Add(float64(a.ParkedDropped))
+				w.log.Warn().Str("integration_id", ev.IntegrationID.String()).Int("dropped", a.ParkedDropped).
+					Msg("too many events wait for dialler ids never recorded; the oldest were dropped")
+			}
 			w.log.Info().Str("trace_id", ev.TraceID).Str("event", string(ev.Event.Kind)).Str("ref", ev.ExternalCallID).
 				Msg("event names a dialler id not known yet; parked until the dial's answer records it")
 			continue

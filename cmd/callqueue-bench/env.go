@@ -180,7 +180,7 @@ func (w *world) setupIntegration(ctx context.Context, baseURL, vaURL string, cal
 	if _, err := w.st.PutSecret(ctx, store.ActorCLI, in.ID, store.KindSecret, "VA_AUTH_TOKEN", "bench-va-token", true); err != nil {
 		return in, "", err
 	}
-	in, err = w.st.GetIntegration(ctx, "", in.ID)
+	in, err = w.st.IntegrationByID(ctx, in.ID)
 	return in, token, err
 }
 

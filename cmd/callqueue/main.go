@@ -264,7 +264,10 @@ func token(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "created token %s for owner %s (shown once):\n%s\n", t.ID, t.OwnerID, plain)
 		return nil
 	case "list":
-		list, err := st.ListTokens(ctx, *ownerFlag)
+		list, err := st.ListAllTokens(ctx)
+		if *ownerFlag != "" {
+			list, err = st.ListTokens(ctx, *ownerFlag)
+		}
 		for _, t := range list {
 			state := "active"
 			if t.RevokedAt != nil {
@@ -281,7 +284,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := st.RevokeToken(ctx, "", store.ActorCLI, id); errors.Is(err, store.ErrNotFound) {
+		if err := st.RevokeAnyToken(ctx, store.ActorCLI, id); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token revoke: no live token %s", id)
 		} else if err != nil {
 			return err

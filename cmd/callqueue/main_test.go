@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/callqueue/callqueue/config"
@@ -90,8 +91,8 @@ func TestTokenCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := lastLine(out)
-	if owner, err := st.Authenticate(ctx, plain); err != nil || owner != "owner-a" {
-		t.Fatalf("the last line of %q does not authenticate: %q, %v", out, owner, err)
+	if bearer, err := st.Authenticate(ctx, plain); err != nil || bearer.Owner != "owner-a" {
+		t.Fatalf("the last line of %q does not authenticate: %+v, %v", out, bearer, err)
 	}
 	tokens, err := st.ListTokens(ctx, "owner-a")
 	if err != nil || len(tokens) != 1 || tokens[0].Name != "ci" {
@@ -120,7 +121,7 @@ func TestTokenCommands(t *testing.T) {
 	}
 
 	// Both changes are in the owner's audit log, made by the command line.
-	entries, _, err := st.OwnerAuditLog(ctx, "owner-a", 10, 0)
+	entries, _, err := st.OwnerAuditLog(ctx, "owner-a", uuid.Nil, 10, 0)
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("audit log = %+v, %v", entries, err)
 	}
@@ -173,7 +174,7 @@ func TestSecretsRotateKey(t *testing.T) {
 	if !strings.Contains(out, "re-encrypted 3 values") || strings.Contains(out, newKey) {
 		t.Errorf("rotate-key said %q", out)
 	}
-	if _, err := old.GetIntegration(ctx, "", in.ID); !errors.Is(err, store.ErrDecrypt) {
+	if _, err := old.IntegrationByID(ctx, in.ID); !errors.Is(err, store.ErrDecrypt) {
 		t.Errorf("the old key still opens the webhook token: %v", err)
 	}
 	if _, err := old.SecretValue(ctx, in.ID, "NETHUNT_API_KEY"); !errors.Is(err, store.ErrDecrypt) {

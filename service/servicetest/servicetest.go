@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -217,19 +218,20 @@ func (e *Env) Start(opt Options) *Instance {
 
 // Admin is an owner's admin-API client.
 type Admin struct {
-	t     testing.TB
-	URL   string
-	Token string
+	t       testing.TB
+	URL     string
+	Token   string
+	TokenID uuid.UUID
 }
 
 // Admin creates a token for owner against the instance.
 func (e *Env) Admin(in *Instance, owner string) *Admin {
 	e.t.Helper()
-	_, tok, err := e.Store.CreateToken(context.Background(), owner, store.ActorCLI, "test")
+	created, tok, err := e.Store.CreateToken(context.Background(), owner, store.ActorCLI, "test")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &Admin{t: e.t, URL: in.URL, Token: tok}
+	return &Admin{t: e.t, URL: in.URL, Token: tok, TokenID: created.ID}
 }
 
 // Do sends an admin request and decodes the JSON answer into out (if not nil).
