@@ -126,7 +126,7 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg
 func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, free int, now time.Time) ([]*lane, error) {
 	lanes := []*lane{{id: uuid.Nil, weight: WebhookLanePriority, room: free, handling: cfg.CallHandling}}
 	rows, err := tx.Query(ctx, `SELECT c.id, c.concurrency_limit, c.priority, c.call_handling, l.pass,
-			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.status IN ('initiated', 'in_progress'))
+			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.slot_taken_at IS NOT NULL)
 		FROM campaigns c LEFT JOIN dispatch_lanes l ON l.integration_id = c.integration_id AND l.lane = c.id
 		WHERE c.integration_id = $1 AND c.status = 'running' AND (c.start_at IS NULL OR c.start_at <= $2)
 		ORDER BY c.created_at, c.id`, integrationID, now)
