@@ -84,6 +84,17 @@ const (
 	DialDeferred Kind = "dial_deferred"
 )
 
+// Reported reports whether k is a report from the platform (a webhook) as
+// opposed to a step of our own: a report is kept in the call's history even
+// when it changes nothing, so that every acknowledged webhook can be found.
+func (k Kind) Reported() bool {
+	switch k {
+	case CallStart, CallEnd, InitiationFailed, Postcall:
+		return true
+	}
+	return false
+}
+
 // Outcomes recorded on calls and attempts. The retryable ones are the
 // outcomes a call_handling.retry_policy entry can name.
 const (
