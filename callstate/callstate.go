@@ -56,6 +56,10 @@ const (
 	DialAccepted Kind = "dial_accepted"
 	// DialFailed: the originate request failed (Reason says how).
 	DialFailed Kind = "dial_failed"
+	// DialUnanswered: the originate request got no answer (it timed out,
+	// its connection broke): the platform may have placed the call, so
+	// the attempt goes on until its events or the watchdog settle it.
+	DialUnanswered Kind = "dial_unanswered"
 	// DialAborted: the dial was not sent after all (the dialler's breaker
 	// refused it): the call goes back to the queue and the attempt is not
 	// counted.
@@ -83,6 +87,17 @@ const (
 	// attempt.
 	DialDeferred Kind = "dial_deferred"
 )
+
+// Reported reports whether k is a report from the platform (a webhook) as
+// opposed to a step of our own: a report is kept in the call's history even
+// when it changes nothing, so that every acknowledged webhook can be found.
+func (k Kind) Reported() bool {
+	switch k {
+	case CallStart, CallEnd, InitiationFailed, Postcall:
+		return true
+	}
+	return false
+}
 
 // Outcomes recorded on calls and attempts. The retryable ones are the
 // outcomes a call_handling.retry_policy entry can name.
@@ -252,6 +267,11 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			d.NextRetryAt = now.Add(ev.RetryAfter)
 			d.Why = "dial deferred"
 			return d
+		case DialUnanswered:
+			// Recorded, and the call stays as it is: dialling (it keeps its
+			// slot) until the platform reports on it, or the watchdog
+			// releases it as dial_lost.
+			return recorded("no answer to the dial; the call may be live")
 		case DialFailed:
 			if c.Status == InProgress {
 				// The live evidence wins: the call keeps its slot and the
@@ -278,6 +298,12 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 			if ev.Reason == OutcomeDialLost && !c.Dialing {
 				// The watchdog read the call before the dial answered.
 				return ignore("the dial answered after the watchdog looked")
+			}
+			if ev.Reason == OutcomeDialLost && c.Status == InProgress {
+				// call_start came: the dial reached the platform, only its
+				// answer was lost. The call is live; max_call_duration_secs
+				// still bounds it.
+				return ignore("call_start came; the dial was not lost")
 			}
 			return failAttempt(orDefault(ev.Reason, OutcomeTimeout))
 		case Postcall:
@@ -322,6 +348,11 @@ func afterCancel(c Call, ev Event, same Decision) Decision {
 		return same
 	case DialAccepted:
 		same.Changed, same.Why = true, "dial answer of a cancelled call"
+		return same
+	case DialUnanswered:
+		// It may be live: the slot stays held until its events or the
+		// watchdog say otherwise.
+		same.Changed, same.Why = true, "no answer to the dial of a cancelled call"
 		return same
 	}
 	same.Why = "call is cancelled"

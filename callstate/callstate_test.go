@@ -27,7 +27,7 @@ func policy() config.CallHandling {
 // (and callstate.Statuses) against the constants declared in the package,
 // so a new kind or status cannot slip past the cross-product table.
 var kinds = []callstate.Kind{
-	callstate.Dial, callstate.DialAccepted, callstate.DialAborted, callstate.DialFailed,
+	callstate.Dial, callstate.DialAccepted, callstate.DialAborted, callstate.DialFailed, callstate.DialUnanswered,
 	callstate.CallStart, callstate.CallEnd, callstate.InitiationFailed,
 	callstate.Postcall, callstate.PostcallTimeout, callstate.Timeout, callstate.RetryDue, callstate.Cancel, callstate.DialDeferred,
 }
@@ -186,12 +186,14 @@ func TestNextCrossProduct(t *testing.T) {
 		retryDue     = callstate.RetryDue
 		cancel       = callstate.Cancel
 		dialDeferred = callstate.DialDeferred
+		unanswered   = callstate.DialUnanswered
 	)
 	retry := func(outcome string) want { return move(callstate.RetryScheduled, outcome, -1) }
 	allStay := func() map[callstate.Kind]want {
 		return map[callstate.Kind]want{
 			dial: stay(), dialAccepted: stay(), dialFailed: stay(), dialAborted: stay(), callStart: stay(), callEnd: stay(),
 			initFailed: stay(), postcall: stay(), postcallLate: stay(), timeout: stay(), retryDue: stay(), cancel: stay(), dialDeferred: stay(),
+			unanswered: stay(),
 		}
 	}
 
@@ -210,6 +212,7 @@ func TestNextCrossProduct(t *testing.T) {
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
 			dialDeferred: stay(),
+			unanswered:   stay(),
 		},
 		callstate.Initiated: {
 			dial:         stay(),
@@ -225,6 +228,7 @@ func TestNextCrossProduct(t *testing.T) {
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),            // no hang-up: the slot is held until call_end
 			dialDeferred: {changed: true, to: callstate.RetryScheduled, attempt: 0, slot: -1}, // pre-dial check unanswered: attempt not counted
+			unanswered:   record(),                                                            // the call may be live: it keeps its slot
 		},
 		callstate.InProgress: {
 			dial:         stay(),
@@ -240,6 +244,7 @@ func TestNextCrossProduct(t *testing.T) {
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0), // no hang-up: the slot is held until call_end
 			dialDeferred: stay(),
+			unanswered:   record(), // the answer is lost, the call is live
 		},
 		callstate.WaitingPostcall: {
 			dial:         stay(),
@@ -255,6 +260,7 @@ func TestNextCrossProduct(t *testing.T) {
 			retryDue:     stay(),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
 			dialDeferred: stay(),
+			unanswered:   stay(),
 		},
 		callstate.RetryScheduled: {
 			dial:         stay(),
@@ -270,6 +276,7 @@ func TestNextCrossProduct(t *testing.T) {
 			retryDue:     move(callstate.Queued, "", 0),
 			cancel:       move(callstate.Cancelled, callstate.OutcomeCancelled, 0),
 			dialDeferred: stay(),
+			unanswered:   stay(),
 		},
 		// Terminal statuses: every event, cancel included, changes nothing.
 		callstate.Completed: allStay(),

@@ -137,4 +137,32 @@ func TestNextLiveEvidenceWins(t *testing.T) {
 	if d := callstate.Next(answered, callstate.Event{Kind: callstate.Timeout}, policy(), now); !d.Changed || d.Outcome != callstate.OutcomeTimeout {
 		t.Fatalf("max-duration timeout = %+v, want applied", d)
 	}
+	// The dial's answer was lost but call_start came: the call is live.
+	answerLost := callstate.Call{Status: callstate.InProgress, Attempt: 1, MaxAttempts: 3, Dialing: true}
+	if d := callstate.Next(answerLost, lost, policy(), now); d.Changed {
+		t.Fatalf("dial_lost of a call in progress = %+v, want ignored", d)
+	}
+}
+
+// TestNextDialUnanswered: a dial that got no answer may have placed the
+// call: it is recorded and the call keeps its slot and its attempt, also
+// when it was cancelled meanwhile.
+func TestNextDialUnanswered(t *testing.T) {
+	t.Parallel()
+	unanswered := callstate.Event{Kind: callstate.DialUnanswered}
+	for _, c := range []callstate.Call{
+		{Status: callstate.Initiated, Attempt: 1, MaxAttempts: 3, Dialing: true},
+		{Status: callstate.InProgress, Attempt: 2, MaxAttempts: 3, Dialing: true},
+		{Status: callstate.Cancelled, Attempt: 1, MaxAttempts: 3, Dialing: true, SlotHeld: true},
+	} {
+		d := callstate.Next(c, unanswered, policy(), now)
+		if !d.Changed || d.To != c.Status || d.Attempt != c.Attempt || d.HoldsSlotChange() != 0 || d.ReleasesSlot || d.Outcome != "" {
+			t.Errorf("%s call: unanswered dial = %+v, want recorded, nothing moved", c.Status, d)
+		}
+	}
+	// The watchdog's dial_lost settles it.
+	lost := callstate.Event{Kind: callstate.Timeout, Reason: callstate.OutcomeDialLost}
+	if d := callstate.Next(callstate.Call{Status: callstate.Initiated, Attempt: 1, MaxAttempts: 3, Dialing: true}, lost, policy(), now); d.To != callstate.RetryScheduled {
+		t.Errorf("dial_lost after an unanswered dial = %+v, want a retry", d)
+	}
 }

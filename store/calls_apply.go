@@ -168,6 +168,14 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}, ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
+			if ev.Event.Kind.Reported() {
+				// Late, out of order or about a finished call: acknowledged,
+				// so kept where an operator looks for it.
+				if ev.Attempt == 0 {
+					ev.Attempt = c.Attempt
+				}
+				cs.note(&c.Call, ev, d.Why)
+			}
 			continue
 		}
 		cs.record(&c.Call, ev, d)

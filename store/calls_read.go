@@ -120,7 +120,8 @@ func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Ca
 	return out, rows.Err()
 }
 
-// Stats counts an integration's calls by where they are.
+// Stats counts an integration's calls by where they are. Active counts
+// every call holding a slot, cancelled-but-live ones included.
 type Stats struct {
 	Active          int `json:"active"`
 	Limit           int `json:"limit"`
@@ -135,20 +136,22 @@ type Stats struct {
 // IntegrationStats counts an integration's calls.
 func (s *Store) IntegrationStats(ctx context.Context, id uuid.UUID) (Stats, error) {
 	var st Stats
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM calls WHERE integration_id = $1 GROUP BY status`, id)
+	// A call cancelled while live at the platform is cancelled and still
+	// holds its slot: it counts in both.
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*), count(*) FILTER (WHERE slot_taken_at IS NOT NULL)
+		FROM calls WHERE integration_id = $1 GROUP BY status`, id)
 	if err != nil {
 		return st, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var status callstate.Status
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
+		var n, holding int
+		if err := rows.Scan(&status, &n, &holding); err != nil {
 			return st, err
 		}
+		st.Active += holding
 		switch status {
-		case callstate.Initiated, callstate.InProgress:
-			st.Active += n
 		case callstate.Queued:
 			st.Queued = n
 		case callstate.RetryScheduled:
@@ -190,11 +193,11 @@ type Gauge struct {
 // calls count in its integration's row, and it drops out.
 func (s *Store) Gauges(ctx context.Context) ([]Gauge, error) {
 	rows, err := s.pool.Query(ctx, `SELECT i.id, i.slug, COALESCE(k.id, '00000000-0000-0000-0000-000000000000'),
-			count(*) FILTER (WHERE c.status IN ('initiated', 'in_progress')),
+			count(*) FILTER (WHERE c.slot_taken_at IS NOT NULL),
 			count(*) FILTER (WHERE c.status = 'queued'),
 			COALESCE((cfg.value->>'concurrency_limit')::int, 3)
 		FROM integrations i
-		LEFT JOIN calls c ON c.integration_id = i.id AND c.status IN ('initiated', 'in_progress', 'queued')
+		LEFT JOIN calls c ON c.integration_id = i.id AND (c.status = 'queued' OR c.slot_taken_at IS NOT NULL)
 		LEFT JOIN campaigns k ON k.id = c.campaign_id AND k.status IN ('running', 'paused')
 		LEFT JOIN integration_config cfg ON cfg.integration_id = i.id AND cfg.key = 'call_handling'
 		GROUP BY i.id, i.slug, k.id, cfg.value

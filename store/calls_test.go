@@ -465,7 +465,9 @@ func TestApplyEventsInOrder(t *testing.T) {
 		a: {"queued →queued #0", "dial queued→initiated #1", "call_start initiated→in_progress #1", "call_end in_progress→retry_scheduled #1"},
 		b: {"queued →queued #0", "dial queued→initiated #1", "call_start initiated→in_progress #1", "call_end in_progress→waiting_postcall #1",
 			"postcall waiting_postcall→completed #1"},
-		c: {"queued →queued #0", "dial queued→initiated #1", "call_end initiated→waiting_postcall #1"},
+		// The stale start changes nothing but is kept: it was acknowledged.
+		c: {"queued →queued #0", "dial queued→initiated #1", "call_end initiated→waiting_postcall #1",
+			"call_start waiting_postcall→waiting_postcall #1"},
 	}
 	for id, h := range want {
 		if got := history(t, s, id); !slices.Equal(got, h) {
@@ -893,11 +895,14 @@ func TestOverdueCalls(t *testing.T) {
 	s := newStore(t)
 	short := activeIntegration(t, s, map[string]any{"concurrency_limit": 10, "max_call_duration_secs": 60})
 	long := activeIntegration(t, s, nil) // 1800 s
-	ids := queueCalls(t, s, short.ID, 3, t0)
+	ids := queueCalls(t, s, short.ID, 4, t0)
 	dialing, accepted, talking := ids[0], ids[1], ids[2]
+	// Its dial's answer never came, but call_start did: it is live, so it
+	// is not dial_lost (max_call_duration_secs still bounds it).
+	answerLost := ids[3]
 	claim(t, s, short.ID, t0)
 	apply(t, s, ev(short.ID, accepted, callstate.DialAccepted, t0), ev(short.ID, talking, callstate.DialAccepted, t0),
-		ev(short.ID, talking, callstate.CallStart, t0.Add(5*time.Second)))
+		ev(short.ID, talking, callstate.CallStart, t0.Add(5*time.Second)), ev(short.ID, answerLost, callstate.CallStart, t0.Add(5*time.Second)))
 	queueCalls(t, s, short.ID, 1, t0) // never claimed: never overdue
 	longCall := queueCalls(t, s, long.ID, 1, t0)[0]
 	claim(t, s, long.ID, t0)
@@ -913,8 +918,9 @@ func TestOverdueCalls(t *testing.T) {
 	}{
 		{10 * time.Second, map[uuid.UUID]string{}},
 		{31 * time.Second, map[uuid.UUID]string{dialing: "dial_lost"}},
-		{61 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout"}},
-		{1801 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout", longCall: "timeout"}},
+		{61 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout", answerLost: "timeout"}},
+		{1801 * time.Second, map[uuid.UUID]string{dialing: "dial_lost", accepted: "timeout", talking: "timeout", answerLost: "timeout",
+			longCall: "timeout"}},
 	}
 	overdue := func(now time.Time, limit int) ([]store.Overdue, error) {
 		var all []store.Overdue

@@ -20,16 +20,17 @@ type Overdue struct {
 
 // OverdueCalls finds an integration's calls holding a slot past
 // max_call_duration_secs, and calls whose dial never reported back within
-// dialLost (the dialling process died mid-request). The stored limit is
+// dialLost (the dialling process died mid-request, or the request got no
+// answer) unless call_start has shown them live. The stored limit is
 // read defensively (type-checked, clamped to its bounds) so that no stored
 // value can make the query fail.
 func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
 	// $1 is cast: beside an interval, Postgres would infer it as an interval.
 	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
-			CASE WHEN c.dial_state = 'dialing' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
+			CASE WHEN c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
 		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
 		WHERE c.integration_id = $4 AND c.slot_taken_at IS NOT NULL
-		  AND ((c.dial_state = 'dialing' AND c.slot_taken_at <= $2)
+		  AND ((c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= $2)
 		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => (CASE
 				WHEN jsonb_typeof(cfg.value->'max_call_duration_secs') = 'number'
 				THEN LEAST(GREATEST((cfg.value->>'max_call_duration_secs')::numeric, $5), $6)

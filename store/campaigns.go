@@ -83,7 +83,7 @@ const campaignColumns = `c.id, c.integration_id, c.name, c.status, c.concurrency
 
 // progressColumns count a campaign's calls (alias k) for CampaignProgress.
 const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'),
-	count(*) FILTER (WHERE k.status IN ('initiated', 'in_progress')), count(*) FILTER (WHERE k.status = 'retry_scheduled'),
+	count(*) FILTER (WHERE k.slot_taken_at IS NOT NULL), count(*) FILTER (WHERE k.status = 'retry_scheduled'),
 	count(*) FILTER (WHERE k.status = 'waiting_postcall'), count(*) FILTER (WHERE k.status = 'completed'),
 	count(*) FILTER (WHERE k.status = 'failed'),
 	count(*) FILTER (WHERE k.status = 'cancelled' AND k.outcome IS DISTINCT FROM 'suppressed'),

@@ -135,7 +135,7 @@ func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg conf
 		FROM (VALUES (1)) AS one LEFT JOIN dispatch_lanes l ON l.integration_id = $1 AND l.lane = $3
 		UNION ALL
 		SELECT c.id, c.concurrency_limit, c.priority, c.call_handling, l.pass,
-			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.status IN ('initiated', 'in_progress')),
+			(SELECT count(*) FROM calls k WHERE k.campaign_id = c.id AND k.slot_taken_at IS NOT NULL),
 			(SELECT k.id FROM calls k WHERE k.integration_id = $1 AND k.campaign_id = c.id
 				AND k.status = 'queued' AND k.not_before IS NULL ORDER BY k.priority DESC, k.queued_at, k.id LIMIT 1) IS NOT NULL,
 			1, c.created_at

@@ -12,9 +12,11 @@ import (
 // time: a query that fails on one tenant's rows must not stop the sweep for
 // every other tenant. These lists are what the sweeps iterate over.
 
-// IntegrationsHoldingSlots lists integrations with calls holding a slot.
+// IntegrationsHoldingSlots lists integrations with calls holding a slot,
+// cancelled-but-live ones included: their call_end may never come, and the
+// watchdog's hard limit is what frees them then.
 func (s *Store) IntegrationsHoldingSlots(ctx context.Context) ([]uuid.UUID, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT integration_id FROM calls WHERE status IN ('initiated', 'in_progress')`)
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT integration_id FROM calls WHERE slot_taken_at IS NOT NULL`)
 	if err != nil {
 		return nil, err
 	}

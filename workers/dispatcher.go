@@ -274,6 +274,12 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		result = "not_sent"
 		ev.Event = callstate.Event{Kind: callstate.DialAborted}
 		ev.Detail = map[string]any{"error": err.Error()}
+	case dialer.Unanswered(err):
+		// The platform may have placed the call: it keeps its slot and is
+		// not dialled again until its events or the watchdog settle it.
+		result = "unanswered"
+		ev.Event = callstate.Event{Kind: callstate.DialUnanswered}
+		ev.Detail = map[string]any{"error": err.Error()}
 	case dialer.IsRejected(err):
 		result = "rejected"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}

@@ -45,6 +45,7 @@ type FakeVA struct {
 	arrived   chan Originate
 	onRequest func(Originate)
 	reuseIDs  bool
+	decide    func(Originate) (status int, delay time.Duration)
 }
 
 // NewFakeVA starts a fake VA for t.
@@ -75,7 +76,18 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 	o.SipID = r.URL.Path[1 : len(r.URL.Path)-len("/originate/")]
 	o.At = time.Now()
 	va.mu.Lock()
-	status, hang, onRequest, reuse := va.status, va.hang, va.onRequest, va.reuseIDs
+	decide := va.decide
+	va.mu.Unlock()
+	var delay time.Duration
+	status := 0
+	if decide != nil {
+		status, delay = decide(o)
+	}
+	va.mu.Lock()
+	if decide == nil {
+		status = va.status
+	}
+	hang, onRequest, reuse := va.hang, va.onRequest, va.reuseIDs
 	if status < 300 {
 		o.Live = len(va.live)
 		va.live[o.CallID] = true
@@ -90,6 +102,14 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 	if hang != nil {
 		select {
 		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if delay > 0 {
+		// The call is placed (or refused) already; only the answer is slow.
+		select {
+		case <-time.After(delay):
 		case <-r.Context().Done():
 			return
 		}
@@ -112,6 +132,15 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 func (va *FakeVA) SetStatus(status int) {
 	va.mu.Lock()
 	va.status = status
+	va.mu.Unlock()
+}
+
+// Decide makes fn choose each request's answer: its status (a 2xx places
+// the call) and how long the answer takes. A call placed stays live when our
+// request gives up waiting, as on a real platform.
+func (va *FakeVA) Decide(fn func(Originate) (status int, delay time.Duration)) {
+	va.mu.Lock()
+	va.decide = fn
 	va.mu.Unlock()
 }
 

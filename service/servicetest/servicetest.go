@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/queue/queuetest"
 	"github.com/callqueue/callqueue/service"
@@ -168,6 +169,8 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// MetricsToken protects /metrics.
 	MetricsToken string
+	// DialTimeout bounds one originate request (0: the dialler's default).
+	DialTimeout time.Duration
 }
 
 // Instance is one running callqueue process.
@@ -199,8 +202,12 @@ func (e *Env) Start(opt Options) *Instance {
 	if len(opt.Workers.Consumer.Backoff) == 0 {
 		opt.Workers.Consumer.Backoff = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
 	}
+	var dialClient *http.Client
+	if opt.DialTimeout > 0 {
+		dialClient = egress.NewClient(egress.Policy{AllowPrivate: !opt.StrictEgress}, opt.DialTimeout)
+	}
 	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: e.Clock, Workers: opt.Workers,
-		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout}, e.Log)
+		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout, DialClient: dialClient}, e.Log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
