@@ -4,6 +4,7 @@
 #   DATABASE_URL          use this Postgres instead of the throwaway local cluster (scripts/pg.sh)
 #   GOTESTFLAGS           extra `go test` flags for `make test`, e.g. GOTESTFLAGS='-run TestWebhook -v'
 #   FUZZTIME              time per fuzz target for `make fuzz` (default 20s)
+#   FUZZPKGS              packages `make fuzz` looks for Fuzz* targets in
 #   GOLANGCI_LINT_VERSION the golangci-lint v2 release `make lint` installs into ./bin when needed
 
 SHELL := bash
@@ -15,6 +16,8 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 20s
 # SCREENSHOT_DIR is where make screenshots writes the README's pictures.
 SCREENSHOT_DIR ?= docs
+# Packages that read untrusted input (webhook bodies, config, OpenAPI documents).
+FUZZPKGS ?= ./webhooks/... ./api/... ./config/...
 export GOTESTFLAGS
 
 BIN := bin/callqueue
@@ -70,11 +73,11 @@ lint: ## Run golangci-lint v2 (installs the pinned version into ./bin if needed)
 	echo "$$lint run ./..."; \
 	"$$lint" run ./...
 
-fuzz: ## Run every Fuzz* target under ./webhooks/... for FUZZTIME each (default 20s)
+fuzz: ## Run every Fuzz* target in FUZZPKGS (webhooks, api, config) for FUZZTIME each (default 20s)
 	@# Postgres too: a package's TestMain may need it even when its fuzz targets do not.
 	@DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
 	n=0; \
-	for pkg in $$(go list ./webhooks/...); do \
+	for pkg in $$(go list $(FUZZPKGS)); do \
 		for f in $$(go test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
 			echo "==> $$pkg $$f ($(FUZZTIME))"; \
 			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime '$(FUZZTIME)' "$$pkg"; \

@@ -79,7 +79,9 @@ func (a *API) syncHandlers(w http.ResponseWriter, r *http.Request) error {
 	}
 	specURL := base + "/" + url.PathEscape(*b.IntegrationName) + "/openapi.json"
 	var raw []byte
+	field := "baseUrl" // what a 422 about the document names
 	if b.BaseURL == nil || *b.BaseURL == "" {
+		field = "integrationName"
 		// This service's own document is built here, not fetched: the Host
 		// header it would be fetched from is the client's to choose.
 		if raw, err = a.ownSpec(r.Context(), *b.IntegrationName, base); err != nil {
@@ -93,7 +95,7 @@ func (a *API) syncHandlers(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	specs, err := handlersFromSpec(raw, *b.IntegrationName)
+	specs, err := handlersFromSpec(raw, *b.IntegrationName, field)
 	if err != nil {
 		return err
 	}

@@ -497,17 +497,20 @@ func (p *peers) whileOpen(t *testing.T, openFor time.Duration) {
 		})
 		sent := p.crm.Count()
 		_, _, attempts := p.outbox(t)
+		before := p.in.Workers.Outbox.Counts()
 
-		// Every update due again, with the breaker open.
+		// Every update due again, with the breaker open: the outbox looks
+		// again and again, and claims none of them (no hot loop).
 		p.pushOutbox(p.in)
-		servicetest.Eventually(t, 10*time.Second, "the outbox to pass over the due updates", func() bool {
-			_, due, _ := p.outbox(t)
-			return due == 0
+		servicetest.Eventually(t, 10*time.Second, "the outbox to look at the due updates a few times", func() bool {
+			p.in.Workers.Outbox.Kick()
+			return p.in.Workers.Outbox.Counts().Passes >= before.Passes+5
 		})
 		metric := p.in.Metric(t, "callqueue_breaker_state", `integration_id="`+p.key()+`"`, `peer="crm"`)
 		code, h := p.health(t, p.in)
 		sentAfter := p.crm.Count()
 		_, _, attemptsAfter := p.outbox(t)
+		after := p.in.Workers.Outbox.Counts()
 		if p.crmBreaker(p.in) != gobreaker.StateOpen || time.Now().After(openUntil) {
 			t.Logf("try %d: the open period ended before the checks did; again", try)
 			continue
@@ -517,6 +520,10 @@ func (p *peers) whileOpen(t *testing.T, openFor time.Duration) {
 		}
 		if attemptsAfter != attempts {
 			t.Fatalf("attempts went from %d to %d while the breaker was open", attempts, attemptsAfter)
+		}
+		if after.Claimed != before.Claimed {
+			t.Fatalf("%d updates claimed over %d passes while the breaker was open", after.Claimed-before.Claimed,
+				after.Passes-before.Passes)
 		}
 		if metric != 2 {
 			t.Errorf(`callqueue_breaker_state{peer="crm"} = %v while open, want 2`, metric)

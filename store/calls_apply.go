@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/callqueue/callqueue/analysis"
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 )
@@ -91,6 +92,9 @@ type lockedCall struct {
 	policy config.CallHandling
 	// hasCRM: the integration's CRM receives outcome updates.
 	hasCRM bool
+	// hasLLM: the integration's LLM analyses finished calls (queued, see
+	// pending_analyses), amending the agent's own analysis.
+	hasLLM bool
 }
 
 func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks) ([]Applied, error) {
@@ -182,6 +186,11 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		if event := outboxEvent(d); event != "" && c.hasCRM {
 			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
 		}
+		if ev.Postcall != nil && c.hasLLM && d.To.Terminal() && len(ev.Postcall.Transcript) > 0 {
+			// The call finishes now with the agent's analysis; the LLM's
+			// amends it later, off this transaction's critical path.
+			cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At})
+		}
 	}
 	var parked []CallEvent
 	for i, ev := range events {
@@ -261,12 +270,13 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 	for _, c := range out {
 		cfg := configs[c.IntegrationID]
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
+		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
 	}
 	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several
-// integrations' config: call_handling and crm.
+// integrations' config: call_handling, crm and analysis.
 func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
 	raw := map[uuid.UUID]map[string]json.RawMessage{}
 	for _, id := range integrations {
@@ -274,7 +284,7 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 	}
 	if len(integrations) > 0 {
 		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
-			WHERE key IN ('call_handling', 'crm') AND integration_id = ANY($1)`, integrations)
+			WHERE key IN ('call_handling', 'crm', 'analysis') AND integration_id = ANY($1)`, integrations)
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,8 @@ type changeSet struct {
 	// doNotCall are calls whose analysis asks for their number to be suppressed.
 	doNotCall []uuid.UUID
 	outbox    []outboxIntent
+	// analyses are LLM analyses to queue: call, integration, attempt, at.
+	analyses [][]any
 }
 
 // outboxIntent is a CRM update to write once the call's final state is known.
@@ -40,7 +42,7 @@ func newChangeSet() *changeSet {
 }
 
 func (cs *changeSet) empty() bool {
-	return len(cs.order) == 0 && len(cs.history) == 0 && len(cs.outbox) == 0
+	return len(cs.order) == 0 && len(cs.history) == 0 && len(cs.outbox) == 0 && len(cs.analyses) == 0
 }
 
 // Dial states of a call's current attempt.
@@ -301,10 +303,21 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("suppress numbers: %w", err)
 		}
 	}
+	if len(cs.analyses) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pending_analyses"}, []string{"call_id", "integration_id", "attempt", "created_at"},
+			pgx.CopyFromRows(cs.analyses)); err != nil {
+			return fmt.Errorf("queue analyses: %w", err)
+		}
+	}
 	if len(cs.outbox) > 0 {
+		awaitsLLM := map[uuid.UUID]bool{}
+		for _, a := range cs.analyses {
+			awaitsLLM[a[0].(uuid.UUID)] = true
+		}
 		n := len(cs.outbox)
 		ids, integrations, calls, events, payloads, at := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n),
 			make([]string, n), make([]string, n), make([]time.Time, n)
+		next := make([]time.Time, n)
 		for i, o := range cs.outbox {
 			c := cs.calls[o.callID]
 			raw, err := json.Marshal(crmPayload(c, o.event))
@@ -312,12 +325,18 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				return err
 			}
 			ids[i], integrations[i], calls[i], events[i], payloads[i], at[i] = uuid.New(), c.IntegrationID, c.ID, o.event, string(raw), c.UpdatedAt
+			next[i] = c.UpdatedAt
+			if awaitsLLM[c.ID] {
+				// Held for the LLM's analysis, which releases it; sent as it
+				// is if the analysis takes longer than AnalysisHold.
+				next[i] = c.UpdatedAt.Add(AnalysisHold)
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at)
-			SELECT id, integration_id, call_id, event, payload::jsonb, at, at
-			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
-				AS v (id, integration_id, call_id, event, payload, at)
-			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at); err != nil {
+			SELECT id, integration_id, call_id, event, payload::jsonb, next, at
+			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+				AS v (id, integration_id, call_id, event, payload, at, next)
+			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at, next); err != nil {
 			return fmt.Errorf("write crm outbox: %w", err)
 		}
 	}

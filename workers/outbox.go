@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +56,20 @@ type Outbox struct {
 	mu       sync.Mutex
 	inFlight map[uuid.UUID]map[uuid.UUID]uuid.UUID // integration → item → lease token
 	waitTill map[uuid.UUID]time.Time               // integration → not before (breaker open)
+
+	passes, claimed atomic.Int64
+}
+
+// OutboxCounts are what an Outbox has done since it started.
+type OutboxCounts struct {
+	// Passes counts looks for due updates; Claimed the updates leased.
+	Passes, Claimed int64
+}
+
+// Counts tells how many passes the outbox made and how many updates it
+// claimed (for tests and debugging: an open breaker must cost no claims).
+func (o *Outbox) Counts() OutboxCounts {
+	return OutboxCounts{Passes: o.passes.Load(), Claimed: o.claimed.Load()}
 }
 
 // Outbox tuning.
@@ -166,14 +181,17 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	total := len(inFlight)
-	for id, until := range o.waitTill {
-		if now.Before(until) && !o.crm.Allows(id) {
+	for id := range o.waitTill {
+		if !o.crm.Allows(id) {
+			// Its breaker is open: nothing is claimed for it until the
+			// breaker may let a probe through (the breaker keeps that time).
 			skip = append(skip, id)
 		} else {
 			delete(o.waitTill, id)
 		}
 	}
 	o.mu.Unlock()
+	defer o.passes.Add(1)
 	room := min(outboxParallel-total, outboxBatch)
 	if room <= 0 {
 		return 0, nil // full: a finished delivery kicks the loop
@@ -183,6 +201,7 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
+	o.claimed.Add(int64(len(items)))
 	started := 0
 	for _, it := range items {
 		o.mu.Lock()

@@ -31,14 +31,12 @@ func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
 			return ev, err
 		},
 		Handle: func(ctx context.Context, events []store.CallEvent) error {
+			// No LLM here: a finished call queues its LLM analysis in the
+			// same transaction (see Analyses), so one tenant's slow LLM
+			// holds up no other tenant's post-calls.
 			now := w.clock.Now()
 			for i := range events {
 				events[i].At = now
-				if p := events[i].Postcall; p != nil && w.analyzer != nil {
-					if err := w.analyze(ctx, events[i].IntegrationID, p); err != nil {
-						return err
-					}
-				}
 			}
 			var transitions []store.CallEvent
 			for _, ev := range events {
@@ -158,6 +156,7 @@ func applyAnalysis(p *store.PostcallData, res analysis.Result) {
 	stored := map[string]any{}
 	_ = json.Unmarshal(p.Analysis, &stored) // absent or not an object: start afresh
 	stored["source"] = res.Source
+	delete(stored, "extracted") // an earlier analysis' fields give way
 	if len(res.Extracted) > 0 {
 		stored["extracted"] = res.Extracted
 	}
@@ -179,26 +178,6 @@ func analysisConfig(raw json.RawMessage) (cfg analysis.Config, ok bool) {
 		return cfg, false
 	}
 	return cfg, cfg.Enabled()
-}
-
-// analyze replaces ElevenLabs' analysis with the integration's LLM's, when
-// it has one configured; the LLM failing leaves ElevenLabs' in place.
-func (w *Workers) analyze(ctx context.Context, integrationID uuid.UUID, p *store.PostcallData) error {
-	cfg, err := w.store.Config(ctx, integrationID)
-	if err != nil {
-		return err
-	}
-	acfg, ok := analysisConfig(cfg.Raw[analysis.ConfigKey])
-	if !ok {
-		return nil
-	}
-	key, err := w.store.SecretValue(ctx, integrationID, "LLM_API_KEY")
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	fallback := analysis.FromElevenLabs(p.Analysis)
-	applyAnalysis(p, w.analyzer.Analyze(ctx, integrationID.String(), acfg, key, p.Transcript, fallback))
-	return nil
 }
 
 // failureOutcome maps a call_initiation_failure's failure_reason onto an

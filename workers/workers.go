@@ -95,9 +95,10 @@ type Workers struct {
 	Dispatcher *Dispatcher
 	Scheduler  *Scheduler
 	Outbox     *Outbox
-	warmer     Warmer
-	analyzer   Analyzer
-	stops      []func(context.Context)
+	// Analyses runs queued LLM analyses; nil without an Analyzer.
+	Analyses *Analyses
+	warmer   Warmer
+	stops    []func(context.Context)
 	// predialClient asks integrations' pre-dial endpoints.
 	predialClient *http.Client
 }
@@ -133,12 +134,15 @@ func New(d Deps, cfg Config) *Workers {
 	if d.Clock == nil {
 		d.Clock = SystemClock{}
 	}
-	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer, analyzer: d.Analyzer,
+	w := &Workers{store: d.Store, queue: d.Queue, clock: d.Clock, log: d.Log, metrics: d.Metrics, cfg: cfg, warmer: d.Warmer,
 		predialClient: cmp.Or(d.PredialClient, newPredialHTTPClient())}
 	w.Dispatcher = newDispatcher(w, d.Dialer)
 	w.Scheduler = newScheduler(w)
 	if d.CRM != nil {
 		w.Outbox = newOutbox(w, d.CRM)
+	}
+	if d.Analyzer != nil {
+		w.Analyses = newAnalyses(w, d.Analyzer)
 	}
 	return w
 }
@@ -163,6 +167,12 @@ func (w *Workers) Start(ctx context.Context) error {
 	if w.Outbox != nil {
 		w.Outbox.Start(ctx)
 		w.stops = append(w.stops, func(context.Context) { w.Outbox.Stop() })
+	}
+	if w.Analyses != nil {
+		// Stopped before the outbox (stops run in reverse), which then
+		// sends what the analyses released.
+		w.Analyses.Start(ctx)
+		w.stops = append(w.stops, w.Analyses.Stop)
 	}
 	return nil
 }
@@ -231,6 +241,9 @@ func (w *Workers) applied(results []store.Applied) {
 			w.metrics.Terminal.WithLabelValues(integration, string(d.To)).Inc()
 			if w.Outbox != nil {
 				w.Outbox.Kick()
+			}
+			if w.Analyses != nil && ev.Postcall != nil {
+				w.Analyses.Kick()
 			}
 		}
 		if d.From != d.To {

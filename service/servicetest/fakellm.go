@@ -26,21 +26,52 @@ type ChatRequest struct {
 
 // FakeLLM speaks OpenAI's chat completions API at POST /v1/chat/completions
 // (base_url is URL+"/v1"): it answers with the content SetContent gave, or
-// with the status SetStatus gave.
+// with the status SetStatus gave. Hang makes it hold requests until
+// Release, as a stuck model server does; a held request ends when its
+// client gives up.
 type FakeLLM struct {
 	*httptest.Server
 	mu       sync.Mutex
 	requests []ChatRequest
 	content  string
 	status   int
+	hang     chan struct{}
+	inFlight int
 }
 
 // NewFakeLLM starts a fake LLM for t.
 func NewFakeLLM(t testing.TB) *FakeLLM {
 	l := &FakeLLM{content: "{}"}
 	l.Server = httptest.NewServer(http.HandlerFunc(l.serve))
-	t.Cleanup(l.Close)
+	t.Cleanup(func() {
+		l.Release()
+		l.Close()
+	})
 	return l
+}
+
+// Hang makes requests wait until Release (or their client gives up).
+func (l *FakeLLM) Hang() {
+	l.mu.Lock()
+	l.hang = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Release lets held requests answer, and later ones answer at once.
+func (l *FakeLLM) Release() {
+	l.mu.Lock()
+	if l.hang != nil {
+		close(l.hang)
+		l.hang = nil
+	}
+	l.mu.Unlock()
+}
+
+// InFlight is how many requests are being answered (or held).
+func (l *FakeLLM) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
 }
 
 // BaseURL is the analysis config's base_url.
@@ -87,6 +118,22 @@ func (l *FakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 	req.Authorization = r.Header.Get("Authorization")
 	l.mu.Lock()
 	l.requests = append(l.requests, req)
+	l.inFlight++
+	hang := l.hang
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.inFlight--
+		l.mu.Unlock()
+	}()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	l.mu.Lock()
 	content, status := l.content, l.status
 	l.mu.Unlock()
 	if req.Authorization != "Bearer "+FakeLLMKey {
