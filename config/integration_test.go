@@ -758,7 +758,7 @@ func TestSyncPolicy(t *testing.T) {
 var serviceEnv = []string{
 	"DATABASE_URL", "NATS_URL", "CALLQUEUE_NATS_LISTEN", "CALLQUEUE_NATS_SYNC", "CALLQUEUE_NATS_REPLICAS",
 	"CALLQUEUE_DATA_DIR", "CALLQUEUE_HTTP_ADDR", "CALLQUEUE_SECRET_KEY", "CALLQUEUE_LOG_LEVEL",
-	"CALLQUEUE_LOG_FORMAT", "CALLQUEUE_TIMEZONE",
+	"CALLQUEUE_LOG_FORMAT", "CALLQUEUE_TIMEZONE", "CALLQUEUE_TRUSTED_PROXIES",
 }
 
 // setEnv clears every service variable, then sets the given ones, for the
@@ -791,23 +791,24 @@ func TestFromEnvDefaults(t *testing.T) {
 func TestFromEnvReadsEverything(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	setEnv(t, map[string]string{
-		"DATABASE_URL":            "postgres://u@db/callqueue",
-		"NATS_URL":                "nats://n1:4222,nats://n2:4222",
-		"CALLQUEUE_NATS_LISTEN":   "127.0.0.1:4222",
-		"CALLQUEUE_NATS_SYNC":     "1s",
-		"CALLQUEUE_NATS_REPLICAS": "3",
-		"CALLQUEUE_DATA_DIR":      "/var/lib/callqueue",
-		"CALLQUEUE_HTTP_ADDR":     "127.0.0.1:9090",
-		"CALLQUEUE_SECRET_KEY":    hex.EncodeToString(key),
-		"CALLQUEUE_LOG_LEVEL":     "debug",
-		"CALLQUEUE_LOG_FORMAT":    "console",
-		"CALLQUEUE_TIMEZONE":      "UTC",
+		"DATABASE_URL":              "postgres://u@db/callqueue",
+		"NATS_URL":                  "nats://n1:4222,nats://n2:4222",
+		"CALLQUEUE_NATS_LISTEN":     "127.0.0.1:4222",
+		"CALLQUEUE_NATS_SYNC":       "1s",
+		"CALLQUEUE_NATS_REPLICAS":   "3",
+		"CALLQUEUE_DATA_DIR":        "/var/lib/callqueue",
+		"CALLQUEUE_HTTP_ADDR":       "127.0.0.1:9090",
+		"CALLQUEUE_SECRET_KEY":      hex.EncodeToString(key),
+		"CALLQUEUE_LOG_LEVEL":       "debug",
+		"CALLQUEUE_LOG_FORMAT":      "console",
+		"CALLQUEUE_TIMEZONE":        "UTC",
+		"CALLQUEUE_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8",
 	})
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
 		NATSSync: "1s", NATSReplicas: 3, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
-		LogLevel: "debug", LogFormat: "console", Timezone: "UTC",
+		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("FromEnv() = %+v, want %+v", s, want)
@@ -850,6 +851,7 @@ func TestServiceValidate(t *testing.T) {
 		{"six replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "6"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"replicas not a number", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "three"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"five replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "5"}), "", ""},
+		{"trusted proxy by name", with(map[string]string{"CALLQUEUE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}), "", "CALLQUEUE_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

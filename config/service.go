@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/callqueue/callqueue/clientip"
 )
 
 // Defaults for the service settings.
@@ -52,6 +54,9 @@ type Service struct {
 	AllowPrivateEgress bool
 	// MetricsToken, when set, is required as a bearer token on /metrics.
 	MetricsToken string
+	// TrustedProxies lists the CIDR prefixes (or addresses) of proxies
+	// whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed.
+	TrustedProxies string
 }
 
 // ErrMissing reports a required variable that is not set.
@@ -75,6 +80,7 @@ func FromEnv() Service {
 
 		AllowPrivateEgress: envBool("CALLQUEUE_ALLOW_PRIVATE_EGRESS"),
 		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
+		TrustedProxies:     os.Getenv("CALLQUEUE_TRUSTED_PROXIES"),
 	}
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
@@ -118,6 +124,9 @@ func (s Service) Validate() error {
 	}
 	if _, err := s.SyncPolicy(); err != nil {
 		return err
+	}
+	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {
+		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
 	}
 	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
 		return errors.New("CALLQUEUE_NATS_REPLICAS must be between 1 and 5")

@@ -25,6 +25,7 @@ import (
 	"github.com/callqueue/callqueue/api"
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/callerctx"
+	"github.com/callqueue/callqueue/clientip"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/dialer"
@@ -253,7 +254,11 @@ func (s *Service) wire(ctx context.Context) error {
 			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
 		admin.Register(mux) // the console is a client of the API above
 	}
-	s.handler = recoverer(s.log, jsonNotFound(mux))
+	proxies, err := clientip.ParseProxies(s.cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
+	}
+	s.handler = recoverer(s.log, proxies.Middleware(jsonNotFound(mux)))
 	return nil
 }
 

@@ -116,6 +116,8 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// MetricsToken protects /metrics.
 	MetricsToken string
+	// TrustedProxies is CALLQUEUE_TRUSTED_PROXIES.
+	TrustedProxies string
 }
 
 // Instance is one running callqueue process.
@@ -134,7 +136,7 @@ func (e *Env) Start(opt Options) *Instance {
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
-		MetricsToken: opt.MetricsToken}
+		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}
