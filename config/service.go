@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/clientip"
+	"github.com/callqueue/callqueue/ratelimit"
 )
 
 // Defaults for the service settings.
@@ -57,6 +58,11 @@ type Service struct {
 	// TrustedProxies lists the CIDR prefixes (or addresses) of proxies
 	// whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed.
 	TrustedProxies string
+	// RateLimits are the per-process request limits (CALLQUEUE_RATE_*).
+	// The zero value limits nothing; FromEnv starts from the defaults.
+	RateLimits ratelimit.Rules
+
+	badRateLimits []string // variables FromEnv could not read
 }
 
 // ErrMissing reports a required variable that is not set.
@@ -82,6 +88,7 @@ func FromEnv() Service {
 		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
 		TrustedProxies:     os.Getenv("CALLQUEUE_TRUSTED_PROXIES"),
 	}
+	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
 	}
@@ -123,6 +130,9 @@ func (s Service) Validate() error {
 		return fmt.Errorf("CALLQUEUE_TIMEZONE: %w", err)
 	}
 	if _, err := s.SyncPolicy(); err != nil {
+		return err
+	}
+	if err := validateRateLimits(s.badRateLimits); err != nil {
 		return err
 	}
 	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {

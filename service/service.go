@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,7 @@ import (
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/migrations"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/admin"
 	"github.com/callqueue/callqueue/webhooks"
@@ -258,7 +260,10 @@ func (s *Service) wire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
 	}
-	s.handler = recoverer(s.log, proxies.Middleware(jsonNotFound(mux)))
+	limits := ratelimit.New(s.cfg.RateLimits, func(kind ratelimit.Kind, per string) {
+		s.Metrics.RateLimited.WithLabelValues(string(kind), per).Inc()
+	})
+	s.handler = recoverer(s.log, proxies.Middleware(route(mux, limits)))
 	return nil
 }
 
@@ -434,15 +439,38 @@ func metricsAuth(token string, next http.Handler) http.Handler {
 	})
 }
 
-// jsonNotFound answers unknown routes in the contract's error shape.
-func jsonNotFound(mux *http.ServeMux) http.Handler {
+// route answers unknown routes in the contract's error shape and holds
+// the webhooks and the admin API to their rate limits before any work is
+// done for a request.
+func route(mux *http.ServeMux, limits *ratelimit.Limits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			jsonhttp.WriteError(w, jsonhttp.ErrNotFound)
+			return
+		}
+		if kind, limited := limitKind(pattern); limited && !limits.Allow(w, r, kind) {
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// limitKind says which limits a route pattern ("POST /{slug}/webhook/...",
+// "GET /api/calls") is under: per-integration routes and the admin API;
+// health, metrics and the console's static files are not limited.
+func limitKind(pattern string) (ratelimit.Kind, bool) {
+	_, path, found := strings.Cut(pattern, " ")
+	if !found {
+		path = pattern
+	}
+	switch {
+	case strings.HasPrefix(path, "/{slug}/"):
+		return ratelimit.KindWebhook, true
+	case strings.HasPrefix(path, "/api/"):
+		return ratelimit.KindAPI, true
+	}
+	return "", false
 }
 
 // recoverer turns a handler panic into a 500 in the contract's shape.

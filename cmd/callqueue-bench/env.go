@@ -15,6 +15,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/workers"
@@ -28,6 +29,8 @@ type bench struct {
 	// syncInterval is the embedded server's fsync interval; 0 fsyncs
 	// every write (the production default).
 	syncInterval time.Duration
+	// rateLimits are the processes' request limits (zero: none).
+	rateLimits ratelimit.Rules
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")
@@ -78,7 +81,8 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 		return nil, err
 	}
 	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: 1,
-		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true} // the fake peers listen on loopback
+		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true, // the fake peers listen on loopback
+		RateLimits: w.b.rateLimits}
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
 	if err != nil {

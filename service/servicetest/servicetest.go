@@ -22,6 +22,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/store/storetest"
@@ -118,6 +119,8 @@ type Options struct {
 	MetricsToken string
 	// TrustedProxies is CALLQUEUE_TRUSTED_PROXIES.
 	TrustedProxies string
+	// RateLimits are the request limits (zero: none).
+	RateLimits ratelimit.Rules
 }
 
 // Instance is one running callqueue process.
@@ -136,7 +139,7 @@ func (e *Env) Start(opt Options) *Instance {
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
-		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies}
+		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}
