@@ -13,6 +13,7 @@ import (
 	_ "time/tzdata" // Europe/Kyiv even where the host has no zoneinfo
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
 )
 
@@ -762,6 +763,7 @@ var serviceEnv = []string{
 	"CALLQUEUE_LOG_FORMAT", "CALLQUEUE_TIMEZONE", "CALLQUEUE_TRUSTED_PROXIES",
 	"CALLQUEUE_RATE_WEBHOOK_PER_S", "CALLQUEUE_RATE_WEBHOOK_BURST", "CALLQUEUE_RATE_WEBHOOK_IP_PER_S", "CALLQUEUE_RATE_WEBHOOK_IP_BURST",
 	"CALLQUEUE_RATE_API_PER_S", "CALLQUEUE_RATE_API_BURST", "CALLQUEUE_RATE_API_TOKEN_PER_S", "CALLQUEUE_RATE_API_TOKEN_BURST",
+	"CALLQUEUE_NATS_CREDS", "CALLQUEUE_NATS_NKEY", "CALLQUEUE_NATS_TOKEN", "CALLQUEUE_NATS_TLS_CA", "CALLQUEUE_NATS_TLS_CERT", "CALLQUEUE_NATS_TLS_KEY",
 }
 
 // setEnv clears every service variable, then sets the given ones, for the
@@ -811,12 +813,19 @@ func TestFromEnvReadsEverything(t *testing.T) {
 		"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "7",
 		"CALLQUEUE_RATE_API_PER_S":        "0",
 		"CALLQUEUE_RATE_API_TOKEN_BURST":  "9",
+		"CALLQUEUE_NATS_CREDS":            "/etc/callqueue/nats.creds",
+		"CALLQUEUE_NATS_TOKEN":            "embedded-token",
+		"CALLQUEUE_NATS_TLS_CA":           "/etc/callqueue/ca.pem",
+		"CALLQUEUE_NATS_TLS_CERT":         "/etc/callqueue/client.pem",
+		"CALLQUEUE_NATS_TLS_KEY":          "/etc/callqueue/client-key.pem",
 	})
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
 		NATSSync: "1s", NATSReplicas: 3, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
 		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
+		NATSAuth: queue.Auth{Creds: "/etc/callqueue/nats.creds", Token: "embedded-token", TLSCA: "/etc/callqueue/ca.pem",
+			TLSCert: "/etc/callqueue/client.pem", TLSKey: "/etc/callqueue/client-key.pem"},
 		RateLimits: ratelimit.Rules{
 			WebhookIntegration: ratelimit.Rule{PerSecond: 50, Burst: 100}, // two seconds' worth
 			WebhookIP:          ratelimit.Rule{PerSecond: 0.5, Burst: 7},
@@ -865,6 +874,8 @@ func TestServiceValidate(t *testing.T) {
 		{"six replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "6"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"replicas not a number", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "three"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"five replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "5"}), "", ""},
+		{"creds and nkey", with(map[string]string{"CALLQUEUE_NATS_CREDS": "a.creds", "CALLQUEUE_NATS_NKEY": "a.nk"}), "", "CALLQUEUE_NATS_NKEY"},
+		{"client cert without key", with(map[string]string{"CALLQUEUE_NATS_TLS_CERT": "c.pem"}), "", "CALLQUEUE_NATS_TLS_KEY"},
 		{"negative rate", with(map[string]string{"CALLQUEUE_RATE_API_PER_S": "-1"}), "", "CALLQUEUE_RATE_API_PER_S"},
 		{"rate not a number", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_PER_S": "lots"}), "", "CALLQUEUE_RATE_WEBHOOK_PER_S"},
 		{"zero burst", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "0"}), "", "CALLQUEUE_RATE_WEBHOOK_IP_BURST"},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/clientip"
+	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
 )
 
@@ -58,6 +59,10 @@ type Service struct {
 	// TrustedProxies lists the CIDR prefixes (or addresses) of proxies
 	// whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed.
 	TrustedProxies string
+	// NATSAuth signs in to NATS: a credentials file or nkey seed and TLS
+	// for NATS_URL; the token for the embedded server's listener (and for
+	// NATS_URL pointing at another process's embedded server).
+	NATSAuth queue.Auth
 	// RateLimits are the per-process request limits (CALLQUEUE_RATE_*).
 	// The zero value limits nothing; FromEnv starts from the defaults.
 	RateLimits ratelimit.Rules
@@ -87,6 +92,9 @@ func FromEnv() Service {
 		AllowPrivateEgress: envBool("CALLQUEUE_ALLOW_PRIVATE_EGRESS"),
 		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
 		TrustedProxies:     os.Getenv("CALLQUEUE_TRUSTED_PROXIES"),
+		NATSAuth: queue.Auth{Creds: os.Getenv("CALLQUEUE_NATS_CREDS"), NkeySeed: os.Getenv("CALLQUEUE_NATS_NKEY"),
+			Token: os.Getenv("CALLQUEUE_NATS_TOKEN"), TLSCA: os.Getenv("CALLQUEUE_NATS_TLS_CA"),
+			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
 	}
 	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
@@ -130,6 +138,9 @@ func (s Service) Validate() error {
 		return fmt.Errorf("CALLQUEUE_TIMEZONE: %w", err)
 	}
 	if _, err := s.SyncPolicy(); err != nil {
+		return err
+	}
+	if err := s.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	if err := validateRateLimits(s.badRateLimits); err != nil {

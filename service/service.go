@@ -9,8 +9,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -74,6 +76,9 @@ type Options struct {
 	// HeaderTimeout cuts off a client that has not sent its request headers
 	// (0: HeaderTimeoutDefault).
 	HeaderTimeout time.Duration
+	// Notice receives what the operator must see once at start (the
+	// embedded NATS token made for this run); nil is standard error.
+	Notice io.Writer
 }
 
 // HTTP server limits. The header timeout is the contract's; the others keep
@@ -179,24 +184,58 @@ func (s *Service) connectNATS() error {
 		s.nc, s.ownsNC = s.opt.NATSConn, true
 		return nil
 	case s.cfg.NATSURL != "":
-		s.nc, err = nats.Connect(s.cfg.NATSURL, queue.ConnectOptions("callqueue-"+s.opt.Role)...)
+		auth, aerr := s.cfg.NATSAuth.Options()
+		if aerr != nil {
+			return aerr
+		}
+		s.nc, err = nats.Connect(s.cfg.NATSURL, append(queue.ConnectOptions("callqueue-"+s.opt.Role), auth...)...)
 	default:
 		sync, serr := s.cfg.SyncPolicy()
 		if serr != nil {
 			return serr
 		}
+		token := s.embeddedToken()
 		s.embedded, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-			Listen: s.cfg.NATSListen, SyncInterval: sync})
+			Listen: s.cfg.NATSListen, SyncInterval: sync, Token: token})
 		if err != nil {
 			return err
 		}
-		s.nc, err = queue.ConnectEmbedded(s.embedded, "callqueue-"+s.opt.Role)
+		s.nc, err = queue.ConnectEmbedded(s.embedded, "callqueue-"+s.opt.Role, token)
 	}
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
 	s.ownsNC = true
 	return nil
+}
+
+// embeddedToken is the token the embedded server requires once it listens
+// on CALLQUEUE_NATS_LISTEN: CALLQUEUE_NATS_TOKEN, or one made now and
+// shown once on the notice writer (never logged), for the operator to
+// give other processes. Without a listener nothing outside the process
+// can connect, and no token is needed.
+func (s *Service) embeddedToken() string {
+	if s.cfg.NATSListen == "" {
+		return ""
+	}
+	if s.cfg.NATSAuth.Token != "" {
+		return s.cfg.NATSAuth.Token
+	}
+	token := queue.NewToken()
+	fmt.Fprintf(cmp.Or[io.Writer](s.opt.Notice, os.Stderr),
+		"callqueue: the embedded NATS server on %s requires this token (made for this run; set CALLQUEUE_NATS_TOKEN to keep one):\n%s\n"+
+			"callqueue: other processes connect with NATS_URL=nats://%s and CALLQUEUE_NATS_TOKEN set to it\n",
+		s.cfg.NATSListen, token, s.cfg.NATSListen)
+	return token
+}
+
+// EmbeddedNATSURL is the client URL of the embedded server when it
+// listens, else "".
+func (s *Service) EmbeddedNATSURL() string {
+	if s.embedded == nil || s.cfg.NATSListen == "" {
+		return ""
+	}
+	return s.embedded.ClientURL()
 }
 
 func (s *Service) wire(ctx context.Context) error {

@@ -76,7 +76,7 @@ func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
 
 // start runs a callqueue process for role against the world.
 func (w *world) start(ctx context.Context, role string, migrate bool, clock workers.Clock) (*service.Service, error) {
-	nc, err := queue.ConnectEmbedded(w.ns, "bench-"+role)
+	nc, err := queue.ConnectEmbedded(w.ns, "bench-"+role, "")
 	if err != nil {
 		return nil, err
 	}
