@@ -13,6 +13,8 @@ import (
 	_ "time/tzdata" // Europe/Kyiv even where the host has no zoneinfo
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 )
 
 // canonical re-encodes a JSON document so that documents equal in meaning
@@ -758,7 +760,10 @@ func TestSyncPolicy(t *testing.T) {
 var serviceEnv = []string{
 	"DATABASE_URL", "NATS_URL", "CALLQUEUE_NATS_LISTEN", "CALLQUEUE_NATS_SYNC", "CALLQUEUE_NATS_REPLICAS",
 	"CALLQUEUE_DATA_DIR", "CALLQUEUE_HTTP_ADDR", "CALLQUEUE_SECRET_KEY", "CALLQUEUE_LOG_LEVEL",
-	"CALLQUEUE_LOG_FORMAT", "CALLQUEUE_TIMEZONE",
+	"CALLQUEUE_LOG_FORMAT", "CALLQUEUE_TIMEZONE", "CALLQUEUE_TRUSTED_PROXIES",
+	"CALLQUEUE_RATE_WEBHOOK_PER_S", "CALLQUEUE_RATE_WEBHOOK_BURST", "CALLQUEUE_RATE_WEBHOOK_IP_PER_S", "CALLQUEUE_RATE_WEBHOOK_IP_BURST",
+	"CALLQUEUE_RATE_API_PER_S", "CALLQUEUE_RATE_API_BURST", "CALLQUEUE_RATE_API_TOKEN_PER_S", "CALLQUEUE_RATE_API_TOKEN_BURST",
+	"CALLQUEUE_NATS_CREDS", "CALLQUEUE_NATS_NKEY", "CALLQUEUE_NATS_TOKEN", "CALLQUEUE_NATS_TLS_CA", "CALLQUEUE_NATS_TLS_CERT", "CALLQUEUE_NATS_TLS_KEY",
 }
 
 // setEnv clears every service variable, then sets the given ones, for the
@@ -778,7 +783,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	s := config.FromEnv()
 	want := config.Service{
 		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, DataDir: "./data", HTTPAddr: ":8080",
-		LogLevel: "info", LogFormat: "json", Timezone: "Europe/Kyiv",
+		LogLevel: "info", LogFormat: "json", Timezone: "Europe/Kyiv", RateLimits: ratelimit.RulesDefault(),
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("FromEnv() = %+v, want %+v", s, want)
@@ -791,23 +796,42 @@ func TestFromEnvDefaults(t *testing.T) {
 func TestFromEnvReadsEverything(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	setEnv(t, map[string]string{
-		"DATABASE_URL":            "postgres://u@db/callqueue",
-		"NATS_URL":                "nats://n1:4222,nats://n2:4222",
-		"CALLQUEUE_NATS_LISTEN":   "127.0.0.1:4222",
-		"CALLQUEUE_NATS_SYNC":     "1s",
-		"CALLQUEUE_NATS_REPLICAS": "3",
-		"CALLQUEUE_DATA_DIR":      "/var/lib/callqueue",
-		"CALLQUEUE_HTTP_ADDR":     "127.0.0.1:9090",
-		"CALLQUEUE_SECRET_KEY":    hex.EncodeToString(key),
-		"CALLQUEUE_LOG_LEVEL":     "debug",
-		"CALLQUEUE_LOG_FORMAT":    "console",
-		"CALLQUEUE_TIMEZONE":      "UTC",
+		"DATABASE_URL":                    "postgres://u@db/callqueue",
+		"NATS_URL":                        "nats://n1:4222,nats://n2:4222",
+		"CALLQUEUE_NATS_LISTEN":           "127.0.0.1:4222",
+		"CALLQUEUE_NATS_SYNC":             "1s",
+		"CALLQUEUE_NATS_REPLICAS":         "3",
+		"CALLQUEUE_DATA_DIR":              "/var/lib/callqueue",
+		"CALLQUEUE_HTTP_ADDR":             "127.0.0.1:9090",
+		"CALLQUEUE_SECRET_KEY":            hex.EncodeToString(key),
+		"CALLQUEUE_LOG_LEVEL":             "debug",
+		"CALLQUEUE_LOG_FORMAT":            "console",
+		"CALLQUEUE_TIMEZONE":              "UTC",
+		"CALLQUEUE_TRUSTED_PROXIES":       "10.0.0.0/8, fd00::/8",
+		"CALLQUEUE_RATE_WEBHOOK_PER_S":    "50",
+		"CALLQUEUE_RATE_WEBHOOK_IP_PER_S": "0.5",
+		"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "7",
+		"CALLQUEUE_RATE_API_PER_S":        "0",
+		"CALLQUEUE_RATE_API_TOKEN_BURST":  "9",
+		"CALLQUEUE_NATS_CREDS":            "/etc/callqueue/nats.creds",
+		"CALLQUEUE_NATS_TOKEN":            "embedded-token",
+		"CALLQUEUE_NATS_TLS_CA":           "/etc/callqueue/ca.pem",
+		"CALLQUEUE_NATS_TLS_CERT":         "/etc/callqueue/client.pem",
+		"CALLQUEUE_NATS_TLS_KEY":          "/etc/callqueue/client-key.pem",
 	})
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
 		NATSSync: "1s", NATSReplicas: 3, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
-		LogLevel: "debug", LogFormat: "console", Timezone: "UTC",
+		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
+		NATSAuth: queue.Auth{Creds: "/etc/callqueue/nats.creds", Token: "embedded-token", TLSCA: "/etc/callqueue/ca.pem",
+			TLSCert: "/etc/callqueue/client.pem", TLSKey: "/etc/callqueue/client-key.pem"},
+		RateLimits: ratelimit.Rules{
+			WebhookIntegration: ratelimit.Rule{PerSecond: 50, Burst: 100}, // two seconds' worth
+			WebhookIP:          ratelimit.Rule{PerSecond: 0.5, Burst: 7},
+			APIIP:              ratelimit.Rule{PerSecond: 0, Burst: 1}, // off
+			APIToken:           ratelimit.Rule{PerSecond: ratelimit.APITokenDefault.PerSecond, Burst: 9},
+		},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("FromEnv() = %+v, want %+v", s, want)
@@ -850,6 +874,13 @@ func TestServiceValidate(t *testing.T) {
 		{"six replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "6"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"replicas not a number", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "three"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"five replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "5"}), "", ""},
+		{"creds and nkey", with(map[string]string{"CALLQUEUE_NATS_CREDS": "a.creds", "CALLQUEUE_NATS_NKEY": "a.nk"}), "", "CALLQUEUE_NATS_NKEY"},
+		{"client cert without key", with(map[string]string{"CALLQUEUE_NATS_TLS_CERT": "c.pem"}), "", "CALLQUEUE_NATS_TLS_KEY"},
+		{"negative rate", with(map[string]string{"CALLQUEUE_RATE_API_PER_S": "-1"}), "", "CALLQUEUE_RATE_API_PER_S"},
+		{"rate not a number", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_PER_S": "lots"}), "", "CALLQUEUE_RATE_WEBHOOK_PER_S"},
+		{"zero burst", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "0"}), "", "CALLQUEUE_RATE_WEBHOOK_IP_BURST"},
+		{"rate limits off", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_PER_S": "0", "CALLQUEUE_RATE_API_PER_S": "0"}), "", ""},
+		{"trusted proxy by name", with(map[string]string{"CALLQUEUE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}), "", "CALLQUEUE_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

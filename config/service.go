@@ -13,6 +13,10 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/callqueue/callqueue/clientip"
+	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 )
 
 // Defaults for the service settings.
@@ -52,6 +56,18 @@ type Service struct {
 	AllowPrivateEgress bool
 	// MetricsToken, when set, is required as a bearer token on /metrics.
 	MetricsToken string
+	// TrustedProxies lists the CIDR prefixes (or addresses) of proxies
+	// whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed.
+	TrustedProxies string
+	// NATSAuth signs in to NATS: a credentials file or nkey seed and TLS
+	// for NATS_URL; the token for the embedded server's listener (and for
+	// NATS_URL pointing at another process's embedded server).
+	NATSAuth queue.Auth
+	// RateLimits are the per-process request limits (CALLQUEUE_RATE_*).
+	// The zero value limits nothing; FromEnv starts from the defaults.
+	RateLimits ratelimit.Rules
+
+	badRateLimits []string // variables FromEnv could not read
 }
 
 // ErrMissing reports a required variable that is not set.
@@ -75,7 +91,12 @@ func FromEnv() Service {
 
 		AllowPrivateEgress: envBool("CALLQUEUE_ALLOW_PRIVATE_EGRESS"),
 		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
+		TrustedProxies:     os.Getenv("CALLQUEUE_TRUSTED_PROXIES"),
+		NATSAuth: queue.Auth{Creds: os.Getenv("CALLQUEUE_NATS_CREDS"), NkeySeed: os.Getenv("CALLQUEUE_NATS_NKEY"),
+			Token: os.Getenv("CALLQUEUE_NATS_TOKEN"), TLSCA: os.Getenv("CALLQUEUE_NATS_TLS_CA"),
+			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
 	}
+	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
 	}
@@ -118,6 +139,15 @@ func (s Service) Validate() error {
 	}
 	if _, err := s.SyncPolicy(); err != nil {
 		return err
+	}
+	if err := s.NATSAuth.Validate(); err != nil {
+		return err
+	}
+	if err := validateRateLimits(s.badRateLimits); err != nil {
+		return err
+	}
+	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {
+		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
 	}
 	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
 		return errors.New("CALLQUEUE_NATS_REPLICAS must be between 1 and 5")

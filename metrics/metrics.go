@@ -41,6 +41,10 @@ type Metrics struct {
 	DispatchLatency prometheus.Histogram
 	CRMDeliveries   *prometheus.CounterVec
 	AgentInit       *prometheus.CounterVec
+	// RateLimited counts requests refused with 429, by endpoint kind and
+	// what the limit is kept per; never by address or integration, which
+	// would give an attacker a label per request.
+	RateLimited *prometheus.CounterVec
 
 	queueWait         *prometheus.HistogramVec
 	deferred          *prometheus.CounterVec
@@ -113,11 +117,18 @@ func New(build Build) *Metrics {
 		Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"})
 	m.agentInitFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_fallbacks_total",
 		Help: "agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty)."}, []string{"integration_id", "reason"})
+	m.RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_http_rate_limited_total",
+		Help: "Requests answered 429, by endpoint kind (webhook, api) and the limit reached (integration, ip, token)."},
+		[]string{"kind", "limit"})
 	// Known label values start at 0, so the first answer of each kind is a
 	// visible increase (a series born at 1 shows no rate).
 	for _, source := range []string{"cache", "crm", "none"} {
 		m.agentInitDuration.WithLabelValues(source)
 	}
+	for _, kl := range [][2]string{{"webhook", "integration"}, {"webhook", "ip"}, {"api", "ip"}, {"api", "token"}} {
+		m.RateLimited.WithLabelValues(kl[0], kl[1])
+	}
+	r.MustRegister(m.RateLimited)
 	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)

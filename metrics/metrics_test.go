@@ -145,7 +145,7 @@ func TestJetStreamConsumerBacklogIsSampledFromTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := queue.ConnectEmbedded(srv, "test")
+	nc, err := queue.ConnectEmbedded(srv, "test", "")
 	if err != nil {
 		t.Fatal(err)
 	}

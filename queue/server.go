@@ -22,6 +22,10 @@ type EmbeddedOptions struct {
 	// SyncInterval is the file store's fsync interval; zero fsyncs every
 	// write before it is acknowledged.
 	SyncInterval time.Duration
+	// Token is required of every client once the server listens: whoever
+	// reaches the port could otherwise read every tenant's transcripts and
+	// forge events. The in-process client presents it too.
+	Token string
 }
 
 // StartEmbedded starts a JetStream-enabled NATS server in this process.
@@ -40,6 +44,10 @@ func StartEmbedded(opt EmbeddedOptions) (*server.Server, error) {
 		opts.SyncInterval = opt.SyncInterval
 	}
 	if opt.Listen != "" {
+		if opt.Token == "" {
+			return nil, errors.New("the embedded NATS server listens on CALLQUEUE_NATS_LISTEN only with a token")
+		}
+		opts.Authorization = opt.Token
 		host, port, err := net.SplitHostPort(opt.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("CALLQUEUE_NATS_LISTEN: %w", err)
@@ -73,7 +81,12 @@ func ConnectOptions(name string) []nats.Option {
 	}
 }
 
-// ConnectEmbedded connects to an embedded server in-process (no TCP).
-func ConnectEmbedded(ns *server.Server, name string) (*nats.Conn, error) {
-	return nats.Connect("", append(ConnectOptions(name), nats.InProcessServer(ns))...)
+// ConnectEmbedded connects to an embedded server in-process (no TCP),
+// with the server's token when it has one.
+func ConnectEmbedded(ns *server.Server, name, token string) (*nats.Conn, error) {
+	opts := append(ConnectOptions(name), nats.InProcessServer(ns))
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	return nats.Connect("", opts...)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,22 +67,34 @@ func TestReadyzShowsNoErrorText(t *testing.T) {
 
 // agent-postcall (25 MiB allowed) refuses an unauthenticated client before
 // reading its body: the client announces 20 MiB, sends 256 KiB and waits.
-// A server that read the body first would never answer.
+// A server that read the body first would never answer. With a signing
+// secret the signature covers the body, so only a header that could be a
+// current signature gets the body read; a missing, malformed or stale one
+// is refused first.
 func TestPostcallAuthenticatesBeforeReadingTheBody(t *testing.T) {
 	t.Parallel()
 	env := servicetest.New(t)
 	in := env.Start(servicetest.Options{})
 	admin := env.Admin(in, "owner-postcall-auth")
 	integ := admin.CreateIntegration("Postcall auth", nil, nil)
-	for name, header := range map[string]string{
-		"no token":    "",
-		"wrong token": "X-Webhook-Token: not-the-token\r\n",
+	signed := admin.CreateIntegration("Postcall signed", nil, nil)
+	if code := admin.Do("POST", "/api/integrations/"+signed.ID.String()+"/secrets",
+		map[string]any{"key": "ELEVENLABS_WEBHOOK_SECRET", "value": "whsec-postcall-auth"}, nil); code != http.StatusCreated {
+		t.Fatalf("signing secret: %d", code)
+	}
+	stale := env.Clock.Now().Add(-2 * time.Hour).Unix()
+	for _, c := range []struct{ name, slug, header string }{
+		{"no token", integ.Slug, ""},
+		{"wrong token", integ.Slug, "X-Webhook-Token: not-the-token\r\n"},
+		{"signed: no signature", signed.Slug, "X-Webhook-Token: " + signed.WebhookToken + "\r\n"},
+		{"signed: malformed signature", signed.Slug, "ElevenLabs-Signature: v0=abc\r\n"},
+		{"signed: stale signature", signed.Slug, "ElevenLabs-Signature: t=" + strconv.FormatInt(stale, 10) + ",v0=" + strings.Repeat("ab", 32) + "\r\n"},
 	} {
 		conn, err := net.Dial("tcp", in.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
-		head := "POST /" + integ.Slug + "/webhook/agent-postcall HTTP/1.1\r\nHost: callqueue\r\n" + header +
+		head := "POST /" + c.slug + "/webhook/agent-postcall HTTP/1.1\r\nHost: callqueue\r\n" + c.header +
 			"Content-Type: application/json\r\nContent-Length: 20971520\r\n\r\n"
 		if _, err := conn.Write([]byte(head)); err != nil {
 			t.Fatal(err)
@@ -92,12 +105,12 @@ func TestPostcallAuthenticatesBeforeReadingTheBody(t *testing.T) {
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			_ = conn.Close()
-			t.Fatalf("%s: no answer before the body was sent (%v)", name, err)
+			t.Fatalf("%s: no answer before the body was sent (%v)", c.name, err)
 		}
 		_ = resp.Body.Close()
 		_ = conn.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
+			t.Errorf("%s: status %d, want 401", c.name, resp.StatusCode)
 		}
 	}
 }

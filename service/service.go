@@ -9,9 +9,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +28,7 @@ import (
 	"github.com/callqueue/callqueue/api"
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/callerctx"
+	"github.com/callqueue/callqueue/clientip"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/dialer"
@@ -33,6 +37,7 @@ import (
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/migrations"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/admin"
 	"github.com/callqueue/callqueue/webhooks"
@@ -71,6 +76,9 @@ type Options struct {
 	// HeaderTimeout cuts off a client that has not sent its request headers
 	// (0: HeaderTimeoutDefault).
 	HeaderTimeout time.Duration
+	// Notice receives what the operator must see once at start (the
+	// embedded NATS token made for this run); nil is standard error.
+	Notice io.Writer
 }
 
 // HTTP server limits. The header timeout is the contract's; the others keep
@@ -176,24 +184,58 @@ func (s *Service) connectNATS() error {
 		s.nc, s.ownsNC = s.opt.NATSConn, true
 		return nil
 	case s.cfg.NATSURL != "":
-		s.nc, err = nats.Connect(s.cfg.NATSURL, queue.ConnectOptions("callqueue-"+s.opt.Role)...)
+		auth, aerr := s.cfg.NATSAuth.Options()
+		if aerr != nil {
+			return aerr
+		}
+		s.nc, err = nats.Connect(s.cfg.NATSURL, append(queue.ConnectOptions("callqueue-"+s.opt.Role), auth...)...)
 	default:
 		sync, serr := s.cfg.SyncPolicy()
 		if serr != nil {
 			return serr
 		}
+		token := s.embeddedToken()
 		s.embedded, err = queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-			Listen: s.cfg.NATSListen, SyncInterval: sync})
+			Listen: s.cfg.NATSListen, SyncInterval: sync, Token: token})
 		if err != nil {
 			return err
 		}
-		s.nc, err = queue.ConnectEmbedded(s.embedded, "callqueue-"+s.opt.Role)
+		s.nc, err = queue.ConnectEmbedded(s.embedded, "callqueue-"+s.opt.Role, token)
 	}
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
 	s.ownsNC = true
 	return nil
+}
+
+// embeddedToken is the token the embedded server requires once it listens
+// on CALLQUEUE_NATS_LISTEN: CALLQUEUE_NATS_TOKEN, or one made now and
+// shown once on the notice writer (never logged), for the operator to
+// give other processes. Without a listener nothing outside the process
+// can connect, and no token is needed.
+func (s *Service) embeddedToken() string {
+	if s.cfg.NATSListen == "" {
+		return ""
+	}
+	if s.cfg.NATSAuth.Token != "" {
+		return s.cfg.NATSAuth.Token
+	}
+	token := queue.NewToken()
+	fmt.Fprintf(cmp.Or[io.Writer](s.opt.Notice, os.Stderr),
+		"callqueue: the embedded NATS server on %s requires this token (made for this run; set CALLQUEUE_NATS_TOKEN to keep one):\n%s\n"+
+			"callqueue: other processes connect with NATS_URL=nats://%s and CALLQUEUE_NATS_TOKEN set to it\n",
+		s.cfg.NATSListen, token, s.cfg.NATSListen)
+	return token
+}
+
+// EmbeddedNATSURL is the client URL of the embedded server when it
+// listens, else "".
+func (s *Service) EmbeddedNATSURL() string {
+	if s.embedded == nil || s.cfg.NATSListen == "" {
+		return ""
+	}
+	return s.embedded.ClientURL()
 }
 
 func (s *Service) wire(ctx context.Context) error {
@@ -253,7 +295,14 @@ func (s *Service) wire(ctx context.Context) error {
 			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
 		admin.Register(mux) // the console is a client of the API above
 	}
-	s.handler = recoverer(s.log, jsonNotFound(mux))
+	proxies, err := clientip.ParseProxies(s.cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
+	}
+	limits := ratelimit.New(s.cfg.RateLimits, func(kind ratelimit.Kind, per string) {
+		s.Metrics.RateLimited.WithLabelValues(string(kind), per).Inc()
+	})
+	s.handler = recoverer(s.log, proxies.Middleware(route(mux, limits)))
 	return nil
 }
 
@@ -429,15 +478,38 @@ func metricsAuth(token string, next http.Handler) http.Handler {
 	})
 }
 
-// jsonNotFound answers unknown routes in the contract's error shape.
-func jsonNotFound(mux *http.ServeMux) http.Handler {
+// route answers unknown routes in the contract's error shape and holds
+// the webhooks and the admin API to their rate limits before any work is
+// done for a request.
+func route(mux *http.ServeMux, limits *ratelimit.Limits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			jsonhttp.WriteError(w, jsonhttp.ErrNotFound)
+			return
+		}
+		if kind, limited := limitKind(pattern); limited && !limits.Allow(w, r, kind) {
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// limitKind says which limits a route pattern ("POST /{slug}/webhook/...",
+// "GET /api/calls") is under: per-integration routes and the admin API;
+// health, metrics and the console's static files are not limited.
+func limitKind(pattern string) (ratelimit.Kind, bool) {
+	_, path, found := strings.Cut(pattern, " ")
+	if !found {
+		path = pattern
+	}
+	switch {
+	case strings.HasPrefix(path, "/{slug}/"):
+		return ratelimit.KindWebhook, true
+	case strings.HasPrefix(path, "/api/"):
+		return ratelimit.KindAPI, true
+	}
+	return "", false
 }
 
 // recoverer turns a handler panic into a 500 in the contract's shape.

@@ -6,31 +6,17 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/callqueue/callqueue/clientip"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/apidocs"
 )
 
 // BaseURL is the scheme and host the request was made to, as the client
-// saw it: X-Forwarded-Proto and X-Forwarded-Host (first values) when a
-// proxy set them.
-func BaseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := strings.ToLower(strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Proto"), ",")[0])); p == "http" || p == "https" {
-		scheme = p
-	}
-	host := r.Host
-	if h := strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Host"), ",")[0]); h != "" {
-		host = h
-	}
-	return scheme + "://" + host
-}
+// saw it (clientip: forwarded headers count only from trusted proxies).
+func BaseURL(r *http.Request) string { return clientip.BaseURL(r) }
 
 // document serves a per-integration page that needs no token: the
 // integration must exist, nothing else.

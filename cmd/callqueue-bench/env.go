@@ -18,6 +18,7 @@ import (
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/queue/queuetest"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/workers"
@@ -31,6 +32,8 @@ type bench struct {
 	// syncInterval is the embedded server's fsync interval; 0 fsyncs
 	// every write (the production default).
 	syncInterval time.Duration
+	// rateLimits are the processes' request limits (zero: none).
+	rateLimits ratelimit.Rules
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")
@@ -108,13 +111,14 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 		replicas = w.nodes
 		nc, err = nats.Connect(w.cluster.URL(), queue.ConnectOptions("bench-"+role)...)
 	} else {
-		nc, err = queue.ConnectEmbedded(w.ns, "bench-"+role)
+		nc, err = queue.ConnectEmbedded(w.ns, "bench-"+role, "")
 	}
 	if err != nil {
 		return nil, err
 	}
 	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: replicas,
-		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true} // the fake peers listen on loopback
+		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true, // the fake peers listen on loopback
+		RateLimits: w.b.rateLimits}
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
 	if err != nil {

@@ -4,7 +4,7 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover]
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/queue/queuetest"
+	"github.com/callqueue/callqueue/ratelimit"
 )
 
 func main() {
@@ -37,6 +38,7 @@ func run() error {
 	clients := flag.Int("clients", 64, "concurrent HTTP clients for intake")
 	syncPolicy := flag.String("nats-sync", "always", `embedded NATS sync policy: "always" (the default of callqueue serve) or a duration`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	rateLimits := flag.String("rate-limits", "default", `request limits of the measured processes: "default" (those of callqueue serve) or "off"`)
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -59,6 +61,13 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log}
+	switch *rateLimits {
+	case "default":
+		b.rateLimits = ratelimit.RulesDefault()
+	case "off":
+	default:
+		return fmt.Errorf("-rate-limits: %q is neither default nor off", *rateLimits)
+	}
 	if *syncPolicy != "always" {
 		d, err := time.ParseDuration(*syncPolicy)
 		if err != nil {

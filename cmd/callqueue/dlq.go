@@ -29,7 +29,8 @@ again (or a message that was processed after all) changes nothing.
 --stream is originate, events or postcall (or the stream's name).
 
 The command reaches JetStream through NATS_URL, else the running service's
-embedded server at CALLQUEUE_NATS_LISTEN; with --offline it opens the
+embedded server at CALLQUEUE_NATS_LISTEN (with its CALLQUEUE_NATS_TOKEN),
+signing in as the service does; with --offline it opens the
 embedded store under CALLQUEUE_DATA_DIR itself (stop the service first).
 `
 
@@ -176,10 +177,13 @@ func replayOne(ctx context.Context, q *queue.Queue, seq uint64, stdout io.Writer
 // openQueue connects to the service's JetStream (see dlqUsage).
 func openQueue(ctx context.Context, offline bool) (*queue.Queue, func(), error) {
 	cfg := config.FromEnv()
-	opts := []nats.Option{nats.Name("callqueue-cli"), nats.Timeout(5 * time.Second)}
+	auth, err := cfg.NATSAuth.Options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append([]nats.Option{nats.Name("callqueue-cli"), nats.Timeout(5 * time.Second)}, auth...)
 	var (
 		nc      *nats.Conn
-		err     error
 		cleanup = func() {}
 	)
 	switch {
@@ -189,7 +193,7 @@ func openQueue(ctx context.Context, offline bool) (*queue.Queue, func(), error) 
 			return nil, nil, serr
 		}
 		cleanup = ns.Shutdown
-		nc, err = queue.ConnectEmbedded(ns, "callqueue-cli")
+		nc, err = queue.ConnectEmbedded(ns, "callqueue-cli", "")
 	case cfg.NATSURL != "":
 		nc, err = nats.Connect(cfg.NATSURL, opts...)
 	case cfg.NATSListen != "":

@@ -25,6 +25,7 @@ import (
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/queue/queuetest"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/store/storetest"
@@ -171,6 +172,10 @@ type Options struct {
 	MetricsToken string
 	// DialTimeout bounds one originate request (0: the dialler's default).
 	DialTimeout time.Duration
+	// TrustedProxies is CALLQUEUE_TRUSTED_PROXIES.
+	TrustedProxies string
+	// RateLimits are the request limits (zero: none).
+	RateLimits ratelimit.Rules
 }
 
 // Instance is one running callqueue process.
@@ -189,7 +194,7 @@ func (e *Env) Start(opt Options) *Instance {
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: e.replicas(), Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
-		MetricsToken: opt.MetricsToken}
+		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}
