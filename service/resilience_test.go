@@ -736,6 +736,7 @@ type clusterOptions struct {
 	CallHandling   map[string]any
 	Workers        workers.Config
 	BreakerOpenFor time.Duration
+	DialTimeout    time.Duration
 }
 
 // cluster is a deployment split by role: one webhooks process, one admin
@@ -780,7 +781,8 @@ func (c *cluster) startWorkers(t *testing.T, name string, cfg workers.Config) *s
 	}
 	c.env.DatabaseURL = url + sep + "application_name=" + name
 	defer func() { c.env.DatabaseURL = url }()
-	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor})
+	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor,
+		DialTimeout: c.opt.DialTimeout})
 	c.workers = append(c.workers, in)
 	return in
 }
