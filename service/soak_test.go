@@ -46,8 +46,10 @@ const (
 	soakDialTimeout = 400 * time.Millisecond
 	// soakWorkers is how many worker processes run at any time.
 	soakWorkers = 2
-	// soakSettle bounds the quiescence phase.
-	soakSettle = 2 * time.Minute
+	// soakSettle and soakSettlePerCall bound the quiescence phase: the
+	// calls still queued drain soakLimit at a time.
+	soakSettle        = time.Minute
+	soakSettlePerCall = 500 * time.Millisecond
 )
 
 // soakSettings are the run's seed and length.
@@ -383,11 +385,12 @@ func (w *soakWorld) deliver(name string, body map[string]any, ack soakAck) {
 // makes a dial in flight look lost, and by less than a CRM update's lease.
 func (w *soakWorld) settle() {
 	w.va.setQuiet()
-	deadline := time.Now().Add(soakSettle)
+	limit := soakSettle + time.Duration(len(w.originated))*soakSettlePerCall
+	deadline := time.Now().Add(limit)
 	dialingSince := map[uuid.UUID]time.Time{}
 	for {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d", soakSettle, w.c.describeStragglers(w.t, "completed"),
+			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d", limit, w.c.describeStragglers(w.t, "completed"),
 				w.va.busy.Load(), w.va.liveCount())
 		}
 		rows, err := w.c.callsErr()
@@ -458,8 +461,9 @@ func (w *soakWorld) pendingUpdates() int {
 func (w *soakWorld) check() {
 	t := w.t
 	rows := w.c.calls(t)
-	t.Logf("settled: %d calls %v; %d webhooks acknowledged, %d never taken; VA: %d dials (%d answered after our request gave up), at most %d live",
-		len(rows), w.c.statusCounts(t), len(w.acked), w.unacked, len(w.va.Requests()), w.va.slowCount(), w.va.maxLive())
+	slow, refused := w.va.counts()
+	t.Logf("settled: %d calls %v; %d webhooks acknowledged, %d never taken; VA: %d dials (%d refused, %d answered after our request gave up), at most %d live",
+		len(rows), w.c.statusCounts(t), len(w.acked), w.unacked, len(w.va.Requests()), refused, slow, w.va.maxLive())
 
 	// Every call terminal and no slot held.
 	for id, r := range rows {
@@ -589,13 +593,14 @@ type soakVA struct {
 	// busy counts calls in progress and webhooks not yet taken.
 	busy atomic.Int64
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	quiet  bool
-	live   map[string]uuid.UUID // attempt call_id -> call, while the VA has it live
-	most   int
-	slow   int // calls placed after our request gave up
-	issues []string
+	mu      sync.Mutex
+	rng     *rand.Rand
+	quiet   bool
+	live    map[string]uuid.UUID // attempt call_id -> call, while the VA has it live
+	most    int
+	slow    int // calls placed after our request gave up
+	refused int // dials answered 503 or 422
+	issues  []string
 }
 
 func newSoakVA(fake *servicetest.FakeVA, rng *rand.Rand, deliver func(string, map[string]any, soakAck)) *soakVA {
@@ -617,10 +622,10 @@ func (va *soakVA) maxLive() int {
 	return va.most
 }
 
-func (va *soakVA) slowCount() int {
+func (va *soakVA) counts() (slow, refused int) {
 	va.mu.Lock()
 	defer va.mu.Unlock()
-	return va.slow
+	return va.slow, va.refused
 }
 
 func (va *soakVA) liveCount() int {
@@ -643,8 +648,10 @@ func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 	roll := va.rng.Float64()
 	switch {
 	case !va.quiet && roll < 0.05:
+		va.refused++
 		return http.StatusServiceUnavailable, 0
 	case !va.quiet && roll < 0.08:
+		va.refused++
 		return http.StatusUnprocessableEntity, 0
 	}
 	call, attempt, ok := callstate.ParseAttemptCallID(o.CallID)
