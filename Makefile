@@ -5,6 +5,8 @@
 #   GOTESTFLAGS           extra `go test` flags for `make test`, e.g. GOTESTFLAGS='-run TestWebhook -v'
 #   FUZZTIME              time per fuzz target for `make fuzz` (default 20s)
 #   FUZZPKGS              packages `make fuzz` looks for Fuzz* targets in
+#   SOAK_SEEDS            seeds for `make soak` (default: 4 random ones, printed)
+#   SOAK_STEPS            schedule steps per seed for `make soak` (default 400; `make test` runs 40)
 #   GOLANGCI_LINT_VERSION the golangci-lint v2 release `make lint` installs into ./bin when needed
 
 SHELL := bash
@@ -18,6 +20,8 @@ FUZZTIME ?= 20s
 SCREENSHOT_DIR ?= docs
 # Packages that read untrusted input (webhook bodies, config, OpenAPI documents).
 FUZZPKGS ?= ./webhooks/... ./api/... ./config/...
+SOAK_STEPS ?= 400
+SOAK_SEEDS ?=
 export GOTESTFLAGS
 
 BIN := bin/callqueue
@@ -49,7 +53,7 @@ if [ -z "$$lint" ]; then \
 fi
 endef
 
-.PHONY: help build run test bench lint fuzz fmt vet tidy dashboards screenshots pg-start pg-stop clean distclean
+.PHONY: help build run test soak bench lint fuzz fmt vet tidy dashboards screenshots pg-start pg-stop clean distclean
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -63,6 +67,16 @@ run: build ## Run the whole service locally with a demo integration (local Postg
 
 test: ## Run all tests with -race against Postgres (GOTESTFLAGS for extra flags)
 	scripts/test.sh
+
+soak: ## Run the model-based soak test (service/soak_test.go) long, once per seed (SOAK_SEEDS, SOAK_STEPS)
+	@DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
+	seeds="$(SOAK_SEEDS)"; \
+	if [ -z "$$seeds" ]; then seeds="$$RANDOM$$RANDOM $$RANDOM$$RANDOM $$RANDOM$$RANDOM $$RANDOM$$RANDOM"; fi; \
+	for seed in $$seeds; do \
+		echo "==> soak seed $$seed, $(SOAK_STEPS) steps (replay: make soak SOAK_SEEDS=$$seed SOAK_STEPS=$(SOAK_STEPS))"; \
+		CALLQUEUE_SOAK_SEED=$$seed CALLQUEUE_SOAK_STEPS=$(SOAK_STEPS) \
+			go test -race -count=1 -timeout 2h -run '^TestSoak$$' -v ./service/ | grep -v 'writer.go:'; \
+	done
 
 bench: ## Run the load benchmark (cmd/callqueue-bench) against Postgres
 	DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \

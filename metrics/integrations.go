@@ -34,7 +34,7 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 	labels := []string{"integration_id", "slug"}
 	campaign := []string{"integration_id", "campaign_id"}
 	var (
-		active         = prometheus.NewDesc("callqueue_active_calls", "Calls holding a concurrency slot (initiated or in progress).", labels, nil)
+		active         = prometheus.NewDesc("callqueue_active_calls", "Calls holding a concurrency slot (initiated, in progress, or cancelled while still live).", labels, nil)
 		queued         = prometheus.NewDesc("callqueue_queued_calls", "Calls waiting for a slot or a calling window.", labels, nil)
 		limit          = prometheus.NewDesc("callqueue_concurrency_limit", "Configured concurrency limit.", labels, nil)
 		campaignActive = prometheus.NewDesc("callqueue_campaign_active_calls", "A campaign's calls holding a concurrency slot.", campaign, nil)

@@ -29,7 +29,7 @@ func TestEveryIntegrationReportsItsBreakersFromTheStart(t *testing.T) {
 		"crm": func(string) float64 { return 0 },
 	})
 	want := `
-# HELP callqueue_active_calls Calls holding a concurrency slot (initiated or in progress).
+# HELP callqueue_active_calls Calls holding a concurrency slot (initiated, in progress, or cancelled while still live).
 # TYPE callqueue_active_calls gauge
 callqueue_active_calls{integration_id="a",slug="shop"} 1
 callqueue_active_calls{integration_id="b",slug="bank"} 3

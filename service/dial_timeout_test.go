@@ -14,8 +14,9 @@ import (
 // TestDialTimeoutKeepsTheSlot: the VA places a call but answers after our
 // originate request has given up. Whether the call is live is unknown, so
 // the call keeps its slot: the next call waits and the call is not dialled
-// again. Its events settle it (call_end frees the slot); without any, the
-// watchdog releases it as dial_lost after DialLostAfter.
+// again. Its events settle it (call_end frees the slot; once call_start has
+// come the watchdog never takes it for lost); without any, the watchdog
+// releases it as dial_lost after DialLostAfter.
 func TestDialTimeoutKeepsTheSlot(t *testing.T) {
 	t.Parallel()
 	env := servicetest.New(t)
@@ -47,8 +48,14 @@ func TestDialTimeoutKeepsTheSlot(t *testing.T) {
 		return len(va.Requests()) == 1 && getCall(t, admin, b).Status == "queued"
 	})
 
-	// The call was live: its events settle it, then B gets the slot.
+	// The call was live: its events settle it, then B gets the slot. Its
+	// dial never answered, yet once call_start came it is not dial_lost.
 	callEvent(t, in, integ, map[string]any{"eventType": "call_start", "callId": first.CallID})
+	awaitStatus(t, admin, a, "in_progress")
+	env.Clock.Advance(3 * time.Minute)
+	holdsFor(t, 500*time.Millisecond, "A live past DialLostAfter, nothing dialled", func() bool {
+		return getCall(t, admin, a).Status == "in_progress" && len(va.Requests()) == 1
+	})
 	callEvent(t, in, integ, map[string]any{"eventType": "call_end", "callId": first.CallID, "duration": 40, "reason": "completed"})
 	awaitStatus(t, admin, a, "waiting_postcall")
 	second := va.Next(t, 10*time.Second)

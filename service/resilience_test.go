@@ -744,6 +744,7 @@ type clusterOptions struct {
 	CallHandling   map[string]any
 	Workers        workers.Config
 	BreakerOpenFor time.Duration
+	DialTimeout    time.Duration
 	// NATSNodes > 1 runs a JetStream cluster of that many servers, every
 	// stream and bucket replicated on each; NATSProcesses runs each server
 	// in a child process, so that it can be killed.
@@ -801,7 +802,8 @@ func (c *cluster) startWorkers(t *testing.T, name string, cfg workers.Config) *s
 	}
 	c.env.DatabaseURL = url + sep + "application_name=" + name
 	defer func() { c.env.DatabaseURL = url }()
-	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor})
+	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor,
+		DialTimeout: c.opt.DialTimeout})
 	c.workers = append(c.workers, in)
 	return in
 }
