@@ -777,7 +777,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	setEnv(t, nil)
 	s := config.FromEnv()
 	want := config.Service{
-		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, DataDir: "./data", HTTPAddr: ":8080",
+		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "./data", HTTPAddr: ":8080",
 		LogLevel: "info", LogFormat: "json", Timezone: "Europe/Kyiv",
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -806,7 +806,8 @@ func TestFromEnvReadsEverything(t *testing.T) {
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
-		NATSSync: "1s", NATSReplicas: 3, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
+		NATSSync: "1s", NATSReplicas: 3, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "/var/lib/callqueue",
+		HTTPAddr: "127.0.0.1:9090", SecretKey: key,
 		LogLevel: "debug", LogFormat: "console", Timezone: "UTC",
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -850,6 +851,9 @@ func TestServiceValidate(t *testing.T) {
 		{"six replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "6"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"replicas not a number", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "three"}), "", "CALLQUEUE_NATS_REPLICAS"},
 		{"five replicas", with(map[string]string{"CALLQUEUE_NATS_REPLICAS": "5"}), "", ""},
+		{"stream budget too small", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "8"}), "", "CALLQUEUE_STREAM_MAX_MB"},
+		{"stream budget not a number", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "lots"}), "", "CALLQUEUE_STREAM_MAX_MB"},
+		{"stream budget", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "256"}), "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
