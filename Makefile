@@ -68,11 +68,11 @@ lint: ## Run golangci-lint v2 (installs the pinned version into ./bin if needed)
 	echo "$$lint run ./..."; \
 	"$$lint" run ./...
 
-fuzz: ## Run every Fuzz* target under ./webhooks/... for FUZZTIME each (default 20s)
+fuzz: ## Run every Fuzz* target under ./webhooks/... and ./config/... for FUZZTIME each (default 20s)
 	@# Postgres too: a package's TestMain may need it even when its fuzz targets do not.
 	@DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
 	n=0; \
-	for pkg in $$(go list ./webhooks/...); do \
+	for pkg in $$(go list ./webhooks/... ./config/...); do \
 		for f in $$(go test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
 			echo "==> $$pkg $$f ($(FUZZTIME))"; \
 			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime '$(FUZZTIME)' "$$pkg"; \
