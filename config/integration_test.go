@@ -782,7 +782,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	setEnv(t, nil)
 	s := config.FromEnv()
 	want := config.Service{
-		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, DataDir: "./data", HTTPAddr: ":8080",
+		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "./data", HTTPAddr: ":8080",
 		LogLevel: "info", LogFormat: "json", Timezone: "Europe/Kyiv", RateLimits: ratelimit.RulesDefault(),
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -822,7 +822,7 @@ func TestFromEnvReadsEverything(t *testing.T) {
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
-		NATSSync: "1s", NATSReplicas: 3, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
+		NATSSync: "1s", NATSReplicas: 3, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
 		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
 		NATSAuth: queue.Auth{Creds: "/etc/callqueue/nats.creds", Token: "embedded-token", TLSCA: "/etc/callqueue/ca.pem",
 			TLSCert: "/etc/callqueue/client.pem", TLSKey: "/etc/callqueue/client-key.pem"},
@@ -881,6 +881,9 @@ func TestServiceValidate(t *testing.T) {
 		{"zero burst", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "0"}), "", "CALLQUEUE_RATE_WEBHOOK_IP_BURST"},
 		{"rate limits off", with(map[string]string{"CALLQUEUE_RATE_WEBHOOK_PER_S": "0", "CALLQUEUE_RATE_API_PER_S": "0"}), "", ""},
 		{"trusted proxy by name", with(map[string]string{"CALLQUEUE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}), "", "CALLQUEUE_TRUSTED_PROXIES"},
+		{"stream budget too small", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "8"}), "", "CALLQUEUE_STREAM_MAX_MB"},
+		{"stream budget not a number", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "lots"}), "", "CALLQUEUE_STREAM_MAX_MB"},
+		{"stream budget", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "256"}), "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

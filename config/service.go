@@ -45,12 +45,15 @@ type Service struct {
 	NATSSync string
 	// NATSReplicas is the stream replica count on an external cluster.
 	NATSReplicas int
-	DataDir      string
-	HTTPAddr     string
-	SecretKey    []byte
-	LogLevel     string
-	LogFormat    string
-	Timezone     string
+	// StreamMaxBytes bounds the bytes each stream keeps (MiB in
+	// CALLQUEUE_STREAM_MAX_MB); zero is the queue's default.
+	StreamMaxBytes int64
+	DataDir        string
+	HTTPAddr       string
+	SecretKey      []byte
+	LogLevel       string
+	LogFormat      string
+	Timezone       string
 	// AllowPrivateEgress lets outbound requests to integration-supplied URLs
 	// reach loopback, private and unspecified addresses (never link-local).
 	AllowPrivateEgress bool
@@ -100,11 +103,24 @@ func FromEnv() Service {
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
 	}
+	var streamMB int64
+	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_STREAM_MAX_MB"), fmt.Sprint(StreamMaxMBDefault)), &streamMB); err != nil {
+		streamMB = -1 // Validate names the variable
+	}
+	s.StreamMaxBytes = streamMB << 20
 	if raw := os.Getenv("CALLQUEUE_SECRET_KEY"); raw != "" {
 		s.SecretKey, _ = ParseSecretKey(raw)
 	}
 	return s
 }
+
+// Stream byte budget per stream, in MiB: the smallest holds a few of the
+// largest messages (queue.MaxPayload); the default a day of heavy intake.
+const (
+	StreamMaxMBDefault = 1024
+	StreamMaxMBMin     = 64
+	StreamMaxMBMax     = 1 << 20
+)
 
 // envBool reads a boolean variable: "true", "1" or "yes" (any case) is true.
 func envBool(name string) bool {
@@ -151,6 +167,10 @@ func (s Service) Validate() error {
 	}
 	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
 		return errors.New("CALLQUEUE_NATS_REPLICAS must be between 1 and 5")
+	}
+	// Zero (a Service built in code) takes the queue's default.
+	if s.StreamMaxBytes != 0 && (s.StreamMaxBytes < StreamMaxMBMin<<20 || s.StreamMaxBytes > StreamMaxMBMax<<20) {
+		return fmt.Errorf("CALLQUEUE_STREAM_MAX_MB must be between %d and %d", StreamMaxMBMin, StreamMaxMBMax)
 	}
 	return nil
 }

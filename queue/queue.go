@@ -9,6 +9,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,7 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	replicas int
+	maxBytes int64
 }
 
 // Options configure a Queue.
@@ -107,7 +109,15 @@ type Options struct {
 	Replicas int
 	// Name shown by the server for this connection.
 	Name string
+	// MaxBytes bounds each stream's bytes (StreamMaxBytesDefault when
+	// zero): what a flood of webhooks can make the server store. Beyond it
+	// the oldest messages go, which under a limits policy are those
+	// processed long ago; the age limits bound them in time as well.
+	MaxBytes int64
 }
+
+// StreamMaxBytesDefault is each stream's byte budget when Options has none.
+const StreamMaxBytesDefault = 1 << 30
 
 // New wraps an open connection and creates or updates the streams.
 func New(ctx context.Context, nc *nats.Conn, opt Options) (*Queue, error) {
@@ -115,7 +125,7 @@ func New(ctx context.Context, nc *nats.Conn, opt Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{nc: nc, js: js, replicas: max(opt.Replicas, 1)}
+	q := &Queue{nc: nc, js: js, replicas: max(opt.Replicas, 1), maxBytes: cmp.Or(opt.MaxBytes, StreamMaxBytesDefault)}
 	if err := q.setupStreams(ctx); err != nil {
 		return nil, err
 	}
@@ -140,6 +150,7 @@ func (q *Queue) setupStreams(ctx context.Context) error {
 			Duplicates:  spec.Duplicates,
 			MaxAge:      spec.MaxAge,
 			MaxMsgSize:  spec.MaxMsgSize,
+			MaxBytes:    q.maxBytes,
 			Discard:     jetstream.DiscardOld,
 		})
 		if err != nil {
@@ -154,6 +165,7 @@ func (q *Queue) setupStreams(ctx context.Context) error {
 		Replicas:    q.replicas,
 		MaxAge:      30 * 24 * time.Hour,
 		MaxMsgSize:  MaxPayload,
+		MaxBytes:    q.maxBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", dlqStream, err)

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if err := s.connectNATS(); err != nil {
 		return nil, err
 	}
-	if s.Queue, err = queue.New(ctx, s.nc, queue.Options{Replicas: cfg.NATSReplicas}); err != nil {
+	if s.Queue, err = queue.New(ctx, s.nc, queue.Options{Replicas: cfg.NATSReplicas, MaxBytes: cfg.StreamMaxBytes}); err != nil {
 		return nil, err
 	}
 	policy := egress.Policy{AllowPrivate: cfg.AllowPrivateEgress}

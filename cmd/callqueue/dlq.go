@@ -205,7 +205,7 @@ func openQueue(ctx context.Context, offline bool) (*queue.Queue, func(), error) 
 		cleanup()
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	q, err := queue.New(ctx, nc, queue.Options{Replicas: cfg.NATSReplicas})
+	q, err := queue.New(ctx, nc, queue.Options{Replicas: cfg.NATSReplicas, MaxBytes: cfg.StreamMaxBytes})
 	if err != nil {
 		nc.Close()
 		cleanup()
