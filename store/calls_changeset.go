@@ -29,6 +29,9 @@ type changeSet struct {
 	outbox    []outboxIntent
 	// analyses are LLM analyses to queue: call, integration, attempt, at.
 	analyses [][]any
+	// claimToken marks the attempts a claim records, so that an ambiguous
+	// COMMIT can be resolved (resolveClaim).
+	claimToken *uuid.UUID
 }
 
 // outboxIntent is a CRM update to write once the call's final state is known.
@@ -96,7 +99,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	case callstate.Dial:
 		// A new attempt: the call shows this attempt's ids once known.
 		c.DialState, c.ExternalCallID, c.ConversationID = dialStateDialing, nil, nil
-		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at})
+		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at, cs.claimToken})
 	case callstate.DialAccepted:
 		c.DialState = dialStateAccepted
 		if ev.ExternalCallID != "" {
@@ -223,7 +226,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	if len(cs.attemptsNew) > 0 {
 		// A dial aborted earlier in this same batch frees its attempt number.
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at", "claim_token"},
 			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}

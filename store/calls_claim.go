@@ -59,15 +59,13 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 			l.room = min(l.room, free)
 		}
 		cs := newChangeSet()
+		cs.claimToken = &token
 		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs)
 		if err != nil {
 			return err
 		}
 		out = append(out, claimed...)
-		if err := cs.flush(ctx, tx); err != nil {
-			return err
-		}
-		return stampClaim(ctx, tx, token, out)
+		return cs.flush(ctx, tx)
 	})
 	if ambiguous {
 		return s.resolveClaim(ctx, token, out)

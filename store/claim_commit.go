@@ -20,20 +20,6 @@ import (
 // the attempts carrying it were claimed (and are dialled once, by this
 // dispatcher, which alone knows the token); none means nothing was.
 
-// stampClaim marks the attempts a claim recorded with its token.
-func stampClaim(ctx context.Context, tx pgx.Tx, token uuid.UUID, claimed []Claimed) error {
-	if len(claimed) == 0 {
-		return nil
-	}
-	ids, attempts := make([]uuid.UUID, len(claimed)), make([]int, len(claimed))
-	for i, c := range claimed {
-		ids[i], attempts[i] = c.Call.ID, c.Call.Attempt
-	}
-	_, err := tx.Exec(ctx, `UPDATE call_attempts a SET claim_token = $1 FROM unnest($2::uuid[], $3::int[]) AS v (call_id, attempt)
-		WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, token, ids, attempts)
-	return err
-}
-
 // inClaimTx runs fn in a transaction and commits it. ambiguous reports a
 // COMMIT that failed with no answer from the server: it may have happened.
 func (s *Store) inClaimTx(ctx context.Context, fn func(pgx.Tx) error) (ambiguous bool, err error) {
