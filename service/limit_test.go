@@ -47,9 +47,9 @@ func TestLimitHoldsAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	servicetest.Eventually(t, 30*time.Second, "every call to reach waiting_postcall", func() bool {
+	waitFor(t, 30*time.Second, "every call to reach waiting_postcall", func() bool {
 		return c.countStatus(t, "waiting_postcall") == calls
-	})
+	}, func() string { return c.describeStragglers(t, "waiting_postcall") })
 	net.check(t)
 
 	if m := c.va.MaxLive(); m > limit {
