@@ -186,9 +186,10 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		if event := outboxEvent(d); event != "" && c.hasCRM {
 			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
 		}
-		if ev.Postcall != nil && c.hasLLM && d.To.Terminal() && len(ev.Postcall.Transcript) > 0 {
+		if ev.Postcall != nil && c.hasLLM && outboxEvent(d) != "" && len(ev.Postcall.Transcript) > 0 {
 			// The call finishes now with the agent's analysis; the LLM's
-			// amends it later, off this transaction's critical path.
+			// amends it later, off this transaction's critical path. Only
+			// a call that just finished is analysed (what its CRM gets).
 			cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At})
 		}
 	}

@@ -307,8 +307,10 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	if len(cs.analyses) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pending_analyses"}, []string{"call_id", "integration_id", "attempt", "created_at"},
-			pgx.CopyFromRows(cs.analyses)); err != nil {
+		calls, integrations := columns2[uuid.UUID, uuid.UUID](cs.analyses)
+		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[])
+			ON CONFLICT (call_id) DO NOTHING`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3)); err != nil {
 			return fmt.Errorf("queue analyses: %w", err)
 		}
 	}
