@@ -62,7 +62,7 @@ func TestHandlerQuota(t *testing.T) {
 	if _, err := s.SyncHandlers(ctx, "owner-a", "t", in.ID, specs[:3]); err != nil {
 		t.Fatalf("sync of existing handlers at the quota: %v", err)
 	}
-	more := append(specs[:1:1], store.HandlerSpec{Name: "new-one", DefaultArgs: json.RawMessage(`{"x": 1}`)})
+	more := []store.HandlerSpec{specs[0], {Name: "new-one", DefaultArgs: json.RawMessage(`{"x": 1}`)}}
 	if _, err := s.SyncHandlers(ctx, "owner-a", "t", in.ID, more); !isQuota(err) {
 		t.Fatalf("sync beyond the quota: %v, want a QuotaError", err)
 	}

@@ -89,16 +89,17 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Bearer, error) 
 
 // ListTokens lists an owner's tokens, newest first.
 func (s *Store) ListTokens(ctx context.Context, owner string) ([]AccessToken, error) {
-	return collectTokens(s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens WHERE owner_id = $1 ORDER BY created_at DESC`, owner))
+	return collectTokens(s.pool.Query(ctx, `SELECT `+accessTokenColumns+` FROM access_tokens WHERE owner_id = $1 ORDER BY created_at DESC`, owner))
 }
 
 // ListAllTokens lists every owner's tokens, newest first: for the command
 // line, which administers the deployment, never for a request.
 func (s *Store) ListAllTokens(ctx context.Context) ([]AccessToken, error) {
-	return collectTokens(s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens ORDER BY created_at DESC`))
+	return collectTokens(s.pool.Query(ctx, `SELECT `+accessTokenColumns+` FROM access_tokens ORDER BY created_at DESC`))
 }
 
-const tokenColumns = `id, owner_id, name, created_at, last_used_at, revoked_at`
+// accessTokenColumns are the columns an AccessToken is read from (never the hash).
+const accessTokenColumns = `id, owner_id, name, created_at, last_used_at, revoked_at`
 
 func collectTokens(rows pgx.Rows, err error) ([]AccessToken, error) {
 	if err != nil {
