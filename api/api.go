@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/clientip"
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
@@ -180,7 +181,7 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 			return
 		}
 		ctx := context.WithValue(r.Context(), ownerKey{}, bearer.Owner)
-		ctx = store.WithAuditSource(ctx, store.AuditSource{TokenID: bearer.TokenID, ClientIP: clientIP(r)})
+		ctx = store.WithAuditSource(ctx, store.AuditSource{TokenID: bearer.TokenID, ClientIP: clientip.ClientIP(r)})
 		r = r.WithContext(ctx)
 		if err := fn(w, r); err != nil {
 			a.writeError(w, r, err)
