@@ -12,7 +12,8 @@
 #
 # Every data directory gets its own port, so checkouts side by side each run their own cluster:
 # the port a cluster was created with is kept; a new cluster takes one derived from the data
-# directory's path (40000-59999), moving up past ports that are taken.
+# directory's path (20000-31999, below Linux's ephemeral range so that outgoing connections
+# never hold it), moving up past ports that are taken.
 #
 # Environment: CALLQUEUE_DATA_DIR (default <repo>/data), CALLQUEUE_PG_PORT (forces a port),
 # CALLQUEUE_PG_RELOCATE_DIR (default /var/tmp/callqueue-pg, see prepare_dirs).
@@ -41,9 +42,11 @@ configured_port() {
 	if [ -f "$conf" ]; then sed -nE 's/^port = ([0-9]+)$/\1/p' "$conf"; fi
 }
 
-# A port derived from the path, so two checkouts rarely start on the same one.
+# A port derived from the path, so two checkouts rarely start on the same one. It lies below
+# the ephemeral range (32768-60999): a port in it can be bound by any outgoing connection's
+# local end, which a connect test does not see, and the start then fails.
 derived_port() {
-	echo $((40000 + $(printf '%s' "$data_dir" | cksum | cut -d' ' -f1) % 20000))
+	echo $((20000 + $(printf '%s' "$data_dir" | cksum | cut -d' ' -f1) % 12000))
 }
 
 port="${CALLQUEUE_PG_PORT:-$(configured_port)}"
