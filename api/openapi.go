@@ -33,7 +33,7 @@ type opDoc struct {
 	status      int // success status (200 when 0)
 	response    obj // success body schema
 	example     any // success body example
-	// errors are the statuses besides 401 and 503 (which every route can answer).
+	// errors are the statuses besides 401, 429 and 503 (which every route can answer).
 	errors []int
 	// totalCount: the answer carries X-Total-Count.
 	totalCount bool
@@ -221,6 +221,7 @@ var errorExamples = map[int][3]string{
 	409: {"Conflicts with what exists.", "conflict", `slug "telegram" is taken`},
 	413: {"The body is over 1 MiB.", "body_too_large", "body exceeds 1048576 bytes"},
 	422: {"Valid JSON with a value that is not.", "invalid_value", "name is required"},
+	429: {"Too many requests from this address or token; retry after Retry-After seconds.", "rate_limited", "too many requests; retry after 1 s"},
 	502: {"The OpenAPI document could not be fetched.", "spec_unavailable", "http://localhost:3001/sofa/openapi.json answered 404"},
 	503: {"A dependency is down; retry later.", "unavailable", "database is unavailable; retry later"},
 	504: {"The handler did not finish within its timeout option.", "handler_timeout", "the handler did not finish within its timeout of 5000 ms"},
@@ -278,7 +279,7 @@ func (a *API) OpenAPI(base string) map[string]any {
 			success["headers"] = obj{"X-Total-Count": obj{"description": "How many there are in all.", "schema": obj{"type": "integer"}}}
 		}
 		responses := obj{strconv.Itoa(status): success}
-		codes := append([]int{401, 503}, d.errors...)
+		codes := append([]int{401, 429, 503}, d.errors...)
 		if pattern == "GET "+OpenAPIPath || pattern == "GET "+DocsPath {
 			op["security"] = []obj{}
 			codes = nil
@@ -303,6 +304,7 @@ func (a *API) OpenAPI(base string) map[string]any {
 		errResponses["E"+strconv.Itoa(code)] = obj{"description": e[0], "content": obj{"application/json": obj{
 			"schema": schemaRef("Error"), "example": obj{"error": obj{"code": e[1], "message": e[2]}}}}}
 	}
+	errResponses["E429"].(obj)["headers"] = obj{"Retry-After": webhooks.RetryAfterHeader}
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{"title": "callqueue admin API", "version": "1",

@@ -110,13 +110,18 @@ func jsonResponse(description string, schema obj, example any) obj {
 
 // errorResponses are the contract's errors an endpoint can answer, by status.
 func errorResponses(codes ...int) obj {
-	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 413: "TooLarge", 422: "Invalid", 503: "Unavailable"}
+	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 413: "TooLarge", 422: "Invalid",
+		429: "TooManyRequests", 503: "Unavailable"}
 	out := obj{}
-	for _, c := range codes {
+	// Every endpoint is rate limited (per integration and per address).
+	for _, c := range append(codes, http.StatusTooManyRequests) {
 		out[strconv.Itoa(c)] = ref("responses", names[c])
 	}
 	return out
 }
+
+// RetryAfterHeader documents the Retry-After header of a 429.
+var RetryAfterHeader = obj{"description": "Seconds to wait before retrying.", "schema": obj{"type": "integer", "minimum": 1}}
 
 func merge(a, b obj) obj {
 	for k, v := range b {
@@ -302,6 +307,9 @@ func OpenAPI(slug, base string) map[string]any {
 					"phone_number must be a phone number: an optional + and 5 to 20 digits", "phone_number"),
 				"Unavailable": errorResponse("A dependency is down; nothing was stored. Retry later.", "unavailable",
 					"queue is unavailable; retry later", ""),
+				"TooManyRequests": merge(errorResponse("Too many requests for this integration or from this address; nothing was "+
+					"stored. Retry after Retry-After seconds.", "rate_limited", "too many requests; retry after 1 s", ""),
+					obj{"headers": obj{"Retry-After": RetryAfterHeader}}),
 			},
 			"schemas": obj{
 				"Error":   errorSchema,
