@@ -229,7 +229,7 @@ func TestCampaignLifeCycle(t *testing.T) {
 	if code := c.admin.Do("POST", "/api/campaigns/"+big.ID.String()+"/resume", nil, nil); code != http.StatusOK {
 		t.Fatalf("resume: %d", code)
 	}
-	servicetest.Eventually(t, 120*time.Second, "every recipient of the big campaign to be dialled", func() bool {
+	servicetest.Eventually(t, 5*time.Minute, "every recipient of the big campaign to be dialled", func() bool {
 		return c.campaign(t, big.ID).Progress.WaitingPostcall == 480
 	})
 	net.check(t)
