@@ -340,6 +340,11 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	default:
 		res.NextAt = now.Add(backoff(it.Attempts))
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "retry").Inc()
+		if !o.crm.Allows(it.IntegrationID) {
+			// This failure opened the breaker: leave the integration alone
+			// until it may probe, as if the breaker had refused the next one.
+			o.breakerWait(it.IntegrationID, now)
+		}
 	}
 	res.Error = err.Error()
 	o.w.log.Warn().Err(err).Str("call_id", it.CallID.String()).Str("integration_id", integration).
