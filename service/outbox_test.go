@@ -158,7 +158,8 @@ func TestOutboxHangingCRMDoesNotDelayAnotherTenant(t *testing.T) {
 	servicetest.Eventually(t, 10*time.Second, "A's share of deliverers at A's hanging CRM", func() bool {
 		return p.crm.InFlight() == perIntegration
 	})
-	holdsFor(t, 300*time.Millisecond, "A held to its share", func() bool { return len(p.crm.Updates()) == perIntegration })
+	// The bound is on requests in flight: one that times out may be retried.
+	holdsFor(t, 300*time.Millisecond, "A held to its share", func() bool { return p.crm.InFlight() <= perIntegration })
 
 	callB := failCalls(t, adminB, p.in, tenantB, 1, "+3806720000")[0]
 	servicetest.Eventually(t, 10*time.Second, "B's update at B's CRM while A's hangs", func() bool {
