@@ -311,6 +311,13 @@ func (c *Consumer[T]) work(ctx context.Context) {
 	batch := make([]jetstream.Msg, 0, c.cfg.BatchSize)
 	for {
 		batch = batch[:0]
+		// Stopping wins over a full inbox: what is buffered is naked for
+		// other replicas, not worked through here.
+		select {
+		case <-c.stopped:
+			return
+		default:
+		}
 		select {
 		case <-c.stopped:
 			return

@@ -442,10 +442,9 @@ func TestConsumerStopNaksBufferedMessages(t *testing.T) {
 	t.Cleanup(func() { unblock(); stop() }) // should the test fail half-way
 	inHand := <-entered
 	// The client keeps up to 2×BatchSize pulled and pulls again when fewer
-	// than BatchSize are outstanding. Once the worker's batch, the inbox
-	// (2×BatchSize) and the callback blocked on it are full, at least
-	// BatchSize-1 more wait in the client's subscription: that buffer is
-	// what Stop must not drop.
+	// than BatchSize are outstanding, so messages pile up in the inbox and
+	// the client's subscription behind the batch in hand: those buffers
+	// are what Stop must not drop.
 	eventually(t, 10*time.Second, "the first consumer's buffers to fill", func() bool {
 		return consumerInfo(t, q).NumAckPending >= inHand+3*batchSize
 	})
@@ -455,6 +454,9 @@ func TestConsumerStopNaksBufferedMessages(t *testing.T) {
 		defer close(stopped)
 		stop()
 	}()
+	// The batch in hand finishes only once Stop has begun; otherwise the
+	// worker could work through the buffers before Stop is called.
+	<-c1.Stopping()
 	unblock()
 	select {
 	case <-stopped:

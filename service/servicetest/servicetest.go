@@ -172,6 +172,8 @@ type Options struct {
 	MetricsToken string
 	// DialTimeout bounds one originate request (0: the dialler's default).
 	DialTimeout time.Duration
+	// CRMTimeout bounds one CRM request (0: the CRM client's default).
+	CRMTimeout time.Duration
 	// TrustedProxies is CALLQUEUE_TRUSTED_PROXIES.
 	TrustedProxies string
 	// RateLimits are the request limits (zero: none).
@@ -211,8 +213,13 @@ func (e *Env) Start(opt Options) *Instance {
 	if opt.DialTimeout > 0 {
 		dialClient = egress.NewClient(egress.Policy{AllowPrivate: !opt.StrictEgress}, opt.DialTimeout)
 	}
+	var crmClient *http.Client
+	if opt.CRMTimeout > 0 {
+		crmClient = egress.NewClient(egress.Policy{AllowPrivate: !opt.StrictEgress}, opt.CRMTimeout)
+	}
 	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: e.Clock, Workers: opt.Workers,
-		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout, DialClient: dialClient}, e.Log)
+		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout, DialClient: dialClient,
+		CRMClient: crmClient}, e.Log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
