@@ -19,7 +19,7 @@ FUZZTIME ?= 20s
 # SCREENSHOT_DIR is where make screenshots writes the README's pictures.
 SCREENSHOT_DIR ?= docs
 # Packages that read untrusted input (webhook bodies, config, OpenAPI documents).
-FUZZPKGS ?= ./webhooks/... ./api/... ./config/...
+FUZZPKGS ?= ./webhooks/... ./api/... ./config/... ./phone/...
 SOAK_STEPS ?= 400
 SOAK_SEEDS ?=
 export GOTESTFLAGS
@@ -87,7 +87,7 @@ lint: ## Run golangci-lint v2 (installs the pinned version into ./bin if needed)
 	echo "$$lint run ./..."; \
 	"$$lint" run ./...
 
-fuzz: ## Run every Fuzz* target in FUZZPKGS (webhooks, api, config) for FUZZTIME each (default 20s)
+fuzz: ## Run every Fuzz* target in FUZZPKGS (webhooks, api, config, phone) for FUZZTIME each (default 20s)
 	@# Postgres too: a package's TestMain may need it even when its fuzz targets do not.
 	@DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
 	n=0; \

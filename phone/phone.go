@@ -7,9 +7,13 @@ package phone
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrInvalid is a number that cannot be read as a dialable number.
@@ -39,6 +43,14 @@ func Normalize(raw, region string) (string, error) {
 	if raw == "" {
 		return "", ErrInvalid
 	}
+	if e164, ok := normalizeE164(raw); ok {
+		return e164, nil
+	}
+	return parse(raw, region)
+}
+
+// parse is Normalize through the library's full parser.
+func parse(raw, region string) (string, error) {
 	n, err := phonenumbers.Parse(raw, region)
 	if err != nil || !phonenumbers.IsPossibleNumber(n) {
 		return "", ErrInvalid
@@ -59,3 +71,100 @@ func Timezones(e164 string) []string {
 	}
 	return zones
 }
+
+// normalizeE164 is the fast path of Normalize for what most uploads hold: a
+// number already in E.164 ("+" and digits). The library's parser spends
+// most of its time in general-purpose regular expressions (extensions,
+// punctuation, national prefixes); for such a number the answer needs none
+// of them. ok is false whenever the parser might read the number
+// differently (a national prefix after the country code, a leading zero,
+// an unknown country code), and Normalize then asks the parser. The result
+// equals the parser's for every input (TestNormalizeE164MatchesParser,
+// FuzzNormalize).
+func normalizeE164(raw string) (string, bool) {
+	const minDigits, maxDigits = 7, 15
+	digits := raw[min(1, len(raw)):]
+	if raw[0] != '+' || len(digits) < minDigits || len(digits) > maxDigits || digits[0] == '0' {
+		return "", false
+	}
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", false
+		}
+	}
+	prefixes := nationalPrefixes()
+	for i := 1; i <= 3; i++ {
+		cc, _ := strconv.Atoi(digits[:i])
+		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 0 {
+			continue
+		}
+		// The parser takes the first known country code, as here.
+		prefix, ok := prefixes[cc]
+		nsn := digits[i:]
+		if !ok || nsn[0] == '0' || !prefix.absentFrom(nsn) {
+			return "", false
+		}
+		national, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			return "", false
+		}
+		n := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(int32(cc)), NationalNumber: proto.Uint64(national)}
+		if !phonenumbers.IsPossibleNumber(n) {
+			return "", false
+		}
+		return raw, true
+	}
+	return "", false
+}
+
+// nationalPrefix is what the parser may strip after a country code: a
+// pattern, which the fast path handles only when it is plain runs of
+// digits ("0", "0|180020").
+type nationalPrefix struct {
+	pattern      bool     // the country has a national prefix for parsing
+	alternatives []string // its plain-digit alternatives; nil if it is not that simple
+}
+
+// absentFrom tells whether the prefix certainly does not start nsn, so the
+// parser strips nothing.
+func (p nationalPrefix) absentFrom(nsn string) bool {
+	if !p.pattern {
+		return true
+	}
+	if p.alternatives == nil {
+		return false
+	}
+	for _, a := range p.alternatives {
+		if strings.HasPrefix(nsn, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// nationalPrefixes maps each country calling code to the national prefix
+// of its main region, as the parser uses it.
+var nationalPrefixes = sync.OnceValue(func() map[int]nationalPrefix {
+	out := map[int]nationalPrefix{}
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return out // the fast path is off; the parser answers
+	}
+	for _, m := range coll.GetMetadata() {
+		cc := int(m.GetCountryCode())
+		main := phonenumbers.GetRegionCodeForCountryCode(cc)
+		if m.GetId() != main {
+			continue
+		}
+		p := m.GetNationalPrefixForParsing()
+		np := nationalPrefix{pattern: p != ""}
+		if np.pattern && strings.Trim(p, "0123456789|") == "" {
+			np.alternatives = strings.Split(p, "|")
+			if slices.Contains(np.alternatives, "") {
+				np.alternatives = nil // an empty alternative matches anything
+			}
+		}
+		out[cc] = np
+	}
+	return out
+})

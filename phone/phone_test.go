@@ -2,7 +2,10 @@ package phone
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -51,4 +54,65 @@ func TestTimezones(t *testing.T) {
 			t.Errorf("Timezones(%q) = %v, want %v", number, got, want)
 		}
 	}
+}
+
+// TestNormalizeE164MatchesParser: for numbers of every country calling
+// code, of every length, with and without the country's national prefix
+// after the code, the fast path answers as the parser does or leaves the
+// number to it.
+func TestNormalizeE164MatchesParser(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fast := 0
+	for cc := 1; cc <= 999; cc++ {
+		leads := []string{"", "0"}
+		if np, ok := nationalPrefixes()[cc]; ok {
+			leads = append(leads, np.alternatives...)
+		}
+		for n := 1; n <= 15; n++ {
+			for _, lead := range leads {
+				var b strings.Builder
+				b.WriteString("+" + strconv.Itoa(cc) + lead)
+				for b.Len() < 1+len(strconv.Itoa(cc))+n {
+					b.WriteByte(byte('0' + rng.IntN(10)))
+				}
+				raw := b.String()
+				got, ok := normalizeE164(raw)
+				if !ok {
+					continue
+				}
+				fast++
+				for _, region := range []string{"", "UA", "US", "DE"} {
+					if want, err := parse(raw, region); err != nil || want != got {
+						t.Fatalf("normalizeE164(%q) = %q; the parser (region %q) gives %q, %v", raw, got, region, want, err)
+					}
+				}
+			}
+		}
+	}
+	if fast < 1000 {
+		t.Fatalf("only %d numbers took the fast path", fast)
+	}
+	for _, raw := range []string{"+380991234567", "+12125550123", "+442079460958", "+4915123456789"} {
+		if _, ok := normalizeE164(raw); !ok {
+			t.Errorf("%s did not take the fast path", raw)
+		}
+	}
+}
+
+// FuzzNormalize: Normalize never panics, and its fast path agrees with the
+// parser on every input.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"+380991234567", "+38 (099) 123-45-67", "0991234567", "+1", "+", "+0", "+800 1234 5678", "+3900612345678"} {
+		f.Add(s, "UA")
+	}
+	f.Fuzz(func(t *testing.T, raw, region string) {
+		got, err := Normalize(raw, region)
+		want, werr := parse(strings.TrimSpace(raw), region)
+		if strings.TrimSpace(raw) == "" {
+			want, werr = "", ErrInvalid
+		}
+		if got != want || (err == nil) != (werr == nil) {
+			t.Fatalf("Normalize(%q, %q) = %q, %v; the parser gives %q, %v", raw, region, got, err, want, werr)
+		}
+	})
 }
