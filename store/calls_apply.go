@@ -116,13 +116,23 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		}
 		return err
 	}
+	var toResolve []CallEvent
+	var at []int
 	for i, ev := range events {
 		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
 		out[i].Duplicate = !fresh[i]
 		if fresh[i] {
-			if err := resolve(i); err != nil {
-				return nil, err
-			}
+			toResolve, at = append(toResolve, ev), append(at, i)
+		}
+	}
+	resolved, attempts, err := resolveCalls(ctx, tx, toResolve)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range at {
+		ids[i] = resolved[k]
+		if attempts[k] > 0 && events[i].Attempt == 0 {
+			events[i].Attempt = attempts[k]
 		}
 	}
 	hooks.resolved()

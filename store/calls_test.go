@@ -517,6 +517,7 @@ func TestApplyEventsResolvesCalls(t *testing.T) {
 		{"another integration's call by dialler id", store.CallEvent{IntegrationID: other.ID, ExternalCallID: "va-77"}, uuid.Nil},
 		{"another integration's call by phone", store.CallEvent{IntegrationID: other.ID, Phone: "+380501112233"}, uuid.Nil},
 	}
+	var batch []store.CallEvent
 	for _, tt := range tests {
 		// retry_due does not apply to an initiated call: every case finds
 		// its call unchanged.
@@ -524,6 +525,13 @@ func TestApplyEventsResolvesCalls(t *testing.T) {
 		out := apply(t, s, tt.ev)
 		if out[0].Found != (tt.want != uuid.Nil) || out[0].CallID != tt.want {
 			t.Errorf("%s: found=%v call %v, want %v", tt.name, out[0].Found, out[0].CallID, tt.want)
+		}
+		batch = append(batch, tt.ev)
+	}
+	// One batch holding every kind of name resolves each event as alone.
+	for i, out := range apply(t, s, batch...) {
+		if out.Found != (tests[i].want != uuid.Nil) || out.CallID != tests[i].want {
+			t.Errorf("%s, in a batch: found=%v call %v, want %v", tests[i].name, out.Found, out.CallID, tests[i].want)
 		}
 	}
 	if got := getCall(t, s, c.ID); got.Status != callstate.Initiated {
