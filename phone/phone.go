@@ -93,13 +93,14 @@ func normalizeE164(raw string) (string, bool) {
 		}
 	}
 	prefixes := nationalPrefixes()
+	var cc int32
 	for i := 1; i <= 3; i++ {
-		cc, _ := strconv.Atoi(digits[:i])
-		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 0 {
+		cc = cc*10 + int32(digits[i-1]-'0')
+		if len(phonenumbers.GetRegionCodesForCountryCode(int(cc))) == 0 {
 			continue
 		}
 		// The parser takes the first known country code, as here.
-		prefix, ok := prefixes[cc]
+		prefix, ok := prefixes[int(cc)]
 		nsn := digits[i:]
 		if !ok || nsn[0] == '0' || !prefix.absentFrom(nsn) {
 			return "", false
@@ -108,7 +109,7 @@ func normalizeE164(raw string) (string, bool) {
 		if err != nil {
 			return "", false
 		}
-		n := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(int32(cc)), NationalNumber: proto.Uint64(national)}
+		n := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(cc), NationalNumber: proto.Uint64(national)}
 		if !phonenumbers.IsPossibleNumber(n) {
 			return "", false
 		}
