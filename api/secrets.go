@@ -46,6 +46,24 @@ func (a *API) listSecrets(kind string) func(w http.ResponseWriter, r *http.Reque
 }
 
 func (a *API) createSecret(kind string) func(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSecret(http.StatusCreated, func(r *http.Request, in store.Integration, key, value string) (store.Secret, error) {
+		return a.store.PutSecret(r.Context(), actor(r.Context()), in.ID, kind, key, value, false)
+	})
+}
+
+func (a *API) updateSecret(kind string) func(w http.ResponseWriter, r *http.Request) error {
+	return a.writeSecret(http.StatusOK, func(r *http.Request, in store.Integration, key, value string) (store.Secret, error) {
+		secretID, err := pathID(r, "secretId")
+		if err != nil {
+			return store.Secret{}, err
+		}
+		return a.store.UpdateSecret(r.Context(), actor(r.Context()), in.ID, kind, secretID, key, value)
+	})
+}
+
+// writeSecret is a handler that validates a secret's body and stores it
+// with write; it answers status with the stored secret (its value masked).
+func (a *API) writeSecret(status int, write func(r *http.Request, in store.Integration, key, value string) (store.Secret, error)) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		in, err := a.integration(r)
 		if err != nil {
@@ -62,12 +80,12 @@ func (a *API) createSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		sec, err := a.store.PutSecret(r.Context(), actor(r.Context()), in.ID, kind, key, value, false)
+		sec, err := write(r, in, key, value)
 		if err != nil {
 			return err
 		}
 		a.secretChanged(in)
-		jsonhttp.WriteJSON(w, http.StatusCreated, sec)
+		jsonhttp.WriteJSON(w, status, sec)
 		return nil
 	}
 }
@@ -75,37 +93,6 @@ func (a *API) createSecret(kind string) func(w http.ResponseWriter, r *http.Requ
 func (a *API) secretChanged(in store.Integration) {
 	a.onIntegrationChange(in.Slug)
 	a.kicker.Kick(in.ID)
-}
-
-func (a *API) updateSecret(kind string) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		in, err := a.integration(r)
-		if err != nil {
-			return err
-		}
-		secretID, err := pathID(r, "secretId")
-		if err != nil {
-			return err
-		}
-		var b secretBody
-		if err := readJSON(w, r, &b); err != nil {
-			return err
-		}
-		if b.Integration != nil {
-			return jsonhttp.BadRequest("integration", `unknown field "integration"`)
-		}
-		key, value, err := b.validate()
-		if err != nil {
-			return err
-		}
-		sec, err := a.store.UpdateSecret(r.Context(), actor(r.Context()), in.ID, kind, secretID, key, value)
-		if err != nil {
-			return err
-		}
-		a.secretChanged(in)
-		jsonhttp.WriteJSON(w, http.StatusOK, sec)
-		return nil
-	}
 }
 
 func (a *API) deleteSecret(kind string) func(w http.ResponseWriter, r *http.Request) error {

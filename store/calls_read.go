@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -73,51 +72,37 @@ type CallFilter struct {
 // ListCalls returns one page of owner's calls, without what only the
 // detail shows (transcripts, analysis; see callListColumns).
 func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Call, error) {
-	where := []string{"i.owner_id = $1"}
-	args := []any{owner}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var q listQuery
+	q.filter("i.owner_id = $%d", owner)
 	if f.IntegrationID != uuid.Nil {
-		add("c.integration_id = $%d", f.IntegrationID)
+		q.filter("c.integration_id = $%d", f.IntegrationID)
 	}
 	if f.CampaignID != uuid.Nil {
-		add("c.campaign_id = $%d", f.CampaignID)
+		q.filter("c.campaign_id = $%d", f.CampaignID)
 	}
 	if f.Status != "" {
-		add("c.status = $%d", string(f.Status))
+		q.filter("c.status = $%d", string(f.Status))
 	}
 	if f.Phone != "" {
-		add("c.phone_number = $%d", f.Phone)
+		q.filter("c.phone_number = $%d", f.Phone)
 	}
 	if !f.CreatedFrom.IsZero() {
-		add("c.created_at >= $%d", f.CreatedFrom)
+		q.filter("c.created_at >= $%d", f.CreatedFrom)
 	}
 	if !f.CreatedTo.IsZero() {
-		add("c.created_at < $%d", f.CreatedTo)
+		q.filter("c.created_at < $%d", f.CreatedTo)
 	}
 	order := "c.created_at DESC, c.id DESC"
 	if f.Order == "createdAt" {
 		order = "c.created_at, c.id"
 	}
-	args = append(args, f.Limit, f.Offset)
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("c.", callListColumns)+` FROM calls c
-		JOIN integrations i ON i.id = c.integration_id WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY `+order+fmt.Sprintf(` LIMIT $%d OFFSET $%d`, len(args)-1, len(args)), args...)
+	query := `SELECT ` + prefixed("c.", callListColumns) + ` FROM calls c
+		JOIN integrations i ON i.id = c.integration_id WHERE ` + q.conditions() + ` ORDER BY ` + order + q.page(f.Limit, f.Offset)
+	rows, err := s.pool.Query(ctx, query, q.args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []Call{}
-	for rows.Next() {
-		c, err := scanCall(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, scanCall)
 }
 
 // Stats counts an integration's calls by where they are. Active counts

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -186,34 +185,23 @@ type CampaignFilter struct {
 
 // ListCampaigns lists owner's campaigns, newest first, with progress.
 func (s *Store) ListCampaigns(ctx context.Context, owner string, f CampaignFilter) ([]Campaign, error) {
-	where, args := []string{"i.owner_id = $1"}, []any{owner}
+	var q listQuery
+	q.filter("i.owner_id = $%d", owner)
 	if f.IntegrationID != uuid.Nil {
-		args = append(args, f.IntegrationID)
-		where = append(where, fmt.Sprintf("c.integration_id = $%d", len(args)))
+		q.filter("c.integration_id = $%d", f.IntegrationID)
 	}
 	if f.Status != "" {
-		args = append(args, f.Status)
-		where = append(where, fmt.Sprintf("c.status = $%d", len(args)))
+		q.filter("c.status = $%d", f.Status)
 	}
-	args = append(args, f.Limit, f.Offset)
-	rows, err := s.pool.Query(ctx, `SELECT `+campaignColumns+`, p.* FROM campaigns c
+	query := `SELECT ` + campaignColumns + `, p.* FROM campaigns c
 		JOIN integrations i ON i.id = c.integration_id
-		CROSS JOIN LATERAL (SELECT `+progressColumns+` FROM calls k WHERE k.campaign_id = c.id) p
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY c.created_at DESC, c.id DESC`+
-		fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(args)-1, len(args)), args...)
+		CROSS JOIN LATERAL (SELECT ` + progressColumns + ` FROM calls k WHERE k.campaign_id = c.id) p
+		WHERE ` + q.conditions() + ` ORDER BY c.created_at DESC, c.id DESC` + q.page(f.Limit, f.Offset)
+	rows, err := s.pool.Query(ctx, query, q.args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []Campaign{}
-	for rows.Next() {
-		c, err := scanCampaign(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, scanCampaign)
 }
 
 // UpdateCampaign changes a campaign's settings: change gets the current
