@@ -16,11 +16,7 @@ func (b *bench) adminList(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	svc, err := w.start(ctx, "api", true, nil)
-	if err != nil {
-		return err
-	}
-	in, token, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	svc, in, token, err := w.startIdle(ctx, "api", `{"concurrency_limit": 3}`)
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,7 @@ func (b *bench) campaignUpload(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	svc, err := w.start(ctx, "api", true, nil)
-	if err != nil {
-		return err
-	}
-	in, token, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	svc, in, token, err := w.startIdle(ctx, "api", `{"concurrency_limit": 3}`)
 	if err != nil {
 		return err
 	}
@@ -139,30 +135,7 @@ func (b *bench) campaignDispatch(ctx context.Context) error {
 			return fmt.Errorf("the first %d dials did not arrive", limit)
 		}
 	}
-	var lat []time.Duration
-	for range samples {
-		cur := live[0]
-		live = live[1:]
-		va.end(cur.callID)
-		sent := time.Now()
-		if err := postJSON(client, base+"call-events", in.WebhookToken, map[string]any{"eventType": "call_end", "callId": cur.callID, "duration": 30}); err != nil {
-			return err
-		}
-		select {
-		case next := <-va.arrived:
-			lat = append(lat, next.at.Sub(sent))
-			live = append(live, next)
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("no originate within 10s of a freed slot")
-		}
-	}
-	slices.Sort(lat)
-	metric("campaign_dispatch_p50_ms", ms(percentile(lat, 0.50)), "ms")
-	metric("campaign_dispatch_p99_ms", ms(percentile(lat, 0.99)), "ms")
-	if v := va.violations.Load(); v != 0 {
-		return fmt.Errorf("campaign dispatch saw %d limit violations", v)
-	}
-	return nil
+	return measureFreedSlots(client, base, in.WebhookToken, va, live, samples, "campaign_dispatch")
 }
 
 // windowSweep measures the scheduler's periodic work (due retries, calls

@@ -23,11 +23,7 @@ func (b *bench) e2e(ctx context.Context) error {
 	}
 	defer w.close()
 	// A process with the API role only: it migrates and sets up, no workers yet.
-	setup, err := w.start(ctx, "api", true, nil)
-	if err != nil {
-		return err
-	}
-	in, _, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 1000}`)
+	setup, in, _, err := w.startIdle(ctx, "api", `{"concurrency_limit": 1000}`)
 	if err != nil {
 		return err
 	}

@@ -188,6 +188,18 @@ func (w *world) setupIntegration(ctx context.Context, baseURL, vaURL string, cal
 	return in, token, err
 }
 
+// startIdle migrates the database, starts a process of role and sets up an
+// integration whose VA is unreachable, with the given call_handling: for
+// measurements that dial nothing.
+func (w *world) startIdle(ctx context.Context, role, callHandling string) (*service.Service, store.Integration, string, error) {
+	svc, err := w.start(ctx, role, true, nil)
+	if err != nil {
+		return nil, store.Integration{}, "", err
+	}
+	in, token, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", callHandling)
+	return svc, in, token, err
+}
+
 func newHTTPClient(conns int) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: conns * 2,
 		MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}

@@ -64,11 +64,7 @@ func (b *bench) agentInit(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	svc, err := w.start(ctx, "webhooks", true, nil)
-	if err != nil {
-		return err
-	}
-	in, _, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", `{"concurrency_limit": 3}`)
+	svc, in, _, err := w.startIdle(ctx, "webhooks", `{"concurrency_limit": 3}`)
 	if err != nil {
 		return err
 	}
