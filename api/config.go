@@ -12,6 +12,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/store"
 )
 
 var configKeyPattern = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
@@ -36,20 +37,21 @@ func (a *API) getConfig(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func configKey(r *http.Request) (string, error) {
+// configKey is the integration and the config key a request's path names.
+func (a *API) configKey(r *http.Request) (store.Integration, string, error) {
+	in, err := a.integration(r)
+	if err != nil {
+		return in, "", err
+	}
 	key := r.PathValue("key")
 	if !configKeyPattern.MatchString(key) {
-		return "", jsonhttp.ErrNotFound
+		return in, "", jsonhttp.ErrNotFound
 	}
-	return key, nil
+	return in, key, nil
 }
 
 func (a *API) getConfigKey(w http.ResponseWriter, r *http.Request) error {
-	in, err := a.integration(r)
-	if err != nil {
-		return err
-	}
-	key, err := configKey(r)
+	in, key, err := a.configKey(r)
 	if err != nil {
 		return err
 	}
@@ -66,11 +68,7 @@ func (a *API) getConfigKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
-	in, err := a.integration(r)
-	if err != nil {
-		return err
-	}
-	key, err := configKey(r)
+	in, key, err := a.configKey(r)
 	if err != nil {
 		return err
 	}
@@ -151,11 +149,7 @@ func unreadable(key string, body []byte) bool {
 }
 
 func (a *API) deleteConfigKey(w http.ResponseWriter, r *http.Request) error {
-	in, err := a.integration(r)
-	if err != nil {
-		return err
-	}
-	key, err := configKey(r)
+	in, key, err := a.configKey(r)
 	if err != nil {
 		return err
 	}
