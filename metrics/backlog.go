@@ -69,6 +69,36 @@ func (m *Metrics) RegisterOutbox(src func(context.Context) (Outbox, error)) {
 	})
 }
 
+// Analyses is the LLM analyses waiting to amend finished calls.
+type Analyses struct {
+	Pending int
+	// OldestPendingSeconds is the age of the oldest waiting analysis, 0
+	// when none waits.
+	OldestPendingSeconds float64
+}
+
+// RegisterAnalyses exports the LLM analyses waiting and the age of the
+// oldest: their calls' CRM updates wait for them, so a growing age means a
+// slow or failing LLM is holding CRM updates back.
+func (m *Metrics) RegisterAnalyses(src func(context.Context) (Analyses, error)) {
+	var (
+		pending = prometheus.NewDesc("callqueue_analyses_pending", "LLM analyses waiting to amend finished calls.", nil, nil)
+		oldest  = prometheus.NewDesc("callqueue_analyses_oldest_pending_age_seconds", "Age of the oldest waiting LLM analysis (0 when none).", nil, nil)
+	)
+	read := Cached(0, src)
+	m.Registry.MustRegister(&sampled{
+		descs: []*prometheus.Desc{pending, oldest},
+		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
+			a, err := read(ctx)
+			if err != nil {
+				return
+			}
+			ch <- gauge(pending, float64(a.Pending))
+			ch <- gauge(oldest, a.OldestPendingSeconds)
+		},
+	})
+}
+
 // RegisterDependencies exports whether each dependency (postgres, jetstream)
 // answers a ping at scrape time: the readiness check, as a series.
 func (m *Metrics) RegisterDependencies(pings map[string]func(context.Context) error) {

@@ -104,7 +104,7 @@ func TestLLMHangsForOneTenant(t *testing.T) {
 			t.Errorf("A's call %s: %d CRM updates, want one with the LLM's analysis", id, len(ups))
 		}
 	}
-	if n, err := p.env.Store.PendingAnalyses(context.Background()); err != nil || n != 0 {
-		t.Errorf("pending analyses after recovery: %d, %v", n, err)
+	if n, err := p.env.Store.AnalysisBacklog(context.Background()); err != nil || n.Pending != 0 {
+		t.Errorf("pending analyses after recovery: %d, %v", n.Pending, err)
 	}
 }

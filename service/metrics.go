@@ -11,7 +11,7 @@ import (
 
 // registerSampled registers the collectors that read state at scrape time:
 // per-integration live calls, limits and breakers, calls per status, the
-// CRM outbox, JetStream's streams and consumers, the pgx pool and whether
+// CRM outbox, the LLM analyses waiting, JetStream's streams and consumers, the pgx pool and whether
 // Postgres and JetStream answer.
 func (s *Service) registerSampled() {
 	breakers := map[string]metrics.BreakerStates{
@@ -44,6 +44,10 @@ func (s *Service) registerSampled() {
 	s.Metrics.RegisterOutbox(func(ctx context.Context) (metrics.Outbox, error) {
 		b, err := s.Store.OutboxBacklog(ctx)
 		return metrics.Outbox{Pending: b.Pending, Failed: b.Failed, OldestPendingSeconds: b.OldestPending.Seconds()}, err
+	})
+	s.Metrics.RegisterAnalyses(func(ctx context.Context) (metrics.Analyses, error) {
+		b, err := s.Store.AnalysisBacklog(ctx)
+		return metrics.Analyses{Pending: b.Pending, OldestPendingSeconds: b.OldestPending.Seconds()}, err
 	})
 	s.Metrics.RegisterJetStream(s.Queue.JetStream())
 	s.Metrics.RegisterPool(s.Pool)

@@ -197,9 +197,19 @@ func insertHistory(ctx context.Context, tx pgx.Tx, c Call, attempt int, detail m
 	return err
 }
 
-// PendingAnalyses counts the analyses waiting, for metrics and tests.
-func (s *Store) PendingAnalyses(ctx context.Context) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pending_analyses`).Scan(&n)
-	return n, err
+// AnalysisBacklog is the LLM analyses waiting to amend finished calls.
+type AnalysisBacklog struct {
+	Pending int
+	// OldestPending is the age of the oldest waiting analysis (0 when none).
+	OldestPending time.Duration
+}
+
+// AnalysisBacklog counts the analyses waiting and how old the oldest is.
+func (s *Store) AnalysisBacklog(ctx context.Context) (AnalysisBacklog, error) {
+	var b AnalysisBacklog
+	var secs float64
+	err := s.pool.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+		FROM pending_analyses`).Scan(&b.Pending, &secs)
+	b.OldestPending = time.Duration(max(secs, 0) * float64(time.Second))
+	return b, err
 }

@@ -127,7 +127,7 @@ func TestAnalysisClaimIsFairAndFenced(t *testing.T) {
 		Scan(&suppressed); err != nil || suppressed != 1 {
 		t.Errorf("do_not_call from the LLM: %d suppressions, %v", suppressed, err)
 	}
-	if n, err := s.PendingAnalyses(t.Context()); err != nil || n != 20 {
-		t.Errorf("pending analyses %d, %v; want the busy integration's 20", n, err)
+	if n, err := s.AnalysisBacklog(t.Context()); err != nil || n.Pending != 20 {
+		t.Errorf("pending analyses %d, %v; want the busy integration's 20", n.Pending, err)
 	}
 }

@@ -48,6 +48,11 @@ func Overview() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, s
 			query{`max(callqueue_crm_outbox_oldest_pending_age_seconds)`, "oldest pending (s)"})).
 		WithPanel(panel("Breakers", "Breaker state per integration and peer: 0 closed, 1 half-open, 2 open.", "short", 8,
 			query{`max by (integration_id, peer) (callqueue_breaker_state)`, "{{peer}} {{integration_id}}"})).
+		WithPanel(panel("LLM analyses backlog", "Analyses waiting to amend finished calls (their CRM updates wait too), and the age of the oldest.", "short", 12,
+			query{`max(callqueue_analyses_pending)`, "waiting"},
+			query{`max(callqueue_analyses_oldest_pending_age_seconds)`, "oldest (s)"})).
+		WithPanel(panel("Requests refused by rate limits", "Requests answered 429 per second, by endpoint kind and the limit reached.", "reqps", 12,
+			query{`sum by (kind, limit) (rate(callqueue_http_rate_limited_total[$__rate_interval]))`, "{{kind}} per {{limit}}"})).
 		WithRow(row("Saturation")).
 		WithPanel(panel("Postgres pool in use", "Share of each process's pgx pool that is acquired.", "percentunit", 8,
 			query{`max by (instance) (callqueue_pgxpool_acquired_connections / callqueue_pgxpool_max_connections)`, "{{instance}}"})).
