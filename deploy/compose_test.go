@@ -2,8 +2,10 @@ package deploy_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,17 +51,7 @@ func TestComposeNATSRequiresAuthentication(t *testing.T) {
 	}
 
 	const password = "compose-test-password"
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	// Compose writes $$ as $; the server reads $NATS_PASSWORD from its environment.
-	content := strings.ReplaceAll(c.Configs["nats-conf"].Content, "$$", "$")
-	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NATS_PASSWORD", password)
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatalf("nats.conf: %v", err)
-	}
+	opts := composeNATSOptions(t, c, password, "compose-test-route-password")
 	if opts.NoAuthUser != "" {
 		t.Errorf("nats.conf lets clients in without credentials as %q", opts.NoAuthUser)
 	}
@@ -93,4 +85,102 @@ func TestComposeNATSRequiresAuthentication(t *testing.T) {
 	if _, err := queue.New(ctx, nc, queue.Options{}); err != nil {
 		t.Fatalf("callqueue's streams in its account: %v", err)
 	}
+}
+
+// composeNATSOptions loads the compose file's nats.conf as a server would:
+// compose interpolates ${NATS_ROUTE_PASSWORD} and writes $$ as $; the
+// server reads $NATS_PASSWORD from its environment.
+func composeNATSOptions(t *testing.T, c compose, password, routePassword string) *server.Options {
+	t.Helper()
+	content := c.Configs["nats-conf"].Content
+	content = strings.ReplaceAll(content, "${NATS_ROUTE_PASSWORD:?set it}", routePassword)
+	content = strings.ReplaceAll(content, "${NATS_ROUTE_PASSWORD}", routePassword)
+	content = strings.ReplaceAll(content, "$$", "$")
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_PASSWORD", password)
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats.conf: %v", err)
+	}
+	return opts
+}
+
+// The compose file's servers form their cluster only with the route
+// password: each route it lists carries it, and a server of that
+// configuration takes a route that presents it and refuses one that does
+// not (real servers, on loopback ports).
+func TestComposeNATSRoutesRequireAuthentication(t *testing.T) {
+	raw, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	const routePassword = "compose-test-route-password"
+	opts := composeNATSOptions(t, c, "compose-test-password", routePassword)
+	if opts.Cluster.Username == "" || opts.Cluster.Password != routePassword {
+		t.Fatalf("the cluster port takes routes without the route password (user %q)", opts.Cluster.Username)
+	}
+	if len(opts.Routes) != 3 {
+		t.Fatalf("%d routes, want the 3 servers", len(opts.Routes))
+	}
+	for _, r := range opts.Routes {
+		if p, ok := r.User.Password(); r.User.Username() != opts.Cluster.Username || !ok || p != routePassword {
+			t.Errorf("route %s does not present the route password", r.Host)
+		}
+	}
+
+	// A seed server with the compose file's cluster settings, on loopback.
+	seed := *opts
+	seed.Host, seed.Port, seed.HTTPPort, seed.NoLog, seed.NoSigs = "127.0.0.1", -1, 0, true, true
+	seed.Cluster.Host, seed.Cluster.Port = "127.0.0.1", -1
+	seed.Routes, seed.ServerName = nil, "seed"
+	seed.JetStream = false // routes are what is tested; a lone JetStream cluster node waits for peers
+	ns := startServer(t, &seed)
+	seedURL := "nats-route://127.0.0.1:" + strconv.Itoa(ns.ClusterAddr().Port)
+
+	join := func(name, userinfo string) *server.Server {
+		u, err := url.Parse(strings.Replace(seedURL, "://", "://"+userinfo, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, ServerName: name,
+			Cluster: server.ClusterOpts{Name: opts.Cluster.Name, Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{u}}
+		return startServer(t, o)
+	}
+	stranger := join("stranger", "")
+	guesser := join("guesser", opts.Cluster.Username+":guess@")
+	member := join("member", opts.Cluster.Username+":"+routePassword+"@")
+	deadline := time.Now().Add(15 * time.Second)
+	for member.NumRoutes() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if member.NumRoutes() == 0 {
+		t.Fatal("a server presenting the route password did not join")
+	}
+	time.Sleep(500 * time.Millisecond) // time for the others' attempts, which must fail
+	for _, s := range []*server.Server{stranger, guesser} {
+		if n := s.NumRoutes(); n != 0 {
+			t.Errorf("%s joined the cluster (%d routes) without the route password", s.Name(), n)
+		}
+	}
+}
+
+func startServer(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("%s did not start", o.ServerName)
+	}
+	return ns
 }
