@@ -3,45 +3,21 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
 
-// deadLetterOriginate stores, as the consumer would have, a call-originate
-// message of integ in the dead-letter stream (as an outage dead-lettered
-// them before outages stopped counting) and returns its call id.
+// deadLetterOriginate stores a call-originate message of integ in the
+// dead-letter stream (as an outage dead-lettered them before outages
+// stopped counting) and returns its call id.
 func deadLetterOriginate(t *testing.T, w *world, integ store.Integration, originSeq int) uuid.UUID {
 	t.Helper()
-	nc, err := nats.Connect(w.env.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	callID := uuid.New()
-	data, _ := json.Marshal(queue.OriginateBody{CallID: callID, PhoneNumber: "+380991110000", ReceivedAt: time.Now()})
-	m := nats.NewMsg("callqueue.dlq.originate")
-	m.Data = data
-	m.Header.Set(queue.HeaderReason, "insert calls: dial tcp 127.0.0.1:5432: connect: connection refused")
-	m.Header.Set(queue.HeaderOriginSubject, queue.Subject(queue.KindOriginate, integ.ID))
-	m.Header.Set(queue.HeaderOriginStream, "CALLQUEUE_ORIGINATE")
-	m.Header.Set(queue.HeaderOriginSeq, strconv.Itoa(originSeq))
-	if _, err := js.PublishMsg(t.Context(), m); err != nil {
-		t.Fatal(err)
-	}
-	return callID
+	return w.env.DeadLetterOriginate(t, integ.ID, "+380991110000",
+		"insert calls: dial tcp 127.0.0.1:5432: connect: connection refused", originSeq)
 }
 
 type deadLetterView struct {

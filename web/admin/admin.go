@@ -39,6 +39,7 @@ var pagePatterns = []string{
 	"GET /admin/integrations/{rest...}",
 	"GET /admin/calls/{id}",
 	"GET /admin/campaigns/{id}",
+	"GET /admin/dead-letters",
 }
 
 // ContentSecurityPolicy allows scripts, styles and API calls from this

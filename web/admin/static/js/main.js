@@ -9,6 +9,7 @@ import {integrationsPage, newIntegrationPage} from './integrations.js';
 import {integrationPage} from './integration.js';
 import {callPage} from './call.js';
 import {campaignPage} from './campaign.js';
+import {deadLettersPage} from './deadletters.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -20,6 +21,7 @@ const routes = [
   [/^\/admin\/integrations\/([0-9a-f-]{36})\/?$/, integrationPage],
   [/^\/admin\/calls\/([0-9a-f-]{36})\/?$/, callPage],
   [/^\/admin\/campaigns\/([0-9a-f-]{36})\/?$/, campaignPage],
+  [/^\/admin\/dead-letters\/?$/, deadLettersPage],
 ];
 
 // current is the page on screen; leaving it runs its cleanups.
