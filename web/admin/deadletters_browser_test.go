@@ -40,7 +40,7 @@ func TestConsoleDeadLetters(t *testing.T) {
 	// Replay the first from its row.
 	var seq string
 	b.eval(`[...`+rows+`][0].dataset.seq`, &seq)
-	b.click(fmt.Sprintf(`#dead-letters-list tr[data-seq="%s"] button`, seq))
+	b.click(fmt.Sprintf(`#dead-letters-list tr[data-seq=%q] button`, seq))
 	b.click(`dialog[open] button[value="ok"]`)
 	b.until("one left", rows+`.length === 1 && `+rows+`[0].dataset.seq !== `+jsonString(seq))
 	dialled := c.va.Next(t, waitFor)
