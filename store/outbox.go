@@ -80,10 +80,14 @@ type OutboxClaim struct {
 	Now   time.Time
 	Lease time.Duration
 	Limit int
-	// PerIntegration bounds how many of one integration's updates one claim
-	// takes: the claim goes round-robin over integrations (each one's oldest
-	// first), so one tenant's backlog cannot fill it.
+	// PerIntegration bounds how many of one integration's updates the
+	// claimer holds at once, Held included: the claim goes round-robin
+	// over integrations (each one's oldest first), so one tenant's backlog
+	// cannot fill it.
 	PerIntegration int
+	// Held is how many of each integration's updates the claimer is
+	// delivering already.
+	Held map[uuid.UUID]int
 	// Skip lists integrations not to claim for now (their breaker is open,
 	// or as many of theirs are in flight as they may have).
 	Skip []uuid.UUID
@@ -98,18 +102,24 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 	token := uuid.New()
 	// Never NULL: "<> ALL(NULL)" matches nothing.
 	skip, inFlight := append([]uuid.UUID{}, c.Skip...), append([]uuid.UUID{}, c.InFlight...)
+	heldIDs, heldCounts := make([]uuid.UUID, 0, len(c.Held)), make([]int, 0, len(c.Held))
+	for id, n := range c.Held {
+		heldIDs, heldCounts = append(heldIDs, id), append(heldCounts, n)
+	}
 	// A window function cannot lock rows, so the UPDATE checks again that
 	// each row is still free: a concurrent claimer's lease makes it skip.
 	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox o SET locked_until = $2, lease_token = $4
 		WHERE o.id IN (SELECT id FROM (
-				SELECT id, next_attempt_at, row_number() OVER (PARTITION BY integration_id ORDER BY next_attempt_at, id) AS turn
-				FROM crm_outbox WHERE status = 'pending' AND next_attempt_at <= $1
-					AND (locked_until IS NULL OR locked_until <= $1) AND integration_id <> ALL($6::uuid[])
-					AND id <> ALL($7::uuid[])) due
-			WHERE turn <= $5 ORDER BY turn, next_attempt_at LIMIT $3)
+				SELECT u.id, u.next_attempt_at, COALESCE(h.n, 0) AS held,
+					row_number() OVER (PARTITION BY u.integration_id ORDER BY u.next_attempt_at, u.id) AS turn
+				FROM crm_outbox u LEFT JOIN unnest($8::uuid[], $9::int[]) AS h (integration_id, n) ON h.integration_id = u.integration_id
+				WHERE u.status = 'pending' AND u.next_attempt_at <= $1
+					AND (u.locked_until IS NULL OR u.locked_until <= $1) AND u.integration_id <> ALL($6::uuid[])
+					AND u.id <> ALL($7::uuid[])) due
+			WHERE held + turn <= $5 ORDER BY turn, next_attempt_at LIMIT $3)
 			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= $1)
 		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
-		c.Now, c.Now.Add(c.Lease), c.Limit, token, max(c.PerIntegration, 1), skip, inFlight)
+		c.Now, c.Now.Add(c.Lease), c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts)
 	if err != nil {
 		return nil, err
 	}

@@ -172,10 +172,12 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	now := o.w.clock.Now()
 	o.mu.Lock()
 	var skip, inFlight []uuid.UUID
+	held := make(map[uuid.UUID]int, len(o.inFlight))
 	for id, items := range o.inFlight {
 		for item := range items {
 			inFlight = append(inFlight, item)
 		}
+		held[id] = len(items)
 		if len(items) >= outboxPerIntegration {
 			skip = append(skip, id)
 		}
@@ -197,7 +199,7 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 		return 0, nil // full: a finished delivery kicks the loop
 	}
 	items, err := o.w.store.ClaimOutbox(ctx, store.OutboxClaim{Now: now, Lease: o.lease(), Limit: room,
-		PerIntegration: outboxPerIntegration, Skip: skip, InFlight: inFlight})
+		PerIntegration: outboxPerIntegration, Held: held, Skip: skip, InFlight: inFlight})
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
