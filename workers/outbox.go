@@ -122,13 +122,16 @@ func (o *Outbox) Start(ctx context.Context) {
 		t := time.NewTicker(outboxPoll)
 		defer t.Stop()
 		for {
-			n, err := o.RunOnce(ctx)
+			n, full, err := o.runOnce(ctx)
 			if err != nil && ctx.Err() == nil {
 				o.w.log.Warn().Err(err).Msg("crm outbox run failed")
 			}
-			if n > 0 {
+			if n > 0 && full {
 				continue // more may be due
 			}
+			// A claim that took less than it had room for took everything
+			// claimable: the rest waits for a delivery to end (its
+			// integration's bound) or to come due, and both kick the loop.
 			select {
 			case <-ctx.Done():
 				return
@@ -169,6 +172,13 @@ func (o *Outbox) Stop() {
 // RunOnce claims due updates the in-flight bounds allow and starts their
 // deliveries; it returns how many it started.
 func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := o.runOnce(ctx)
+	return n, err
+}
+
+// runOnce is RunOnce; full tells whether the claim took as many as it had
+// room for, so that more may be claimable at once.
+func (o *Outbox) runOnce(ctx context.Context) (int, bool, error) {
 	now := o.w.clock.Now()
 	o.mu.Lock()
 	var skip, inFlight []uuid.UUID
@@ -196,12 +206,12 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	defer o.passes.Add(1)
 	room := min(outboxParallel-total, outboxBatch)
 	if room <= 0 {
-		return 0, nil // full: a finished delivery kicks the loop
+		return 0, false, nil // full: a finished delivery kicks the loop
 	}
 	items, err := o.w.store.ClaimOutbox(ctx, store.OutboxClaim{Now: now, Lease: o.lease(), Limit: room,
 		PerIntegration: outboxPerIntegration, Held: held, Skip: skip, InFlight: inFlight})
 	if err != nil || len(items) == 0 {
-		return 0, err
+		return 0, false, err
 	}
 	o.claimed.Add(int64(len(items)))
 	started := 0
@@ -221,7 +231,7 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 			o.results <- finished{integrationID: it.IntegrationID, res: o.deliver(o.sends, it, now)}
 		}()
 	}
-	return started, nil
+	return started, len(items) == room, nil
 }
 
 // finish records results as deliveries end, in batches, also while the
