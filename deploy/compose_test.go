@@ -35,14 +35,7 @@ type compose struct {
 //
 // Not parallel: it sets NATS_PASSWORD in the environment, as compose does.
 func TestComposeNATSRequiresAuthentication(t *testing.T) {
-	raw, err := os.ReadFile("compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c compose
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCompose(t)
 	url := c.XCallqueue.Environment["NATS_URL"]
 	for _, server := range []string{"nats-1", "nats-2", "nats-3"} {
 		if !strings.Contains(url, "callqueue:${NATS_PASSWORD") || !strings.Contains(url, "@"+server+":4222") {
@@ -87,6 +80,20 @@ func TestComposeNATSRequiresAuthentication(t *testing.T) {
 	}
 }
 
+// readCompose reads compose.yaml.
+func readCompose(t *testing.T) compose {
+	t.Helper()
+	raw, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // composeNATSOptions loads the compose file's nats.conf as a server would:
 // compose interpolates ${NATS_ROUTE_PASSWORD} and writes $$ as $; the
 // server reads $NATS_PASSWORD from its environment.
@@ -113,14 +120,7 @@ func composeNATSOptions(t *testing.T, c compose, password, routePassword string)
 // configuration takes a route that presents it and refuses one that does
 // not (real servers, on loopback ports).
 func TestComposeNATSRoutesRequireAuthentication(t *testing.T) {
-	raw, err := os.ReadFile("compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c compose
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCompose(t)
 	const routePassword = "compose-test-route-password"
 	opts := composeNATSOptions(t, c, "compose-test-password", routePassword)
 	if opts.Cluster.Username == "" || opts.Cluster.Password != routePassword {
