@@ -75,12 +75,23 @@ func TestConsoleIntegrationsList(t *testing.T) {
 	b.run("forward", chromedp.NavigateForward())
 	b.until("the integration again", `document.querySelector('h1')?.textContent.startsWith('Zeta leads')`)
 
+	// A change whose value is one long unbroken string (a URL, an id) is
+	// in the audit log: it wraps too.
+	zeta := strings.TrimPrefix(b.path(), "/admin/integrations/")
+	long := "https://crm.example.com/hooks/" + strings.Repeat("0123456789abcdef", 12)
+	if code := c.admin.Do("PUT", "/api/integrations/"+zeta+"/config/notes", map[string]any{"endpoint": long}, nil); code != http.StatusOK {
+		t.Fatalf("put a free-form config key: %d", code)
+	}
+
 	// On a phone's width nothing makes the page scroll sideways (wide
 	// tables scroll inside their own box).
 	// Every control of every tab has a name a screen reader can say.
 	b.run("phone viewport", chromedp.EmulateViewport(390, 844))
 	for _, tab := range []string{"handlers", "secrets", "configuration", "calls", "campaigns", "suppressions", "audit"} {
 		b.tab(tab)
+		if tab == "audit" {
+			b.until("the long value in the audit log", `document.querySelector('main').textContent.includes(`+jsonString(long)+`)`)
+		}
 		var widths struct{ Page, View int }
 		b.eval(`({Page: document.documentElement.scrollWidth, View: window.innerWidth})`, &widths)
 		if widths.Page > widths.View {

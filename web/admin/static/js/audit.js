@@ -42,11 +42,11 @@ export async function auditTab(ctx, it, panel) {
       return h('li', {class: 'card', 'data-action': e.action, 'data-resource': e.resource},
         h('p', {}, h('time', {datetime: e.createdAt}, fmtTime(e.createdAt)), ' · ', h('strong', {}, e.actor), ' ',
           h('span', {class: 'action'}, e.action), ' ', h('span', {}, e.resource), e.resourceId ? [' ', h('code', {}, e.resourceId)] : null),
-        rows.length === 0 ? null : h('table', {class: 'diff'},
+        rows.length === 0 ? null : h('div', {class: 'table-wrap'}, h('table', {class: 'diff'},
           h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Field'), h('th', {scope: 'col'}, 'Before'), h('th', {scope: 'col'}, 'After'))),
           h('tbody', {}, rows.map(([k, b, a]) => h('tr', {}, h('th', {scope: 'row'}, h('code', {}, k)),
             h('td', {class: 'before'}, b === undefined ? noBefore : h('code', {}, b)),
-            h('td', {class: 'after'}, a === undefined ? '—' : h('code', {}, a)))))));
+            h('td', {class: 'after'}, a === undefined ? '—' : h('code', {}, a))))))));
     })));
     const pages = Math.max(1, Math.ceil((total ?? 0) / PAGE));
     replace(pager,
