@@ -348,11 +348,7 @@ func TestSchemaInvariants(t *testing.T) {
 	s, _ := storetest.NewStore(t)
 	pool := s.Pool()
 	ctx := t.Context()
-	integ := uuid.New()
-	if _, err := pool.Exec(ctx, `INSERT INTO integrations (id, owner_id, name, slug, webhook_token_enc)
-		VALUES ($1, 'owner', 'Taken', 'taken', '\x00')`, integ); err != nil {
-		t.Fatal(err)
-	}
+	integ := insertIntegration(t, pool, "Taken", "taken")
 
 	insertIntegration := func(slug string) error {
 		_, err := pool.Exec(ctx, `INSERT INTO integrations (id, owner_id, name, slug, webhook_token_enc)
@@ -471,4 +467,16 @@ func diff(a, b []string) string {
 		}
 	}
 	return sb.String()
+}
+
+// insertIntegration adds an integration row of "owner" straight to the
+// database and returns its id.
+func insertIntegration(t *testing.T, pool *pgxpool.Pool, name, slug string) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	if _, err := pool.Exec(t.Context(), `INSERT INTO integrations (id, owner_id, name, slug, webhook_token_enc)
+		VALUES ($1, 'owner', $2, $3, '\x00')`, id, name, slug); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

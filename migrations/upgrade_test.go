@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/callqueue/callqueue/migrations"
@@ -58,11 +57,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	s, _ := storetest.NewStore(t)
 	pool := s.Pool()
 	ctx := t.Context()
-	integ := uuid.New()
-	if _, err := pool.Exec(ctx, `INSERT INTO integrations (id, owner_id, name, slug, webhook_token_enc)
-		VALUES ($1, 'owner', 'Audited', 'audited', '\x00')`, integ); err != nil {
-		t.Fatal(err)
-	}
+	integ := insertIntegration(t, pool, "Audited", "audited")
 	if _, err := pool.Exec(ctx, `INSERT INTO audit_logs (integration_id, owner_id, actor, action, resource)
 		VALUES ($1, 'owner', 'owner', 'create', 'integration')`, integ); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,7 +31,15 @@ func startEmbedded(t *testing.T, token string) (*service.Service, string) {
 		NATSListen: "127.0.0.1:-1", NATSSync: "always", NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: t.TempDir(),
 		NATSAuth: queue.Auth{Token: token}}
 	var notice bytes.Buffer
-	svc, err := service.New(context.Background(), cfg, service.Options{Role: service.RoleAPI, Migrate: true, Notice: &notice},
+	svc := startAPI(t, cfg, &notice)
+	return svc, notice.String()
+}
+
+// startAPI runs an api-role process with cfg, writing its notices to
+// notice, until the test ends.
+func startAPI(t *testing.T, cfg config.Service, notice io.Writer) *service.Service {
+	t.Helper()
+	svc, err := service.New(context.Background(), cfg, service.Options{Role: service.RoleAPI, Migrate: true, Notice: notice},
 		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +52,7 @@ func startEmbedded(t *testing.T, token string) (*service.Service, string) {
 		defer cancel()
 		_ = svc.Shutdown(ctx)
 	})
-	return svc, notice.String()
+	return svc
 }
 
 // connectOnce makes one attempt, so a refusal is an error.
@@ -131,19 +140,7 @@ func TestExternalNATSWithNkey(t *testing.T) {
 	cfg := config.Service{DatabaseURL: storetest.NewDatabase(t), SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSURL: ns.ClientURL(), NATSReplicas: 1, Timezone: config.TimezoneDefault, DataDir: t.TempDir(),
 		NATSAuth: queue.Auth{NkeySeed: seedFile}}
-	svc, err := service.New(context.Background(), cfg, service.Options{Role: service.RoleAPI, Migrate: true},
-		zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = svc.Shutdown(ctx)
-	})
+	svc := startAPI(t, cfg, io.Discard)
 	if status := servicetest.Request(t, "GET", "http://"+svc.Addr()+"/readyz", nil, nil, nil); status != http.StatusOK {
 		t.Errorf("readyz = %d", status)
 	}

@@ -29,8 +29,8 @@ func (q *listQuery) page(limit, offset int) string {
 	return fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(q.args)-1, len(q.args))
 }
 
-// collect scans every row with scan; no rows is an empty list, not nil,
-// so that it is written as [] in JSON.
+// collect is pgx.CollectRows (no rows: an empty list, written [] in
+// JSON) for the store's row scanners, which take a pgx.Row.
 func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
-	return pgx.AppendRows(make([]T, 0), rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
 }

@@ -77,23 +77,9 @@ func (a *Analyses) Start(ctx context.Context) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		t := time.NewTicker(analysisPoll)
-		defer t.Stop()
-		for {
-			n, err := a.RunOnce(ctx)
-			if err != nil && ctx.Err() == nil {
-				a.w.log.Warn().Err(err).Msg("llm analysis claim failed")
-			}
-			if n > 0 {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-a.wake:
-			case <-t.C:
-			}
-		}
+		claimLoop(ctx, analysisPoll, a.wake, a.runOnce, func(err error) {
+			a.w.log.Warn().Err(err).Msg("llm analysis claim failed")
+		})
 	}()
 }
 
@@ -121,6 +107,11 @@ func (a *Analyses) Stop(ctx context.Context) {
 // RunOnce claims the analyses the in-flight bounds allow and starts them;
 // it returns how many it started.
 func (a *Analyses) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := a.runOnce(ctx)
+	return n, err
+}
+
+func (a *Analyses) runOnce(ctx context.Context) (int, bool, error) {
 	a.mu.Lock()
 	inFlight, total := make(map[uuid.UUID]int, len(a.inFlight)), 0
 	for id, n := range a.inFlight {
@@ -130,12 +121,12 @@ func (a *Analyses) RunOnce(ctx context.Context) (int, error) {
 	a.mu.Unlock()
 	room := analysisParallel - total
 	if room <= 0 {
-		return 0, nil // full: a finished analysis kicks the loop
+		return 0, false, nil // full: a finished analysis kicks the loop
 	}
 	jobs, err := a.w.store.ClaimAnalyses(ctx, store.AnalysisClaim{Now: a.w.clock.Now(), Lease: analysisLease, Limit: room,
 		PerIntegration: analysisPerIntegration, InFlight: inFlight})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	for _, job := range jobs {
 		a.mu.Lock()
@@ -156,7 +147,7 @@ func (a *Analyses) RunOnce(ctx context.Context) (int, error) {
 			a.Kick() // room for more
 		}()
 	}
-	return len(jobs), nil
+	return len(jobs), len(jobs) == room, nil
 }
 
 // run asks the integration's LLM and applies its answer (or, when it

@@ -119,26 +119,9 @@ func (o *Outbox) Start(ctx context.Context) {
 	o.wg.Add(2)
 	go func() {
 		defer o.wg.Done()
-		t := time.NewTicker(outboxPoll)
-		defer t.Stop()
-		for {
-			n, full, err := o.runOnce(ctx)
-			if err != nil && ctx.Err() == nil {
-				o.w.log.Warn().Err(err).Msg("crm outbox run failed")
-			}
-			if n > 0 && full {
-				continue // more may be due
-			}
-			// A claim that took less than it had room for took everything
-			// claimable: the rest waits for a delivery to end (its
-			// integration's bound) or to come due, and both kick the loop.
-			select {
-			case <-ctx.Done():
-				return
-			case <-o.wake:
-			case <-t.C:
-			}
-		}
+		claimLoop(ctx, outboxPoll, o.wake, o.runOnce, func(err error) {
+			o.w.log.Warn().Err(err).Msg("crm outbox run failed")
+		})
 	}()
 	go func() {
 		defer o.wg.Done()
@@ -176,8 +159,6 @@ func (o *Outbox) RunOnce(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// runOnce is RunOnce; full tells whether the claim took as many as it had
-// room for, so that more may be claimable at once.
 func (o *Outbox) runOnce(ctx context.Context) (int, bool, error) {
 	now := o.w.clock.Now()
 	o.mu.Lock()
