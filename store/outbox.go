@@ -106,17 +106,26 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 	for id, n := range c.Held {
 		heldIDs, heldCounts = append(heldIDs, id), append(heldCounts, n)
 	}
-	// A window function cannot lock rows, so the UPDATE checks again that
-	// each row is still free: a concurrent claimer's lease makes it skip.
-	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox o SET locked_until = $2, lease_token = $4
-		WHERE o.id IN (SELECT id FROM (
-				SELECT u.id, u.next_attempt_at, COALESCE(h.n, 0) AS held,
-					row_number() OVER (PARTITION BY u.integration_id ORDER BY u.next_attempt_at, u.id) AS turn
-				FROM crm_outbox u LEFT JOIN unnest($8::uuid[], $9::int[]) AS h (integration_id, n) ON h.integration_id = u.integration_id
-				WHERE u.status = 'pending' AND u.next_attempt_at <= $1
-					AND (u.locked_until IS NULL OR u.locked_until <= $1) AND u.integration_id <> ALL($6::uuid[])
-					AND u.id <> ALL($7::uuid[])) due
-			WHERE held + turn <= $5 ORDER BY turn, next_attempt_at LIMIT $3)
+	// Integrations with pending updates are found by skipping through
+	// crm_outbox_pending (one probe each); each gives its oldest due
+	// updates, up to its room. The subquery cannot lock rows, so the UPDATE
+	// checks again that each row is still free: a concurrent claimer's
+	// lease makes it skip.
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE pending (integration_id) AS (
+			(SELECT integration_id FROM crm_outbox WHERE status = 'pending' ORDER BY integration_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT u.integration_id FROM crm_outbox u WHERE u.status = 'pending' AND u.integration_id > p.integration_id
+				ORDER BY u.integration_id LIMIT 1)
+			FROM pending p WHERE p.integration_id IS NOT NULL)
+		UPDATE crm_outbox o SET locked_until = $2, lease_token = $4
+		WHERE o.id IN (SELECT d.id FROM pending p
+				LEFT JOIN unnest($8::uuid[], $9::int[]) AS h (integration_id, n) ON h.integration_id = p.integration_id
+				CROSS JOIN LATERAL (SELECT u.id, u.next_attempt_at, row_number() OVER (ORDER BY u.next_attempt_at, u.id) AS turn
+					FROM crm_outbox u WHERE u.integration_id = p.integration_id AND u.status = 'pending' AND u.next_attempt_at <= $1
+						AND (u.locked_until IS NULL OR u.locked_until <= $1) AND u.id <> ALL($7::uuid[])
+					ORDER BY u.next_attempt_at, u.id LIMIT GREATEST($5 - COALESCE(h.n, 0), 0)) d
+				WHERE p.integration_id IS NOT NULL AND p.integration_id <> ALL($6::uuid[])
+				ORDER BY d.turn, d.next_attempt_at LIMIT $3)
 			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= $1)
 		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
 		c.Now, c.Now.Add(c.Lease), c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts)

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS crm_outbox_pending;
