@@ -148,6 +148,12 @@ type CRM struct {
 	BaseURL   string `json:"base_url,omitempty"`
 	LookupURL string `json:"lookup_url,omitempty"`
 	UpdateURL string `json:"update_url,omitempty"`
+	// StatusValues maps outcomes to the labels the CRM's status field
+	// takes (a NetHunt dropdown's options); an outcome without one is
+	// written as its name.
+	StatusValues map[string]string `json:"status_values,omitempty"`
+	// CallLog also writes the CRM's own call log for each finished call.
+	CallLog bool `json:"call_log,omitempty"`
 }
 
 // Agent holds what the voice agent's context is rendered with.
@@ -328,7 +334,7 @@ var knownFields = map[string][]string{
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
 	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
 		simulatorFields...),
-	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url"},
+	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url", "status_values", "call_log"},
 	KeyAgent: {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
 }
 
@@ -445,24 +451,6 @@ func validateVoice(v Voice) error {
 		return validateSimulator(*v.Simulator)
 	}
 	return &FieldError{Field: "provider", Message: `must be "va", "elevenlabs" or "simulator"`}
-}
-
-func validateCRM(v CRM) error {
-	switch v.Kind {
-	case "none":
-		return nil
-	case "nethunt":
-		if v.FolderID == "" {
-			return &FieldError{Field: "folder_id", Message: "is required"}
-		}
-		return validateURL("base_url", v.BaseURL, false)
-	case "webhook":
-		if err := validateURL("lookup_url", v.LookupURL, false); err != nil {
-			return err
-		}
-		return validateURL("update_url", v.UpdateURL, true)
-	}
-	return &FieldError{Field: "kind", Message: `must be "none", "nethunt" or "webhook"`}
 }
 
 // Integration is an integration's decoded configuration: stored values over

@@ -193,6 +193,11 @@ func TestNormalizeValid(t *testing.T) {
 			`{"kind":"nethunt","folder_id":"f-1"}`,
 		},
 		{
+			"crm nethunt with status labels and call log", config.KeyCRM,
+			`{"kind": "nethunt", "folder_id": "f-1", "status_values": {"completed": "Called", "no_answer": "No answer"}, "call_log": true}`,
+			`{"kind":"nethunt","folder_id":"f-1","status_values":{"completed":"Called","no_answer":"No answer"},"call_log":true}`,
+		},
+		{
 			"crm webhook", config.KeyCRM, `{"kind": "webhook", "lookup_url": "https://crm.example/lookup", "update_url": "https://crm.example/update"}`,
 			`{"kind":"webhook","lookup_url":"https://crm.example/lookup","update_url":"https://crm.example/update"}`,
 		},
@@ -295,6 +300,15 @@ func TestNormalizeInvalid(t *testing.T) {
 		{"crm unknown kind", config.KeyCRM, `{"kind": "salesforce"}`, "kind"},
 		{"crm empty kind", config.KeyCRM, `{"kind": ""}`, "kind"},
 		{"crm nethunt without folder", config.KeyCRM, `{"kind": "nethunt"}`, "folder_id"},
+		{"crm nethunt blank folder", config.KeyCRM, `{"kind": "nethunt", "folder_id": "  "}`, "folder_id"},
+		{"crm nethunt folder with spaces", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f 1"}`, "folder_id"},
+		{"crm nethunt folder too long", config.KeyCRM, `{"kind": "nethunt", "folder_id": "` + strings.Repeat("f", 129) + `"}`, "folder_id"},
+		{"crm status value of no outcome", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "status_values": {"won": "Won"}}`, "status_values.won"},
+		{"crm status value empty", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "status_values": {"busy": " "}}`, "status_values.busy"},
+		{"crm status value too long", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "status_values": {"busy": "` + strings.Repeat("я", 256) + `"}}`, "status_values.busy"},
+		{"crm status value with a newline", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "status_values": {"busy": "Busy\nline"}}`, "status_values.busy"},
+		{"crm status value not a string", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "status_values": {"busy": 1}}`, "status_values"},
+		{"crm call_log not a boolean", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "call_log": "yes"}`, "call_log"},
 		{"crm nethunt bad base_url", config.KeyCRM, `{"kind": "nethunt", "folder_id": "f", "base_url": "nethunt.com"}`, "base_url"},
 		{"crm webhook without update_url", config.KeyCRM, `{"kind": "webhook", "lookup_url": "https://crm.example/l"}`, "update_url"},
 		{"crm webhook bad update_url", config.KeyCRM, `{"kind": "webhook", "update_url": "mailto:x@example.com"}`, "update_url"},
@@ -461,7 +475,7 @@ func TestDecode(t *testing.T) {
 				if c.CRMFields["phone"] != "Tel" || c.CRMFields["status"] != "Status" {
 					t.Errorf("CRMFields = %v", c.CRMFields)
 				}
-				if c.CRM != (config.CRM{Kind: "webhook", UpdateURL: "https://crm.example/u"}) {
+				if !reflect.DeepEqual(c.CRM, config.CRM{Kind: "webhook", UpdateURL: "https://crm.example/u"}) {
 					t.Errorf("CRM = %+v", c.CRM)
 				}
 				if c.Agent != (config.Agent{Timezone: "Europe/Kyiv", Locale: "en-US"}) {
@@ -492,7 +506,7 @@ func TestDecode(t *testing.T) {
 			},
 			check: func(t *testing.T, c config.Integration) {
 				if !reflect.DeepEqual(c.CallHandling, defaults.CallHandling) || c.Voice != defaults.Voice ||
-					!reflect.DeepEqual(c.CRMFields, defaults.CRMFields) || c.CRM != defaults.CRM || c.Agent != defaults.Agent {
+					!reflect.DeepEqual(c.CRMFields, defaults.CRMFields) || !reflect.DeepEqual(c.CRM, defaults.CRM) || c.Agent != defaults.Agent {
 					t.Errorf("Decode(garbage) = %+v, want the defaults", c)
 				}
 			},
