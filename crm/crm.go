@@ -45,6 +45,10 @@ type Update struct {
 	// Extracted holds fields an LLM extracted from the transcript.
 	Extracted map[string]any `json:"extracted,omitempty"`
 
+	// FinishedAt is when the call ended (when its update was made), for
+	// adapters that log the call itself.
+	FinishedAt time.Time `json:"-"`
+
 	// StepsDone are the parts of an update made of several requests that an
 	// earlier attempt applied: an adapter skips them.
 	StepsDone []string `json:"-"`
@@ -107,16 +111,22 @@ const maxAnswerBytes = 1 << 20
 // maxAnswerBytes of its body. Its error is a transport failure, always
 // retryable; the status is judged by the caller (see answerError).
 func send(client *http.Client, req *http.Request) (int, []byte, error) {
+	status, _, body, err := sendWithHeader(client, req)
+	return status, body, err
+}
+
+// sendWithHeader is send that also returns the answer's header.
+func sendWithHeader(client *http.Client, req *http.Request) (int, http.Header, []byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, egress.Fail("CRM request", err)
+		return 0, nil, nil, egress.Fail("CRM request", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return resp.StatusCode, nil, egress.Fail("read CRM answer", err)
+		return resp.StatusCode, resp.Header, nil, egress.Fail("read CRM answer", err)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, resp.Header, body, nil
 }
 
 // checkURL rejects a URL the adapters cannot call.

@@ -306,3 +306,18 @@ func TestLookupWithoutPhone(t *testing.T) {
 		})
 	}
 }
+
+func assertRecord(t *testing.T, got, want *crm.Record) {
+	t.Helper()
+	if (got == nil) != (want == nil) {
+		t.Fatalf("record %+v, want %+v", got, want)
+	}
+	if got == nil {
+		return
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if string(gj) != string(wj) {
+		t.Fatalf("record\n got %s\nwant %s", gj, wj)
+	}
+}
