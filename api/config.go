@@ -101,6 +101,9 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if err := config.CheckURLs(key, value, a.egress.CheckURL); errors.As(err, &fe) {
 		return jsonhttp.Invalid(fe.Field, "%s", fe.Error())
 	}
+	if err := a.checkCRM(r.Context(), in, key, value); err != nil {
+		return err
+	}
 	if err := a.store.PutConfig(r.Context(), actor(r.Context()), in.ID, key, value); err != nil {
 		return err
 	}

@@ -28,8 +28,17 @@ type Clients struct {
 	breakers *breaker.Set[any]
 	ttl      time.Duration
 
+	// OnAmbiguous, when set, hears of each lookup that found several
+	// different records for one phone and so took none (to log and count).
+	OnAmbiguous func(integrationID uuid.UUID, matches int)
+	// now is the clock Retry-After holds are measured on.
+	now func() time.Time
+
 	mu    sync.Mutex
 	cache map[uuid.UUID]cachedClient
+	// holdUntil is when each rate-limited integration's CRM may be asked
+	// again (its last 429's Retry-After).
+	holdUntil map[uuid.UUID]time.Time
 }
 
 type cachedClient struct {
@@ -49,7 +58,8 @@ func NewClients(src Source, httpClient *http.Client, breakers *breaker.Set[any])
 	if httpClient == nil {
 		httpClient = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
-	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, cache: map[uuid.UUID]cachedClient{}}
+	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, now: time.Now,
+		cache: map[uuid.UUID]cachedClient{}, holdUntil: map[uuid.UUID]time.Time{}}
 }
 
 // ErrNoCRM means the integration has no CRM configured.
@@ -90,7 +100,8 @@ func (c *Clients) Kind(ctx context.Context, id uuid.UUID) (string, error) {
 }
 
 // Lookup finds the caller through the integration's breaker and returns
-// the agent's variables for them (empty when there is no record).
+// the agent's variables for them (empty when there is no record, or when
+// several different records match: then none is taken).
 func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[string]any, error) {
 	e, err := c.client(ctx, id)
 	if err != nil {
@@ -99,7 +110,21 @@ func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[s
 	if e.kind == "none" || e.kind == "" {
 		return nil, ErrNoCRM
 	}
-	rec, err := c.breakers.Execute(id.String(), func() (any, error) { return e.client.Lookup(ctx, phone) })
+	if err := c.held(id); err != nil {
+		return nil, err
+	}
+	var ambiguous *AmbiguousError
+	rec, err := c.breakers.Execute(id.String(), func() (any, error) {
+		r, err := e.client.Lookup(ctx, phone)
+		if errors.As(err, &ambiguous) {
+			return nil, nil // an answer, not a failure of the CRM
+		}
+		return r, err
+	})
+	c.hold(id, err)
+	if ambiguous != nil {
+		c.ambiguous(id, ambiguous.Matches)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +132,55 @@ func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[s
 	return Variables(r, e.fields), nil
 }
 
-// Apply sends an update through the integration's breaker.
+// Apply sends an update through the integration's breaker. While a 429's
+// Retry-After runs, it sends nothing and answers a *RateLimitedError.
 func (c *Clients) Apply(ctx context.Context, id uuid.UUID, u Update) error {
 	e, err := c.client(ctx, id)
 	if err != nil {
 		return err
 	}
+	if err := c.held(id); err != nil {
+		return err
+	}
 	_, err = c.breakers.Execute(id.String(), func() (any, error) { return nil, e.client.Apply(ctx, u) })
+	c.hold(id, err)
+	var none *NoRecordError
+	if errors.As(err, &none) && none.Matches > 1 {
+		c.ambiguous(id, none.Matches)
+	}
 	return err
+}
+
+// held is a *RateLimitedError (Held) while the integration's CRM asked for
+// a pause, else nil.
+func (c *Clients) held(id uuid.UUID) error {
+	c.mu.Lock()
+	until := c.holdUntil[id]
+	c.mu.Unlock()
+	if wait := until.Sub(c.now()); wait > 0 {
+		return &RateLimitedError{After: wait, Held: true}
+	}
+	return nil
+}
+
+// hold starts the pause a 429 asked for.
+func (c *Clients) hold(id uuid.UUID, err error) {
+	wait := RetryAfter(err)
+	if wait <= 0 {
+		return
+	}
+	until := c.now().Add(wait)
+	c.mu.Lock()
+	if until.After(c.holdUntil[id]) {
+		c.holdUntil[id] = until
+	}
+	c.mu.Unlock()
+}
+
+func (c *Clients) ambiguous(id uuid.UUID, matches int) {
+	if c.OnAmbiguous != nil {
+		c.OnAmbiguous(id, matches)
+	}
 }
 
 // Allows reports whether the integration's CRM breaker lets calls through.
@@ -130,6 +196,11 @@ func (c *Clients) Retain(keep func(id uuid.UUID) bool) {
 	for id := range c.cache {
 		if !keep(id) {
 			delete(c.cache, id)
+		}
+	}
+	for id := range c.holdUntil {
+		if !keep(id) {
+			delete(c.holdUntil, id)
 		}
 	}
 }

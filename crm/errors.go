@@ -47,11 +47,23 @@ func IsNoRecord(err error) bool {
 // integration for After. It is retryable.
 type RateLimitedError struct {
 	After time.Duration
+	// Held: nothing was sent, an earlier 429's pause still runs.
+	Held bool
 }
 
 func (e *RateLimitedError) Error() string {
+	if e.Held {
+		return fmt.Sprintf("CRM asked for a pause (429): not called for another %s", e.After.Round(time.Second))
+	}
 	return fmt.Sprintf("CRM answered %d: %s (retry after %s)", http.StatusTooManyRequests,
 		http.StatusText(http.StatusTooManyRequests), e.After)
+}
+
+// IsHeld reports whether err is a *RateLimitedError for which nothing was
+// sent.
+func IsHeld(err error) bool {
+	var r *RateLimitedError
+	return errors.As(err, &r) && r.Held
 }
 
 // RetryAfter is how long err asks to wait before the CRM is called again:

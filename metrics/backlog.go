@@ -42,6 +42,8 @@ func (m *Metrics) RegisterCallAges(src func(context.Context) ([]StatusAge, error
 // Outbox is the CRM outbox's undelivered updates.
 type Outbox struct {
 	Pending, Failed int
+	// NoRecord counts updates kept because the CRM has no record for them.
+	NoRecord int
 	// OldestPendingSeconds is the age of the oldest pending update, 0 when
 	// none is pending.
 	OldestPendingSeconds float64
@@ -51,7 +53,7 @@ type Outbox struct {
 // age of the oldest pending one: a growing age means deliveries stall.
 func (m *Metrics) RegisterOutbox(src func(context.Context) (Outbox, error)) {
 	var (
-		updates = prometheus.NewDesc("callqueue_crm_outbox", "CRM updates not delivered, by status (pending, failed).", []string{"status"}, nil)
+		updates = prometheus.NewDesc("callqueue_crm_outbox", "CRM updates not delivered, by status (pending, failed, no_record).", []string{"status"}, nil)
 		oldest  = prometheus.NewDesc("callqueue_crm_outbox_oldest_pending_age_seconds", "Age of the oldest pending CRM update (0 when none).", nil, nil)
 	)
 	read := Cached(0, src)
@@ -64,6 +66,7 @@ func (m *Metrics) RegisterOutbox(src func(context.Context) (Outbox, error)) {
 			}
 			ch <- gauge(updates, float64(o.Pending), "pending")
 			ch <- gauge(updates, float64(o.Failed), "failed")
+			ch <- gauge(updates, float64(o.NoRecord), "no_record")
 			ch <- gauge(oldest, o.OldestPendingSeconds)
 		},
 	})

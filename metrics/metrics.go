@@ -40,7 +40,10 @@ type Metrics struct {
 	Dials           *prometheus.CounterVec
 	DispatchLatency prometheus.Histogram
 	CRMDeliveries   *prometheus.CounterVec
-	AgentInit       *prometheus.CounterVec
+	// CRMAmbiguous counts lookups that found several different records
+	// for one phone (and so took none).
+	CRMAmbiguous *prometheus.CounterVec
+	AgentInit    *prometheus.CounterVec
 	// RateLimited counts requests refused with 429, by endpoint kind and
 	// what the limit is kept per; never by address or integration, which
 	// would give an attacker a label per request.
@@ -103,7 +106,9 @@ func New(build Build) *Metrics {
 			Help: "Time from a dispatch being requested to its calls being claimed.", Buckets: fast}),
 	}
 	m.CRMDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_deliveries_total",
-		Help: "CRM update attempts by result: delivered, retry, failed."}, []string{"integration_id", "result"})
+		Help: "CRM update attempts by result: delivered, retry, failed, no_record."}, []string{"integration_id", "result"})
+	m.CRMAmbiguous = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_ambiguous_lookups_total",
+		Help: "CRM lookups that found several different records for one phone and so took none."}, []string{"integration_id"})
 	m.AgentInit = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_total",
 		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"integration_id", "source"})
 	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
@@ -129,7 +134,7 @@ func New(build Build) *Metrics {
 		m.RateLimited.WithLabelValues(kl[0], kl[1])
 	}
 	r.MustRegister(m.RateLimited)
-	r.MustRegister(m.CRMDeliveries, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
+	r.MustRegister(m.CRMDeliveries, m.CRMAmbiguous, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
 	return m

@@ -43,7 +43,7 @@ func (s *Service) registerSampled() {
 	})
 	s.Metrics.RegisterOutbox(func(ctx context.Context) (metrics.Outbox, error) {
 		b, err := s.Store.OutboxBacklog(ctx)
-		return metrics.Outbox{Pending: b.Pending, Failed: b.Failed, OldestPendingSeconds: b.OldestPending.Seconds()}, err
+		return metrics.Outbox{Pending: b.Pending, Failed: b.Failed, NoRecord: b.NoRecord, OldestPendingSeconds: b.OldestPending.Seconds()}, err
 	})
 	s.Metrics.RegisterAnalyses(func(ctx context.Context) (metrics.Analyses, error) {
 		b, err := s.Store.AnalysisBacklog(ctx)

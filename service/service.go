@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -261,6 +262,11 @@ func (s *Service) wire(ctx context.Context) error {
 	s.CRM = crm.NewClients(s.Store, s.opt.CRMClient, breaker.NewSet[any](breaker.Settings{
 		Peer: "crm", OpenFor: s.opt.BreakerOpenFor, IsSuccessful: crm.IsPermanent,
 	}))
+	s.CRM.OnAmbiguous = func(id uuid.UUID, matches int) {
+		s.Metrics.CRMAmbiguous.WithLabelValues(id.String()).Inc()
+		s.log.Warn().Str("integration_id", id.String()).Int("matches", matches).
+			Msg("several different CRM records match a call's phone: none taken")
+	}
 	var err error
 	if s.Callers, err = callerctx.New(ctx, s.Queue.JetStream(), s.cfg.NATSReplicas, s.CRM, s.log); err != nil {
 		return fmt.Errorf("caller context cache: %w", err)

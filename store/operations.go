@@ -40,7 +40,7 @@ func (s *Store) CallStatusAges(ctx context.Context) ([]StatusAge, error) {
 
 // OutboxBacklog is the CRM outbox's undelivered updates.
 type OutboxBacklog struct {
-	Pending, Failed int
+	Pending, Failed, NoRecord int
 	// OldestPending is the age of the oldest pending update (0 when none).
 	OldestPending time.Duration
 }
@@ -51,8 +51,9 @@ func (s *Store) OutboxBacklog(ctx context.Context) (OutboxBacklog, error) {
 	var b OutboxBacklog
 	var secs float64
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed'),
+			count(*) FILTER (WHERE status = 'no_record'),
 			COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)::float8
-		FROM crm_outbox WHERE status <> 'delivered'`).Scan(&b.Pending, &b.Failed, &secs)
+		FROM crm_outbox WHERE status <> 'delivered'`).Scan(&b.Pending, &b.Failed, &b.NoRecord, &secs)
 	b.OldestPending = time.Duration(max(secs, 0) * float64(time.Second))
 	return b, err
 }

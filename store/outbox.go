@@ -194,8 +194,11 @@ type OutboxResult struct {
 	// LeaseToken is the claim's: a result under a lease that was lost
 	// changes nothing.
 	LeaseToken uuid.UUID
-	// Delivered, or else Permanent (failed for good), or else retry at NextAt.
+	// Delivered, or else NoRecord (the CRM has no record for the call:
+	// kept as no_record), or else Permanent (failed for good), or else
+	// retry at NextAt.
 	Delivered bool
+	NoRecord  bool
 	Permanent bool
 	// Attempted is false when nothing was sent (the breaker was open): the
 	// update waits without an attempt counted.
@@ -219,6 +222,8 @@ func (s *Store) FinishOutbox(ctx context.Context, now time.Time, results []Outbo
 		switch {
 		case r.Delivered:
 			statuses[i] = "delivered"
+		case r.NoRecord:
+			statuses[i] = "no_record"
 		case r.Permanent:
 			statuses[i] = "failed"
 		default:
@@ -262,7 +267,7 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]int{"pending": 0, "failed": 0}
+	out := map[string]int{"pending": 0, "failed": 0, "no_record": 0}
 	for rows.Next() {
 		var st string
 		var n int

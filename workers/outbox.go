@@ -292,7 +292,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	if !o.crm.Allows(it.IntegrationID) {
 		// The breaker is open: wait for it without spending an attempt, and
 		// leave the integration alone meanwhile (no hot loop).
-		res.NextAt = o.breakerWait(it.IntegrationID, now)
+		res.NextAt = o.breakerWait(it.IntegrationID, now, now.Add(outboxBaseDelay))
 		return res
 	}
 	var u crm.Update
@@ -301,6 +301,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		return res
 	}
 	u.Key = it.ID.String()
+	u.FinishedAt = it.CreatedAt
 	u.StepsDone = it.StepsDone
 	u.StepDone = func(ctx context.Context, step string) error {
 		return o.w.store.RecordOutboxStep(context.WithoutCancel(ctx), it.ID, it.LeaseToken, step)
@@ -310,7 +311,13 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		// The breaker opened, or is letting another update probe, since
 		// Allows: nothing was sent. Wait as above, keeping the CRM's own
 		// last answer as the update's lastError.
-		res.NextAt = o.breakerWait(it.IntegrationID, now)
+		res.NextAt = o.breakerWait(it.IntegrationID, now, now.Add(outboxBaseDelay))
+		return res
+	}
+	if crm.IsHeld(err) {
+		// The CRM asked for a pause (429) that still runs: nothing was
+		// sent; the integration's updates wait for its end.
+		res.NextAt = o.breakerWait(it.IntegrationID, now, now.Add(crm.RetryAfter(err)))
 		return res
 	}
 	if ctx.Err() != nil && err != nil {
@@ -324,6 +331,10 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		res.Delivered = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "delivered").Inc()
 		return res
+	case crm.IsNoRecord(err):
+		// Not the CRM's fault and not worth retrying: kept as no_record.
+		res.NoRecord = true
+		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "no_record").Inc()
 	case crm.IsPermanent(err):
 		res.Permanent = true
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
@@ -333,10 +344,13 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	default:
 		res.NextAt = now.Add(backoff(it.Attempts))
 		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "retry").Inc()
-		if !o.crm.Allows(it.IntegrationID) {
+		if wait := crm.RetryAfter(err); wait > 0 {
+			// A 429: no update of the integration goes before its Retry-After.
+			res.NextAt = o.breakerWait(it.IntegrationID, now, later(res.NextAt, now.Add(wait)))
+		} else if !o.crm.Allows(it.IntegrationID) {
 			// This failure opened the breaker: leave the integration alone
 			// until it may probe, as if the breaker had refused the next one.
-			o.breakerWait(it.IntegrationID, now)
+			o.breakerWait(it.IntegrationID, now, now.Add(outboxBaseDelay))
 		}
 	}
 	res.Error = err.Error()
@@ -345,15 +359,19 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	return res
 }
 
-// breakerWait is when to look at an update again whose integration's
-// breaker refused it, and keeps the outbox off that integration until then.
-func (o *Outbox) breakerWait(integrationID uuid.UUID, now time.Time) time.Time {
-	next := now.Add(outboxBaseDelay)
+// breakerWait keeps the outbox off an integration whose CRM may not be
+// called (its breaker is open, or it asked for a pause) until next, and
+// returns next: when to look at the refused update again.
+func (o *Outbox) breakerWait(integrationID uuid.UUID, now, next time.Time) time.Time {
 	o.mu.Lock()
-	waiting := now.Before(o.waitTill[integrationID])
-	o.waitTill[integrationID] = next
+	till := o.waitTill[integrationID]
+	waiting := now.Before(till)
+	if next.After(till) {
+		o.waitTill[integrationID] = next
+	}
 	o.mu.Unlock()
-	if !waiting {
+	// Deferred once per wait, and again when a longer one (a 429's) starts.
+	if !waiting || next.After(till.Add(outboxBaseDelay)) {
 		// The integration's other due updates wait too, in one statement.
 		if err := o.w.store.DeferOutbox(o.sends, integrationID, now, next); err != nil {
 			o.w.log.Warn().Err(err).Str("integration_id", integrationID.String()).Msg("could not defer crm updates")
@@ -369,4 +387,11 @@ func backoff(attempts int) time.Duration {
 	d = min(d, outboxMaxDelay)
 	jitter := 0.8 + 0.4*rand.Float64() //nolint:gosec // jitter needs no cryptographic randomness
 	return time.Duration(float64(d) * jitter)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

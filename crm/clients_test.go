@@ -1,0 +1,124 @@
+package crm_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/breaker"
+	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/crm"
+	"github.com/callqueue/callqueue/crm/nethunttest"
+)
+
+// source is one integration's CRM settings, as the store would give them.
+type source struct {
+	cfg     config.Integration
+	secrets map[string]string
+}
+
+func (s source) Config(context.Context, uuid.UUID) (config.Integration, error) { return s.cfg, nil }
+func (s source) SecretValue(_ context.Context, _ uuid.UUID, key string) (string, error) {
+	return s.secrets[key], nil
+}
+
+// netHuntClients are the CRM clients of one integration on nh, and what
+// they reported as ambiguous.
+func netHuntClients(t *testing.T, nh *nethunttest.Server) (*crm.Clients, uuid.UUID, *[]int) {
+	t.Helper()
+	cfg := config.Decode(nil)
+	cfg.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
+		StatusValues: map[string]string{"completed": "Called"}}
+	src := source{cfg: cfg, secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}}
+	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
+	var mu sync.Mutex
+	var ambiguous []int
+	c.OnAmbiguous = func(_ uuid.UUID, matches int) {
+		mu.Lock()
+		ambiguous = append(ambiguous, matches)
+		mu.Unlock()
+	}
+	return c, uuid.New(), &ambiguous
+}
+
+// TestClientsNoMatchIsNoFailure: a phone without a record, or with several
+// different ones, is an answer: the agent gets no CRM variables, an update
+// is a no_record, ambiguities are reported — and the breaker never opens,
+// however many there are.
+func TestClientsNoMatchIsNoFailure(t *testing.T) {
+	t.Parallel()
+	nh := nethunttest.New(t)
+	nh.AddRecord(nethunttest.Folder, map[string]any{"Name": "Іван", "Phone": "+380991234567"})
+	nh.AddRecord(nethunttest.Folder, map[string]any{"Name": "Іван (дубль)", "Phone": "099 123 45 67"})
+	c, id, ambiguous := netHuntClients(t, nh)
+	const rounds = breaker.ConsecutiveFailuresDefault + 2
+	for range rounds {
+		vars, err := c.Lookup(t.Context(), id, phone) // two people
+		if err != nil || len(vars) != 0 {
+			t.Fatalf("Lookup = %v, %v; want no variables, no error", vars, err)
+		}
+		if vars, err := c.Lookup(t.Context(), id, "+380671000001"); err != nil || len(vars) != 0 { // nobody
+			t.Fatalf("Lookup = %v, %v; want no variables, no error", vars, err)
+		}
+		err = c.Apply(t.Context(), id, crm.Update{PhoneNumber: "+380671000001", Status: "completed", Outcome: "completed"})
+		if !crm.IsNoRecord(err) || !crm.IsPermanent(err) {
+			t.Fatalf("Apply = %v, want a permanent no_record", err)
+		}
+		if err := c.Apply(t.Context(), id, crm.Update{PhoneNumber: phone, Status: "completed", Outcome: "completed"}); !crm.IsNoRecord(err) {
+			t.Fatalf("Apply = %v, want a no_record", err)
+		}
+	}
+	if !c.Allows(id) {
+		t.Fatal("misses opened the CRM breaker")
+	}
+	if len(*ambiguous) != 2*rounds || (*ambiguous)[0] != 2 {
+		t.Fatalf("ambiguities reported %v, want %d of 2 matches", *ambiguous, 2*rounds)
+	}
+	if w := nh.Writes(); len(w) != 0 {
+		t.Fatalf("%d writes without a record", len(w))
+	}
+}
+
+// TestClientsObeyRetryAfter: after a 429, nothing is sent to that
+// integration's CRM until its Retry-After has passed; other integrations
+// are not held.
+func TestClientsObeyRetryAfter(t *testing.T) {
+	t.Parallel()
+	nh := nethunttest.New(t)
+	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
+	c, id, _ := netHuntClients(t, nh)
+	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	c.SetClock(func() time.Time { return now })
+	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
+
+	nh.RateLimit(1, "30")
+	err := c.Apply(t.Context(), id, u)
+	if crm.RetryAfter(err) != 30*time.Second || crm.IsHeld(err) || crm.IsPermanent(err) {
+		t.Fatalf("Apply = %v, want a retryable 429 asking for 30s", err)
+	}
+	sent := len(nh.Requests())
+	now = now.Add(29 * time.Second)
+	if err := c.Apply(t.Context(), id, u); !crm.IsHeld(err) || crm.RetryAfter(err) != time.Second {
+		t.Fatalf("Apply during the pause = %v, want held for 1s more", err)
+	}
+	if _, err := c.Lookup(t.Context(), id, phone); !crm.IsHeld(err) {
+		t.Fatalf("Lookup during the pause = %v, want held", err)
+	}
+	if n := len(nh.Requests()); n != sent {
+		t.Fatalf("%d requests during the pause", n-sent)
+	}
+	if err := c.Apply(t.Context(), uuid.New(), u); errors.Is(err, context.Canceled) || crm.IsHeld(err) {
+		t.Fatalf("another integration held: %v", err)
+	}
+	now = now.Add(time.Second)
+	if err := c.Apply(t.Context(), id, u); err != nil {
+		t.Fatalf("Apply after the pause: %v", err)
+	}
+	if r, _ := nh.Record(rec); r.Fields["Status"] != "Called" {
+		t.Fatalf("record after the pause: %+v", r.Fields)
+	}
+}
