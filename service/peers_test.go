@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/callqueue/callqueue/crm"
+	"github.com/callqueue/callqueue/crm/nethunttest"
 	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
@@ -631,30 +633,58 @@ func TestPeersCRMPermanentRejection(t *testing.T) {
 	}
 }
 
-// TestPeersNetHunt: with NetHunt as the CRM, the caller is looked up at dial
-// time and a completed call overwrites the record's status field and
-// comments the summary, all with HTTP Basic auth and the field names of
-// crm_fields; without a record_id the record is the one found by phone.
+// TestPeersNetHunt: with NetHunt as the CRM (records as people typed them,
+// a tokenised search), a finished call writes its outcome's label, its
+// summary and its call log on the one record whose phone is the call's —
+// or on its record_id — with HTTP Basic auth and the field names of
+// crm_fields. A phone that no record holds, or that several do, is a
+// visible no_record: nothing is written, nothing retried, the breaker stays
+// closed, and agent-init answers without CRM variables.
 func TestPeersNetHunt(t *testing.T) {
 	t.Parallel()
 	env := servicetest.New(t)
 	va := servicetest.NewFakeVA(t)
-	nh := servicetest.NewFakeCRM(t)
+	nh := nethunttest.New(t)
 	in := env.Start(servicetest.Options{})
 	admin := env.Admin(in, "owner-a")
-	integ := admin.CreateIntegration("NetHunt", va, nil)
-	admin.PutConfig(integ, "crm_fields", map[string]any{"phone": "Телефон", "status": "Статус угоди", "name": "ПІБ"})
-	admin.PutConfig(integ, "crm", map[string]any{"kind": "nethunt", "folder_id": "f1", "base_url": nh.NetHuntURL()})
-	admin.AddSecret(integ, "NETHUNT_EMAIL", servicetest.FakeNetHuntEmail)
-	admin.AddSecret(integ, "NETHUNT_API_KEY", servicetest.FakeNetHuntAPIKey)
-	nh.AddRecord("+380671000001", servicetest.CRMRecord{ID: "nh-1", Name: "Олена", Fields: map[string]any{"ПІБ": "Олена"}})
-	nh.AddRecord("+380671000002", servicetest.CRMRecord{ID: "nh-2", Name: "Петро", Fields: map[string]any{"ПІБ": "Петро"}})
+	integ := admin.CreateIntegration("NetHunt", va, map[string]any{"max_attempts": 1})
+	const folder = "5f1b2c3d4e5f6a7b8c9d0eaa"
+	nh.AddFolder(folder, nethunttest.Field{Name: "ПІБ"}, nethunttest.Field{Name: "Телефон", Multi: true},
+		nethunttest.Field{Name: "Статус угоди"}, nethunttest.Field{Name: "Компанія"}, nethunttest.Field{Name: "Джерело"})
+	admin.AddSecret(integ, "NETHUNT_EMAIL", nethunttest.Email)
+	admin.AddSecret(integ, "NETHUNT_API_KEY", nethunttest.APIKey)
+	admin.PutConfig(integ, "crm_fields", map[string]any{"phone": "Телефон", "status": "Статус угоди", "name": "ПІБ",
+		"company": "Компанія", "source": "Джерело"})
+	labels := map[string]string{"completed": "Подзвонили", "no_answer": "Не відповів"}
+	admin.PutConfig(integ, "crm", map[string]any{"kind": "nethunt", "folder_id": folder, "base_url": nh.BaseURL(),
+		"status_values": labels, "call_log": true})
+	record := func(name, typed string) string {
+		return nh.AddRecord(folder, map[string]any{"ПІБ": name, "Телефон": typed, "Компанія": "ТОВ " + name})
+	}
+	olena := record("Олена", "+380 67 100 00 01")
+	petro := record("Петро", "067 100 0002")
+	other := record("Інший", "+380 67 100 00 021") // listed first for Петро's number, not his
+	twins := []string{record("Іван", "+380671000003"), record("Іван (дубль)", "067 100 00 03")}
+	oldCard := record("Стара картка", "+380 50 000 00 00")
+
+	// The lookup picks the one person, as typed; several is none.
+	if code, a, _ := agentInit(t, in, integ, map[string]any{"phone_number": "+380671000002"}); code != http.StatusOK ||
+		a.Vars["client_name"] != "Петро" || a.Vars["company"] != "ТОВ Петро" {
+		t.Errorf("agent-init for Петро: %d %v", code, a.Vars)
+	}
+	if code, a, _ := agentInit(t, in, integ, map[string]any{"phone_number": "+380671000003"}); code != http.StatusOK ||
+		cmp.Or(a.Vars["client_name"], any("")) != "" {
+		t.Errorf("agent-init for an ambiguous phone: %d %v", code, a.Vars)
+	}
 
 	calls := []struct {
-		phone, record, target, summary string
+		phone, record, target, summary, reason string
 	}{
-		{"+380671000001", "nh-77", "nh-77", "Олена погодилась на зустріч"}, // record_id wins over the lookup
-		{"+380671000002", "", "nh-2", "Петро передзвонить"},                // found by phone
+		{"+380671000001", oldCard, oldCard, "Олена погодилась на зустріч", ""}, // record_id wins over the lookup
+		{"+380671000002", "", petro, "Петро передзвонить", ""},                 // found by phone, as typed
+		{"+380671000003", "", "", "Іван щось сказав", ""},                      // two records: no_record
+		{"+380671000009", "", "", "Хтось невідомий", ""},                       // no record: no_record
+		{"+380671000001", "", olena, "", "no_answer"},                          // failed: Олена gets "Не відповів"
 	}
 	for i, c := range calls {
 		body := map[string]any{"phone_number": c.phone}
@@ -664,54 +694,63 @@ func TestPeersNetHunt(t *testing.T) {
 		id := originateOn(t, in, integ, body)
 		awaitDialled(t, admin, id)
 		conv := fmt.Sprintf("conv-nh-%d", i)
-		callEvent(t, in, integ, map[string]any{"eventType": "call_end", "callId": id, "conversation_id": conv, "duration": 60})
-		awaitStatus(t, admin, id, "waiting_postcall")
-		postcall(t, in, integ, transcription(conv, 60, elAnalysis(c.summary, nil), nil))
-		awaitCall(t, admin, id, "its NetHunt update delivered", func(c peerCall) bool {
-			return c.Status == "completed" && len(c.CRM) == 1 && c.CRM[0].Status == "delivered"
+		if c.reason != "" {
+			callEvent(t, in, integ, map[string]any{"eventType": "call_end", "callId": id, "conversation_id": conv, "reason": c.reason})
+		} else {
+			callEvent(t, in, integ, map[string]any{"eventType": "call_end", "callId": id, "conversation_id": conv, "duration": 60})
+			awaitStatus(t, admin, id, "waiting_postcall")
+			postcall(t, in, integ, transcription(conv, 60, elAnalysis(c.summary, nil), nil))
+		}
+		want := "delivered"
+		if c.target == "" {
+			want = "no_record"
+		}
+		got := awaitCall(t, admin, id, "its NetHunt update "+want, func(pc peerCall) bool {
+			return len(pc.CRM) == 1 && pc.CRM[0].Status == want
 		})
+		if c.target == "" {
+			if d := got.CRM[0]; d.Attempts != 1 || d.NextAttempt != nil || d.LastError == nil || strings.Contains(*d.LastError, c.phone) {
+				t.Errorf("%s: delivery %+v (lastError %s)", c.phone, d, deref(d.LastError))
+			}
+			continue
+		}
+		rec, _ := nh.Record(c.target)
+		outcome := deref(got.Outcome)
+		if label := cmp.Or(labels[outcome], outcome); rec.Fields["Статус угоди"] != label {
+			t.Errorf("%s: record %s status %v, want %q (outcome %q)", c.phone, c.target, rec.Fields["Статус угоди"], label, outcome)
+		}
+		if comments := nh.Comments(c.target); c.summary != "" && (len(comments) != 1 || comments[0].Text != c.summary) {
+			t.Errorf("%s: comments %+v", c.phone, comments)
+		}
+		if logs := nh.CallLogs(c.target); len(logs) != 1 || !strings.HasPrefix(logs[0].Text, cmp.Or(labels[outcome], outcome)) {
+			t.Errorf("%s: call logs %+v", c.phone, logs)
+		}
 	}
-
+	for _, untouched := range append([]string{other}, twins...) {
+		if r, _ := nh.Record(untouched); r.Fields["Статус угоди"] != nil || len(nh.Comments(untouched)) != 0 {
+			t.Errorf("record %s (%v) was written to", untouched, r.Fields["ПІБ"])
+		}
+	}
 	for _, r := range nh.Requests() {
-		if user, pass, ok := basicAuth(r.Header); !ok || user != servicetest.FakeNetHuntEmail || pass != servicetest.FakeNetHuntAPIKey {
-			t.Errorf("%s %s without NetHunt's Basic auth", r.Method, r.Path)
+		if r.Status == http.StatusUnauthorized {
+			t.Errorf("%s %s refused: %s", r.Method, r.Path, r.Body)
 		}
 	}
-	for _, c := range calls {
-		finds := nh.Where(func(r servicetest.CRMRequest) bool {
-			return r.Method == "GET" && r.Path == "/nethunt/searches/find-record/f1" && r.Query.Get("query") == `"Телефон":`+c.phone
-		})
-		if len(finds) == 0 || finds[0].Query.Get("limit") != "1" {
-			t.Errorf("%s: find-record requests %+v", c.phone, finds)
-		}
-		updates := nh.Where(func(r servicetest.CRMRequest) bool {
-			return r.Method == "POST" && r.Path == "/nethunt/actions/update-record/"+c.target
-		})
-		if len(updates) != 1 {
-			t.Fatalf("%s: %d update-record requests for %s", c.phone, len(updates), c.target)
-		}
-		var update map[string]map[string]map[string]any
-		if err := json.Unmarshal(updates[0].Body, &update); err != nil {
-			t.Fatal(err)
-		}
-		if st := update["fieldActions"]["Статус угоди"]; st["overwrite"] != true || st["add"] != "success" || len(update["fieldActions"]) != 1 {
-			t.Errorf("%s: update-record body %s", c.phone, updates[0].Body)
-		}
-		comments := nh.Where(func(r servicetest.CRMRequest) bool {
-			return r.Method == "POST" && r.Path == "/nethunt/actions/create-comment/"+c.target
-		})
-		if len(comments) != 1 || comments[0].JSON(t)["text"] != c.summary {
-			t.Errorf("%s: create-comment requests %+v", c.phone, comments)
-		}
+	writes := len(nh.Writes())
+	holdsFor(t, 300*time.Millisecond, "no_record updates not retried", func() bool {
+		env.Clock.Advance(time.Hour)
+		in.Workers.Outbox.Kick()
+		return len(nh.Writes()) == writes
+	})
+	if in.CRM.Breakers().State(integ.ID.String()) != gobreaker.StateClosed {
+		t.Error("misses moved the CRM breaker")
 	}
-	if n := len(nh.Where(func(r servicetest.CRMRequest) bool { return r.Path == "/nethunt/actions/update-record/nh-1" })); n != 0 {
-		t.Errorf("record nh-1 updated %d times although the call named nh-77", n)
+	if v := in.Metric(t, "callqueue_crm_deliveries_total", `integration_id="`+integ.ID.String()+`"`, `result="no_record"`); v != 2 {
+		t.Errorf(`callqueue_crm_deliveries_total{result="no_record"} = %v, want 2`, v)
 	}
-}
-
-func basicAuth(h http.Header) (string, string, bool) {
-	r := &http.Request{Header: h}
-	return r.BasicAuth()
+	if v := in.Metric(t, "callqueue_crm_ambiguous_lookups_total", `integration_id="`+integ.ID.String()+`"`); v < 2 {
+		t.Errorf("callqueue_crm_ambiguous_lookups_total = %v, want at least 2 (agent-init and the update)", v)
+	}
 }
 
 type agentInitAnswer struct {

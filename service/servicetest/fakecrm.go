@@ -6,19 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// Credentials the fake CRM expects: CRM_WEBHOOK_SECRET signs requests to
-// the webhook endpoints; NetHunt's endpoints want HTTP Basic auth.
-const (
-	FakeCRMSecret     = "crm-webhook-secret"
-	FakeNetHuntEmail  = "robot@example.com"
-	FakeNetHuntAPIKey = "nethunt-api-key"
-)
+// FakeCRMSecret is the CRM_WEBHOOK_SECRET that signs requests to the fake
+// CRM's webhook endpoints.
+const FakeCRMSecret = "crm-webhook-secret"
 
 // CRMRequest is one request the fake CRM received.
 type CRMRequest struct {
@@ -49,10 +44,8 @@ type CRMRecord struct {
 	Fields map[string]any
 }
 
-// FakeCRM speaks both CRM adapters' wire formats: the generic webhook CRM
-// at /lookup (GET ?phone=) and /update (POST), and NetHunt's Zapier API
-// under /nethunt (GET searches/find-record/{folder}, POST
-// actions/update-record/{id} and actions/create-comment/{id}). It can be
+// FakeCRM speaks the generic webhook CRM's wire format: /lookup (GET
+// ?phone=) and /update (POST). (NetHunt's fake is crm/nethunttest.) It can be
 // taken down (SetStatus), made to refuse updates (SetUpdateStatus), made slow
 // (SetLookupDelay) or made to hang (Hang).
 type FakeCRM struct {
@@ -79,11 +72,9 @@ func NewFakeCRM(t testing.TB) *FakeCRM {
 	return c
 }
 
-// LookupURL and UpdateURL are the webhook CRM's endpoints; NetHuntURL is
-// the NetHunt base_url.
-func (c *FakeCRM) LookupURL() string  { return c.URL + "/lookup" }
-func (c *FakeCRM) UpdateURL() string  { return c.URL + "/update" }
-func (c *FakeCRM) NetHuntURL() string { return c.URL + "/nethunt" }
+// LookupURL and UpdateURL are the webhook CRM's endpoints.
+func (c *FakeCRM) LookupURL() string { return c.URL + "/lookup" }
+func (c *FakeCRM) UpdateURL() string { return c.URL + "/update" }
 
 // AddRecord makes phone findable.
 func (c *FakeCRM) AddRecord(phone string, r CRMRecord) {
@@ -211,34 +202,6 @@ func (c *FakeCRM) serve(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusOK, map[string]any{"recordId": rec.ID, "name": rec.Name, "fields": rec.Fields})
 	case r.Method == http.MethodPost && r.URL.Path == "/update":
 		answer(http.StatusOK, map[string]any{"ok": true})
-	case strings.HasPrefix(r.URL.Path, "/nethunt/"):
-		if user, pass, ok := r.BasicAuth(); !ok || user != FakeNetHuntEmail || pass != FakeNetHuntAPIKey {
-			answer(http.StatusUnauthorized, map[string]any{"error": "unauthorized"})
-			return
-		}
-		c.serveNetHunt(r, answer)
-	default:
-		answer(http.StatusNotFound, map[string]any{"error": "no such endpoint"})
-	}
-}
-
-func (c *FakeCRM) serveNetHunt(r *http.Request, answer func(int, any)) {
-	path := strings.TrimPrefix(r.URL.Path, "/nethunt")
-	switch {
-	case r.Method == http.MethodGet && strings.HasPrefix(path, "/searches/find-record/"):
-		// query is `"<phone field>":<phone>`; the field's name is the
-		// caller's business (the test checks it), the phone picks the record.
-		_, phone, _ := strings.Cut(r.URL.Query().Get("query"), ":")
-		found := []map[string]any{}
-		if rec, ok := c.record(phone); ok {
-			found = append(found, map[string]any{"id": rec.ID, "name": rec.Name, "fields": rec.Fields,
-				"createdAt": "2026-01-01T00:00:00Z"})
-		}
-		answer(http.StatusOK, found)
-	case r.Method == http.MethodPost && strings.HasPrefix(path, "/actions/update-record/"):
-		answer(http.StatusOK, map[string]any{"id": strings.TrimPrefix(path, "/actions/update-record/")})
-	case r.Method == http.MethodPost && strings.HasPrefix(path, "/actions/create-comment/"):
-		answer(http.StatusOK, map[string]any{"id": "comment-1"})
 	default:
 		answer(http.StatusNotFound, map[string]any{"error": "no such endpoint"})
 	}
@@ -283,7 +246,7 @@ func (c *FakeCRM) Where(match func(CRMRequest) bool) []CRMRequest {
 	return out
 }
 
-// Lookups are the lookup requests (webhook and NetHunt).
+// Lookups are the lookup requests.
 func (c *FakeCRM) Lookups() []CRMRequest {
 	return c.Where(func(r CRMRequest) bool { return r.Method == http.MethodGet })
 }
