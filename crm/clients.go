@@ -31,8 +31,9 @@ type Clients struct {
 	// OnAmbiguous, when set, hears of each lookup that found several
 	// different records for one phone and so took none (to log and count).
 	OnAmbiguous func(integrationID uuid.UUID, matches int)
-	// now is the clock Retry-After holds are measured on.
-	now func() time.Time
+	// Now is the clock Retry-After holds are measured on (the service's,
+	// so that they agree with the outbox's schedule).
+	Now func() time.Time
 
 	mu    sync.Mutex
 	cache map[uuid.UUID]cachedClient
@@ -58,7 +59,7 @@ func NewClients(src Source, httpClient *http.Client, breakers *breaker.Set[any])
 	if httpClient == nil {
 		httpClient = egress.NewClient(egress.Policy{}, TimeoutDefault)
 	}
-	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, now: time.Now,
+	return &Clients{src: src, http: httpClient, breakers: breakers, ttl: ClientTTLDefault, Now: time.Now,
 		cache: map[uuid.UUID]cachedClient{}, holdUntil: map[uuid.UUID]time.Time{}}
 }
 
@@ -157,7 +158,7 @@ func (c *Clients) held(id uuid.UUID) error {
 	c.mu.Lock()
 	until := c.holdUntil[id]
 	c.mu.Unlock()
-	if wait := until.Sub(c.now()); wait > 0 {
+	if wait := until.Sub(c.Now()); wait > 0 {
 		return &RateLimitedError{After: wait, Held: true}
 	}
 	return nil
@@ -169,7 +170,7 @@ func (c *Clients) hold(id uuid.UUID, err error) {
 	if wait <= 0 {
 		return
 	}
-	until := c.now().Add(wait)
+	until := c.Now().Add(wait)
 	c.mu.Lock()
 	if until.After(c.holdUntil[id]) {
 		c.holdUntil[id] = until

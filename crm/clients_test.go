@@ -92,7 +92,7 @@ func TestClientsObeyRetryAfter(t *testing.T) {
 	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
 	c, id, _ := netHuntClients(t, nh)
 	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
-	c.SetClock(func() time.Time { return now })
+	c.Now = func() time.Time { return now }
 	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
 
 	nh.RateLimit(1, "30")

@@ -262,6 +262,7 @@ func (s *Service) wire(ctx context.Context) error {
 	s.CRM = crm.NewClients(s.Store, s.opt.CRMClient, breaker.NewSet[any](breaker.Settings{
 		Peer: "crm", OpenFor: s.opt.BreakerOpenFor, IsSuccessful: crm.IsPermanent,
 	}))
+	s.CRM.Now = s.opt.Clock.Now
 	s.CRM.OnAmbiguous = func(id uuid.UUID, matches int) {
 		s.Metrics.CRMAmbiguous.WithLabelValues(id.String()).Inc()
 		s.log.Warn().Str("integration_id", id.String()).Int("matches", matches).
