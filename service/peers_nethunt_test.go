@@ -23,17 +23,10 @@ import (
 // closed, and agent-init answers without CRM variables.
 func TestPeersNetHunt(t *testing.T) {
 	t.Parallel()
-	env := servicetest.New(t)
-	va := servicetest.NewFakeVA(t)
-	nh := nethunttest.New(t)
-	in := env.Start(servicetest.Options{})
-	admin := env.Admin(in, "owner-a")
-	integ := admin.CreateIntegration("NetHunt", va, map[string]any{"max_attempts": 1})
 	const folder = "5f1b2c3d4e5f6a7b8c9d0eaa"
-	nh.AddFolder(folder, nethunttest.Field{Name: "ПІБ"}, nethunttest.Field{Name: "Телефон", Multi: true},
-		nethunttest.Field{Name: "Статус угоди"}, nethunttest.Field{Name: "Компанія"}, nethunttest.Field{Name: "Джерело"})
-	admin.AddSecret(integ, "NETHUNT_EMAIL", nethunttest.Email)
-	admin.AddSecret(integ, "NETHUNT_API_KEY", nethunttest.APIKey)
+	env, in, admin, integ, nh := netHuntPeers(t, map[string]any{"max_attempts": 1}, folder, nethunttest.Field{Name: "ПІБ"},
+		nethunttest.Field{Name: "Телефон", Multi: true}, nethunttest.Field{Name: "Статус угоди"},
+		nethunttest.Field{Name: "Компанія"}, nethunttest.Field{Name: "Джерело"})
 	admin.PutConfig(integ, "crm_fields", map[string]any{"phone": "Телефон", "status": "Статус угоди", "name": "ПІБ",
 		"company": "Компанія", "source": "Джерело"})
 	labels := map[string]string{"completed": "Подзвонили", "no_answer": "Не відповів"}
@@ -140,16 +133,9 @@ func TestPeersNetHunt(t *testing.T) {
 // nothing is sent before, and it is delivered once after.
 func TestPeersNetHuntRetryAfter(t *testing.T) {
 	t.Parallel()
-	env := servicetest.New(t)
-	va := servicetest.NewFakeVA(t)
-	nh := nethunttest.New(t)
-	in := env.Start(servicetest.Options{})
-	admin := env.Admin(in, "owner-a")
-	integ := admin.CreateIntegration("NetHunt 429", va, nil)
-	admin.AddSecret(integ, "NETHUNT_EMAIL", nethunttest.Email)
-	admin.AddSecret(integ, "NETHUNT_API_KEY", nethunttest.APIKey)
 	const folder = "5f1b2c3d4e5f6a7b8c9d0ebb" // its Status is free text: any outcome's name fits
-	nh.AddFolder(folder, nethunttest.Field{Name: "Name"}, nethunttest.Field{Name: "Phone", Multi: true}, nethunttest.Field{Name: "Status"},
+	env, in, admin, integ, nh := netHuntPeers(t, nil, folder, nethunttest.Field{Name: "Name"},
+		nethunttest.Field{Name: "Phone", Multi: true}, nethunttest.Field{Name: "Status"},
 		nethunttest.Field{Name: "Company"}, nethunttest.Field{Name: "Source"})
 	admin.PutConfig(integ, "crm", map[string]any{"kind": "nethunt", "folder_id": folder, "base_url": nh.BaseURL()})
 	rec := nh.AddRecord(folder, map[string]any{"Name": "Олена", "Phone": "+380 67 100 00 01"})
@@ -186,4 +172,22 @@ func TestPeersNetHuntRetryAfter(t *testing.T) {
 	if r, _ := nh.Record(rec); r.Fields["Status"] != deref(done.Outcome) || len(nh.Comments(rec)) != 1 {
 		t.Errorf("record after the pause: %v, comments %v", r.Fields, nh.Comments(rec))
 	}
+}
+
+// netHuntPeers starts a process with an integration dialling a fake VA
+// (with callHandling) and a fake NetHunt holding folder with fields, whose
+// credentials the integration has (its crm config is the test's).
+func netHuntPeers(t *testing.T, callHandling map[string]any, folder string, fields ...nethunttest.Field) (
+	*servicetest.Env, *servicetest.Instance, *servicetest.Admin, servicetest.Integration, *nethunttest.Server,
+) {
+	t.Helper()
+	env := servicetest.New(t)
+	nh := nethunttest.New(t)
+	nh.AddFolder(folder, fields...)
+	in := env.Start(servicetest.Options{})
+	admin := env.Admin(in, "owner-a")
+	integ := admin.CreateIntegration("NetHunt", servicetest.NewFakeVA(t), callHandling)
+	admin.AddSecret(integ, "NETHUNT_EMAIL", nethunttest.Email)
+	admin.AddSecret(integ, "NETHUNT_API_KEY", nethunttest.APIKey)
+	return env, in, admin, integ, nh
 }

@@ -168,23 +168,25 @@ func (s *Server) Record(id string) (Record, bool) {
 func (s *Server) Comments(id string) []Comment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Comment
-	for _, c := range s.comments {
-		if c.RecordID == id {
-			out = append(out, c)
-		}
-	}
-	return out
+	return onRecord(s.comments, id)
 }
 
 // CallLogs returns the call logs written on record id.
 func (s *Server) CallLogs(id string) []CallLog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []CallLog
-	for _, c := range s.callLogs {
-		if c.RecordID == id {
-			out = append(out, c)
+	return onRecord(s.callLogs, id)
+}
+
+func (c Comment) recordID() string { return c.RecordID }
+func (c CallLog) recordID() string { return c.RecordID }
+
+// onRecord is what of written belongs to record id.
+func onRecord[T interface{ recordID() string }](written []T, id string) []T {
+	var out []T
+	for _, w := range written {
+		if w.recordID() == id {
+			out = append(out, w)
 		}
 	}
 	return out
