@@ -83,7 +83,11 @@ func (n *netHunt) Lookup(ctx context.Context, number string) (*Record, error) {
 	}
 	forms, err := phone.FormsOf(number)
 	if err != nil {
-		return nil, nil //nolint:nilerr // not a number any record can hold: a miss
+		// A caller id without its "+" ("380991234567", as some platforms
+		// send it); a number without its country code cannot be searched.
+		if forms, err = phone.FormsOf("+" + phone.Digits(number)); err != nil {
+			return nil, nil //nolint:nilerr // not a number any record can hold: a miss
+		}
 	}
 	var matches []*Record
 	for _, form := range forms.List() {

@@ -146,6 +146,24 @@ func TestNetHuntLookupAnswers(t *testing.T) {
 			t.Fatalf("queries %q", q)
 		}
 	})
+	t.Run("caller id without its plus", func(t *testing.T) {
+		t.Parallel()
+		nh := nethunttest.New(t)
+		id := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": "099 123 45 67"})
+		got, err := nhClient(t, nh, config.CRM{}, defaultFields, nethunttest.APIKey).Lookup(t.Context(), "380991234567")
+		if err != nil || got == nil || got.ID != id {
+			t.Fatalf("Lookup = %+v, %v; want %s", got, err, id)
+		}
+	})
+	t.Run("not a phone number", func(t *testing.T) {
+		t.Parallel()
+		nh := nethunttest.New(t)
+		nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": "099 123 45 67"})
+		got, err := nhClient(t, nh, config.CRM{}, defaultFields, nethunttest.APIKey).Lookup(t.Context(), "anonymous")
+		if err != nil || got != nil || len(nh.Requests()) != 0 {
+			t.Fatalf("Lookup = %+v, %v after %d requests; want a miss without asking", got, err, len(nh.Requests()))
+		}
+	})
 	t.Run("unknown folder is a miss", func(t *testing.T) {
 		t.Parallel()
 		nh := nethunttest.New(t)

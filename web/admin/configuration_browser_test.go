@@ -75,9 +75,13 @@ func TestConsoleConfiguration(t *testing.T) {
 	b.run("a webhook CRM", chromedp.SetValue(crm+` select[name="kind"]`, "webhook", chromedp.ByQuery))
 	b.fill(crm+` input[name="lookup_url"]`, "https://crm.example.com/lookup")
 	b.fill(crm+` input[name="update_url"]`, "https://crm.example.com/update")
+	b.fill(crm+` textarea[name="status_values"]`, `{"completed": "Подзвонили"}`)
+	b.click(crm + ` input[name="call_log"]`)
 	b.click(crm + ` button[type="submit"]`)
 	b.until("CRM saved", `document.getElementById('status').textContent === 'CRM saved'`)
-	if got := configKey(t, c, in, "crm"); got["kind"] != "webhook" || got["lookup_url"] != "https://crm.example.com/lookup" || got["update_url"] != "https://crm.example.com/update" {
+	if got := configKey(t, c, in, "crm"); got["kind"] != "webhook" || got["lookup_url"] != "https://crm.example.com/lookup" ||
+		got["update_url"] != "https://crm.example.com/update" || got["call_log"] != true ||
+		!reflect.DeepEqual(got["status_values"], map[string]any{"completed": "Подзвонили"}) {
 		t.Fatalf("crm %v", got)
 	}
 	b.fill(`#config-crm_fields input[name="status"]`, "Стан дзвінка")

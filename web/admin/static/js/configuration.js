@@ -140,9 +140,15 @@ export async function configurationTab(ctx, it, panel) {
   });
 
   const cr = cfg.crm || {};
-  const crm = section('crm', 'CRM', 'Where finished calls are reported. NetHunt needs the NETHUNT_EMAIL and NETHUNT_API_KEY secrets; the webhook CRM signs with CRM_WEBHOOK_SECRET.', [
+  const labels = h('textarea', {name: 'status_values', rows: 3, class: 'mono', spellcheck: 'false',
+    placeholder: '{"completed": "Called", "no_answer": "No answer"}'});
+  labels.value = cr.status_values ? jsonText(cr.status_values) : '';
+  const callLog = h('input', {type: 'checkbox', name: 'call_log', id: uid(), checked: !!cr.call_log});
+  const crm = section('crm', 'CRM', 'Where finished calls are reported. NetHunt needs the NETHUNT_EMAIL and NETHUNT_API_KEY secrets (set them first: saving checks them, the folder and the field names with NetHunt); the webhook CRM signs with CRM_WEBHOOK_SECRET.', [
     h('div', {class: 'row'}, field('Kind', select('kind', cr.kind, ['none', 'nethunt', 'webhook'])), field('Folder id (nethunt)', text('folder_id', cr.folder_id)),
       field('Base URL (nethunt)', text('base_url', cr.base_url, {type: 'url'}))),
+    field('Status labels by outcome (nethunt, JSON, optional)', labels, 'The status dropdown’s option for each outcome; others are written as their name.'),
+    h('span', {class: 'check'}, callLog, h('label', {for: callLog.id}, 'Also write NetHunt’s call log (nethunt)')),
     h('div', {class: 'row'}, field('Lookup URL (webhook)', text('lookup_url', cr.lookup_url, {type: 'url'})),
       field('Update URL (webhook)', text('update_url', cr.update_url, {type: 'url'}))),
   ], () => {
@@ -151,6 +157,12 @@ export async function configurationTab(ctx, it, panel) {
       const x = val(crm, n);
       if (x) v[n] = x; else delete v[n];
     }
+    if (labels.value.trim()) {
+      const {value, error} = parseJSON(labels.value);
+      if (error) throw {field: 'status_values', message: `Not valid JSON: ${error}`};
+      v.status_values = value;
+    } else delete v.status_values;
+    if (callLog.checked) v.call_log = true; else delete v.call_log;
     return v;
   });
 
