@@ -374,7 +374,9 @@ func adminSchemas() obj {
 				"id": obj{"type": "integer"}, "attempt": count, "kind": str, "fromStatus": nullStr, "toStatus": nullStr, "detail": object,
 				"traceId": nullStr, "occurredAt": ts}}},
 			"crm": obj{"type": "array", "description": "The call's CRM updates and their delivery.", "items": obj{"type": "object", "properties": obj{
-				"event": str, "status": str, "attempts": count, "lastError": nullStr, "nextAttemptAt": nullTS, "deliveredAt": nullTS}}},
+				"event": str, "status": obj{"type": "string", "enum": []string{"pending", "delivered", "failed", "no_record"},
+					"description": "no_record: the CRM has no record for the call's phone (or several); kept, not retried."},
+				"attempts": count, "lastError": nullStr, "nextAttemptAt": nullTS, "deliveredAt": nullTS}}},
 		}}}},
 		"Stats": obj{"type": "object", "properties": obj{"active": count, "limit": count, "queued": count, "retryScheduled": count,
 			"waitingPostcall": count, "completed": count, "failed": count, "cancelled": count}},
