@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,7 +99,7 @@ func (n *netHunt) Lookup(ctx context.Context, number string) (*Record, error) {
 		for _, r := range found {
 			id := cmp.Or(r.RecordID, r.ID)
 			if id == "" || !phoneMatches(r.Fields[n.phoneField], forms.NSN) ||
-				containsRecord(matches, id) {
+				slices.ContainsFunc(matches, func(m *Record) bool { return m.ID == id }) {
 				continue
 			}
 			matches = append(matches, &Record{ID: id, Name: r.Name, Fields: r.Fields})
@@ -111,15 +112,6 @@ func (n *netHunt) Lookup(ctx context.Context, number string) (*Record, error) {
 		return matches[0], nil
 	}
 	return nil, &AmbiguousError{Matches: len(matches)}
-}
-
-func containsRecord(rs []*Record, id string) bool {
-	for _, r := range rs {
-		if r.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // phoneMatches reports whether a phone field's value (a string, or an

@@ -19,7 +19,7 @@ type Forms struct {
 // FormsOf returns the typed forms of an E.164 number.
 func FormsOf(e164 string) (Forms, error) {
 	n, err := phonenumbers.Parse(e164, "")
-	if err != nil || !strings.HasPrefix(e164, "+") {
+	if err != nil || !strings.HasPrefix(e164, "+") || !phonenumbers.IsPossibleNumber(n) {
 		return Forms{}, ErrInvalid
 	}
 	return Forms{

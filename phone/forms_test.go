@@ -31,7 +31,7 @@ func TestFormsOf(t *testing.T) {
 			t.Errorf("FormsOf(%q).List() = %v, want %v", tt.e164, l, tt.list)
 		}
 	}
-	for _, bad := range []string{"", "0991234567", "+", "call me"} {
+	for _, bad := range []string{"", "0991234567", "+", "call me", "+3801", "+380991234567890123"} {
 		if _, err := FormsOf(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("FormsOf(%q) = %v, want ErrInvalid", bad, err)
 		}
