@@ -53,8 +53,8 @@ var (
 	exCall = obj{"id": "0194c9a2-7b1e-7c3d-9f10-2a3b4c5d6e7f", "integrationId": exIntegrationID, "phoneNumber": "+380994829573",
 		"recordId": "rec-1024", "status": "completed", "priority": 0, "attempt": 1, "maxAttempts": 3, "nextRetryAt": nil,
 		"externalCallId": "va-5521", "conversationId": "conv_xyz789", "durationSecs": 45, "outcome": "completed",
-		"dynamicVariables": obj{"client_name": "Іван"}, "dialState": "accepted", "queuedAt": "2026-01-21T12:39:12Z",
-		"createdAt": "2026-01-21T12:39:12Z", "updatedAt": "2026-01-21T12:40:30Z"}
+		"dynamicVariables": obj{"client_name": "Іван"}, "dialState": "accepted", "dataStore": "everything",
+		"queuedAt": "2026-01-21T12:39:12Z", "createdAt": "2026-01-21T12:39:12Z", "updatedAt": "2026-01-21T12:40:30Z"}
 	pageParams = []obj{
 		{"name": "limit", "in": "query", "description": "1 to 1000 (default 50).", "schema": obj{"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
 		{"name": "offset", "in": "query", "schema": obj{"type": "integer", "minimum": 0, "default": 0}},
@@ -368,7 +368,9 @@ func adminSchemas() obj {
 			"priority": obj{"type": "integer"}, "attempt": count, "maxAttempts": count, "nextRetryAt": nullTS,
 			"externalCallId": nullStr, "conversationId": nullStr, "durationSecs": obj{"type": []string{"number", "null"}},
 			"outcome": nullStr, "summary": nullStr, "dynamicVariables": object, "transcript": obj{}, "analysis": obj{}, "metadata": obj{},
-			"dialState": str, "traceId": nullStr, "queuedAt": ts, "slotTakenAt": nullTS, "createdAt": ts, "updatedAt": ts}},
+			"dialState": str, "traceId": nullStr, "queuedAt": ts, "slotTakenAt": nullTS, "createdAt": ts, "updatedAt": ts,
+			"dataStore": obj{"type": "string", "enum": []string{"everything", "no_content", "minimal"},
+				"description": "The data.store mode the call's content was stored under."}}},
 		"CallWithEvents": obj{"allOf": []obj{schemaRef("Call"), {"type": "object", "properties": obj{
 			"events": obj{"type": "array", "description": "The call's history, oldest first.", "items": obj{"type": "object", "properties": obj{
 				"id": obj{"type": "integer"}, "attempt": count, "kind": str, "fromStatus": nullStr, "toStatus": nullStr, "detail": object,

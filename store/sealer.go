@@ -3,7 +3,9 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -11,7 +13,12 @@ import (
 // Sealer encrypts values at rest with AES-256-GCM. Each value is bound to
 // its context (what it is and whose) as additional data, so a ciphertext
 // copied to another row does not decrypt.
-type Sealer struct{ aead cipher.AEAD }
+type Sealer struct {
+	aead cipher.AEAD
+	// phoneKey keys the hashes of phone numbers (PhoneHash), derived from
+	// the secret key so that it is never the encryption key itself.
+	phoneKey []byte
+}
 
 // NewSealer takes a 32-byte key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -26,7 +33,19 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: aead}, nil
+	derive := hmac.New(sha256.New, key)
+	derive.Write([]byte("callqueue phone hash v1"))
+	return &Sealer{aead: aead, phoneKey: derive.Sum(nil)}, nil
+}
+
+// PhoneHash is the keyed hash (HMAC-SHA256) of an E.164 number: what an
+// erased person's suppression keeps. Without the secret key, nobody can
+// test guesses against it (a plain hash of a phone number is reversed by
+// trying every number).
+func (s *Sealer) PhoneHash(e164 string) []byte {
+	m := hmac.New(sha256.New, s.phoneKey)
+	m.Write([]byte(e164))
+	return m.Sum(nil)
 }
 
 // Seal encrypts plaintext; the result is nonce || ciphertext.
@@ -68,4 +87,13 @@ func Preview(value string) string {
 		return "…" + string(r[len(r)-2:])
 	}
 	return string(r[:3]) + "…" + string(r[len(r)-2:])
+}
+
+// phoneHash is the keyed hash of an E.164 number (Sealer.PhoneHash); nil
+// for a store opened without a key (commands that never see a number).
+func (s *Store) phoneHash(e164 string) []byte {
+	if s.sealer == nil {
+		return nil
+	}
+	return s.sealer.PhoneHash(e164)
 }
