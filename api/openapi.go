@@ -175,6 +175,23 @@ var adminDocs = map[string]opDoc{
 			obj{"id": "handler-uuid-4", "name": "health", "method": "GET", "url": "sofa/health", "body": nil, "order": 1}}},
 		errors: []int{400, 404, 413, 422, 502}},
 
+	"GET /api/people/{phone}": {summary: "Everything stored about a person", tag: "People",
+		description: "Right of access: the number's calls (with their history, transcripts, analyses and CRM updates) and " +
+			"suppressions in your integrations, or in the one integrationId names, as one document (at most 1,000 calls; " +
+			"truncated says when there are more).",
+		query:    []obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}},
+		response: obj{"type": "object"}, example: obj{"phoneNumber": "+380994829573", "calls": []any{}, "suppressions": []any{}, "truncated": false},
+		errors:   []int{400, 404}},
+	"DELETE /api/people/{phone}": {summary: "Erase a person", tag: "People",
+		description: "Right to erasure: deletes the number's calls with their history, attempts, parked events, CRM updates and " +
+			"analyses, in your integrations or the one integrationId names. A suppression of the number survives as a keyed " +
+			"hash: the number is still never dialled, and the suppressions list shows the entry as erased. The audit entry " +
+			"names no number. 409 while a call to the number is in progress.",
+		query:    []obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}},
+		response: obj{"type": "object"}, example: obj{"erased": obj{"calls": 2, "events": 14, "attempts": 3, "crmUpdates": 2,
+			"analyses": 0, "parkedEvents": 0, "idempotencyKeys": 1, "suppressions": 1}},
+		errors: []int{400, 404, 409}},
+
 	"GET /api/integrations/{id}/audit-logs": {summary: "An integration's audit log", tag: "Audit", totalCount: true,
 		description: "Who changed what and when, newest first; secret values never appear.", query: pageParams,
 		response: obj{"type": "array", "items": schemaRef("AuditEntry")}, errors: []int{400, 404}},
