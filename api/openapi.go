@@ -181,7 +181,7 @@ var adminDocs = map[string]opDoc{
 			"truncated says when there are more).",
 		query:    []obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}},
 		response: obj{"type": "object"}, example: obj{"phoneNumber": "+380994829573", "calls": []any{}, "suppressions": []any{}, "truncated": false},
-		errors:   []int{400, 404}},
+		errors: []int{400, 404}},
 	"DELETE /api/people/{phone}": {summary: "Erase a person", tag: "People",
 		description: "Right to erasure: deletes the number's calls with their history, attempts, parked events, CRM updates and " +
 			"analyses, in your integrations or the one integrationId names. A suppression of the number survives as a keyed " +
