@@ -36,3 +36,10 @@ ALTER TABLE campaigns
     ADD COLUMN removed_failed     integer NOT NULL DEFAULT 0 CHECK (removed_failed >= 0),
     ADD COLUMN removed_cancelled  integer NOT NULL DEFAULT 0 CHECK (removed_cancelled >= 0),
     ADD COLUMN removed_suppressed integer NOT NULL DEFAULT 0 CHECK (removed_suppressed >= 0);
+
+-- When each once-a-day maintenance job last finished, so that however many
+-- replicas run, it runs once a day.
+CREATE TABLE maintenance_runs (
+    job         text PRIMARY KEY,
+    finished_at timestamptz NOT NULL
+);

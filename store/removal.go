@@ -20,12 +20,19 @@ type Removed struct {
 	IdempotencyKeys int `json:"idempotencyKeys"`
 }
 
+// ByTable is how many rows left each table.
+func (r Removed) ByTable() map[string]int {
+	return map[string]int{"calls": r.Calls, "call_events": r.Events, "call_attempts": r.Attempts, "crm_outbox": r.CRMUpdates,
+		"pending_analyses": r.Analyses, "parked_events": r.ParkedEvents, "processed_keys": r.IdempotencyKeys}
+}
+
 // Rows is every row deleted.
 func (r Removed) Rows() int {
 	return r.Calls + r.Events + r.Attempts + r.CRMUpdates + r.Analyses + r.ParkedEvents + r.IdempotencyKeys
 }
 
-func (r *Removed) add(o Removed) {
+// Add adds o's counts to r's.
+func (r *Removed) Add(o Removed) {
 	r.Calls += o.Calls
 	r.Events += o.Events
 	r.Attempts += o.Attempts
