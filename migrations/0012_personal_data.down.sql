@@ -1,3 +1,4 @@
+DROP TABLE IF EXISTS phone_hash_key;
 DROP TABLE IF EXISTS maintenance_runs;
 ALTER TABLE campaigns DROP COLUMN IF EXISTS removed_completed, DROP COLUMN IF EXISTS removed_failed,
     DROP COLUMN IF EXISTS removed_cancelled, DROP COLUMN IF EXISTS removed_suppressed;

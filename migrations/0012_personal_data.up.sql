@@ -43,3 +43,11 @@ CREATE TABLE maintenance_runs (
     job         text PRIMARY KEY,
     finished_at timestamptz NOT NULL
 );
+
+-- The key of phone numbers' hashes, sealed under CALLQUEUE_SECRET_KEY (from
+-- which it was first derived): a key rotation re-seals it, so the hashes of
+-- erased people's numbers keep matching.
+CREATE TABLE phone_hash_key (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    key_enc   bytea NOT NULL
+);

@@ -121,7 +121,11 @@ const processedKeyTTL = 8 * 24 * time.Hour
 // gained a queued call.
 func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time) ([]uuid.UUID, error) {
 	var touched []uuid.UUID
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		touched = touched[:0]
 		configs := map[uuid.UUID]config.Integration{}
 		for _, c := range calls {
@@ -165,7 +169,7 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone, data_store, phone_hash)
 				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
 				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, cfg.CallHandling.MaxAttempts, c.ReceivedAt, vars, nullable(c.TraceID),
-				nullable(c.Timezone), cfg.Data().Store, s.phoneHash(c.PhoneNumber))
+				nullable(c.Timezone), cfg.Data().Store, hash(c.PhoneNumber))
 			if err != nil {
 				return fmt.Errorf("insert call %s: %w", c.ID, err)
 			}

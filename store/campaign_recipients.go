@@ -39,7 +39,11 @@ func (r Recipient) key() string {
 func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid.UUID, recipients []Recipient, now time.Time) (uuid.UUID, int, error) {
 	var integrationID uuid.UUID
 	added := 0
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return uuid.Nil, 0, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		// The campaign's row lock orders concurrent uploads to it.
 		c, err := lockCampaign(ctx, tx, owner, campaignID)
 		if err != nil {
@@ -84,7 +88,7 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 			id := [16]byte(uuid.Must(uuid.NewV7()))
 			callRows = append(callRows, []any{id, integ, campaign, r.PhoneNumber, nullable(r.RecordID),
 				nullable(r.ExternalID), nullable(r.Timezone), "queued", 0, handling.MaxAttempts, now, wait, vars, now, now,
-				dataStore, s.phoneHash(r.PhoneNumber)})
+				dataStore, hash(r.PhoneNumber)})
 			history = append(history, []any{id, 0, "queued", "queued", queued, now})
 		}
 		if len(callRows) == 0 {

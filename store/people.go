@@ -49,7 +49,11 @@ var ErrPersonBusy = errors.New("a call to this number is in progress")
 // integrations, or in one of them (integrationID not uuid.Nil).
 func (s *Store) PersonData(ctx context.Context, owner string, integrationID uuid.UUID, phone string) (Person, error) {
 	p := Person{PhoneNumber: phone, Calls: []PersonCall{}}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return p, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if integrationID != uuid.Nil {
 			if err := ownIntegration(ctx, tx, owner, integrationID); err != nil {
 				return err
@@ -105,7 +109,7 @@ func (s *Store) PersonData(ctx context.Context, owner string, integrationID uuid
 		}); err != nil {
 			return err
 		}
-		p.Suppressions, err = s.personSuppressions(ctx, tx, owner, integrationID, phone)
+		p.Suppressions, err = personSuppressions(ctx, tx, owner, integrationID, phone, hash(phone))
 		return err
 	})
 	return p, err
@@ -113,12 +117,12 @@ func (s *Store) PersonData(ctx context.Context, owner string, integrationID uuid
 
 // personSuppressions are owner's suppressions of phone in scope (one
 // integration's own and the owner-wide ones, or all), erased ones included.
-func (s *Store) personSuppressions(ctx context.Context, tx pgx.Tx, owner string, integrationID uuid.UUID, phone string) ([]Suppression, error) {
+func personSuppressions(ctx context.Context, tx pgx.Tx, owner string, integrationID uuid.UUID, phone string, hash []byte) ([]Suppression, error) {
 	rows, err := tx.Query(ctx, `SELECT id, integration_id, COALESCE(phone_number, ''), phone_number IS NULL, reason, expires_at,
 			created_at FROM suppressions
 		WHERE owner_id = $1 AND ($2::uuid IS NULL OR integration_id IS NULL OR integration_id = $2)
 			AND (phone_number = $3 OR (phone_number IS NULL AND phone_hash = $4))
-		ORDER BY created_at, id`, owner, nilIfZero(integrationID), phone, s.phoneHash(phone))
+		ORDER BY created_at, id`, owner, nilIfZero(integrationID), phone, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +152,12 @@ type Erased struct {
 // the calls holds a slot: nothing is erased then.
 func (s *Store) ErasePerson(ctx context.Context, owner string, integrationID uuid.UUID, phone string, now time.Time) (Erased, error) {
 	var out Erased
-	hash := s.phoneHash(phone)
-	if hash == nil {
-		return out, errors.New("erasure needs the secret key")
+	hasher, err := s.phoneHasher(ctx)
+	if err != nil {
+		return out, err
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash := hasher(phone)
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out = Erased{}
 		if integrationID != uuid.Nil {
 			if err := ownIntegration(ctx, tx, owner, integrationID); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/store/storetest"
 )
 
 // callTo queues a call of integ to number.
@@ -150,5 +151,31 @@ func TestErasePersonWaitsForLiveCall(t *testing.T) {
 	}
 	if _, err := s.ErasePerson(t.Context(), "owner-b", in.ID, number, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another owner's erasure of this integration: %v, want ErrNotFound", err)
+	}
+}
+
+// TestErasedSuppressionSurvivesKeyRotation: after the secret key is
+// rotated, the hash an erased suppression keeps still matches the number,
+// which is still never dialled.
+func TestErasedSuppressionSurvivesKeyRotation(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := activeIntegration(t, s, nil)
+	const number = "+380631234500"
+	if _, err := s.AddSuppressions(t.Context(), "owner-a", in.ID, []store.Suppression{{PhoneNumber: number}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ErasePerson(t.Context(), "owner-a", in.ID, number, t0); err != nil {
+		t.Fatal(err)
+	}
+	newKey := randomSealer(t)
+	if _, err := s.RotateKey(t.Context(), newSealer(t, string(storetest.SecretKey)), newKey); err != nil {
+		t.Fatal(err)
+	}
+	rotated := store.New(s.Pool(), newKey)
+	id := callTo(t, rotated, in.ID, number, t0.Add(time.Hour))
+	claim(t, rotated, in.ID, t0.Add(time.Hour))
+	if c := getCall(t, rotated, id); c.Status != callstate.Cancelled || deref(c.Outcome) != callstate.OutcomeSuppressed {
+		t.Fatalf("call after the rotation: %s/%s, want cancelled/suppressed", c.Status, deref(c.Outcome))
 	}
 }

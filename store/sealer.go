@@ -15,9 +15,10 @@ import (
 // copied to another row does not decrypt.
 type Sealer struct {
 	aead cipher.AEAD
-	// phoneKey keys the hashes of phone numbers (PhoneHash), derived from
-	// the secret key so that it is never the encryption key itself.
-	phoneKey []byte
+	// derivedPhoneKey is the key of phone numbers' hashes derived from the
+	// secret key (never the encryption key itself); the database keeps the
+	// one in use, sealed (see phoneHasher).
+	derivedPhoneKey []byte
 }
 
 // NewSealer takes a 32-byte key.
@@ -35,18 +36,9 @@ func NewSealer(key []byte) (*Sealer, error) {
 	}
 	derive := hmac.New(sha256.New, key)
 	derive.Write([]byte("callqueue phone hash v1"))
-	return &Sealer{aead: aead, phoneKey: derive.Sum(nil)}, nil
+	return &Sealer{aead: aead, derivedPhoneKey: derive.Sum(nil)}, nil
 }
 
-// PhoneHash is the keyed hash (HMAC-SHA256) of an E.164 number: what an
-// erased person's suppression keeps. Without the secret key, nobody can
-// test guesses against it (a plain hash of a phone number is reversed by
-// trying every number).
-func (s *Sealer) PhoneHash(e164 string) []byte {
-	m := hmac.New(sha256.New, s.phoneKey)
-	m.Write([]byte(e164))
-	return m.Sum(nil)
-}
 
 // Seal encrypts plaintext; the result is nonce || ciphertext.
 func (s *Sealer) Seal(plaintext []byte, context string) []byte {
@@ -89,11 +81,3 @@ func Preview(value string) string {
 	return string(r[:3]) + "…" + string(r[len(r)-2:])
 }
 
-// phoneHash is the keyed hash of an E.164 number (Sealer.PhoneHash); nil
-// for a store opened without a key (commands that never see a number).
-func (s *Store) phoneHash(e164 string) []byte {
-	if s.sealer == nil {
-		return nil
-	}
-	return s.sealer.PhoneHash(e164)
-}

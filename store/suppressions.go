@@ -64,12 +64,16 @@ func (s *Store) AddSuppressions(ctx context.Context, owner string, integrationID
 	if len(entries) == 0 {
 		return 0, nil
 	}
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return 0, err
+	}
 	n := len(entries)
 	ids, phones, reasons := make([]uuid.UUID, n), make([]string, n), make([]string, n)
 	hashes, expires, masked := make([][]byte, n), make([]*time.Time, n), make([]string, 0, min(n, 100))
 	for i, e := range entries {
 		ids[i], phones[i], reasons[i], expires[i] = uuid.Must(uuid.NewV7()), e.PhoneNumber, e.Reason, e.ExpiresAt
-		hashes[i] = s.phoneHash(e.PhoneNumber)
+		hashes[i] = hash(e.PhoneNumber)
 		if reasons[i] == "" {
 			reasons[i] = SuppressionReasonManual
 		}
@@ -82,7 +86,7 @@ func (s *Store) AddSuppressions(ctx context.Context, owner string, integrationID
 		integration = &integrationID
 	}
 	written := 0
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if integrationID != uuid.Nil {
 			if err := ownIntegration(ctx, tx, owner, integrationID); err != nil {
 				return err
@@ -149,10 +153,14 @@ func (s *Store) ListSuppressions(ctx context.Context, owner string, integrationI
 // (uuid.Nil: the owner-wide one), an erased person's included (found by
 // the number's hash); ErrNotFound when there is none.
 func (s *Store) DeleteSuppression(ctx context.Context, owner string, integrationID uuid.UUID, phone string) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return err
+	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM suppressions WHERE owner_id = $1
 			AND (phone_number = $3 OR (phone_number IS NULL AND phone_hash = $4))
-			AND integration_id IS NOT DISTINCT FROM $2::uuid`, owner, nilIfZero(integrationID), phone, s.phoneHash(phone))
+			AND integration_id IS NOT DISTINCT FROM $2::uuid`, owner, nilIfZero(integrationID), phone, hash(phone))
 		if err != nil {
 			return err
 		}
