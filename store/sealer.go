@@ -39,7 +39,6 @@ func NewSealer(key []byte) (*Sealer, error) {
 	return &Sealer{aead: aead, derivedPhoneKey: derive.Sum(nil)}, nil
 }
 
-
 // Seal encrypts plaintext; the result is nonce || ciphertext.
 func (s *Sealer) Seal(plaintext []byte, context string) []byte {
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
@@ -80,4 +79,3 @@ func Preview(value string) string {
 	}
 	return string(r[:3]) + "…" + string(r[len(r)-2:])
 }
-
