@@ -118,23 +118,11 @@ func (s *Store) PersonData(ctx context.Context, owner string, integrationID uuid
 // personSuppressions are owner's suppressions of phone in scope (one
 // integration's own and the owner-wide ones, or all), erased ones included.
 func personSuppressions(ctx context.Context, tx pgx.Tx, owner string, integrationID uuid.UUID, phone string, hash []byte) ([]Suppression, error) {
-	rows, err := tx.Query(ctx, `SELECT id, integration_id, COALESCE(phone_number, ''), phone_number IS NULL, reason, expires_at,
-			created_at FROM suppressions
+	rows, err := tx.Query(ctx, `SELECT `+suppressionColumns+` FROM suppressions
 		WHERE owner_id = $1 AND ($2::uuid IS NULL OR integration_id IS NULL OR integration_id = $2)
 			AND (phone_number = $3 OR (phone_number IS NULL AND phone_hash = $4))
 		ORDER BY created_at, id`, owner, nilIfZero(integrationID), phone, hash)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Suppression, error) {
-		var e Suppression
-		err := row.Scan(&e.ID, &e.IntegrationID, &e.PhoneNumber, &e.Erased, &e.Reason, &e.ExpiresAt, &e.CreatedAt)
-		return e, err
-	})
-	if out == nil {
-		out = []Suppression{}
-	}
-	return out, err
+	return collectSuppressions(rows, err)
 }
 
 // Erased is what an erasure removed, and how many suppressions now keep

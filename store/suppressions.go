@@ -131,10 +131,17 @@ func (s *Store) AddSuppressions(ctx context.Context, owner string, integrationID
 // entries and the owner-wide ones), or with uuid.Nil the owner-wide ones,
 // newest first, expired ones included.
 func (s *Store) ListSuppressions(ctx context.Context, owner string, integrationID uuid.UUID, limit, offset int) ([]Suppression, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, integration_id, COALESCE(phone_number, ''), phone_number IS NULL, reason, expires_at,
-			created_at FROM suppressions
+	rows, err := s.pool.Query(ctx, `SELECT `+suppressionColumns+` FROM suppressions
 		WHERE owner_id = $1 AND (integration_id IS NULL OR integration_id = $2)
 		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`, owner, integrationID, limit, offset)
+	return collectSuppressions(rows, err)
+}
+
+// suppressionColumns are read by collectSuppressions: an erased entry has
+// no number.
+const suppressionColumns = `id, integration_id, COALESCE(phone_number, ''), phone_number IS NULL, reason, expires_at, created_at`
+
+func collectSuppressions(rows pgx.Rows, err error) ([]Suppression, error) {
 	if err != nil {
 		return nil, err
 	}
