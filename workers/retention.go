@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -56,11 +58,11 @@ func (s *Scheduler) RunRetention(ctx context.Context) (store.Removed, error) {
 	if errors.Is(err, store.ErrJobNotDue) {
 		return total, nil
 	}
-	ev := s.w.log.Info()
+	level := zerolog.InfoLevel
 	if err != nil {
-		ev = s.w.log.Error().Err(err)
+		level = zerolog.ErrorLevel
 	}
-	ev.Int("integrations", integrations).Int("calls", total.Calls).Int("rows", total.Rows()).
+	s.w.log.WithLevel(level).Err(err).Int("integrations", integrations).Int("calls", total.Calls).Int("rows", total.Rows()).
 		Dur("took", time.Since(start)).Msg("retention run")
 	return total, err
 }
