@@ -146,6 +146,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("POST /api/suppressions", a.addSuppressions)
 	route("DELETE /api/suppressions/{phone}", a.deleteSuppression)
 
+	route("GET /api/people/{phone}", a.getPerson)
+	route("DELETE /api/people/{phone}", a.erasePerson)
+
 	route("GET /api/integrations/{id}/audit-logs", a.integrationAuditLog)
 	route("GET /api/audit-logs", a.ownerAuditLog)
 	route("GET /api/dead-letters", a.listDeadLetters)
@@ -204,7 +207,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		return
 	default:
-		a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("admin api")
+		// The route's pattern, not its path: a path can hold a phone number.
+		a.log.Error().Err(err).Str("method", r.Method).Str("route", r.Pattern).Msg("admin api")
 		if store.IsTransient(err) {
 			err = jsonhttp.Unavailable("database")
 		}

@@ -143,6 +143,9 @@ func (a *API) checkFreeFormQuota(r *http.Request, integrationID uuid.UUID, key s
 // type of a known key (config.Normalize names the field either way).
 func unreadable(key string, body []byte) bool {
 	def, ok := config.Defaults()[key]
+	if key == config.KeyData {
+		def, ok = config.Data{}, true
+	}
 	if !ok {
 		return false
 	}

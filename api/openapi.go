@@ -53,8 +53,8 @@ var (
 	exCall = obj{"id": "0194c9a2-7b1e-7c3d-9f10-2a3b4c5d6e7f", "integrationId": exIntegrationID, "phoneNumber": "+380994829573",
 		"recordId": "rec-1024", "status": "completed", "priority": 0, "attempt": 1, "maxAttempts": 3, "nextRetryAt": nil,
 		"externalCallId": "va-5521", "conversationId": "conv_xyz789", "durationSecs": 45, "outcome": "completed",
-		"dynamicVariables": obj{"client_name": "Іван"}, "dialState": "accepted", "queuedAt": "2026-01-21T12:39:12Z",
-		"createdAt": "2026-01-21T12:39:12Z", "updatedAt": "2026-01-21T12:40:30Z"}
+		"dynamicVariables": obj{"client_name": "Іван"}, "dialState": "accepted", "dataStore": "everything",
+		"queuedAt": "2026-01-21T12:39:12Z", "createdAt": "2026-01-21T12:39:12Z", "updatedAt": "2026-01-21T12:40:30Z"}
 	pageParams = []obj{
 		{"name": "limit", "in": "query", "description": "1 to 1000 (default 50).", "schema": obj{"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
 		{"name": "offset", "in": "query", "schema": obj{"type": "integer", "minimum": 0, "default": 0}},
@@ -174,6 +174,23 @@ var adminDocs = map[string]opDoc{
 				"body": obj{"phone_number": "+380991234567"}, "order": 0},
 			obj{"id": "handler-uuid-4", "name": "health", "method": "GET", "url": "sofa/health", "body": nil, "order": 1}}},
 		errors: []int{400, 404, 413, 422, 502}},
+
+	"GET /api/people/{phone}": {summary: "Everything stored about a person", tag: "People",
+		description: "Right of access: the number's calls (with their history, transcripts, analyses and CRM updates) and " +
+			"suppressions in your integrations, or in the one integrationId names, as one document (at most 1,000 calls; " +
+			"truncated says when there are more).",
+		query:    []obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}},
+		response: obj{"type": "object"}, example: obj{"phoneNumber": "+380994829573", "calls": []any{}, "suppressions": []any{}, "truncated": false},
+		errors: []int{400, 404}},
+	"DELETE /api/people/{phone}": {summary: "Erase a person", tag: "People",
+		description: "Right to erasure: deletes the number's calls with their history, attempts, parked events, CRM updates and " +
+			"analyses, in your integrations or the one integrationId names. A suppression of the number survives as a keyed " +
+			"hash: the number is still never dialled, and the suppressions list shows the entry as erased. The audit entry " +
+			"names no number. 409 while a call to the number is in progress.",
+		query:    []obj{{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}}},
+		response: obj{"type": "object"}, example: obj{"erased": obj{"calls": 2, "events": 14, "attempts": 3, "crmUpdates": 2,
+			"analyses": 0, "parkedEvents": 0, "idempotencyKeys": 1, "suppressions": 1}},
+		errors: []int{400, 404, 409}},
 
 	"GET /api/integrations/{id}/audit-logs": {summary: "An integration's audit log", tag: "Audit", totalCount: true,
 		description: "Who changed what and when, newest first; secret values never appear.", query: pageParams,
@@ -368,7 +385,9 @@ func adminSchemas() obj {
 			"priority": obj{"type": "integer"}, "attempt": count, "maxAttempts": count, "nextRetryAt": nullTS,
 			"externalCallId": nullStr, "conversationId": nullStr, "durationSecs": obj{"type": []string{"number", "null"}},
 			"outcome": nullStr, "summary": nullStr, "dynamicVariables": object, "transcript": obj{}, "analysis": obj{}, "metadata": obj{},
-			"dialState": str, "traceId": nullStr, "queuedAt": ts, "slotTakenAt": nullTS, "createdAt": ts, "updatedAt": ts}},
+			"dialState": str, "traceId": nullStr, "queuedAt": ts, "slotTakenAt": nullTS, "createdAt": ts, "updatedAt": ts,
+			"dataStore": obj{"type": "string", "enum": []string{"everything", "no_content", "minimal"},
+				"description": "The data.store mode the call's content was stored under."}}},
 		"CallWithEvents": obj{"allOf": []obj{schemaRef("Call"), {"type": "object", "properties": obj{
 			"events": obj{"type": "array", "description": "The call's history, oldest first.", "items": obj{"type": "object", "properties": obj{
 				"id": obj{"type": "integer"}, "attempt": count, "kind": str, "fromStatus": nullStr, "toStatus": nullStr, "detail": object,

@@ -16,7 +16,7 @@ import (
 
 // fuzzKeys are the keys a fuzz input picks from: the known ones, the two
 // read by their own packages, and a free-form one.
-var fuzzKeys = append(append([]string{}, config.KnownKeys...), config.KeyPredial, "analysis", "custom.key")
+var fuzzKeys = append(append([]string{}, config.KnownKeys...), config.KeyPredial, config.KeyData, "analysis", "custom.key")
 
 var configSeeds = []string{
 	`{"concurrency_limit": 3, "min_call_duration_secs": 5, "max_attempts": 3, "retry_delays_secs": [300, 900, 3600]}`,

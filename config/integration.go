@@ -209,8 +209,11 @@ func IsKnown(key string) bool { return slices.Contains(KnownKeys, key) }
 // Normalize validates raw as the value of key and returns it with defaults
 // filled in. Unknown keys are free-form and only need to be valid JSON.
 func Normalize(key string, raw json.RawMessage) (json.RawMessage, error) {
-	if key == KeyPredial {
+	switch key {
+	case KeyPredial:
 		return normalizePredial(raw)
+	case KeyData:
+		return normalizeData(raw)
 	}
 	if !IsKnown(key) {
 		if !json.Valid(raw) {

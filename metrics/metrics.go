@@ -48,6 +48,8 @@ type Metrics struct {
 	// what the limit is kept per; never by address or integration, which
 	// would give an attacker a label per request.
 	RateLimited *prometheus.CounterVec
+	// RetentionDeleted counts the rows the retention job deleted, by table.
+	RetentionDeleted *prometheus.CounterVec
 
 	queueWait         *prometheus.HistogramVec
 	deferred          *prometheus.CounterVec
@@ -133,7 +135,9 @@ func New(build Build) *Metrics {
 	for _, kl := range [][2]string{{"webhook", "integration"}, {"webhook", "ip"}, {"api", "ip"}, {"api", "token"}} {
 		m.RateLimited.WithLabelValues(kl[0], kl[1])
 	}
-	r.MustRegister(m.RateLimited)
+	m.RetentionDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_retention_deleted_rows_total",
+		Help: "Rows deleted by the daily retention job (data.retention_days), by table."}, []string{"table"})
+	r.MustRegister(m.RateLimited, m.RetentionDeleted)
 	r.MustRegister(m.CRMDeliveries, m.CRMAmbiguous, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)

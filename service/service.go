@@ -527,7 +527,7 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(v)
 				}
-				log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("handler panicked")
+				log.Error().Interface("panic", v).Str("route", r.Pattern).Msg("handler panicked")
 				jsonhttp.WriteError(w, errors.New("panic"))
 			}
 		}()

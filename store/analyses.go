@@ -75,7 +75,8 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 		FROM calls c
 		WHERE p.call_id IN (SELECT call_id FROM due WHERE turn <= $5 ORDER BY turn, created_at LIMIT $3)
 			AND (p.locked_until IS NULL OR p.locked_until <= $1) AND c.id = p.call_id
-		RETURNING p.call_id, p.integration_id, p.attempt, p.tries, p.lease_token, c.transcript, c.analysis`,
+		RETURNING p.call_id, p.integration_id, p.attempt, p.tries, p.lease_token, COALESCE(p.transcript, c.transcript),
+			COALESCE(p.agent_analysis, c.analysis)`,
 		c.Now, c.Now.Add(c.Lease), c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
 	if err != nil {
 		return nil, err
@@ -108,9 +109,10 @@ type Amendment struct {
 
 // FinishAnalysis applies a job's settled analysis under its lease (fenced:
 // ErrLeaseLost when another worker took it over), in one transaction: the
-// call's analysis, summary and outcome, a history entry, a suppression
-// when the analysis asks for one, and the call's held CRM update, rebuilt
-// from the amended call and released at once.
+// call's analysis, summary and outcome (as far as the mode that stored
+// the call keeps them), a history entry, a suppression when the analysis
+// asks for one, and the call's held CRM update, amended and released at
+// once.
 func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJob, a Amendment) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM pending_analyses WHERE call_id = $1 AND lease_token = $2`, job.CallID, job.LeaseToken)
@@ -142,8 +144,9 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 			c.Outcome = &a.Outcome
 		}
 		c.UpdatedAt = now
+		kept := c.storedContent()
 		if _, err := tx.Exec(ctx, `UPDATE calls SET analysis = $2::jsonb, summary = $3, outcome = $4, updated_at = $5 WHERE id = $1`,
-			c.ID, jsonText(c.Analysis), c.Summary, c.Outcome, now); err != nil {
+			c.ID, kept.analysis, kept.summary, c.Outcome, now); err != nil {
 			return err
 		}
 		if requestsDoNotCall(c.Analysis) {
@@ -160,8 +163,8 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 	})
 }
 
-// releaseHeldUpdates rebuilds the call's pending CRM updates that no
-// deliverer holds from the amended call and makes them due now; it
+// releaseHeldUpdates amends the call's pending CRM updates that no
+// deliverer holds with the amended analysis and makes them due now; it
 // returns how many it released. An update already sent (or being sent)
 // keeps what it said.
 func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time) (int, error) {
@@ -179,12 +182,13 @@ func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time) 
 		return 0, err
 	}
 	for _, u := range updates {
-		payload, err := json.Marshal(crmPayload(c, u.Event))
+		patch, err := amendedPayload(c, u.Event)
 		if err != nil {
 			return 0, err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE crm_outbox SET payload = $2::jsonb, next_attempt_at = least(next_attempt_at, $3)
-			WHERE id = $1`, u.ID, string(payload), now); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE crm_outbox SET payload = (payload - 'extracted') || $2::jsonb,
+				next_attempt_at = least(next_attempt_at, $3)
+			WHERE id = $1`, u.ID, string(patch), now); err != nil {
 			return 0, err
 		}
 	}

@@ -39,11 +39,17 @@ type Call struct {
 	Analysis         json.RawMessage  `json:"analysis,omitempty"`
 	Metadata         json.RawMessage  `json:"metadata,omitempty"`
 	DialState        string           `json:"dialState"`
-	TraceID          *string          `json:"traceId,omitempty"`
-	QueuedAt         time.Time        `json:"queuedAt"`
-	SlotTakenAt      *time.Time       `json:"slotTakenAt,omitempty"`
-	CreatedAt        time.Time        `json:"createdAt"`
-	UpdatedAt        time.Time        `json:"updatedAt"`
+	// DataStore is the data.store mode its content was stored under.
+	DataStore   string     `json:"dataStore"`
+	TraceID     *string    `json:"traceId,omitempty"`
+	QueuedAt    time.Time  `json:"queuedAt"`
+	SlotTakenAt *time.Time `json:"slotTakenAt,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+
+	// policy is the integration's data policy when the call was read for a
+	// change: what of the content the change may store.
+	policy config.Data
 }
 
 // CallEventRow is one entry of a call's history.
@@ -60,7 +66,8 @@ type CallEventRow struct {
 
 const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
-	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
+	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
+	data_store`
 
 // callListColumns are callColumns for lists: what a call can grow by
 // after it ends (its summary, transcript, analysis and metadata, megabytes
@@ -68,7 +75,8 @@ const callColumns = `id, integration_id, phone_number, record_id, status, priori
 // has it all. Same order as callColumns, so scanCall reads both.
 const callListColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, NULL::text, dynamic_variables, NULL::jsonb, NULL::jsonb,
-	NULL::jsonb, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id`
+	NULL::jsonb, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
+	data_store`
 
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
@@ -81,7 +89,7 @@ func callDest(c *Call) []any {
 	return []any{&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
 		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
 		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt,
-		&c.CampaignID, &c.Timezone, &c.ExternalID}
+		&c.CampaignID, &c.Timezone, &c.ExternalID, &c.DataStore}
 }
 
 // NewCall is a call-originate request taken from the queue.
@@ -113,17 +121,22 @@ const processedKeyTTL = 8 * 24 * time.Hour
 // gained a queued call.
 func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time) ([]uuid.UUID, error) {
 	var touched []uuid.UUID
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		touched = touched[:0]
-		maxAttempts := map[uuid.UUID]int{}
+		configs := map[uuid.UUID]config.Integration{}
 		for _, c := range calls {
-			if _, ok := maxAttempts[c.IntegrationID]; !ok {
+			if _, ok := configs[c.IntegrationID]; !ok {
 				raw, err := loadConfig(ctx, tx, c.IntegrationID)
 				if err != nil {
 					return err
 				}
-				maxAttempts[c.IntegrationID] = config.Decode(raw).CallHandling.MaxAttempts
+				configs[c.IntegrationID] = config.Decode(raw)
 			}
+			cfg := configs[c.IntegrationID]
 			duplicate := false
 			for _, key := range c.IdempotencyKeys {
 				var ref string
@@ -153,10 +166,10 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 				recordID = &c.RecordID
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO calls (id, integration_id, phone_number, record_id, status, priority,
-				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone)
-				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7, $10) ON CONFLICT (id) DO NOTHING`,
-				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, maxAttempts[c.IntegrationID], c.ReceivedAt, vars, nullable(c.TraceID),
-				nullable(c.Timezone))
+				max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone, data_store, phone_hash)
+				VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $7, $7, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+				c.ID, c.IntegrationID, c.PhoneNumber, recordID, c.Priority, cfg.CallHandling.MaxAttempts, c.ReceivedAt, vars, nullable(c.TraceID),
+				nullable(c.Timezone), cfg.Data().Store, hash(c.PhoneNumber))
 			if err != nil {
 				return fmt.Errorf("insert call %s: %w", c.ID, err)
 			}

@@ -200,7 +200,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			// The call finishes now with the agent's analysis; the LLM's
 			// amends it later, off this transaction's critical path. Only
 			// a call that just finished is analysed (what its CRM gets).
-			cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At})
+			cs.queueAnalysis(&c.Call, ev)
 		}
 	}
 	var parked []CallEvent
@@ -281,13 +281,14 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 	for _, c := range out {
 		cfg := configs[c.IntegrationID]
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
+		c.Call.policy = cfg.Data()
 		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
 	}
 	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several
-// integrations' config: call_handling, crm and analysis.
+// integrations' config: call_handling, crm, analysis and data.
 func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
 	raw := map[uuid.UUID]map[string]json.RawMessage{}
 	for _, id := range integrations {
@@ -295,7 +296,7 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 	}
 	if len(integrations) > 0 {
 		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
-			WHERE key IN ('call_handling', 'crm', 'analysis') AND integration_id = ANY($1)`, integrations)
+			WHERE key IN ('call_handling', 'crm', 'analysis', 'data') AND integration_id = ANY($1)`, integrations)
 		if err != nil {
 			return nil, err
 		}
@@ -320,8 +321,10 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 	return out, nil
 }
 
-// NoteEvent adds an entry to the matching call's history without moving
-// it (post-call audio, for instance). An unmatched event is dropped.
+// NoteEvent adds an entry about the call's content (post-call audio) to
+// the matching call's history without moving it. An unmatched event is
+// dropped, and so is the note where the integration's data.store keeps no
+// content.
 func (s *Store) NoteEvent(ctx context.Context, ev CallEvent, kind string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		fresh, err := claimKeys(ctx, tx, ev.At, messageKeys([]CallEvent{ev}))
@@ -333,7 +336,9 @@ func (s *Store) NoteEvent(ctx context.Context, ev CallEvent, kind string) error 
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO call_events (call_id, attempt, kind, detail, trace_id, occurred_at)
-			SELECT id, COALESCE(NULLIF($2, 0), attempt), $3, $4, $5, $6 FROM calls WHERE id = $1 AND integration_id = $7`,
+			SELECT id, COALESCE(NULLIF($2, 0), attempt), $3, $4, $5, $6 FROM calls WHERE id = $1 AND integration_id = $7
+				AND NOT EXISTS (SELECT 1 FROM integration_config k WHERE k.integration_id = $7 AND k.key = 'data'
+					AND k.value->>'store' IN ('no_content', 'minimal'))`,
 			id, attempt, kind, ev.Detail, nullable(ev.TraceID), ev.At, ev.IntegrationID)
 		return err
 	})

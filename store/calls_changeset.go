@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
 )
 
 // changeSet gathers the writes of a transaction's decided changes, so that
@@ -27,7 +29,8 @@ type changeSet struct {
 	// doNotCall are calls whose analysis asks for their number to be suppressed.
 	doNotCall []uuid.UUID
 	outbox    []outboxIntent
-	// analyses are LLM analyses to queue: call, integration, attempt, at.
+	// analyses are LLM analyses to queue: call, integration, attempt, at,
+	// and the content the call's row will not keep (analysisContent).
 	analyses [][]any
 	// claimToken marks the attempts a claim records, so that an ambiguous
 	// COMMIT can be resolved (resolveClaim).
@@ -73,6 +76,13 @@ func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
 	detail["ignored"] = true
 	cs.history = append(cs.history, []any{c.ID, ev.Attempt, string(ev.Event.Kind), string(c.Status), string(c.Status),
 		detail, nullable(ev.TraceID), ev.At})
+}
+
+// queueAnalysis queues an LLM analysis of the post-call ev just recorded
+// on c.
+func (cs *changeSet) queueAnalysis(c *Call, ev CallEvent) {
+	transcript, agentAnalysis := c.analysisContent()
+	cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At, transcript, agentAnalysis})
 }
 
 // record applies decision d of event ev to c in memory and notes the writes.
@@ -151,6 +161,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 			cs.doNotCall = append(cs.doNotCall, c.ID)
 		}
 	}
+	c.noteStorage(ev.Postcall != nil, d.To.Terminal())
 	if d.To == callstate.Queued && ev.Event.Kind == callstate.RetryDue {
 		// A dial that was not sent keeps the call's place in the queue.
 		c.QueuedAt = at
@@ -277,27 +288,33 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			outcomes, exts, convs, summaries = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 			transcripts, analyses, metas     = make([]*string, n), make([]*string, n), make([]*string, n)
 			durations                        = make([]*float64, n)
+			dataStores                       = make([]string, n)
+			clearVariables                   = make([]bool, n)
 			queuedAt, updatedAt              = make([]time.Time, n), make([]time.Time, n)
 		)
 		for i, id := range cs.order {
 			c := cs.calls[id]
 			ids[i], statuses[i], attempts[i], slots[i], retries[i] = c.ID, string(c.Status), c.Attempt, c.SlotTakenAt, c.NextRetryAt
 			outcomes[i], dialStates[i], exts[i], convs[i], durations[i] = c.Outcome, c.DialState, c.ExternalCallID, c.ConversationID, c.DurationSecs
-			transcripts[i], analyses[i], metas[i], summaries[i] = jsonText(c.Transcript), jsonText(c.Analysis), jsonText(c.Metadata), c.Summary
+			kept := c.storedContent()
+			transcripts[i], analyses[i], metas[i], summaries[i] = kept.transcript, kept.analysis, kept.metadata, kept.summary
+			dataStores[i], clearVariables[i] = cmp.Or(c.DataStore, config.StoreEverything), kept.clearVariables
 			queuedAt[i], updatedAt[i] = c.QueuedAt, c.UpdatedAt
 		}
 		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt, slot_taken_at = v.slot,
 				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
 				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
-				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at
+				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at,
+				data_store = v.data_store,
+				dynamic_variables = CASE WHEN v.clear_vars THEN '{}'::jsonb ELSE c.dynamic_variables END
 			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[],
 				$8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[],
-				$16::timestamptz[])
+				$16::timestamptz[], $17::text[], $18::bool[])
 				AS v (id, status, attempt, slot, retry, outcome, dial_state, ext, conv, dur, transcript, analysis, meta, summary,
-				      queued_at, updated_at)
+				      queued_at, updated_at, data_store, clear_vars)
 			WHERE c.id = v.id`,
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
-			summaries, queuedAt, updatedAt); err != nil {
+			summaries, queuedAt, updatedAt, dataStores, clearVariables); err != nil {
 			return fmt.Errorf("update calls: %w", err)
 		}
 	}
@@ -308,9 +325,12 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	if len(cs.analyses) > 0 {
 		calls, integrations := columns2[uuid.UUID, uuid.UUID](cs.analyses)
-		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at)
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[])
-			ON CONFLICT (call_id) DO NOTHING`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
+			SELECT call_id, integration_id, attempt, created_at, transcript::jsonb, agent_analysis::jsonb
+			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[])
+				AS v (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
+			ON CONFLICT (call_id) DO NOTHING`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3),
+			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5)); err != nil {
 			return fmt.Errorf("queue analyses: %w", err)
 		}
 	}

@@ -39,7 +39,11 @@ func (r Recipient) key() string {
 func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid.UUID, recipients []Recipient, now time.Time) (uuid.UUID, int, error) {
 	var integrationID uuid.UUID
 	added := 0
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	hash, err := s.phoneHasher(ctx)
+	if err != nil {
+		return uuid.Nil, 0, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		// The campaign's row lock orders concurrent uploads to it.
 		c, err := lockCampaign(ctx, tx, owner, campaignID)
 		if err != nil {
@@ -58,6 +62,7 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 		if err != nil {
 			return err
 		}
+		dataStore := cfg.Data().Store
 		known, err := knownRecipients(ctx, tx, campaignID, recipients)
 		if err != nil {
 			return err
@@ -82,7 +87,8 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 			}
 			id := [16]byte(uuid.Must(uuid.NewV7()))
 			callRows = append(callRows, []any{id, integ, campaign, r.PhoneNumber, nullable(r.RecordID),
-				nullable(r.ExternalID), nullable(r.Timezone), "queued", 0, handling.MaxAttempts, now, wait, vars, now, now})
+				nullable(r.ExternalID), nullable(r.Timezone), "queued", 0, handling.MaxAttempts, now, wait, vars, now, now,
+				dataStore, hash(r.PhoneNumber)})
 			history = append(history, []any{id, 0, "queued", "queued", queued, now})
 		}
 		if len(callRows) == 0 {
@@ -93,7 +99,7 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 		// indexes stay the last word).
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"calls"}, []string{"id", "integration_id", "campaign_id", "phone_number",
 			"record_id", "external_id", "timezone", "status", "priority", "max_attempts", "queued_at", "not_before",
-			"dynamic_variables", "created_at", "updated_at"}, pgx.CopyFromRows(callRows)); err != nil {
+			"dynamic_variables", "created_at", "updated_at", "data_store", "phone_hash"}, pgx.CopyFromRows(callRows)); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_events"}, []string{"call_id", "attempt", "kind", "to_status", "detail", "occurred_at"},

@@ -78,7 +78,7 @@ func (s CampaignSpec) Overlay() json.RawMessage {
 }
 
 const campaignColumns = `c.id, c.integration_id, c.name, c.status, c.concurrency_limit, c.priority, c.start_at, c.call_handling,
-	c.created_at, c.updated_at`
+	c.created_at, c.updated_at, c.removed_completed, c.removed_failed, c.removed_cancelled, c.removed_suppressed`
 
 // progressColumns count a campaign's calls (alias k) for CampaignProgress.
 const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'),
@@ -92,12 +92,18 @@ func scanCampaign(row pgx.Row) (Campaign, error) {
 	var c Campaign
 	var overlay map[string]json.RawMessage
 	p := &c.Progress
+	var removed CampaignProgress // calls removed by retention or erasure
 	err := row.Scan(&c.ID, &c.IntegrationID, &c.Name, &c.Status, &c.ConcurrencyLimit, &c.Priority, &c.StartAt, &overlay,
-		&c.CreatedAt, &c.UpdatedAt, &p.Total, &p.Queued, &p.Active, &p.RetryScheduled, &p.WaitingPostcall, &p.Completed,
-		&p.Failed, &p.Cancelled, &p.Suppressed)
+		&c.CreatedAt, &c.UpdatedAt, &removed.Completed, &removed.Failed, &removed.Cancelled, &removed.Suppressed,
+		&p.Total, &p.Queued, &p.Active, &p.RetryScheduled, &p.WaitingPostcall, &p.Completed, &p.Failed, &p.Cancelled, &p.Suppressed)
 	if err != nil {
 		return c, notFound(err)
 	}
+	p.Completed += removed.Completed
+	p.Failed += removed.Failed
+	p.Cancelled += removed.Cancelled
+	p.Suppressed += removed.Suppressed
+	p.Total += removed.Completed + removed.Failed + removed.Cancelled + removed.Suppressed
 	c.setOverlay(overlay)
 	return c, nil
 }

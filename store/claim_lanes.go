@@ -199,7 +199,8 @@ func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		args = append(args, l.last.Priority, l.last.QueuedAt, l.last.ID)
 	}
 	rows, err := tx.Query(ctx, `SELECT `+prefixed("c.", callColumns)+`,
-			(SELECT s.reason FROM suppressions s WHERE s.phone_number = c.phone_number AND s.owner_id = $3
+			(SELECT s.reason FROM suppressions s WHERE (s.phone_number = c.phone_number OR s.phone_hash = c.phone_hash)
+				AND s.owner_id = $3
 				AND (s.integration_id IS NULL OR s.integration_id = c.integration_id)
 				AND (s.expires_at IS NULL OR s.expires_at > $4) LIMIT 1)
 		FROM calls c WHERE c.integration_id = $1 AND c.status = 'queued' AND c.not_before IS NULL AND `+cond+`

@@ -239,9 +239,15 @@ func (s *Store) FinishOutbox(ctx context.Context, now time.Time, results []Outbo
 	_, err := s.pool.Exec(ctx, `UPDATE crm_outbox o SET status = v.status, attempts = o.attempts + v.attempted,
 			next_attempt_at = CASE WHEN v.status = 'pending' THEN v.next ELSE o.next_attempt_at END,
 			locked_until = NULL, last_error = COALESCE(v.err, CASE WHEN v.status = 'delivered' THEN NULL ELSE o.last_error END),
-			delivered_at = CASE WHEN v.status = 'delivered' THEN $2::timestamptz END
+			delivered_at = CASE WHEN v.status = 'delivered' THEN $2::timestamptz END,
+			-- A minimal call's content served its update; once sent (or
+			-- failed for good) it is not kept.
+			payload = CASE WHEN v.status <> 'pending'
+				AND EXISTS (SELECT 1 FROM calls k WHERE k.id = o.call_id AND k.data_store = 'minimal')
+				THEN o.payload - $8::text[] ELSE o.payload END
 		FROM unnest($1::uuid[], $3::text[], $4::int[], $5::timestamptz[], $6::text[], $7::uuid[]) AS v (id, status, attempted, next, err, token)
-		WHERE o.id = v.id AND o.status = 'pending' AND o.lease_token = v.token`, ids, now, statuses, attempted, next, errs, tokens)
+		WHERE o.id = v.id AND o.status = 'pending' AND o.lease_token = v.token`, ids, now, statuses, attempted, next, errs, tokens,
+		minimalPayloadContent)
 	return err
 }
 

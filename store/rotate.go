@@ -124,6 +124,9 @@ func (s *Store) RotateKey(ctx context.Context, oldKey, newKey *Sealer) (int, err
 			}
 			return ids, sealed
 		}
+		if err := resealPhoneKey(ctx, tx, oldKey, newKey); err != nil {
+			return err
+		}
 		tokenIDs, tokenEnc := reseal(tokens)
 		secretIDs, secretEnc := reseal(secrets)
 		if failed.Failed > 0 {

@@ -3,7 +3,9 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -11,7 +13,13 @@ import (
 // Sealer encrypts values at rest with AES-256-GCM. Each value is bound to
 // its context (what it is and whose) as additional data, so a ciphertext
 // copied to another row does not decrypt.
-type Sealer struct{ aead cipher.AEAD }
+type Sealer struct {
+	aead cipher.AEAD
+	// derivedPhoneKey is the key of phone numbers' hashes derived from the
+	// secret key (never the encryption key itself); the database keeps the
+	// one in use, sealed (see phoneHasher).
+	derivedPhoneKey []byte
+}
 
 // NewSealer takes a 32-byte key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -26,7 +34,9 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: aead}, nil
+	derive := hmac.New(sha256.New, key)
+	derive.Write([]byte("callqueue phone hash v1"))
+	return &Sealer{aead: aead, derivedPhoneKey: derive.Sum(nil)}, nil
 }
 
 // Seal encrypts plaintext; the result is nonce || ciphertext.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,10 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
-	hooks  *ApplyHooks
+	// phoneKey is the phone-hash key once loaded (phoneHasher); shared
+	// by a store's copies.
+	phoneKey *atomic.Pointer[[]byte]
+	hooks    *ApplyHooks
 	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
 	commitClaim func(ctx context.Context, tx pgx.Tx) error
 	// now is the clock of changes whose callers pass no time (a config
@@ -43,7 +47,7 @@ type Store struct {
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
 func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
-	return &Store{pool: pool, sealer: sealer, now: time.Now}
+	return &Store{pool: pool, sealer: sealer, now: time.Now, phoneKey: &atomic.Pointer[[]byte]{}}
 }
 
 // Pool exposes the pool for health checks and migrations.

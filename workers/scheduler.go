@@ -37,6 +37,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 		_, err := s.w.store.PruneKeys(ctx, s.w.clock.Now())
 		return err
 	})
+	s.every(ctx, RetentionCheckEvery, func(ctx context.Context) error { _, err := s.RunRetention(ctx); return err })
 }
 
 // Stop stops the loops.

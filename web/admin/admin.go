@@ -40,6 +40,7 @@ var pagePatterns = []string{
 	"GET /admin/calls/{id}",
 	"GET /admin/campaigns/{id}",
 	"GET /admin/dead-letters",
+	"GET /admin/people",
 }
 
 // ContentSecurityPolicy allows scripts, styles and API calls from this

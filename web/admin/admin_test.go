@@ -34,7 +34,7 @@ func TestConsolePaths(t *testing.T) {
 	}
 	for _, p := range []string{"/admin/", "/admin/integrations", "/admin/integrations/new",
 		"/admin/integrations/3f1c1d9e-8b8a-4c3e-9d51-0d5f0f6f4a11", "/admin/calls/3f1c1d9e-8b8a-4c3e-9d51-0d5f0f6f4a11",
-		"/admin/campaigns/3f1c1d9e-8b8a-4c3e-9d51-0d5f0f6f4a11", "/admin/dead-letters"} {
+		"/admin/campaigns/3f1c1d9e-8b8a-4c3e-9d51-0d5f0f6f4a11", "/admin/dead-letters", "/admin/people"} {
 		resp, body := serve(t, mux, p)
 		if resp.StatusCode != http.StatusOK || body != index || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("GET %s: %d %q, want index.html", p, resp.StatusCode, resp.Header.Get("Content-Type"))

@@ -1,11 +1,11 @@
 // configuration.js — the Configuration tab: forms for the known config keys
-// (agent, voice, call handling, CRM and its field names) and JSON for every
+// (agent, voice, call handling, CRM and its field names, personal data) and JSON for every
 // other key. The API validates; a 422 is shown on the field it names.
 
 import {get, put, patch, del, ApiError, enc} from './api.js';
 import {h, replace, field, jsonText, parseJSON, toast, clearErrors, formError, showFieldError, uid} from './dom.js';
 
-const KNOWN = ['agent', 'voice', 'call_handling', 'crm', 'crm_fields'];
+const KNOWN = ['agent', 'voice', 'call_handling', 'crm', 'crm_fields', 'data'];
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
 export async function configurationTab(ctx, it, panel) {
@@ -176,6 +176,17 @@ export async function configurationTab(ctx, it, panel) {
     return v;
   });
 
+  // Personal data (contract §11): what calls keep, and for how long.
+  const dt = cfg.data || {};
+  const data = section('data', 'Personal data', 'What a call keeps of its content: everything; no transcripts or audio (no_content); or only statuses, outcomes, durations and ids (minimal). Retention deletes finished calls this many days after their last change; empty keeps them.', [
+    h('div', {class: 'row'}, field('Stored', select('store', dt.store || 'everything', ['everything', 'no_content', 'minimal'])),
+      field('Retention (days, 1–3650)', num('retention_days', dt.retention_days, {min: 1, max: 3650}))),
+  ], () => {
+    const v = {store: val(data, 'store')};
+    if (val(data, 'retention_days') !== '') v.retention_days = numVal(data, 'retention_days');
+    return v;
+  });
+
   // Every other key, as JSON.
   const others = Object.keys(cfg).filter((k) => !KNOWN.includes(k)).sort();
   const otherForms = others.map((key) => {
@@ -209,5 +220,5 @@ export async function configurationTab(ctx, it, panel) {
   h('div', {class: 'row'}, field('Key', newKey), field('Value (JSON)', newVal)),
   h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save key')));
 
-  replace(panel, agent, voice, callHandling, crm, crmFields, otherForms, addForm);
+  replace(panel, agent, voice, callHandling, crm, crmFields, data, otherForms, addForm);
 }

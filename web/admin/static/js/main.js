@@ -10,6 +10,7 @@ import {integrationPage} from './integration.js';
 import {callPage} from './call.js';
 import {campaignPage} from './campaign.js';
 import {deadLettersPage} from './deadletters.js';
+import {peoplePage} from './people.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -22,6 +23,7 @@ const routes = [
   [/^\/admin\/calls\/([0-9a-f-]{36})\/?$/, callPage],
   [/^\/admin\/campaigns\/([0-9a-f-]{36})\/?$/, campaignPage],
   [/^\/admin\/dead-letters\/?$/, deadLettersPage],
+  [/^\/admin\/people\/?$/, peoplePage],
 ];
 
 // current is the page on screen; leaving it runs its cleanups.

@@ -23,6 +23,14 @@ export async function suppressionsTab(ctx, it, panel) {
         // The list holds the owner-wide entries too; they are removed
         // through the owner-wide route.
         const ownerWide = !s.integrationId;
+        // An erased person's entry keeps only a hash of the number: it still
+        // stops calls, and is lifted by deleting the number (if you know it).
+        if (s.erased) {
+          return h('tr', {'data-scope': ownerWide ? 'owner' : 'integration', 'data-erased': 'true'},
+            h('td', {}, h('em', {title: 'The person was erased; only a keyed hash of the number is kept.'}, 'erased')),
+            h('td', {}, s.reason || '—'), h('td', {}, s.expiresAt ? fmtTime(s.expiresAt) : 'never'), h('td', {}, fmtTime(s.createdAt)),
+            h('td', {}, ownerWide ? 'every integration' : 'this integration'), h('td', {}));
+        }
         return h('tr', {'data-scope': ownerWide ? 'owner' : 'integration'}, h('td', {}, phone), h('td', {}, s.reason || '—'),
           h('td', {}, s.expiresAt ? fmtTime(s.expiresAt) : 'never'), h('td', {}, fmtTime(s.createdAt)),
           h('td', {}, ownerWide ? 'every integration' : 'this integration'),
