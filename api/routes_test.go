@@ -506,6 +506,9 @@ func routeTable() []routeRow {
 		},
 	}
 	rows = append(rows, campaignRows()...)
+	// A person within A's integration: owner B is refused, and nothing is erased.
+	inA := func(fx *routeFixture) string { return "integrationId=" + fx.integ.ID.String() }
+	rows = append(rows, routeRow{pattern: "GET /api/people/{phone}", query: inA}, routeRow{pattern: "DELETE /api/people/{phone}", query: inA})
 	for _, kind := range []string{"secrets", "credentials"} {
 		base := "/api/integrations/{id}/" + kind
 		rows = append(rows,
