@@ -184,8 +184,8 @@ func TestDescribe(t *testing.T) {
 		_ = resp.Body.Close()
 		t.Skip("something listens on port 1")
 	}
-	if got := egress.Fail("originate", err).Error(); got != "originate: request failed" {
-		t.Errorf("shown error %q, want %q", got, "originate: request failed")
+	if got := egress.Fail("originate", err).Error(); got != "originate: connection failed" {
+		t.Errorf("shown error %q, want %q", got, "originate: connection failed")
 	}
 	if got := (&egress.StatusError{Op: "originate", Status: 502}).Error(); got != "originate: peer answered 502 Bad Gateway" {
 		t.Errorf("StatusError = %q", got)
