@@ -45,6 +45,22 @@ if [ -z "${CALLQUEUE_SECRET_KEY:-}" ]; then
 fi
 export CALLQUEUE_SECRET_KEY
 
+# --- Metrics token: /metrics lists every tenant's integration ids, so even the demo protects it.
+# Persisted like the key, so that a Prometheus pointed at the demo keeps scraping across runs.
+if [ -z "${CALLQUEUE_METRICS_TOKEN:-}" ]; then
+	token_file="$data_dir/metrics.token"
+	if [ ! -s "$token_file" ]; then
+		say "generating $token_file"
+		(
+			umask 077
+			head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$token_file.tmp"
+			mv "$token_file.tmp" "$token_file"
+		)
+	fi
+	CALLQUEUE_METRICS_TOKEN="$(cat "$token_file")"
+fi
+export CALLQUEUE_METRICS_TOKEN
+
 # --- Schema.
 "$bin" migrate up
 
@@ -224,6 +240,7 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
 --------------------------------------------------------------------------------
  base URL        $base
  metrics         $base/metrics
+                 (curl -H 'Authorization: Bearer $CALLQUEUE_METRICS_TOKEN' $base/metrics)
  readiness       $base/readyz
  admin token     $token
                  (curl -H 'Authorization: Bearer $token' $base/api/integrations)
