@@ -70,7 +70,8 @@ type Service struct {
 	// The zero value limits nothing; FromEnv starts from the defaults.
 	RateLimits ratelimit.Rules
 	// UnverifiedBodyBytes bounds the request bodies held, all requests
-	// together, before their signature is verified (0: the default).
+	// together, before their signature is verified (0: the default;
+	// negative: no bound, which only a benchmark sets, in code).
 	UnverifiedBodyBytes int64
 
 	badRateLimits []string // variables FromEnv could not read

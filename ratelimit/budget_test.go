@@ -33,3 +33,19 @@ func TestBudgetBoundsTotalAndEachClient(t *testing.T) {
 		t.Error("a zero budget refused")
 	}
 }
+
+// BenchmarkBudgetTakeGive is the body budget's cost on a signed post-call:
+// one reservation for its declared length and its return.
+func BenchmarkBudgetTakeGive(b *testing.B) {
+	budget := ratelimit.NewBudget(ratelimit.UnverifiedBodyBytesDefault, 26<<20)
+	client := netip.MustParseAddr("198.51.100.1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !budget.Take(client, 2048) {
+				b.Fatal("refused under the default budget")
+			}
+			budget.Give(client, 2048)
+		}
+	})
+}

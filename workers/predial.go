@@ -90,7 +90,7 @@ func askPredial(ctx context.Context, client *http.Client, p config.Predial, secr
 	}
 	var a predialAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return a, fmt.Errorf("pre-dial answer is not JSON (%v): %w", err, egress.ErrMalformed)
+		return a, fmt.Errorf("pre-dial answer is not JSON (%w): %w", err, egress.ErrMalformed)
 	}
 	if a.Eligible == nil {
 		return a, fmt.Errorf("pre-dial answer lacks a boolean eligible: %w", egress.ErrMalformed)
