@@ -3,6 +3,7 @@ package egress_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -119,7 +120,7 @@ func TestClientRefusesLoopbackAndLinkLocal(t *testing.T) {
 		if !errors.Is(err, egress.ErrRefused) {
 			t.Errorf("GET %s: %v, want egress.ErrRefused", target, err)
 		}
-		shown := egress.Fail("lookup", err).Error()
+		shown := egress.Describe(egress.Fail("lookup", err))
 		if strings.Contains(shown, "127.0.0.1") || strings.Contains(shown, "169.254") || strings.Contains(shown, peer.URL[7:]) {
 			t.Errorf("the shown error %q echoes the target", shown)
 		}
@@ -184,11 +185,20 @@ func TestDescribe(t *testing.T) {
 		_ = resp.Body.Close()
 		t.Skip("something listens on port 1")
 	}
-	if got := egress.Fail("originate", err).Error(); got != "originate: connection failed" {
-		t.Errorf("shown error %q, want %q", got, "originate: connection failed")
+	if got := egress.Describe(egress.Fail("originate", err)); got != egress.KindConnection {
+		t.Errorf("shown error %q, want %q", got, egress.KindConnection)
+	}
+	if got := egress.Fail("originate", err).Error(); !strings.Contains(got, "127.0.0.1:1") {
+		t.Errorf("the logged error %q lacks the transport's words", got)
 	}
 	if got := (&egress.StatusError{Op: "originate", Status: 502}).Error(); got != "originate: peer answered 502 Bad Gateway" {
 		t.Errorf("StatusError = %q", got)
+	}
+	if got := egress.Describe(fmt.Errorf("crm webhook update: %w", &egress.StatusError{Op: "CRM", Status: 503})); got != "bad status 503" {
+		t.Errorf("Describe(wrapped StatusError) = %q", got)
+	}
+	if got := egress.Describe(fmt.Errorf("answer: %w", egress.ErrMalformed)); got != "malformed answer" {
+		t.Errorf("Describe(malformed) = %q", got)
 	}
 }
 
