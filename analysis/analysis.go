@@ -51,7 +51,7 @@ const answerLimit = 1 << 20
 // ErrMalformedAnswer is an LLM answer that is not a chat completion whose
 // content is a JSON object. It says the model misbehaved rather than that the
 // server is down, so a breaker Set may count it as a success (IsSuccessful).
-var ErrMalformedAnswer = errors.New("llm answer is malformed")
+var ErrMalformedAnswer = fmt.Errorf("llm answer: %w", egress.ErrMalformed)
 
 // Config is the integration's "analysis" config key:
 // {"base_url": "https://api.openai.com/v1", "model": "...", "prompt": "...", "fields": ["..."]}.

@@ -81,8 +81,8 @@ func TestAuditLogs(t *testing.T) {
 	if e := all[len(all)-3]; !jsonEqual(t, e.Before, `{"status": "not_configured"}`) || !jsonEqual(t, e.After, `{"status": "paused"}`) {
 		t.Errorf("pause entry: before %s after %s", e.Before, e.After)
 	}
-	if e := all[0]; !jsonEqual(t, e.Before, `{"key": "CORE_KEY", "valuePreview": "cor…03"}`) ||
-		!jsonEqual(t, e.After, `{"key": "CORE_KEY", "valuePreview": "cor…04"}`) {
+	if e := all[0]; !jsonEqual(t, e.Before, `{"key": "CORE_KEY", "valuePreview": "co…03"}`) ||
+		!jsonEqual(t, e.After, `{"key": "CORE_KEY", "valuePreview": "co…04"}`) {
 		t.Errorf("core secret upsert entry: before %s after %s", e.Before, e.After)
 	}
 	if e := all[len(all)-5]; !isNull(e.Before) || !isNull(e.After) {

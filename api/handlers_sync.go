@@ -149,15 +149,17 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, under the egress policy, bounded by timeout and size
 	if err != nil {
 		// The transport's words name addresses and ports: not shown back.
-		return nil, badGateway("fetching %s failed: %s", specURL, egress.Describe(err))
+		a.log.Warn().Err(err).Msg("spec fetch failed")
+		return nil, badGateway("fetching the spec failed: %s", egress.Describe(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return nil, badGateway("%s answered %d", specURL, resp.StatusCode)
+		return nil, badGateway("fetching the spec failed: %s", egress.BadStatus(resp.StatusCode))
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxSpecBytes+1))
 	if err != nil {
-		return nil, badGateway("reading %s failed: %s", specURL, egress.Describe(err))
+		a.log.Warn().Err(err).Msg("spec fetch failed")
+		return nil, badGateway("reading the spec failed: %s", egress.Describe(err))
 	}
 	if len(raw) > MaxSpecBytes {
 		return nil, badGateway("%s is larger than %d bytes", specURL, MaxSpecBytes)

@@ -60,8 +60,8 @@ func TestSecretValuesAreNeverShown(t *testing.T) {
 				t.Errorf("secret JSON keys = %v, want %v", got, wantKeys)
 			}
 			created := decodeAs[store.Secret](t, r)
-			if created.Key != "API_TOKEN" || created.ValuePreview != "sk-…89" || created.ID == uuid.Nil {
-				t.Errorf("created = %+v, want preview sk-…89", created)
+			if created.Key != "API_TOKEN" || created.ValuePreview != "sk…89" || created.ID == uuid.Nil {
+				t.Errorf("created = %+v, want preview sk…89", created)
 			}
 
 			r = w.a.do(t, "GET", integrationPath(in, "/"+kind), nil).expect(t, http.StatusOK)
@@ -75,7 +75,7 @@ func TestSecretValuesAreNeverShown(t *testing.T) {
 				expect(t, http.StatusOK)
 			expectHidden(t, r, first, second)
 			updated := decodeAs[store.Secret](t, r)
-			if updated.ID != created.ID || updated.ValuePreview != "xo-…76" || !updated.CreatedAt.Equal(created.CreatedAt) ||
+			if updated.ID != created.ID || updated.ValuePreview != "xo…76" || !updated.CreatedAt.Equal(created.CreatedAt) ||
 				updated.UpdatedAt.Before(created.UpdatedAt) {
 				t.Errorf("updated = %+v (created %+v)", updated, created)
 			}
@@ -111,13 +111,13 @@ func TestSecretPreview(t *testing.T) {
 	in := createIntegration(t, w.a, map[string]any{"name": "Previews"})
 	tests := []struct{ value, preview string }{
 		{"abc", "…"},
-		{"abcdef", "…ef"},
-		{"abcdefg", "…fg"},
-		{"abcdefghij", "…ij"},
-		{"abcdefghijk", "…jk"},
-		{"abcdefghijkl", "abc…kl"},
-		{"sk-1234567889", "sk-…89"},
-		{"пароль-секрет", "пар…ет"},
+		{"abcdef", "…"},
+		{"abcdefghijkl", "…"},         // 12 characters: none of it shown
+		{"sk-1234567889", "…"},        // 13
+		{"abcdefghijklmno", "…"},      // 15
+		{"abcdefghijklmnop", "ab…op"}, // 16: four characters at most
+		{"sk-live-1234567889", "sk…89"},
+		{"пароль-секрет-ключ", "па…юч"},
 	}
 	for i, tt := range tests {
 		key := "PREVIEW_" + string(rune('A'+i))

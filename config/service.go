@@ -69,6 +69,10 @@ type Service struct {
 	// RateLimits are the per-process request limits (CALLQUEUE_RATE_*).
 	// The zero value limits nothing; FromEnv starts from the defaults.
 	RateLimits ratelimit.Rules
+	// UnverifiedBodyBytes bounds the request bodies held, all requests
+	// together, before their signature is verified (0: the default;
+	// negative: no bound, which only a benchmark sets, in code).
+	UnverifiedBodyBytes int64
 
 	badRateLimits []string // variables FromEnv could not read
 }
@@ -100,6 +104,11 @@ func FromEnv() Service {
 			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
 	}
 	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
+	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_UNVERIFIED_BODY_BYTES")); raw != "" {
+		if _, err := fmt.Sscan(raw, &s.UnverifiedBodyBytes); err != nil || s.UnverifiedBodyBytes < 1 {
+			s.UnverifiedBodyBytes = -1 // Validate names the variable
+		}
+	}
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
 	}
@@ -161,6 +170,9 @@ func (s Service) Validate() error {
 	}
 	if err := validateRateLimits(s.badRateLimits); err != nil {
 		return err
+	}
+	if s.UnverifiedBodyBytes < 0 {
+		return errors.New("CALLQUEUE_UNVERIFIED_BODY_BYTES must be a positive number of bytes")
 	}
 	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {
 		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)

@@ -91,6 +91,15 @@ type PermanentError struct {
 	Message string
 }
 
+// Describe is what a tenant is shown (egress.Described): the status, or
+// our own words about the configuration.
+func (e *PermanentError) Describe() string {
+	if e.Status == 0 {
+		return e.Message
+	}
+	return egress.BadStatus(e.Status)
+}
+
 func (e *PermanentError) Error() string {
 	if e.Status == 0 {
 		return e.Message
@@ -173,7 +182,7 @@ func answerError(status int) error {
 	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
 		return &PermanentError{Status: status, Message: msg}
 	}
-	return fmt.Errorf("CRM answered %d: %s", status, msg)
+	return &egress.StatusError{Op: "CRM", Status: status}
 }
 
 // Secrets the adapters read (their names, not values).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/hmacsig"
 )
 
@@ -130,7 +131,7 @@ func (w *webhook) Lookup(ctx context.Context, phone string) (*Record, error) {
 	}
 	var found webhookRecord
 	if err := json.Unmarshal(body, &found); err != nil {
-		return nil, errors.New("crm webhook lookup: the answer is not the expected JSON")
+		return nil, fmt.Errorf("crm webhook lookup: the answer is not the expected JSON: %w", egress.ErrMalformed)
 	}
 	id, err := recordID(found.RecordID)
 	if err != nil {

@@ -66,6 +66,18 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Reason)
 }
 
+// Describe is what a tenant is shown (egress.Described): the status and
+// our own reason.
+func (e *RejectedError) Describe() string {
+	switch {
+	case e.Status == 0:
+		return "rejected: " + e.Reason
+	case e.Reason == "":
+		return egress.BadStatus(e.Status)
+	}
+	return egress.BadStatus(e.Status) + ": " + e.Reason
+}
+
 // IsRejected reports whether err is a RejectedError.
 func IsRejected(err error) bool {
 	var r *RejectedError

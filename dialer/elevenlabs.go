@@ -91,7 +91,7 @@ func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error)
 		if err := json.Unmarshal(raw, &ans); err != nil || ans.Success == nil {
 			// Not ElevenLabs' answer (a proxy, a wrong base_url): nothing says a
 			// call was placed, so the attempt is retried like a 5xx.
-			return Result{}, fmt.Errorf("elevenlabs outbound call: unexpected %d answer, not ElevenLabs' shape", resp.StatusCode)
+			return Result{}, fmt.Errorf("elevenlabs outbound call: unexpected %d answer, not ElevenLabs' shape: %w", resp.StatusCode, egress.ErrMalformed)
 		}
 		if !*ans.Success {
 			// The API worked but the call was not placed (e.g. the trunk refused

@@ -16,14 +16,14 @@ import (
 // the address actually connected to as well, so nothing reaches the socket
 // that the policy has not seen.
 type Dialer struct {
-	policy   Policy
-	resolver *net.Resolver
-	dialer   net.Dialer
+	policy Policy
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	dialer net.Dialer
 }
 
 // NewDialer returns a Dialer for policy.
 func NewDialer(policy Policy) *Dialer {
-	d := &Dialer{policy: policy, resolver: net.DefaultResolver}
+	d := &Dialer{policy: policy, lookup: net.DefaultResolver.LookupNetIP}
 	d.dialer = net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.control}
 	return d
 }
@@ -47,7 +47,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{ip}
-	} else if addrs, err = d.resolver.LookupNetIP(ctx, "ip", host); err != nil {
+	} else if addrs, err = d.lookup(ctx, "ip", host); err != nil {
 		return nil, err
 	}
 	if err := d.policy.checkResolved(addrs); err != nil {

@@ -41,8 +41,9 @@ const (
 
 // Rules are the limits of one process.
 type Rules struct {
-	// WebhookIntegration is per integration (the slug in the path);
-	// WebhookIP per client address (a voice platform posts every
+	// WebhookIntegration is per integration, charged only to requests
+	// that authenticated; WebhookIP per client address, charged to every
+	// request (a voice platform posts every
 	// tenant's events from a few addresses, so it is the larger one).
 	WebhookIntegration Rule
 	WebhookIP          Rule
@@ -69,7 +70,7 @@ func RulesDefault() Rules {
 
 // Limits applies Rules to requests.
 type Limits struct {
-	webhookIntegration *Keyed[string]
+	webhookIntegration *Keyed[[16]byte]
 	webhookIP          *Keyed[netip.Addr]
 	apiIP              *Keyed[netip.Addr]
 	apiToken           *Keyed[[16]byte]
@@ -85,7 +86,7 @@ func New(rules Rules, limited func(kind Kind, per string)) *Limits {
 		limited = func(Kind, string) {}
 	}
 	return &Limits{
-		webhookIntegration: NewKeyed[string](rules.WebhookIntegration, 0),
+		webhookIntegration: NewKeyed[[16]byte](rules.WebhookIntegration, 0),
 		webhookIP:          NewKeyed[netip.Addr](rules.WebhookIP, 0),
 		apiIP:              NewKeyed[netip.Addr](rules.APIIP, 0),
 		apiToken:           NewKeyed[[16]byte](rules.APIToken, 0),
@@ -94,8 +95,12 @@ func New(rules Rules, limited func(kind Kind, per string)) *Limits {
 	}
 }
 
-// Allow checks r against the limits of kind. When a limit is reached it
-// answers 429 with Retry-After and returns false; the caller then stops.
+// Allow checks r against the limits of kind that hold before anything is
+// known of the caller: per client address, and for the admin API per token
+// presented. A webhook's per-integration limit is charged later, once the
+// request has authenticated (AllowIntegration), so that anonymous traffic
+// never spends a tenant's budget. When a limit is reached Allow answers
+// 429 with Retry-After and returns false; the caller then stops.
 func (l *Limits) Allow(w http.ResponseWriter, r *http.Request, kind Kind) bool {
 	now := l.now()
 	ip := addressKey(clientip.ClientIP(r))
@@ -104,10 +109,7 @@ func (l *Limits) Allow(w http.ResponseWriter, r *http.Request, kind Kind) bool {
 	per := PerIP
 	switch kind {
 	case KindWebhook:
-		if ok, wait = l.webhookIP.Allow(ip, now); ok {
-			per = PerIntegration
-			ok, wait = l.webhookIntegration.Allow(slugKey(r.URL.Path), now)
-		}
+		ok, wait = l.webhookIP.Allow(ip, now)
 	case KindAPI:
 		if ok, wait = l.apiIP.Allow(ip, now); ok {
 			if token, present := bearer(r); present {
@@ -118,9 +120,18 @@ func (l *Limits) Allow(w http.ResponseWriter, r *http.Request, kind Kind) bool {
 	default:
 		return true
 	}
-	if ok {
-		return true
-	}
+	return ok || l.refuse(w, kind, per, wait)
+}
+
+// AllowIntegration charges an authenticated webhook request to its
+// integration's bucket, answering 429 with Retry-After when it is empty.
+func (l *Limits) AllowIntegration(w http.ResponseWriter, integrationID [16]byte) bool {
+	ok, wait := l.webhookIntegration.Allow(integrationID, l.now())
+	return ok || l.refuse(w, KindWebhook, PerIntegration, wait)
+}
+
+// refuse answers 429 and reports it; it returns false.
+func (l *Limits) refuse(w http.ResponseWriter, kind Kind, per string, wait time.Duration) bool {
 	l.limited(kind, per)
 	seconds := int(wait / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
@@ -139,34 +150,6 @@ func addressKey(ip netip.Addr) netip.Addr {
 		}
 	}
 	return ip
-}
-
-// malformedSlug is the one bucket of paths whose first segment cannot be
-// a slug: such requests are refused anyway, and must not mint keys.
-const malformedSlug = "\x00malformed"
-
-// slugKey is the integration a /{slug}/... path names, as a key of its
-// own memory (not a slice of a path that may be 64 KiB long).
-func slugKey(path string) string {
-	slug, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if !slugShaped(slug) {
-		return malformedSlug
-	}
-	return strings.Clone(slug)
-}
-
-// slugShaped matches the contract's ^[a-z0-9][a-z0-9-]{0,62}$.
-func slugShaped(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 func bearer(r *http.Request) (string, bool) {

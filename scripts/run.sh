@@ -30,20 +30,32 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 export DATABASE_URL
 
-# --- Secret key: persisted, because secrets stored with one key cannot be read with another.
-if [ -z "${CALLQUEUE_SECRET_KEY:-}" ]; then
-	key_file="$data_dir/secret.key"
-	if [ ! -s "$key_file" ]; then
-		say "generating $key_file"
+# persisted_random FILE BYTES prints the random value kept in FILE (base64 of BYTES random bytes,
+# made on first use, readable by the owner only).
+persisted_random() {
+	if [ ! -s "$1" ]; then
+		say "generating $1"
 		(
 			umask 077
-			head -c 32 /dev/urandom | base64 | tr -d '\n' >"$key_file.tmp"
-			mv "$key_file.tmp" "$key_file"
+			head -c "$2" /dev/urandom | base64 | tr -d '\n' >"$1.tmp"
+			mv "$1.tmp" "$1"
 		)
 	fi
-	CALLQUEUE_SECRET_KEY="$(cat "$key_file")"
+	cat "$1"
+}
+
+# --- Secret key: persisted, because secrets stored with one key cannot be read with another.
+if [ -z "${CALLQUEUE_SECRET_KEY:-}" ]; then
+	CALLQUEUE_SECRET_KEY="$(persisted_random "$data_dir/secret.key" 32)"
 fi
 export CALLQUEUE_SECRET_KEY
+
+# --- Metrics token: /metrics lists every tenant's integration ids, so even the demo protects it.
+# Persisted like the key, so that a Prometheus pointed at the demo keeps scraping across runs.
+if [ -z "${CALLQUEUE_METRICS_TOKEN:-}" ]; then
+	CALLQUEUE_METRICS_TOKEN="$(persisted_random "$data_dir/metrics.token" 24)"
+fi
+export CALLQUEUE_METRICS_TOKEN
 
 # --- Schema.
 "$bin" migrate up
@@ -224,6 +236,7 @@ if [ "$stopping" -eq 0 ] && setup_demo; then
 --------------------------------------------------------------------------------
  base URL        $base
  metrics         $base/metrics
+                 (curl -H 'Authorization: Bearer $CALLQUEUE_METRICS_TOKEN' $base/metrics)
  readiness       $base/readyz
  admin token     $token
                  (curl -H 'Authorization: Bearer $token' $base/api/integrations)

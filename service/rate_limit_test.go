@@ -131,3 +131,73 @@ func metricPositive(exposition, series string) bool {
 	}
 	return false
 }
+
+// TestAnonymousRequestsNeverSpendATenantsBudget: a client without the
+// token — a wrong or missing token, a forged post-call signature, the
+// public health, docs and openapi.json — sends many times the
+// integration's burst; the tenant's own webhooks are still taken up to
+// that burst. The anonymous client is bounded by its own address.
+func TestAnonymousRequestsNeverSpendATenantsBudget(t *testing.T) {
+	t.Parallel()
+	env := servicetest.New(t)
+	in := env.Start(servicetest.Options{TrustedProxies: "127.0.0.0/8",
+		RateLimits: ratelimit.Rules{WebhookIntegration: ratelimit.Rule{PerSecond: 0.001, Burst: 3},
+			WebhookIP: ratelimit.Rule{PerSecond: 0.001, Burst: 40}}})
+	admin := env.Admin(in, "owner-anonymous")
+	acme := admin.CreateIntegration("Anonymous Acme", nil, nil)
+	signed := admin.CreateIntegration("Anonymous Signed", nil, nil)
+	admin.AddSecret(signed, "ELEVENLABS_WEBHOOK_SECRET", "whsec-anonymous-0123456789")
+
+	const attacker, tenant = "198.51.100.50", "198.51.100.60"
+	send := func(method, path string, headers map[string]string, body any) int {
+		t.Helper()
+		status, _, _ := servicetest.Send(t, http.DefaultClient, method, in.URL+path, headers, body)
+		return status
+	}
+	anonymous := []func() int{
+		func() int {
+			return send("POST", "/"+acme.Slug+"/webhook/call-events", map[string]string{"X-Forwarded-For": attacker}, `{}`)
+		},
+		func() int {
+			return send("POST", "/"+acme.Slug+"/webhook/call-originate",
+				map[string]string{"X-Forwarded-For": attacker, "X-Webhook-Token": "wrong"}, `{"phone_number":"+380501234567"}`)
+		},
+		func() int {
+			return send("GET", "/"+acme.Slug+"/health", map[string]string{"X-Forwarded-For": attacker}, nil)
+		},
+		func() int {
+			return send("GET", "/"+acme.Slug+"/docs", map[string]string{"X-Forwarded-For": attacker}, nil)
+		},
+		func() int {
+			return send("GET", "/"+acme.Slug+"/openapi.json", map[string]string{"X-Forwarded-For": attacker}, nil)
+		},
+		func() int {
+			return send("POST", "/"+signed.Slug+"/webhook/agent-postcall", map[string]string{"X-Forwarded-For": attacker,
+				"ElevenLabs-Signature": "t=" + strconv.FormatInt(env.Clock.Now().Unix(), 10) + ",v0=00"}, `{"type":"post_call_transcription","data":{}}`)
+		},
+	}
+	for i := range 36 {
+		if status := anonymous[i%len(anonymous)](); status == http.StatusTooManyRequests {
+			t.Fatalf("anonymous request %d was rate limited before its address's burst", i+1)
+		}
+	}
+	event := func(integ servicetest.Integration, client string) (int, http.Header, []byte) {
+		t.Helper()
+		return servicetest.Send(t, http.DefaultClient, "POST", in.URL+"/"+integ.Slug+"/webhook/call-events",
+			map[string]string{"X-Webhook-Token": integ.WebhookToken, "X-Forwarded-For": client}, `{"eventType":"call_start","callId":"va-1"}`)
+	}
+	for i := range 3 {
+		if status, _, raw := event(acme, tenant); status != http.StatusAccepted {
+			t.Fatalf("the tenant's event %d after the anonymous burst: %d %s", i+1, status, raw)
+		}
+	}
+	assertTooMany(t, "the tenant past its own burst", event)(acme, tenant)
+
+	// The anonymous address has sent 36 of its 40.
+	for range 4 {
+		anonymous[0]()
+	}
+	if status := anonymous[3](); status != http.StatusTooManyRequests {
+		t.Errorf("the anonymous address past its burst: %d, want 429", status)
+	}
+}

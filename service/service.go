@@ -284,11 +284,15 @@ func (s *Service) wire(ctx context.Context) error {
 		dispatcherBreakers = s.Workers.Dispatcher.BreakerChanged
 	}
 	dir := webhooks.NewDirectory(s.Store, 0)
+	limits := ratelimit.New(s.cfg.RateLimits, func(kind ratelimit.Kind, per string) {
+		s.Metrics.RateLimited.WithLabelValues(string(kind), per).Inc()
+	})
+	unverified := ratelimit.NewBudget(cmp.Or(s.cfg.UnverifiedBodyBytes, ratelimit.UnverifiedBodyBytesDefault), webhooks.UnverifiedPerClient)
 	// The api role runs built-in handlers (invoke) through the webhooks'
 	// own code, so it has the handler even when it serves no webhooks.
 	hooks := webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
 		Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
-		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue})
+		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue, Limits: limits, UnverifiedBodies: unverified})
 	if role == RoleAll || role == RoleWebhooks {
 		hooks.Register(mux)
 	}
@@ -306,9 +310,6 @@ func (s *Service) wire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
 	}
-	limits := ratelimit.New(s.cfg.RateLimits, func(kind ratelimit.Kind, per string) {
-		s.Metrics.RateLimited.WithLabelValues(string(kind), per).Inc()
-	})
 	s.handler = recoverer(s.log, proxies.Middleware(route(mux, limits)))
 	return nil
 }

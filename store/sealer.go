@@ -64,18 +64,20 @@ func (s *Sealer) Open(sealed []byte, context string) ([]byte, error) {
 	return out, nil
 }
 
-// Preview shows enough of a secret to recognise it: "sk-…89". A short
-// value shows only its last two characters (a third of a 6-character PIN
-// would be a real head start); a very short one shows nothing.
+// previewMinLength is the shortest value a preview shows any of: four
+// characters of a shorter one would be a real head start on guessing it.
+const previewMinLength = 16
+
+// Preview shows enough of a secret to recognise it: "sk…89", four
+// characters at most, and none of a value shorter than previewMinLength
+// ("…": set, but nothing shown).
 func Preview(value string) string {
 	r := []rune(value)
 	switch {
 	case len(r) == 0:
 		return ""
-	case len(r) <= 4:
+	case len(r) < previewMinLength:
 		return "…"
-	case len(r) < 12:
-		return "…" + string(r[len(r)-2:])
 	}
-	return string(r[:3]) + "…" + string(r[len(r)-2:])
+	return string(r[:2]) + "…" + string(r[len(r)-2:])
 }

@@ -102,26 +102,25 @@ func TestPreview(t *testing.T) {
 	tests := []struct{ value, want string }{
 		{"", ""},
 		{"a", "…"},
-		{"pin4", "…"},               // 4 characters: too short to show any of it
-		{"secret", "…et"},           // 6: only the last two
-		{"secrets", "…ts"},          // 7
-		{"0123456789", "…89"},       // 10
-		{"0123456789a", "…9a"},      // 11
-		{"0123456789ab", "012…ab"},  // 12
-		{"sk-0123456789", "sk-…89"}, // 13
-		{"sk-live-abcdefghij89", "sk-…89"},
-		{"пароль-секрет-89", "пар…89"}, // runes, not bytes
+		{"pin4", "…"},                  // 4 characters: too short to show any of it
+		{"secret", "…"},                // 6
+		{"0123456789ab", "…"},          // 12: five shown would be 40 % of it
+		{"sk-0123456789ab", "…"},       // 15: still under 16
+		{"sk-0123456789abcd", "sk…cd"}, // 17: four characters, a quarter at most
+		{"0123456789abcdef", "01…ef"},  // 16: the shortest that shows any
+		{"sk-live-abcdefghij89", "sk…89"},
+		{"пароль-секрет-89", "па…89"}, // runes, not bytes
 		{"ключ", "…"},
-		{"ключик", "…ик"},
+		{"ключик", "…"},
 	}
 	for _, tt := range tests {
 		if got := store.Preview(tt.value); got != tt.want {
 			t.Errorf("Preview(%q) = %q, want %q", tt.value, got, tt.want)
 		}
 	}
-	// However long the value, a preview shows five of its characters.
+	// However long the value, a preview shows four of its characters.
 	long := strings.Repeat("s3cr3t", 200)
-	if got := store.Preview(long); got != "s3c…3t" {
-		t.Errorf("Preview of a long value = %q, want %q", got, "s3c…3t")
+	if got := store.Preview(long); got != "s3…3t" {
+		t.Errorf("Preview of a long value = %q, want %q", got, "s3…3t")
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/phone"
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/web/apidocs"
 )
@@ -37,6 +38,10 @@ import (
 const (
 	MaxBody         = 1 << 20
 	MaxPostcallBody = 25 << 20
+	// UnverifiedPerClient is the most of the unverified budget one client
+	// address may hold: one largest post-call and one more webhook, so that
+	// one address cannot take it all.
+	UnverifiedPerClient = MaxPostcallBody + MaxBody
 )
 
 // Publisher stores events durably.
@@ -76,6 +81,8 @@ type Handler struct {
 	enricher Enricher
 	health   func(ctx context.Context, in Integration) (bool, map[string]any)
 	kicker   Kicker
+	limits   IntegrationLimiter
+	budget   UnverifiedBudget
 	// AgentInitDeadline bounds agent-init's answer.
 	AgentInitDeadline time.Duration
 }
@@ -96,6 +103,18 @@ type Deps struct {
 	// Kicker, when set, asks dispatchers to look at an integration that
 	// setup may have made ready to dial.
 	Kicker Kicker
+	// Limits, when set, charges authenticated requests to their
+	// integration's rate limit (anonymous ones never spend it).
+	Limits IntegrationLimiter
+	// UnverifiedBodies bounds the memory of bodies read before their
+	// signature is checked (nil: ratelimit.UnverifiedBodyBytesDefault).
+	UnverifiedBodies UnverifiedBudget
+}
+
+// IntegrationLimiter is the per-integration rate limit (ratelimit.Limits):
+// false when the integration's bucket is empty, with the 429 written.
+type IntegrationLimiter interface {
+	AllowIntegration(w http.ResponseWriter, integrationID [16]byte) bool
 }
 
 // Kicker asks dispatchers to look at an integration now.
@@ -109,8 +128,12 @@ func New(d Deps) *Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.UnverifiedBodies == nil {
+		d.UnverifiedBodies = ratelimit.NewBudget(ratelimit.UnverifiedBodyBytesDefault, UnverifiedPerClient)
+	}
 	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, events: d.Events, metrics: d.Metrics, log: d.Log, now: d.Now,
-		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, AgentInitDeadline: AgentInitDeadlineDefault}
+		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, limits: d.Limits, budget: d.UnverifiedBodies,
+		AgentInitDeadline: AgentInitDeadlineDefault}
 }
 
 // Register adds the routes to mux.
@@ -185,32 +208,49 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, aut
 	}
 	// Authenticate before reading the body (up to 25 MiB for post-calls):
 	// an anonymous client must not make us hold one. A signature covers the
-	// body, so its header is checked first and its hash after reading.
+	// body, so its header is checked first and its hash after reading the
+	// body, which is held meanwhile against the unverified budget.
 	signed := auth == authSignature && in.SignatureSecret != ""
 	badSignature := func(err error) int {
 		return fail(jsonhttp.Errorf(http.StatusUnauthorized, "bad_signature", "", "%s: %v", elevenlabs.SignatureHeader, err))
 	}
+	tokenPresented := store.TokenMatches(in.Token, presentedToken(r))
 	switch {
 	case signed:
 		if err := elevenlabs.CheckHeader(r.Header.Get(elevenlabs.SignatureHeader), h.now()); err != nil {
 			return badSignature(err)
 		}
-	case auth != authNone && !store.TokenMatches(in.Token, presentedToken(r)):
+	case auth != authNone && !tokenPresented:
 		return fail(jsonhttp.ErrUnauthorized)
 	}
+	authenticated := auth != authNone || tokenPresented
+	// Only an authenticated request spends the integration's rate limit;
+	// a signed one once its signature is verified, below.
+	if authenticated && !signed && !h.allowIntegration(w, in) {
+		return http.StatusTooManyRequests
+	}
 	var body []byte
-	if limit > 0 {
+	switch {
+	case signed:
+		var release func()
+		body, release, err = readUnverified(w, r, limit, h.budget)
+		if err != nil {
+			return fail(err)
+		}
+		err = elevenlabs.Verify(in.SignatureSecret, r.Header.Get(elevenlabs.SignatureHeader), body, h.now())
+		release() // verified or refused, the body is no longer anonymous memory
+		if err != nil {
+			return badSignature(err)
+		}
+		if !h.allowIntegration(w, in) {
+			return http.StatusTooManyRequests
+		}
+	case limit > 0:
 		if body, err = jsonhttp.ReadBody(w, r, limit); err != nil {
 			return fail(err)
 		}
 	}
-	if signed {
-		if err := elevenlabs.Verify(in.SignatureSecret, r.Header.Get(elevenlabs.SignatureHeader), body, h.now()); err != nil {
-			return badSignature(err)
-		}
-	}
 	log := h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Logger()
-	authenticated := auth != authNone || store.TokenMatches(in.Token, presentedToken(r))
 	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log,
 		authenticated: authenticated})
 	if err != nil {
@@ -218,6 +258,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, aut
 	}
 	jsonhttp.WriteJSON(w, status, resp)
 	return status
+}
+
+// allowIntegration charges an authenticated request to its integration's
+// rate limit; false when it is spent (the 429 written).
+func (h *Handler) allowIntegration(w http.ResponseWriter, in Integration) bool {
+	return h.limits == nil || h.limits.AllowIntegration(w, in.ID)
 }
 
 // presentedToken finds the webhook token in X-Webhook-Token, a bearer

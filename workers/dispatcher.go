@@ -14,6 +14,7 @@ import (
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/dialer"
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -273,21 +274,21 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		// to the queue without spending an attempt.
 		result = "not_sent"
 		ev.Event = callstate.Event{Kind: callstate.DialAborted}
-		ev.Detail = map[string]any{"error": err.Error()}
+		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	case dialer.Unanswered(err):
 		// The platform may have placed the call: it keeps its slot and is
 		// not dialled again until its events or the watchdog settle it.
 		result = "unanswered"
 		ev.Event = callstate.Event{Kind: callstate.DialUnanswered}
-		ev.Detail = map[string]any{"error": err.Error()}
+		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	case dialer.IsRejected(err):
 		result = "rejected"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
-		ev.Detail = map[string]any{"error": err.Error()}
+		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	default:
 		result = "error"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
-		ev.Detail = map[string]any{"error": err.Error()}
+		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	}
 	d.w.metrics.DialDuration.WithLabelValues(voice.Provider, result).Observe(time.Since(start).Seconds())
 	d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), result).Inc()

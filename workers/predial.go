@@ -16,6 +16,7 @@ import (
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/hmacsig"
 	"github.com/callqueue/callqueue/store"
 )
@@ -77,22 +78,22 @@ func askPredial(ctx context.Context, client *http.Client, p config.Predial, secr
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return predialAnswer{}, err
+		return predialAnswer{}, egress.Fail("pre-dial check", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, predialAnswerLimit))
 	if err != nil {
-		return predialAnswer{}, err
+		return predialAnswer{}, egress.Fail("pre-dial check", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return predialAnswer{}, fmt.Errorf("pre-dial check answered %d", resp.StatusCode)
+		return predialAnswer{}, &egress.StatusError{Op: "pre-dial check", Status: resp.StatusCode}
 	}
 	var a predialAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return a, fmt.Errorf("pre-dial answer is not JSON: %w", err)
+		return a, fmt.Errorf("pre-dial answer is not JSON (%w): %w", err, egress.ErrMalformed)
 	}
 	if a.Eligible == nil {
-		return a, errors.New("pre-dial answer lacks a boolean eligible")
+		return a, fmt.Errorf("pre-dial answer lacks a boolean eligible: %w", egress.ErrMalformed)
 	}
 	return a, nil
 }
@@ -143,7 +144,7 @@ func (d *Dispatcher) predial(c store.Claimed) (vars json.RawMessage, held bool) 
 		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), "predial_failed").Inc()
 		log.Warn().Err(err).Msg("pre-dial check failed; the call waits and is not dialled")
 		ev.Event = callstate.Event{Kind: callstate.DialDeferred, RetryAfter: PredialRetryAfter}
-		ev.Detail = map[string]any{"predial": "failed", "error": err.Error()}
+		ev.Detail = map[string]any{"predial": "failed", "error": egress.Describe(err)}
 	case !*answer.Eligible:
 		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), "ineligible").Inc()
 		log.Info().Str("reason", answer.Reason).Msg("pre-dial check: not eligible")

@@ -34,6 +34,9 @@ type bench struct {
 	syncInterval time.Duration
 	// rateLimits are the processes' request limits (zero: none).
 	rateLimits ratelimit.Rules
+	// unverifiedBodyBytes is the processes' CALLQUEUE_UNVERIFIED_BODY_BYTES
+	// (0: its default; negative: no bound).
+	unverifiedBodyBytes int64
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")
@@ -118,7 +121,7 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 	}
 	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: replicas,
 		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true, // the fake peers listen on loopback
-		RateLimits: w.b.rateLimits}
+		RateLimits: w.b.rateLimits, UnverifiedBodyBytes: w.b.unverifiedBodyBytes}
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
 	if err != nil {

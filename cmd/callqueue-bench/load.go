@@ -43,6 +43,13 @@ func closedLoopGET(ctx context.Context, client *http.Client, clients int, warmup
 // for d (after warmup), body(i) making each request's body.
 func closedLoop(ctx context.Context, client *http.Client, clients int, warmup, d time.Duration, url string,
 	header http.Header, body func(n int64) []byte) loadResult {
+	return closedLoopSigned(ctx, client, clients, warmup, d, url, header, body, nil)
+}
+
+// closedLoopSigned is closedLoop whose requests also carry sign(body)'s
+// headers (a signature over each body).
+func closedLoopSigned(ctx context.Context, client *http.Client, clients int, warmup, d time.Duration, url string,
+	header http.Header, body func(n int64) []byte, sign func(body []byte) http.Header) loadResult {
 	var seq atomic.Int64
 	var measuring atomic.Bool
 	var ok, failed atomic.Int64
@@ -59,12 +66,17 @@ func closedLoop(ctx context.Context, client *http.Client, clients int, warmup, d
 					return
 				default:
 				}
-				method, payload := http.MethodGet, io.Reader(nil)
+				method, raw := http.MethodGet, []byte(nil)
 				if body != nil {
-					method, payload = http.MethodPost, bytes.NewReader(body(seq.Add(1)))
+					method, raw = http.MethodPost, body(seq.Add(1))
 				}
-				req, _ := http.NewRequestWithContext(ctx, method, url, payload)
+				req, _ := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(raw))
 				req.Header = header.Clone()
+				if sign != nil {
+					for k, v := range sign(raw) {
+						req.Header[k] = v
+					}
+				}
 				start := time.Now()
 				resp, err := client.Do(req)
 				took := time.Since(start)

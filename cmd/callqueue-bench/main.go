@@ -82,6 +82,7 @@ func run() error {
 		run  func(context.Context) error
 	}{
 		{"intake", b.intake},
+		{"intake_guards", b.intakeGuards},
 		{"e2e", b.e2e},
 		{"dispatch", b.dispatch},
 		{"limit", b.limit},

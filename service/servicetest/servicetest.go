@@ -178,6 +178,8 @@ type Options struct {
 	TrustedProxies string
 	// RateLimits are the request limits (zero: none).
 	RateLimits ratelimit.Rules
+	// UnverifiedBodyBytes is CALLQUEUE_UNVERIFIED_BODY_BYTES (0: its default).
+	UnverifiedBodyBytes int64
 }
 
 // Instance is one running callqueue process.
@@ -196,7 +198,8 @@ func (e *Env) Start(opt Options) *Instance {
 	}
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: e.replicas(), Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
-		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits}
+		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits,
+		UnverifiedBodyBytes: opt.UnverifiedBodyBytes}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}

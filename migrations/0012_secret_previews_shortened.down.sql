@@ -1,0 +1,2 @@
+-- The longer previews are not brought back: nothing to undo.
+SELECT 1;
