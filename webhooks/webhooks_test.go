@@ -518,6 +518,15 @@ func TestPostcallBodyLimit(t *testing.T) {
 	h.post(t, h.integ, events, padTo(`{"eventType":"call_start","callId":"c1"}`, 2<<20)).expectError(t, http.StatusRequestEntityTooLarge, "")
 }
 
+// signedIntegration is a new integration whose post-calls must carry
+// ElevenLabs-Signature made with secret.
+func (h *harness) signedIntegration(t *testing.T, secret string) servicetest.Integration {
+	t.Helper()
+	signed := h.admin.CreateIntegration("Signed "+uuid.NewString()[:8], h.va, nil)
+	h.admin.AddSecret(signed, "ELEVENLABS_WEBHOOK_SECRET", secret)
+	return signed
+}
+
 // TestPostcallIgnored: an authenticated post-call that callqueue cannot use
 // (a type it does not handle, a body it cannot read) is answered 200 — a
 // 4xx counts towards ElevenLabs disabling the webhook — stored nowhere,
@@ -526,11 +535,7 @@ func TestPostcallIgnored(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	const secret = "wsec_ignored_0123456789"
-	signed := h.admin.CreateIntegration("Signed "+uuid.NewString()[:8], h.va, nil)
-	if code := h.admin.Do("POST", "/api/integrations/"+signed.ID.String()+"/secrets",
-		map[string]any{"key": "ELEVENLABS_WEBHOOK_SECRET", "value": secret}, nil); code != http.StatusCreated {
-		t.Fatalf("put ELEVENLABS_WEBHOOK_SECRET: %d", code)
-	}
+	signed := h.signedIntegration(t, secret)
 	cases := []struct {
 		name, body string
 		raw        []byte
@@ -602,11 +607,7 @@ func TestPostcallSignature(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	const secret = "wsec_test_0123456789"
-	signed := h.admin.CreateIntegration("Signed "+uuid.NewString()[:8], h.va, nil)
-	if code := h.admin.Do("POST", "/api/integrations/"+signed.ID.String()+"/secrets",
-		map[string]any{"key": "ELEVENLABS_WEBHOOK_SECRET", "value": secret}, nil); code != http.StatusCreated {
-		t.Fatalf("put ELEVENLABS_WEBHOOK_SECRET: %d", code)
-	}
+	signed := h.signedIntegration(t, secret)
 	n := 0
 	body := func() []byte {
 		n++
