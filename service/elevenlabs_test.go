@@ -202,3 +202,20 @@ func TestElevenLabsPostcallHealth(t *testing.T) {
 	env.Clock.Advance(time.Hour) // beyond max_call_duration_secs + ring + grace
 	servicetest.Eventually(t, 10*time.Second, "the stale post-call warning", func() bool { return postcallState() == "stale" })
 }
+
+// TestElevenLabsDialCarriesPredialVariables: the variables a pre-dial check
+// adds reach the ElevenLabs agent with the rest of its context.
+func TestElevenLabsDialCarriesPredialVariables(t *testing.T) {
+	t.Parallel()
+	_, in, admin, integ, el := elevenLabsSigned(t, "sip_trunk")
+	const secret = "predial-secret-el"
+	srv := fakePredial(t, secret)
+	admin.AddSecret(integ, "PREDIAL_SECRET", secret)
+	admin.PutConfig(integ, "predial", map[string]any{"url": srv.URL, "timeout_ms": 2000})
+	el.Agent([]string{"segment", "today_is", "client_name"}, false)
+	originateOn(t, in, integ, map[string]any{"phone_number": "+380990000001"})
+	dialled := el.Next(t, 10*time.Second)
+	if dialled.Failure != "" || dialled.DynamicVariables["segment"] != "vip" {
+		t.Fatalf("variables %v; failure %q", dialled.DynamicVariables, dialled.Failure)
+	}
+}

@@ -26,9 +26,10 @@ type AgentContexter interface {
 // ElevenLabs calls the conversation-initiation webhook for inbound calls
 // only, so the outbound-call request itself must hold the date, the CRM
 // context and the call's variables, or the agent talks without them (or
-// fails the conversation when its prompt uses them). nil for the others,
-// which ask agent-init.
-func (d *Dispatcher) agentContext(ctx context.Context, c store.Claimed) *elevenlabs.ClientData {
+// fails the conversation when its prompt uses them). vars are the call's
+// variables as dialled (the pre-dial check may have added some). nil for
+// the others, which ask agent-init.
+func (d *Dispatcher) agentContext(ctx context.Context, c store.Claimed, vars json.RawMessage) *elevenlabs.ClientData {
 	if c.Config.Voice.Provider != config.ProviderElevenLabs {
 		return nil
 	}
@@ -46,11 +47,11 @@ func (d *Dispatcher) agentContext(ctx context.Context, c store.Claimed) *elevenl
 	}
 	now := d.w.clock.Now()
 	if contexter, ok := d.w.warmer.(AgentContexter); ok {
-		answer, _ := contexter.ForDial(ctx, call.IntegrationID, agent, now, call.PhoneNumber, call.ID, call.DynamicVariables)
+		answer, _ := contexter.ForDial(ctx, call.IntegrationID, agent, now, call.PhoneNumber, call.ID, vars)
 		return &answer
 	}
 	answer := callerctx.Answer(now, agent, call.PhoneNumber,
-		callerctx.Caller{CallID: call.ID.String(), CallVars: call.DynamicVariables})
+		callerctx.Caller{CallID: call.ID.String(), CallVars: vars})
 	return &answer
 }
 

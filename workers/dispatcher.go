@@ -254,7 +254,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	if err == nil {
 		res, err = d.dialer.Originate(ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
 			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret,
-			Agent: d.agentContext(ctx, c)})
+			Agent: d.agentContext(ctx, c, vars)})
 	}
 	if ctx.Err() != nil {
 		return
