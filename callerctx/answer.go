@@ -23,10 +23,6 @@ type Agent struct {
 	Fields config.CRMFields
 }
 
-// SystemPrefix starts the names of ElevenLabs' own dynamic variables
-// (system__call_sid, system__time...), which a client may not set.
-const SystemPrefix = "system__"
-
 // ukrainianWeekdays are indexed by time.Weekday.
 var ukrainianWeekdays = [...]string{"Неділя", "Понеділок", "Вівторок", "Середа", "Четвер", "П'ятниця", "Субота"}
 
@@ -72,7 +68,7 @@ func Answer(now time.Time, agent Agent, phone string, caller Caller) elevenlabs.
 	}
 	for k, v := range vars {
 		switch {
-		case strings.HasPrefix(k, SystemPrefix):
+		case strings.HasPrefix(k, elevenlabs.SystemVariablePrefix):
 			delete(vars, k)
 		case v == nil:
 		default:

@@ -10,10 +10,12 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/elevenlabs"
 )
 
 // ElevenLabsBaseURLDefault is used when voice.base_url is empty.
@@ -158,7 +160,7 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 		}
 	}
 	for k, v := range vars {
-		if strings.HasPrefix(k, systemVariablePrefix) {
+		if strings.HasPrefix(k, elevenlabs.SystemVariablePrefix) {
 			delete(vars, k)
 			continue
 		}
@@ -177,15 +179,19 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 	return vars, nil
 }
 
-// systemVariablePrefix starts ElevenLabs' own dynamic variables.
-const systemVariablePrefix = "system__"
-
 // maxPlatformText bounds the platform's words kept in a call's history.
 const maxPlatformText = 300
 
-// boundedText is s cut to maxPlatformText bytes, on a rune boundary.
+// boundedText is s as valid UTF-8 without control characters (NUL cannot
+// be stored), cut to maxPlatformText bytes on a rune boundary.
 func boundedText(s string) string {
-	s = strings.ToValidUTF8(strings.TrimSpace(s), "")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	s = strings.TrimSpace(s)
 	if len(s) <= maxPlatformText {
 		return s
 	}

@@ -234,6 +234,7 @@ func TestElevenLabsRejectionKeepsWhy(t *testing.T) {
 		{"400 detail string", `{"detail":"Agent has no phone number"}`, "Agent has no phone number", "", 400},
 		{"401 detail status only", `{"detail":{"status":"invalid_api_key"}}`, "invalid_api_key", "", 401},
 		{"403 no detail", `Forbidden`, "", "", 403},
+		{"control characters dropped", `{"detail":"busy\u0000\nhere"}`, "busy  here", "", 400},
 		{"long message bounded", `{"detail":"` + strings.Repeat("й", 400) + `"}`, strings.Repeat("й", 150) + "…", "", 400},
 	}
 	for _, tt := range tests {

@@ -187,5 +187,9 @@ type ClientData struct {
 	ConversationConfig map[string]any `json:"conversation_config_override,omitempty"`
 }
 
+// SystemVariablePrefix starts the names of ElevenLabs' own dynamic
+// variables (system__call_sid, system__time...), which a client may not set.
+const SystemVariablePrefix = "system__"
+
 // ClientDataType is ClientData's type.
 const ClientDataType = "conversation_initiation_client_data"

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 
@@ -97,7 +97,7 @@ func systemVariable(vars json.RawMessage) string {
 	}
 	var names []string
 	for name := range obj {
-		if strings.HasPrefix(name, callerctx.SystemPrefix) {
+		if strings.HasPrefix(name, elevenlabs.SystemVariablePrefix) {
 			names = append(names, name)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
@@ -68,6 +69,9 @@ func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error
 // and the part at fault for whoever reads the delivery log, logged and
 // counted in callqueue_webhook_ignored_total.
 func (h *Handler) ignorePostcall(r request, reason, field, detail string) (int, any, error) {
+	if len(detail) > 200 { // it may quote the body's own type, of any length
+		detail = strings.ToValidUTF8(detail[:200], "") + "…"
+	}
 	r.log.Warn().Str("reason", reason).Str("field", field).Str("detail", detail).Msg("agent-postcall ignored")
 	h.metrics.WebhookIgnored.WithLabelValues(reason).Inc()
 	answer := map[string]any{"success": true, "ignored": reason}
