@@ -1,7 +1,9 @@
 package service_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,5 +219,26 @@ func TestElevenLabsDialCarriesPredialVariables(t *testing.T) {
 	dialled := el.Next(t, 10*time.Second)
 	if dialled.Failure != "" || dialled.DynamicVariables["segment"] != "vip" {
 		t.Fatalf("variables %v; failure %q", dialled.DynamicVariables, dialled.Failure)
+	}
+}
+
+// TestElevenLabsNotPlacedKeepsWhy: a success:false answer fails the attempt
+// with ElevenLabs' message and the conversation it opened in the history.
+func TestElevenLabsNotPlacedKeepsWhy(t *testing.T) {
+	t.Parallel()
+	_, in, admin, integ, el := elevenLabsSigned(t, "sip_trunk")
+	const message = "Failed to initiate call: sip status: 486: Busy Here"
+	el.Decide(func(servicetest.OutboundCall) servicetest.Plan { return servicetest.Plan{NotPlaced: message} })
+	id := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000031"})
+	dialled := el.Next(t, 10*time.Second)
+	c := awaitStatus(t, admin, id, "retry_scheduled")
+	var detail map[string]any
+	for _, e := range c.Events {
+		if e.Kind == "dial_failed" {
+			_ = json.Unmarshal(e.Detail, &detail)
+		}
+	}
+	if msg, _ := detail["error"].(string); !strings.Contains(msg, message) || detail["conversationId"] != dialled.ConversationID {
+		t.Errorf("dial_failed detail %v, want ElevenLabs' message and conversation %s; history %v", detail, dialled.ConversationID, kindsOf(c))
 	}
 }

@@ -48,6 +48,10 @@ type Plan struct {
 	// have it answered, before it answers the outbound-call request: the
 	// telephony provider's refusal overtakes ElevenLabs' own answer.
 	FailFirst string
+	// NotPlaced, when set, answers success:false with this message (and
+	// the conversation_id ElevenLabs had opened), as when the trunk refuses
+	// the INVITE.
+	NotPlaced string
 }
 
 // FakeElevenLabs speaks ElevenLabs Agents' outbound-call API as the real one
@@ -183,6 +187,12 @@ func (el *FakeElevenLabs) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	el.arrived <- call
 	answer := map[string]any{"success": true, "message": "Success", "conversation_id": call.ConversationID}
+	if plan.NotPlaced != "" {
+		answer = map[string]any{"success": false, "message": plan.NotPlaced, "conversation_id": call.ConversationID,
+			"callSid": nil, "sip_call_id": nil}
+		_ = json.NewEncoder(w).Encode(answer)
+		return
+	}
 	if route == "twilio" {
 		answer["callSid"] = call.CallSid
 	} else {
