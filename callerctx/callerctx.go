@@ -65,12 +65,11 @@ func (f *flight) wait(ctx context.Context) (Caller, bool) {
 }
 
 // begin registers a flight for k and returns it with leader true, or the
-// one already under way with leader false. A warm-up (replace) always leads:
-// what it caches carries the call, so later waiters should have it.
-func (c *Cache) begin(k string, replace bool) (f *flight, leader bool) {
+// one already under way with leader false.
+func (c *Cache) begin(k string) (f *flight, leader bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.inflight[k]; ok && !replace {
+	if f, ok := c.inflight[k]; ok {
 		return f, false
 	}
 	f = &flight{done: make(chan struct{})}
@@ -123,7 +122,7 @@ func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone stri
 	if !c.crm.Allows(integrationID) || ctx.Err() != nil {
 		return Caller{}, false
 	}
-	f, leader := c.begin(k, false)
+	f, leader := c.begin(k)
 	if !leader {
 		return f.wait(ctx)
 	}
@@ -197,9 +196,26 @@ func (c *Cache) put(ctx context.Context, k string, caller Caller) {
 // rather than asking again.
 func (c *Cache) Warm(ctx context.Context, integrationID uuid.UUID, phone string, callID uuid.UUID, callVars json.RawMessage) {
 	k := key(integrationID, phone)
-	f, _ := c.begin(k, true)
-	defer c.end(k, f)
 	caller := Caller{CallID: callID.String(), CallVars: callVars, Vars: map[string]any{}}
+	f, leader := c.begin(k)
+	for !leader {
+		// A lookup of this caller got there first (the dial's own,
+		// ForDial): its answer is this warm-up's too, so the CRM is asked
+		// once. If it gave up at its deadline, the warm-up asks anew.
+		known, ok := f.wait(ctx)
+		if ok {
+			if known.Vars != nil {
+				caller.Vars = known.Vars
+			}
+			c.put(ctx, k, caller)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f, leader = c.begin(k)
+	}
+	defer c.end(k, f)
 	if c.crm.Allows(integrationID) {
 		vars, err := c.lookup(ctx, integrationID, phone)
 		if err != nil {

@@ -107,8 +107,26 @@ type Voice struct {
 	AgentID            string `json:"agent_id,omitempty"`
 	AgentPhoneNumberID string `json:"agent_phone_number_id,omitempty"`
 	Via                string `json:"via,omitempty"`
+	// RingTimeoutSecs is how long ElevenLabs lets the callee's phone ring
+	// (telephony_call_config.ringing_timeout_secs; 0: RingTimeoutDefault).
+	RingTimeoutSecs int `json:"ring_timeout_secs,omitempty"`
 	// Simulator settings (provider "simulator"); nil for the others.
 	*Simulator
+}
+
+// RingTimeoutDefault is voice.ring_timeout_secs when it is not set.
+const RingTimeoutDefault = 45
+
+// RingTimeoutMax bounds voice.ring_timeout_secs: Twilio rings for at most
+// 600 seconds.
+const RingTimeoutMax = 600
+
+// RingTimeout is how long the callee's phone rings, in seconds.
+func (v Voice) RingTimeout() int {
+	if v.RingTimeoutSecs <= 0 {
+		return RingTimeoutDefault
+	}
+	return v.RingTimeoutSecs
 }
 
 // Complete reports whether the dialler has the settings it needs, apart from
@@ -335,7 +353,7 @@ var knownFields = map[string][]string{
 	KeyCallHandling: {"concurrency_limit", "min_call_duration_secs", "max_attempts", "retry_delays_secs",
 		"max_call_duration_secs", "calling_window", "retry_policy"},
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
-	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via"},
+	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via", "ring_timeout_secs"},
 		simulatorFields...),
 	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url", "status_values", "call_log"},
 	KeyAgent: {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
@@ -448,6 +466,9 @@ func validateVoice(v Voice) error {
 	case ProviderElevenLabs:
 		if v.Via != "" && v.Via != "sip_trunk" && v.Via != "twilio" {
 			return &FieldError{Field: "via", Message: `must be "sip_trunk" or "twilio"`}
+		}
+		if v.RingTimeoutSecs < 0 || v.RingTimeoutSecs > RingTimeoutMax {
+			return &FieldError{Field: "ring_timeout_secs", Message: fmt.Sprintf("must be between 1 and %d (0: %d)", RingTimeoutMax, RingTimeoutDefault)}
 		}
 		return validateURL("base_url", v.BaseURL, false)
 	case ProviderSimulator:

@@ -163,6 +163,10 @@ func TestNormalizeValid(t *testing.T) {
 			`{"provider":"elevenlabs","base_url":"https://api.elevenlabs.io","sip_id":"","assistant_id":"","agent_id":"ag","agent_phone_number_id":"pn","via":"sip_trunk"}`,
 		},
 		{
+			"voice elevenlabs ring timeout", config.KeyVoice, `{"provider": "elevenlabs", "via": "twilio", "ring_timeout_secs": 30}`,
+			`{"provider":"elevenlabs","base_url":"","sip_id":"","assistant_id":"","via":"twilio","ring_timeout_secs":30}`,
+		},
+		{
 			"voice elevenlabs twilio", config.KeyVoice, `{"provider": "elevenlabs", "via": "twilio"}`,
 			`{"provider":"elevenlabs","base_url":"","sip_id":"","assistant_id":"","via":"twilio"}`,
 		},
@@ -278,6 +282,8 @@ func TestNormalizeInvalid(t *testing.T) {
 		{"voice base_url relative", config.KeyVoice, `{"base_url": "va.example.com/api"}`, "base_url"},
 		{"voice base_url without host", config.KeyVoice, `{"provider": "elevenlabs", "base_url": "https://"}`, "base_url"},
 		{"voice elevenlabs bad via", config.KeyVoice, `{"provider": "elevenlabs", "via": "pstn"}`, "via"},
+		{"voice elevenlabs ring timeout negative", config.KeyVoice, `{"provider": "elevenlabs", "ring_timeout_secs": -1}`, "ring_timeout_secs"},
+		{"voice elevenlabs ring timeout too long", config.KeyVoice, `{"provider": "elevenlabs", "ring_timeout_secs": 601}`, "ring_timeout_secs"},
 		{"voice simulator weight above 1", config.KeyVoice, `{"provider": "simulator", "answer": 1.5}`, "answer"},
 		{"voice simulator negative weight", config.KeyVoice, `{"provider": "simulator", "busy": -0.1}`, "busy"},
 		{"voice simulator all weights 0", config.KeyVoice, `{"provider": "simulator", "answer": 0, "short": 0, "no_answer": 0, "busy": 0}`, "answer"},

@@ -5,6 +5,7 @@
 package crm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/callqueue/callqueue/config"
@@ -237,6 +239,24 @@ func (None) Lookup(context.Context, string) (*Record, error) { return nil, nil }
 // Apply implements Client.
 func (None) Apply(context.Context, Update) error { return nil }
 
+// variableRenames are the crm_fields keys whose variable has another name.
+var variableRenames = map[string]string{"name": "client_name", "company": "company", "source": "lead_source"}
+
+// VariableNames lists the agent variables crm_fields defines (Variables'
+// keys), sorted: every one of them is given to the agent, "" when the
+// record lacks it.
+func VariableNames(fields config.CRMFields) []string {
+	var names []string
+	for ours := range fields {
+		if ours == "phone" || ours == "status" {
+			continue
+		}
+		names = append(names, cmp.Or(variableRenames[ours], ours))
+	}
+	slices.Sort(names)
+	return names
+}
+
 // Variables maps a record to the agent's dynamic variables through
 // crm_fields: name → client_name, company → company, source → lead_source,
 // and every other configured field under its own key.
@@ -245,7 +265,6 @@ func Variables(r *Record, fields config.CRMFields) map[string]any {
 	if r == nil {
 		return out
 	}
-	rename := map[string]string{"name": "client_name", "company": "company", "source": "lead_source"}
 	for ours, theirs := range fields {
 		if ours == "phone" || ours == "status" {
 			continue
@@ -255,7 +274,7 @@ func Variables(r *Record, fields config.CRMFields) map[string]any {
 			continue
 		}
 		key := ours
-		if k, ok := rename[ours]; ok {
+		if k, ok := variableRenames[ours]; ok {
 			key = k
 		}
 		out[key] = v

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,27 @@ func TestIsPermanent(t *testing.T) {
 	}
 	if got, want := perm.Error(), "CRM answered 422: bad status value"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// TestVariableNames: the agent variables crm_fields defines are the keys
+// Variables may give, sorted, without phone and status.
+func TestVariableNames(t *testing.T) {
+	t.Parallel()
+	fields := config.CRMFields{"phone": "Phone", "name": "Name", "status": "Status", "company": "Company", "source": "Source",
+		"webinar_date": "Webinar date"}
+	got := crm.VariableNames(fields)
+	if want := []string{"client_name", "company", "lead_source", "webinar_date"}; !slices.Equal(got, want) {
+		t.Errorf("VariableNames = %v, want %v", got, want)
+	}
+	record := &crm.Record{Fields: map[string]any{"Name": "Іван", "Company": "ACME", "Source": "web", "Webinar date": "1.2", "Phone": "1"}}
+	for k := range crm.Variables(record, fields) {
+		if !slices.Contains(got, k) {
+			t.Errorf("Variables gave %s, which VariableNames does not list", k)
+		}
+	}
+	if n := crm.VariableNames(config.CRMFields{"phone": "Phone", "status": "Status"}); len(n) != 0 {
+		t.Errorf("VariableNames without agent fields = %v", n)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/elevenlabs"
 )
 
 // Request is one dial of one call attempt.
@@ -32,6 +33,10 @@ type Request struct {
 	Voice            config.Voice
 	// Secret authenticates with the platform (VA_AUTH_TOKEN).
 	Secret string
+	// Agent is what the agent gets at the start of the conversation
+	// (callerctx.Answer), for a platform that dials without asking
+	// agent-init (ElevenLabs); nil sends the call's own variables only.
+	Agent *elevenlabs.ClientData
 }
 
 // Result is what the platform answered.
@@ -50,32 +55,51 @@ type Dialer interface {
 
 // RejectedError is a 4xx answer: this attempt fails, the platform is
 // healthy. Reason is our own words, never the platform's body: errors end
-// up in call history, where a tenant reads them.
+// up in call history, where a tenant reads them. Message is the platform's
+// own explanation where its documented answer carries one (ElevenLabs'
+// message and detail), bounded; ConversationID its id for a conversation
+// it opened before failing.
 type RejectedError struct {
-	Status int
-	Reason string
+	Status         int
+	Reason         string
+	Message        string
+	ConversationID string
 }
 
 func (e *RejectedError) Error() string {
+	text := ""
 	switch {
 	case e.Status == 0:
-		return "dial rejected: " + e.Reason
+		text = "dial rejected: " + e.Reason
 	case e.Reason == "":
-		return fmt.Sprintf("dial rejected with %d %s", e.Status, http.StatusText(e.Status))
+		text = fmt.Sprintf("dial rejected with %d %s", e.Status, http.StatusText(e.Status))
+	default:
+		text = fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Reason)
 	}
-	return fmt.Sprintf("dial rejected with %d: %s", e.Status, e.Reason)
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }
 
-// Describe is what a tenant is shown (egress.Described): the status and
-// our own reason.
+// Describe is what a tenant is shown (egress.Described): the status, our
+// own reason and the platform's own message about the dial (ElevenLabs'
+// success:false message or 4xx detail, bounded and stripped of control
+// characters where it is read), never transport text.
 func (e *RejectedError) Describe() string {
+	text := ""
 	switch {
 	case e.Status == 0:
-		return "rejected: " + e.Reason
+		text = "rejected: " + e.Reason
 	case e.Reason == "":
-		return egress.BadStatus(e.Status)
+		text = egress.BadStatus(e.Status)
+	default:
+		text = egress.BadStatus(e.Status) + ": " + e.Reason
 	}
-	return egress.BadStatus(e.Status) + ": " + e.Reason
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }
 
 // IsRejected reports whether err is a RejectedError.

@@ -7,11 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/elevenlabs"
 )
 
 // ElevenLabsBaseURLDefault is used when voice.base_url is empty.
@@ -32,13 +36,24 @@ func NewElevenLabs(client *http.Client) *ElevenLabs {
 	return &ElevenLabs{client: client}
 }
 
+// elevenLabsOutboundCall is the body of POST .../outbound-call (ElevenLabs'
+// Body_Handle_an_outbound_call_via_{Twilio,SIP_trunk}).
 type elevenLabsOutboundCall struct {
-	AgentID            string `json:"agent_id"`
-	AgentPhoneNumberID string `json:"agent_phone_number_id"`
-	ToNumber           string `json:"to_number"`
-	ClientData         struct {
-		DynamicVariables map[string]any `json:"dynamic_variables"`
-	} `json:"conversation_initiation_client_data"`
+	AgentID            string               `json:"agent_id"`
+	AgentPhoneNumberID string               `json:"agent_phone_number_id"`
+	ToNumber           string               `json:"to_number"`
+	ClientData         elevenLabsClientData `json:"conversation_initiation_client_data"`
+	Telephony          struct {
+		RingingTimeoutSecs int `json:"ringing_timeout_secs"`
+	} `json:"telephony_call_config"`
+}
+
+// elevenLabsClientData is ConversationInitiationClientDataRequest: what
+// agent-init would answer, since ElevenLabs never asks it about the calls
+// this API places.
+type elevenLabsClientData struct {
+	DynamicVariables   map[string]any `json:"dynamic_variables"`
+	ConversationConfig map[string]any `json:"conversation_config_override,omitempty"`
 }
 
 // elevenLabsAnswer is both SIPTrunkOutboundCallResponse and
@@ -64,6 +79,10 @@ func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error)
 	}
 	call := elevenLabsOutboundCall{AgentID: req.Voice.AgentID, AgentPhoneNumberID: req.Voice.AgentPhoneNumberID, ToNumber: req.Phone}
 	call.ClientData.DynamicVariables = vars
+	if req.Agent != nil {
+		call.ClientData.ConversationConfig = req.Agent.ConversationConfig
+	}
+	call.Telephony.RingingTimeoutSecs = req.Voice.RingTimeout()
 	body, err := json.Marshal(call)
 	if err != nil {
 		return Result{}, err
@@ -95,12 +114,14 @@ func (e *ElevenLabs) Originate(ctx context.Context, req Request) (Result, error)
 		}
 		if !*ans.Success {
 			// The API worked but the call was not placed (e.g. the trunk refused
-			// the INVITE): this attempt fails, ElevenLabs is healthy.
-			return Result{}, &RejectedError{Status: resp.StatusCode, Reason: "the call was not placed"}
+			// the INVITE): this attempt fails, ElevenLabs is healthy. Its
+			// message says why, and a conversation it opened stays findable.
+			return Result{}, &RejectedError{Status: resp.StatusCode, Reason: "the call was not placed",
+				Message: boundedText(ans.Message), ConversationID: boundedText(ans.ConversationID)}
 		}
 		return Result{ConversationID: ans.ConversationID, ExternalID: cmp.Or(ans.CallSid, ans.SipCallID)}, nil
 	case permanentStatus(resp.StatusCode):
-		return Result{}, &RejectedError{Status: resp.StatusCode}
+		return Result{}, &RejectedError{Status: resp.StatusCode, Message: errorDetail(raw)}
 	}
 	return Result{}, &egress.StatusError{Op: "elevenlabs outbound call", Status: resp.StatusCode}
 }
@@ -118,15 +139,20 @@ func elevenLabsRoute(via string) (string, error) {
 	return "", &RejectedError{Reason: fmt.Sprintf(`voice.via %q is neither "sip_trunk" nor "twilio"`, via)}
 }
 
-// elevenLabsVariables is the call's dynamic_variables plus call_id and
-// phone_number, which the post-call webhook echoes back so the conversation
-// can be matched to the call even without the conversation_id.
+// elevenLabsVariables is what the agent gets as dynamic variables: the
+// answer agent-init would give (req.Agent; else the call's own variables),
+// plus the attempt's call_id and phone_number, which the post-call webhook
+// echoes back so the conversation can be matched to the attempt even
+// without the conversation_id.
 //
 // ElevenLabs accepts only scalar (or null) dynamic variables; a nested object
 // or array is sent as its JSON text rather than failing the dial with a 422.
+// Its own system__ names are never sent.
 func elevenLabsVariables(req Request) (map[string]any, error) {
 	vars := map[string]any{}
-	if raw := bytes.TrimSpace(req.DynamicVariables); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+	if req.Agent != nil {
+		maps.Copy(vars, req.Agent.DynamicVariables)
+	} else if raw := bytes.TrimSpace(req.DynamicVariables); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber() // keep numbers exactly as given
 		if err := dec.Decode(&vars); err != nil {
@@ -134,6 +160,10 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 		}
 	}
 	for k, v := range vars {
+		if strings.HasPrefix(k, elevenlabs.SystemVariablePrefix) {
+			delete(vars, k)
+			continue
+		}
 		switch v.(type) {
 		case map[string]any, []any:
 			text, err := json.Marshal(v)
@@ -147,6 +177,68 @@ func elevenLabsVariables(req Request) (map[string]any, error) {
 	vars["call_id"] = callstate.AttemptCallID(req.CallID, req.Attempt)
 	vars["phone_number"] = req.Phone
 	return vars, nil
+}
+
+// maxPlatformText bounds the platform's words kept in a call's history.
+const maxPlatformText = 300
+
+// boundedText is s as valid UTF-8 without control characters (NUL cannot
+// be stored), cut to maxPlatformText bytes on a rune boundary.
+func boundedText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	s = strings.TrimSpace(s)
+	if len(s) <= maxPlatformText {
+		return s
+	}
+	cut := maxPlatformText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// errorDetail reads ElevenLabs' 4xx answer: {"detail": "..."},
+// {"detail": {"status", "message"}} or a 422's HTTPValidationError
+// {"detail": [{"loc", "msg", "type"}]}. Anything else gives "".
+func errorDetail(raw []byte) string {
+	var body struct {
+		Detail json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(raw, &body) != nil || len(body.Detail) == 0 {
+		return ""
+	}
+	var text string
+	if json.Unmarshal(body.Detail, &text) == nil {
+		return boundedText(text)
+	}
+	var obj struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body.Detail, &obj) == nil && (obj.Message != "" || obj.Status != "") {
+		return boundedText(cmp.Or(obj.Message, obj.Status))
+	}
+	var list []struct {
+		Loc []any  `json:"loc"`
+		Msg string `json:"msg"`
+	}
+	if json.Unmarshal(body.Detail, &list) != nil {
+		return ""
+	}
+	parts := make([]string, 0, len(list))
+	for _, e := range list {
+		loc := make([]string, 0, len(e.Loc))
+		for _, l := range e.Loc {
+			loc = append(loc, fmt.Sprint(l))
+		}
+		parts = append(parts, strings.TrimLeft(strings.Join(loc, ".")+": "+e.Msg, ": "))
+	}
+	return boundedText(strings.Join(parts, "; "))
 }
 
 // permanentStatus reports whether an HTTP status fails the attempt without

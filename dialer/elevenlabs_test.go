@@ -3,8 +3,11 @@ package dialer_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +15,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/dialer"
+	"github.com/callqueue/callqueue/elevenlabs"
 )
 
 const testCallID = "0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50"
@@ -116,7 +120,138 @@ func TestElevenLabsOriginateRequest(t *testing.T) {
 				t.Errorf("Content-Type %q, want application/json", h)
 			}
 			assertJSON(t, got.Body, `{"agent_id":"agent_01jx","agent_phone_number_id":"phnum_01jy","to_number":"+380501234567",
-				"conversation_initiation_client_data":{"dynamic_variables":`+tt.wantVars+`}}`)
+				"conversation_initiation_client_data":{"dynamic_variables":`+tt.wantVars+`},
+				"telephony_call_config":{"ringing_timeout_secs":45}}`)
+		})
+	}
+}
+
+// TestElevenLabsRequestMatchesSchema: a dial carrying the agent's context
+// (with a conversation override and a ring timeout) sends only members the
+// published request schema has, each of its JSON kind
+// (testdata/outbound_call_request.json, written from ElevenLabs' OpenAPI),
+// dynamic variables all scalar and none of ElevenLabs' system__ names.
+func TestElevenLabsRequestMatchesSchema(t *testing.T) {
+	t.Parallel()
+	published := readFixture(t, "outbound_call_request.json")
+	for _, via := range []string{"sip_trunk", "twilio"} {
+		p := newPlatform(t, reply(http.StatusOK, sipTrunkAccepted))
+		req := elevenLabsRequest(p.srv.URL, via)
+		req.Voice.RingTimeoutSecs = 30
+		req.Agent = &elevenlabs.ClientData{Type: elevenlabs.ClientDataType,
+			DynamicVariables: map[string]any{"today_is": "21.01.2026", "client_name": "", "visits": 3, "vip": true, "note": nil,
+				"tags": []any{"a"}, "crm": map[string]any{"id": 7}, "system__call_sid": "forged"},
+			ConversationConfig: map[string]any{"agent": map[string]any{"prompt": map[string]any{"prompt": "Be brief."},
+				"first_message": "Добрий день, {{client_name}}!", "language": "uk"}}}
+		if _, err := dialer.NewElevenLabs(p.srv.Client()).Originate(t.Context(), req); err != nil {
+			t.Fatalf("%s: Originate: %v", via, err)
+		}
+		var sent map[string]any
+		if err := json.Unmarshal(p.only(t).Body, &sent); err != nil {
+			t.Fatal(err)
+		}
+		checkShape(t, via, "", sent, published)
+		client := sent["conversation_initiation_client_data"].(map[string]any)
+		vars := client["dynamic_variables"].(map[string]any)
+		for k, v := range vars {
+			switch v.(type) {
+			case string, float64, bool, nil:
+			default:
+				t.Errorf("%s: dynamic variable %s = %v is not a scalar", via, k, v)
+			}
+			if strings.HasPrefix(k, "system__") {
+				t.Errorf("%s: sent ElevenLabs' own variable %s", via, k)
+			}
+		}
+		if vars["today_is"] != "21.01.2026" || vars["client_name"] != "" || vars["call_id"] != testCallID+".1" || vars["tags"] != `["a"]` {
+			t.Errorf("%s: dynamic variables %v", via, vars)
+		}
+		if sent["telephony_call_config"].(map[string]any)["ringing_timeout_secs"] != 30.0 {
+			t.Errorf("%s: telephony_call_config %v", via, sent["telephony_call_config"])
+		}
+	}
+}
+
+// checkShape fails for every member of got that published lacks or holds
+// with another JSON kind. dynamic_variables is a map: its values are
+// checked against the kinds its sample values show.
+func checkShape(t *testing.T, via, path string, got, published map[string]any) {
+	t.Helper()
+	for k, v := range got {
+		at := strings.TrimPrefix(path+"."+k, ".")
+		want, ok := published[k]
+		if path == "conversation_initiation_client_data.dynamic_variables" {
+			continue
+		}
+		if !ok {
+			t.Errorf("%s: %s is not in ElevenLabs' request schema", via, at)
+			continue
+		}
+		if fmt.Sprintf("%T", v) != fmt.Sprintf("%T", want) {
+			t.Errorf("%s: %s is %T, the schema has %T", via, at, v, want)
+			continue
+		}
+		if obj, ok := v.(map[string]any); ok {
+			checkShape(t, via, at, obj, want.(map[string]any))
+		}
+	}
+}
+
+// readFixture decodes one of ElevenLabs' wire samples.
+func readFixture(t *testing.T, name string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "elevenlabs", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+// TestElevenLabsRejectionKeepsWhy: a success:false answer keeps ElevenLabs'
+// message and the conversation it opened; a 4xx keeps its detail, in each
+// of the shapes ElevenLabs gives it (samples from its published schemas).
+func TestElevenLabsRejectionKeepsWhy(t *testing.T) {
+	t.Parallel()
+	fixture := func(name string) string {
+		raw, err := os.ReadFile(filepath.Join("..", "elevenlabs", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	tests := []struct {
+		name, body, wantMessage, wantConversation string
+		status                                    int
+	}{
+		{"success false", fixture("sip_trunk_outbound_call_failed.json"), "Failed to initiate call: sip status: 486: Busy Here",
+			"conv_01jzb1c2d3e4f5g6h7j8k9l0m1", 200},
+		{"422 validation error", fixture("http_validation_error.json"), "body.to_number: Field required", "", 422},
+		{"404 detail object", fixture("error_detail.json"), "Phone number phnum_01jy0a1b2c3d4e5f6g7h8j9k0m was not found", "", 404},
+		{"400 detail string", `{"detail":"Agent has no phone number"}`, "Agent has no phone number", "", 400},
+		{"401 detail status only", `{"detail":{"status":"invalid_api_key"}}`, "invalid_api_key", "", 401},
+		{"403 no detail", `Forbidden`, "", "", 403},
+		{"control characters dropped", `{"detail":"busy\u0000\nhere"}`, "busy  here", "", 400},
+		{"long message bounded", `{"detail":"` + strings.Repeat("й", 400) + `"}`, strings.Repeat("й", 150) + "…", "", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPlatform(t, reply(tt.status, tt.body))
+			_, err := dialer.NewElevenLabs(p.srv.Client()).Originate(t.Context(), elevenLabsRequest(p.srv.URL, "sip_trunk"))
+			var rej *dialer.RejectedError
+			if !errors.As(err, &rej) {
+				t.Fatalf("err = %v, want a *RejectedError", err)
+			}
+			if rej.Message != tt.wantMessage || rej.ConversationID != tt.wantConversation {
+				t.Errorf("message %q, conversation %q; want %q, %q", rej.Message, rej.ConversationID, tt.wantMessage, tt.wantConversation)
+			}
+			if tt.wantMessage != "" && !strings.Contains(err.Error(), tt.wantMessage) {
+				t.Errorf("error %q lacks the platform's message", err)
+			}
 		})
 	}
 }

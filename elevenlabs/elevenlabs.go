@@ -4,6 +4,7 @@
 package elevenlabs
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
@@ -76,10 +77,11 @@ func CheckHeader(header string, now time.Time) error {
 }
 
 // Webhook is a post-call webhook envelope. Unknown fields are kept in Data.
+// event_timestamp is not read: nothing depends on it, and a value of a
+// shape we did not expect must not make a genuine webhook fail.
 type Webhook struct {
-	Type           string          `json:"type"`
-	EventTimestamp int64           `json:"event_timestamp"`
-	Data           json.RawMessage `json:"data"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
 }
 
 // TranscriptionData is the data of a post_call_transcription webhook.
@@ -115,6 +117,27 @@ type FailureData struct {
 	Metadata       json.RawMessage `json:"metadata"`
 }
 
+// FailureMetadata is a call_initiation_failure's metadata: the telephony
+// provider's own report, "twilio" (Twilio's status callback, CallSid, To,
+// CallStatus...) or "sip" (call_sid, sip_status_code, error_reason...).
+type FailureMetadata struct {
+	Type string         `json:"type"`
+	Body map[string]any `json:"body"`
+}
+
+// ProviderCallID is the telephony id the failure names: Twilio's CallSid
+// or the SIP trunk's call_sid, which the outbound-call answer gave as
+// callSid / sip_call_id. Whichever is present counts, whatever the type
+// says, since only one of them is ever sent.
+func (m FailureMetadata) ProviderCallID() string {
+	for _, k := range []string{"CallSid", "call_sid"} {
+		if id, ok := m.Body[k].(string); ok && id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
 // AudioData is the data of a post_call_audio webhook.
 type AudioData struct {
 	AgentID        string `json:"agent_id"`
@@ -122,18 +145,34 @@ type AudioData struct {
 	FullAudio      string `json:"full_audio"`
 }
 
-// ParseWebhook decodes and checks the envelope.
+// ErrUnhandledType is a webhook of a type callqueue does not handle: a
+// receiver answers it 2xx and ignores it, since ElevenLabs disables a
+// webhook that keeps failing and sends new event types as it adds them.
+var ErrUnhandledType = errors.New("webhook type is not handled")
+
+// ParseWebhook decodes and checks the envelope. A JSON object whose type is
+// missing or not one of ours is ErrUnhandledType (wrapped).
 func ParseWebhook(body []byte) (Webhook, error) {
-	var w Webhook
-	if err := json.Unmarshal(body, &w); err != nil {
-		return w, fmt.Errorf("body is not a JSON object: %w", err)
+	var envelope struct {
+		Type json.RawMessage `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &envelope); err != nil {
+		return Webhook{}, fmt.Errorf("body is not a JSON object: %w", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return Webhook{}, errors.New("body is not a JSON object")
+	}
+	w := Webhook{Data: envelope.Data}
+	if json.Unmarshal(envelope.Type, &w.Type) != nil {
+		w.Type = ""
 	}
 	switch w.Type {
 	case TypeTranscription, TypeAudio, TypeInitiationFailure:
 	case "":
-		return w, errors.New("type is required")
+		return w, fmt.Errorf("%w: no type", ErrUnhandledType)
 	default:
-		return w, fmt.Errorf("unknown webhook type %q", w.Type)
+		return w, fmt.Errorf("%w: %q", ErrUnhandledType, w.Type)
 	}
 	if len(w.Data) == 0 || w.Data[0] != '{' {
 		return w, errors.New("data must be an object")
@@ -147,6 +186,10 @@ type ClientData struct {
 	DynamicVariables   map[string]any `json:"dynamic_variables"`
 	ConversationConfig map[string]any `json:"conversation_config_override,omitempty"`
 }
+
+// SystemVariablePrefix starts the names of ElevenLabs' own dynamic
+// variables (system__call_sid, system__time...), which a client may not set.
+const SystemVariablePrefix = "system__"
 
 // ClientDataType is ClientData's type.
 const ClientDataType = "conversation_initiation_client_data"

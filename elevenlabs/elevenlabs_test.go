@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +167,7 @@ func FuzzVerify(f *testing.F) {
 
 func TestParseWebhook(t *testing.T) {
 	t.Parallel()
+	const unhandled = "(unhandled)"
 	cases := []struct {
 		name     string
 		body     string
@@ -185,17 +188,21 @@ func TestParseWebhook(t *testing.T) {
 		{"no event_timestamp", `{"type":"post_call_audio","data":{"full_audio":""}}`, elevenlabs.TypeAudio, "full_audio"},
 		{"whitespace", " \n{ \"type\" : \"post_call_transcription\" , \"data\" : { \"conversation_id\" : \"c1\" } }\n ", elevenlabs.TypeTranscription, "conversation_id"},
 
-		{"unknown type", `{"type":"post_call_video","data":{}}`, "", ""},
-		{"type in other case", `{"type":"POST_CALL_TRANSCRIPTION","data":{}}`, "", ""},
-		{"empty type", `{"type":"","data":{}}`, "", ""},
-		{"missing type", `{"data":{}}`, "", ""},
-		{"type not a string", `{"type":1,"data":{}}`, "", ""},
+		{"event_timestamp a string", `{"type":"post_call_transcription","event_timestamp":"now","data":{"conversation_id":"c1"}}`,
+			elevenlabs.TypeTranscription, "conversation_id"},
+		{"event_timestamp a fraction", `{"type":"post_call_transcription","event_timestamp":1705845552.25,"data":{"conversation_id":"c1"}}`,
+			elevenlabs.TypeTranscription, "conversation_id"},
+
+		{"unknown type", `{"type":"post_call_video","data":{}}`, unhandled, ""},
+		{"type in other case", `{"type":"POST_CALL_TRANSCRIPTION","data":{}}`, unhandled, ""},
+		{"empty type", `{"type":"","data":{}}`, unhandled, ""},
+		{"missing type", `{"data":{}}`, unhandled, ""},
+		{"type not a string", `{"type":1,"data":{}}`, unhandled, ""},
 		{"missing data", `{"type":"post_call_transcription"}`, "", ""},
 		{"null data", `{"type":"post_call_transcription","data":null}`, "", ""},
 		{"array data", `{"type":"post_call_transcription","data":[{}]}`, "", ""},
 		{"string data", `{"type":"post_call_transcription","data":"{}"}`, "", ""},
 		{"number data", `{"type":"post_call_transcription","data":1}`, "", ""},
-		{"event_timestamp not a number", `{"type":"post_call_transcription","event_timestamp":"now","data":{}}`, "", ""},
 		{"empty body", ``, "", ""},
 		{"null", `null`, "", ""},
 		{"array", `[{"type":"post_call_transcription","data":{}}]`, "", ""},
@@ -206,9 +213,15 @@ func TestParseWebhook(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			wh, err := elevenlabs.ParseWebhook([]byte(tc.body))
+			if tc.wantType == unhandled {
+				if !errors.Is(err, elevenlabs.ErrUnhandledType) {
+					t.Fatalf("ParseWebhook(%s) = %+v, %v, want ErrUnhandledType", tc.body, wh, err)
+				}
+				return
+			}
 			if tc.wantType == "" {
-				if err == nil {
-					t.Fatalf("ParseWebhook(%s) = %+v, want an error", tc.body, wh)
+				if err == nil || errors.Is(err, elevenlabs.ErrUnhandledType) {
+					t.Fatalf("ParseWebhook(%s) = %+v, %v, want an error other than ErrUnhandledType", tc.body, wh, err)
 				}
 				return
 			}
@@ -223,6 +236,40 @@ func TestParseWebhook(t *testing.T) {
 				t.Fatalf("data lost %q: %s", tc.data, wh.Data)
 			}
 		})
+	}
+}
+
+// TestFailureMetadata: the call_initiation_failure samples written from
+// ElevenLabs' documentation, with Twilio's and the SIP trunk's reports,
+// name the call by the id the outbound-call answer gave.
+func TestFailureMetadata(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ file, reason, kind, callID string }{
+		{"call_initiation_failure_twilio.json", "busy", "twilio", "CA0123456789abcdef0123456789abcdef"},
+		{"call_initiation_failure_sip.json", "no-answer", "sip", "SCL_kX2p9QvR7tYw"},
+	} {
+		body, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh, err := elevenlabs.ParseWebhook(body)
+		if err != nil || wh.Type != elevenlabs.TypeInitiationFailure {
+			t.Fatalf("%s: %+v, %v", tc.file, wh, err)
+		}
+		var d elevenlabs.FailureData
+		if err := json.Unmarshal(wh.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		var m elevenlabs.FailureMetadata
+		if err := json.Unmarshal(d.Metadata, &m); err != nil {
+			t.Fatal(err)
+		}
+		if d.FailureReason != tc.reason || m.Type != tc.kind || m.ProviderCallID() != tc.callID {
+			t.Errorf("%s: reason %q, metadata type %q, provider call id %q", tc.file, d.FailureReason, m.Type, m.ProviderCallID())
+		}
+	}
+	if id := (elevenlabs.FailureMetadata{Type: "twilio", Body: map[string]any{"CallSid": 7}}).ProviderCallID(); id != "" {
+		t.Errorf("a CallSid that is not a string gave %q", id)
 	}
 }
 

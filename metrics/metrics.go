@@ -50,6 +50,10 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// RetentionDeleted counts the rows the retention job deleted, by table.
 	RetentionDeleted *prometheus.CounterVec
+	// WebhookIgnored counts authenticated webhooks answered 2xx and set
+	// aside, by why (WebhookIgnoredReasons): a platform that disables
+	// failing webhooks must never see a 4xx for a body it may send.
+	WebhookIgnored *prometheus.CounterVec
 
 	queueWait         *prometheus.HistogramVec
 	deferred          *prometheus.CounterVec
@@ -57,6 +61,9 @@ type Metrics struct {
 	agentInitDuration *prometheus.HistogramVec
 	agentInitFallback *prometheus.CounterVec
 }
+
+// WebhookIgnoredReasons are the reasons of callqueue_webhook_ignored_total.
+var WebhookIgnoredReasons = []string{"unknown_type", "malformed"}
 
 // Build identifies the running binary in callqueue_build_info.
 type Build struct {
@@ -138,6 +145,12 @@ func New(build Build) *Metrics {
 	m.RetentionDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_retention_deleted_rows_total",
 		Help: "Rows deleted by the daily retention job (data.retention_days), by table."}, []string{"table"})
 	r.MustRegister(m.RateLimited, m.RetentionDeleted)
+	m.WebhookIgnored = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_webhook_ignored_total",
+		Help: "Authenticated webhooks answered 2xx and ignored, by reason (unknown_type, malformed)."}, []string{"reason"})
+	for _, reason := range WebhookIgnoredReasons {
+		m.WebhookIgnored.WithLabelValues(reason)
+	}
+	r.MustRegister(m.WebhookIgnored)
 	r.MustRegister(m.CRMDeliveries, m.CRMAmbiguous, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
 		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)

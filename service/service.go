@@ -363,6 +363,9 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 			voice["status"] = current.Status
 		}
 		voice["ok"] = cfg.Voice.Complete() && serr == nil && state != gobreaker.StateOpen && !unhealthy
+		if cfg.Voice.Provider == config.ProviderElevenLabs {
+			checks["postcall"] = s.postcallCheck(ctx, in.ID, cfg)
+		}
 		crmState := s.CRM.Breakers().State(in.ID.String())
 		checks["crm"] = map[string]any{"ok": crmState != gobreaker.StateOpen, "kind": cfg.CRM.Kind, "breaker": crmState.String()}
 	}

@@ -2,33 +2,18 @@ package webhooks
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/callqueue/callqueue/callerctx"
-	"github.com/callqueue/callqueue/config"
-	"github.com/callqueue/callqueue/elevenlabs"
 )
 
-// ukrainianWeekdays are indexed by time.Weekday.
-var ukrainianWeekdays = [...]string{"Неділя", "Понеділок", "Вівторок", "Середа", "Четвер", "П'ятниця", "Субота"}
-
-// DateVariables are the date, time and Ukrainian weekday at t in loc.
-func DateVariables(t time.Time, loc *time.Location) map[string]any {
-	local := t.In(loc)
-	return map[string]any{
-		"today_is": local.Format("02.01.2006"),
-		"time":     local.Format("15:04:05"),
-		"weekday":  ukrainianWeekdays[local.Weekday()],
-	}
-}
-
-// agentInit answers ElevenLabs' conversation-initiation webhook at once:
-// date and time in the integration's timezone, the phone, the call's own
-// dynamic variables and, within the deadline, the caller's CRM context.
+// agentInit answers ElevenLabs' conversation-initiation webhook at once
+// (callerctx.Answer, as an ElevenLabs dial sends it): date and time in the
+// integration's timezone, the phone, the call's own dynamic variables and,
+// within the deadline, the caller's CRM context.
 // A warmed outbound call is answered from the shared cache alone; whatever
 // is slow or failing is left out. It never answers an error.
 func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
@@ -40,11 +25,6 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 	agent := r.in.Agent
 	ctx, cancel := context.WithTimeout(ctx, agent.InitDeadline())
 	defer cancel()
-	loc, err := config.Location(agent.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
-	vars := DateVariables(h.now(), loc)
 	phones := req.Phones()
 	var caller callerctx.Caller
 	source := "none"
@@ -93,50 +73,15 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 			}
 		}
 	}
-	if phone != "" {
-		vars["phone_number"] = phone
-	}
-	for k, v := range caller.Vars {
-		vars[k] = v
-	}
-	if caller.CallID != "" {
-		vars["call_id"] = caller.CallID
-		var callVars map[string]any
-		_ = json.Unmarshal(caller.CallVars, &callVars) // stored by us as an object
-		for k, v := range callVars {
-			vars[k] = v
-		}
-	}
 	h.metrics.AgentInitAnswered(r.in.ID.String(), source, fallbackReason(ctx, source, len(phones), caller.CallID, lookupFailed), time.Since(start))
-	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
-	if agent.Override {
-		answer.ConversationConfig = overrideFor(r.in.AgentPrompt, agent)
-	}
-	return http.StatusOK, answer, nil
+	return http.StatusOK, callerctx.Answer(h.now(), callerctx.Agent{Config: agent, Prompt: r.in.AgentPrompt, Fields: r.in.CRMFields},
+		phone, caller), nil
 }
 
 // cacheReader is an Enricher that can answer from its shared cache alone
 // (callerctx.Cache).
 type cacheReader interface {
 	Cached(ctx context.Context, integrationID uuid.UUID, phone string) (callerctx.Caller, bool)
-}
-
-// overrideFor builds ElevenLabs' conversation_config_override.
-func overrideFor(prompt string, a config.Agent) map[string]any {
-	agent := map[string]any{}
-	if prompt != "" {
-		agent["prompt"] = map[string]any{"prompt": prompt}
-	}
-	if a.FirstMessage != "" {
-		agent["first_message"] = a.FirstMessage
-	}
-	if a.Language != "" {
-		agent["language"] = a.Language
-	}
-	if len(agent) == 0 {
-		return nil
-	}
-	return map[string]any{"agent": agent}
 }
 
 // fallbackReason says why an agent-init answer carries no caller context

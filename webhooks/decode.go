@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 
@@ -65,6 +66,10 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 		if vars[0] != '{' {
 			return out, jsonhttp.Invalid("dynamic_variables", "dynamic_variables must be an object")
 		}
+		if name := systemVariable(vars); name != "" {
+			return out, jsonhttp.Invalid("dynamic_variables."+name,
+				"dynamic_variables may not name %s: names starting with system__ are ElevenLabs' own", name)
+		}
 		out.DynamicVariables = vars
 	}
 	if raw.Priority != nil {
@@ -80,6 +85,30 @@ func DecodeOriginate(body []byte) (OriginateRequest, error) {
 		out.Timezone = *raw.Timezone
 	}
 	return out, nil
+}
+
+// systemVariable returns the first (sorted) name in the object vars that
+// starts with ElevenLabs' reserved system__ prefix, cut to 64 bytes; ""
+// when there is none. ElevenLabs refuses a conversation that sets one.
+func systemVariable(vars json.RawMessage) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(vars, &obj) != nil {
+		return ""
+	}
+	var names []string
+	for name := range obj {
+		if strings.HasPrefix(name, elevenlabs.SystemVariablePrefix) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	name := slices.Min(names)
+	if len(name) > 64 {
+		name = strings.ToValidUTF8(name[:64], "")
+	}
+	return name
 }
 
 // decodeStrict is jsonhttp.Decode that also refuses what follows the

@@ -21,9 +21,10 @@ type Integration struct {
 	Token  string
 	// SignatureSecret is ELEVENLABS_WEBHOOK_SECRET, when set.
 	SignatureSecret string
-	// Agent and AgentPrompt render agent-init's answer.
+	// Agent, AgentPrompt and CRMFields render agent-init's answer.
 	Agent       config.Agent
 	AgentPrompt string
+	CRMFields   config.CRMFields
 }
 
 // Directory finds integrations by slug, caching them briefly so that
@@ -159,7 +160,7 @@ func (d *Directory) load(ctx context.Context, slug string) (Integration, error) 
 	if err != nil {
 		return Integration{}, err
 	}
-	out.Agent = cfg.Agent
+	out.Agent, out.CRMFields = cfg.Agent, cfg.CRMFields
 	secret, err := d.store.SecretValue(ctx, in.ID, "ELEVENLABS_WEBHOOK_SECRET")
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Integration{}, err

@@ -209,12 +209,15 @@ func OpenAPI(slug, base string) map[string]any {
 			"Takes post_call_transcription, post_call_audio or call_initiation_failure. When the integration has the "+
 				"ELEVENLABS_WEBHOOK_SECRET secret, the ElevenLabs-Signature header is required "+
 				"(t=<unix>,v0=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>, at most 30 minutes old); otherwise the webhook token. "+
-				"Bodies up to 25 MiB.", obj{
+				"Bodies up to 25 MiB. An authenticated body of another type, or one that cannot be read, is answered 200 "+
+				"with ignored (unknown_type or malformed) and the field at fault, never 4xx: ElevenLabs disables a webhook "+
+				"after repeated failures. A 503 means the queue could not store it: ElevenLabs sends it again only when "+
+				"webhook retries are switched on in its settings.", obj{
 				"tags":        []string{"Webhooks"},
 				"security":    append([]obj{{"elevenLabsSignature": []string{}}}, tokenSecurity...),
 				"requestBody": obj{"required": true, "content": jsonContent(ref("schemas", "PostcallWebhook"), examplePostcall)},
-				"responses": merge(obj{"200": jsonResponse("The webhook is stored.", ref("schemas", "Success"), obj{"success": true})},
-					errorResponses(400, 401, 404, 413, 503)),
+				"responses": merge(obj{"200": jsonResponse("The webhook is stored, or ignored.", ref("schemas", "PostcallAnswer"), obj{"success": true})},
+					errorResponses(401, 404, 413, 503)),
 			})}},
 		{"/setup", obj{"post": op("setup", "Set the integration up",
 			"Stores the default of every known config key not yet set, creates the placeholder secrets VA_AUTH_TOKEN, "+
@@ -314,6 +317,11 @@ func OpenAPI(slug, base string) map[string]any {
 			"schemas": obj{
 				"Error":   errorSchema,
 				"Success": success,
+				"PostcallAnswer": obj{"type": "object", "required": []string{"success"}, "properties": obj{
+					"success": obj{"type": "boolean", "const": true},
+					"ignored": obj{"type": "string", "enum": []string{"unknown_type", "malformed"}, "description": "Why the body was set aside."},
+					"field":   obj{"type": "string", "description": "The part of the body at fault."},
+				}},
 				"CallOriginateRequest": obj{"type": "object", "required": []string{"phone_number"}, "additionalProperties": false,
 					"properties": obj{
 						"phone_number":      obj{"type": "string", "description": "E.164-like: an optional + and 5 to 20 digits; spaces, dashes and brackets are ignored.", "example": "+380994829573"},
@@ -351,8 +359,9 @@ func OpenAPI(slug, base string) map[string]any {
 					"conversation_config_override": obj{"type": "object", "description": "When the agent config asks for it: prompt, first_message, language."},
 				}},
 				"PostcallWebhook": obj{"type": "object", "required": []string{"type", "data"}, "properties": obj{
-					"type":            obj{"type": "string", "enum": []string{"post_call_transcription", "post_call_audio", "call_initiation_failure"}},
-					"event_timestamp": obj{"type": "integer", "description": "Unix seconds."},
+					"type": obj{"type": "string", "description": "Handled: post_call_transcription, post_call_audio, call_initiation_failure; " +
+						"any other is answered 200 and ignored.", "examples": []string{"post_call_transcription", "post_call_audio", "call_initiation_failure"}},
+					"event_timestamp": obj{"description": "Unix seconds; not read."},
 					"data":            obj{"type": "object", "description": "ElevenLabs' payload: conversation_id, transcript, metadata, analysis, full_audio (base64) or failure_reason."},
 				}},
 				"SetupResult": obj{"type": "object", "required": []string{"success", "created"}, "properties": obj{

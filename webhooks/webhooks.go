@@ -404,63 +404,6 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 	return http.StatusAccepted, map[string]any{"success": true}, nil
 }
 
-func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error) {
-	wh, err := elevenlabs.ParseWebhook(r.body)
-	if err != nil {
-		return 0, nil, jsonhttp.BadRequest(postcallField(wh, err), "%v", err)
-	}
-	var ids struct {
-		ConversationID string `json:"conversation_id"`
-		FullAudio      string `json:"full_audio"`
-	}
-	_ = json.Unmarshal(wh.Data, &ids) // data is an object (ParseWebhook); fields are optional
-	body := queue.PostcallBody{Type: wh.Type, ReceivedAt: h.now()}
-	if wh.Type == elevenlabs.TypeAudio {
-		// Keep that the recording exists, not the recording.
-		audio, err := base64.StdEncoding.DecodeString(ids.FullAudio)
-		if err != nil {
-			return 0, nil, jsonhttp.BadRequest("data.full_audio", "full_audio must be base64")
-		}
-		sum := sha256.Sum256(audio)
-		body.AudioBytes, body.AudioSHA256, body.ConversationID = len(audio), hex.EncodeToString(sum[:]), ids.ConversationID
-	} else {
-		body.Raw = r.body
-	}
-	data, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(data) > queue.MaxPayload-4096 {
-		// JetStream can never take it: retrying would not help.
-		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "",
-			"%s bodies are kept up to %d bytes", wh.Type, queue.MaxPayload-4096)
-	}
-	msgID := "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), string(r.body))
-	if ids.ConversationID != "" {
-		msgID = "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), ids.ConversationID)
-	}
-	if _, err := h.publish(ctx, r, queue.Message{Kind: queue.KindPostcall, MsgID: msgID, Data: data}); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"success": true}, nil
-}
-
-// postcallField names the part of a post-call body that ParseWebhook
-// refused: none for a body that is not JSON, else the member at fault.
-func postcallField(wh elevenlabs.Webhook, err error) string {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return ""
-	case errors.As(err, &typeErr):
-		return typeErr.Field
-	case wh.Type == elevenlabs.TypeTranscription || wh.Type == elevenlabs.TypeAudio || wh.Type == elevenlabs.TypeInitiationFailure:
-		return "data"
-	}
-	return "type"
-}
-
 func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) {
 	var req struct {
 		HandlerName string `json:"handlerName"`

@@ -298,6 +298,8 @@ func TestBadInputs(t *testing.T) {
 		{"originate/too long", originate, `{"phone_number":"+123456789012345678901"}`, nil, nil, 422, "phone_number"},
 		{"originate/two plus", originate, `{"phone_number":"++380991111111"}`, nil, nil, 422, "phone_number"},
 		{"originate/extension", originate, `{"phone_number":"+380991111111 ext 5"}`, nil, nil, 422, "phone_number"},
+		{"originate/system variable", originate, `{"phone_number":"+380991111111","dynamic_variables":{"name":"a","system__call_sid":"CA1"}}`,
+			nil, nil, 422, "dynamic_variables.system__call_sid"},
 		{"originate/impossible for its country", originate, `{"phone_number":"+3809912345678901"}`, nil, nil, 422, "phone_number"},
 		{"originate/impossible US number", originate, `{"phone_number":"+1234567890"}`, nil, nil, 422, "phone_number"},
 		{"originate/unknown timezone", originate, `{"phone_number":"+380991111111","timezone":"Mars/Olympus"}`, nil, nil, 422, "timezone"},
@@ -347,14 +349,7 @@ func TestBadInputs(t *testing.T) {
 		{"agent-init/caller_id wrong type", agentInit, `{"caller_id":{"n":1}}`, nil, nil, 400, "caller_id"},
 		{"agent-init/body over limit", agentInit, "", padTo(`{"phone_number":"+380991111111"}`, webhooks.MaxBody+1), nil, 413, ""},
 
-		// agent-postcall (this integration has no signing secret: token auth)
-		{"postcall/malformed", postcall, `{"type":"post_call_transcription",`, nil, nil, 400, ""},
-		{"postcall/unknown type", postcall, `{"type":"post_call_video","data":{}}`, nil, nil, 400, "type"},
-		{"postcall/missing type", postcall, `{"data":{}}`, nil, nil, 400, "type"},
-		{"postcall/missing data", postcall, `{"type":"post_call_transcription"}`, nil, nil, 400, "data"},
-		{"postcall/data not object", postcall, `{"type":"post_call_transcription","data":[1]}`, nil, nil, 400, "data"},
-		{"postcall/audio not base64", postcall, `{"type":"post_call_audio","data":{"conversation_id":"c1","full_audio":"***"}}`, nil, nil, 400, "data.full_audio"},
-		{"postcall/body at 25 MiB is read", postcall, "", padTo(`{"type":"post_call_video","data":{}}`, webhooks.MaxPostcallBody), nil, 400, "type"},
+		// agent-postcall: bodies it cannot use are answered 200 (TestPostcallIgnored)
 		{"postcall/body over 25 MiB", postcall, "", padTo(`{"type":"post_call_transcription","data":{}}`, webhooks.MaxPostcallBody+1), nil, 413, ""},
 
 		// cron/trigger
@@ -523,6 +518,87 @@ func TestPostcallBodyLimit(t *testing.T) {
 	h.post(t, h.integ, events, padTo(`{"eventType":"call_start","callId":"c1"}`, 2<<20)).expectError(t, http.StatusRequestEntityTooLarge, "")
 }
 
+// signedIntegration is a new integration whose post-calls must carry
+// ElevenLabs-Signature made with secret.
+func (h *harness) signedIntegration(t *testing.T, secret string) servicetest.Integration {
+	t.Helper()
+	signed := h.admin.CreateIntegration("Signed "+uuid.NewString()[:8], h.va, nil)
+	h.admin.AddSecret(signed, "ELEVENLABS_WEBHOOK_SECRET", secret)
+	return signed
+}
+
+// TestPostcallIgnored: an authenticated post-call that callqueue cannot use
+// (a type it does not handle, a body it cannot read) is answered 200 — a
+// 4xx counts towards ElevenLabs disabling the webhook — stored nowhere,
+// and counted by reason; signed or token-authenticated alike.
+func TestPostcallIgnored(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	const secret = "wsec_ignored_0123456789"
+	signed := h.signedIntegration(t, secret)
+	cases := []struct {
+		name, body string
+		raw        []byte
+		reason     string
+		field      string
+	}{
+		{"unknown type", `{"type":"conversation_started","event_timestamp":1705845552,"data":{"conversation_id":"c1"}}`, nil, "unknown_type", "type"},
+		{"type in other case", `{"type":"POST_CALL_TRANSCRIPTION","data":{}}`, nil, "unknown_type", "type"},
+		{"missing type", `{"data":{}}`, nil, "unknown_type", "type"},
+		{"type not a string", `{"type":7,"data":{}}`, nil, "unknown_type", "type"},
+		{"unknown type, data not an object", `{"type":"post_call_video","data":"x"}`, nil, "unknown_type", "type"},
+		{"malformed", `{"type":"post_call_transcription",`, nil, "malformed", ""},
+		{"missing data", `{"type":"post_call_transcription"}`, nil, "malformed", "data"},
+		{"data not object", `{"type":"post_call_transcription","data":[1]}`, nil, "malformed", "data"},
+		{"audio not base64", `{"type":"post_call_audio","data":{"conversation_id":"c1","full_audio":"***"}}`, nil, "malformed", "data.full_audio"},
+		{"body at 25 MiB is read", "", padTo(`{"type":"post_call_video","data":{}}`, webhooks.MaxPostcallBody), "unknown_type", "type"},
+	}
+	before := h.snapshot(t, h.integ)
+	signedBefore := h.stored(t, signed.ID)[queue.KindPostcall]
+	counted := map[string]float64{}
+	for _, reason := range []string{"unknown_type", "malformed"} {
+		counted[reason] = h.in.Metric(t, "callqueue_webhook_ignored_total", `reason="`+reason+`"`)
+	}
+	for _, tc := range cases {
+		body := tc.raw
+		if body == nil {
+			body = []byte(tc.body)
+		}
+		for _, r := range []reply{
+			h.post(t, h.integ, postcall, body),
+			h.send(t, "POST", "/"+signed.Slug+"/"+postcall,
+				http.Header{elevenlabs.SignatureHeader: {elevenlabs.Sign(secret, h.env.Clock.Now(), body)}}, body),
+		} {
+			var answer struct {
+				Success bool   `json:"success"`
+				Ignored string `json:"ignored"`
+				Field   string `json:"field"`
+			}
+			if err := json.Unmarshal(r.body, &answer); err != nil || r.status != http.StatusOK || !answer.Success ||
+				answer.Ignored != tc.reason || answer.Field != tc.field {
+				t.Errorf("%s: %d %.200s, want 200 ignored %s (field %q)", tc.name, r.status, r.body, tc.reason, tc.field)
+			}
+		}
+		counted[tc.reason] += 2
+	}
+	for reason, want := range counted {
+		if got := h.in.Metric(t, "callqueue_webhook_ignored_total", `reason="`+reason+`"`); got != want {
+			t.Errorf("callqueue_webhook_ignored_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if after := (state{stored: h.stored(t, h.integ.ID)}); !after.equal(before) {
+		t.Errorf("an ignored post-call was stored: before %v, after %v", before, after)
+	}
+	if n := h.stored(t, signed.ID)[queue.KindPostcall]; n != signedBefore {
+		t.Errorf("%d signed post-calls stored, want %d", n, signedBefore)
+	}
+	// Authentication still comes first: an unknown type badly signed is 401.
+	b := []byte(`{"type":"conversation_started","data":{}}`)
+	if r := h.send(t, "POST", "/"+signed.Slug+"/"+postcall, http.Header{elevenlabs.SignatureHeader: {elevenlabs.Sign("wrong", h.env.Clock.Now(), b)}}, b); r.status != http.StatusUnauthorized {
+		t.Errorf("badly signed unknown type: %d, want 401", r.status)
+	}
+}
+
 // TestPostcallSignature: with ELEVENLABS_WEBHOOK_SECRET set, agent-postcall
 // accepts exactly the bodies signed with it within 30 minutes of the
 // service's clock; the webhook token is no substitute. Without the
@@ -531,11 +607,7 @@ func TestPostcallSignature(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	const secret = "wsec_test_0123456789"
-	signed := h.admin.CreateIntegration("Signed "+uuid.NewString()[:8], h.va, nil)
-	if code := h.admin.Do("POST", "/api/integrations/"+signed.ID.String()+"/secrets",
-		map[string]any{"key": "ELEVENLABS_WEBHOOK_SECRET", "value": secret}, nil); code != http.StatusCreated {
-		t.Fatalf("put ELEVENLABS_WEBHOOK_SECRET: %d", code)
-	}
+	signed := h.signedIntegration(t, secret)
 	n := 0
 	body := func() []byte {
 		n++
@@ -764,7 +836,7 @@ type clientData struct {
 // TestAgentInit: agent-init answers at once with the date in the
 // integration's timezone, the phone and the call's own variables, for the
 // seed's body and for ElevenLabs' body; a caller with no call still gets
-// the date variables.
+// the date variables, and the others empty.
 func TestAgentInit(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
@@ -793,9 +865,12 @@ func TestAgentInit(t *testing.T) {
 		{"ElevenLabs body, caller is the client", `{"caller_id":"` + caller + `","agent_id":"agent_1","called_number":"+380440000000","call_sid":"CA1"}`, callVars, nil},
 		{"ElevenLabs body, called is the client", `{"caller_id":"+380440000000","agent_id":"agent_1","called_number":"` + caller + `","call_sid":"CA2"}`, callVars, nil},
 		{"ElevenLabs body with unknown fields", `{"caller_id":"` + caller + `","agent_id":"agent_1","called_number":"+380440000000","call_sid":"CA3","conversation_id":"c"}`, callVars, nil},
-		{"phone with no call", `{"phone_number":"+380509999999"}`, map[string]any{"phone_number": "+380509999999"}, []string{"client_name", "call_id"}},
-		{"empty body", ``, map[string]any{}, []string{"phone_number", "client_name"}},
-		{"empty object", `{}`, map[string]any{}, []string{"phone_number", "client_name"}},
+		// Every variable the agent may use is there, "" when unknown:
+		// ElevenLabs refuses a conversation that lacks one.
+		{"phone with no call", `{"phone_number":"+380509999999"}`, map[string]any{"phone_number": "+380509999999", "client_name": "",
+			"company": "", "lead_source": ""}, []string{"call_id"}},
+		{"empty body", ``, map[string]any{"phone_number": "", "client_name": ""}, []string{"call_id"}},
+		{"empty object", `{}`, map[string]any{"phone_number": "", "client_name": ""}, []string{"call_id"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -254,7 +254,8 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	start := time.Now()
 	if err == nil {
 		res, err = d.dialer.Originate(ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
-			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret})
+			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret,
+			Agent: d.agentContext(ctx, c, vars)})
 	}
 	if ctx.Err() != nil {
 		return
@@ -284,7 +285,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	case dialer.IsRejected(err):
 		result = "rejected"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
-		ev.Detail = map[string]any{"error": egress.Describe(err)}
+		ev.Detail = rejectionDetail(err)
 	default:
 		result = "error"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}

@@ -113,11 +113,13 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 			return ev, err
 		}
 		ev.ConversationID = data.ConversationID
-		var meta struct {
-			Body map[string]any `json:"body"`
-		}
+		var meta elevenlabs.FailureMetadata
 		_ = json.Unmarshal(data.Metadata, &meta) // optional
 		matchByClientData(&ev, meta.Body)
+		// Twilio's CallSid or the trunk's call_sid names the attempt whose
+		// dial answered it; a failure that overtakes that answer (or whose
+		// conversation_id was never recorded) waits for it, parked.
+		ev.ExternalCallID = meta.ProviderCallID()
 		ev.Event = callstate.Event{Kind: callstate.InitiationFailed, Reason: failureOutcome(data.FailureReason)}
 		ev.Detail = map[string]any{"type": wh.Type, "failureReason": data.FailureReason}
 	default:

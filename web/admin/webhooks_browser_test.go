@@ -50,6 +50,12 @@ func TestConsoleWebhooksAndSecrets(t *testing.T) {
 	b.open("/admin/integrations/" + in.ID.String())
 	b.signIn(c.admin.Token)
 	b.until("the webhooks", `document.querySelector('#webhook-token')`)
+	// ElevenLabs drops a post-call answered 503 unless its retries are on:
+	// the panel says so beside the agent-postcall URL.
+	if note := b.textOf(`#hooks-h ~ ul.urls li:has(button[aria-label="Copy the agent-postcall URL"]) #postcall-note`); !strings.Contains(note, "retries on") ||
+		!strings.Contains(note, "503") || !strings.Contains(note, "JSON transcript format") {
+		t.Errorf("agent-postcall note %q", note)
+	}
 
 	b.copyInto(`button[aria-label="Copy the call-originate URL"]`, c.inst.URL+"/"+in.Slug+"/webhook/call-originate")
 	b.copyInto(`button[aria-label="Copy the webhook token"]`, in.WebhookToken)

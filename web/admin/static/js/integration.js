@@ -24,6 +24,17 @@ export const tabs = [
 
 const WEBHOOKS = ['call-originate', 'call-events', 'agent-init', 'agent-postcall'];
 
+// postcallNote says what ElevenLabs' post-call webhook settings must be: a
+// post-call answered 503 (JetStream unavailable) is lost unless ElevenLabs
+// retries it, which it does only when retries are switched on.
+function postcallNote() {
+  return h('p', {class: 'muted', id: 'postcall-note'},
+    'In ElevenLabs\' webhook settings, switch retries on (they are off by default, and never under HIPAA): ',
+    'a post-call answered 503 while the queue is unavailable is otherwise lost. ',
+    'Choose the JSON transcript format, and allow overrides in the agent\'s security settings ',
+    'when the integration sends its prompt, first message or language.');
+}
+
 export async function integrationPage(ctx) {
   const id = ctx.params[0];
   let it = await get(`/api/integrations/${id}`);
@@ -53,7 +64,8 @@ export async function integrationPage(ctx) {
       h('p', {class: 'muted'}, 'Send the token as ', h('code', {}, 'X-Webhook-Token'), ' (or a bearer token).'),
       h('ul', {class: 'urls'}, WEBHOOKS.map((name) => {
         const url = `${location.origin}/${it.slug}/webhook/${name}`;
-        return h('li', {}, h('code', {}, url), ' ', copyButton(url, `Copy the ${name} URL`));
+        return h('li', {}, h('code', {}, url), ' ', copyButton(url, `Copy the ${name} URL`),
+          name === 'agent-postcall' ? postcallNote() : null);
       })),
       h('div', {class: 'inline'},
         h('label', {for: 'webhook-token'}, 'Webhook token'), token,
