@@ -126,6 +126,11 @@ func CleanJSON(data []byte) []byte {
 	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
 }
 
+// CleanValue is Clean applied to every string of a decoded JSON value
+// (string, []any, map[string]any at any depth); other values are returned
+// as they are.
+func CleanValue(v any) any { return cleanValue(v) }
+
 func cleanValue(v any) any {
 	switch t := v.(type) {
 	case string:

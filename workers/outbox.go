@@ -14,6 +14,7 @@ import (
 
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/crm"
+	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -339,7 +340,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			o.breakerWait(it.IntegrationID, now)
 		}
 	}
-	res.Error = err.Error()
+	res.Error = pgtext.Clean(err.Error()) // kept as the update's lastError; may quote the CRM
 	o.w.log.Warn().Err(err).Str("call_id", it.CallID.String()).Str("integration_id", integration).
 		Int("attempts", it.Attempts+1).Bool("permanent", res.Permanent).Msg("crm update not delivered")
 	return res
