@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callqueue/callqueue/queue"
+	"github.com/callqueue/callqueue/service/servicetest"
 )
 
 // Text Postgres cannot store (U+0000) in a webhook body is refused before
@@ -89,4 +90,23 @@ func (h *harness) lastPostcall(t testing.TB, integrationID uuid.UUID) []byte {
 		t.Fatal(err)
 	}
 	return body.Raw
+}
+
+// A request id that Postgres cannot store (header values may carry bytes
+// that are not UTF-8) is not taken as the trace id: the call it answers
+// 202 for is stored.
+func TestRequestIDPostgresCannotStore(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	r := h.post(t, h.integ, originate, []byte(`{"phone_number":"+380991111111"}`), "X-Request-Id", "req-\xff\xfe")
+	var accepted struct {
+		CallID uuid.UUID `json:"callId"`
+	}
+	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &accepted) != nil {
+		t.Fatalf("originate: %d %s", r.status, r.body)
+	}
+	servicetest.Eventually(t, 10*time.Second, "the call to be stored", func() bool {
+		return servicetest.Request(t, "GET", h.in.URL+"/api/calls/"+accepted.CallID.String(),
+			map[string]string{"Authorization": "Bearer " + h.admin.Token}, nil, nil) == http.StatusOK
+	})
 }
