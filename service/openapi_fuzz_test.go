@@ -227,6 +227,10 @@ func (f *fuzzer) exercise(t *testing.T, op fuzzOp) int {
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
+	if f.rnd.IntN(8) == 0 {
+		// Kept as the trace id of what the request causes.
+		header.Set("X-Request-Id", f.headerValue())
+	}
 	body, contentType := f.body(op)
 	f.authenticate(op, header)
 	if contentType != "" {

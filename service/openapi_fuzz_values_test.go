@@ -96,10 +96,10 @@ func (f *fuzzer) queryValue(schema map[string]any) string {
 	return []string{"+380991234567", "queued", "Fuzz", "a"}[f.rnd.IntN(4)]
 }
 
-// headerValue is a header parameter's value (headers cannot carry control
-// characters, so those are not sent).
+// headerValue is a header's value: headers cannot carry control
+// characters, but may carry bytes that are not UTF-8.
 func (f *fuzzer) headerValue() string {
-	return []string{"key-1", "key-2", strings.Repeat("k", 201), "ключ", uuid.NewString()}[f.rnd.IntN(5)]
+	return []string{"key-1", "key-2", strings.Repeat("k", 201), "ключ", uuid.NewString(), "req-\xff\xfe"}[f.rnd.IntN(6)]
 }
 
 // body is a request body for op, valid (its example) or mutated, and its
