@@ -7,12 +7,13 @@ import (
 )
 
 // CheckText refuses (422, the field named) a JSON document holding a
-// string Postgres cannot store: U+0000, at any depth, names included.
+// string Postgres cannot store (U+0000 or bytes that are not UTF-8), at
+// any depth, names included.
 // Decode and DecodeLenient apply it; a handler that reads a body another
 // way calls it before it keeps anything.
 func CheckText(body []byte) error {
 	if path, found := pgtext.FindInJSON(body); found {
-		return Invalid(path, "%s must not contain the character U+0000", cmp.Or(path, "the body"))
+		return Invalid(path, "%s must be UTF-8 text without the character U+0000", cmp.Or(path, "the body"))
 	}
 	return nil
 }

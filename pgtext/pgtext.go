@@ -40,55 +40,69 @@ func Clean(s string) string {
 // name or value, that Postgres cannot store, and names where it is as a
 // field path ("dynamic_variables.client_name", "recipients[2]"). found is
 // false for a storable document and for one that is not valid JSON (its
-// decoder reports that). Invalid UTF-8 needs no search: decoding JSON
-// replaces it.
+// decoder reports that). Bytes that are not UTF-8 count though decoding
+// into a Go string would replace them: a json.RawMessage keeps them.
 func FindInJSON(data []byte) (path string, found bool) {
-	if !bytes.Contains(data, nulEscape) || !json.Valid(data) {
+	if (!bytes.Contains(data, nulEscape) && utf8.Valid(data)) || !json.Valid(data) {
 		return "", false
 	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	path, found, _ = findIn(d, "")
+	w := walker{data: data, d: json.NewDecoder(bytes.NewReader(data))}
+	w.d.UseNumber()
+	path, found, _ = w.find("")
 	return path, found
 }
 
-// findIn walks the value d is at; path names it.
-func findIn(d *json.Decoder, path string) (string, bool, error) {
-	tok, err := d.Token()
+// walker reads a JSON document token by token, knowing each token's
+// bytes as written.
+type walker struct {
+	data []byte
+	d    *json.Decoder
+}
+
+// token is the next token and whether Postgres can store it as written.
+func (w *walker) token() (json.Token, bool, error) {
+	start := w.d.InputOffset()
+	tok, err := w.d.Token()
 	if err != nil {
-		return "", false, err
+		return nil, false, err
 	}
-	switch t := tok.(type) {
-	case string:
-		return path, !Valid(t), nil
-	case json.Delim:
-		switch t {
-		case '{':
-			for d.More() {
-				key, err := d.Token()
-				if err != nil {
-					return "", false, err
-				}
-				name, _ := key.(string)
-				member := join(path, name)
-				if !Valid(name) {
-					return member, true, nil
-				}
-				if p, found, err := findIn(d, member); found || err != nil {
-					return p, found, err
-				}
+	s, _ := tok.(string)
+	return tok, Valid(s) && utf8.Valid(w.data[start:w.d.InputOffset()]), nil
+}
+
+// find walks the value the decoder is at; path names it.
+func (w *walker) find(path string) (string, bool, error) {
+	tok, storable, err := w.token()
+	if err != nil || !storable {
+		return path, !storable && err == nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		for w.d.More() {
+			key, storable, err := w.token()
+			if err != nil {
+				return "", false, err
 			}
-		case '[':
-			for i := 0; d.More(); i++ {
-				if p, found, err := findIn(d, path+"["+strconv.Itoa(i)+"]"); found || err != nil {
-					return p, found, err
-				}
+			name, _ := key.(string)
+			member := join(path, name)
+			if !storable {
+				return member, true, nil
+			}
+			if p, found, err := w.find(member); found || err != nil {
+				return p, found, err
 			}
 		}
-		_, err := d.Token() // the closing delimiter
-		return "", false, err
+	case json.Delim('['):
+		for i := 0; w.d.More(); i++ {
+			if p, found, err := w.find(path + "[" + strconv.Itoa(i) + "]"); found || err != nil {
+				return p, found, err
+			}
+		}
+	default:
+		return "", false, nil
 	}
-	return "", false, nil
+	_, _, err = w.token() // the closing delimiter
+	return "", false, err
 }
 
 // join names a member of the object at path.
@@ -101,11 +115,11 @@ func join(path, name string) string {
 }
 
 // CleanJSON returns data with every string, member names included, made
-// storable by Clean. A document that needs no change, or is not valid
+// storable by Clean (bytes that are not UTF-8 become U+FFFD). A document that needs no change, or is not valid
 // JSON, is returned as it is; a changed one is re-encoded (members in
 // name order, numbers as they were written).
 func CleanJSON(data []byte) []byte {
-	if !bytes.Contains(data, nulEscape) {
+	if !bytes.Contains(data, nulEscape) && utf8.Valid(data) {
 		return data
 	}
 	d := json.NewDecoder(bytes.NewReader(data))

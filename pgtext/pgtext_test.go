@@ -48,7 +48,9 @@ func TestFindInJSON(t *testing.T) {
 		{`{"dynamic_variables": {"client": {"name": ["ok", "A\u0000B"]}}}`, "dynamic_variables.client.name[1]", true},
 		{`{"vars": {"k\u0000": 1}}`, "vars.k", true},
 		{`[{"phone": "1"}, {"n": 1.5e3, "t": true, "z": null, "s": "\u0000"}]`, "[1].s", true},
-		{`{"a": "\u0000"`, "", false}, // not JSON: the decoder says so
+		{`{"a": "\u0000"`, "", false},                                    // not JSON: the decoder says so
+		{"{\"ok\": \"café\", \"a\": {\"b\": \"caf\xe9\"}}", "a.b", true}, // not UTF-8: a RawMessage keeps it
+		{"{\"k\xff\": 1}", "k\uFFFD", true},
 	} {
 		path, found := pgtext.FindInJSON([]byte(c.doc))
 		if path != c.path || found != c.found {
@@ -64,6 +66,7 @@ func TestCleanJSON(t *testing.T) {
 		{`{"t": "<a\u0000b>", "n": 12345678901234567890, "l": ["\u0000", "c"]}`,
 			`{"l":["","c"],"n":12345678901234567890,"t":"<ab>"}`},
 		{`{"k\u0000": "dirty", "k": "clean"}`, `{"k":"clean"}`},
+		{"{\"t\": \"caf\xe9\"}", `{"t":"caf�"}`},
 		{`{"a": "\u0000"} trailing`, `{"a": "\u0000"} trailing`}, // not one JSON document: left for its reader to refuse
 	} {
 		got := pgtext.CleanJSON([]byte(c.doc))

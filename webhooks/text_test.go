@@ -32,6 +32,8 @@ func TestWebhookTextPostgresCannotStore(t *testing.T) {
 			"dynamic_variables.deal.notes[1]"},
 		{"variable name", originate, `{"phone_number":"+380991111111","dynamic_variables":{"na\u0000me":"x"}}`,
 			"dynamic_variables.name"},
+		{"variable not UTF-8", originate, "{\"phone_number\":\"+380991111111\",\"dynamic_variables\":{\"x\":[\"caf\xe9\"]}}",
+			"dynamic_variables.x[0]"},
 		{"record id", originate, `{"phone_number":"+380991111111","record_id":"r\u0000"}`, "record_id"},
 		{"event call id", events, `{"eventType":"call_start","callId":"c\u0000"}`, "callId"},
 		{"event metadata", events, `{"eventType":"call_end","callId":"c1","metadata":{"a":{"b":"\u0000"}}}`, "metadata.a.b"},
