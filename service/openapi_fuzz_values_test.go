@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -136,7 +137,16 @@ func (f *fuzzer) body(op fuzzOp) ([]byte, string) {
 	case 3:
 		value = []any{value}
 	case 4:
-		value = withNUL(value)
+		raw, err := json.Marshal(withNUL(value))
+		if err != nil {
+			panic(err)
+		}
+		if f.rnd.IntN(2) == 0 {
+			// Raw bytes that are not UTF-8 instead: json.Marshal would
+			// replace them, a json.RawMessage on the server keeps them.
+			raw = bytes.ReplaceAll(raw, []byte(`\u0000`), []byte{0xe9})
+		}
+		return raw, "application/json"
 	case 5:
 		// valid: the documented example
 	default:
