@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/service/servicetest"
@@ -27,23 +25,9 @@ func TestUnstorableMessageDeadLetteredAtOnce(t *testing.T) {
 	admin := env.Admin(in, "owner-unstorable")
 	integ := admin.CreateIntegration("Unstorable", nil, nil)
 
-	nc, err := nats.Connect(env.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	callID := uuid.New()
-	data, _ := json.Marshal(queue.OriginateBody{CallID: callID, PhoneNumber: "+380991234567", ReceivedAt: time.Now(),
+	env.PublishOriginate(t, integ.ID, queue.OriginateBody{CallID: callID, PhoneNumber: "+380991234567", ReceivedAt: time.Now(),
 		DynamicVariables: json.RawMessage(`{"client_name":"A\u0000B"}`)})
-	m := nats.NewMsg(queue.Subject(queue.KindOriginate, integ.ID))
-	m.Data = data
-	if _, err := js.PublishMsg(t.Context(), m); err != nil {
-		t.Fatal(err)
-	}
 
 	var letters []queue.DeadLetter
 	servicetest.Eventually(t, 20*time.Second, "the message to be dead-lettered", func() bool {
