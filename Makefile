@@ -5,6 +5,8 @@
 #   GOTESTFLAGS           extra `go test` flags for `make test`, e.g. GOTESTFLAGS='-run TestWebhook -v'
 #   FUZZTIME              time per fuzz target for `make fuzz` (default 20s)
 #   FUZZPKGS              packages `make fuzz` looks for Fuzz* targets in
+#   FUZZ_REQUESTS         requests of the OpenAPI-driven fuzz test in `make fuzz` (default 20000; `make test` sends 700)
+#   FUZZ_SEED             its seed (default: a random one, printed)
 #   SOAK_SEEDS            seeds for `make soak` (default: 4 random ones, printed)
 #   SOAK_STEPS            schedule steps per seed for `make soak` (default 400; `make test` runs 40)
 #   GOLANGCI_LINT_VERSION the golangci-lint v2 release `make lint` installs into ./bin when needed
@@ -16,6 +18,8 @@ SHELL := bash
 
 GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 20s
+FUZZ_REQUESTS ?= 20000
+FUZZ_SEED ?=
 # SCREENSHOT_DIR is where make screenshots writes the README's pictures.
 SCREENSHOT_DIR ?= docs
 # Packages that read untrusted input (webhook bodies, config, OpenAPI documents).
@@ -87,7 +91,7 @@ lint: ## Run golangci-lint v2 (installs the pinned version into ./bin if needed)
 	echo "$$lint run ./..."; \
 	"$$lint" run ./...
 
-fuzz: ## Run every Fuzz* target in FUZZPKGS (webhooks, api, config, phone) for FUZZTIME each (default 20s)
+fuzz: ## Run every Fuzz* target in FUZZPKGS for FUZZTIME each, then the OpenAPI-driven fuzz test long (FUZZ_REQUESTS)
 	@# Postgres too: a package's TestMain may need it even when its fuzz targets do not.
 	@DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
 	n=0; \
@@ -98,7 +102,11 @@ fuzz: ## Run every Fuzz* target in FUZZPKGS (webhooks, api, config, phone) for F
 			n=$$((n + 1)); \
 		done; \
 	done; \
-	echo "fuzzed $$n target(s)"
+	echo "fuzzed $$n target(s)"; \
+	seed="$(FUZZ_SEED)"; seed="$${seed:-$$RANDOM$$RANDOM}"; \
+	echo "==> ./service TestOpenAPIFuzz, seed $$seed, $(FUZZ_REQUESTS) requests (replay: make fuzz FUZZ_SEED=$$seed)"; \
+	CALLQUEUE_FUZZ_SEED=$$seed CALLQUEUE_FUZZ_REQUESTS=$(FUZZ_REQUESTS) \
+		go test -race -count=1 -timeout 1h -run '^TestOpenAPIFuzz$$' ./service/ | grep -v 'writer.go:'
 
 fmt: ## Format the code (gofmt -s and goimports, as configured in .golangci.yml)
 	@$(resolve_golangci_lint); \

@@ -20,6 +20,7 @@ import (
 
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/pgtext"
 )
 
 // ConfigKey is the integration config key Config is decoded from.
@@ -260,7 +261,10 @@ func (l *LLM) complete(ctx context.Context, cfg Config, apiKey, lines string, fa
 		return Result{}, fmt.Errorf("%w: no choices", ErrMalformedAnswer)
 	}
 	var content map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimSpace(ans.Choices[0].Message.Content)), &content); err != nil || content == nil {
+	// The model's text is kept (the call's analysis) without what Postgres
+	// cannot store, whether it wrote U+0000 raw or escaped.
+	answer := pgtext.CleanJSON([]byte(pgtext.Clean(strings.TrimSpace(ans.Choices[0].Message.Content))))
+	if err := json.Unmarshal(answer, &content); err != nil || content == nil {
 		return Result{}, fmt.Errorf("%w: content is not a JSON object", ErrMalformedAnswer)
 	}
 	out := Result{Source: SourceLLM, Outcome: fallback.Outcome, Summary: fallback.Summary}

@@ -224,6 +224,14 @@ func TestLLMAnalyze(t *testing.T) {
 				Extracted: map[string]any{"budget": 1500.0, "callback_day": "вівторок"}}),
 		},
 		{
+			// Kept in Postgres, which stores no U+0000, escaped or raw.
+			name:   "text Postgres cannot store",
+			answer: completion("{\"outcome\":\"call\\u0000back\",\"summary\":\"Пере\x00дзвонити\",\"callback_day\":\"вів\\u0000торок\"}"),
+			cfg:    cfgFields, transcript: transcript, wantHits: 1,
+			want: llmSource(analysis.Result{Outcome: "callback", Summary: "Передзвонити",
+				Extracted: map[string]any{"callback_day": "вівторок"}}),
+		},
+		{
 			name:   "no outcome or summary keeps ElevenLabs'",
 			answer: completion(`{"budget":null,"outcome":42}`),
 			cfg:    cfgFields, transcript: transcript, wantHits: 1,

@@ -186,6 +186,10 @@ func (a *API) authenticated(fn func(w http.ResponseWriter, r *http.Request) erro
 		ctx := context.WithValue(r.Context(), ownerKey{}, bearer.Owner)
 		ctx = store.WithAuditSource(ctx, store.AuditSource{TokenID: bearer.TokenID, ClientIP: clientip.ClientIP(r)})
 		r = r.WithContext(ctx)
+		if err := checkParams(r); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		if err := fn(w, r); err != nil {
 			a.writeError(w, r, err)
 		}

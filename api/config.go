@@ -79,6 +79,9 @@ func (a *API) putConfigKey(w http.ResponseWriter, r *http.Request) error {
 	if !json.Valid(body) {
 		return jsonhttp.BadRequest("", "body must be valid JSON")
 	}
+	if err := jsonhttp.CheckText(body); err != nil {
+		return err
+	}
 	if !config.IsKnown(key) {
 		if err := a.checkFreeFormQuota(r, in.ID, key, body); err != nil {
 			return err

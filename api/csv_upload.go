@@ -5,9 +5,11 @@ import (
 	"encoding/csv"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/pgtext"
 )
 
 // csvRow is one data row of a CSV upload, read by its header's names.
@@ -15,6 +17,14 @@ type csvRow struct {
 	columns []string
 	index   map[string]int
 	values  []string
+}
+
+// column names the i-th value of a row ("" past the header's columns).
+func (r csvRow) column(i int) string {
+	if i < len(r.columns) {
+		return r.columns[i]
+	}
+	return ""
 }
 
 // get is the row's value in the named column ("" when it has none).
@@ -42,6 +52,10 @@ func readCSVUpload(body []byte, each func(row int, r csvRow) (field, msg string)
 	for i, h := range header {
 		r.columns[i] = strings.TrimSpace(h)
 		r.index[r.columns[i]] = i
+		if !pgtext.Valid(h) {
+			// Column names become variable names: the whole upload is unusable.
+			return nil, jsonhttp.CheckString(pgtext.Clean(r.columns[i]), h)
+		}
 	}
 	if _, ok := r.index["phone_number"]; !ok {
 		return nil, jsonhttp.Invalid("phone_number", "the CSV header must name a phone_number column")
@@ -60,6 +74,10 @@ func readCSVUpload(body []byte, each func(row int, r csvRow) (field, msg string)
 			continue
 		}
 		r.values = rec
+		if i := slices.IndexFunc(rec, func(v string) bool { return !pgtext.Valid(v) }); i >= 0 {
+			rejected = append(rejected, Rejected{Row: row, Field: r.column(i), Message: "must be UTF-8 text without the character U+0000"})
+			continue
+		}
 		if field, msg := each(row, r); msg != "" {
 			rejected = append(rejected, Rejected{Row: row, Field: field, Message: msg})
 		}

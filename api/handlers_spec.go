@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -57,7 +58,9 @@ func handlersFromSpec(raw []byte, integrationName, field string) (specs []store.
 		if err != nil {
 			return nil, invalidSpec("the example of %s %s cannot be encoded", strings.ToUpper(o.method), clip(o.path))
 		}
-		specs = append(specs, store.HandlerSpec{Name: name, DefaultArgs: args})
+		// The document is a peer's: its examples are kept without what
+		// Postgres cannot store.
+		specs = append(specs, store.HandlerSpec{Name: name, DefaultArgs: pgtext.CleanJSON(args)})
 	}
 	return specs, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/pgtext"
 )
 
 // Record is a CRM record found by phone.
@@ -277,10 +278,12 @@ func Variables(r *Record, fields config.CRMFields) map[string]any {
 		if k, ok := variableRenames[ours]; ok {
 			key = k
 		}
-		out[key] = v
+		// The CRM's text is kept (history, the agent's variables) without
+		// what Postgres cannot store.
+		out[key] = pgtext.CleanValue(v)
 	}
 	if _, ok := out["client_name"]; !ok && r.Name != "" {
-		out["client_name"] = r.Name
+		out["client_name"] = pgtext.Clean(r.Name)
 	}
 	return out
 }

@@ -85,7 +85,8 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // Decode decodes a JSON object into dst strictly: unknown fields, wrong
-// types and trailing data are 400s naming the field.
+// types and trailing data are 400s naming the field; text Postgres cannot
+// store is a 422 naming it (CheckText).
 func Decode(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return BadRequest("", "body must be a JSON object")
@@ -99,11 +100,12 @@ func Decode(body []byte, dst any) error {
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return BadRequest("", "body must hold a single JSON object")
 	}
-	return nil
+	return CheckText(body)
 }
 
 // DecodeLenient is Decode that ignores unknown fields (peers' payloads
-// grow fields over time).
+// grow fields over time). It still refuses text Postgres cannot store, in
+// unknown fields too: they may be kept whole (metadata, raw bodies).
 func DecodeLenient(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return BadRequest("", "body must be a JSON object")
@@ -111,7 +113,7 @@ func DecodeLenient(body []byte, dst any) error {
 	if err := json.Unmarshal(body, dst); err != nil {
 		return decodeError(err)
 	}
-	return nil
+	return CheckText(body)
 }
 
 func decodeError(err error) error {

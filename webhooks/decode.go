@@ -11,6 +11,7 @@ import (
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/pgtext"
 )
 
 // OriginateRequest is a decoded call-originate body.
@@ -238,12 +239,14 @@ func (r AgentInitRequest) Phones() []string {
 	return out
 }
 
-// DecodeAgentInit reads an agent-init body leniently.
+// DecodeAgentInit reads an agent-init body leniently. It answers the
+// agent synchronously and keeps nothing, so text Postgres cannot store is
+// dropped (pgtext.CleanJSON) rather than refused.
 func DecodeAgentInit(body []byte) (AgentInitRequest, error) {
 	var r AgentInitRequest
 	if len(bytes.TrimSpace(body)) == 0 {
 		return r, nil
 	}
-	err := jsonhttp.DecodeLenient(body, &r)
+	err := jsonhttp.DecodeLenient(pgtext.CleanJSON(body), &r)
 	return r, err
 }

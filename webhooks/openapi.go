@@ -371,9 +371,9 @@ func OpenAPI(slug, base string) map[string]any {
 					"status": obj{"type": "string", "enum": []string{store.StatusNotConfigured, store.StatusActive, store.StatusPaused,
 						store.StatusHasErrors, store.StatusFailed}},
 				}},
-				"Health": obj{"type": "object", "required": []string{"status", "checks"}, "properties": obj{
+				"Health": obj{"type": "object", "required": []string{"status"}, "properties": obj{
 					"status": obj{"type": "string", "enum": []string{"ok", "degraded"}},
-					"checks": obj{"type": "object", "additionalProperties": obj{"type": "object", "required": []string{"ok"},
+					"checks": obj{"type": "object", "description": "Only with the webhook token.", "additionalProperties": obj{"type": "object", "required": []string{"ok"},
 						"properties": obj{"ok": obj{"type": "boolean"}, "error": obj{"type": "string"}}}},
 				}},
 				"CronTriggerRequest": obj{"type": "object", "additionalProperties": false, "properties": obj{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/queue"
 )
 
@@ -44,7 +45,9 @@ func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error
 		sum := sha256.Sum256(audio)
 		body.AudioBytes, body.AudioSHA256, body.ConversationID = len(audio), hex.EncodeToString(sum[:]), ids.ConversationID
 	} else {
-		body.Raw = r.body
+		// The transcript is the peer's text, kept whatever it holds:
+		// without what Postgres cannot store.
+		body.Raw = pgtext.CleanJSON(r.body)
 	}
 	data, err := json.Marshal(body)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/metrics"
+	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/phone"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
@@ -281,10 +282,11 @@ func presentedToken(r *http.Request) string {
 // TraceID takes the caller's request id (X-Request-Id, or the trace id of
 // a W3C traceparent) or makes one.
 func TraceID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
+	// Kept with what the request causes: it must be storable (pgtext).
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && pgtext.Valid(id) {
 		return id
 	}
-	if tp := strings.Split(r.Header.Get("traceparent"), "-"); len(tp) == 4 && len(tp[1]) == 32 {
+	if tp := strings.Split(r.Header.Get("traceparent"), "-"); len(tp) == 4 && len(tp[1]) == 32 && pgtext.Valid(tp[1]) {
 		return tp[1]
 	}
 	b := make([]byte, 8)

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 
+	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -21,3 +22,16 @@ func (d database) Transient(err error) bool {
 
 // Ping implements queue.Dependency.
 func (d database) Ping(ctx context.Context) error { return d.store.PingPrimary(ctx) }
+
+// dataErrorsPermanent marks a failure over values Postgres can never store
+// as permanent: the message goes to the dead-letter list at its first
+// delivery instead of spending its redelivery budget first.
+func dataErrorsPermanent[T any](handle func(ctx context.Context, batch []T) error) func(ctx context.Context, batch []T) error {
+	return func(ctx context.Context, batch []T) error {
+		err := handle(ctx, batch)
+		if store.IsDataError(err) {
+			return queue.Permanent(err)
+		}
+		return err
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -354,7 +355,7 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			o.breakerWait(it.IntegrationID, now, now.Add(outboxBaseDelay))
 		}
 	}
-	res.Error = egress.Describe(err) // a tenant reads it: the raw error goes to the log
+	res.Error = pgtext.Clean(egress.Describe(err)) // a tenant reads it: the raw error goes to the log
 	o.w.log.Warn().Err(err).Str("call_id", it.CallID.String()).Str("integration_id", integration).
 		Int("attempts", it.Attempts+1).Bool("permanent", res.Permanent).Msg("crm update not delivered")
 	return res

@@ -179,6 +179,7 @@ func (w *Workers) Start(ctx context.Context) error {
 
 func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h queue.Handler[T]) error {
 	h.Dependency = database{w.store}
+	h.Handle = dataErrorsPermanent(h.Handle)
 	c, err := queue.NewConsumer(ctx, w.queue, kind, h, w.cfg.Consumer, w.log, w.metrics)
 	if err != nil {
 		return err

@@ -19,6 +19,35 @@ import (
 // call exists only once the dead letter is replayed.
 func (e *Env) DeadLetterOriginate(t testing.TB, integrationID uuid.UUID, phone, reason string, originSeq int) uuid.UUID {
 	t.Helper()
+	callID := uuid.New()
+	data, _ := json.Marshal(queue.OriginateBody{CallID: callID, PhoneNumber: phone, ReceivedAt: time.Now()})
+	m := nats.NewMsg("callqueue.dlq.originate")
+	m.Data = data
+	m.Header.Set(queue.HeaderReason, reason)
+	m.Header.Set(queue.HeaderOriginSubject, queue.Subject(queue.KindOriginate, integrationID))
+	m.Header.Set(queue.HeaderOriginStream, "CALLQUEUE_ORIGINATE")
+	m.Header.Set(queue.HeaderOriginSeq, strconv.Itoa(originSeq))
+	e.publish(t, m)
+	return callID
+}
+
+// PublishOriginate stores a call-originate message of integrationID in
+// its stream as the webhook would, without the webhook's checks: what an
+// older release may have left there.
+func (e *Env) PublishOriginate(t testing.TB, integrationID uuid.UUID, body queue.OriginateBody) {
+	t.Helper()
+	data, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(queue.Subject(queue.KindOriginate, integrationID))
+	m.Data = data
+	e.publish(t, m)
+}
+
+// publish stores m in JetStream through a connection of its own.
+func (e *Env) publish(t testing.TB, m *nats.Msg) {
+	t.Helper()
 	nc, err := nats.Connect(e.NATSURL())
 	if err != nil {
 		t.Fatal(err)
@@ -28,16 +57,7 @@ func (e *Env) DeadLetterOriginate(t testing.TB, integrationID uuid.UUID, phone, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	callID := uuid.New()
-	data, _ := json.Marshal(queue.OriginateBody{CallID: callID, PhoneNumber: phone, ReceivedAt: time.Now()})
-	m := nats.NewMsg("callqueue.dlq.originate")
-	m.Data = data
-	m.Header.Set(queue.HeaderReason, reason)
-	m.Header.Set(queue.HeaderOriginSubject, queue.Subject(queue.KindOriginate, integrationID))
-	m.Header.Set(queue.HeaderOriginStream, "CALLQUEUE_ORIGINATE")
-	m.Header.Set(queue.HeaderOriginSeq, strconv.Itoa(originSeq))
 	if _, err := js.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	return callID
 }
