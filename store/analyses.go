@@ -130,9 +130,13 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 		}
 		if c.Attempt != job.Attempt {
 			// Only a call that moved on could get here (a finished call
-			// does not); its new attempt is not this analysis' to amend.
+			// does not); its new attempt is not this analysis' to amend,
+			// but what the person asked for still counts.
 			detail["ignored"] = true
-			return insertHistory(ctx, tx, c, job.Attempt, detail, now)
+			if err := insertHistory(ctx, tx, c, job.Attempt, detail, now); err != nil {
+				return err
+			}
+			return honourAnalysedDoNotCall(ctx, tx, c, a.Analysis, now)
 		}
 		c.Analysis = a.Analysis
 		if a.Summary != "" {
@@ -146,18 +150,35 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 			c.ID, jsonText(c.Analysis), c.Summary, c.Outcome, now); err != nil {
 			return err
 		}
-		if requestsDoNotCall(c.Analysis) {
-			if err := suppressRequested(ctx, tx, []uuid.UUID{c.ID}, now); err != nil {
-				return fmt.Errorf("suppress number: %w", err)
-			}
-		}
 		released, err := releaseHeldUpdates(ctx, tx, &c, now)
 		if err != nil {
 			return err
 		}
 		detail["crmUpdateReleased"] = released
-		return insertHistory(ctx, tx, c, job.Attempt, detail, now)
+		if err := insertHistory(ctx, tx, c, job.Attempt, detail, now); err != nil {
+			return err
+		}
+		return honourAnalysedDoNotCall(ctx, tx, c, c.Analysis, now)
 	})
+}
+
+// honourAnalysedDoNotCall applies the LLM's do_not_call as a post-call's
+// (contract §7): the number is suppressed and the call, if it could still
+// be dialled again, is cancelled with outcome suppressed.
+func honourAnalysedDoNotCall(ctx context.Context, tx pgx.Tx, c Call, analysis json.RawMessage, now time.Time) error {
+	if !requestsDoNotCall(analysis) {
+		return nil
+	}
+	if err := suppressRequested(ctx, tx, []uuid.UUID{c.ID}, now); err != nil {
+		return fmt.Errorf("suppress number: %w", err)
+	}
+	if c.Status.Terminal() {
+		return nil
+	}
+	_, err := applyEvents(ctx, tx, []CallEvent{{IntegrationID: c.IntegrationID, CallID: c.ID, At: now,
+		Event:  callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeSuppressed},
+		Detail: map[string]any{"suppression": SuppressionReasonRequested, "source": "llm"}}}, nil)
+	return err
 }
 
 // releaseHeldUpdates rebuilds the call's pending CRM updates that no

@@ -97,6 +97,12 @@ type lockedCall struct {
 	hasLLM bool
 }
 
+// decisionInput is what the state machine decides on.
+func (c *lockedCall) decisionInput() callstate.Call {
+	return callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
+		Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}
+}
+
 func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks) ([]Applied, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -176,10 +182,10 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			out[i].Decision = callstate.Decision{From: c.Status, To: c.Status, Attempt: c.Attempt,
 				Why: fmt.Sprintf("event of attempt %d; the call is on attempt %d", ev.Attempt, c.Attempt)}
 			cs.note(&c.Call, ev, out[i].Decision.Why)
+			cs.honourDoNotCall(c, ev)
 			continue
 		}
-		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
-			Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}, ev.Event, c.policy, ev.At)
+		d := callstate.Next(c.decisionInput(), ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
 			if ev.Event.Kind.Reported() {
@@ -190,17 +196,25 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 				}
 				cs.note(&c.Call, ev, d.Why)
 			}
+			if ev.Postcall != nil {
+				// The report of the current attempt, come after the call
+				// moved on (a short call waiting for its retry, a failed or
+				// timed-out one): kept, analysed and honoured all the same.
+				cs.keepReport(&c.Call, ev)
+				cs.queueAnalysis(c, ev)
+				cs.honourDoNotCall(c, ev)
+			}
 			continue
 		}
 		cs.record(&c.Call, ev, d)
 		if event := outboxEvent(d); event != "" && c.hasCRM {
 			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
 		}
-		if ev.Postcall != nil && c.hasLLM && outboxEvent(d) != "" && len(ev.Postcall.Transcript) > 0 {
-			// The call finishes now with the agent's analysis; the LLM's
-			// amends it later, off this transaction's critical path. Only
-			// a call that just finished is analysed (what its CRM gets).
-			cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At})
+		if ev.Postcall != nil {
+			// The call has the agent's analysis now; the LLM's amends it
+			// later, off this transaction's critical path.
+			cs.queueAnalysis(c, ev)
+			cs.honourDoNotCall(c, ev)
 		}
 	}
 	var parked []CallEvent

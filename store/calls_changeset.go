@@ -147,19 +147,13 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.DurationSecs != nil && c.DurationSecs == nil {
 			c.DurationSecs = p.DurationSecs
 		}
-		if requestsDoNotCall(p.Analysis) {
-			cs.doNotCall = append(cs.doNotCall, c.ID)
-		}
 	}
 	if d.To == callstate.Queued && ev.Event.Kind == callstate.RetryDue {
 		// A dial that was not sent keeps the call's place in the queue.
 		c.QueuedAt = at
 	}
 	c.UpdatedAt = at
-	if _, seen := cs.calls[c.ID]; !seen {
-		cs.order = append(cs.order, c.ID)
-	}
-	cs.calls[c.ID] = c
+	cs.touch(c)
 	if wasHolding && c.SlotTakenAt == nil && ev.Event.Kind != callstate.DialAborted && ev.Event.Kind != callstate.DialDeferred {
 		var dur *float64
 		if (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) && !ev.Event.DurationUnknown {
