@@ -335,11 +335,16 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 }
 
 // afterCancel decides the events of a call cancelled while live: whatever
-// says the conversation is over (or never happened) frees its slot; the
-// dial's answer is recorded; the rest changes nothing.
+// says the conversation is over (or never happened: the dial was aborted,
+// deferred or refused by the pre-dial check before it was sent) frees its
+// slot; the dial's answer is recorded; the rest changes nothing.
 func afterCancel(c Call, ev Event, same Decision) Decision {
+	if ev.Kind == Cancel && ev.Reason == OutcomeIneligible {
+		same.Changed, same.ReleasesSlot, same.Why = true, true, "the cancelled call was not dialled"
+		return same
+	}
 	switch ev.Kind {
-	case CallEnd, Postcall, InitiationFailed, DialFailed, DialAborted, Timeout:
+	case CallEnd, Postcall, InitiationFailed, DialFailed, DialAborted, DialDeferred, Timeout:
 		if ev.Kind == Timeout && ev.Reason == OutcomeDialLost && !c.Dialing {
 			same.Why = "the dial answered after the watchdog looked"
 			return same

@@ -582,6 +582,17 @@ func TestNextLifecycle(t *testing.T) {
 			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
 		},
 		{
+			// The pre-dial check did not answer: nothing was sent.
+			name:   "cancelled during pre-dial, the check fails",
+			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), {Kind: callstate.DialDeferred, RetryAfter: time.Minute}},
+			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
+		},
+		{
+			name:   "cancelled during pre-dial, the check refuses",
+			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), {Kind: callstate.Cancel, Reason: callstate.OutcomeIneligible}},
+			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
+		},
+		{
 			name:   "cancelled while dialing, the dial fails",
 			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), ev(callstate.DialFailed), end(60)},
 			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,

@@ -95,6 +95,8 @@ type lockedCall struct {
 	// hasLLM: the integration's LLM analyses finished calls (queued, see
 	// pending_analyses), amending the agent's own analysis.
 	hasLLM bool
+	// agentTimezone is where a recipient window falls back to.
+	agentTimezone string
 }
 
 // decisionInput is what the state machine decides on.
@@ -296,12 +298,13 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		cfg := configs[c.IntegrationID]
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
+		c.agentTimezone = cfg.Agent.Timezone
 	}
 	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several
-// integrations' config: call_handling, crm and analysis.
+// integrations' config: call_handling, crm, analysis and agent.
 func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
 	raw := map[uuid.UUID]map[string]json.RawMessage{}
 	for _, id := range integrations {
@@ -309,7 +312,7 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 	}
 	if len(integrations) > 0 {
 		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
-			WHERE key IN ('call_handling', 'crm', 'analysis') AND integration_id = ANY($1)`, integrations)
+			WHERE key IN ('call_handling', 'crm', 'analysis', 'agent') AND integration_id = ANY($1)`, integrations)
 		if err != nil {
 			return nil, err
 		}
