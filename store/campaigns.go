@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 )
 
@@ -316,7 +317,10 @@ func (s *Store) ChangeCampaignStatus(ctx context.Context, owner string, id uuid.
 			INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)
 			SELECT id, attempt, 'cancel', from_status, 'cancelled', '{"by": "campaign", "outcome": "cancelled"}', trace_id, $2 FROM gone`,
 			id, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return cancelLiveCalls(ctx, tx, c.IntegrationID, id, now)
 	})
 	if err != nil {
 		return Campaign{}, err
@@ -375,4 +379,26 @@ func (c *Campaign) setOverlay(overlay map[string]json.RawMessage) {
 			c.MaxAttempts = &n
 		}
 	}
+}
+
+// cancelLiveCalls cancels the calls of a cancelled campaign that are being
+// dialled or talking: each finishes its conversation (there is no
+// hang-up), keeping its slot until then, and ends cancelled, never
+// scheduled for a retry that a cancelled campaign's lane would not claim.
+func cancelLiveCalls(ctx context.Context, tx pgx.Tx, integrationID, campaignID uuid.UUID, now time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT id FROM calls WHERE campaign_id = $1 AND status IN ('initiated', 'in_progress')`, campaignID)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	events := make([]CallEvent, len(ids))
+	for i, callID := range ids {
+		events[i] = CallEvent{IntegrationID: integrationID, CallID: callID, At: now,
+			Event: callstate.Event{Kind: callstate.Cancel}, Detail: map[string]any{"by": "campaign"}}
+	}
+	_, err = applyEvents(ctx, tx, events, nil)
+	return err
 }
