@@ -209,7 +209,7 @@ func (s *Store) ListCampaigns(ctx context.Context, owner string, f CampaignFilte
 // ones and the integration's configuration, and edits or refuses them. The
 // change applies to every dial that has not happened yet: calls waiting for
 // a calling window are looked at again, and calls not finished take the new
-// max attempts (never below the attempts they made).
+// max attempts and retry policy (applyPolicyChange).
 func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, now time.Time,
 	change func(*CampaignSpec, config.Integration) error) (Campaign, error) {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -234,13 +234,16 @@ func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, 
 			id, spec.Name, spec.ConcurrencyLimit, spec.Priority, spec.StartAt, spec.Overlay(), status, now); err != nil {
 			return err
 		}
-		handling, err := config.Decode(raw).CallHandling.Overlay(spec.Overlay())
-		if err != nil {
+		if _, err := config.Decode(raw).CallHandling.Overlay(spec.Overlay()); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE calls SET not_before = NULL, max_attempts = GREATEST(attempt, $2, 1)
-			WHERE campaign_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')`, id, handling.MaxAttempts)
-		if err != nil {
+		// Waiting calls are looked at again by the next claim, under the
+		// new window.
+		if _, err := tx.Exec(ctx, `UPDATE calls SET not_before = NULL WHERE campaign_id = $1 AND status = 'queued'
+			AND not_before IS NOT NULL`, id); err != nil {
+			return err
+		}
+		if err := applyPolicyChange(ctx, tx, c.IntegrationID, &id, config.Decode(raw), now); err != nil {
 			return err
 		}
 		return recordAudit(ctx, tx, Audit{IntegrationID: c.IntegrationID, Owner: owner, Actor: owner, Action: AuditUpdate,

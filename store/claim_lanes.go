@@ -104,6 +104,13 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 			continue
 		}
 		cs.record(&c, ev, d)
+		if d.To != callstate.Initiated {
+			// Its attempts already reach a lowered maximum: failed, not dialled.
+			if cfg.CRM.Kind != "none" && cfg.CRM.Kind != "" {
+				cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: outboxEvent(d)})
+			}
+			continue
+		}
 		claimed := cfg
 		claimed.CallHandling = l.handling
 		out = append(out, Claimed{Call: c, Config: claimed})

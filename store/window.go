@@ -47,8 +47,9 @@ func windowZones(w *config.CallingWindow, number, tz, agentTZ string) []*time.Lo
 }
 
 // windowInputChanged recomputes, after a change of the integration's
-// config key, when each of its calls waiting for a calling window may be
-// dialled: the window is in call_handling (a campaign's overlay may
+// config key, the max attempts and retries of its unfinished calls
+// (applyPolicyChange) and when each of its calls waiting for a calling
+// window may be dialled: the window is in call_handling (a campaign's overlay may
 // replace it) and a "recipient" window falls back to the agent's
 // timezone. Calls whose window is now open go back to the ready queue.
 func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, key string) error {
@@ -59,7 +60,13 @@ func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID
 	if err != nil {
 		return err
 	}
-	return rescheduleWindowWaits(ctx, tx, integrationID, config.Decode(raw), s.now())
+	cfg := config.Decode(raw)
+	if key == config.KeyCallHandling {
+		if err := applyPolicyChange(ctx, tx, integrationID, nil, cfg, s.now()); err != nil {
+			return err
+		}
+	}
+	return rescheduleWindowWaits(ctx, tx, integrationID, cfg, s.now())
 }
 
 // rescheduleWindowWaits sets the not_before of every call of the
