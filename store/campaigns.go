@@ -40,9 +40,18 @@ type Campaign struct {
 	CallingWindow    json.RawMessage  `json:"callingWindow"`
 	RetryPolicy      json.RawMessage  `json:"retryPolicy"`
 	MaxAttempts      *int             `json:"maxAttempts"`
+	Effective        CampaignHandling `json:"effective"`
 	Progress         CampaignProgress `json:"progress"`
 	CreatedAt        time.Time        `json:"createdAt"`
 	UpdatedAt        time.Time        `json:"updatedAt"`
+}
+
+// CampaignHandling is what is in force for a campaign's calls: its own
+// calling window, retry policy and max attempts, else the integration's.
+type CampaignHandling struct {
+	CallingWindow *config.CallingWindow `json:"callingWindow"`
+	RetryPolicy   *config.RetryPolicy   `json:"retryPolicy"`
+	MaxAttempts   int                   `json:"maxAttempts"`
 }
 
 // CampaignProgress counts a campaign's recipients by where their calls are.
@@ -79,7 +88,8 @@ func (s CampaignSpec) Overlay() json.RawMessage {
 }
 
 const campaignColumns = `c.id, c.integration_id, c.name, c.status, c.concurrency_limit, c.priority, c.start_at, c.call_handling,
-	c.created_at, c.updated_at`
+	c.created_at, c.updated_at,
+	(SELECT value FROM integration_config WHERE integration_id = c.integration_id AND key = 'call_handling')`
 
 // progressColumns count a campaign's calls (alias k) for CampaignProgress.
 const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'),
@@ -92,14 +102,26 @@ const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'
 func scanCampaign(row pgx.Row) (Campaign, error) {
 	var c Campaign
 	var overlay map[string]json.RawMessage
+	var handling json.RawMessage
 	p := &c.Progress
 	err := row.Scan(&c.ID, &c.IntegrationID, &c.Name, &c.Status, &c.ConcurrencyLimit, &c.Priority, &c.StartAt, &overlay,
-		&c.CreatedAt, &c.UpdatedAt, &p.Total, &p.Queued, &p.Active, &p.RetryScheduled, &p.WaitingPostcall, &p.Completed,
+		&c.CreatedAt, &c.UpdatedAt, &handling, &p.Total, &p.Queued, &p.Active, &p.RetryScheduled, &p.WaitingPostcall, &p.Completed,
 		&p.Failed, &p.Cancelled, &p.Suppressed)
 	if err != nil {
 		return c, notFound(err)
 	}
 	c.setOverlay(overlay)
+	stored := map[string]json.RawMessage{}
+	if len(handling) > 0 {
+		stored[config.KeyCallHandling] = handling
+	}
+	integration := config.Decode(stored).CallHandling
+	effective, err := integration.Overlay(c.spec().Overlay())
+	if err != nil {
+		effective = integration
+	}
+	c.Effective = CampaignHandling{CallingWindow: effective.CallingWindow, RetryPolicy: effective.RetryPolicy,
+		MaxAttempts: effective.MaxAttempts}
 	return c, nil
 }
 
@@ -215,6 +237,12 @@ func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, 
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockCampaign(ctx, tx, owner, id)
 		if err != nil {
+			return err
+		}
+		// The integration's row lock orders the change against claims (as
+		// ChangeCampaignStatus): once this commits, no claim still dials
+		// under the old limit, window or attempts.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM integrations WHERE id = $1 FOR UPDATE`, c.IntegrationID); err != nil {
 			return err
 		}
 		raw, err := loadConfig(ctx, tx, c.IntegrationID)
