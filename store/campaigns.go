@@ -372,12 +372,35 @@ func (s *Store) AdvanceCampaigns(ctx context.Context, now time.Time) ([]uuid.UUI
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.pool.Exec(ctx, `UPDATE campaigns c SET status = 'completed', updated_at = $1
-		WHERE c.status = 'running'
-		  AND EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id)
-		  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
-		                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))`, now)
-	return started, err
+	return started, s.completeCampaigns(ctx, now)
+}
+
+// completeCampaigns marks completed the running campaigns whose every call
+// is terminal. The campaigns are locked first, passing by those an upload
+// holds, and their calls counted by a later statement: one statement
+// would wait for an upload's lock and then judge from a snapshot taken
+// before the upload's recipients were committed.
+func (s *Store) completeCampaigns(ctx context.Context, now time.Time) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT c.id FROM campaigns c
+			WHERE c.status = 'running'
+			  AND EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id)
+			  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
+			                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))
+			FOR UPDATE OF c SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE campaigns c SET status = 'completed', updated_at = $2
+			WHERE c.id = ANY($1) AND c.status = 'running'
+			  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
+			                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))`, ids, now)
+		return err
+	})
 }
 
 // ReleaseWindows puts back in the ready queue the calls whose calling
