@@ -38,6 +38,9 @@ func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
 			return jsonhttp.BadRequest("status", "unknown status %q", v)
 		}
 	}
+	if f.Outcome = q.Get("outcome"); f.Outcome != "" && !callstate.ValidOutcome(f.Outcome) {
+		return jsonhttp.BadRequest("outcome", "unknown outcome %q", f.Outcome)
+	}
 	for name, dst := range map[string]*time.Time{"createdFrom": &f.CreatedFrom, "createdTo": &f.CreatedTo} {
 		if v := q.Get(name); v != "" {
 			if *dst, err = time.Parse(time.RFC3339, v); err != nil {

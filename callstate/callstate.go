@@ -6,6 +6,7 @@
 package callstate
 
 import (
+	"slices"
 	"time"
 
 	"github.com/callqueue/callqueue/config"
@@ -122,6 +123,14 @@ const (
 	// OutcomeIneligible: the pre-dial check answered eligible: false.
 	OutcomeIneligible = "ineligible"
 )
+
+// Outcomes lists every outcome a call can have (contract §3): a call's
+// outcome is always one of them.
+var Outcomes = []string{OutcomeAnswered, OutcomeShortCall, OutcomeNoAnswer, OutcomeBusy, OutcomeVoicemail, OutcomeDialError,
+	OutcomeTimeout, OutcomeDialLost, OutcomeCompleted, OutcomeCancelled, OutcomeSuppressed, OutcomeIneligible}
+
+// ValidOutcome reports whether o is one of Outcomes.
+func ValidOutcome(o string) bool { return slices.Contains(Outcomes, o) }
 
 // Call is the part of a call the state machine decides on.
 type Call struct {

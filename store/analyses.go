@@ -100,15 +100,12 @@ func (s *Store) ReleaseAnalysis(ctx context.Context, job AnalysisJob) error {
 type Amendment struct {
 	Analysis json.RawMessage
 	Summary  string
-	// Outcome replaces a completed call's outcome (a failed call keeps why
-	// it failed).
-	Outcome string
-	Detail  map[string]any
+	Detail   map[string]any
 }
 
 // FinishAnalysis applies a job's settled analysis under its lease (fenced:
 // ErrLeaseLost when another worker took it over), in one transaction: the
-// call's analysis, summary and outcome, a history entry, a suppression
+// call's analysis (its verdict included) and summary, a history entry, a suppression
 // when the analysis asks for one, and the call's held CRM update, rebuilt
 // from the amended call and released at once.
 func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJob, a Amendment) error {
@@ -142,12 +139,11 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 		if a.Summary != "" {
 			c.Summary = &a.Summary
 		}
-		if a.Outcome != "" && c.Status == callstate.Completed {
-			c.Outcome = &a.Outcome
-		}
 		c.UpdatedAt = now
-		if _, err := tx.Exec(ctx, `UPDATE calls SET analysis = $2::jsonb, summary = $3, outcome = $4, updated_at = $5 WHERE id = $1`,
-			c.ID, jsonText(c.Analysis), c.Summary, c.Outcome, now); err != nil {
+		// The verdict is the analysis' own outcome; the call's stays one of
+		// the enumerated outcomes (contract §3).
+		if _, err := tx.Exec(ctx, `UPDATE calls SET analysis = $2::jsonb, summary = $3, updated_at = $4 WHERE id = $1`,
+			c.ID, jsonText(c.Analysis), c.Summary, now); err != nil {
 			return err
 		}
 		released, err := releaseHeldUpdates(ctx, tx, &c, now)

@@ -49,7 +49,6 @@ type PostcallData struct {
 	Analysis   json.RawMessage
 	Metadata   json.RawMessage
 	Summary    string
-	Outcome    string
 	// DurationSecs is the call's length as the agent measured it, for calls
 	// that end without the dialler's call_end (ElevenLabs dialling).
 	DurationSecs *float64

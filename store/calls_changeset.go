@@ -139,11 +139,6 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.Summary != "" {
 			c.Summary = &p.Summary
 		}
-		if p.Outcome != "" && d.To == callstate.Completed {
-			// The analysis' outcome describes a completed conversation; a
-			// post-call that failed the attempt (short, voicemail) keeps that.
-			c.Outcome = &p.Outcome
-		}
 		if p.DurationSecs != nil && c.DurationSecs == nil {
 			c.DurationSecs = p.DurationSecs
 		}
