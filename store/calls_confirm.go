@@ -55,7 +55,7 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 		case c.Status != callstate.Initiated:
 			return nil
 		default:
-			opens := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
+			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
 				verdict = DialGo
 				return nil
