@@ -69,8 +69,11 @@ func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.store.GetCall(r.Context(), owner(r.Context()), id)
-	if err != nil {
+	var c store.Call
+	if err := afterIntake(r.Context(), id, func() (err error) {
+		c, err = a.store.GetCall(r.Context(), owner(r.Context()), id)
+		return err
+	}); err != nil {
 		return err
 	}
 	events, err := a.store.CallHistory(r.Context(), id)
@@ -93,8 +96,12 @@ func (a *API) cancelCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, applied, err := a.store.CancelCall(r.Context(), owner(r.Context()), id, "", a.now())
-	if err != nil {
+	var c store.Call
+	var applied store.Applied
+	if err := afterIntake(r.Context(), id, func() (err error) {
+		c, applied, err = a.store.CancelCall(r.Context(), owner(r.Context()), id, "", a.now())
+		return err
+	}); err != nil {
 		return err
 	}
 	if applied.FreesSlot() {
