@@ -20,6 +20,34 @@ func doNotCallPostcall(integ, call uuid.UUID, analysis string, at time.Time) sto
 	return post
 }
 
+// llmCallEnded is a claimed call of a new integration that has an LLM
+// configured, ended by a call_end of secs seconds.
+func llmCallEnded(t *testing.T, s *store.Store, secs float64) (store.Integration, uuid.UUID) {
+	t.Helper()
+	in := activeIntegration(t, s, nil)
+	putConfig(t, s, in.ID, "analysis", map[string]any{"base_url": "http://127.0.0.1:1/v1", "model": "m", "prompt": "p"})
+	id := queueCalls(t, s, in.ID, 1, t0)[0]
+	claim(t, s, in.ID, t0)
+	apply(t, s, callEnd(in.ID, id, secs, t0))
+	return in, id
+}
+
+// analysisJob claims the pending LLM analyses at and returns the call's.
+func analysisJob(t *testing.T, s *store.Store, id uuid.UUID, at time.Time) store.AnalysisJob {
+	t.Helper()
+	jobs, err := s.ClaimAnalyses(t.Context(), store.AnalysisClaim{Now: at, Lease: time.Minute, Limit: 10, PerIntegration: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if j.CallID == id {
+			return j
+		}
+	}
+	t.Fatalf("no LLM analysis queued for call %s (claimed %d)", id, len(jobs))
+	return store.AnalysisJob{}
+}
+
 func suppressedFor(t *testing.T, s *store.Store, integ uuid.UUID, phone string) bool {
 	t.Helper()
 	return countRows(t, s, `SELECT count(*) FROM suppressions WHERE integration_id = $1 AND phone_number = $2
@@ -90,30 +118,13 @@ func TestDoNotCallInAnyPostcall(t *testing.T) {
 func TestDoNotCallFromTheLLMAfterShortCall(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
-	in := activeIntegration(t, s, nil)
-	putConfig(t, s, in.ID, "analysis", map[string]any{"base_url": "http://127.0.0.1:1/v1", "model": "m", "prompt": "p"})
-	id := queueCalls(t, s, in.ID, 1, t0)[0]
-	claim(t, s, in.ID, t0)
-	apply(t, s, callEnd(in.ID, id, 3, t0))
+	in, id := llmCallEnded(t, s, 3)
 	apply(t, s, doNotCallPostcall(in.ID, id, `{"source":"elevenlabs"}`, t0.Add(time.Minute)))
 	if c := getCall(t, s, id); c.Status != callstate.RetryScheduled || len(c.Transcript) == 0 {
 		t.Fatalf("after the post-call: %s, transcript %q; want retry_scheduled with the transcript kept", c.Status, c.Transcript)
 	}
-	jobs, err := s.ClaimAnalyses(t.Context(), store.AnalysisClaim{Now: t0.Add(2 * time.Minute), Lease: time.Minute, Limit: 10,
-		PerIntegration: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var job *store.AnalysisJob
-	for i := range jobs {
-		if jobs[i].CallID == id {
-			job = &jobs[i]
-		}
-	}
-	if job == nil {
-		t.Fatalf("no LLM analysis queued for the short call's post-call (claimed %d)", len(jobs))
-	}
-	if err := s.FinishAnalysis(t.Context(), t0.Add(3*time.Minute), *job, store.Amendment{
+	job := analysisJob(t, s, id, t0.Add(2*time.Minute))
+	if err := s.FinishAnalysis(t.Context(), t0.Add(3*time.Minute), job, store.Amendment{
 		Analysis: json.RawMessage(`{"source":"llm","extracted":{"do_not_call":true}}`)}); err != nil {
 		t.Fatal(err)
 	}
