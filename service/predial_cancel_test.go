@@ -36,7 +36,7 @@ func TestCancelDuringPredial(t *testing.T) {
 			code := 0
 			if resp, err := http.DefaultClient.Do(cancel); err == nil {
 				code = resp.StatusCode
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 			cancelled <- code
 		}

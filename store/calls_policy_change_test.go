@@ -50,13 +50,13 @@ func TestLoweredCampaignMaxAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var status string
-	var attempt, max int
+	var attempt, maxAttempts int
 	if err := s.Pool().QueryRow(t.Context(), `SELECT status, attempt, max_attempts FROM calls WHERE campaign_id = $1`, camp.ID).
-		Scan(&status, &attempt, &max); err != nil {
+		Scan(&status, &attempt, &maxAttempts); err != nil {
 		t.Fatal(err)
 	}
-	if status != "failed" || attempt != 3 || max != 3 {
-		t.Errorf("call after maxAttempts 5→2: %s at attempt %d of %d, want failed at attempt 3 (of 3, the attempts made)", status, attempt, max)
+	if status != "failed" || attempt != 3 || maxAttempts != 3 {
+		t.Errorf("call after maxAttempts 5→2: %s at attempt %d of %d, want failed at attempt 3 (of 3, the attempts made)", status, attempt, maxAttempts)
 	}
 	if got := claimed(t, s, in.ID, t0.Add(2*time.Hour)); len(got) != 0 {
 		t.Errorf("dialled again: %+v", got[0].Call)
