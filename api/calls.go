@@ -38,6 +38,9 @@ func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
 			return jsonhttp.BadRequest("status", "unknown status %q", v)
 		}
 	}
+	if f.Outcome = q.Get("outcome"); f.Outcome != "" && !callstate.ValidOutcome(f.Outcome) {
+		return jsonhttp.BadRequest("outcome", "unknown outcome %q", f.Outcome)
+	}
 	for name, dst := range map[string]*time.Time{"createdFrom": &f.CreatedFrom, "createdTo": &f.CreatedTo} {
 		if v := q.Get(name); v != "" {
 			if *dst, err = time.Parse(time.RFC3339, v); err != nil {
@@ -66,8 +69,11 @@ func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.store.GetCall(r.Context(), owner(r.Context()), id)
-	if err != nil {
+	var c store.Call
+	if err := afterIntake(r.Context(), id, func() (err error) {
+		c, err = a.store.GetCall(r.Context(), owner(r.Context()), id)
+		return err
+	}); err != nil {
 		return err
 	}
 	events, err := a.store.CallHistory(r.Context(), id)
@@ -90,8 +96,12 @@ func (a *API) cancelCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, applied, err := a.store.CancelCall(r.Context(), owner(r.Context()), id, "", a.now())
-	if err != nil {
+	var c store.Call
+	var applied store.Applied
+	if err := afterIntake(r.Context(), id, func() (err error) {
+		c, applied, err = a.store.CancelCall(r.Context(), owner(r.Context()), id, "", a.now())
+		return err
+	}); err != nil {
 		return err
 	}
 	if applied.FreesSlot() {

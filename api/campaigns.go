@@ -326,8 +326,12 @@ func (a *API) campaignCallsCSV(w http.ResponseWriter, r *http.Request) error {
 		if c.DurationSecs != nil {
 			duration = strconv.FormatFloat(*c.DurationSecs, 'f', -1, 64)
 		}
-		return out.Write([]string{c.PhoneNumber, deref(c.RecordID), deref(c.ExternalID), string(c.Status), strconv.Itoa(c.Attempt),
-			deref(c.Outcome), duration, c.UpdatedAt.UTC().Format(time.RFC3339)})
+		row := []string{c.PhoneNumber, deref(c.RecordID), deref(c.ExternalID), string(c.Status), strconv.Itoa(c.Attempt),
+			deref(c.Outcome), duration, c.UpdatedAt.UTC().Format(time.RFC3339)}
+		for i := range row {
+			row[i] = spreadsheetCell(row[i])
+		}
+		return out.Write(row)
 	})
 	if err != nil {
 		return err

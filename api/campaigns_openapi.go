@@ -13,6 +13,9 @@ func init() {
 		"concurrencyLimit": obj{"type": []string{"integer", "null"}}, "priority": obj{"type": "integer", "minimum": 1, "maximum": 10},
 		"startAt": obj{"type": []string{"string", "null"}, "format": "date-time"}, "callingWindow": obj{}, "retryPolicy": obj{},
 		"maxAttempts": obj{"type": []string{"integer", "null"}}, "progress": progress,
+		"effective": obj{"type": "object", "description": "What is in force: the campaign's own values, else the integration's.",
+			"properties": obj{"callingWindow": obj{"type": []string{"object", "null"}}, "retryPolicy": obj{"type": []string{"object", "null"}},
+				"maxAttempts": obj{"type": "integer"}}},
 		"createdAt": obj{"type": "string", "format": "date-time"}, "updatedAt": obj{"type": "string", "format": "date-time"}}}
 	campaignInput := obj{"type": "object", "additionalProperties": false, "properties": obj{
 		"name": obj{"type": "string", "maxLength": 200}, "concurrencyLimit": obj{"type": []string{"integer", "null"}, "minimum": 1, "maximum": 1000},
@@ -22,7 +25,10 @@ func init() {
 	exCampaign := obj{"id": "0190f3c2-7c1e-7b7a-8f00-00000000c001", "integrationId": "0190f3c2-7c1e-7b7a-8f00-00000000a001", "name": "Webinar follow-up", "status": "running",
 		"concurrencyLimit": 2, "priority": 5, "startAt": nil,
 		"callingWindow": obj{"timezone": "recipient", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}},
-		"retryPolicy":   nil, "maxAttempts": 4, "progress": obj{"total": 480, "queued": 300, "active": 2, "retryScheduled": 40,
+		"retryPolicy":   nil, "maxAttempts": 4,
+		"effective": obj{"callingWindow": obj{"timezone": "recipient", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}},
+			"retryPolicy": nil, "maxAttempts": 4},
+		"progress": obj{"total": 480, "queued": 300, "active": 2, "retryScheduled": 40,
 			"waitingPostcall": 1, "completed": 120, "failed": 10, "cancelled": 5, "suppressed": 2},
 		"createdAt": "2026-01-21T12:39:12Z", "updatedAt": "2026-01-21T12:39:12Z"}
 	upload := obj{"type": "object", "properties": obj{"added": obj{"type": "integer"}, "duplicates": obj{"type": "integer"},
@@ -37,7 +43,7 @@ func init() {
 
 	for pattern, d := range map[string]opDoc{
 		"POST /api/integrations/{id}/campaigns": {summary: "Create a campaign", tag: "Campaigns", status: 201,
-			description: "callingWindow, retryPolicy and maxAttempts overlay the integration's call_handling for the campaign's calls; " +
+			description: "callingWindow, retryPolicy and maxAttempts replace the integration's (each as a whole) for the campaign's calls; " +
 				"recipients (at most what fits in 1 MiB) are added as by POST /api/campaigns/{id}/recipients.",
 			body: campaignInput, bodyExample: obj{"name": "Webinar follow-up", "concurrencyLimit": 2, "maxAttempts": 4},
 			response: campaign, example: exCampaign, errors: []int{400, 404, 413, 422}},

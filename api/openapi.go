@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/webhooks"
 )
@@ -119,6 +120,7 @@ var adminDocs = map[string]opDoc{
 		query: append([]obj{
 			{"name": "integrationId", "in": "query", "schema": obj{"type": "string", "format": "uuid"}},
 			{"name": "status", "in": "query", "schema": obj{"type": "string", "enum": callStatuses}},
+			{"name": "outcome", "in": "query", "schema": obj{"type": "string", "enum": callstate.Outcomes}},
 			{"name": "phone", "in": "query", "schema": obj{"type": "string"}},
 			{"name": "order", "in": "query", "schema": obj{"type": "string", "enum": []string{"createdAt", "-createdAt"}}},
 			{"name": "createdFrom", "in": "query", "schema": obj{"type": "string", "format": "date-time"}},

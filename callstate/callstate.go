@@ -6,6 +6,7 @@
 package callstate
 
 import (
+	"slices"
 	"time"
 
 	"github.com/callqueue/callqueue/config"
@@ -86,6 +87,11 @@ const (
 	// check did not answer): the call waits RetryAfter without spending the
 	// attempt.
 	DialDeferred Kind = "dial_deferred"
+	// PolicyChanged: max_attempts or the retry policy changed while the
+	// call waits for its next attempt; Reason is the outcome of its last
+	// attempt ("" when its wait is not a retry's, such as a deferred dial)
+	// and EndedAt when that attempt ended.
+	PolicyChanged Kind = "policy_changed"
 )
 
 // Reported reports whether k is a report from the platform (a webhook) as
@@ -118,6 +124,14 @@ const (
 	OutcomeIneligible = "ineligible"
 )
 
+// Outcomes lists every outcome a call can have (contract §3): a call's
+// outcome is always one of them.
+var Outcomes = []string{OutcomeAnswered, OutcomeShortCall, OutcomeNoAnswer, OutcomeBusy, OutcomeVoicemail, OutcomeDialError,
+	OutcomeTimeout, OutcomeDialLost, OutcomeCompleted, OutcomeCancelled, OutcomeSuppressed, OutcomeIneligible}
+
+// ValidOutcome reports whether o is one of Outcomes.
+func ValidOutcome(o string) bool { return slices.Contains(Outcomes, o) }
+
 // Call is the part of a call the state machine decides on.
 type Call struct {
 	Status      Status
@@ -143,6 +157,9 @@ type Event struct {
 	Reason string
 	// RetryAfter is how long a DialDeferred call waits.
 	RetryAfter time.Duration
+	// EndedAt is when the attempt a PolicyChanged event reconsiders ended:
+	// its retry is due from then.
+	EndedAt time.Time
 }
 
 // Decision is what an event does to a call.
@@ -194,7 +211,7 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 	move := func(to Status, outcome string) Decision {
 		return Decision{Changed: true, From: c.Status, To: to, Attempt: c.Attempt, Outcome: outcome}
 	}
-	failAttempt := func(outcome string) Decision {
+	failAttemptAt := func(outcome string, now time.Time) Decision {
 		limit, delay, rule := c.MaxAttempts, policy.RetryDelay(c.Attempt), "retry_delays_secs"
 		if r := policy.RetryPolicy.Rule(outcome); r != nil {
 			// An outcome's own budget counts every attempt of the call, and
@@ -214,6 +231,7 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		d.Why, d.Rule = "retry after "+outcome, rule
 		return d
 	}
+	failAttempt := func(outcome string) Decision { return failAttemptAt(outcome, now) }
 	// recorded: the event is kept (the dial's answer, its id) but moves
 	// nothing.
 	recorded := func(why string) Decision { same.Changed, same.Why = true, why; return same }
@@ -236,9 +254,30 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 		return d
 	}
 
+	if ev.Kind == PolicyChanged && (c.Status == Queued || c.Status == RetryScheduled) && c.Attempt > 0 {
+		// The changed policy applies to every dial not made yet (contract
+		// §3): the waiting attempt is judged again as when it failed.
+		d := failAttemptAt(ev.Reason, ev.EndedAt)
+		switch {
+		case d.To == Failed:
+			d.Why = "attempts exhausted under the changed policy"
+			return d
+		case c.Status == RetryScheduled && ev.Reason != "":
+			d.Why = "retry rescheduled under the changed policy"
+			return d
+		}
+		return ignore("the changed policy leaves the call as it is")
+	}
+
 	switch c.Status {
 	case Queued:
 		if ev.Kind == Dial {
+			if c.MaxAttempts > 0 && c.Attempt >= c.MaxAttempts {
+				// A lowered max_attempts reached a call already queued.
+				d := move(Failed, "")
+				d.Why = "attempts exhausted"
+				return d
+			}
 			d := move(Initiated, "")
 			d.Attempt = c.Attempt + 1
 			return d
@@ -335,11 +374,16 @@ func Next(c Call, ev Event, policy config.CallHandling, now time.Time) Decision 
 }
 
 // afterCancel decides the events of a call cancelled while live: whatever
-// says the conversation is over (or never happened) frees its slot; the
-// dial's answer is recorded; the rest changes nothing.
+// says the conversation is over (or never happened: the dial was aborted,
+// deferred or refused by the pre-dial check before it was sent) frees its
+// slot; the dial's answer is recorded; the rest changes nothing.
 func afterCancel(c Call, ev Event, same Decision) Decision {
+	if ev.Kind == Cancel && ev.Reason == OutcomeIneligible {
+		same.Changed, same.ReleasesSlot, same.Why = true, true, "the cancelled call was not dialled"
+		return same
+	}
 	switch ev.Kind {
-	case CallEnd, Postcall, InitiationFailed, DialFailed, DialAborted, Timeout:
+	case CallEnd, Postcall, InitiationFailed, DialFailed, DialAborted, DialDeferred, Timeout:
 		if ev.Kind == Timeout && ev.Reason == OutcomeDialLost && !c.Dialing {
 			same.Why = "the dial answered after the watchdog looked"
 			return same

@@ -30,6 +30,7 @@ var kinds = []callstate.Kind{
 	callstate.Dial, callstate.DialAccepted, callstate.DialAborted, callstate.DialFailed, callstate.DialUnanswered,
 	callstate.CallStart, callstate.CallEnd, callstate.InitiationFailed,
 	callstate.Postcall, callstate.PostcallTimeout, callstate.Timeout, callstate.RetryDue, callstate.Cancel, callstate.DialDeferred,
+	callstate.PolicyChanged,
 }
 
 // declaredConsts returns the values of the string constants of the named type
@@ -167,6 +168,9 @@ func eventFor(k callstate.Kind) callstate.Event {
 	if k == callstate.DialDeferred {
 		ev.RetryAfter = time.Minute
 	}
+	if k == callstate.PolicyChanged {
+		ev.Reason, ev.EndedAt = callstate.OutcomeNoAnswer, now
+	}
 	return ev
 }
 
@@ -283,6 +287,14 @@ func TestNextCrossProduct(t *testing.T) {
 		callstate.Failed:    allStay(),
 		callstate.Cancelled: allStay(),
 	}
+	// A changed policy moves only a waiting retry (to its new time); a
+	// queued call is judged again when it is dialled.
+	for status, row := range expect {
+		row[callstate.PolicyChanged] = stay()
+		if status == callstate.RetryScheduled {
+			row[callstate.PolicyChanged] = move(callstate.RetryScheduled, callstate.OutcomeNoAnswer, 0)
+		}
+	}
 
 	for from := range expect {
 		if !slices.Contains(callstate.Statuses, from) {
@@ -333,7 +345,7 @@ func TestNextCrossProduct(t *testing.T) {
 					t.Errorf("HoldsSlotChange() = %d, want %d", got, w.slot)
 				}
 				wantRetryAt := time.Time{}
-				if wantTo == callstate.RetryScheduled && from != callstate.RetryScheduled {
+				if wantTo == callstate.RetryScheduled && (from != callstate.RetryScheduled || k == callstate.PolicyChanged) {
 					wantRetryAt = now.Add(300 * time.Second) // retry_delays_secs[0]
 					if k == callstate.DialDeferred {
 						wantRetryAt = now.Add(time.Minute) // the event's own delay
@@ -582,6 +594,17 @@ func TestNextLifecycle(t *testing.T) {
 			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
 		},
 		{
+			// The pre-dial check did not answer: nothing was sent.
+			name:   "cancelled during pre-dial, the check fails",
+			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), {Kind: callstate.DialDeferred, RetryAfter: time.Minute}},
+			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
+		},
+		{
+			name:   "cancelled during pre-dial, the check refuses",
+			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), {Kind: callstate.Cancel, Reason: callstate.OutcomeIneligible}},
+			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
+		},
+		{
 			name:   "cancelled while dialing, the dial fails",
 			events: []callstate.Event{ev(callstate.Dial), ev(callstate.Cancel), ev(callstate.DialFailed), end(60)},
 			status: callstate.Cancelled, attempt: 1, outcome: callstate.OutcomeCancelled,
@@ -654,7 +677,8 @@ func TestNextInvariants(t *testing.T) {
 				t.Fatalf("%v: terminal %s moved to %s", p, c.Status, d.To)
 			case !d.Changed && (d.To != c.Status || d.Attempt != c.Attempt):
 				t.Fatalf("%v: unchanged decision moved %s/%d to %s/%d", p, c.Status, c.Attempt, d.To, d.Attempt)
-			case (d.To == callstate.RetryScheduled && d.From != callstate.RetryScheduled) != !d.NextRetryAt.IsZero():
+			case (d.To == callstate.RetryScheduled && (d.From != callstate.RetryScheduled || (d.Changed && e.Kind == callstate.PolicyChanged))) !=
+				!d.NextRetryAt.IsZero():
 				t.Fatalf("%v: NextRetryAt = %v moving to %s", p, d.NextRetryAt, d.To)
 			}
 			walk(callstate.Call{Status: d.To, Attempt: d.Attempt, MaxAttempts: c.MaxAttempts, SlotHeld: s == 1}, s, p)

@@ -166,3 +166,28 @@ func TestNextDialUnanswered(t *testing.T) {
 		t.Errorf("dial_lost after an unanswered dial = %+v, want a retry", d)
 	}
 }
+
+// TestNextLoweredMaxAttempts: a lowered max_attempts reaches calls waiting
+// for their next attempt (contract §3): a waiting retry whose attempts
+// reach it fails, a queued one fails instead of being dialled, and a
+// changed retry policy moves a waiting retry to its new time.
+func TestNextLoweredMaxAttempts(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	ended := now.Add(-time.Minute)
+	changed := callstate.Event{Kind: callstate.PolicyChanged, Reason: callstate.OutcomeNoAnswer, EndedAt: ended}
+	waiting := callstate.Call{Status: callstate.RetryScheduled, Attempt: 3, MaxAttempts: 2}
+	if d := callstate.Next(waiting, changed, config.CallHandling{RetryDelaysSecs: []int{60}}, now); d.To != callstate.Failed ||
+		d.Outcome != callstate.OutcomeNoAnswer {
+		t.Errorf("waiting retry at attempt 3 of a lowered 2: %+v, want failed (no_answer)", d)
+	}
+	queued := callstate.Call{Status: callstate.Queued, Attempt: 3, MaxAttempts: 2}
+	if d := callstate.Next(queued, callstate.Event{Kind: callstate.Dial}, config.CallHandling{}, now); d.To != callstate.Failed {
+		t.Errorf("dial of a queued call at attempt 3 of 2: %+v, want failed", d)
+	}
+	stillRoom := callstate.Call{Status: callstate.RetryScheduled, Attempt: 1, MaxAttempts: 5}
+	d := callstate.Next(stillRoom, changed, config.CallHandling{RetryDelaysSecs: []int{7200}}, now)
+	if d.To != callstate.RetryScheduled || !d.NextRetryAt.Equal(ended.Add(2*time.Hour)) {
+		t.Errorf("retry under a changed delay: %+v, want retry_scheduled at %v", d, ended.Add(2*time.Hour))
+	}
+}

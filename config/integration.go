@@ -323,7 +323,7 @@ func decodeKnown(key string, raw json.RawMessage, strict bool) (any, error) {
 			return nil, err
 		}
 		if strict {
-			if _, err := time.LoadLocation(v.Timezone); err != nil || v.Timezone == "" {
+			if !ValidTimezone(v.Timezone) {
 				return nil, &FieldError{Field: "timezone", Message: "unknown timezone " + fmt.Sprintf("%q", v.Timezone)}
 			}
 			if v.InitDeadlineMS < 0 || v.InitDeadlineMS > 10000 {
@@ -427,7 +427,7 @@ func validateCallHandling(v CallHandling) error {
 		return err
 	}
 	if w := v.CallingWindow; w != nil {
-		if _, err := time.LoadLocation(w.Timezone); (err != nil || w.Timezone == "") && w.Timezone != RecipientTimezone {
+		if !ValidTimezone(w.Timezone) && w.Timezone != RecipientTimezone {
 			return &FieldError{Field: "calling_window.timezone", Message: `unknown timezone (an IANA name or "recipient")`}
 		}
 		if !clock.MatchString(w.Start) {

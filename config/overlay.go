@@ -4,25 +4,40 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 )
 
 // Overlay returns the call handling that overlay (a partial call_handling
 // object, such as a campaign's {"retry_policy", "max_attempts",
-// "calling_window"}) makes of c. It decodes onto a deep copy, so c is
-// unchanged, and every field CallHandling has works without code here.
+// "calling_window"}) makes of c: each key the overlay names replaces c's
+// value whole. c is unchanged, and every field CallHandling has works
+// without code here.
 func (c CallHandling) Overlay(overlay json.RawMessage) (CallHandling, error) {
 	base, err := json.Marshal(c)
 	if err != nil {
 		return c, err
 	}
-	var out CallHandling
-	if err := json.Unmarshal(base, &out); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(base, &fields); err != nil {
 		return c, err
 	}
-	if len(bytes.TrimSpace(overlay)) == 0 {
-		return out, nil
+	if len(bytes.TrimSpace(overlay)) > 0 {
+		// Each key the overlay names replaces the base's value as a whole
+		// (contract §6): decoding onto the base's pointers would merge a
+		// campaign's window or retry policy field by field into the
+		// integration's.
+		var over map[string]json.RawMessage
+		if err := json.Unmarshal(overlay, &over); err != nil {
+			return c, fmt.Errorf("call handling overlay: %w", err)
+		}
+		maps.Copy(fields, over)
 	}
-	if err := json.Unmarshal(overlay, &out); err != nil {
+	merged, err := json.Marshal(fields)
+	if err != nil {
+		return c, err
+	}
+	var out CallHandling
+	if err := json.Unmarshal(merged, &out); err != nil {
 		return c, fmt.Errorf("call handling overlay: %w", err)
 	}
 	return out, nil

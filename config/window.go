@@ -76,6 +76,28 @@ func (w *CallingWindow) NextOpenIn(t time.Time, zones []*time.Location) time.Tim
 	return next
 }
 
+// NextOpenInAll is the earliest moment at or after t when the window is
+// open in every one of zones at once, and false when there is none within
+// a week and a day (zones whose windows never overlap, such as the dozens
+// of zones of a toll-free number).
+func (w *CallingWindow) NextOpenInAll(t time.Time, zones []*time.Location) (time.Time, bool) {
+	horizon := t.Add(8 * 24 * time.Hour)
+	for at := t; !at.After(horizon); {
+		// Every moment before the latest next opening has some zone closed.
+		next := at
+		for _, loc := range zones {
+			if o := w.NextOpen(at, loc); o.After(next) {
+				next = o
+			}
+		}
+		if next.Equal(at) {
+			return at, true
+		}
+		at = next
+	}
+	return time.Time{}, false
+}
+
 func clockOf(hhmm string) (int, int) {
 	if len(hhmm) != 5 {
 		return 0, 0

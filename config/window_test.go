@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,53 @@ func TestOverlayLeavesTheBaseAlone(t *testing.T) {
 	var fe *FieldError
 	if err := ValidateCallHandling(bad); !errors.As(err, &fe) || fe.Field != "calling_window.timezone" {
 		t.Fatalf("bad zone: %v", err)
+	}
+}
+
+// TestOverlayReplacesWhole: a campaign's calling window or retry policy
+// replaces the integration's as a whole (contract §6): a window without
+// days is every day, a retry rule without delays uses retry_delays_secs,
+// and an outcome the campaign's policy leaves out has no rule of its own.
+func TestOverlayReplacesWhole(t *testing.T) {
+	var base CallHandling
+	if err := json.Unmarshal([]byte(`{"max_attempts": 5, "retry_delays_secs": [300],
+		"calling_window": {"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00", "days": [1,2,3,4,5]},
+		"retry_policy": {"no_answer": {"max_attempts": 4, "delays_secs": [1800]}, "busy": {"max_attempts": 2, "delays_secs": [60]}}}`),
+		&base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := base.Overlay(json.RawMessage(`{"calling_window": {"timezone": "Europe/Kyiv", "start": "10:00", "end": "18:00"},
+		"retry_policy": {"no_answer": {"max_attempts": 3}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := got.CallingWindow; w.Start != "10:00" || len(w.Days) != 0 {
+		t.Errorf("campaign window = %+v, want 10:00–18:00 on every day", w)
+	}
+	if r := got.RetryPolicy.Rule(OutcomeNoAnswer); r == nil || r.MaxAttempts != 3 || len(r.DelaysSecs) != 0 {
+		t.Errorf("campaign no_answer rule = %+v, want max 3 without delays of its own", r)
+	}
+	if r := got.RetryPolicy.Rule(OutcomeBusy); r != nil {
+		t.Errorf("the integration's busy rule %+v applies to the campaign", r)
+	}
+	if got.MaxAttempts != 5 || got.RetryDelaysSecs[0] != 300 {
+		t.Errorf("fields the campaign leaves out: %+v", got)
+	}
+	if len(base.CallingWindow.Days) != 5 || base.RetryPolicy.Rule(OutcomeBusy) == nil {
+		t.Errorf("base changed: %+v", base)
+	}
+}
+
+// TestLocalTimezoneRefused: "Local" (this machine's zone) is not a zone a
+// window or an agent may name: it would depend on each server.
+func TestLocalTimezoneRefused(t *testing.T) {
+	var fe *FieldError
+	for key, raw := range map[string]string{
+		KeyCallHandling: `{"calling_window": {"timezone": "Local", "start": "09:00", "end": "20:00"}}`,
+		KeyAgent:        `{"timezone": "Local"}`,
+	} {
+		if _, err := Normalize(key, json.RawMessage(raw)); !errors.As(err, &fe) || !strings.Contains(fe.Field, "timezone") {
+			t.Errorf("%s with Local: %v, want a timezone field error", key, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,6 +28,22 @@ func finishCall(t *testing.T, admin *servicetest.Admin, in *servicetest.Instance
 }
 
 // crmUpdatesOf are the CRM's update requests about a call.
+// verdictOf is what a call achieved: its analysis' outcome (the call's own
+// outcome is one of the enumerated outcomes).
+func verdictOf(c peerCall) string {
+	var a struct {
+		Outcome string `json:"outcome"`
+	}
+	_ = json.Unmarshal(c.Analysis, &a)
+	return a.Outcome
+}
+
+// updateVerdict is the verdict a CRM update carries in its analysis.
+func updateVerdict(update map[string]any) any {
+	a, _ := update["analysis"].(map[string]any)
+	return a["outcome"]
+}
+
 func crmUpdatesOf(p *peers, id uuid.UUID) []servicetest.CRMRequest {
 	return p.crm.Where(func(r servicetest.CRMRequest) bool {
 		return r.Path == "/update" && strings.Contains(string(r.Body), id.String())
@@ -62,9 +79,10 @@ func TestLLMHangsForOneTenant(t *testing.T) {
 	}
 	for _, id := range callsA {
 		c := awaitStatus(t, p.admin, id, "completed")
-		if deref(c.Outcome) != "success" || deref(c.Summary) != "Підсумок агента" || len(c.CRM) != 1 || c.CRM[0].Status != "pending" {
-			t.Fatalf("A's call %s while its LLM hangs: outcome %s, summary %s, crm %+v; want the agent's analysis and a held update",
-				id, deref(c.Outcome), deref(c.Summary), c.CRM)
+		if deref(c.Outcome) != "completed" || verdictOf(c) != "success" || deref(c.Summary) != "Підсумок агента" || len(c.CRM) != 1 ||
+			c.CRM[0].Status != "pending" {
+			t.Fatalf("A's call %s while its LLM hangs: outcome %s, verdict %s, summary %s, crm %+v; want the agent's analysis and a held update",
+				id, deref(c.Outcome), verdictOf(c), deref(c.Summary), c.CRM)
 		}
 	}
 	servicetest.Eventually(t, 10*time.Second, "A's LLM asked", func() bool { return llmA.InFlight() == 2 })
@@ -74,10 +92,10 @@ func TestLLMHangsForOneTenant(t *testing.T) {
 	callB := finishCall(t, adminB, p.in, tenantB, "+380502000000")
 	servicetest.Eventually(t, 10*time.Second, "B's call analysed by B's LLM and its update at B's CRM", func() bool {
 		c, code := tryGetCall(t, adminB, callB)
-		return code == http.StatusOK && c.Status == "completed" && deref(c.Outcome) == "callback" &&
+		return code == http.StatusOK && c.Status == "completed" && deref(c.Outcome) == "completed" && verdictOf(c) == "callback" &&
 			len(c.CRM) == 1 && c.CRM[0].Status == "delivered"
 	})
-	if ups := crmUpdatesOf(p, callB); len(ups) != 1 || ups[0].JSON(t)["outcome"] != "callback" {
+	if ups := crmUpdatesOf(p, callB); len(ups) != 1 || updateVerdict(ups[0].JSON(t)) != "callback" || ups[0].JSON(t)["outcome"] != "completed" {
 		t.Fatalf("B's CRM updates %d, want one with the LLM's outcome", len(ups))
 	}
 	for _, id := range callsA {
@@ -97,10 +115,10 @@ func TestLLMHangsForOneTenant(t *testing.T) {
 	p.env.Clock.Advance(3 * time.Minute)
 	for _, id := range callsA {
 		awaitCall(t, p.admin, id, "the LLM's analysis applied and the update delivered", func(c peerCall) bool {
-			return deref(c.Outcome) == "interested" && len(c.CRM) == 1 && c.CRM[0].Status == "delivered"
+			return verdictOf(c) == "interested" && len(c.CRM) == 1 && c.CRM[0].Status == "delivered"
 		})
 		ups := crmUpdatesOf(p, id)
-		if len(ups) != 1 || ups[0].JSON(t)["outcome"] != "interested" || ups[0].JSON(t)["summary"] != "Клієнт зацікавлений" {
+		if len(ups) != 1 || updateVerdict(ups[0].JSON(t)) != "interested" || ups[0].JSON(t)["summary"] != "Клієнт зацікавлений" {
 			t.Errorf("A's call %s: %d CRM updates, want one with the LLM's analysis", id, len(ups))
 		}
 	}

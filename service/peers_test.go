@@ -216,7 +216,7 @@ func (p *peers) driveCalls(t *testing.T, in *servicetest.Instance, long, short i
 		ids = append(ids, id)
 		if i < long {
 			want[id] = expectedUpdate{event: store.CRMEventCompleted, phone: phone, record: record, status: "completed",
-				outcome: "success", summary: fmt.Sprintf("Розмова %d: клієнт погодився", i), duration: 45}
+				outcome: "completed", summary: fmt.Sprintf("Розмова %d: клієнт погодився", i), duration: 45}
 		} else {
 			want[id] = expectedUpdate{event: store.CRMEventFailed, phone: phone, record: record, status: "failed",
 				outcome: "short_call", duration: 2}
@@ -915,7 +915,7 @@ func TestPeersElevenLabsDialler(t *testing.T) {
 	// call_id, so the conversation_id is what links it.
 	postcall(t, in, integ, transcription(dialled.ConversationID, 52, elAnalysis("Іван підтвердив запис", nil), nil))
 	c = awaitStatus(t, admin, first, "completed")
-	if deref(c.Summary) != "Іван підтвердив запис" || deref(c.Outcome) != "success" {
+	if deref(c.Summary) != "Іван підтвердив запис" || deref(c.Outcome) != "completed" || verdictOf(c) != "success" {
 		t.Errorf("completed call %+v", c.Call)
 	}
 	next := el.Next(t, 5*time.Second)
@@ -964,13 +964,13 @@ func TestPeersLLMAnalysis(t *testing.T) {
 
 	llm.SetContent(t, map[string]any{"outcome": "interested", "summary": "Клієнт зацікавлений, бюджет 5000", "budget": 5000, "other": "x"})
 	_, c, update := complete(1)
-	if deref(c.Outcome) != "interested" || deref(c.Summary) != "Клієнт зацікавлений, бюджет 5000" {
-		t.Errorf("call analysed by the LLM: outcome %s, summary %s", deref(c.Outcome), deref(c.Summary))
+	if deref(c.Outcome) != "completed" || verdictOf(c) != "interested" || deref(c.Summary) != "Клієнт зацікавлений, бюджет 5000" {
+		t.Errorf("call analysed by the LLM: outcome %s, verdict %s, summary %s", deref(c.Outcome), verdictOf(c), deref(c.Summary))
 	}
 	if a := analysisOf(c); a["source"] != "llm" || !jsonEqual(a["extracted"], map[string]any{"budget": 5000}) {
 		t.Errorf("stored analysis %s", c.Analysis)
 	}
-	if update["outcome"] != "interested" || update["summary"] != "Клієнт зацікавлений, бюджет 5000" ||
+	if update["outcome"] != "completed" || updateVerdict(update) != "interested" || update["summary"] != "Клієнт зацікавлений, бюджет 5000" ||
 		!jsonEqual(update["extracted"], map[string]any{"budget": 5000}) {
 		t.Errorf("CRM update %v", update)
 	}
@@ -991,13 +991,13 @@ func TestPeersLLMAnalysis(t *testing.T) {
 	if n := len(llm.Requests()); n != 2 {
 		t.Fatalf("the LLM was asked %d times, want 2", n)
 	}
-	if deref(c.Outcome) != "success" || deref(c.Summary) != "Підсумок від ElevenLabs" {
-		t.Errorf("call with the LLM down: outcome %s, summary %s", deref(c.Outcome), deref(c.Summary))
+	if deref(c.Outcome) != "completed" || verdictOf(c) != "success" || deref(c.Summary) != "Підсумок від ElevenLabs" {
+		t.Errorf("call with the LLM down: outcome %s, verdict %s, summary %s", deref(c.Outcome), verdictOf(c), deref(c.Summary))
 	}
 	if a := analysisOf(c); a["source"] != "elevenlabs" || !jsonEqual(a["extracted"], map[string]any{"budget": "100"}) {
 		t.Errorf("stored analysis %s", c.Analysis)
 	}
-	if update["outcome"] != "success" || update["summary"] != "Підсумок від ElevenLabs" ||
+	if update["outcome"] != "completed" || updateVerdict(update) != "success" || update["summary"] != "Підсумок від ElevenLabs" ||
 		!jsonEqual(update["extracted"], map[string]any{"budget": "100"}) {
 		t.Errorf("CRM update %v", update)
 	}

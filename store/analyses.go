@@ -101,18 +101,15 @@ func (s *Store) ReleaseAnalysis(ctx context.Context, job AnalysisJob) error {
 type Amendment struct {
 	Analysis json.RawMessage
 	Summary  string
-	// Outcome replaces a completed call's outcome (a failed call keeps why
-	// it failed).
-	Outcome string
-	Detail  map[string]any
+	Detail   map[string]any
 }
 
 // FinishAnalysis applies a job's settled analysis under its lease (fenced:
 // ErrLeaseLost when another worker took it over), in one transaction: the
-// call's analysis, summary and outcome (as far as the mode that stored
-// the call keeps them), a history entry, a suppression when the analysis
-// asks for one, and the call's held CRM update, amended and released at
-// once.
+// call's analysis (its verdict included) and summary, as far as the mode
+// that stored the call keeps them, a history entry, a suppression when the
+// analysis asks for one, and the call's held CRM update, amended and
+// released at once.
 func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJob, a Amendment) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM pending_analyses WHERE call_id = $1 AND lease_token = $2`, job.CallID, job.LeaseToken)
@@ -132,35 +129,55 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 		}
 		if c.Attempt != job.Attempt {
 			// Only a call that moved on could get here (a finished call
-			// does not); its new attempt is not this analysis' to amend.
+			// does not); its new attempt is not this analysis' to amend,
+			// but what the person asked for still counts.
 			detail["ignored"] = true
-			return insertHistory(ctx, tx, c, job.Attempt, detail, now)
+			if err := insertHistory(ctx, tx, c, job.Attempt, detail, now); err != nil {
+				return err
+			}
+			return honourAnalysedDoNotCall(ctx, tx, c, a.Analysis, now)
 		}
 		c.Analysis = a.Analysis
 		if a.Summary != "" {
 			c.Summary = &a.Summary
 		}
-		if a.Outcome != "" && c.Status == callstate.Completed {
-			c.Outcome = &a.Outcome
-		}
 		c.UpdatedAt = now
+		// The verdict is the analysis' own outcome; the call's stays one of
+		// the enumerated outcomes (contract §3).
 		kept := c.storedContent()
-		if _, err := tx.Exec(ctx, `UPDATE calls SET analysis = $2::jsonb, summary = $3, outcome = $4, updated_at = $5 WHERE id = $1`,
-			c.ID, kept.analysis, kept.summary, c.Outcome, now); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE calls SET analysis = $2::jsonb, summary = $3, updated_at = $4 WHERE id = $1`,
+			c.ID, kept.analysis, kept.summary, now); err != nil {
 			return err
-		}
-		if requestsDoNotCall(c.Analysis) {
-			if err := suppressRequested(ctx, tx, []uuid.UUID{c.ID}, now); err != nil {
-				return fmt.Errorf("suppress number: %w", err)
-			}
 		}
 		released, err := releaseHeldUpdates(ctx, tx, &c, now)
 		if err != nil {
 			return err
 		}
 		detail["crmUpdateReleased"] = released
-		return insertHistory(ctx, tx, c, job.Attempt, detail, now)
+		if err := insertHistory(ctx, tx, c, job.Attempt, detail, now); err != nil {
+			return err
+		}
+		return honourAnalysedDoNotCall(ctx, tx, c, c.Analysis, now)
 	})
+}
+
+// honourAnalysedDoNotCall applies the LLM's do_not_call as a post-call's
+// (contract §7): the number is suppressed and the call, if it could still
+// be dialled again, is cancelled with outcome suppressed.
+func honourAnalysedDoNotCall(ctx context.Context, tx pgx.Tx, c Call, analysis json.RawMessage, now time.Time) error {
+	if !requestsDoNotCall(analysis) {
+		return nil
+	}
+	if err := suppressRequested(ctx, tx, []uuid.UUID{c.ID}, now); err != nil {
+		return fmt.Errorf("suppress number: %w", err)
+	}
+	if c.Status.Terminal() {
+		return nil
+	}
+	_, err := applyEvents(ctx, tx, []CallEvent{{IntegrationID: c.IntegrationID, CallID: c.ID, At: now,
+		Event:  callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeSuppressed},
+		Detail: map[string]any{"suppression": SuppressionReasonRequested, "source": "llm"}}}, nil)
+	return err
 }
 
 // releaseHeldUpdates amends the call's pending CRM updates that no

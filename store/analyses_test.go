@@ -97,8 +97,8 @@ func TestAnalysisClaimIsFairAndFenced(t *testing.T) {
 	if second.CallID != job.CallID || second.LeaseToken == job.LeaseToken || second.Tries != 2 {
 		t.Fatalf("takeover %+v of %+v", second, job)
 	}
-	amended := store.Amendment{Analysis: json.RawMessage(`{"source":"llm","extracted":{"do_not_call":true}}`),
-		Summary: "Клієнт просить не дзвонити", Outcome: "not_interested", Detail: map[string]any{"source": "llm"}}
+	amended := store.Amendment{Analysis: json.RawMessage(`{"source":"llm","outcome":"not_interested","extracted":{"do_not_call":true}}`),
+		Summary: "Клієнт просить не дзвонити", Detail: map[string]any{"source": "llm"}}
 	if err := s.FinishAnalysis(t.Context(), t0.Add(3*time.Minute), job, amended); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("the stale worker's answer: %v, want ErrLeaseLost", err)
 	}
@@ -110,7 +110,7 @@ func TestAnalysisClaimIsFairAndFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Outcome == nil || *c.Outcome != "not_interested" || c.Summary == nil || *c.Summary != amended.Summary {
+	if c.Outcome == nil || *c.Outcome == "not_interested" || c.Summary == nil || *c.Summary != amended.Summary {
 		t.Errorf("amended call: outcome %v, summary %v", c.Outcome, c.Summary)
 	}
 	var payload map[string]any
@@ -119,8 +119,10 @@ func TestAnalysisClaimIsFairAndFenced(t *testing.T) {
 		Scan(&payload, &next); err != nil {
 		t.Fatal(err)
 	}
-	if !next.Equal(t0.Add(3*time.Minute)) || payload["outcome"] != "not_interested" || payload["summary"] != amended.Summary {
-		t.Errorf("the held CRM update: due %v, payload %v; want due at the analysis with its outcome and summary", next, payload)
+	verdict, _ := payload["analysis"].(map[string]any)
+	if !next.Equal(t0.Add(3*time.Minute)) || verdict["outcome"] != "not_interested" || payload["outcome"] == "not_interested" ||
+		payload["summary"] != amended.Summary {
+		t.Errorf("the held CRM update: due %v, payload %v; want due at the analysis with its verdict (analysis.outcome) and summary", next, payload)
 	}
 	var suppressed int
 	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM suppressions WHERE integration_id = $1`, quiet.ID).

@@ -49,7 +49,6 @@ type PostcallData struct {
 	Analysis   json.RawMessage
 	Metadata   json.RawMessage
 	Summary    string
-	Outcome    string
 	// DurationSecs is the call's length as the agent measured it, for calls
 	// that end without the dialler's call_end (ElevenLabs dialling).
 	DurationSecs *float64
@@ -95,6 +94,14 @@ type lockedCall struct {
 	// hasLLM: the integration's LLM analyses finished calls (queued, see
 	// pending_analyses), amending the agent's own analysis.
 	hasLLM bool
+	// agentTimezone is where a recipient window falls back to.
+	agentTimezone string
+}
+
+// decisionInput is what the state machine decides on.
+func (c *lockedCall) decisionInput() callstate.Call {
+	return callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
+		Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}
 }
 
 func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks) ([]Applied, error) {
@@ -176,10 +183,10 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			out[i].Decision = callstate.Decision{From: c.Status, To: c.Status, Attempt: c.Attempt,
 				Why: fmt.Sprintf("event of attempt %d; the call is on attempt %d", ev.Attempt, c.Attempt)}
 			cs.note(&c.Call, ev, out[i].Decision.Why)
+			cs.honourDoNotCall(c, ev)
 			continue
 		}
-		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts,
-			Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}, ev.Event, c.policy, ev.At)
+		d := callstate.Next(c.decisionInput(), ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
 			if ev.Event.Kind.Reported() {
@@ -190,17 +197,25 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 				}
 				cs.note(&c.Call, ev, d.Why)
 			}
+			if ev.Postcall != nil {
+				// The report of the current attempt, come after the call
+				// moved on (a short call waiting for its retry, a failed or
+				// timed-out one): kept, analysed and honoured all the same.
+				cs.keepReport(&c.Call, ev)
+				cs.queueAnalysis(c, ev)
+				cs.honourDoNotCall(c, ev)
+			}
 			continue
 		}
 		cs.record(&c.Call, ev, d)
 		if event := outboxEvent(d); event != "" && c.hasCRM {
 			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
 		}
-		if ev.Postcall != nil && c.hasLLM && outboxEvent(d) != "" && len(ev.Postcall.Transcript) > 0 {
-			// The call finishes now with the agent's analysis; the LLM's
-			// amends it later, off this transaction's critical path. Only
-			// a call that just finished is analysed (what its CRM gets).
-			cs.queueAnalysis(&c.Call, ev)
+		if ev.Postcall != nil {
+			// The call has the agent's analysis now; the LLM's amends it
+			// later, off this transaction's critical path.
+			cs.queueAnalysis(c, ev)
+			cs.honourDoNotCall(c, ev)
 		}
 	}
 	var parked []CallEvent
@@ -283,12 +298,13 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 		c.Call.policy = cfg.Data()
 		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
+		c.agentTimezone = cfg.Agent.Timezone
 	}
 	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
 // decisionConfigs loads what deciding a call's events needs of several
-// integrations' config: call_handling, crm, analysis and data.
+// integrations' config: call_handling, crm, analysis, agent and data.
 func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
 	raw := map[uuid.UUID]map[string]json.RawMessage{}
 	for _, id := range integrations {
@@ -296,7 +312,7 @@ func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (
 	}
 	if len(integrations) > 0 {
 		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
-			WHERE key IN ('call_handling', 'crm', 'analysis', 'data') AND integration_id = ANY($1)`, integrations)
+			WHERE key IN ('call_handling', 'crm', 'analysis', 'agent', 'data') AND integration_id = ANY($1)`, integrations)
 		if err != nil {
 			return nil, err
 		}

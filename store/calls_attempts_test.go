@@ -65,7 +65,7 @@ func TestApplyEventsAttemptIdentity(t *testing.T) {
 
 	postcall := func(ev store.CallEvent) store.CallEvent {
 		ev.Event = callstate.Event{Kind: callstate.Postcall, DurationSecs: 90}
-		ev.Postcall = &store.PostcallData{Summary: "attempt 1's conversation", Outcome: "completed"}
+		ev.Postcall = &store.PostcallData{Summary: "attempt 1's conversation"}
 		ev.At = at
 		return ev
 	}

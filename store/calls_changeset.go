@@ -78,13 +78,6 @@ func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
 		detail, nullable(ev.TraceID), ev.At})
 }
 
-// queueAnalysis queues an LLM analysis of the post-call ev just recorded
-// on c.
-func (cs *changeSet) queueAnalysis(c *Call, ev CallEvent) {
-	transcript, agentAnalysis := c.analysisContent()
-	cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At, transcript, agentAnalysis})
-}
-
 // record applies decision d of event ev to c in memory and notes the writes.
 func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	at := ev.At
@@ -149,16 +142,8 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		if p.Summary != "" {
 			c.Summary = &p.Summary
 		}
-		if p.Outcome != "" && d.To == callstate.Completed {
-			// The analysis' outcome describes a completed conversation; a
-			// post-call that failed the attempt (short, voicemail) keeps that.
-			c.Outcome = &p.Outcome
-		}
 		if p.DurationSecs != nil && c.DurationSecs == nil {
 			c.DurationSecs = p.DurationSecs
-		}
-		if requestsDoNotCall(p.Analysis) {
-			cs.doNotCall = append(cs.doNotCall, c.ID)
 		}
 	}
 	c.noteStorage(ev.Postcall != nil, d.To.Terminal())
@@ -167,10 +152,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		c.QueuedAt = at
 	}
 	c.UpdatedAt = at
-	if _, seen := cs.calls[c.ID]; !seen {
-		cs.order = append(cs.order, c.ID)
-	}
-	cs.calls[c.ID] = c
+	cs.touch(c)
 	if wasHolding && c.SlotTakenAt == nil && ev.Event.Kind != callstate.DialAborted && ev.Event.Kind != callstate.DialDeferred {
 		var dur *float64
 		if (ev.Event.Kind == callstate.CallEnd || ev.Event.Kind == callstate.Postcall) && !ev.Event.DurationUnknown {

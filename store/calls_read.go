@@ -61,6 +61,7 @@ type CallFilter struct {
 	IntegrationID uuid.UUID
 	CampaignID    uuid.UUID
 	Status        callstate.Status
+	Outcome       string
 	Phone         string
 	CreatedFrom   time.Time
 	CreatedTo     time.Time
@@ -82,6 +83,9 @@ func (s *Store) ListCalls(ctx context.Context, owner string, f CallFilter) ([]Ca
 	}
 	if f.Status != "" {
 		q.filter("c.status = $%d", string(f.Status))
+	}
+	if f.Outcome != "" {
+		q.filter("c.outcome = $%d", f.Outcome)
 	}
 	if f.Phone != "" {
 		q.filter("c.phone_number = $%d", f.Phone)

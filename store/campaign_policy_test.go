@@ -143,3 +143,27 @@ func TestCampaignCompletes(t *testing.T) {
 		t.Fatalf("after a new recipient: %s %+v", got.Status, got.Progress)
 	}
 }
+
+// TestCampaignEffectiveHandling: a campaign shows what is in force for its
+// calls: its own window (replacing the integration's whole: no days means
+// every day), else the integration's retry policy and max attempts.
+func TestCampaignEffectiveHandling(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := activeIntegration(t, s, map[string]any{"max_attempts": 4,
+		"calling_window": map[string]any{"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}},
+		"retry_policy":   map[string]any{"busy": map[string]any{"max_attempts": 2, "delays_secs": []int{60}}}})
+	c := createCampaign(t, s, in, store.CampaignSpec{Handling: map[string]json.RawMessage{
+		"calling_window": json.RawMessage(`{"timezone": "Europe/Kyiv", "start": "10:00", "end": "18:00"}`)}}, t0)
+	got, err := s.GetCampaign(t.Context(), "owner-a", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := got.Effective
+	if e.CallingWindow == nil || e.CallingWindow.Start != "10:00" || len(e.CallingWindow.Days) != 0 {
+		t.Errorf("effective window %+v, want the campaign's 10:00–18:00 on every day", e.CallingWindow)
+	}
+	if e.MaxAttempts != 4 || e.RetryPolicy == nil || e.RetryPolicy.Busy == nil || e.RetryPolicy.Busy.MaxAttempts != 2 {
+		t.Errorf("effective max attempts %d, retry policy %+v; want the integration's", e.MaxAttempts, e.RetryPolicy)
+	}
+}

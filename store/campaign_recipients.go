@@ -82,7 +82,7 @@ func (s *Store) AddRecipients(ctx context.Context, owner string, campaignID uuid
 				vars = r.DynamicVariables
 			}
 			var wait *time.Time
-			if at := windowOpensAt(handling.CallingWindow, r.PhoneNumber, r.Timezone, cfg.Agent.Timezone, now); at.After(now) {
+			if at, _ := windowOpensAt(handling.CallingWindow, r.PhoneNumber, r.Timezone, cfg.Agent.Timezone, now); at.After(now) {
 				wait = &at
 			}
 			id := [16]byte(uuid.Must(uuid.NewV7()))

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 )
 
@@ -39,9 +40,18 @@ type Campaign struct {
 	CallingWindow    json.RawMessage  `json:"callingWindow"`
 	RetryPolicy      json.RawMessage  `json:"retryPolicy"`
 	MaxAttempts      *int             `json:"maxAttempts"`
+	Effective        CampaignHandling `json:"effective"`
 	Progress         CampaignProgress `json:"progress"`
 	CreatedAt        time.Time        `json:"createdAt"`
 	UpdatedAt        time.Time        `json:"updatedAt"`
+}
+
+// CampaignHandling is what is in force for a campaign's calls: its own
+// calling window, retry policy and max attempts, else the integration's.
+type CampaignHandling struct {
+	CallingWindow *config.CallingWindow `json:"callingWindow"`
+	RetryPolicy   *config.RetryPolicy   `json:"retryPolicy"`
+	MaxAttempts   int                   `json:"maxAttempts"`
 }
 
 // CampaignProgress counts a campaign's recipients by where their calls are.
@@ -78,7 +88,8 @@ func (s CampaignSpec) Overlay() json.RawMessage {
 }
 
 const campaignColumns = `c.id, c.integration_id, c.name, c.status, c.concurrency_limit, c.priority, c.start_at, c.call_handling,
-	c.created_at, c.updated_at, c.removed_completed, c.removed_failed, c.removed_cancelled, c.removed_suppressed`
+	c.created_at, c.updated_at, c.removed_completed, c.removed_failed, c.removed_cancelled, c.removed_suppressed,
+	(SELECT value FROM integration_config WHERE integration_id = c.integration_id AND key = 'call_handling')`
 
 // progressColumns count a campaign's calls (alias k) for CampaignProgress.
 const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'),
@@ -91,10 +102,11 @@ const progressColumns = `count(k.id), count(*) FILTER (WHERE k.status = 'queued'
 func scanCampaign(row pgx.Row) (Campaign, error) {
 	var c Campaign
 	var overlay map[string]json.RawMessage
+	var handling json.RawMessage
 	p := &c.Progress
 	var removed CampaignProgress // calls removed by retention or erasure
 	err := row.Scan(&c.ID, &c.IntegrationID, &c.Name, &c.Status, &c.ConcurrencyLimit, &c.Priority, &c.StartAt, &overlay,
-		&c.CreatedAt, &c.UpdatedAt, &removed.Completed, &removed.Failed, &removed.Cancelled, &removed.Suppressed,
+		&c.CreatedAt, &c.UpdatedAt, &removed.Completed, &removed.Failed, &removed.Cancelled, &removed.Suppressed, &handling,
 		&p.Total, &p.Queued, &p.Active, &p.RetryScheduled, &p.WaitingPostcall, &p.Completed, &p.Failed, &p.Cancelled, &p.Suppressed)
 	if err != nil {
 		return c, notFound(err)
@@ -105,6 +117,17 @@ func scanCampaign(row pgx.Row) (Campaign, error) {
 	p.Suppressed += removed.Suppressed
 	p.Total += removed.Completed + removed.Failed + removed.Cancelled + removed.Suppressed
 	c.setOverlay(overlay)
+	stored := map[string]json.RawMessage{}
+	if len(handling) > 0 {
+		stored[config.KeyCallHandling] = handling
+	}
+	integration := config.Decode(stored).CallHandling
+	effective, err := integration.Overlay(c.spec().Overlay())
+	if err != nil {
+		effective = integration
+	}
+	c.Effective = CampaignHandling{CallingWindow: effective.CallingWindow, RetryPolicy: effective.RetryPolicy,
+		MaxAttempts: effective.MaxAttempts}
 	return c, nil
 }
 
@@ -214,12 +237,18 @@ func (s *Store) ListCampaigns(ctx context.Context, owner string, f CampaignFilte
 // ones and the integration's configuration, and edits or refuses them. The
 // change applies to every dial that has not happened yet: calls waiting for
 // a calling window are looked at again, and calls not finished take the new
-// max attempts (never below the attempts they made).
+// max attempts and retry policy (applyPolicyChange).
 func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, now time.Time,
 	change func(*CampaignSpec, config.Integration) error) (Campaign, error) {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockCampaign(ctx, tx, owner, id)
 		if err != nil {
+			return err
+		}
+		// The integration's row lock orders the change against claims (as
+		// ChangeCampaignStatus): once this commits, no claim still dials
+		// under the old limit, window or attempts.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM integrations WHERE id = $1 FOR UPDATE`, c.IntegrationID); err != nil {
 			return err
 		}
 		raw, err := loadConfig(ctx, tx, c.IntegrationID)
@@ -239,13 +268,16 @@ func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, 
 			id, spec.Name, spec.ConcurrencyLimit, spec.Priority, spec.StartAt, spec.Overlay(), status, now); err != nil {
 			return err
 		}
-		handling, err := config.Decode(raw).CallHandling.Overlay(spec.Overlay())
-		if err != nil {
+		if _, err := config.Decode(raw).CallHandling.Overlay(spec.Overlay()); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE calls SET not_before = NULL, max_attempts = GREATEST(attempt, $2, 1)
-			WHERE campaign_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')`, id, handling.MaxAttempts)
-		if err != nil {
+		// Waiting calls are looked at again by the next claim, under the
+		// new window.
+		if _, err := tx.Exec(ctx, `UPDATE calls SET not_before = NULL WHERE campaign_id = $1 AND status = 'queued'
+			AND not_before IS NOT NULL`, id); err != nil {
+			return err
+		}
+		if err := applyPolicyChange(ctx, tx, c.IntegrationID, &id, config.Decode(raw), now); err != nil {
 			return err
 		}
 		return recordAudit(ctx, tx, Audit{IntegrationID: c.IntegrationID, Owner: owner, Actor: owner, Action: AuditUpdate,
@@ -322,7 +354,10 @@ func (s *Store) ChangeCampaignStatus(ctx context.Context, owner string, id uuid.
 			INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)
 			SELECT id, attempt, 'cancel', from_status, 'cancelled', '{"by": "campaign", "outcome": "cancelled"}', trace_id, $2 FROM gone`,
 			id, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return cancelLiveCalls(ctx, tx, c.IntegrationID, id, now)
 	})
 	if err != nil {
 		return Campaign{}, err
@@ -343,12 +378,35 @@ func (s *Store) AdvanceCampaigns(ctx context.Context, now time.Time) ([]uuid.UUI
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.pool.Exec(ctx, `UPDATE campaigns c SET status = 'completed', updated_at = $1
-		WHERE c.status = 'running'
-		  AND EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id)
-		  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
-		                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))`, now)
-	return started, err
+	return started, s.completeCampaigns(ctx, now)
+}
+
+// completeCampaigns marks completed the running campaigns whose every call
+// is terminal. The campaigns are locked first, passing by those an upload
+// holds, and their calls counted by a later statement: one statement
+// would wait for an upload's lock and then judge from a snapshot taken
+// before the upload's recipients were committed.
+func (s *Store) completeCampaigns(ctx context.Context, now time.Time) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT c.id FROM campaigns c
+			WHERE c.status = 'running'
+			  AND EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id)
+			  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
+			                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))
+			FOR UPDATE OF c SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE campaigns c SET status = 'completed', updated_at = $2
+			WHERE c.id = ANY($1) AND c.status = 'running'
+			  AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.campaign_id = c.id
+			                  AND k.status IN ('queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled'))`, ids, now)
+		return err
+	})
 }
 
 // ReleaseWindows puts back in the ready queue the calls whose calling
@@ -381,4 +439,26 @@ func (c *Campaign) setOverlay(overlay map[string]json.RawMessage) {
 			c.MaxAttempts = &n
 		}
 	}
+}
+
+// cancelLiveCalls cancels the calls of a cancelled campaign that are being
+// dialled or talking: each finishes its conversation (there is no
+// hang-up), keeping its slot until then, and ends cancelled, never
+// scheduled for a retry that a cancelled campaign's lane would not claim.
+func cancelLiveCalls(ctx context.Context, tx pgx.Tx, integrationID, campaignID uuid.UUID, now time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT id FROM calls WHERE campaign_id = $1 AND status IN ('initiated', 'in_progress')`, campaignID)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	events := make([]CallEvent, len(ids))
+	for i, callID := range ids {
+		events[i] = CallEvent{IntegrationID: integrationID, CallID: callID, At: now,
+			Event: callstate.Event{Kind: callstate.Cancel}, Detail: map[string]any{"by": "campaign"}}
+	}
+	_, err = applyEvents(ctx, tx, events, nil)
+	return err
 }

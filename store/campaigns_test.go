@@ -160,7 +160,8 @@ func TestCampaignLimitPauseResume(t *testing.T) {
 }
 
 // TestCampaignCancelLeavesLiveCalls: cancelling cancels what was not
-// dialled; the live call finishes; progress counts both.
+// dialled; the live call is cancelled too but keeps its slot until it
+// finishes (no hang-up); progress counts it as active until then.
 func TestCampaignCancelLeavesLiveCalls(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -175,11 +176,11 @@ func TestCampaignCancelLeavesLiveCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.CampaignCancelled || got.Progress.Cancelled != 3 || got.Progress.Active != 1 || got.Progress.Total != 4 {
+	if got.Status != store.CampaignCancelled || got.Progress.Cancelled != 4 || got.Progress.Active != 1 || got.Progress.Total != 4 {
 		t.Fatalf("after cancel: %s %+v", got.Status, got.Progress)
 	}
-	if c := getCall(t, s, live[0].Call.ID); c.Status != callstate.Initiated {
-		t.Fatalf("the live call is %s", c.Status)
+	if c := getCall(t, s, live[0].Call.ID); c.Status != callstate.Cancelled || c.SlotTakenAt == nil {
+		t.Fatalf("the live call is %s holding its slot since %v; want cancelled, still holding it", c.Status, c.SlotTakenAt)
 	}
 	if _, _, err := s.AddRecipients(t.Context(), "owner-a", c.ID, numbered(100, 1), t0); !errors.Is(err, store.ErrCampaignClosed) {
 		t.Fatalf("adding to a cancelled campaign: %v", err)

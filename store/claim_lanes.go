@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 
@@ -92,18 +93,33 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 				ev.Event, l.handling, now))
 			continue
 		}
-		if at := windowOpensAt(l.handling.CallingWindow, c.PhoneNumber, deref(c.Timezone), cfg.Agent.Timezone, now); at.After(now) {
+		at, fallback := windowOpensAt(l.handling.CallingWindow, c.PhoneNumber, deref(c.Timezone), cfg.Agent.Timezone, now)
+		var detail map[string]any
+		if fallback != "" {
+			detail = map[string]any{"timezoneFallback": fallback}
+		}
+		if at.After(now) {
 			waits[c.ID] = at
+			wait := map[string]any{"notBefore": at.UTC().Format(time.RFC3339)}
+			maps.Copy(wait, detail)
 			cs.history = append(cs.history, []any{c.ID, c.Attempt, "window_wait", string(c.Status), string(c.Status),
-				map[string]any{"notBefore": at.UTC().Format(time.RFC3339)}, c.TraceID, now})
+				wait, c.TraceID, now})
 			continue
 		}
-		ev := CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now, TraceID: deref(c.TraceID)}
+		ev := CallEvent{IntegrationID: integrationID, Event: callstate.Event{Kind: callstate.Dial}, At: now, TraceID: deref(c.TraceID),
+			Detail: detail}
 		d := callstate.Next(callstate.Call{Status: c.Status, Attempt: c.Attempt, MaxAttempts: c.MaxAttempts}, ev.Event, l.handling, now)
 		if !d.Changed {
 			continue
 		}
 		cs.record(&c, ev, d)
+		if d.To != callstate.Initiated {
+			// Its attempts already reach a lowered maximum: failed, not dialled.
+			if cfg.CRM.Kind != "none" && cfg.CRM.Kind != "" {
+				cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: outboxEvent(d)})
+			}
+			continue
+		}
 		claimed := cfg
 		claimed.CallHandling = l.handling
 		out = append(out, Claimed{Call: c, Config: claimed})

@@ -15,40 +15,44 @@ import (
 // windowOpensAt is when a call to number may be dialled at the earliest,
 // from now, under calling window w: now when the window is open (or there
 // is none). A "recipient" window is read in the call's own zone (tz), else
-// in the zones the number implies — the latest opening of them, so nobody
-// is called early — else in the integration's agent timezone.
-func windowOpensAt(w *config.CallingWindow, number, tz, agentTZ string, now time.Time) time.Time {
+// in the zones the number implies — open in all of them at once, so nobody
+// is called early or late — else in the integration's agent timezone.
+// fallback names the agent timezone when a recipient window fell back to
+// it (the number implies no zone, or zones whose windows never overlap):
+// the call's history says so (contract §6).
+func windowOpensAt(w *config.CallingWindow, number, tz, agentTZ string, now time.Time) (opens time.Time, fallback string) {
 	if w == nil {
-		return now
-	}
-	return w.NextOpenIn(now, windowZones(w, number, tz, agentTZ))
-}
-
-func windowZones(w *config.CallingWindow, number, tz, agentTZ string) []*time.Location {
-	load := func(names ...string) []*time.Location {
-		var out []*time.Location
-		for _, name := range names {
-			if loc, err := config.Location(name); err == nil && name != "" {
-				out = append(out, loc)
-			}
-		}
-		return out
+		return now, ""
 	}
 	if !w.ForRecipient() {
-		return load(w.Timezone)
+		return w.NextOpenIn(now, loadZones(w.Timezone)), ""
 	}
-	if zones := load(tz); len(zones) > 0 {
-		return zones
+	if zones := loadZones(tz); len(zones) > 0 {
+		return w.NextOpenIn(now, zones), ""
 	}
-	if zones := load(phone.Timezones(number)...); len(zones) > 0 {
-		return zones
+	if zones := loadZones(phone.Timezones(number)...); len(zones) > 0 {
+		if at, ok := w.NextOpenInAll(now, zones); ok {
+			return at, ""
+		}
 	}
-	return load(agentTZ)
+	return w.NextOpenIn(now, loadZones(agentTZ)), agentTZ
+}
+
+// loadZones loads the named zones, leaving out unknown and empty names.
+func loadZones(names ...string) []*time.Location {
+	var out []*time.Location
+	for _, name := range names {
+		if loc, err := config.Location(name); err == nil && name != "" {
+			out = append(out, loc)
+		}
+	}
+	return out
 }
 
 // windowInputChanged recomputes, after a change of the integration's
-// config key, when each of its calls waiting for a calling window may be
-// dialled: the window is in call_handling (a campaign's overlay may
+// config key, the max attempts and retries of its unfinished calls
+// (applyPolicyChange) and when each of its calls waiting for a calling
+// window may be dialled: the window is in call_handling (a campaign's overlay may
 // replace it) and a "recipient" window falls back to the agent's
 // timezone. Calls whose window is now open go back to the ready queue.
 func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, key string) error {
@@ -59,7 +63,13 @@ func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID
 	if err != nil {
 		return err
 	}
-	return rescheduleWindowWaits(ctx, tx, integrationID, config.Decode(raw), s.now())
+	cfg := config.Decode(raw)
+	if key == config.KeyCallHandling {
+		if err := applyPolicyChange(ctx, tx, integrationID, nil, cfg, s.now()); err != nil {
+			return err
+		}
+	}
+	return rescheduleWindowWaits(ctx, tx, integrationID, cfg, s.now())
 }
 
 // rescheduleWindowWaits sets the not_before of every call of the
@@ -95,7 +105,7 @@ func rescheduleWindowWaits(ctx context.Context, tx pgx.Tx, integrationID uuid.UU
 			byOv[string(overlay)] = handling
 		}
 		var wait *time.Time
-		if opens := windowOpensAt(handling.CallingWindow, number, tz, cfg.Agent.Timezone, now); opens.After(now) {
+		if opens, _ := windowOpensAt(handling.CallingWindow, number, tz, cfg.Agent.Timezone, now); opens.After(now) {
 			wait = &opens
 		}
 		ids, at = append(ids, id), append(at, wait)

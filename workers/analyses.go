@@ -181,13 +181,13 @@ func (a *Analyses) run(job store.AnalysisJob) {
 	applyAnalysis(&p, res)
 	detail["source"] = res.Source
 	if res.Source == analysis.SourceLLM {
-		detail["outcome"] = p.Outcome
+		detail["verdict"] = res.Outcome
 	}
 	write, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxStopGrace)
 	defer cancel()
 	err := retryStore(write, func() error {
 		return a.w.store.FinishAnalysis(write, a.w.clock.Now(), job, store.Amendment{Analysis: p.Analysis,
-			Summary: p.Summary, Outcome: p.Outcome, Detail: detail})
+			Summary: p.Summary, Detail: detail})
 	})
 	switch {
 	case errors.Is(err, store.ErrLeaseLost):

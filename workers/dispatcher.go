@@ -250,6 +250,14 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		secret, err = d.w.store.SecretValue(ctx, call.IntegrationID, key)
 	}
 	notSent := store.IsTransient(err)
+	if err == nil {
+		var send bool
+		if send, err = d.confirmDial(ctx, call); err != nil {
+			notSent = true
+		} else if !send {
+			return
+		}
+	}
 	var res dialer.Result
 	start := time.Now()
 	if err == nil {

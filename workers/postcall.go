@@ -1,7 +1,6 @@
 package workers
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,7 +102,7 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 			ev.Event.Reason = terminationOutcome(meta.TerminationReason)
 		}
 		applyAnalysis(ev.Postcall, res)
-		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "outcome": ev.Postcall.Outcome}
+		ev.Detail = map[string]any{"type": wh.Type, "status": data.Status, "verdict": res.Outcome}
 		if meta.TerminationReason != "" {
 			ev.Detail["terminationReason"] = meta.TerminationReason
 		}
@@ -150,14 +149,19 @@ func matchByClientData(ev *store.CallEvent, vars map[string]any) {
 	}
 }
 
-// applyAnalysis sets a post-call's outcome and summary from an analysis and
-// keeps what it extracted, and where it came from, in the stored analysis.
+// applyAnalysis sets a post-call's summary from an analysis and keeps its
+// verdict, what it extracted and where it came from in the stored analysis.
 func applyAnalysis(p *store.PostcallData, res analysis.Result) {
-	p.Outcome = cmp.Or(res.Outcome, callstate.OutcomeCompleted)
 	p.Summary = res.Summary
 	stored := map[string]any{}
 	_ = json.Unmarshal(p.Analysis, &stored) // absent or not an object: start afresh
 	stored["source"] = res.Source
+	// The verdict (call_successful, the LLM's) is the analysis' outcome,
+	// never the call's (contract §3).
+	delete(stored, "outcome")
+	if res.Outcome != "" {
+		stored["outcome"] = res.Outcome
+	}
 	delete(stored, "extracted") // an earlier analysis' fields give way
 	if len(res.Extracted) > 0 {
 		stored["extracted"] = res.Extracted

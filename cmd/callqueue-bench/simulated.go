@@ -48,6 +48,7 @@ func (b *bench) simulated(ctx context.Context) error {
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-originate"
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
+	posting := time.Now()
 	for p := range 32 {
 		wg.Go(func() {
 			for i := p; i < calls; i += 32 {
@@ -63,9 +64,22 @@ func (b *bench) simulated(ctx context.Context) error {
 	if err := <-errs; err != nil {
 		return err
 	}
+	originateRate := float64(calls) / time.Since(posting).Seconds()
 	if err := w.waitCount(ctx, `SELECT count(*) FROM calls WHERE status = 'queued'`, calls, 5*time.Minute); err != nil {
 		return err
 	}
+	// The intake lag (contract §3: a call id of a 202 is readable within a
+	// second): from the webhook's receipt (the call's created_at) to the
+	// intake worker's insert (its queued history entry), per call.
+	var visibleP99 float64
+	if err := w.st.Pool().QueryRow(ctx, `SELECT COALESCE(percentile_cont(0.99) WITHIN GROUP (
+			ORDER BY EXTRACT(EPOCH FROM e.occurred_at - c.created_at) * 1000), 0)
+		FROM calls c JOIN call_events e ON e.call_id = c.id AND e.kind = 'queued' WHERE c.integration_id = $1`, in.ID).
+		Scan(&visibleP99); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "callqueue-bench: simulated: %d originates at %.0f/s, intake visible p99 %.1f ms\n", calls, originateRate, visibleP99)
+	metric("intake_visible_p99_ms", visibleP99, "ms")
 
 	start := time.Now()
 	voice := `{"provider": "simulator", "answer": 1, "short": 0, "no_answer": 0, "busy": 0, "talk_secs": [20, 120], "ring_secs": [2, 8], "speed": 1000}`

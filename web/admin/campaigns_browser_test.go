@@ -61,6 +61,8 @@ func TestConsoleCampaign(t *testing.T) {
 	b.click(create + ` button[type="submit"]`)
 	b.until("the campaign's page", `/^\/admin\/campaigns\/[0-9a-f-]{36}$/.test(location.pathname) && document.querySelector('h1')?.textContent.includes('Spring leads')`)
 	id := uuid.MustParse(strings.TrimPrefix(b.path(), "/admin/campaigns/"))
+	// What the campaign leaves to the integration is shown as in force (effective).
+	b.until("the integration's settings in force", `document.querySelector('dl.facts')?.textContent.includes('(the integration’s)')`)
 
 	// Three good rows, a bad phone number (row 3) and the first row again.
 	recipients := filepath.Join(t.TempDir(), "recipients.csv")
@@ -130,18 +132,19 @@ func TestConsoleCampaign(t *testing.T) {
 	}
 	b.until("running again", row+`?.dataset.status === 'running' && `+row+`.textContent.includes('active 1') && `+row+`.textContent.includes('queued 1')`)
 
-	// Cancelled, the last recipient is never dialled; the live call stays.
+	// Cancelled, the last recipient is never dialled; the live call is
+	// cancelled too but keeps its slot until it ends (no hang-up).
 	b.click(fmt.Sprintf(`tr[data-campaign=%q] button[data-action="cancel"]`, id))
 	b.until("cancelled", row+`?.dataset.status === 'cancelled' && !`+row+`.querySelector('button[data-action]') &&
-		`+row+`.textContent.includes('cancelled 1')`)
+		`+row+`.textContent.includes('cancelled 2')`)
 	got := campaignStatus(t, c, id)
-	if got.Status != "cancelled" || got.Progress["cancelled"] != 1 || got.Progress["active"] != 1 || got.Progress["queued"] != 0 {
+	if got.Status != "cancelled" || got.Progress["cancelled"] != 2 || got.Progress["active"] != 1 || got.Progress["queued"] != 0 {
 		t.Fatalf("campaign after cancel: %+v", got)
 	}
 	var live store.Call
 	c.admin.Do("GET", "/api/calls/"+second.Call(), nil, &live)
-	if live.Status != "initiated" {
-		t.Fatalf("the live call is %s after the cancel, want initiated", live.Status)
+	if live.Status != "cancelled" || live.SlotTakenAt == nil {
+		t.Fatalf("the live call is %s (slot %v) after the cancel, want cancelled holding its slot", live.Status, live.SlotTakenAt)
 	}
 	if n := len(c.va.Requests()); n != 3 {
 		t.Fatalf("the VA got %d dials, want 3", n)
@@ -176,7 +179,7 @@ func TestConsoleCampaign(t *testing.T) {
 		statuses[r[0]] = r[3]
 	}
 	if len(exported) != 4 || exported[0][0] != "phone_number" || exported[0][3] != "status" || len(statuses) != 3 ||
-		statuses[live.PhoneNumber] != "initiated" || statuses[first.PhoneNumber] != "waiting_postcall" {
+		statuses[live.PhoneNumber] != "cancelled" || statuses[first.PhoneNumber] != "waiting_postcall" {
 		t.Fatalf("exported %q", exported)
 	}
 

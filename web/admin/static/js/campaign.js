@@ -59,12 +59,17 @@ export async function campaignPage(ctx) {
           h('button', {type: 'button', class: 'small secondary', 'data-action': 'export', onclick: () => download(`/api/campaigns/${id}/calls.csv`, `campaign-${id}.csv`).catch((e) => toast(e.message))}, 'Export CSV'),
           h('a', {class: 'button small secondary', href: `/admin/integrations/${c.integrationId}?tab=calls&campaignId=${id}`}, 'Its calls'))));
     const row = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '—')];
+    // What is in force: the campaign's own value, else the integration's (effective).
+    const eff = c.effective || {};
+    const inherited = (v) => h('span', {}, v, h('span', {class: 'muted'}, ' (the integration’s)'));
+    const shown = (v) => v == null ? 'none' : h('code', {}, jsonText(v));
     replace(facts, h('h2', {id: 'campaign-facts-h'}, 'Progress'), progressBar(c.progress),
       h('dl', {class: 'facts'},
         row('Concurrency limit', c.concurrencyLimit == null ? 'the integration’s' : String(c.concurrencyLimit)), row('Priority', String(c.priority ?? '—')),
-        row('Max attempts', c.maxAttempts == null ? 'the integration’s' : String(c.maxAttempts)), row('Start at', c.startAt ? fmtTime(c.startAt) : 'at once'),
-        row('Calling window', c.callingWindow ? h('code', {}, jsonText(c.callingWindow)) : 'the integration’s'),
-        row('Retry policy', c.retryPolicy ? h('code', {}, jsonText(c.retryPolicy)) : 'the integration’s'),
+        row('Max attempts', c.maxAttempts == null ? inherited(String(eff.maxAttempts ?? '—')) : String(c.maxAttempts)),
+        row('Start at', c.startAt ? fmtTime(c.startAt) : 'at once'),
+        row('Calling window', c.callingWindow ? shown(c.callingWindow) : inherited(shown(eff.callingWindow))),
+        row('Retry policy', c.retryPolicy ? shown(c.retryPolicy) : inherited(shown(eff.retryPolicy))),
         row('Created', fmtTime(c.createdAt)), row('Updated', fmtTime(c.updatedAt))));
   }
   await ctx.every(2000, load);

@@ -1,0 +1,25 @@
+package workers
+
+import (
+	"context"
+
+	"github.com/callqueue/callqueue/store"
+)
+
+// confirmDial asks the store, under the call's row lock, whether the claimed
+// attempt may still be originated: a call cancelled since its claim is not
+// dialled (its slot is given back at once), and one whose calling window
+// closed meanwhile waits for its next opening. It reports whether to send.
+func (d *Dispatcher) confirmDial(ctx context.Context, call store.Call) (bool, error) {
+	verdict, applied, err := d.w.store.ConfirmDial(ctx, call, d.w.clock.Now())
+	if err != nil {
+		return false, err
+	}
+	d.w.applied(applied)
+	if verdict != store.DialGo {
+		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), string(verdict)).Inc()
+		d.w.log.Info().Str("trace_id", deref(call.TraceID)).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).
+			Str("verdict", string(verdict)).Msg("claimed dial not sent")
+	}
+	return verdict == store.DialGo, nil
+}
