@@ -34,8 +34,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
 	hooks  *ApplyHooks
-	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
-	commitClaim func(ctx context.Context, tx pgx.Tx) error
+	// faults are the failures tests inject (faults.go).
+	faults *faults
 	// now is the clock of changes whose callers pass no time (a config
 	// change recomputing calling-window waits); tests set it.
 	now func() time.Time
@@ -43,7 +43,7 @@ type Store struct {
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
 func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
-	return &Store{pool: pool, sealer: sealer, now: time.Now}
+	return &Store{pool: pool, sealer: sealer, now: time.Now, faults: &faults{}}
 }
 
 // Pool exposes the pool for health checks and migrations.
@@ -128,7 +128,15 @@ func notFound(err error) error {
 	return err
 }
 
-// inTx runs fn in a transaction.
+// inTx runs fn in a transaction and commits it.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return s.commit(ctx, tx)
 }

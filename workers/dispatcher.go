@@ -236,7 +236,8 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	defer d.dials.Done()
 	call := c.Call
 	voice := c.Config.Voice
-	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
+	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, Claim: c.Claim,
+		TraceID: deref(call.TraceID)}
 	vars, held := d.predial(c)
 	if held {
 		return
