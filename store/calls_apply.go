@@ -155,7 +155,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			}
 		}
 	}
-	calls, err := lockCalls(ctx, tx, ids)
+	calls, err := lockCalls(ctx, tx, events, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -301,11 +301,15 @@ func currentClaims(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uui
 	return out, nil
 }
 
-func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
-	var want []uuid.UUID
-	for _, id := range ids {
-		if id != uuid.Nil && !slices.Contains(want, id) {
-			want = append(want, id)
+// lockCalls locks the calls events were resolved to, each only for an
+// event of its own integration: a call named by another tenant (its id is
+// no secret once dialled) is not found, so that tenant can neither move it
+// nor record its event keys (naturalKeys) ahead of the real events.
+func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
+	var want, owners []uuid.UUID
+	for i, id := range ids {
+		if id != uuid.Nil {
+			want, owners = append(want, id), append(owners, events[i].IntegrationID)
 		}
 	}
 	out := map[uuid.UUID]*lockedCall{}
@@ -313,7 +317,10 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		return out, nil
 	}
 	// Rows are locked in id order so that concurrent batches cannot deadlock.
-	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ANY($1) ORDER BY id FOR UPDATE`, want)
+	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = ANY($1)
+		AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::uuid[]) AS v (id, integration_id)
+			WHERE v.id = c.id AND v.integration_id = c.integration_id)
+		ORDER BY c.id FOR UPDATE`, want, owners)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,8 @@ type Handler struct {
 	enricher Enricher
 	health   func(ctx context.Context, in Integration) (bool, map[string]any)
 	kicker   Kicker
+	// callIDKey keys the call ids derived from an Idempotency-Key.
+	callIDKey []byte
 	// AgentInitDeadline bounds agent-init's answer.
 	AgentInitDeadline time.Duration
 }
@@ -96,6 +98,10 @@ type Deps struct {
 	// Kicker, when set, asks dispatchers to look at an integration that
 	// setup may have made ready to dial.
 	Kicker Kicker
+	// CallIDKey keys the call ids derived from an Idempotency-Key
+	// (CallIDKey of the server's secret). Without it they are stable only
+	// within this process.
+	CallIDKey []byte
 }
 
 // Kicker asks dispatchers to look at an integration now.
@@ -109,8 +115,12 @@ func New(d Deps) *Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if len(d.CallIDKey) == 0 {
+		d.CallIDKey = randomCallIDKey()
+	}
 	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, events: d.Events, metrics: d.Metrics, log: d.Log, now: d.Now,
-		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, AgentInitDeadline: AgentInitDeadlineDefault}
+		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, callIDKey: d.CallIDKey,
+		AgentInitDeadline: AgentInitDeadlineDefault}
 }
 
 // Register adds the routes to mux.
@@ -267,9 +277,6 @@ func hashKey(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
 }
 
-// callIDNamespace makes call ids derived from Idempotency-Key stable.
-var callIDNamespace = uuid.MustParse("5d6f1c2e-3b4a-4f0e-9c1d-2a7b8e9f0a1b")
-
 func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error) {
 	req, err := DecodeOriginate(r.body)
 	if err != nil {
@@ -290,7 +297,7 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 	var msgID string
 	switch {
 	case idemKey != "":
-		body.CallID = uuid.NewSHA1(callIDNamespace, []byte(r.in.ID.String()+"\x00"+idemKey))
+		body.CallID = keyedCallID(h.callIDKey, r.in.ID, idemKey)
 		msgID = "originate:idem:" + hashKey(r.in.ID.String(), idemKey)
 		body.IdempotencyKeys = append(body.IdempotencyKeys, "idem:"+hashKey(idemKey))
 	case req.RecordID != "":
