@@ -191,9 +191,11 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}, ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
-			if ev.Event.Kind.Reported() {
+			if ev.Event.Kind.Reported() || ev.Event.Kind == callstate.DialAccepted {
 				// Late, out of order or about a finished call: acknowledged,
-				// so kept where an operator looks for it.
+				// so kept where an operator looks for it. A dial's answer
+				// after the platform's reports still records the ids it
+				// carries (note), which later events may name the call by.
 				if ev.Attempt == 0 {
 					ev.Attempt = c.Attempt
 				}
