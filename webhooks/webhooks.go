@@ -307,8 +307,10 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 		body.CallID = uuid.Must(uuid.NewV7())
 		msgID = "originate:" + body.CallID.String()
 	}
+	var recordKey string
 	if req.RecordID != "" {
-		body.IdempotencyKeys = append(body.IdempotencyKeys, "rec:"+hashKey(req.RecordID, req.PhoneNumber))
+		recordKey = "rec:" + hashKey(req.RecordID, req.PhoneNumber)
+		body.IdempotencyKeys = append(body.IdempotencyKeys, recordKey)
 		// The record names the message even when a key is given: a later
 		// request for the same record, with another key or none, is then a
 		// duplicate in the stream and answered with this call's id. Under
@@ -326,20 +328,34 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 		return 0, nil, err
 	}
 	callID := body.CallID
-	if ack.Duplicate {
-		// The same request was taken before: answer with its call id.
-		hdr, err := h.pub.Stored(ctx, queue.KindOriginate, ack.Sequence)
-		if err != nil {
+	if ack.Duplicate && req.RecordID != "" {
+		// The same record was taken before, perhaps under another key or
+		// none: answer with its call id. (A duplicate named by its key alone
+		// has the id derived from the key: nothing to look up.)
+		if callID, err = h.originalCallID(ctx, r.in.ID, ack.Sequence, recordKey); err != nil {
 			return 0, nil, jsonhttp.Unavailable("queue")
-		}
-		if ids := hdr[queue.HeaderCallID]; len(ids) > 0 {
-			if id, err := uuid.Parse(ids[0]); err == nil {
-				callID = id
-			}
 		}
 	}
 	r.log.Info().Str("call_id", callID.String()).Bool("duplicate", ack.Duplicate).Msg("call accepted")
 	return http.StatusAccepted, map[string]any{"success": true, "callId": callID}, nil
+}
+
+// originalCallID is the call id of the originate stored at seq: from the
+// message's header, or, once the stream no longer holds it (evicted under
+// its byte budget while the server still remembers its id), from the key
+// the call was created under.
+func (h *Handler) originalCallID(ctx context.Context, integrationID uuid.UUID, seq uint64, key string) (uuid.UUID, error) {
+	hdr, err := h.pub.Stored(ctx, queue.KindOriginate, seq)
+	if err == nil {
+		if ids := hdr[queue.HeaderCallID]; len(ids) > 0 {
+			return uuid.Parse(ids[0])
+		}
+	}
+	id, lookupErr := h.store.OriginateRef(ctx, integrationID, key)
+	if lookupErr != nil {
+		return uuid.Nil, errors.Join(err, lookupErr)
+	}
+	return id, nil
 }
 
 func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
