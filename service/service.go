@@ -160,6 +160,10 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 		}
 	}
 	s.Store = store.New(s.Pool, sealer)
+	if _, system := opt.Clock.(workers.SystemClock); !system {
+		// A test's clock: the database's, which decides leases, follows it.
+		s.Store.SetClock(opt.Clock.Now)
+	}
 	if err := s.connectNATS(); err != nil {
 		return nil, err
 	}

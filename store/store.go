@@ -39,6 +39,30 @@ type Store struct {
 	// now is the clock of changes whose callers pass no time (a config
 	// change recomputing calling-window waits); tests set it.
 	now func() time.Time
+	// testClock, when set (SetClock), shifts the database's clock, which
+	// decides leases, to it.
+	testClock func() time.Time
+}
+
+// SetClock makes s read the time from now: for the changes whose callers
+// pass no time, and, as an offset applied to the database's now(), for
+// leases. For tests whose clock is not the wall clock.
+func (s *Store) SetClock(now func() time.Time) { s.now, s.testClock = now, now }
+
+// dbNow is the database's clock in SQL, shifted by dbClockOffset, which
+// the statement passes as its parameter number param.
+func dbNow(param int) string {
+	return fmt.Sprintf("(now() + make_interval(secs => $%d))", param)
+}
+
+// dbClockOffset is how far the test clock, if any, is from the wall clock,
+// in seconds: leases are decided by now() + this, so that the replicas of a
+// deployment, whatever their own clocks say, agree on them.
+func (s *Store) dbClockOffset() float64 {
+	if s.testClock == nil {
+		return 0
+	}
+	return s.testClock().Sub(time.Now()).Seconds()
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.

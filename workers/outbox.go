@@ -277,9 +277,8 @@ func (o *Outbox) renewLeases(ctx context.Context) {
 			}
 		}
 		o.mu.Unlock()
-		until := o.w.clock.Now().Add(o.lease())
 		for token, ids := range byToken {
-			if _, err := o.w.store.RenewOutbox(ctx, token, ids, until); err != nil && ctx.Err() == nil {
+			if _, err := o.w.store.RenewOutbox(ctx, token, ids, o.lease()); err != nil && ctx.Err() == nil {
 				o.w.log.Warn().Err(err).Int("updates", len(ids)).Msg("could not renew crm outbox leases")
 			}
 		}
@@ -355,7 +354,7 @@ func (o *Outbox) breakerWait(integrationID uuid.UUID, now time.Time) time.Time {
 	o.mu.Unlock()
 	if !waiting {
 		// The integration's other due updates wait too, in one statement.
-		if err := o.w.store.DeferOutbox(o.sends, integrationID, now, next); err != nil {
+		if err := o.w.store.DeferOutbox(o.sends, integrationID, next); err != nil {
 			o.w.log.Warn().Err(err).Str("integration_id", integrationID.String()).Msg("could not defer crm updates")
 		}
 	}
