@@ -194,6 +194,7 @@ func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h qu
 // dispatcher finish its dials in flight and record their answers, for as
 // long as ctx allows.
 func (w *Workers) Stop(ctx context.Context) {
+	w.Dispatcher.StopClaiming() // nothing new is dialled while the rest drains
 	for i := len(w.stops) - 1; i >= 0; i-- {
 		w.stops[i](ctx)
 	}
