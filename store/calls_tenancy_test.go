@@ -30,9 +30,9 @@ func TestEventsResolvedWithinPostingIntegration(t *testing.T) {
 		t.Fatalf("A's call is %s after B's event, want initiated", c.Status)
 	}
 
-	real := apply(t, s, webhookEvent(a.ID, ref, callstate.CallEnd, "call_end", "real", t0.Add(2*time.Minute)))
-	if real[0].Duplicate || !real[0].Decision.Changed {
-		t.Fatalf("A's own call_end after B's: duplicate %v, changed %v (%s)", real[0].Duplicate, real[0].Decision.Changed, real[0].Decision.Why)
+	own := apply(t, s, webhookEvent(a.ID, ref, callstate.CallEnd, "call_end", "real", t0.Add(2*time.Minute)))
+	if own[0].Duplicate || !own[0].Decision.Changed {
+		t.Fatalf("A's own call_end after B's: duplicate %v, changed %v (%s)", own[0].Duplicate, own[0].Decision.Changed, own[0].Decision.Why)
 	}
 	if c := getCall(t, s, id); c.SlotTakenAt != nil {
 		t.Errorf("A's call (%s) still holds its slot", c.Status)

@@ -62,7 +62,7 @@ func (s *Store) dbClockOffset() float64 {
 	if s.testClock == nil {
 		return 0
 	}
-	return s.testClock().Sub(time.Now()).Seconds()
+	return time.Until(s.testClock()).Seconds()
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.

@@ -212,7 +212,7 @@ func (d *Dispatcher) loop() {
 // waits for it (loops) before it waits for the dials.
 func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	if d.ctx.Err() != nil {
-		return nil
+		return nil //nolint:nilerr // stopping: the loop ends, nothing failed
 	}
 	now := d.w.clock.Now()
 	claimed, err := d.w.store.ClaimCalls(d.dialCtx, integrationID, now, func(cfg config.Integration) bool {
