@@ -75,6 +75,7 @@ func TestFailedPublishIsNeverStoredLater(t *testing.T) {
 	}
 }
 
+// startNATS runs a server with opts (copied) until t ends.
 func startNATS(t *testing.T, opts *server.Options) *server.Server {
 	t.Helper()
 	o := *opts

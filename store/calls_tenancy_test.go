@@ -4,7 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/store"
 )
 
 // TestEventsResolvedWithinPostingIntegration: integration B posts a
@@ -14,13 +17,7 @@ import (
 // frees its slot.
 func TestEventsResolvedWithinPostingIntegration(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	a := activeIntegration(t, s, nil)
-	b := activeIntegration(t, s, nil)
-	id := queueCalls(t, s, a.ID, 1, t0)[0]
-	claim(t, s, a.ID, t0)
-	accept(t, s, a.ID, id, "", "", t0)
-	ref := callstate.AttemptCallID(id, 1)
+	s, a, b, id, ref := twoTenants(t)
 
 	forged := apply(t, s, webhookEvent(b.ID, ref, callstate.CallEnd, "call_end", "forged", t0.Add(time.Minute)))
 	if forged[0].Found || forged[0].Decision.Changed {
@@ -43,19 +40,25 @@ func TestEventsResolvedWithinPostingIntegration(t *testing.T) {
 // applied in one batch, B's first; A's is applied, B's is not.
 func TestForeignEventInTheSameBatch(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	a := activeIntegration(t, s, nil)
-	b := activeIntegration(t, s, nil)
-	id := queueCalls(t, s, a.ID, 1, t0)[0]
-	claim(t, s, a.ID, t0)
-	accept(t, s, a.ID, id, "", "", t0)
-	ref := callstate.AttemptCallID(id, 1)
+	s, a, b, id, ref := twoTenants(t)
 	out := apply(t, s, webhookEvent(b.ID, ref, callstate.CallEnd, "call_end", "forged", t0.Add(time.Minute)),
 		webhookEvent(a.ID, ref, callstate.CallEnd, "call_end", "real", t0.Add(time.Minute)))
 	if out[0].Found || out[0].Decision.Changed {
 		t.Errorf("B's event about A's call: %+v", out[0])
 	}
-	if out[1].Duplicate || !out[1].Decision.Changed {
-		t.Errorf("A's call_end beside B's: duplicate %v, changed %v", out[1].Duplicate, out[1].Decision.Changed)
+	if out[1].Duplicate || !out[1].Decision.Changed || out[1].CallID != id {
+		t.Errorf("A's call_end beside B's: duplicate %v, changed %v, call %s", out[1].Duplicate, out[1].Decision.Changed, out[1].CallID)
 	}
+}
+
+// twoTenants is integrations A and B, and A's call dialled and accepted,
+// with the id it was dialled under (<uuid>.1).
+func twoTenants(t *testing.T) (s *store.Store, a, b store.Integration, id uuid.UUID, ref string) {
+	t.Helper()
+	s = newStore(t)
+	a, b = activeIntegration(t, s, nil), activeIntegration(t, s, nil)
+	id = queueCalls(t, s, a.ID, 1, t0)[0]
+	claim(t, s, a.ID, t0)
+	accept(t, s, a.ID, id, "", "", t0)
+	return s, a, b, id, callstate.AttemptCallID(id, 1)
 }
