@@ -26,11 +26,11 @@ const (
 // afterIntake runs fn, and again while it answers store.ErrNotFound for an
 // id that may be a call just accepted: a UUIDv7 minted in the last
 // intakeRecent (it carries the time it was made; an older one is a 404 at
-// once), or one derived from an Idempotency-Key (UUIDv5, which carries no
-// time). Any other id is a 404 at once.
+// once), or one derived from an Idempotency-Key (a UUIDv8 keyed by the
+// server's secret, which carries no time). Any other id is a 404 at once.
 func afterIntake(ctx context.Context, id uuid.UUID, fn func() error) error {
 	err := fn()
-	if !errors.Is(err, store.ErrNotFound) || !(mintedRecently(id) || id.Version() == 5) {
+	if !errors.Is(err, store.ErrNotFound) || !(mintedRecently(id) || id.Version() == 8) {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, IntakeVisibleWait)

@@ -219,9 +219,9 @@ func (q *Queue) Publish(ctx context.Context, m Message) (Ack, error) {
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
-	// While disconnected the client would keep the message in its reconnect
-	// buffer and store it on reconnect, after the caller was told it failed
-	// (contract §4: "503 and nothing half-done").
+	// Disconnected: fail at once rather than wait for the deadline. The
+	// connection keeps no reconnect buffer (ConnectOptions), so a publish
+	// that fails is never stored later.
 	if !q.nc.IsConnected() {
 		return Ack{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Kind, nats.ErrDisconnected)
 	}

@@ -70,13 +70,16 @@ func StartEmbedded(opt EmbeddedOptions) (*server.Server, error) {
 }
 
 // ConnectOptions are the client options callqueue uses everywhere:
-// reconnect forever, buffer while reconnecting.
+// reconnect forever, and buffer nothing while reconnecting. A buffered
+// publish would be stored on reconnect, after the webhook that made it
+// answered 503 (contract §4: "503 and nothing half-done"); an ack or a
+// kick that fails instead is covered by redelivery and the sweep.
 func ConnectOptions(name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.ReconnectBufSize(64 << 20),
+		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(true),
 	}
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,4 +99,65 @@ func TestPostgresOutageLongerThanTheRedeliveryBudget(t *testing.T) {
 			t.Errorf("%s: %d deliveries of %d messages: the outage caused redeliveries", kind, ci.Delivered.Consumer, ci.Delivered.Stream)
 		}
 	}
+}
+
+// TestWatchdogAfterAnOutageLongerThanDialLostAfter: a dial is in flight
+// when the workers lose their database; its 2xx waits in the dispatcher,
+// the call's start and end wait in JetStream, and the outage outlasts
+// DialLostAfter. When the database returns, the watchdog must not take
+// that silence for a lost dial: the held answer and events are applied
+// first, the call ends as reported and is not dialled again.
+func TestWatchdogAfterAnOutageLongerThanDialLostAfter(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": 2, "max_attempts": 3,
+		"retry_delays_secs": []int{0}}})
+	proxy, viaProxy := servicetest.NewPGProxy(t, c.env.DatabaseURL)
+	direct := c.env.DatabaseURL
+	c.env.DatabaseURL = viaProxy
+	// Held messages are retried every HoldWait, the dial's answer every
+	// 2 s at most: both later than the watchdog's first run.
+	c.startWorkers(t, "workers-outage", workers.Config{DialLostAfter: 2 * time.Minute, OutageGrace: 6 * time.Second,
+		Consumer: queue.ConsumerConfig{HoldWait: 3 * time.Second}})
+	c.env.DatabaseURL = direct
+
+	answered, dialled := make(chan struct{}), make(chan servicetest.Originate, 1)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(answered) }) })
+	c.va.Decide(func(o servicetest.Originate) (int, time.Duration) {
+		dialled <- o
+		<-answered // the VA answers once the database is gone
+		return 200, 0
+	})
+	id := c.mustOriginate(t, "+380500020001")
+	var dial servicetest.Originate
+	select {
+	case dial = <-dialled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call was not dialled")
+	}
+	proxy.Cut()
+	outage := time.Now()
+	once.Do(func() { close(answered) })
+	if err := c.sendEvent(map[string]any{"eventType": "call_start", "callId": dial.CallID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.callEnd(id, 45); err != nil {
+		t.Fatal(err)
+	}
+	c.env.Clock.Advance(3 * time.Minute) // the outage outlasts DialLostAfter
+	servicetest.Eventually(t, 30*time.Second, "the watchdog to have met the outage", func() bool { return time.Since(outage) > 3*time.Second })
+	proxy.Restore()
+
+	call := awaitCall(t, c.admin, id, "the held events applied", func(p peerCall) bool {
+		return p.Status != "initiated" && p.Status != "in_progress"
+	})
+	for _, e := range call.Events {
+		if e.Kind == "timeout" {
+			t.Fatalf("the watchdog released the call after the outage: %s; history %v", e.Detail, kindsOf(call))
+		}
+	}
+	if call.Status != "waiting_postcall" && call.Status != "completed" {
+		t.Errorf("call is %s after its reported end, want waiting_postcall or completed; history %v", call.Status, kindsOf(call))
+	}
+	holdsFor(t, time.Second, "no second dial", func() bool { return c.va.CountFor(id.String()) == 1 })
 }

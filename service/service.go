@@ -87,8 +87,11 @@ type Options struct {
 const (
 	HeaderTimeoutDefault = 10 * time.Second
 	ReadTimeoutDefault   = 2 * time.Minute // a 25 MiB post-call on a slow link
-	IdleTimeoutDefault   = 2 * time.Minute
-	MaxHeaderBytes       = 64 << 10
+	// HTTPDrainLimit bounds the wait for requests in progress at shutdown,
+	// leaving the rest of the deadline to the dials in flight.
+	HTTPDrainLimit     = 10 * time.Second
+	IdleTimeoutDefault = 2 * time.Minute
+	MaxHeaderBytes     = 64 << 10
 )
 
 // Service is one running callqueue process.
@@ -161,6 +164,10 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 		}
 	}
 	s.Store = store.New(s.Pool, sealer)
+	if _, system := opt.Clock.(workers.SystemClock); !system {
+		// A test's clock: the database's, which decides leases, follows it.
+		s.Store.SetClock(opt.Clock.Now)
+	}
 	if err := s.connectNATS(); err != nil {
 		return nil, err
 	}
@@ -292,7 +299,8 @@ func (s *Service) wire(ctx context.Context) error {
 	// own code, so it has the handler even when it serves no webhooks.
 	hooks := webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
 		Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
-		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue, Limits: limits, UnverifiedBodies: unverified})
+		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue, Limits: limits, UnverifiedBodies: unverified,
+		CallIDKey: webhooks.CallIDKey(s.cfg.SecretKey)})
 	if role == RoleAll || role == RoleWebhooks {
 		hooks.Register(mux)
 	}
@@ -412,8 +420,22 @@ func (s *Service) Addr() string {
 // nakking what they hold), then closes NATS and the pool.
 func (s *Service) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.Workers != nil {
+		// First, so that no call is dialled while the rest drains.
+		s.Workers.Dispatcher.StopClaiming()
+	}
 	if s.http != nil {
-		errs = append(errs, s.http.Shutdown(ctx))
+		// Bounded: a slow upload must not use the time the dials in
+		// flight need to finish and be recorded. What is still being read
+		// then is cut off (its sender gets no 2xx and retries).
+		drain, cancel := context.WithTimeout(ctx, HTTPDrainLimit)
+		if err := s.http.Shutdown(drain); err != nil {
+			_ = s.http.Close()
+			if ctx.Err() != nil {
+				errs = append(errs, err)
+			}
+		}
+		cancel()
 	}
 	if s.Workers != nil {
 		done := make(chan struct{})

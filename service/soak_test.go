@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -238,6 +239,8 @@ func (w *soakWorld) run(s soakSettings) {
 			w.restartNATS()
 		case roll < 76:
 			w.cutPostgres()
+		case roll < 81:
+			w.loseCommitAnswers()
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
@@ -339,6 +342,27 @@ func (w *soakWorld) restartNATS() {
 	time.Sleep(time.Duration(100+w.rng.IntN(500)) * time.Millisecond)
 	w.c.env.StartNATS()
 	w.fault("restart_nats")
+}
+
+// soakWritePaths are the transactions whose COMMIT answers the schedule
+// loses; "" is any transaction.
+var soakWritePaths = []string{"ApplyEvents", "ClaimCalls", "InsertCalls", ""}
+
+// loseCommitAnswers makes a worker's next few COMMITs of one write path
+// succeed on the server while their answer is lost: the worker sees a
+// transient error and retries what was already applied.
+func (w *soakWorld) loseCommitAnswers() {
+	if len(w.workers) == 0 {
+		return
+	}
+	in := w.workers[w.rng.IntN(len(w.workers))]
+	path := soakWritePaths[w.rng.IntN(len(soakWritePaths))]
+	var paths []string // none: any transaction
+	if path != "" {
+		paths = append(paths, path)
+	}
+	in.Store.SetCommitFault(store.LoseCommitAnswers(1+w.rng.IntN(3), paths...))
+	w.fault("lose_commit " + cmp.Or(path, "any"))
 }
 
 // cutPostgres terminates every database session of every process.

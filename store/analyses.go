@@ -70,14 +70,14 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 			SELECT p.call_id, p.created_at,
 				row_number() OVER (PARTITION BY p.integration_id ORDER BY p.created_at, p.call_id) + COALESCE(b.n, 0) AS turn
 			FROM pending_analyses p LEFT JOIN unnest($6::uuid[], $7::int[]) AS b (integration_id, n) USING (integration_id)
-			WHERE p.locked_until IS NULL OR p.locked_until <= $1)
-		UPDATE pending_analyses p SET locked_until = $2, lease_token = $4, tries = p.tries + 1
+			WHERE p.locked_until IS NULL OR p.locked_until <= `+dbNow(1)+`)
+		UPDATE pending_analyses p SET locked_until = `+dbNow(1)+` + $2, lease_token = $4, tries = p.tries + 1
 		FROM calls c
 		WHERE p.call_id IN (SELECT call_id FROM due WHERE turn <= $5 ORDER BY turn, created_at LIMIT $3)
-			AND (p.locked_until IS NULL OR p.locked_until <= $1) AND c.id = p.call_id
+			AND (p.locked_until IS NULL OR p.locked_until <= `+dbNow(1)+`) AND c.id = p.call_id
 		RETURNING p.call_id, p.integration_id, p.attempt, p.tries, p.lease_token, COALESCE(p.transcript, c.transcript),
 			COALESCE(p.agent_analysis, c.analysis)`,
-		c.Now, c.Now.Add(c.Lease), c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
+		s.dbClockOffset(), c.Lease, c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 			c.ID, kept.analysis, kept.summary, now); err != nil {
 			return err
 		}
-		released, err := releaseHeldUpdates(ctx, tx, &c, now)
+		released, err := releaseHeldUpdates(ctx, tx, &c, now, s.dbClockOffset())
 		if err != nil {
 			return err
 		}
@@ -184,9 +184,9 @@ func honourAnalysedDoNotCall(ctx context.Context, tx pgx.Tx, c Call, analysis js
 // deliverer holds with the amended analysis and makes them due now; it
 // returns how many it released. An update already sent (or being sent)
 // keeps what it said.
-func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time) (int, error) {
+func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time, clockOffset float64) (int, error) {
 	rows, err := tx.Query(ctx, `SELECT id, event FROM crm_outbox
-		WHERE call_id = $1 AND status = 'pending' AND (locked_until IS NULL OR locked_until <= $2) FOR UPDATE`, c.ID, now)
+		WHERE call_id = $1 AND status = 'pending' AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`) FOR UPDATE`, c.ID, clockOffset)
 	if err != nil {
 		return 0, err
 	}

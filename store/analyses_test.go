@@ -56,6 +56,7 @@ func TestAnalysisClaimIsFairAndFenced(t *testing.T) {
 
 	claim := func(at time.Time, inFlight map[uuid.UUID]int) []store.AnalysisJob {
 		t.Helper()
+		s.SetClock(func() time.Time { return at }) // leases follow the database's clock, shifted to at
 		jobs, err := s.ClaimAnalyses(t.Context(), store.AnalysisClaim{Now: at, Lease: time.Minute, Limit: 10,
 			PerIntegration: 2, InFlight: inFlight})
 		if err != nil {

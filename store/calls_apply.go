@@ -25,8 +25,13 @@ type CallEvent struct {
 	Phone          string
 	// Attempt, when not zero, is the attempt the event belongs to; an event
 	// of an earlier attempt is late and changes nothing.
-	Attempt  int
-	Event    callstate.Event
+	Attempt int
+	Event   callstate.Event
+	// Claim, when set, is the token of the claim whose dial this event is
+	// the result of: it applies only while the event's attempt is the one
+	// that claim recorded. Applied again after a lost COMMIT answer, once
+	// the call was claimed anew at the same attempt, it changes nothing.
+	Claim    uuid.UUID
 	Postcall *PostcallData
 	Detail   map[string]any
 	TraceID  string
@@ -157,7 +162,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			}
 		}
 	}
-	calls, err := lockCalls(ctx, tx, ids)
+	calls, err := lockCalls(ctx, tx, events, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +170,12 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 	if err != nil {
 		return nil, err
 	}
+	current, err := currentClaims(ctx, tx, events, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range events {
-		if fresh[i] && !natural[i] {
+		if fresh[i] && (!natural[i] || !current[i]) {
 			fresh[i], out[i].Duplicate = false, true
 		}
 	}
@@ -189,9 +198,11 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		d := callstate.Next(c.decisionInput(), ev.Event, c.policy, ev.At)
 		out[i].Decision = d
 		if !d.Changed {
-			if ev.Event.Kind.Reported() {
+			if ev.Event.Kind.Reported() || ev.Event.Kind == callstate.DialAccepted {
 				// Late, out of order or about a finished call: acknowledged,
-				// so kept where an operator looks for it.
+				// so kept where an operator looks for it. A dial's answer
+				// after the platform's reports still records the ids it
+				// carries (note), which later events may name the call by.
 				if ev.Attempt == 0 {
 					ev.Attempt = c.Attempt
 				}
@@ -258,11 +269,64 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 	return out, nil
 }
 
-func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
-	var want []uuid.UUID
-	for _, id := range ids {
-		if id != uuid.Nil && !slices.Contains(want, id) {
-			want = append(want, id)
+// currentClaims reports, for each event, whether it is not fenced by a
+// claim or its claim is the one recorded on the event's attempt. An attempt
+// claimed anew (a result already applied gave the call back to the queue)
+// or gone (aborted, deferred) fences out the earlier claim's results.
+func currentClaims(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID) ([]bool, error) {
+	out := make([]bool, len(events))
+	var calls []uuid.UUID
+	var attempts []int
+	var tokens []uuid.UUID
+	for i, ev := range events {
+		out[i] = ev.Claim == uuid.Nil
+		if !out[i] && ids[i] != uuid.Nil {
+			calls, attempts, tokens = append(calls, ids[i]), append(attempts, ev.Attempt), append(tokens, ev.Claim)
+		}
+	}
+	if len(calls) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT a.call_id, a.attempt, a.claim_token FROM call_attempts a
+		JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS v (call_id, attempt, token)
+		ON a.call_id = v.call_id AND a.attempt = v.attempt AND a.claim_token = v.token`, calls, attempts, tokens)
+	if err != nil {
+		return nil, err
+	}
+	type claim struct {
+		call    uuid.UUID
+		attempt int
+		token   uuid.UUID
+	}
+	held := map[claim]bool{}
+	for rows.Next() {
+		var c claim
+		if err := rows.Scan(&c.call, &c.attempt, &c.token); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		held[c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, ev := range events {
+		if ev.Claim != uuid.Nil {
+			out[i] = held[claim{ids[i], ev.Attempt, ev.Claim}]
+		}
+	}
+	return out, nil
+}
+
+// lockCalls locks the calls events were resolved to, each only for an
+// event of its own integration: a call named by another tenant (its id is
+// no secret once dialled) is not found, so that tenant can neither move it
+// nor record its event keys (naturalKeys) ahead of the real events.
+func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
+	var want, owners []uuid.UUID
+	for i, id := range ids {
+		if id != uuid.Nil {
+			want, owners = append(want, id), append(owners, events[i].IntegrationID)
 		}
 	}
 	out := map[uuid.UUID]*lockedCall{}
@@ -270,7 +334,10 @@ func lockCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*
 		return out, nil
 	}
 	// Rows are locked in id order so that concurrent batches cannot deadlock.
-	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ANY($1) ORDER BY id FOR UPDATE`, want)
+	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = ANY($1)
+		AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::uuid[]) AS v (id, integration_id)
+			WHERE v.id = c.id AND v.integration_id = c.integration_id)
+		ORDER BY c.id FOR UPDATE`, want, owners)
 	if err != nil {
 		return nil, err
 	}

@@ -227,13 +227,23 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	if len(cs.attemptsExt) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
 		ext, conv := column[string](cs.attemptsExt, 2), column[string](cs.attemptsExt, 3)
+		named := map[string]bool{}
+		for i := len(ext) - 1; i >= 0; i-- {
+			if named[ext[i]] {
+				ext[i] = "" // an earlier answer of this batch naming the same id
+			}
+			named[ext[i]] = true
+		}
 		// A dialler may answer every attempt of a call with the same id
-		// (it is sent our call id each time): the new attempt takes it
-		// over, so the unique index holds and events by it find the
-		// current attempt.
+		// (it is sent our call id each time), or reuse an id for another
+		// call: the attempt answered last takes it over, so the unique
+		// index holds and events by it find the dial the dialler reports
+		// on from then. Within a batch, the last answer naming an id wins.
 		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = NULL
-			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
-			WHERE a.call_id = v.call_id AND a.attempt <> v.attempt AND a.external_call_id = v.ext AND v.ext <> ''`, ids, attempts, ext); err != nil {
+			FROM call_attempts mine, unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
+			WHERE mine.call_id = v.call_id AND mine.attempt = v.attempt AND v.ext <> ''
+				AND a.integration_id = mine.integration_id AND a.external_call_id = v.ext
+				AND (a.call_id, a.attempt) <> (v.call_id, v.attempt)`, ids, attempts, ext); err != nil {
 			return fmt.Errorf("update attempts: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = COALESCE(NULLIF(v.ext, ''), a.external_call_id),

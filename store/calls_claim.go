@@ -15,6 +15,10 @@ import (
 type Claimed struct {
 	Call   Call
 	Config config.Integration
+	// Claim is the claim's token, recorded on the attempt: the dial's
+	// result carries it (CallEvent.Claim) so that it applies only to this
+	// claim's attempt.
+	Claim uuid.UUID
 }
 
 // ClaimCalls takes free concurrency slots of an integration for queued
@@ -64,7 +68,10 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		if err != nil {
 			return err
 		}
-		out = append(out, claimed...)
+		for _, c := range claimed {
+			c.Claim = token
+			out = append(out, c)
+		}
 		return cs.flush(ctx, tx)
 	})
 	if ambiguous {

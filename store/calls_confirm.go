@@ -38,7 +38,7 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 	var applied []Applied
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		verdict, applied = DialStale, nil
-		calls, err := lockCalls(ctx, tx, []uuid.UUID{call.ID})
+		calls, err := lockCalls(ctx, tx, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID})
 		if err != nil {
 			return err
 		}

@@ -4,21 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/store"
 )
-
-// claimOne claims the integration's one call due at now.
-func claimOne(t *testing.T, s *store.Store, integ uuid.UUID, now time.Time) store.Call {
-	t.Helper()
-	got := claimed(t, s, integ, now)
-	if len(got) != 1 {
-		t.Fatalf("claimed %d calls, want 1", len(got))
-	}
-	return got[0].Call
-}
 
 // TestConfirmDialAfterCancel: a call cancelled between its claim and its
 // originate (during a pre-dial check) is not dialled, and its slot is free
@@ -28,7 +16,7 @@ func TestConfirmDialAfterCancel(t *testing.T) {
 	s := newStore(t)
 	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 1})
 	ids := queueCalls(t, s, in.ID, 2, t0)
-	call := claimOne(t, s, in.ID, t0)
+	call := claimOne(t, s, in.ID, t0).Call
 	if _, _, err := s.CancelCall(t.Context(), "owner-a", call.ID, "", t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +40,7 @@ func TestConfirmDialGo(t *testing.T) {
 	s := newStore(t)
 	in := activeIntegration(t, s, nil)
 	queueCalls(t, s, in.ID, 1, t0)
-	call := claimOne(t, s, in.ID, t0)
+	call := claimOne(t, s, in.ID, t0).Call
 	if verdict, applied, err := s.ConfirmDial(t.Context(), call, t0.Add(time.Second)); err != nil || verdict != store.DialGo || len(applied) != 0 {
 		t.Fatalf("confirm: %q %d %v, want go with nothing recorded", verdict, len(applied), err)
 	}
@@ -73,7 +61,7 @@ func TestConfirmDialWindowClosed(t *testing.T) {
 	kyiv, _ := time.LoadLocation("Europe/Kyiv")
 	claimAt := time.Date(2026, 1, 21, 19, 59, 58, 0, kyiv)
 	id := queueCalls(t, s, in.ID, 1, claimAt.Add(-time.Hour))[0]
-	verdict, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt), claimAt.Add(3*time.Second))
+	verdict, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt).Call, claimAt.Add(3*time.Second))
 	if err != nil || verdict != store.DialWindowClosed {
 		t.Fatalf("confirm at 20:00:01: %q %v, want %q", verdict, err, store.DialWindowClosed)
 	}

@@ -46,6 +46,9 @@ func naturalKeys(events []CallEvent, ids []uuid.UUID, calls map[uuid.UUID]*locke
 		}
 		body := expiringKey{ev.DedupeKey, ev.At.Add(ev.DedupeTTL)}
 		c := calls[ids[i]]
+		if c != nil && c.IntegrationID != ev.IntegrationID {
+			c = nil // another tenant's call, locked for an event of its own: not this event's
+		}
 		if c == nil {
 			if ev.DedupeKey != "" {
 				keys[i] = []expiringKey{body}

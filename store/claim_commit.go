@@ -31,11 +31,7 @@ func (s *Store) inClaimTx(ctx context.Context, fn func(pgx.Tx) error) (ambiguous
 		_ = tx.Rollback(ctx)
 		return false, err
 	}
-	if s.commitClaim != nil { // a test losing the answer of a COMMIT
-		err = s.commitClaim(ctx, tx)
-	} else {
-		err = tx.Commit(ctx)
-	}
+	err = s.commit(ctx, tx)
 	var pgErr *pgconn.PgError
 	return err != nil && !errors.As(err, &pgErr), err
 }

@@ -24,7 +24,10 @@ func TestClaimWithAmbiguousCommit(t *testing.T) {
 			in := activeIntegration(t, s, map[string]any{"concurrency_limit": 2})
 			insert(t, s, t0, newCall(in.ID, t0), newCall(in.ID, t0), newCall(in.ID, t0))
 			lost := 0
-			s.SetCommitClaim(func(ctx context.Context, tx pgx.Tx) error {
+			s.SetCommitFault(func(ctx context.Context, path string, tx pgx.Tx) error {
+				if path != "ClaimCalls" {
+					return tx.Commit(ctx)
+				}
 				lost++
 				if committed {
 					if err := tx.Commit(ctx); err != nil {
@@ -60,7 +63,7 @@ func TestClaimWithAmbiguousCommit(t *testing.T) {
 				}
 			}
 			// The next claim (answers arrive again) sees the true state.
-			s.SetCommitClaim(nil)
+			s.SetCommitFault(nil)
 			more, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -117,18 +117,18 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 			SELECT (SELECT u.integration_id FROM crm_outbox u WHERE u.status = 'pending' AND u.integration_id > p.integration_id
 				ORDER BY u.integration_id LIMIT 1)
 			FROM pending p WHERE p.integration_id IS NOT NULL)
-		UPDATE crm_outbox o SET locked_until = $2, lease_token = $4
+		UPDATE crm_outbox o SET locked_until = `+dbNow(10)+` + $2, lease_token = $4
 		WHERE o.id IN (SELECT d.id FROM pending p
 				LEFT JOIN unnest($8::uuid[], $9::int[]) AS h (integration_id, n) ON h.integration_id = p.integration_id
 				CROSS JOIN LATERAL (SELECT u.id, u.next_attempt_at, row_number() OVER (ORDER BY u.next_attempt_at, u.id) AS turn
 					FROM crm_outbox u WHERE u.integration_id = p.integration_id AND u.status = 'pending' AND u.next_attempt_at <= $1
-						AND (u.locked_until IS NULL OR u.locked_until <= $1) AND u.id <> ALL($7::uuid[])
+						AND (u.locked_until IS NULL OR u.locked_until <= `+dbNow(10)+`) AND u.id <> ALL($7::uuid[])
 					ORDER BY u.next_attempt_at, u.id LIMIT GREATEST($5 - COALESCE(h.n, 0), 0)) d
 				WHERE p.integration_id IS NOT NULL AND p.integration_id <> ALL($6::uuid[])
 				ORDER BY d.turn, d.next_attempt_at LIMIT $3)
-			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= $1)
+			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= `+dbNow(10)+`)
 		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
-		c.Now, c.Now.Add(c.Lease), c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts)
+		c.Now, c.Lease, c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts, s.dbClockOffset())
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +142,11 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 
 // RenewOutbox extends the leases of items still held under token and
 // returns the ids it renewed: an id missing from the answer has lost its
-// lease (it lapsed and was claimed by another deliverer).
-func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUID, until time.Time) (map[uuid.UUID]bool, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox SET locked_until = $3
-		WHERE id = ANY($2) AND lease_token = $1 AND status = 'pending' RETURNING id`, token, ids, until)
+// lease (it lapsed and was claimed by another deliverer). The leases run
+// for lease from the database's now.
+func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUID, lease time.Duration) (map[uuid.UUID]bool, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox SET locked_until = `+dbNow(4)+` + $3
+		WHERE id = ANY($2) AND lease_token = $1 AND status = 'pending' RETURNING id`, token, ids, lease, s.dbClockOffset())
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +161,10 @@ func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUI
 // DeferOutbox moves an integration's due updates, those no deliverer
 // holds, to until without counting an attempt: its CRM's breaker is open,
 // and one statement waits them all out instead of claiming each in turn.
-func (s *Store) DeferOutbox(ctx context.Context, integrationID uuid.UUID, now, until time.Time) error {
+func (s *Store) DeferOutbox(ctx context.Context, integrationID uuid.UUID, until time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE crm_outbox SET next_attempt_at = $3
 		WHERE integration_id = $1 AND status = 'pending' AND next_attempt_at < $3
-			AND (locked_until IS NULL OR locked_until <= $2)`, integrationID, now, until)
+			AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`)`, integrationID, s.dbClockOffset(), until)
 	return err
 }
 

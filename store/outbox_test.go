@@ -60,6 +60,7 @@ func TestOutboxLeaseFencing(t *testing.T) {
 	id := pendingUpdates(t, s, in.ID, 1, t0)[0]
 	claim := func(at time.Time) store.OutboxItem {
 		t.Helper()
+		s.SetClock(func() time.Time { return at }) // leases follow the database's clock, shifted to at
 		items, err := s.ClaimOutbox(t.Context(), store.OutboxClaim{Now: at, Lease: time.Minute, Limit: 10, PerIntegration: 10})
 		if err != nil || len(items) != 1 || items[0].ID != id {
 			t.Fatalf("claim at %v: %+v, %v", at, items, err)
@@ -67,6 +68,7 @@ func TestOutboxLeaseFencing(t *testing.T) {
 		return items[0]
 	}
 	first := claim(t0)
+	s.SetClock(func() time.Time { return t0.Add(30 * time.Second) })
 	if items, err := s.ClaimOutbox(t.Context(), store.OutboxClaim{Now: t0.Add(30 * time.Second), Lease: time.Minute, Limit: 10}); err != nil || len(items) != 0 {
 		t.Fatalf("claimed a leased update: %+v, %v", items, err)
 	}
@@ -79,7 +81,7 @@ func TestOutboxLeaseFencing(t *testing.T) {
 	if second.LeaseToken == first.LeaseToken || !slices.Equal(second.StepsDone, []string{"nethunt:update-record"}) {
 		t.Fatalf("second claim: token %v (first %v), steps %v", second.LeaseToken, first.LeaseToken, second.StepsDone)
 	}
-	if renewed, err := s.RenewOutbox(t.Context(), first.LeaseToken, []uuid.UUID{id}, t0.Add(time.Hour)); err != nil || renewed[id] {
+	if renewed, err := s.RenewOutbox(t.Context(), first.LeaseToken, []uuid.UUID{id}, time.Hour); err != nil || renewed[id] {
 		t.Errorf("the stale lease renewed: %v, %v", renewed, err)
 	}
 	if err := s.RecordOutboxStep(t.Context(), id, first.LeaseToken, "nethunt:create-comment"); !errors.Is(err, store.ErrLeaseLost) {
@@ -92,7 +94,7 @@ func TestOutboxLeaseFencing(t *testing.T) {
 	if status, attempts, _ := outboxStatus(t, s, id); status != "pending" || attempts != 0 {
 		t.Fatalf("a stale result was recorded: %s, %d attempts", status, attempts)
 	}
-	if renewed, err := s.RenewOutbox(t.Context(), second.LeaseToken, []uuid.UUID{id}, t0.Add(time.Hour)); err != nil || !renewed[id] {
+	if renewed, err := s.RenewOutbox(t.Context(), second.LeaseToken, []uuid.UUID{id}, time.Hour); err != nil || !renewed[id] {
 		t.Errorf("the current lease not renewed: %v, %v", renewed, err)
 	}
 	if err := s.RecordOutboxStep(t.Context(), id, second.LeaseToken, "nethunt:create-comment"); err != nil {
@@ -134,7 +136,7 @@ func TestOutboxClaimIsFair(t *testing.T) {
 	if per[busy.ID] != 3 || per[quiet.ID] != 2 || per[skipped.ID] != 0 {
 		t.Errorf("claimed per integration: busy %d, quiet %d, skipped %d; want 3, 2, 0", per[busy.ID], per[quiet.ID], per[skipped.ID])
 	}
-	if err := s.DeferOutbox(t.Context(), skipped.ID, t0, t0.Add(time.Second)); err != nil {
+	if err := s.DeferOutbox(t.Context(), skipped.ID, t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	items, err = s.ClaimOutbox(t.Context(), store.OutboxClaim{Now: t0, Lease: time.Minute, Limit: 100, PerIntegration: 100})

@@ -38,16 +38,40 @@ type Store struct {
 	// by a store's copies.
 	phoneKey *atomic.Pointer[[]byte]
 	hooks    *ApplyHooks
-	// commitClaim, when set (tests), commits a claim instead of tx.Commit.
-	commitClaim func(ctx context.Context, tx pgx.Tx) error
+	// faults are the failures tests inject (faults.go).
+	faults *faults
 	// now is the clock of changes whose callers pass no time (a config
 	// change recomputing calling-window waits); tests set it.
 	now func() time.Time
+	// testClock, when set (SetClock), shifts the database's clock, which
+	// decides leases, to it.
+	testClock func() time.Time
+}
+
+// SetClock makes s read the time from now: for the changes whose callers
+// pass no time, and, as an offset applied to the database's now(), for
+// leases. For tests whose clock is not the wall clock.
+func (s *Store) SetClock(now func() time.Time) { s.now, s.testClock = now, now }
+
+// dbNow is the database's clock in SQL, shifted by dbClockOffset, which
+// the statement passes as its parameter number param.
+func dbNow(param int) string {
+	return fmt.Sprintf("(now() + make_interval(secs => $%d))", param)
+}
+
+// dbClockOffset is how far the test clock, if any, is from the wall clock,
+// in seconds: leases are decided by now() + this, so that the replicas of a
+// deployment, whatever their own clocks say, agree on them.
+func (s *Store) dbClockOffset() float64 {
+	if s.testClock == nil {
+		return 0
+	}
+	return time.Until(s.testClock()).Seconds()
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.
 func New(pool *pgxpool.Pool, sealer *Sealer) *Store {
-	return &Store{pool: pool, sealer: sealer, now: time.Now, phoneKey: &atomic.Pointer[[]byte]{}}
+	return &Store{pool: pool, sealer: sealer, now: time.Now, faults: &faults{}, phoneKey: &atomic.Pointer[[]byte]{}}
 }
 
 // Pool exposes the pool for health checks and migrations.
@@ -132,7 +156,15 @@ func notFound(err error) error {
 	return err
 }
 
-// inTx runs fn in a transaction.
+// inTx runs fn in a transaction and commits it.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return s.commit(ctx, tx)
 }

@@ -84,6 +84,8 @@ type Handler struct {
 	kicker   Kicker
 	limits   IntegrationLimiter
 	budget   UnverifiedBudget
+	// callIDKey keys the call ids derived from an Idempotency-Key.
+	callIDKey []byte
 	// AgentInitDeadline bounds agent-init's answer.
 	AgentInitDeadline time.Duration
 }
@@ -110,6 +112,10 @@ type Deps struct {
 	// UnverifiedBodies bounds the memory of bodies read before their
 	// signature is checked (nil: ratelimit.UnverifiedBodyBytesDefault).
 	UnverifiedBodies UnverifiedBudget
+	// CallIDKey keys the call ids derived from an Idempotency-Key
+	// (CallIDKey of the server's secret). Without it they are stable only
+	// within this process.
+	CallIDKey []byte
 }
 
 // IntegrationLimiter is the per-integration rate limit (ratelimit.Limits):
@@ -132,8 +138,12 @@ func New(d Deps) *Handler {
 	if d.UnverifiedBodies == nil {
 		d.UnverifiedBodies = ratelimit.NewBudget(ratelimit.UnverifiedBodyBytesDefault, UnverifiedPerClient)
 	}
+	if len(d.CallIDKey) == 0 {
+		d.CallIDKey = randomCallIDKey()
+	}
 	return &Handler{dir: d.Directory, store: d.Store, pub: d.Publisher, events: d.Events, metrics: d.Metrics, log: d.Log, now: d.Now,
 		retries: d.Retries, enricher: d.Enricher, health: d.Health, kicker: d.Kicker, limits: d.Limits, budget: d.UnverifiedBodies,
+		callIDKey:         d.CallIDKey,
 		AgentInitDeadline: AgentInitDeadlineDefault}
 }
 
@@ -315,9 +325,6 @@ func hashKey(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
 }
 
-// callIDNamespace makes call ids derived from Idempotency-Key stable.
-var callIDNamespace = uuid.MustParse("5d6f1c2e-3b4a-4f0e-9c1d-2a7b8e9f0a1b")
-
 func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error) {
 	req, err := DecodeOriginate(r.body)
 	if err != nil {
@@ -338,7 +345,7 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 	var msgID string
 	switch {
 	case idemKey != "":
-		body.CallID = uuid.NewSHA1(callIDNamespace, []byte(r.in.ID.String()+"\x00"+idemKey))
+		body.CallID = keyedCallID(h.callIDKey, r.in.ID, idemKey)
 		msgID = "originate:idem:" + hashKey(r.in.ID.String(), idemKey)
 		body.IdempotencyKeys = append(body.IdempotencyKeys, "idem:"+hashKey(idemKey))
 	case req.RecordID != "":
@@ -348,8 +355,10 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 		body.CallID = uuid.Must(uuid.NewV7())
 		msgID = "originate:" + body.CallID.String()
 	}
+	var recordKey string
 	if req.RecordID != "" {
-		body.IdempotencyKeys = append(body.IdempotencyKeys, "rec:"+hashKey(req.RecordID, req.PhoneNumber))
+		recordKey = "rec:" + hashKey(req.RecordID, req.PhoneNumber)
+		body.IdempotencyKeys = append(body.IdempotencyKeys, recordKey)
 		// The record names the message even when a key is given: a later
 		// request for the same record, with another key or none, is then a
 		// duplicate in the stream and answered with this call's id. Under
@@ -367,20 +376,34 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 		return 0, nil, err
 	}
 	callID := body.CallID
-	if ack.Duplicate {
-		// The same request was taken before: answer with its call id.
-		hdr, err := h.pub.Stored(ctx, queue.KindOriginate, ack.Sequence)
-		if err != nil {
+	if ack.Duplicate && req.RecordID != "" {
+		// The same record was taken before, perhaps under another key or
+		// none: answer with its call id. (A duplicate named by its key alone
+		// has the id derived from the key: nothing to look up.)
+		if callID, err = h.originalCallID(ctx, r.in.ID, ack.Sequence, recordKey); err != nil {
 			return 0, nil, jsonhttp.Unavailable("queue")
-		}
-		if ids := hdr[queue.HeaderCallID]; len(ids) > 0 {
-			if id, err := uuid.Parse(ids[0]); err == nil {
-				callID = id
-			}
 		}
 	}
 	r.log.Info().Str("call_id", callID.String()).Bool("duplicate", ack.Duplicate).Msg("call accepted")
 	return http.StatusAccepted, map[string]any{"success": true, "callId": callID}, nil
+}
+
+// originalCallID is the call id of the originate stored at seq: from the
+// message's header, or, once the stream no longer holds it (evicted under
+// its byte budget while the server still remembers its id), from the key
+// the call was created under.
+func (h *Handler) originalCallID(ctx context.Context, integrationID uuid.UUID, seq uint64, key string) (uuid.UUID, error) {
+	hdr, err := h.pub.Stored(ctx, queue.KindOriginate, seq)
+	if err == nil {
+		if ids := hdr[queue.HeaderCallID]; len(ids) > 0 {
+			return uuid.Parse(ids[0])
+		}
+	}
+	id, lookupErr := h.store.OriginateRef(ctx, integrationID, key)
+	if lookupErr != nil {
+		return uuid.Nil, errors.Join(err, lookupErr)
+	}
+	return id, nil
 }
 
 func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {

@@ -42,11 +42,12 @@ type Dispatcher struct {
 	// dialCtx runs originate requests and the recording of their answers.
 	// It is not the caller's: a stop lets dials in flight finish, and only
 	// Stop's deadline passing cancels it.
-	dialCtx    context.Context
-	dialCancel context.CancelFunc
-	loops      sync.WaitGroup
-	dials      sync.WaitGroup
-	sub        *nats.Subscription
+	dialCtx      context.Context
+	dialCancel   context.CancelFunc
+	loops        sync.WaitGroup
+	stopClaiming sync.Once
+	dials        sync.WaitGroup
+	sub          *nats.Subscription
 }
 
 // refusal delays an integration's dispatch after its breaker refused
@@ -84,18 +85,32 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
+// StopClaiming stops claiming calls, without waiting: a claim under way
+// completes (its calls are dialled), none starts after. The first step of
+// a shutdown, so that nothing new is dialled while the rest drains.
+func (d *Dispatcher) StopClaiming() {
+	d.stopClaiming.Do(func() {
+		if d.sub != nil {
+			_ = d.sub.Unsubscribe()
+		}
+		if d.cancel != nil {
+			d.cancel()
+		}
+	})
+}
+
 // Stop stops claiming calls, then waits for the dials in flight to be
 // answered and their answers recorded, until ctx ends. Dials still open
 // then are abandoned: their calls stay dialing and the watchdog releases
 // them as dial_lost (never dialling them twice).
 func (d *Dispatcher) Stop(ctx context.Context) {
-	if d.sub != nil {
-		_ = d.sub.Unsubscribe()
+	d.StopClaiming()
+	if d.dialCancel == nil {
+		return // never started
 	}
-	d.cancel()
-	d.loops.Wait()
 	done := make(chan struct{})
-	go func() { d.dials.Wait(); close(done) }()
+	// A claim under way adds its dials before its loop is done.
+	go func() { d.loops.Wait(); d.dials.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -192,10 +207,16 @@ func (d *Dispatcher) loop() {
 	}
 }
 
-// dispatch claims free slots for queued calls and dials them.
+// dispatch claims free slots for queued calls and dials them. The claim
+// runs under dialCtx: a stop landing during its COMMIT must not cut it off,
+// or the calls it took would be left to the watchdog as dial_lost; Stop
+// waits for it (loops) before it waits for the dials.
 func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
+	if d.ctx.Err() != nil {
+		return nil //nolint:nilerr // stopping: the loop ends, nothing failed
+	}
 	now := d.w.clock.Now()
-	claimed, err := d.w.store.ClaimCalls(d.ctx, integrationID, now, func(cfg config.Integration) bool {
+	claimed, err := d.w.store.ClaimCalls(d.dialCtx, integrationID, now, func(cfg config.Integration) bool {
 		reason := d.closedReason(cfg, integrationID)
 		d.w.metrics.Deferred(integrationID.String(), reason)
 		return reason == ""
@@ -237,7 +258,8 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	defer d.dials.Done()
 	call := c.Call
 	voice := c.Config.Voice
-	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
+	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, Claim: c.Claim,
+		TraceID: deref(call.TraceID)}
 	vars, held := d.predial(c)
 	if held {
 		return

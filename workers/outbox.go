@@ -279,9 +279,8 @@ func (o *Outbox) renewLeases(ctx context.Context) {
 			}
 		}
 		o.mu.Unlock()
-		until := o.w.clock.Now().Add(o.lease())
 		for token, ids := range byToken {
-			if _, err := o.w.store.RenewOutbox(ctx, token, ids, until); err != nil && ctx.Err() == nil {
+			if _, err := o.w.store.RenewOutbox(ctx, token, ids, o.lease()); err != nil && ctx.Err() == nil {
 				o.w.log.Warn().Err(err).Int("updates", len(ids)).Msg("could not renew crm outbox leases")
 			}
 		}
@@ -375,7 +374,7 @@ func (o *Outbox) breakerWait(integrationID uuid.UUID, now, next time.Time) time.
 	// Deferred once per wait, and again when a longer one (a 429's) starts.
 	if !waiting || next.After(till.Add(outboxBaseDelay)) {
 		// The integration's other due updates wait too, in one statement.
-		if err := o.w.store.DeferOutbox(o.sends, integrationID, now, next); err != nil {
+		if err := o.w.store.DeferOutbox(o.sends, integrationID, next); err != nil {
 			o.w.log.Warn().Err(err).Str("integration_id", integrationID.String()).Msg("could not defer crm updates")
 		}
 	}

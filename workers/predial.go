@@ -124,7 +124,8 @@ func (d *Dispatcher) predial(c store.Claimed) (vars json.RawMessage, held bool) 
 	if !ok {
 		return call.DynamicVariables, false
 	}
-	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, TraceID: deref(call.TraceID)}
+	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, Claim: c.Claim,
+		TraceID: deref(call.TraceID)}
 	// Without PREDIAL_SECRET the request goes unsigned; a database that
 	// cannot say whether there is one fails the check closed.
 	secret, err := d.w.store.SecretValue(d.dialCtx, call.IntegrationID, PredialSecretKey)

@@ -21,6 +21,12 @@ type Scheduler struct {
 	w      *Workers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// The watchdog's view of the database: down since its last failed
+	// run, and releasing nothing until graceUntil once it is back.
+	outageMu   sync.Mutex
+	down       bool
+	graceUntil time.Time
 }
 
 func newScheduler(w *Workers) *Scheduler { return &Scheduler{w: w} }
@@ -129,7 +135,7 @@ func (r Requeuer) runRetriesOf(ctx context.Context, integrationID uuid.UUID) (in
 // changes nothing.
 func (s *Scheduler) watchdog(ctx context.Context) error {
 	ids, err := s.w.store.IntegrationsHoldingSlots(ctx)
-	if err != nil {
+	if !s.mayRelease(err) {
 		return err
 	}
 	var errs []error
@@ -144,6 +150,30 @@ func (s *Scheduler) watchdog(ctx context.Context) error {
 		err = s.release(ctx, now, awaiting)
 	}
 	return errors.Join(append(errs, err)...)
+}
+
+// mayRelease tells the watchdog whether it may release calls, given how
+// its first query went. After an outage, silence is not what it seems:
+// dial answers wait in retryStore, call events and post-calls in JetStream,
+// and they are applied only some time after the database is back. Releasing
+// then would call back a customer whose conversation ended, or lose its
+// transcript; so for OutageGrace after the database returns (wall time,
+// since the held work drains in real time) the watchdog releases nothing.
+func (s *Scheduler) mayRelease(err error) bool {
+	s.outageMu.Lock()
+	defer s.outageMu.Unlock()
+	if err != nil {
+		if store.IsTransient(err) {
+			s.down = true
+		}
+		return false
+	}
+	if s.down {
+		s.down = false
+		s.graceUntil = time.Now().Add(s.w.cfg.OutageGrace)
+		s.w.log.Info().Dur("grace", s.w.cfg.OutageGrace).Msg("database is back; the watchdog waits for held work to be applied")
+	}
+	return !time.Now().Before(s.graceUntil)
 }
 
 func (s *Scheduler) watchdogOf(ctx context.Context, integrationID uuid.UUID) error {

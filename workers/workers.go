@@ -53,6 +53,10 @@ type Config struct {
 	// OutboxLease is how long a CRM update is leased to its deliverer
 	// before another may take it; it is renewed while the request runs.
 	OutboxLease time.Duration
+	// OutageGrace is how long the watchdog waits, once the database is
+	// back after an outage, before it releases any call: what was held
+	// meanwhile (dial answers, events, post-calls) is applied first.
+	OutageGrace time.Duration
 }
 
 // Defaults for Config.
@@ -62,6 +66,9 @@ const (
 	SweepEveryDefault      = time.Second
 	DialLostAfterDefault   = 2 * time.Minute
 	PostcallWaitDefault    = 15 * time.Minute
+	// OutageGraceDefault covers the consumers' redelivery of held messages
+	// (a few HoldWaits and AckWaits) and retryStore's longest delay.
+	OutageGraceDefault = time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -79,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PostcallWait <= 0 {
 		c.PostcallWait = PostcallWaitDefault
+	}
+	if c.OutageGrace <= 0 {
+		c.OutageGrace = OutageGraceDefault
 	}
 	return c
 }
@@ -195,6 +205,7 @@ func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h qu
 // dispatcher finish its dials in flight and record their answers, for as
 // long as ctx allows.
 func (w *Workers) Stop(ctx context.Context) {
+	w.Dispatcher.StopClaiming() // nothing new is dialled while the rest drains
 	for i := len(w.stops) - 1; i >= 0; i-- {
 		w.stops[i](ctx)
 	}
