@@ -225,13 +225,13 @@ func TestCoreSecrets(t *testing.T) {
 	r := post(w.a, "core-slug", "CORE_KEY", "core-value-0001").expect(t, http.StatusCreated)
 	expectHidden(t, r, "core-value-0001")
 	first := decodeAs[store.Secret](t, r)
-	// POST again upserts: same secret, new value.
+	// POST again upserts: same secret, new value (under 16 characters: no preview).
 	if r = post(w.a, "Core Name", "CORE_KEY", "core-value-0002"); r.status != http.StatusOK && r.status != http.StatusCreated {
 		t.Fatalf("upsert: %d %s", r.status, r.body)
 	}
 	expectHidden(t, r, "core-value-0001", "core-value-0002")
 	second := decodeAs[store.Secret](t, r)
-	if second.ID != first.ID || second.ValuePreview != "cor…02" || second.UpdatedAt.Before(first.UpdatedAt) {
+	if second.ID != first.ID || second.ValuePreview != "…" || second.UpdatedAt.Before(first.UpdatedAt) {
 		t.Errorf("upsert = %+v, first %+v", second, first)
 	}
 	if got, err := w.env.Store.SecretValue(context.Background(), in.ID, "CORE_KEY"); err != nil || got != "core-value-0002" {

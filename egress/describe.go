@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 )
 
@@ -78,8 +79,26 @@ type Failure struct {
 // Fail wraps a transport error of op.
 func Fail(op string, err error) *Failure { return &Failure{Op: op, cause: err} }
 
-// Error is for the operator's log: it carries the transport's own words.
-func (e *Failure) Error() string { return e.Op + ": " + e.cause.Error() }
+// Error is for the operator's log: it carries the transport's own words,
+// but not the request's query, which may hold a person's phone number (a
+// CRM lookup), nor credentials in the address.
+func (e *Failure) Error() string {
+	var ue *url.Error
+	if errors.As(e.cause, &ue) {
+		return fmt.Sprintf("%s: %s %q: %v", e.Op, ue.Op, withoutQuery(ue.URL), ue.Err)
+	}
+	return e.Op + ": " + e.cause.Error()
+}
+
+// withoutQuery is address without its query, fragment and user info.
+func withoutQuery(address string) string {
+	u, err := url.Parse(address)
+	if err != nil {
+		return "(unreadable address)"
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
+	return u.String()
+}
 
 // Describe is the kind of the transport error.
 func (e *Failure) Describe() string {

@@ -501,7 +501,7 @@ func TestSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Key != "NETHUNT_API_KEY" || first.ValuePreview != "sk-…01" {
+	if first.Key != "NETHUNT_API_KEY" || first.ValuePreview != "sk…01" {
 		t.Fatalf("PutSecret = %+v", first)
 	}
 	_, err = s.PutSecret(ctx, "test", in.ID, store.KindSecret, "NETHUNT_API_KEY", "sk-other-value-02", false)
