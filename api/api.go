@@ -101,6 +101,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /api/integrations/{id}/config/{key}", a.getConfigKey)
 	route("PUT /api/integrations/{id}/config/{key}", a.putConfigKey)
 	route("DELETE /api/integrations/{id}/config/{key}", a.deleteConfigKey)
+	route("GET /api/integrations/{id}/crm/fields", a.crmFieldNames)
 
 	for _, kind := range []string{store.KindSecret, store.KindCredential} {
 		base := "/api/integrations/{id}/" + kind + "s"

@@ -64,3 +64,53 @@ func TestPutCRMChecksNetHunt(t *testing.T) {
 	expectFieldError(t, w.a.do(t, "PUT", fieldsPath, map[string]any{"company": "Компанія"}), http.StatusUnprocessableEntity, "crm_fields.company")
 	w.a.do(t, "PUT", fieldsPath, map[string]any{"company": "Company", "email": "Email"}).expect(t, http.StatusOK)
 }
+
+// TestCRMFieldNames: GET crm/fields lists the NetHunt folder's field names
+// with the stored crm config and secrets; another CRM is a 409, a missing
+// secret or a folder NetHunt does not know a 422 naming it, and NetHunt
+// down a 503 saying how without quoting NetHunt.
+func TestCRMFieldNames(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	nh := nethunttest.New(t)
+	in := createIntegration(t, w.a, map[string]any{"name": "NetHunt fields"})
+	fieldsPath := integrationPath(in, "/crm/fields")
+
+	expectFieldError(t, w.a.do(t, "GET", fieldsPath, nil), http.StatusConflict, "crm.kind")
+
+	addSecret(t, w.a, in, "credentials", "NETHUNT_EMAIL", nethunttest.Email)
+	key := addSecret(t, w.a, in, "credentials", "NETHUNT_API_KEY", nethunttest.APIKey)
+	w.a.do(t, "PUT", integrationPath(in, "/config/crm"), map[string]any{"kind": "nethunt", "folder_id": nethunttest.Folder,
+		"base_url": nh.BaseURL()}).expect(t, http.StatusOK)
+	got := decodeAs[struct {
+		Fields []string `json:"fields"`
+	}](t, w.a.do(t, "GET", fieldsPath, nil).expect(t, http.StatusOK))
+	var want []string
+	for _, f := range nethunttest.DefaultFields {
+		want = append(want, f.Name)
+	}
+	if strings.Join(got.Fields, ",") != strings.Join(want, ",") {
+		t.Errorf("fields = %q, want %q", got.Fields, want)
+	}
+
+	w.a.do(t, "PUT", integrationPath(in, "/credentials/", key.ID.String()),
+		map[string]any{"key": "NETHUNT_API_KEY", "value": "stale-key"}).expect(t, http.StatusOK)
+	e := expectFieldError(t, w.a.do(t, "GET", fieldsPath, nil), http.StatusUnprocessableEntity, "NETHUNT_API_KEY")
+	if strings.Contains(e.Message, "stale-key") || strings.Contains(e.Message, "Unauthorized") {
+		t.Errorf("message %q echoes the key or NetHunt's answer", e.Message)
+	}
+	w.a.do(t, "DELETE", integrationPath(in, "/credentials/", key.ID.String()), nil).expect(t, http.StatusOK)
+	expectFieldError(t, w.a.do(t, "GET", fieldsPath, nil), http.StatusUnprocessableEntity, "NETHUNT_API_KEY")
+	addSecret(t, w.a, in, "credentials", "NETHUNT_API_KEY", nethunttest.APIKey)
+
+	// A folder deleted in NetHunt after the crm config was stored.
+	nh.Fail("triggers/folder-field", http.StatusNotFound, 1)
+	expectFieldError(t, w.a.do(t, "GET", fieldsPath, nil), http.StatusUnprocessableEntity, "folder_id")
+
+	nh.SetStatus(http.StatusServiceUnavailable)
+	e = expectError(t, w.a.do(t, "GET", fieldsPath, nil), http.StatusServiceUnavailable)
+	if !strings.Contains(e.Message, "bad status 503") || strings.Contains(e.Message, "Service Unavailable") {
+		t.Errorf("message %q: want the kind of failure, not NetHunt's text", e.Message)
+	}
+	nh.SetStatus(0)
+}

@@ -107,6 +107,11 @@ var adminDocs = map[string]opDoc{
 		response: obj{}, errors: []int{400, 404, 413, 422}},
 	"DELETE /api/integrations/{id}/config/{key}": {summary: "Restore a configuration key's default", tag: "Config",
 		response: obj{}, errors: []int{404}},
+	"GET /api/integrations/{id}/crm/fields": {summary: "The field names of the NetHunt folder, for crm_fields", tag: "Config",
+		description: "Asked of NetHunt with the stored crm config and the NETHUNT_EMAIL and NETHUNT_API_KEY secrets. 409 when the CRM is not NetHunt; " +
+			"422 names the secret or config field NetHunt refused; 503 when NetHunt does not answer.",
+		response: obj{"type": "object", "required": []string{"fields"}, "properties": obj{"fields": obj{"type": "array", "items": obj{"type": "string"}}}},
+		example:  obj{"fields": []string{"Name", "Phone", "Email", "Status"}}, errors: []int{404, 409, 422}},
 
 	"POST /api/core/secrets": {summary: "Set a secret by integration name (seed 000)", tag: "Secrets", status: 201,
 		description: "Creates the secret or replaces the value of the key.",

@@ -355,6 +355,7 @@ func routeTable() []routeRow {
 			},
 		},
 		{pattern: "DELETE /api/integrations/{id}/config/{key}"},
+		{pattern: "GET /api/integrations/{id}/crm/fields"},
 		{pattern: "GET /api/integrations/{id}/stats"},
 		{
 			pattern: "POST /api/core/secrets",

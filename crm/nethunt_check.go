@@ -30,21 +30,10 @@ func (e *SetupError) Error() string { return e.Field + ": " + e.Message }
 // *SetupError; NetHunt not answering is any other error. The answers'
 // bodies are never quoted back.
 func CheckNetHunt(ctx context.Context, cfg config.CRM, fields config.CRMFields, email, apiKey string, client *http.Client) error {
-	switch {
-	case email == "":
-		return &SetupError{Field: SecretNetHuntEmail, Message: "set this secret before configuring NetHunt"}
-	case apiKey == "":
-		return &SetupError{Field: SecretNetHuntAPIKey, Message: "set this secret before configuring NetHunt"}
-	}
-	c, err := newNetHunt(cfg, fields, email, apiKey, client)
+	n, err := netHuntToAsk(cfg, fields, email, apiKey, client)
 	if err != nil {
-		var perm *PermanentError
-		if errors.As(err, &perm) {
-			return &SetupError{Field: strings.TrimPrefix(strings.Fields(perm.Message)[0], "crm."), Message: perm.Message}
-		}
 		return err
 	}
-	n := c.(*netHunt)
 	if _, err := n.do(ctx, http.MethodGet, n.base+"/triggers/auth-test", nil); err != nil {
 		switch status(err) {
 		case http.StatusUnauthorized, http.StatusForbidden:
@@ -55,23 +44,9 @@ func CheckNetHunt(ctx context.Context, cfg config.CRM, fields config.CRMFields, 
 		}
 		return fmt.Errorf("nethunt auth-test: %w", err)
 	}
-	body, err := n.do(ctx, http.MethodGet, n.base+"/triggers/folder-field/"+url.PathEscape(n.folderID), nil)
+	names, err := n.folderFieldNames(ctx)
 	if err != nil {
-		switch status(err) {
-		case http.StatusNotFound, http.StatusForbidden, http.StatusBadRequest:
-			return &SetupError{Field: "folder_id", Message: "NetHunt has no folder with this id that the account can read"}
-		}
-		return fmt.Errorf("nethunt folder-field: %w", err)
-	}
-	var folder []struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(body, &folder); err != nil {
-		return &SetupError{Field: "base_url", Message: "the answer at this URL is not NetHunt's list of folder fields"}
-	}
-	names := make([]string, 0, len(folder))
-	for _, f := range folder {
-		names = append(names, f.Name)
+		return err
 	}
 	ours := make([]string, 0, len(fields))
 	for k := range fields {
@@ -88,6 +63,64 @@ func CheckNetHunt(ctx context.Context, cfg config.CRM, fields config.CRMFields, 
 		}
 	}
 	return nil
+}
+
+// NetHuntFieldNames lists the field names of the folder cfg names, as
+// NetHunt spells them, for an operator choosing crm_fields. What NetHunt
+// refuses is a *SetupError; NetHunt not answering is any other error.
+func NetHuntFieldNames(ctx context.Context, cfg config.CRM, fields config.CRMFields, email, apiKey string, client *http.Client) ([]string, error) {
+	n, err := netHuntToAsk(cfg, fields, email, apiKey, client)
+	if err != nil {
+		return nil, err
+	}
+	return n.folderFieldNames(ctx)
+}
+
+// netHuntToAsk is a client for the setup questions; missing secrets and a
+// configuration the adapter cannot work with are a *SetupError.
+func netHuntToAsk(cfg config.CRM, fields config.CRMFields, email, apiKey string, client *http.Client) (*netHunt, error) {
+	switch {
+	case email == "":
+		return nil, &SetupError{Field: SecretNetHuntEmail, Message: "set this secret before using NetHunt"}
+	case apiKey == "":
+		return nil, &SetupError{Field: SecretNetHuntAPIKey, Message: "set this secret before using NetHunt"}
+	}
+	c, err := newNetHunt(cfg, fields, email, apiKey, client)
+	if err != nil {
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			return nil, &SetupError{Field: strings.TrimPrefix(strings.Fields(perm.Message)[0], "crm."), Message: perm.Message}
+		}
+		return nil, err
+	}
+	return c.(*netHunt), nil
+}
+
+// folderFieldNames asks NetHunt for the names of the folder's fields
+// (triggers/folder-field/{folder}).
+func (n *netHunt) folderFieldNames(ctx context.Context) ([]string, error) {
+	body, err := n.do(ctx, http.MethodGet, n.base+"/triggers/folder-field/"+url.PathEscape(n.folderID), nil)
+	if err != nil {
+		switch status(err) {
+		case http.StatusUnauthorized:
+			return nil, &SetupError{Field: SecretNetHuntAPIKey, Message: "NetHunt refused the e-mail and API key (secrets " +
+				SecretNetHuntEmail + ", " + SecretNetHuntAPIKey + ")"}
+		case http.StatusNotFound, http.StatusForbidden, http.StatusBadRequest:
+			return nil, &SetupError{Field: "folder_id", Message: "NetHunt has no folder with this id that the account can read"}
+		}
+		return nil, fmt.Errorf("nethunt folder-field: %w", err)
+	}
+	var folder []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(body, &folder); err != nil {
+		return nil, &SetupError{Field: "base_url", Message: "the answer at this URL is not NetHunt's list of folder fields"}
+	}
+	names := make([]string, 0, len(folder))
+	for _, f := range folder {
+		names = append(names, f.Name)
+	}
+	return names, nil
 }
 
 func rank(field string) int {

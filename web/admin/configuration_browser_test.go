@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/callqueue/callqueue/crm/nethunttest"
 	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
@@ -130,6 +132,81 @@ func TestConsoleConfiguration(t *testing.T) {
 	b.until("page 2", `document.querySelector('`+pager+` span')?.textContent.startsWith('Page 2 of 2') &&
 		document.querySelectorAll('#audit-list > ol > li').length === `+strconv.Itoa(total-20)+` &&
 		document.querySelector('#audit-list li[data-resource="integration"][data-action="create"]')`)
+}
+
+// TestConsoleNetHuntFieldNames: with NetHunt the CRM, the field names
+// form loads the folder's own field names from NetHunt and offers them to
+// each input; a refused key is shown on the form, not NetHunt's words.
+func TestConsoleNetHuntFieldNames(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	nh := nethunttest.New(t)
+	in := c.admin.CreateIntegration("NetHunt names", nil, nil)
+	path := "/api/integrations/" + in.ID.String()
+	var key store.Secret
+	for name, value := range map[string]string{"NETHUNT_EMAIL": nethunttest.Email, "NETHUNT_API_KEY": "stale-key"} {
+		var s store.Secret
+		if code := c.admin.Do("POST", path+"/credentials", map[string]any{"key": name, "value": value}, &s); code != http.StatusCreated {
+			t.Fatalf("post credential %s: %d", name, code)
+		}
+		if name == "NETHUNT_API_KEY" {
+			key = s
+		}
+	}
+	setKey := func(value string) {
+		t.Helper()
+		if code := c.admin.Do("PUT", path+"/credentials/"+key.ID.String(), map[string]any{"key": "NETHUNT_API_KEY", "value": value}, nil); code != http.StatusOK {
+			t.Fatalf("put key: %d", code)
+		}
+	}
+	b := c.b
+	b.open("/admin/integrations/" + in.ID.String() + "?tab=configuration")
+	b.signIn(c.admin.Token)
+	b.until("the field names form", `document.querySelector('#config-crm_fields')`)
+	var offered bool
+	b.eval(`[...document.querySelectorAll('#config-crm_fields button')].some((x) => x.textContent === 'Load field names')`, &offered)
+	if offered {
+		t.Fatal("Load field names is offered without NetHunt as the CRM")
+	}
+
+	// NetHunt with a key it refuses (the check on saving is passed with
+	// the right one first).
+	setKey(nethunttest.APIKey)
+	c.admin.PutConfig(in, "crm", map[string]any{"kind": "nethunt", "folder_id": nethunttest.Folder, "base_url": nh.BaseURL()})
+	setKey("stale-key")
+	b.tab("audit")
+	b.tab("configuration")
+	load := `[...document.querySelectorAll('#config-crm_fields button')].find((x) => x.textContent === 'Load field names')`
+	b.until("the load button", load)
+	b.run("load", chromedp.Evaluate(load+`.click()`, nil))
+	b.until("the refusal", `document.querySelector('#config-crm_fields .form-error:not([hidden])')?.textContent.startsWith('NETHUNT_API_KEY:')`)
+	if msg := b.textOf(`#config-crm_fields .form-error`); strings.Contains(msg, "stale-key") || strings.Contains(msg, "Unauthorized") {
+		t.Fatalf("the refusal %q echoes the key or NetHunt's answer", msg)
+	}
+
+	setKey(nethunttest.APIKey)
+	b.run("load again", chromedp.Evaluate(load+`.click()`, nil))
+	var want []string
+	for _, f := range nethunttest.DefaultFields {
+		want = append(want, f.Name)
+	}
+	b.until("the folder's names offered to every input", `(() => {
+		const form = document.querySelector('#config-crm_fields');
+		const inputs = [...form.querySelectorAll('input[name]')];
+		const list = document.getElementById(inputs[0].getAttribute('list'));
+		return list && inputs.every((i) => i.list === list) &&
+			JSON.stringify([...list.options].map((o) => o.value)) === `+jsonString(mustJSON(t, want))+` &&
+			form.querySelector('.form-error')?.hidden !== false;
+	})()`)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 // configKey reads one config key through the API.

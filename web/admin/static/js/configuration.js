@@ -168,8 +168,27 @@ export async function configurationTab(ctx, it, panel) {
 
   const cf = cfg.crm_fields || {};
   const fieldNames = ['phone', 'name', 'company', 'source', 'status'];
-  const crmFields = section('crm_fields', 'CRM field names', 'The names of these fields in your CRM.', [
-    h('div', {class: 'row'}, fieldNames.map((n) => field(n, text(n, cf[n])))),
+  // With NetHunt the CRM, the folder's own field names are offered to choose from.
+  const nethunt = cr.kind === 'nethunt';
+  const choices = h('datalist', {id: uid('crm-field-names')});
+  const loadNames = nethunt ? h('button', {type: 'button', class: 'secondary', onclick: async () => {
+    clearErrors(crmFields);
+    loadNames.disabled = true;
+    try {
+      const {fields} = await get(`/api/integrations/${it.id}/crm/fields`);
+      replace(choices, fields.map((n) => h('option', {value: n})));
+      toast(`NetHunt folder: ${fields.length} field names`);
+    } catch (ex) {
+      if (!(ex instanceof ApiError)) throw ex;
+      formError(crmFields, ex);
+    } finally {
+      loadNames.disabled = false;
+    }
+  }}, 'Load field names') : null;
+  const crmFields = section('crm_fields', 'CRM field names', 'The names of these fields in your CRM.' +
+    (nethunt ? ' Load field names offers the NetHunt folder’s own (they are case-sensitive).' : ''), [
+    h('div', {class: 'row'}, fieldNames.map((n) => field(n, text(n, cf[n], nethunt ? {list: choices.id} : {})))),
+    nethunt ? h('div', {class: 'actions'}, loadNames) : null, choices,
   ], () => {
     const v = {...cf};
     for (const n of fieldNames) v[n] = val(crmFields, n);
