@@ -89,6 +89,7 @@ func run() error {
 		{"agentinit", b.agentInit},
 		{"outbox", b.outbox},
 		{"admin", b.adminList},
+		{"intake_visible", b.intakeVisible},
 		{"simulated", b.simulated},
 		{"campaign_upload", b.campaignUpload},
 		{"campaign_dispatch", b.campaignDispatch},
