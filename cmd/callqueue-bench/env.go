@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -201,6 +202,35 @@ func (w *world) startIdle(ctx context.Context, role, callHandling string) (*serv
 	}
 	in, token, err := w.setupIntegration(ctx, "", "http://127.0.0.1:1", callHandling)
 	return svc, in, token, err
+}
+
+// startUndialled migrates the database, starts a process of every role and
+// creates an integration with callHandling and no dialler: the calls it is
+// sent stay queued, so only the intake is at work.
+func (w *world) startUndialled(ctx context.Context, name, callHandling string) (*service.Service, store.Integration, error) {
+	svc, err := w.start(ctx, "all", true, nil)
+	if err != nil {
+		return nil, store.Integration{}, err
+	}
+	in, err := w.st.CreateIntegration(ctx, "bench", store.ActorCLI, store.IntegrationFields{Name: &name})
+	if err != nil {
+		return nil, in, err
+	}
+	err = w.st.PutConfig(ctx, store.ActorCLI, in.ID, config.KeyCallHandling, []byte(callHandling))
+	return svc, in, err
+}
+
+// intakeLag is the lag, in ms, from each of the integration's calls'
+// receipt (its created_at) to the intake worker's insert (its queued
+// history entry): how long a 202's call id waits to be readable.
+func (w *world) intakeLag(ctx context.Context, integrationID uuid.UUID) (p50, p99, worst float64, err error) {
+	err = w.st.Pool().QueryRow(ctx, `SELECT
+			COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), 0),
+			COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), 0), COALESCE(max(lag), 0)
+		FROM (SELECT EXTRACT(EPOCH FROM e.occurred_at - c.created_at) * 1000 AS lag
+			FROM calls c JOIN call_events e ON e.call_id = c.id AND e.kind = 'queued' WHERE c.integration_id = $1) l`,
+		integrationID).Scan(&p50, &p99, &worst)
+	return p50, p99, worst, err
 }
 
 func newHTTPClient(conns int) *http.Client {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/callqueue/callqueue/store"
 )
 
 // intakeVisible measures read-your-write (contract §3) at a fixed offered
@@ -24,16 +22,10 @@ func (b *bench) intakeVisible(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	svc, err := w.start(ctx, "all", true, nil)
+	svc, in, err := w.startUndialled(ctx, "intake visible", `{"concurrency_limit": 10}`)
 	if err != nil {
 		return err
 	}
-	name := "intake visible"
-	in, err := w.st.CreateIntegration(ctx, "bench", store.ActorCLI, store.IntegrationFields{Name: &name})
-	if err != nil {
-		return err
-	}
-	// No voice config: the calls stay queued, so only the intake is measured.
 	client := newHTTPClient(256)
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-originate"
 	total := rate * seconds
@@ -59,13 +51,8 @@ func (b *bench) intakeVisible(ctx context.Context) error {
 	if err := w.waitCount(ctx, `SELECT count(*) FROM calls WHERE status = 'queued'`, total, 2*time.Minute); err != nil {
 		return err
 	}
-	var p50, p99, worst float64
-	if err := w.st.Pool().QueryRow(ctx, `SELECT
-			COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), 0),
-			COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), 0), COALESCE(max(lag), 0)
-		FROM (SELECT EXTRACT(EPOCH FROM e.occurred_at - c.created_at) * 1000 AS lag
-			FROM calls c JOIN call_events e ON e.call_id = c.id AND e.kind = 'queued' WHERE c.integration_id = $1) l`, in.ID).
-		Scan(&p50, &p99, &worst); err != nil {
+	p50, p99, worst, err := w.intakeLag(ctx, in.ID)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "callqueue-bench: intake_visible: %d originates offered at %.0f/s, lag p50 %.1f ms p99 %.1f ms max %.1f ms\n",

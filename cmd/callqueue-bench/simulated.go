@@ -25,20 +25,9 @@ func (b *bench) simulated(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	svc, err := w.start(ctx, "all", true, nil)
-	if err != nil {
-		return err
-	}
-	if _, _, err := w.st.CreateToken(ctx, "bench", store.ActorCLI, "bench"); err != nil {
-		return err
-	}
-	name := "simulated"
-	in, err := w.st.CreateIntegration(ctx, "bench", store.ActorCLI, store.IntegrationFields{Name: &name})
-	if err != nil {
-		return err
-	}
 	callHandling := fmt.Sprintf(`{"concurrency_limit": %d, "max_attempts": 1, "max_call_duration_secs": 600}`, limit)
-	if err := w.st.PutConfig(ctx, store.ActorCLI, in.ID, config.KeyCallHandling, []byte(callHandling)); err != nil {
+	svc, in, err := w.startUndialled(ctx, "simulated", callHandling)
+	if err != nil {
 		return err
 	}
 
@@ -71,11 +60,8 @@ func (b *bench) simulated(ctx context.Context) error {
 	// The intake lag (contract §3: a call id of a 202 is readable within a
 	// second): from the webhook's receipt (the call's created_at) to the
 	// intake worker's insert (its queued history entry), per call.
-	var visibleP99 float64
-	if err := w.st.Pool().QueryRow(ctx, `SELECT COALESCE(percentile_cont(0.99) WITHIN GROUP (
-			ORDER BY EXTRACT(EPOCH FROM e.occurred_at - c.created_at) * 1000), 0)
-		FROM calls c JOIN call_events e ON e.call_id = c.id AND e.kind = 'queued' WHERE c.integration_id = $1`, in.ID).
-		Scan(&visibleP99); err != nil {
+	_, visibleP99, _, err := w.intakeLag(ctx, in.ID)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "callqueue-bench: simulated: %d originates at %.0f/s, intake visible p99 %.1f ms\n", calls, originateRate, visibleP99)
