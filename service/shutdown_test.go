@@ -66,7 +66,11 @@ func TestShutdownDuringAClaimsCommit(t *testing.T) {
 		defer cancel()
 		done <- in.Shutdown(ctx)
 	}()
-	time.Sleep(100 * time.Millisecond) // the stop has begun (no signal to wait on)
+	select {
+	case <-in.Workers.Dispatcher.ClaimingStopped():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the shutdown never stopped claiming")
+	}
 	close(stopping)
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)

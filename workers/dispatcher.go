@@ -99,6 +99,14 @@ func (d *Dispatcher) StopClaiming() {
 	})
 }
 
+// ClaimingStopped is closed once StopClaiming has run (nil before Start).
+func (d *Dispatcher) ClaimingStopped() <-chan struct{} {
+	if d.ctx == nil {
+		return nil
+	}
+	return d.ctx.Done()
+}
+
 // Stop stops claiming calls, then waits for the dials in flight to be
 // answered and their answers recorded, until ctx ends. Dials still open
 // then are abandoned: their calls stay dialing and the watchdog releases
