@@ -149,7 +149,7 @@ func (a *API) fetchSpec(ctx context.Context, specURL string) ([]byte, error) {
 	resp, err := a.httpClient.Do(req) //nolint:gosec // G704: the owner's own spec URL, under the egress policy, bounded by timeout and size
 	if err != nil {
 		// The transport's words name addresses and ports: not shown back.
-		a.log.Warn().Err(err).Msg("spec fetch failed")
+		a.log.Warn().Err(egress.Fail("spec fetch", err)).Msg("spec fetch failed") // without the URL's query
 		return nil, badGateway("fetching the spec failed: %s", egress.Describe(err))
 	}
 	defer resp.Body.Close()

@@ -98,7 +98,7 @@ func (n *netHunt) Lookup(ctx context.Context, number string) (*Record, error) {
 		}
 		for _, r := range found {
 			id := cmp.Or(r.RecordID, r.ID)
-			if id == "" || !phoneMatches(r.Fields[n.phoneField], forms.NSN) ||
+			if id == "" || !phoneMatches(r.Fields[n.phoneField], forms) ||
 				slices.ContainsFunc(matches, func(m *Record) bool { return m.ID == id }) {
 				continue
 			}
@@ -115,9 +115,13 @@ func (n *netHunt) Lookup(ctx context.Context, number string) (*Record, error) {
 }
 
 // phoneMatches reports whether a phone field's value (a string, or an
-// array of them for a multi-value field) holds the number whose national
-// significant number is nsn.
-func phoneMatches(v any, nsn string) bool {
+// array of them for a multi-value field; a string may list several numbers
+// split by , ; or /) holds the recipient's number: digits that end with its
+// national significant number (contract §5), preceded by nothing, the
+// country code (with or without 00) or the national trunk prefix. A longer
+// number that merely ends in the same digits, another country's among
+// them, is someone else.
+func phoneMatches(v any, forms phone.Forms) bool {
 	var typed []string
 	switch v := v.(type) {
 	case string:
@@ -129,9 +133,22 @@ func phoneMatches(v any, nsn string) bool {
 			}
 		}
 	}
+	nsn := forms.NSN
+	if nsn == "" {
+		return false
+	}
+	country := strings.TrimSuffix(forms.International, nsn)
+	trunk := strings.TrimSuffix(forms.National, nsn)
 	for _, s := range typed {
-		if d := phone.Digits(s); nsn != "" && strings.HasSuffix(d, nsn) {
-			return true
+		for _, one := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == '/' }) {
+			d := phone.Digits(one)
+			if !strings.HasSuffix(d, nsn) {
+				continue
+			}
+			switch strings.TrimSuffix(d, nsn) {
+			case "", country, "00" + country, trunk:
+				return true
+			}
 		}
 	}
 	return false

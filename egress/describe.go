@@ -44,15 +44,12 @@ type Described interface {
 // peer that the error's own text may carry.
 func Describe(err error) string {
 	var described Described
-	var status *StatusError
 	var netErr net.Error
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.As(err, &described):
+	case errors.As(err, &described): // *StatusError and our own errors say what they are
 		return described.Describe()
-	case errors.As(err, &status):
-		return status.Describe()
 	case errors.Is(err, ErrRefused):
 		return KindRefused
 	case errors.Is(err, ErrRedirectRefused):

@@ -58,10 +58,13 @@ func (h *Handler) agentPostcall(ctx context.Context, r request) (int, any, error
 		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "",
 			"%s bodies are kept up to %d bytes", wh.Type, queue.MaxPayload-4096)
 	}
-	msgID := "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), string(r.body))
-	if ids.ConversationID != "" {
-		msgID = "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), ids.ConversationID)
+	// A conversation's post-call is one message however often it is sent;
+	// only a body without a conversation is told apart by its bytes.
+	dedupe := ids.ConversationID
+	if dedupe == "" {
+		dedupe = string(r.body)
 	}
+	msgID := "postcall:" + wh.Type + ":" + hashKey(r.in.ID.String(), dedupe)
 	if _, err := h.publish(ctx, r, queue.Message{Kind: queue.KindPostcall, MsgID: msgID, Data: data}); err != nil {
 		return 0, nil, err
 	}
