@@ -1,6 +1,7 @@
 package callerctx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -60,8 +61,12 @@ func Answer(now time.Time, agent Agent, phone string, caller Caller) elevenlabs.
 	vars["phone_number"] = phone
 	if caller.CallID != "" {
 		vars["call_id"] = caller.CallID
+		// Stored by us as an object; numbers kept exactly as given (an
+		// order id above 2^53 is not a float).
 		var callVars map[string]any
-		_ = json.Unmarshal(caller.CallVars, &callVars) // stored by us as an object
+		dec := json.NewDecoder(bytes.NewReader(caller.CallVars))
+		dec.UseNumber()
+		_ = dec.Decode(&callVars)
 		for k, v := range callVars {
 			vars[k] = v
 		}

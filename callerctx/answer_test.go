@@ -33,6 +33,8 @@ func TestAnswer(t *testing.T) {
 		{"system names dropped", callerctx.Caller{Vars: map[string]any{"system__time": "x"}, CallID: "c-2",
 			CallVars: json.RawMessage(`{"system__call_sid":"CA1","ok":true}`)},
 			map[string]any{"ok": true, "system__time": nil, "system__call_sid": nil}},
+		{"large numbers exact", callerctx.Caller{CallID: "c-3", CallVars: json.RawMessage(`{"order_id":12345678901234567}`)},
+			map[string]any{"order_id": json.Number("12345678901234567")}},
 		{"nested values as JSON text", callerctx.Caller{Vars: map[string]any{"tags": []any{"vip"}, "crm": map[string]any{"id": 7.0}}},
 			map[string]any{"tags": `["vip"]`, "crm": `{"id":7}`}},
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,9 +106,12 @@ func FromEnv() Service {
 	}
 	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
 	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_UNVERIFIED_BODY_BYTES")); raw != "" {
-		if _, err := fmt.Sscan(raw, &s.UnverifiedBodyBytes); err != nil || s.UnverifiedBodyBytes < 1 {
-			s.UnverifiedBodyBytes = -1 // Validate names the variable
+		// Whole bytes only: "10MB" is refused, not read as 10.
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 1 {
+			n = -1 // Validate names the variable
 		}
+		s.UnverifiedBodyBytes = n
 	}
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
