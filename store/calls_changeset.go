@@ -315,13 +315,19 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("suppress numbers: %w", err)
 		}
 	}
+	// A later attempt's post-call replaces an earlier attempt's analysis
+	// still waiting: the call's result is the later attempt's, and a worker
+	// holding the earlier one loses its lease.
 	if len(cs.analyses) > 0 {
 		calls, integrations := columns2[uuid.UUID, uuid.UUID](cs.analyses)
 		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
 			SELECT call_id, integration_id, attempt, created_at, transcript::jsonb, agent_analysis::jsonb
 			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[])
 				AS v (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
-			ON CONFLICT (call_id) DO NOTHING`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3),
+			ON CONFLICT (call_id) DO UPDATE SET attempt = EXCLUDED.attempt, created_at = EXCLUDED.created_at,
+				transcript = EXCLUDED.transcript, agent_analysis = EXCLUDED.agent_analysis,
+				tries = 0, locked_until = NULL, lease_token = NULL
+			WHERE pending_analyses.attempt < EXCLUDED.attempt`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3),
 			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5)); err != nil {
 			return fmt.Errorf("queue analyses: %w", err)
 		}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -131,5 +132,40 @@ func TestDoNotCallFromTheLLMAfterShortCall(t *testing.T) {
 	c := getCall(t, s, id)
 	if c.Status != callstate.Cancelled || deref(c.Outcome) != callstate.OutcomeSuppressed || !suppressedFor(t, s, in.ID, c.PhoneNumber) {
 		t.Errorf("after the LLM's do_not_call: %s/%s, suppressed %v", c.Status, deref(c.Outcome), suppressedFor(t, s, in.ID, c.PhoneNumber))
+	}
+}
+
+// TestLaterAttemptsAnalysisReplacesAWaitingOne: the analysis of a short
+// first attempt still waits (or is leased) when the retry's post-call
+// comes; the retry's is the one analysed, and the worker holding the first
+// loses its lease instead of amending the call with the wrong attempt.
+func TestLaterAttemptsAnalysisReplacesAWaitingOne(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in, id := llmCallEnded(t, s, 3)
+	apply(t, s, doNotCallPostcall(in.ID, id, `{"source":"elevenlabs"}`, t0.Add(time.Minute)))
+	first := analysisJob(t, s, id, t0.Add(2*time.Minute)) // leased, not finished
+
+	retryAt := t0.Add(24 * time.Hour)
+	if _, err := s.RequeueDue(t.Context(), uuid.Nil, retryAt, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, s, in.ID, retryAt); len(got) != 1 || got[0] != id {
+		t.Fatalf("retry claimed %v, want %s", got, id)
+	}
+	end := callEnd(in.ID, id, 90, retryAt.Add(2*time.Minute))
+	end.Attempt = 2
+	apply(t, s, end)
+	post := doNotCallPostcall(in.ID, id, `{"source":"elevenlabs"}`, retryAt.Add(3*time.Minute))
+	post.Attempt = 2
+	apply(t, s, post)
+
+	if err := s.FinishAnalysis(t.Context(), retryAt.Add(4*time.Minute), first, store.Amendment{
+		Analysis: json.RawMessage(`{"source":"llm"}`)}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("finishing the first attempt's analysis: %v, want ErrLeaseLost", err)
+	}
+	second := analysisJob(t, s, id, retryAt.Add(5*time.Minute))
+	if second.Attempt != 2 {
+		t.Errorf("the analysis waiting is attempt %d's, want the retry's (2)", second.Attempt)
 	}
 }
