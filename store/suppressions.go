@@ -215,6 +215,9 @@ func suppressRequested(ctx context.Context, tx pgx.Tx, callIDs []uuid.UUID, at t
 		SELECT DISTINCT ON (i.id, c.phone_number) gen_random_uuid(), i.owner_id, i.id, c.phone_number, c.phone_hash, $2, $3
 		FROM calls c JOIN integrations i ON i.id = c.integration_id
 		WHERE c.id = ANY($1) AND c.phone_number ~ '^\+[0-9]{2,15}$'
+			-- an erased person's entry stays a hash: the number is not written back
+			AND NOT EXISTS (SELECT 1 FROM suppressions e WHERE e.owner_id = i.owner_id AND e.integration_id = i.id
+				AND e.phone_number IS NULL AND e.phone_hash = c.phone_hash)
 		ON CONFLICT (owner_id, integration_id, phone_number) WHERE phone_number IS NOT NULL DO NOTHING`,
 		callIDs, SuppressionReasonRequested, at)
 	return err
