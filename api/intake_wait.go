@@ -20,7 +20,9 @@ const (
 	IntakeVisibleWait = 2 * time.Second
 	// intakeRecent is how old an id may be and still be waited for.
 	intakeRecent = 10 * time.Second
-	intakePoll   = 20 * time.Millisecond
+	// intakePollFirst is the first wait between reads; each next one
+	// doubles, so a made-up id costs a handful of queries, not a hundred.
+	intakePollFirst = 20 * time.Millisecond
 )
 
 // afterIntake runs fn, and again while it answers store.ErrNotFound for an
@@ -35,14 +37,15 @@ func afterIntake(ctx context.Context, id uuid.UUID, fn func() error) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, IntakeVisibleWait)
 	defer cancel()
-	tick := time.NewTicker(intakePoll)
-	defer tick.Stop()
-	for {
+	wait := time.NewTimer(intakePollFirst)
+	defer wait.Stop()
+	for pause := intakePollFirst; ; pause *= 2 {
 		select {
 		case <-ctx.Done():
 			return err
-		case <-tick.C:
+		case <-wait.C:
 		}
+		wait.Reset(pause * 2)
 		if err = fn(); !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
