@@ -94,6 +94,15 @@ func (c *Clients) client(ctx context.Context, id uuid.UUID) (cachedClient, error
 	return e, e.err
 }
 
+func isNone(kind string) bool { return kind == "none" || kind == "" }
+
+// forget drops the integration's cached client.
+func (c *Clients) forget(id uuid.UUID) {
+	c.mu.Lock()
+	delete(c.cache, id)
+	c.mu.Unlock()
+}
+
 // Kind is the integration's CRM kind ("none" when it has none).
 func (c *Clients) Kind(ctx context.Context, id uuid.UUID) (string, error) {
 	e, err := c.client(ctx, id)
@@ -108,7 +117,7 @@ func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[s
 	if err != nil {
 		return nil, err
 	}
-	if e.kind == "none" || e.kind == "" {
+	if isNone(e.kind) {
 		return nil, ErrNoCRM
 	}
 	if err := c.held(id); err != nil {
@@ -137,6 +146,16 @@ func (c *Clients) Lookup(ctx context.Context, id uuid.UUID, phone string) (map[s
 // Retry-After runs, it sends nothing and answers a *RateLimitedError.
 func (c *Clients) Apply(ctx context.Context, id uuid.UUID, u Update) error {
 	e, err := c.client(ctx, id)
+	if err == nil && isNone(e.kind) {
+		// Updates are queued only for an integration with a CRM: a cached
+		// "none" may predate its setting. Read the settings again rather
+		// than report an update delivered that went nowhere.
+		c.forget(id)
+		e, err = c.client(ctx, id)
+		if err == nil && isNone(e.kind) {
+			return &PermanentError{Message: ErrNoCRM.Error()}
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -122,3 +122,58 @@ func TestClientsObeyRetryAfter(t *testing.T) {
 		t.Fatalf("record after the pause: %+v", r.Fields)
 	}
 }
+
+// changingSource is an integration whose settings change while its
+// clients are cached.
+type changingSource struct {
+	mu  sync.Mutex
+	now source
+}
+
+func (s *changingSource) set(src source) { s.mu.Lock(); s.now = src; s.mu.Unlock() }
+func (s *changingSource) Config(ctx context.Context, id uuid.UUID) (config.Integration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now.Config(ctx, id)
+}
+func (s *changingSource) SecretValue(ctx context.Context, id uuid.UUID, key string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now.SecretValue(ctx, id, key)
+}
+
+// TestClientsApplyNeverDropsAnUpdateOnAStaleNone: an update is queued only
+// for an integration with a CRM. When the cache still holds the "no CRM"
+// of a moment before (an agent-init looked the caller up just before the
+// CRM was set), Apply must not report the update delivered: it reads the
+// settings again, and sends it — or, if there really is no CRM any more,
+// fails it for good instead of dropping it silently.
+func TestClientsApplyNeverDropsAnUpdateOnAStaleNone(t *testing.T) {
+	t.Parallel()
+	nh := nethunttest.New(t)
+	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
+	withCRM := config.Decode(nil)
+	withCRM.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
+		StatusValues: map[string]string{"completed": "Called"}}
+	src := &changingSource{now: source{cfg: config.Decode(nil)}}
+	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
+	id := uuid.New()
+
+	if _, err := c.Lookup(t.Context(), id, phone); !errors.Is(err, crm.ErrNoCRM) {
+		t.Fatalf("Lookup without a CRM = %v, want ErrNoCRM", err)
+	}
+	src.set(source{cfg: withCRM, secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}})
+	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
+	if err := c.Apply(t.Context(), id, u); err != nil {
+		t.Fatalf("Apply after the CRM was set: %v", err)
+	}
+	if r, _ := nh.Record(rec); r.Fields["Status"] != "Called" {
+		t.Fatalf("the update never reached the CRM: record %+v", r.Fields)
+	}
+
+	src.set(source{cfg: config.Decode(nil)}) // the CRM is removed again
+	other := uuid.New()                      // and asked for by an update queued before
+	if err := c.Apply(t.Context(), other, u); err == nil || !crm.IsPermanent(err) {
+		t.Fatalf("Apply without any CRM = %v, want a permanent failure, not a silent delivery", err)
+	}
+}

@@ -92,14 +92,14 @@ func (p hostilePeers) check(t *testing.T, where, text string) {
 
 // TestOutboundErrorsAreDescribedByKind: the paths that reach a peer an
 // integration names — the pre-dial check, the dialler, the spec fetch of
-// sync-handlers — against each hostile peer, and what
+// sync-handlers, the CRM outbox — against each hostile peer, and what
 // the call history, the API and the console read back is the kind of the
 // failure (contract §7), never the transport's or the peer's words.
 func TestOutboundErrorsAreDescribedByKind(t *testing.T) {
 	t.Parallel()
 	peers := startHostilePeers(t)
 	env := servicetest.New(t)
-	in := env.Start(servicetest.Options{})
+	in := env.Start(servicetest.Options{CRMTimeout: time.Second})
 	admin := env.Admin(in, "owner-outbound-errors")
 	va := servicetest.NewFakeVA(t)
 	integ := admin.CreateIntegration("Outbound errors", va, map[string]any{"max_attempts": 1})
@@ -168,6 +168,41 @@ func TestOutboundErrorsAreDescribedByKind(t *testing.T) {
 		_, _, raw := servicetest.Send(t, http.DefaultClient, "GET", in.URL+"/api/calls/"+id.String(),
 			map[string]string{"Authorization": "Bearer " + admin.Token}, nil)
 		peers.check(t, "GET /api/calls/"+id.String(), string(raw))
+	}
+
+	// The CRM outbox: a refused call's update, sent to each peer, keeps the
+	// kind as its lastError (read back through the call above).
+	for i, tt := range []struct{ url, want string }{
+		{peers.banner, "connection failed"},
+		{peers.closed, "connection failed"},
+		{peers.silent, "timeout"},
+		{peers.unavailable, "bad status 503"},
+	} {
+		refusing := servicetest.NewFakeVA(t)
+		refusing.SetStatus(http.StatusBadRequest)
+		crmInteg := admin.CreateIntegration("CRM errors "+string(rune('a'+i)), refusing, map[string]any{"max_attempts": 1})
+		admin.AddSecret(crmInteg, "CRM_WEBHOOK_SECRET", "crm-webhook-secret-outbound-0123")
+		if code := admin.Do("PUT", "/api/integrations/"+crmInteg.ID.String()+"/config/crm",
+			map[string]any{"kind": "webhook", "update_url": tt.url}, nil); code != http.StatusOK {
+			t.Fatalf("PUT config crm: %d", code)
+		}
+		var answer struct{ CallID uuid.UUID }
+		if code := servicetest.Request(t, "POST", in.URL+"/"+crmInteg.Slug+"/webhook/call-originate",
+			map[string]string{"X-Webhook-Token": crmInteg.WebhookToken}, map[string]any{"phone_number": "+38050000030" + string(rune('0'+i))}, &answer); code != http.StatusAccepted {
+			t.Fatalf("originate: %d", code)
+		}
+		var lastError string
+		servicetest.Eventually(t, 60*time.Second, "the CRM update's failure", func() bool {
+			err := env.Store.Pool().QueryRow(context.Background(), `SELECT last_error FROM crm_outbox
+				WHERE call_id = $1 AND last_error IS NOT NULL`, answer.CallID).Scan(&lastError)
+			return err == nil
+		})
+		if lastError != tt.want {
+			t.Errorf("CRM update to %s: lastError %q, want %q", tt.url, lastError, tt.want)
+		}
+		_, _, raw := servicetest.Send(t, http.DefaultClient, "GET", in.URL+"/api/calls/"+answer.CallID.String(),
+			map[string]string{"Authorization": "Bearer " + admin.Token}, nil)
+		peers.check(t, "GET /api/calls/"+answer.CallID.String()+" with its CRM update", string(raw))
 	}
 
 	// The spec fetch of sync-handlers answers with the kind too.

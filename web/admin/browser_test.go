@@ -183,6 +183,19 @@ func (b *browser) open(path string) {
 
 func (b *browser) click(selector string) {
 	b.t.Helper()
+	// A page that redraws between the wait and the click leaves chromedp
+	// holding a node that is gone: look it up again, as a user would.
+	for range 2 {
+		ctx, cancel := context.WithTimeout(b.ctx, waitFor)
+		err := chromedp.Run(ctx, chromedp.WaitVisible(selector, chromedp.ByQuery), chromedp.Click(selector, chromedp.ByQuery))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			if err != nil {
+				b.t.Fatalf("click %s: %v\npage: %s", selector, err, b.text())
+			}
+			return
+		}
+	}
 	b.run("click "+selector, chromedp.WaitVisible(selector, chromedp.ByQuery), chromedp.Click(selector, chromedp.ByQuery))
 }
 
