@@ -9,7 +9,7 @@
 //	callqueue dlq list|replay [flags]
 //	callqueue version
 //
-// Configuration comes from the environment (see README.md).
+// Configuration comes from the environment (see docs/configuration.md).
 package main
 
 import (
@@ -56,7 +56,7 @@ Environment: DATABASE_URL, NATS_URL, CALLQUEUE_DATA_DIR, CALLQUEUE_HTTP_ADDR,
 CALLQUEUE_SECRET_KEY, CALLQUEUE_LOG_LEVEL, CALLQUEUE_LOG_FORMAT, CALLQUEUE_TIMEZONE,
 CALLQUEUE_NATS_LISTEN, CALLQUEUE_NATS_SYNC, CALLQUEUE_NATS_REPLICAS, CALLQUEUE_NATS_TOKEN,
 CALLQUEUE_NATS_CREDS, CALLQUEUE_NATS_NKEY, CALLQUEUE_NATS_TLS_CA, CALLQUEUE_NATS_TLS_CERT,
-CALLQUEUE_NATS_TLS_KEY, CALLQUEUE_TRUSTED_PROXIES, CALLQUEUE_RATE_* (see README).
+CALLQUEUE_NATS_TLS_KEY, CALLQUEUE_TRUSTED_PROXIES, CALLQUEUE_RATE_* (see docs/configuration.md).
 Run "callqueue COMMAND --help" for a command's flags.
 `
 

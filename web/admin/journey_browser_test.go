@@ -154,7 +154,7 @@ func TestConsoleJourney(t *testing.T) {
 	b.until("two live, one queued", `document.querySelector('[data-stat="active"]')?.textContent === '2 / 2' &&
 		document.querySelector('[data-stat="queued"] .n').textContent === '1' &&
 		document.querySelectorAll('tr[data-status="initiated"]').length === 2`)
-	// The README's picture of the live view.
+	// The picture of the live view in docs/console.md.
 	if dir := os.Getenv("CALLQUEUE_SCREENSHOT_DIR"); dir != "" {
 		var png []byte
 		// Without the last toast, which would cover a corner of the list.

@@ -1,0 +1,285 @@
+package docs_test
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/callqueue/callqueue/config"
+)
+
+// envName is what an environment variable of callqueue's looks like.
+var envName = regexp.MustCompile(`^(CALLQUEUE(_[A-Z0-9]+)+|DATABASE_URL|NATS_URL)$`)
+
+// envUses is what the repository's code says about environment variables:
+// the names it holds as string literals (with the file of one of them), the
+// suffixes it appends to a name held elsewhere ("_PER_S"), and the names of
+// JetStream streams, which look like variables but are not.
+type envUses struct {
+	names    map[string]string // name -> a file that holds it
+	suffixes map[string]bool
+	streams  map[string]bool
+}
+
+// scanEnv reads every Go file of the module (tests and test helpers too)
+// and the scripts under scripts/.
+func scanEnv(t *testing.T, root string) envUses {
+	t.Helper()
+	u := envUses{names: map[string]string{}, suffixes: map[string]bool{}, streams: map[string]bool{}}
+	suffix := regexp.MustCompile(`^_[A-Z0-9]+(_[A-Z0-9]+)*$`)
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin" ||
+				fileExists(filepath.Join(path, "go.mod")) || path == filepath.Join(root, "docs")) {
+				return filepath.SkipDir // another module (data/), tools, or these tests' own examples
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case strings.HasSuffix(path, ".go"):
+			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.KeyValueExpr: // queue.Streams: {Stream: "CALLQUEUE_EVENTS", ...}
+					if k, ok := n.Key.(*ast.Ident); ok && strings.Contains(k.Name, "Stream") {
+						if s, ok := stringLit(n.Value); ok {
+							u.streams[s] = true
+						}
+					}
+				case *ast.ValueSpec: // const dlqStream = "CALLQUEUE_DLQ"
+					for i, name := range n.Names {
+						if strings.Contains(strings.ToLower(name.Name), "stream") && i < len(n.Values) {
+							if s, ok := stringLit(n.Values[i]); ok {
+								u.streams[s] = true
+							}
+						}
+					}
+				case *ast.BasicLit:
+					s, ok := stringLit(n)
+					if !ok {
+						return true
+					}
+					// "CALLQUEUE_DATA_DIR=" + dir sets a child's environment.
+					s = strings.TrimSuffix(s, "=")
+					switch {
+					case envName.MatchString(s):
+						u.names[s] = rel
+					case suffix.MatchString(s):
+						u.suffixes[s] = true
+					}
+				}
+				return true
+			})
+		case strings.HasPrefix(rel, "scripts"+string(filepath.Separator)) && strings.HasSuffix(path, ".sh"):
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range regexp.MustCompile(`CALLQUEUE(_[A-Z0-9]+)+`).FindAllString(string(raw), -1) {
+				u.names[m] = rel
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range u.streams {
+		delete(u.names, s)
+	}
+	return u
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func stringLit(e ast.Expr) (string, bool) {
+	lit, ok := e.(*ast.BasicLit)
+	if !ok || lit.Kind != token.STRING {
+		return "", false
+	}
+	s, err := strconv.Unquote(lit.Value)
+	return s, err == nil
+}
+
+// documentedEnv returns the variables configuration.md lists: the first
+// cell of its table rows.
+func documentedEnv(t *testing.T, page string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\|\\s*`([A-Z][A-Z0-9_]*)`\\s*\\|")
+	out := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(raw), -1) {
+		if envName.MatchString(m[1]) {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
+// envMismatches compares what the code reads with what the page lists. A
+// name the code builds from a prefix and a suffix ("CALLQUEUE_RATE_API" +
+// "_PER_S") counts as read; a prefix counts as documented when the names
+// built from it are.
+func envMismatches(code envUses, documented map[string]bool) (undocumented, unread []string) {
+	builtFrom := func(name string) bool {
+		for prefix := range code.names {
+			if rest, ok := strings.CutPrefix(name, prefix); ok && code.suffixes[rest] {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range code.names {
+		if documented[name] {
+			continue
+		}
+		prefixOfDocumented := false
+		for d := range documented {
+			if strings.HasPrefix(d, name+"_") && code.suffixes[strings.TrimPrefix(d, name)] {
+				prefixOfDocumented = true
+			}
+		}
+		if !prefixOfDocumented {
+			undocumented = append(undocumented, name)
+		}
+	}
+	for name := range documented {
+		if _, ok := code.names[name]; !ok && !builtFrom(name) {
+			unread = append(unread, name)
+		}
+	}
+	slices.Sort(undocumented)
+	slices.Sort(unread)
+	return undocumented, unread
+}
+
+// TestConfigurationReferenceListsEveryVariable: every environment variable
+// the code (service, commands, scripts, tests) reads is a row of
+// configuration.md, and every row names a variable that is still read.
+func TestConfigurationReferenceListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	code := scanEnv(t, repoRoot)
+	if len(code.names) < 20 {
+		t.Fatalf("found only %d variables in the code: the scan is broken", len(code.names))
+	}
+	undocumented, unread := envMismatches(code, documentedEnv(t, "configuration.md"))
+	for _, name := range undocumented {
+		t.Errorf("%s (read in %s) is not in docs/configuration.md: add a row with its default and meaning", name, code.names[name])
+	}
+	for _, name := range unread {
+		t.Errorf("docs/configuration.md lists %s, which no code reads any more: remove its row", name)
+	}
+}
+
+// TestEnvCheckerFindsDrift: the comparison itself, both ways, with a name
+// built from a prefix and a suffix.
+func TestEnvCheckerFindsDrift(t *testing.T) {
+	t.Parallel()
+	code := envUses{
+		names:    map[string]string{"CALLQUEUE_A": "a.go", "CALLQUEUE_RATE_X": "b.go", "CALLQUEUE_NEW": "c.go"},
+		suffixes: map[string]bool{"_PER_S": true},
+	}
+	documented := map[string]bool{"CALLQUEUE_A": true, "CALLQUEUE_RATE_X_PER_S": true, "CALLQUEUE_GONE": true}
+	undocumented, unread := envMismatches(code, documented)
+	if !slices.Equal(undocumented, []string{"CALLQUEUE_NEW"}) || !slices.Equal(unread, []string{"CALLQUEUE_GONE"}) {
+		t.Errorf("undocumented %v, unread %v; want [CALLQUEUE_NEW], [CALLQUEUE_GONE]", undocumented, unread)
+	}
+}
+
+// TestConfigurationReferenceListsEveryKey: every integration config key the
+// config package defines (its Key* constants) is a row of the keys table,
+// every row is such a key, and each known key's default is shown as the
+// code marshals it.
+func TestConfigurationReferenceListsEveryKey(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(raw)
+
+	keys := map[string]bool{}
+	fset := token.NewFileSet()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "config", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gen, ok := decl.(*ast.GenDecl)
+			if !ok || gen.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gen.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if strings.HasPrefix(name.Name, "Key") && i < len(vs.Values) {
+						if s, ok := stringLit(vs.Values[i]); ok {
+							keys[s] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(keys) < len(config.KnownKeys) {
+		t.Fatalf("found %d keys in config/, fewer than config.KnownKeys: the scan is broken", len(keys))
+	}
+
+	row := regexp.MustCompile("(?m)^\\|\\s*`([a-z][a-z0-9_]*)`\\s*\\|")
+	rows := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(page, -1) {
+		rows[m[1]] = true
+	}
+	for k := range keys {
+		if !rows[k] {
+			t.Errorf("config key %q is not a row of docs/configuration.md's keys table: add its fields and bounds", k)
+		}
+	}
+	for k := range rows {
+		if !keys[k] {
+			t.Errorf("docs/configuration.md has a row for config key %q, which config/ does not define", k)
+		}
+	}
+
+	defaults := config.Defaults()
+	for _, k := range config.KnownKeys {
+		b, err := json.Marshal(defaults[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line := strconv.Quote(k) + ": " + string(b); !strings.Contains(page, "\n"+line+"\n") {
+			t.Errorf("docs/configuration.md does not show %s's default as the code has it; want the line\n%s", k, line)
+		}
+	}
+}
