@@ -57,13 +57,13 @@ func scanEnv(t *testing.T, root string) envUses {
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
 				switch n := n.(type) {
-				case *ast.KeyValueExpr: // queue.Streams: {Stream: "CALLQUEUE_EVENTS", ...}
+				case *ast.KeyValueExpr: // a Stream field of a struct literal
 					if k, ok := n.Key.(*ast.Ident); ok && strings.Contains(k.Name, "Stream") {
 						if s, ok := stringLit(n.Value); ok {
 							u.streams[s] = true
 						}
 					}
-				case *ast.ValueSpec: // const dlqStream = "CALLQUEUE_DLQ"
+				case *ast.ValueSpec: // a const or var named after a stream
 					for i, name := range n.Names {
 						if strings.Contains(strings.ToLower(name.Name), "stream") && i < len(n.Values) {
 							if s, ok := stringLit(n.Values[i]); ok {
