@@ -2,6 +2,7 @@
 // repository's root is the map). It has no code: its tests keep the pages
 // true to the code — every environment variable the code reads is in
 // configuration.md and every one listed there is read, the integration keys
-// and their defaults are the code's, and every relative link and anchor
-// between the pages resolves.
+// and their defaults are the code's, every relative link and anchor between
+// the pages resolves, and the requests, metrics, alerts and make targets the
+// pages name exist.
 package docs

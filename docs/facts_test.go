@@ -1,0 +1,266 @@
+package docs_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/callqueue/callqueue/api"
+	"github.com/callqueue/callqueue/web/admin"
+	"github.com/callqueue/callqueue/webhooks"
+)
+
+// pageTexts returns README.md and every page of docs/, by path.
+func pageTexts(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, page := range markdownFiles(t) {
+		raw, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.ToSlash(strings.TrimPrefix(page, repoRoot+string(filepath.Separator)))] = string(raw)
+	}
+	return out
+}
+
+// routes is the service's HTTP routing: the admin API, the webhooks and
+// the console registered as the service registers them, and the endpoints
+// every role serves. Only the routing is used; no handler runs.
+func routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	api.New(api.Deps{}).Register(mux)
+	webhooks.New(webhooks.Deps{}).Register(mux)
+	admin.Register(mux)
+	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} { // service.Service's own
+		mux.Handle(p, http.NotFoundHandler())
+	}
+	return mux
+}
+
+var (
+	methods = `GET|POST|PUT|PATCH|DELETE`
+	// A request named in prose or code: "GET /api/calls/{id}", "GET|PUT /api/...".
+	namedRequest = regexp.MustCompile(`\b((?:` + methods + `)(?:\|(?:` + methods + `))*) (/[A-Za-z0-9_{}\-./…<>=?&$]*)`)
+	curlLine     = regexp.MustCompile(`\bcurl\b[^\n]*`)
+	curlMethod   = regexp.MustCompile(`-X\s+(` + methods + `)\b`)
+	curlURL      = regexp.MustCompile(`["']?\$CQ(/[^\s"']*)`)
+	placeholder  = regexp.MustCompile(`\{[^}/]*\}|<[^>/]*>|\$[A-Z]+|…`)
+)
+
+// documentedRequest is one request a page names.
+type documentedRequest struct {
+	where, method, path string
+}
+
+// documentedRequests finds the requests named in the pages: "METHOD /path"
+// anywhere, and every curl command against $CQ (its method from -X, else
+// POST when it sends a body, else GET).
+func documentedRequests(pages map[string]string) []documentedRequest {
+	var out []documentedRequest
+	for page, text := range pages {
+		for _, m := range namedRequest.FindAllStringSubmatch(text, -1) {
+			for _, method := range strings.Split(m[1], "|") {
+				out = append(out, documentedRequest{page + ": " + m[0], method, m[2]})
+			}
+		}
+		// A curl command's continuation lines end in a backslash.
+		joined := strings.ReplaceAll(text, "\\\n", " ")
+		for _, line := range curlLine.FindAllString(joined, -1) {
+			u := curlURL.FindStringSubmatch(line)
+			if u == nil {
+				continue
+			}
+			method := "GET"
+			if m := curlMethod.FindStringSubmatch(line); m != nil {
+				method = m[1]
+			} else if strings.Contains(line, " -d ") || strings.Contains(line, "--data") {
+				method = "POST"
+			}
+			out = append(out, documentedRequest{page + ": " + strings.TrimSpace(line), method, u[1]})
+		}
+	}
+	return out
+}
+
+// TestDocumentedRequestsAreRoutes: every request the pages name or curl
+// reaches a route of the service with that method, so a renamed or removed
+// endpoint cannot live on in the documentation.
+func TestDocumentedRequestsAreRoutes(t *testing.T) {
+	t.Parallel()
+	mux := routes()
+	reqs := documentedRequests(pageTexts(t))
+	if len(reqs) < 30 {
+		t.Fatalf("found only %d requests in the pages: the scan is broken", len(reqs))
+	}
+	for _, r := range reqs {
+		if msg := unrouted(mux, r); msg != "" {
+			t.Errorf("%s\n\t%s", r.where, msg)
+		}
+	}
+}
+
+// unrouted says why a documented request reaches no route, or "".
+func unrouted(mux *http.ServeMux, r documentedRequest) string {
+	path, _, _ := strings.Cut(r.path, "?")
+	path = strings.TrimRight(path, ".,;:")
+	path = placeholder.ReplaceAllString(path, "x")
+	req := httptest.NewRequest(r.method, "http://callqueue.test"+path, nil)
+	if _, pattern := mux.Handler(req); pattern == "" {
+		return r.method + " " + path + " matches no route"
+	}
+	return ""
+}
+
+// TestRouteCheckerFindsStaleRequests: the checker itself.
+func TestRouteCheckerFindsStaleRequests(t *testing.T) {
+	t.Parallel()
+	mux := routes()
+	reqs := documentedRequests(map[string]string{"page.md": "`GET /api/calls/{id}` and `DELETE /api/calls/{id}` and `GET /api/nothing`\n" +
+		"```sh\ncurl -s -X POST $CQ/api/campaigns/$CAMPAIGN/pause \\\n  -H x\ncurl -s $CQ/api/integrations/$ID/config/voice -d '{}'\n```\n"})
+	var stale []string
+	for _, r := range reqs {
+		if unrouted(mux, r) != "" {
+			stale = append(stale, r.method+" "+r.path)
+		}
+	}
+	slices.Sort(stale)
+	want := []string{"DELETE /api/calls/{id}", "GET /api/nothing", "POST /api/integrations/$ID/config/voice"}
+	if !slices.Equal(stale, want) {
+		t.Errorf("stale requests %q, want %q", stale, want)
+	}
+}
+
+// goStringLiterals returns every string literal of the module's non-test
+// Go files.
+func goStringLiterals(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != repoRoot && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin" ||
+				fileExists(filepath.Join(path, "go.mod"))) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if s, ok := stringLit(exprOf(n)); ok {
+				out[s] = true
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func exprOf(n ast.Node) ast.Expr {
+	e, _ := n.(ast.Expr)
+	return e
+}
+
+// TestDocumentedMetricsExist: every callqueue_* series the pages name is a
+// name the code registers (a histogram's _bucket, _sum and _count too).
+func TestDocumentedMetricsExist(t *testing.T) {
+	t.Parallel()
+	literals := goStringLiterals(t)
+	series := regexp.MustCompile(`\bcallqueue_[a-z0-9_]*[a-z0-9]`)
+	n := 0
+	for page, text := range pageTexts(t) {
+		for _, name := range series.FindAllString(text, -1) {
+			n++
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && literals[b] {
+					base = b
+				}
+			}
+			if !literals[base] {
+				t.Errorf("%s names %s, which no code registers", page, name)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found only %d metric names in the pages: the scan is broken", n)
+	}
+}
+
+// TestEveryAlertHasARunbook: the alerts table of monitoring.md has one row
+// per alert of deploy/prometheus/rules.yml, and no other.
+func TestEveryAlertHasARunbook(t *testing.T) {
+	t.Parallel()
+	rules, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus", "rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile("monitoring.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*-\s*alert:\s*(\S+)`).FindAllStringSubmatch(string(rules), -1) {
+		alerts[m[1]] = true
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alerts in deploy/prometheus/rules.yml: the scan is broken")
+	}
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\|\\s*`(Callqueue[A-Za-z0-9]+)`\\s*\\|").FindAllStringSubmatch(string(page), -1) {
+		rows[m[1]] = true
+	}
+	for a := range alerts {
+		if !rows[a] {
+			t.Errorf("alert %s has no row in docs/monitoring.md's alerts table: say what it means and what to do", a)
+		}
+	}
+	for a := range rows {
+		if !alerts[a] {
+			t.Errorf("docs/monitoring.md has a row for %s, which deploy/prometheus/rules.yml does not define", a)
+		}
+	}
+}
+
+// TestDocumentedMakeTargetsExist: every `make TARGET` the pages name is a
+// target of the Makefile.
+func TestDocumentedMakeTargetsExist(t *testing.T) {
+	t.Parallel()
+	makefile, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-zA-Z0-9_-]+):`).FindAllStringSubmatch(string(makefile), -1) {
+		targets[m[1]] = true
+	}
+	for page, text := range pageTexts(t) {
+		for _, m := range regexp.MustCompile("`(?:[A-Z_]+=\\S+ )*make ([a-z0-9-]+)").FindAllStringSubmatch(text, -1) {
+			if !targets[m[1]] {
+				t.Errorf("%s names `make %s`, which the Makefile does not have", page, m[1])
+			}
+		}
+	}
+}
