@@ -179,6 +179,27 @@ func TestInsertCalls(t *testing.T) {
 	}
 }
 
+// TestInsertCallsKeysWithinOneBatch: two requests under one key that reach
+// the intake worker in the same batch make one call — the first.
+func TestInsertCallsKeysWithinOneBatch(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := activeIntegration(t, s, nil)
+	first, second, third := newCall(in.ID, t0), newCall(in.ID, t0), newCall(in.ID, t0)
+	first.IdempotencyKeys = []string{"idem:batch"}
+	second.IdempotencyKeys = []string{"idem:other", "idem:batch"}
+	third.IdempotencyKeys = []string{"idem:third"}
+	insert(t, s, t0, first, second, third)
+	for _, c := range []struct {
+		call    store.NewCall
+		created bool
+	}{{first, true}, {second, false}, {third, true}} {
+		if _, err := s.CallByID(t.Context(), c.call.ID); (err == nil) != c.created {
+			t.Errorf("call with keys %v: created = %v, want %v", c.call.IdempotencyKeys, err == nil, c.created)
+		}
+	}
+}
+
 func TestInsertCallsIdempotencyKeys(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
