@@ -298,7 +298,7 @@ func (s *Service) wire(ctx context.Context) error {
 	// The api role runs built-in handlers (invoke) through the webhooks'
 	// own code, so it has the handler even when it serves no webhooks.
 	hooks := webhooks.New(webhooks.Deps{Directory: dir, Store: s.Store, Publisher: s.Queue, Events: queue.NewBatcher(s.Queue), Metrics: s.Metrics, Log: s.log,
-		Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue, Clock: s.opt.Clock},
+		Now: s.opt.Clock.Now, Retries: workers.Requeuer{Store: s.Store, Kicker: s.Queue},
 		Enricher: s.Callers, Health: s.integrationHealth, Kicker: s.Queue, Limits: limits, UnverifiedBodies: unverified,
 		CallIDKey: webhooks.CallIDKey(s.cfg.SecretKey)})
 	if role == RoleAll || role == RoleWebhooks {

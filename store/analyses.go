@@ -77,7 +77,7 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 			AND (p.locked_until IS NULL OR p.locked_until <= `+dbNow(1)+`) AND c.id = p.call_id
 		RETURNING p.call_id, p.integration_id, p.attempt, p.tries, p.lease_token, COALESCE(p.transcript, c.transcript),
 			COALESCE(p.agent_analysis, c.analysis)`,
-		s.dbClockOffset(), c.Lease, c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
+		s.dbClock(), c.Lease, c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Store) FinishAnalysis(ctx context.Context, now time.Time, job AnalysisJ
 			c.ID, kept.analysis, kept.summary, now); err != nil {
 			return err
 		}
-		released, err := releaseHeldUpdates(ctx, tx, &c, now, s.dbClockOffset())
+		released, err := releaseHeldUpdates(ctx, tx, &c, now, s.dbClock())
 		if err != nil {
 			return err
 		}
@@ -176,7 +176,7 @@ func honourAnalysedDoNotCall(ctx context.Context, tx pgx.Tx, c Call, analysis js
 	}
 	_, err := applyEvents(ctx, tx, []CallEvent{{IntegrationID: c.IntegrationID, CallID: c.ID, At: now,
 		Event:  callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeSuppressed},
-		Detail: map[string]any{"suppression": SuppressionReasonRequested, "source": "llm"}}}, nil)
+		Detail: map[string]any{"suppression": SuppressionReasonRequested, "source": "llm"}}}, nil, nil) // a cancel takes no slot
 	return err
 }
 
@@ -184,9 +184,9 @@ func honourAnalysedDoNotCall(ctx context.Context, tx pgx.Tx, c Call, analysis js
 // deliverer holds with the amended analysis and makes them due now; it
 // returns how many it released. An update already sent (or being sent)
 // keeps what it said.
-func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time, clockOffset float64) (int, error) {
+func releaseHeldUpdates(ctx context.Context, tx pgx.Tx, c *Call, now time.Time, dbClock *time.Time) (int, error) {
 	rows, err := tx.Query(ctx, `SELECT id, event FROM crm_outbox
-		WHERE call_id = $1 AND status = 'pending' AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`) FOR UPDATE`, c.ID, clockOffset)
+		WHERE call_id = $1 AND status = 'pending' AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`) FOR UPDATE`, c.ID, dbClock)
 	if err != nil {
 		return 0, err
 	}

@@ -85,7 +85,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []CallEvent) ([]Applied,
 	var out []Applied
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = applyEvents(ctx, tx, events, s.hooks)
+		out, err = applyEvents(ctx, tx, events, s.hooks, s.dbClock())
 		return err
 	})
 	return out, err
@@ -109,7 +109,8 @@ func (c *lockedCall) decisionInput() callstate.Call {
 		Dialing: c.DialState == dialStateDialing, SlotHeld: c.SlotTakenAt != nil}
 }
 
-func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks) ([]Applied, error) {
+// clock is dbNow's parameter (Store.dbClock).
+func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *ApplyHooks, clock *time.Time) ([]Applied, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -179,7 +180,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			fresh[i], out[i].Duplicate = false, true
 		}
 	}
-	cs := newChangeSet()
+	cs := newChangeSet(clock)
 	for i, ev := range events {
 		c := calls[ids[i]]
 		if !fresh[i] || c == nil || c.IntegrationID != ev.IntegrationID {
@@ -259,7 +260,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			return nil, err
 		}
 		if len(unparked) > 0 {
-			more, err := applyEvents(ctx, tx, unparked, hooks)
+			more, err := applyEvents(ctx, tx, unparked, hooks, clock)
 			if err != nil {
 				return nil, err
 			}

@@ -21,7 +21,7 @@ func nextAttempt(t *testing.T, s *store.Store, integ, id uuid.UUID, at time.Time
 	if out := apply(t, s, fail); out[0].Decision.To != callstate.RetryScheduled {
 		t.Fatalf("ending attempt %d = %+v", c.Attempt, out[0].Decision)
 	}
-	if due, err := s.RequeueDue(t.Context(), uuid.Nil, at.Add(time.Hour), 10); err != nil || len(due) != 1 {
+	if due, err := dbClockAt(s, at.Add(time.Hour)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil || len(due) != 1 {
 		t.Fatalf("RequeueDue = %v, %v", due, err)
 	}
 	if ids := claim(t, s, integ, at.Add(time.Hour)); len(ids) != 1 || ids[0] != id {
@@ -159,7 +159,7 @@ func TestApplyEventsDedupeByAttempt(t *testing.T) {
 	if out := apply(t, s, noAnswer(at), noAnswer(at)); out[0].Decision.To != callstate.RetryScheduled || !out[1].Duplicate {
 		t.Fatalf("attempt 1's no-answer delivered twice = %+v", out)
 	}
-	if due, err := s.RequeueDue(t.Context(), uuid.Nil, t0.Add(2*time.Minute), 10); err != nil || len(due) != 1 {
+	if due, err := dbClockAt(s, t0.Add(2*time.Minute)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil || len(due) != 1 {
 		t.Fatalf("RequeueDue = %v, %v", due, err)
 	}
 	claim(t, s, in.ID, t0.Add(2*time.Minute))
@@ -174,7 +174,7 @@ func TestApplyEventsDedupeByAttempt(t *testing.T) {
 	}
 
 	// Attempt 3, reported by our bare call id.
-	if _, err := s.RequeueDue(t.Context(), uuid.Nil, t0.Add(5*time.Minute), 10); err != nil {
+	if _, err := dbClockAt(s, t0.Add(5*time.Minute)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, in.ID, t0.Add(5*time.Minute))
@@ -183,7 +183,7 @@ func TestApplyEventsDedupeByAttempt(t *testing.T) {
 	if out := apply(t, s, short); out[0].Decision.To != callstate.RetryScheduled || out[0].Decision.Attempt != 3 {
 		t.Fatalf("attempt 3's short call_end = %+v", out[0])
 	}
-	if _, err := s.RequeueDue(t.Context(), uuid.Nil, t0.Add(8*time.Minute), 10); err != nil {
+	if _, err := dbClockAt(s, t0.Add(8*time.Minute)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil {
 		t.Fatal(err)
 	}
 	claim(t, s, in.ID, t0.Add(8*time.Minute))
@@ -220,7 +220,7 @@ func TestDialFailureAfterCallStart(t *testing.T) {
 	if last := h[len(h)-1]; last != "dial_failed in_progress→in_progress #1" {
 		t.Fatalf("history ends with %q", last)
 	}
-	overdue, err := s.OverdueCalls(t.Context(), in.ID, t0.Add(10*time.Minute), 2*time.Minute, 10)
+	overdue, err := dbClockAt(s, t0.Add(10*time.Minute)).OverdueCalls(t.Context(), in.ID, 2*time.Minute, 10)
 	if err != nil || len(overdue) != 0 {
 		t.Fatalf("watchdog sees %v, %v: want the live call left alone", overdue, err)
 	}

@@ -35,6 +35,9 @@ type changeSet struct {
 	// claimToken marks the attempts a claim records, so that an ambiguous
 	// COMMIT can be resolved (resolveClaim).
 	claimToken *uuid.UUID
+	// clock is dbNow's parameter: a slot taken is stamped with the
+	// database's clock, which judges its deadlines (OverdueCalls).
+	clock *time.Time
 }
 
 // outboxIntent is a CRM update to write once the call's final state is known.
@@ -43,8 +46,8 @@ type outboxIntent struct {
 	event  string
 }
 
-func newChangeSet() *changeSet {
-	return &changeSet{calls: map[uuid.UUID]*Call{}}
+func newChangeSet(clock *time.Time) *changeSet {
+	return &changeSet{calls: map[uuid.UUID]*Call{}, clock: clock}
 }
 
 func (cs *changeSet) empty() bool {
@@ -293,7 +296,10 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			dataStores[i], clearVariables[i] = cmp.Or(c.DataStore, config.StoreEverything), kept.clearVariables
 			queuedAt[i], updatedAt[i] = c.QueuedAt, c.UpdatedAt
 		}
-		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt, slot_taken_at = v.slot,
+		// A slot newly taken is stamped by the database's clock; one kept
+		// keeps its stamp.
+		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt,
+				slot_taken_at = CASE WHEN v.slot IS NULL THEN NULL ELSE COALESCE(c.slot_taken_at, `+dbNow(19)+`) END,
 				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
 				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
 				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at,
@@ -306,7 +312,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				      queued_at, updated_at, data_store, clear_vars)
 			WHERE c.id = v.id`,
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
-			summaries, queuedAt, updatedAt, dataStores, clearVariables); err != nil {
+			summaries, queuedAt, updatedAt, dataStores, clearVariables, cs.clock); err != nil {
 			return fmt.Errorf("update calls: %w", err)
 		}
 	}

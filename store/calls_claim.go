@@ -62,7 +62,7 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		for _, l := range lanes {
 			l.room = min(l.room, free)
 		}
-		cs := newChangeSet()
+		cs := newChangeSet(s.dbClock())
 		cs.claimToken = &token
 		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs)
 		if err != nil {

@@ -65,7 +65,7 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 			ev.Detail = map[string]any{"notSent": "calling window closed before the originate",
 				"notBefore": opens.UTC().Format(time.RFC3339)}
 		}
-		applied, err = applyEvents(ctx, tx, []CallEvent{ev}, nil)
+		applied, err = applyEvents(ctx, tx, []CallEvent{ev}, nil, s.dbClock())
 		return err
 	})
 	return verdict, applied, err

@@ -52,7 +52,7 @@ func applyPolicyChange(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, 
 	hasCRM := cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 	var ids []uuid.UUID
 	var maxes []int
-	cs := newChangeSet()
+	cs := newChangeSet(nil) // a policy change takes no slot
 	for i := range calls {
 		w := &calls[i]
 		handling, ok := byOverlay[string(w.overlay)]

@@ -84,9 +84,16 @@ func apply(t *testing.T, s *store.Store, events ...store.CallEvent) []store.Appl
 	return out
 }
 
+// dbClockAt makes at the database clock s judges leases and deadlines by,
+// and stamps new slots with.
+func dbClockAt(s *store.Store, at time.Time) *store.Store {
+	s.SetClock(func() time.Time { return at })
+	return s
+}
+
 func claim(t *testing.T, s *store.Store, integ uuid.UUID, now time.Time) []uuid.UUID {
 	t.Helper()
-	claimed, err := s.ClaimCalls(t.Context(), integ, now, nil)
+	claimed, err := dbClockAt(s, now).ClaimCalls(t.Context(), integ, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +364,7 @@ func TestApplyEventsOfEarlierAttempt(t *testing.T) {
 		t.Fatalf("no answer = %+v", out[0].Decision)
 	}
 	// Attempt 2: dialled as ext-2.
-	if due, err := s.RequeueDue(t.Context(), uuid.Nil, t0.Add(2*time.Minute), 10); err != nil || len(due) != 1 {
+	if due, err := dbClockAt(s, t0.Add(2*time.Minute)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil || len(due) != 1 {
 		t.Fatalf("RequeueDue = %v, %v", due, err)
 	}
 	if ids := claim(t, s, in.ID, t0.Add(2*time.Minute)); !slices.Equal(ids, []uuid.UUID{id}) {
@@ -435,7 +442,7 @@ func TestApplyEventsDiallerReusesItsID(t *testing.T) {
 	claim(t, s, in.ID, t0)
 	accept(t0)
 	apply(t, s, callEnd(in.ID, id, 2, t0.Add(5*time.Second))) // short: retry
-	if due, err := s.RequeueDue(t.Context(), uuid.Nil, t0.Add(2*time.Minute), 10); err != nil || len(due) != 1 {
+	if due, err := dbClockAt(s, t0.Add(2*time.Minute)).RequeueDue(t.Context(), uuid.Nil, 10); err != nil || len(due) != 1 {
 		t.Fatalf("RequeueDue = %v, %v", due, err)
 	}
 	claim(t, s, in.ID, t0.Add(2*time.Minute))
@@ -819,14 +826,14 @@ func TestRequeueDueOfOneIntegration(t *testing.T) {
 	callA, callB := scheduleRetry(a.ID), scheduleRetry(b.ID)
 	now := t0.Add(2 * time.Minute)
 
-	got, err := s.RequeueDue(t.Context(), a.ID, now, 10)
+	got, err := dbClockAt(s, now).RequeueDue(t.Context(), a.ID, 10)
 	if err != nil || len(got) != 1 || got[0].CallID != callA || got[0].IntegrationID != a.ID {
 		t.Fatalf("RequeueDue(a) = %+v, %v; want only a's call", got, err)
 	}
 	if c := getCall(t, s, callB); c.Status != callstate.RetryScheduled {
 		t.Fatalf("b's call is %s after requeueing a's", c.Status)
 	}
-	got, err = s.RequeueDue(t.Context(), uuid.Nil, now, 10)
+	got, err = dbClockAt(s, now).RequeueDue(t.Context(), uuid.Nil, 10)
 	if err != nil || len(got) != 1 || got[0].CallID != callB {
 		t.Fatalf("RequeueDue(all) = %+v, %v; want b's call", got, err)
 	}
@@ -856,6 +863,7 @@ func TestRequeueDue(t *testing.T) {
 	}
 
 	now := t0.Add(2 * time.Minute)
+	dbClockAt(s, now) // once: the schedulers below share it
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -865,7 +873,7 @@ func TestRequeueDue(t *testing.T) {
 	for range schedulers {
 		wg.Go(func() {
 			for {
-				got, err := s.RequeueDue(t.Context(), uuid.Nil, now, 3)
+				got, err := s.RequeueDue(t.Context(), uuid.Nil, 3)
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)
@@ -954,7 +962,7 @@ func TestOverdueCalls(t *testing.T) {
 	overdue := func(now time.Time, limit int) ([]store.Overdue, error) {
 		var all []store.Overdue
 		for _, id := range []uuid.UUID{short.ID, long.ID} {
-			got, err := s.OverdueCalls(t.Context(), id, now, dialLost, limit)
+			got, err := dbClockAt(s, now).OverdueCalls(t.Context(), id, dialLost, limit)
 			if err != nil {
 				return nil, err
 			}
@@ -984,7 +992,7 @@ func TestOverdueCalls(t *testing.T) {
 			}
 		}
 	}
-	if got, err := s.OverdueCalls(t.Context(), short.ID, t0.Add(time.Hour), dialLost, 2); err != nil || len(got) != 2 {
+	if got, err := dbClockAt(s, t0.Add(time.Hour)).OverdueCalls(t.Context(), short.ID, dialLost, 2); err != nil || len(got) != 2 {
 		t.Fatalf("OverdueCalls with limit 2 = %d, %v", len(got), err)
 	}
 }
@@ -1014,7 +1022,7 @@ func TestCancelCall(t *testing.T) {
 	if got := claim(t, s, in.ID, t0.Add(time.Minute)); len(got) != 0 {
 		t.Fatalf("claimed %v while the cancelled call is still live", got)
 	}
-	if overdue, err := s.OverdueCalls(ctx, in.ID, t0.Add(31*time.Minute), 2*time.Minute, 10); err != nil || len(overdue) != 1 || overdue[0].CallID != dialled {
+	if overdue, err := dbClockAt(s, t0.Add(31*time.Minute)).OverdueCalls(ctx, in.ID, 2*time.Minute, 10); err != nil || len(overdue) != 1 || overdue[0].CallID != dialled {
 		t.Fatalf("watchdog's hard limit sees %v, %v; want the cancelled live call", overdue, err)
 	}
 	rows, err := s.CallHistory(ctx, dialled)
@@ -1200,10 +1208,10 @@ func TestPruneKeys(t *testing.T) {
 	c := newCall(in.ID, t0)
 	c.IdempotencyKeys = []string{"idem:a", "rec:b"}
 	insert(t, s, t0, c)
-	if n, err := s.PruneKeys(t.Context(), t0.Add(time.Hour)); err != nil || n != 0 {
+	if n, err := dbClockAt(s, t0.Add(time.Hour)).PruneKeys(t.Context()); err != nil || n != 0 {
 		t.Fatalf("PruneKeys before expiry = %d, %v", n, err)
 	}
-	if n, err := s.PruneKeys(t.Context(), t0.Add(store.IdempotencyWindow+time.Second)); err != nil || n != 2 {
+	if n, err := dbClockAt(s, t0.Add(store.IdempotencyWindow+time.Second)).PruneKeys(t.Context()); err != nil || n != 2 {
 		t.Fatalf("PruneKeys after expiry = %d, %v; want 2", n, err)
 	}
 }

@@ -24,18 +24,22 @@ type Overdue struct {
 // answer) unless call_start has shown them live. The stored limit is
 // read defensively (type-checked, clamped to its bounds) so that no stored
 // value can make the query fail.
-func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, dialLost time.Duration, limit int) ([]Overdue, error) {
-	// $1 is cast: beside an interval, Postgres would infer it as an interval.
-	rows, err := s.pool.Query(ctx, `SELECT c.id, c.integration_id, c.attempt,
-			CASE WHEN c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= $2 THEN 'dial_lost' ELSE 'timeout' END
-		FROM calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
+//
+// Both deadlines are judged by the database's clock (dbNow), which also
+// stamped slot_taken_at: a replica whose own clock is off neither releases
+// a live dial early nor keeps a dead one.
+func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, dialLost time.Duration, limit int) ([]Overdue, error) {
+	rows, err := s.pool.Query(ctx, `WITH clock AS (SELECT `+dbNow(1)+` AS now)
+		SELECT c.id, c.integration_id, c.attempt,
+			CASE WHEN c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= clock.now - $2::interval THEN 'dial_lost' ELSE 'timeout' END
+		FROM clock, calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
 		WHERE c.integration_id = $4 AND c.slot_taken_at IS NOT NULL
-		  AND ((c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= $2)
-		    OR c.slot_taken_at <= $1::timestamptz - make_interval(secs => (CASE
+		  AND ((c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= clock.now - $2::interval)
+		    OR c.slot_taken_at <= clock.now - make_interval(secs => (CASE
 				WHEN jsonb_typeof(cfg.value->'max_call_duration_secs') = 'number'
 				THEN LEAST(GREATEST((cfg.value->>'max_call_duration_secs')::numeric, $5), $6)
 				ELSE 1800 END)::float8))
-		ORDER BY c.slot_taken_at LIMIT $3`, now, now.Add(-dialLost), limit, integrationID,
+		ORDER BY c.slot_taken_at LIMIT $3`, s.dbClock(), dialLost, limit, integrationID,
 		config.MaxCallDurationMinSecs, config.MaxCallDurationMaxSecs)
 	if err != nil {
 		return nil, err
@@ -45,10 +49,12 @@ func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, now t
 
 // AwaitingPostcall finds calls that have waited for their post-call report
 // longer than wait since their call_end: the report may never come, and
-// the call is completed from what is known.
-func (s *Store) AwaitingPostcall(ctx context.Context, now time.Time, wait time.Duration, limit int) ([]Overdue, error) {
+// the call is completed from what is known. The wait is judged by the
+// database's clock.
+func (s *Store) AwaitingPostcall(ctx context.Context, wait time.Duration, limit int) ([]Overdue, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, integration_id, attempt, 'postcall_timeout' FROM calls
-		WHERE status = 'waiting_postcall' AND updated_at <= $1 ORDER BY updated_at LIMIT $2`, now.Add(-wait), limit)
+		WHERE status = 'waiting_postcall' AND updated_at <= `+dbNow(1)+` - $2::interval ORDER BY updated_at LIMIT $3`,
+		s.dbClock(), wait, limit)
 	if err != nil {
 		return nil, err
 	}

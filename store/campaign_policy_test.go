@@ -87,11 +87,11 @@ func TestCampaignRetryPolicyOverlay(t *testing.T) {
 	}
 	// The webhook busy call is due first; the campaign's no-answer only
 	// the next day.
-	due, err := s.RequeueDue(t.Context(), in.ID, failedAt.Add(time.Hour), 10)
+	due, err := dbClockAt(s, failedAt.Add(time.Hour)).RequeueDue(t.Context(), in.ID, 10)
 	if err != nil || len(due) != 2 {
 		t.Fatalf("an hour later %d calls are due (%v), want the two webhook calls", len(due), err)
 	}
-	due, err = s.RequeueDue(t.Context(), in.ID, failedAt.Add(24*time.Hour), 10)
+	due, err = dbClockAt(s, failedAt.Add(24*time.Hour)).RequeueDue(t.Context(), in.ID, 10)
 	if err != nil || len(due) != 1 || due[0].CallID != campaignCalls[0] {
 		t.Fatalf("a day later %v are due (%v), want the campaign's no-answer", due, err)
 	}

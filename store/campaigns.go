@@ -459,6 +459,6 @@ func cancelLiveCalls(ctx context.Context, tx pgx.Tx, integrationID, campaignID u
 		events[i] = CallEvent{IntegrationID: integrationID, CallID: callID, At: now,
 			Event: callstate.Event{Kind: callstate.Cancel}, Detail: map[string]any{"by": "campaign"}}
 	}
-	_, err = applyEvents(ctx, tx, events, nil)
+	_, err = applyEvents(ctx, tx, events, nil, nil) // a cancel takes no slot
 	return err
 }

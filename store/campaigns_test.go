@@ -51,7 +51,7 @@ func numbered(base, n int) []store.Recipient {
 
 func claimed(t *testing.T, s *store.Store, integ uuid.UUID, now time.Time) []store.Claimed {
 	t.Helper()
-	out, err := s.ClaimCalls(t.Context(), integ, now, nil)
+	out, err := dbClockAt(s, now).ClaimCalls(t.Context(), integ, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestRetryIntoAClosedWindowWaits(t *testing.T) {
 	e.Event.Reason = callstate.OutcomeNoAnswer
 	apply(t, s, e)
 	due := failedAt.Add(2 * time.Hour)
-	if _, err := s.RequeueDue(t.Context(), in.ID, due, 10); err != nil {
+	if _, err := dbClockAt(s, due).RequeueDue(t.Context(), in.ID, 10); err != nil {
 		t.Fatal(err)
 	}
 	if got := claimed(t, s, in.ID, due); len(got) != 0 {

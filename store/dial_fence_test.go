@@ -37,7 +37,7 @@ func TestDialResultFencedByClaim(t *testing.T) {
 			s.SetCommitFault(nil)
 
 			now := t0.Add(2 * time.Minute)
-			if _, err := s.RequeueDue(t.Context(), in.ID, now, 10); err != nil {
+			if _, err := dbClockAt(s, now).RequeueDue(t.Context(), in.ID, 10); err != nil {
 				t.Fatal(err)
 			}
 			second := claimOne(t, s, in.ID, now)
@@ -72,7 +72,7 @@ func TestDialResultFencedByClaim(t *testing.T) {
 
 func claimOne(t *testing.T, s *store.Store, integ uuid.UUID, now time.Time) store.Claimed {
 	t.Helper()
-	claimed, err := s.ClaimCalls(t.Context(), integ, now, nil)
+	claimed, err := dbClockAt(s, now).ClaimCalls(t.Context(), integ, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

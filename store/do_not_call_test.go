@@ -147,7 +147,7 @@ func TestLaterAttemptsAnalysisReplacesAWaitingOne(t *testing.T) {
 	first := analysisJob(t, s, id, t0.Add(2*time.Minute)) // leased, not finished
 
 	retryAt := t0.Add(24 * time.Hour)
-	if _, err := s.RequeueDue(t.Context(), uuid.Nil, retryAt, 10); err != nil {
+	if _, err := dbClockAt(s, retryAt).RequeueDue(t.Context(), uuid.Nil, 10); err != nil {
 		t.Fatal(err)
 	}
 	if got := claim(t, s, in.ID, retryAt); len(got) != 1 || got[0] != id {

@@ -128,7 +128,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 				ORDER BY d.turn, d.next_attempt_at LIMIT $3)
 			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= `+dbNow(10)+`)
 		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
-		c.Now, c.Lease, c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts, s.dbClockOffset())
+		c.Now, c.Lease, c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts, s.dbClock())
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 // for lease from the database's now.
 func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUID, lease time.Duration) (map[uuid.UUID]bool, error) {
 	rows, err := s.pool.Query(ctx, `UPDATE crm_outbox SET locked_until = `+dbNow(4)+` + $3
-		WHERE id = ANY($2) AND lease_token = $1 AND status = 'pending' RETURNING id`, token, ids, lease, s.dbClockOffset())
+		WHERE id = ANY($2) AND lease_token = $1 AND status = 'pending' RETURNING id`, token, ids, lease, s.dbClock())
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (s *Store) RenewOutbox(ctx context.Context, token uuid.UUID, ids []uuid.UUI
 func (s *Store) DeferOutbox(ctx context.Context, integrationID uuid.UUID, until time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE crm_outbox SET next_attempt_at = $3
 		WHERE integration_id = $1 AND status = 'pending' AND next_attempt_at < $3
-			AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`)`, integrationID, s.dbClockOffset(), until)
+			AND (locked_until IS NULL OR locked_until <= `+dbNow(2)+`)`, integrationID, s.dbClock(), until)
 	return err
 }
 

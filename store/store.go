@@ -43,30 +43,33 @@ type Store struct {
 	// now is the clock of changes whose callers pass no time (a config
 	// change recomputing calling-window waits); tests set it.
 	now func() time.Time
-	// testClock, when set (SetClock), shifts the database's clock, which
-	// decides leases, to it.
+	// testClock, when set (SetClock), stands in for the database's clock,
+	// which decides leases and deadlines.
 	testClock func() time.Time
 }
 
 // SetClock makes s read the time from now: for the changes whose callers
-// pass no time, and, as an offset applied to the database's now(), for
-// leases. For tests whose clock is not the wall clock.
+// pass no time, and, in place of the database's now(), for leases and
+// deadlines. For tests whose clock is not the wall clock.
 func (s *Store) SetClock(now func() time.Time) { s.now, s.testClock = now, now }
 
-// dbNow is the database's clock in SQL, shifted by dbClockOffset, which
-// the statement passes as its parameter number param.
+// dbNow is the database's clock in SQL: now(), unless the statement's
+// parameter number param (s.dbClock()) carries a test clock's time.
+// Leases and deadlines are decided by it, so that the replicas of a
+// deployment, whatever their own clocks say, agree on them; and the
+// deadlines' start times (a slot's slot_taken_at) are stamped with it.
 func dbNow(param int) string {
-	return fmt.Sprintf("(now() + make_interval(secs => $%d))", param)
+	return fmt.Sprintf("COALESCE($%d::timestamptz, now())", param)
 }
 
-// dbClockOffset is how far the test clock, if any, is from the wall clock,
-// in seconds: leases are decided by now() + this, so that the replicas of a
-// deployment, whatever their own clocks say, agree on them.
-func (s *Store) dbClockOffset() float64 {
+// dbClock is the parameter of dbNow: nil (the database's own clock) unless
+// a test set a clock.
+func (s *Store) dbClock() *time.Time {
 	if s.testClock == nil {
-		return 0
+		return nil
 	}
-	return time.Until(s.testClock()).Seconds()
+	at := s.testClock()
+	return &at
 }
 
 // New returns a Store over pool. sealer encrypts secrets and webhook tokens.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,10 +22,11 @@ func (s *Store) IntegrationsHoldingSlots(ctx context.Context) ([]uuid.UUID, erro
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
-// IntegrationsWithDueRetries lists integrations with a retry due at now.
-func (s *Store) IntegrationsWithDueRetries(ctx context.Context, now time.Time) ([]uuid.UUID, error) {
+// IntegrationsWithDueRetries lists integrations with a retry due by the
+// database's clock.
+func (s *Store) IntegrationsWithDueRetries(ctx context.Context) ([]uuid.UUID, error) {
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT integration_id FROM calls
-		WHERE status = 'retry_scheduled' AND next_retry_at <= $1`, now)
+		WHERE status = 'retry_scheduled' AND next_retry_at <= `+dbNow(1), s.dbClock())
 	if err != nil {
 		return nil, err
 	}

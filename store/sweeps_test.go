@@ -40,7 +40,7 @@ func TestOverdueCallsSurviveAnotherTenantsBadLimit(t *testing.T) {
 	}
 	check := func(in uuid.UUID, after time.Duration, want int) {
 		t.Helper()
-		got, err := s.OverdueCalls(t.Context(), in, t0.Add(after), time.Minute, 10)
+		got, err := dbClockAt(s, t0.Add(after)).OverdueCalls(t.Context(), in, time.Minute, 10)
 		if err != nil {
 			t.Fatalf("OverdueCalls(%s, t0+%v): %v", in, after, err)
 		}
@@ -65,7 +65,7 @@ func TestIntegrationsWithDueRetries(t *testing.T) {
 		claim(t, s, in, t0)
 		apply(t, s, ev(in, id, callstate.DialFailed, t0))
 	}
-	got, err := s.IntegrationsWithDueRetries(t.Context(), t0.Add(2*time.Minute))
+	got, err := dbClockAt(s, t0.Add(2*time.Minute)).IntegrationsWithDueRetries(t.Context())
 	if err != nil || len(got) != 1 || got[0] != a.ID {
 		t.Fatalf("IntegrationsWithDueRetries(t0+2m) = %v, %v; want only %s", got, err, a.ID)
 	}

@@ -40,7 +40,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 	s.every(ctx, s.w.cfg.SweepEvery, s.watchdog)
 	s.every(ctx, s.w.cfg.SweepEvery, s.sweep)
 	s.every(ctx, time.Hour, func(ctx context.Context) error {
-		_, err := s.w.store.PruneKeys(ctx, s.w.clock.Now())
+		_, err := s.w.store.PruneKeys(ctx)
 		return err
 	})
 	s.every(ctx, RetentionCheckEvery, func(ctx context.Context) error { _, err := s.RunRetention(ctx); return err })
@@ -76,7 +76,7 @@ func (s *Scheduler) every(ctx context.Context, period time.Duration, fn func(con
 // RunRetries puts every due retry back in the queue now and returns how
 // many it moved.
 func (s *Scheduler) RunRetries(ctx context.Context) (int, error) {
-	return Requeuer{Store: s.w.store, Kicker: s.w.Dispatcher, Clock: s.w.clock}.RunRetries(ctx, uuid.Nil)
+	return Requeuer{Store: s.w.store, Kicker: s.w.Dispatcher}.RunRetries(ctx, uuid.Nil)
 }
 
 // Requeuer moves due retries back to the queue and kicks their dispatch.
@@ -84,7 +84,6 @@ func (s *Scheduler) RunRetries(ctx context.Context) (int, error) {
 type Requeuer struct {
 	Store  *store.Store
 	Kicker Kicker
-	Clock  Clock
 }
 
 // RunRetries puts the due retries of one integration (uuid.Nil: of all)
@@ -95,7 +94,7 @@ func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int,
 	if integrationID != uuid.Nil {
 		return r.runRetriesOf(ctx, integrationID)
 	}
-	ids, err := r.Store.IntegrationsWithDueRetries(ctx, r.Clock.Now())
+	ids, err := r.Store.IntegrationsWithDueRetries(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -113,7 +112,7 @@ func (r Requeuer) RunRetries(ctx context.Context, integrationID uuid.UUID) (int,
 func (r Requeuer) runRetriesOf(ctx context.Context, integrationID uuid.UUID) (int, error) {
 	total := 0
 	for {
-		due, err := r.Store.RequeueDue(ctx, integrationID, r.Clock.Now(), 500)
+		due, err := r.Store.RequeueDue(ctx, integrationID, 500)
 		if err != nil {
 			return total, err
 		}
@@ -144,10 +143,9 @@ func (s *Scheduler) watchdog(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("integration %s: %w", id, err))
 		}
 	}
-	now := s.w.clock.Now()
-	awaiting, err := s.w.store.AwaitingPostcall(ctx, now, s.w.cfg.PostcallWait, 500)
+	awaiting, err := s.w.store.AwaitingPostcall(ctx, s.w.cfg.PostcallWait, 500)
 	if err == nil {
-		err = s.release(ctx, now, awaiting)
+		err = s.release(ctx, s.w.clock.Now(), awaiting)
 	}
 	return errors.Join(append(errs, err)...)
 }
@@ -177,12 +175,11 @@ func (s *Scheduler) mayRelease(err error) bool {
 }
 
 func (s *Scheduler) watchdogOf(ctx context.Context, integrationID uuid.UUID) error {
-	now := s.w.clock.Now()
-	overdue, err := s.w.store.OverdueCalls(ctx, integrationID, now, s.w.cfg.DialLostAfter, 500)
+	overdue, err := s.w.store.OverdueCalls(ctx, integrationID, s.w.cfg.DialLostAfter, 500)
 	if err != nil {
 		return err
 	}
-	return s.release(ctx, now, overdue)
+	return s.release(ctx, s.w.clock.Now(), overdue)
 }
 
 // release applies the watchdog's verdicts: a timeout, a lost dial, or a

@@ -181,7 +181,7 @@ func (b *bench) windowSweep(ctx context.Context) error {
 	var lat []time.Duration
 	for range ticks {
 		start := time.Now()
-		if _, err := w.st.RequeueDue(ctx, uuid.Nil, time.Now(), 500); err != nil {
+		if _, err := w.st.RequeueDue(ctx, uuid.Nil, 500); err != nil {
 			return err
 		}
 		if _, err := w.st.ReleaseWindows(ctx, time.Now(), 5000); err != nil {

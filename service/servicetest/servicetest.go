@@ -80,6 +80,7 @@ func New(t testing.TB) *Env {
 	st, url := storetest.NewStore(t)
 	e := &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), natsDir: t.TempDir(), natsPort: -1,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	st.SetClock(e.Clock.Now) // the instances' database clock follows it too
 	e.StartNATS()
 	t.Cleanup(e.StopNATS)
 	return e
@@ -96,8 +97,10 @@ func NewClustered(t testing.TB, nodes int) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Shutdown)
-	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSCluster: nc, natsNodes: nodes,
+	e := &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSCluster: nc, natsNodes: nodes,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	st.SetClock(e.Clock.Now)
+	return e
 }
 
 // NewClusteredProcesses is NewClustered with each server a child process
@@ -110,8 +113,10 @@ func NewClusteredProcesses(t testing.TB, nodes int) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pc.Shutdown)
-	return &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSProcesses: pc, natsNodes: nodes,
+	e := &Env{t: t, DatabaseURL: url, Store: st, Clock: NewClock(), NATSProcesses: pc, natsNodes: nodes,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	st.SetClock(e.Clock.Now)
+	return e
 }
 
 // replicas is the stream replica count instances are configured with.
