@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/store"
@@ -35,19 +36,14 @@ func (s *Scheduler) RunRetention(ctx context.Context) (store.Removed, error) {
 			return err
 		}
 		for _, p := range policies {
-			cutoff := now.AddDate(0, 0, -p.Days)
 			removed := 0
-			for ctx.Err() == nil {
-				r, err := s.w.store.RemoveExpired(ctx, p.IntegrationID, cutoff, RetentionBatch)
-				if err != nil {
-					return err
-				}
+			err := RemoveExpired(ctx, s.w.store, p.IntegrationID, now.AddDate(0, 0, -p.Days), func(r store.Removed) {
 				total.Add(r)
 				removed += r.Calls
 				s.countRetention(r)
-				if r.Calls < RetentionBatch {
-					break
-				}
+			})
+			if err != nil {
+				return err
 			}
 			if removed > 0 {
 				integrations++
@@ -65,6 +61,29 @@ func (s *Scheduler) RunRetention(ctx context.Context) (store.Removed, error) {
 	s.w.log.WithLevel(level).Err(err).Int("integrations", integrations).Int("calls", total.Calls).Int("rows", total.Rows()).
 		Dur("took", time.Since(start)).Msg("retention run")
 	return total, err
+}
+
+// RemoveExpired removes an integration's calls finished before cutoff in
+// transactions of RetentionBatch calls, calling each after every one. After
+// each batch it rests as long as the batch took: the job has a day, and the
+// dispatchers sharing the database keep at least half of its time.
+func RemoveExpired(ctx context.Context, st *store.Store, integrationID uuid.UUID, cutoff time.Time, each func(store.Removed)) error {
+	for {
+		start := time.Now()
+		r, err := st.RemoveExpired(ctx, integrationID, cutoff, RetentionBatch)
+		if err != nil {
+			return err
+		}
+		each(r)
+		if r.Calls < RetentionBatch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Since(start)):
+		}
+	}
 }
 
 func (s *Scheduler) countRetention(r store.Removed) {

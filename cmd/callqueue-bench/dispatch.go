@@ -109,22 +109,9 @@ func (b *bench) dispatch(ctx context.Context) error {
 // by a call_end webhook, and reports the time from the webhook to the next
 // originate at the VA as <name>_p50_ms and <name>_p99_ms.
 func measureFreedSlots(client *http.Client, base, token string, va *fakeVA, live []vaCall, samples int, name string) error {
-	var lat []time.Duration
-	for range samples {
-		cur := live[0]
-		live = live[1:]
-		va.end(cur.callID)
-		sent := time.Now()
-		if err := postJSON(client, base+"call-events", token, map[string]any{"eventType": "call_end", "callId": cur.callID, "duration": 30}); err != nil {
-			return err
-		}
-		select {
-		case next := <-va.arrived:
-			lat = append(lat, next.at.Sub(sent))
-			live = append(live, next)
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("no originate within 10s of a freed slot")
-		}
+	lat, _, err := freedSlots(client, base, token, va, live, func(n int) bool { return n < samples })
+	if err != nil {
+		return err
 	}
 	slices.Sort(lat)
 	metric(name+"_p50_ms", ms(percentile(lat, 0.50)), "ms")
@@ -133,6 +120,30 @@ func measureFreedSlots(client *http.Client, base, token string, va *fakeVA, live
 		return fmt.Errorf("%s run saw %d limit violations", name, v)
 	}
 	return nil
+}
+
+// freedSlots ends the oldest live call, by a call_end webhook, while more
+// says so (given how many it measured), and returns the times from each
+// webhook to the next originate at the VA, and the calls then live.
+func freedSlots(client *http.Client, base, token string, va *fakeVA, live []vaCall, more func(n int) bool) ([]time.Duration, []vaCall, error) {
+	var lat []time.Duration
+	for more(len(lat)) {
+		cur := live[0]
+		live = live[1:]
+		va.end(cur.callID)
+		sent := time.Now()
+		if err := postJSON(client, base+"call-events", token, map[string]any{"eventType": "call_end", "callId": cur.callID, "duration": 30}); err != nil {
+			return nil, nil, err
+		}
+		select {
+		case next := <-va.arrived:
+			lat = append(lat, next.at.Sub(sent))
+			live = append(live, next)
+		case <-time.After(10 * time.Second):
+			return nil, nil, fmt.Errorf("no originate within 10s of a freed slot")
+		}
+	}
+	return lat, live, nil
 }
 
 // limit runs 400 calls through two worker processes and one webhook

@@ -38,6 +38,8 @@ type bench struct {
 	// unverifiedBodyBytes is the processes' CALLQUEUE_UNVERIFIED_BODY_BYTES
 	// (0: its default; negative: no bound).
 	unverifiedBodyBytes int64
+	// retentionCalls is how many expired calls the retention scenario removes.
+	retentionCalls int
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")

@@ -4,7 +4,10 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover,retention]
+//
+// Scenarios marked named-only (retention, which seeds a million calls) run
+// only when -only names them.
 package main
 
 import (
@@ -38,6 +41,7 @@ func run() error {
 	clients := flag.Int("clients", 64, "concurrent HTTP clients for intake")
 	syncPolicy := flag.String("nats-sync", "always", `embedded NATS sync policy: "always" (the default of callqueue serve) or a duration`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	retentionCalls := flag.Int("retention-calls", 1_000_000, "expired calls the retention scenario removes")
 	rateLimits := flag.String("rate-limits", "default", `request limits of the measured processes: "default" (those of callqueue serve) or "off"`)
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -55,12 +59,15 @@ func run() error {
 	if dbURL == "" {
 		return errors.New("DATABASE_URL is not set (make bench sets it)")
 	}
-	want := func(name string) bool {
-		return *only == "" || strings.Contains(","+*only+",", ","+name+",")
+	want := func(name string, named bool) bool {
+		if *only == "" {
+			return !named
+		}
+		return strings.Contains(","+*only+",", ","+name+",")
 	}
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
-	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log}
+	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls}
 	switch *rateLimits {
 	case "default":
 		b.rateLimits = ratelimit.RulesDefault()
@@ -78,26 +85,28 @@ func run() error {
 	fmt.Fprintf(os.Stderr, "callqueue-bench: %s, %d CPUs, %s per measurement\n", runtime.Version(), runtime.NumCPU(), *duration)
 
 	scenarios := []struct {
-		name string
-		run  func(context.Context) error
+		name  string
+		run   func(context.Context) error
+		named bool // run only when -only names it
 	}{
-		{"intake", b.intake},
-		{"intake_guards", b.intakeGuards},
-		{"e2e", b.e2e},
-		{"dispatch", b.dispatch},
-		{"limit", b.limit},
-		{"agentinit", b.agentInit},
-		{"outbox", b.outbox},
-		{"admin", b.adminList},
-		{"intake_visible", b.intakeVisible},
-		{"simulated", b.simulated},
-		{"campaign_upload", b.campaignUpload},
-		{"campaign_dispatch", b.campaignDispatch},
-		{"window_sweep", b.windowSweep},
-		{"failover", b.failover},
+		{"intake", b.intake, false},
+		{"intake_guards", b.intakeGuards, false},
+		{"e2e", b.e2e, false},
+		{"dispatch", b.dispatch, false},
+		{"limit", b.limit, false},
+		{"agentinit", b.agentInit, false},
+		{"outbox", b.outbox, false},
+		{"admin", b.adminList, false},
+		{"intake_visible", b.intakeVisible, false},
+		{"simulated", b.simulated, false},
+		{"campaign_upload", b.campaignUpload, false},
+		{"campaign_dispatch", b.campaignDispatch, false},
+		{"window_sweep", b.windowSweep, false},
+		{"failover", b.failover, false},
+		{"retention", b.retention, true},
 	}
 	for _, s := range scenarios {
-		if !want(s.name) {
+		if !want(s.name, s.named) {
 			continue
 		}
 		start := time.Now()

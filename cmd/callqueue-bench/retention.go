@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/workers"
+)
+
+// retention measures what the daily retention job costs the dispatcher:
+// the time from a freed slot to the next dial (as in dispatch) while the
+// job's loop (workers.RemoveExpired) removes retentionCalls expired calls of another integration, with
+// their history, against the same measurement just before in the same
+// database. Contract §11: the job must not hold locks a dispatcher needs.
+func (b *bench) retention(ctx context.Context) error {
+	const samples = 300
+	w, err := b.newWorld(ctx, "retention")
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	va := newFakeVA(1)
+	defer va.Close()
+	svc, err := w.start(ctx, "all", true, nil)
+	if err != nil {
+		return err
+	}
+	in, _, err := w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
+	if err != nil {
+		return err
+	}
+	old, _, err := w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
+	if err != nil {
+		return err
+	}
+	seeded := time.Now()
+	expiredAt := time.Now().AddDate(0, 0, -400)
+	if _, err := w.st.Pool().Exec(ctx, `WITH c AS (
+			INSERT INTO calls (id, integration_id, phone_number, status, attempt, max_attempts, queued_at, outcome, created_at, updated_at)
+			SELECT gen_random_uuid(), $1, '+38067' || lpad(g::text, 7, '0'), 'completed', 1, 1, $2, 'completed', $2, $2
+			FROM generate_series(1, $3) g
+			RETURNING id)
+		INSERT INTO call_events (call_id, attempt, kind, to_status, occurred_at)
+		SELECT id, 1, k, k, $2 FROM c, unnest(ARRAY['queued', 'completed']) k`, old.ID, expiredAt, b.retentionCalls); err != nil {
+		return fmt.Errorf("seed expired calls: %w", err)
+	}
+	if _, err := w.st.Pool().Exec(ctx, `ANALYZE calls; ANALYZE call_events`); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "callqueue-bench: retention: %d expired calls seeded in %s\n", b.retentionCalls, time.Since(seeded).Round(time.Millisecond))
+
+	client := newHTTPClient(4)
+	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
+	for i := range 4*samples + 1 {
+		if err := postJSON(client, base+"call-originate", in.WebhookToken, map[string]any{"phone_number": fmt.Sprintf("+38099%07d", i)}); err != nil {
+			return err
+		}
+	}
+	live := []vaCall{<-va.arrived}
+	alone, live, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool { return n < samples })
+	if err != nil {
+		return err
+	}
+
+	// The job's own loop, resting between batches as it does.
+	var removed atomic.Int64
+	done := make(chan error, 1)
+	started := time.Now()
+	go func() {
+		done <- workers.RemoveExpired(ctx, w.st, old.ID, time.Now().AddDate(0, 0, -30), func(r store.Removed) { removed.Add(int64(r.Calls)) })
+	}()
+	var jobErr error
+	finished := false
+	during, _, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool {
+		if !finished {
+			select {
+			case jobErr = <-done:
+				finished = true
+			default:
+			}
+		}
+		return !finished && n < 3*samples
+	})
+	if err != nil {
+		return err
+	}
+	if !finished {
+		jobErr = <-done
+	}
+	took := time.Since(started)
+	if jobErr != nil {
+		return fmt.Errorf("retention job: %w", jobErr)
+	}
+	if n := removed.Load(); n != int64(b.retentionCalls) {
+		return fmt.Errorf("retention removed %d calls, want %d", n, b.retentionCalls)
+	}
+	if len(during) < samples/3 {
+		fmt.Fprintf(os.Stderr, "callqueue-bench: retention: only %d samples during the job (it took %s); its p99 is rough\n", len(during), took.Round(time.Millisecond))
+	}
+	slices.Sort(alone)
+	slices.Sort(during)
+	metric("retention_calls_per_s", float64(b.retentionCalls)/took.Seconds(), "calls/s")
+	metric("retention_dispatch_alone_p99_ms", ms(percentile(alone, 0.99)), "ms")
+	metric("retention_dispatch_during_p99_ms", ms(percentile(during, 0.99)), "ms")
+	metric("retention_dispatch_p99_ratio", float64(percentile(during, 0.99))/float64(percentile(alone, 0.99)), "x")
+	if v := va.violations.Load(); v != 0 {
+		return fmt.Errorf("retention run saw %d limit violations", v)
+	}
+	return nil
+}
