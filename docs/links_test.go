@@ -6,7 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"unicode"
+
+	"github.com/callqueue/callqueue/docs"
 )
 
 // repoRoot is the repository's root, seen from this package's directory.
@@ -67,7 +68,7 @@ func anchors(text string) map[string]bool {
 		if m == nil {
 			continue
 		}
-		slug := slugify(m[1])
+		slug := docs.Anchor(m[1])
 		if n := seen[slug]; n > 0 {
 			out[slug+"-"+itoa(n)] = true
 		} else {
@@ -76,21 +77,6 @@ func anchors(text string) map[string]bool {
 		seen[slug]++
 	}
 	return out
-}
-
-// slugify is GitHub's heading anchor: lower case, punctuation other than
-// '-' and '_' dropped, spaces turned into '-'. Markup characters go too.
-func slugify(h string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(h) {
-		switch {
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_':
-			b.WriteRune(r)
-		case r == ' ':
-			b.WriteByte('-')
-		}
-	}
-	return b.String()
 }
 
 func itoa(n int) string {
@@ -208,5 +194,68 @@ func TestLinkCheckerFindsBrokenLinks(t *testing.T) {
 	want := []string{"line 4: missing.md: no such file", "line 4: other.md#not-a-heading: no heading with that anchor"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("broken links:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestRenderedPagesKeepTheAnchors: the console's rendering of each page
+// gives every heading the id the link checker (and GitHub) expects, so a
+// link that resolves here also resolves in the console.
+func TestRenderedPagesKeepTheAnchors(t *testing.T) {
+	t.Parallel()
+	if len(docs.Pages()) < 10 {
+		t.Fatalf("only %d pages built into the binary", len(docs.Pages()))
+	}
+	for _, name := range docs.Pages() {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		title, html, err := docs.Render(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if title == "" {
+			t.Errorf("%s has no title (a first line \"# ...\")", name)
+		}
+		for a := range anchors(string(raw)) {
+			if !strings.Contains(string(html), `id="`+a+`"`) {
+				t.Errorf("%s: the rendered page has no id %q", name, a)
+			}
+		}
+	}
+	if _, _, err := docs.Render("../README.md"); err == nil {
+		t.Error("Render reads outside the pages")
+	}
+}
+
+// TestConsoleLinksResolve: every page and #anchor the console links to
+// (web/admin/static/js) is a page of docs/ with that heading.
+func TestConsoleLinksResolve(t *testing.T) {
+	t.Parallel()
+	scripts, err := filepath.Glob(filepath.Join(repoRoot, "web", "admin", "static", "js", "*.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := regexp.MustCompile(`'([a-z0-9-]+\.md)(?:#([^']*))?'`)
+	n := 0
+	for _, script := range scripts {
+		raw, err := os.ReadFile(script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range target.FindAllStringSubmatch(string(raw), -1) {
+			n++
+			page, err := os.ReadFile(m[1])
+			if err != nil {
+				t.Errorf("%s links to %s, which is not a page of docs/", script, m[1])
+				continue
+			}
+			if m[2] != "" && !anchors(string(page))[m[2]] {
+				t.Errorf("%s links to %s#%s, a heading %s does not have", script, m[1], m[2], m[1])
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("found only %d links to the documentation in the console: the scan is broken", n)
 	}
 }

@@ -63,6 +63,7 @@ func Register(mux *http.ServeMux) {
 		}
 		assets.ServeHTTP(w, r)
 	})))
+	registerDocs(mux)
 }
 
 func serveIndex(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@
 
 import {get, put, patch, del, ApiError, enc} from './api.js';
 import {h, replace, field, jsonText, parseJSON, toast, clearErrors, formError, showFieldError, uid} from './dom.js';
+import {docRef} from './docs.js';
 
 const KNOWN = ['agent', 'voice', 'call_handling', 'crm', 'crm_fields', 'data'];
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
@@ -30,7 +31,7 @@ export async function configurationTab(ctx, it, panel) {
         formError(form, ex);
       }
     }},
-    h('h2', {id: `config-${key}-h`}, title), hint ? h('p', {class: 'muted'}, hint) : null,
+    h('h2', {id: `config-${key}-h`}, title), hint ? h('p', {class: 'muted'}, hint) : null, docRef(key),
     inputs,
     h('div', {class: 'actions'},
       h('button', {type: 'button', class: 'secondary', onclick: async () => {

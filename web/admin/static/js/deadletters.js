@@ -5,6 +5,7 @@
 
 import {request, post, get, query, ApiError} from './api.js';
 import {h, replace, field, fmtTime, confirmDialog, toast} from './dom.js';
+import {docLink} from './docs.js';
 
 const PAGE = 50;
 const STREAMS = [['', 'every stream'], ['originate', 'call-originate'], ['events', 'call-events'], ['postcall', 'agent-postcall']];
@@ -81,7 +82,7 @@ export async function deadLettersPage(ctx) {
 
   replace(ctx.main,
     h('div', {class: 'page-head'}, h('h1', {}, 'Dead letters'), h('div', {class: 'actions'}, replayAll)),
-    h('p', {class: 'muted'}, 'Messages the workers could not process after their retries. Fix the cause (the reason says it), then replay them.'),
+    h('p', {class: 'muted'}, 'Messages the workers could not process after their retries. Fix the cause (the reason says it), then replay them. ', docLink('dead-letters', 'What to do')),
     h('form', {class: 'toolbar filters', onsubmit: (e) => e.preventDefault()}, field('Stream', stream), field('Integration', integration)),
     summary, tableWrap, more);
   await load(false);

@@ -4,6 +4,7 @@
 
 import {get, patch, post, ApiError} from './api.js';
 import {h, replace, badge, copyButton, confirmDialog, toast} from './dom.js';
+import {docLink, docRef} from './docs.js';
 import {handlersTab} from './handlers.js';
 import {secretsTab} from './secrets.js';
 import {configurationTab} from './configuration.js';
@@ -61,7 +62,7 @@ export async function integrationPage(ctx) {
     const token = h('input', {type: 'password', readonly: true, value: it.webhookToken, id: 'webhook-token', class: 'mono'});
     replace(hooks,
       h('h2', {id: 'hooks-h'}, 'Webhooks'),
-      h('p', {class: 'muted'}, 'Send the token as ', h('code', {}, 'X-Webhook-Token'), ' (or a bearer token).'),
+      h('p', {class: 'muted'}, 'Send the token as ', h('code', {}, 'X-Webhook-Token'), ' (or a bearer token). ', docLink('webhooks', 'How to wire them')),
       h('ul', {class: 'urls'}, WEBHOOKS.map((name) => {
         const url = `${location.origin}/${it.slug}/webhook/${name}`;
         return h('li', {}, h('code', {}, url), ' ', copyButton(url, `Copy the ${name} URL`),
@@ -99,7 +100,7 @@ export async function integrationPage(ctx) {
   function go(key) {
     ctx.navigate(`/admin/integrations/${id}?tab=${key}`, {focus: `#tab-${key}`});
   }
-  replace(ctx.main, head, hooks, tablist, panel);
+  replace(ctx.main, head, hooks, tablist, docRef(selected[0]), panel);
   try {
     await selected[2](ctx, it, panel);
   } catch (e) {

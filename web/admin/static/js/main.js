@@ -158,7 +158,8 @@ document.addEventListener('click', (e) => {
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   if (a.target || a.hasAttribute('download')) return;
   const url = new URL(a.href, location.href);
-  if (url.origin !== location.origin || !url.pathname.startsWith('/admin/') || url.pathname.startsWith('/admin/static/')) return;
+  if (url.origin !== location.origin || !url.pathname.startsWith('/admin/') || url.pathname.startsWith('/admin/static/') ||
+    url.pathname.startsWith('/admin/docs/')) return;
   e.preventDefault();
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });

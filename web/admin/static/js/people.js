@@ -4,6 +4,7 @@
 
 import {get, del, query, enc, ApiError} from './api.js';
 import {h, replace, field, jsonText, confirmDialog, toast, clearErrors, formError} from './dom.js';
+import {docLink} from './docs.js';
 
 export async function peoplePage(ctx) {
   const integrations = await get('/api/integrations' + query({limit: 100, order: 'name'}));
@@ -44,7 +45,7 @@ export async function peoplePage(ctx) {
     }
   }},
   h('h2', {id: 'people-h'}, 'Find a person'),
-  h('p', {class: 'muted'}, 'Everything stored about a phone number (right of access), and its erasure.'),
+  h('p', {class: 'muted'}, 'Everything stored about a phone number (right of access), and its erasure. ', docLink('people', 'What is kept, and for how long')),
   h('div', {class: 'row'}, field('Phone number', phone), field('In', integration)),
   h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Search')));
   replace(ctx.main, h('h1', {}, 'People'), form, result);
