@@ -57,5 +57,5 @@ func (b *bench) adminList(ctx context.Context) error {
 	metric("admin_list_rps", res.rps(), "req/s")
 	metric("admin_list_p99_ms", ms(res.percentile(0.99)), "ms")
 	metric("admin_list_filtered_p99_ms", ms(byIntegration.percentile(0.99)), "ms")
-	return nil
+	return reportOpenLoop(ctx, client, "admin_list", res.rps(), b.duration, http.MethodGet, url, header, nil)
 }

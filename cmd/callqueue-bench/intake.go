@@ -62,7 +62,9 @@ func (b *bench) intake(ctx context.Context) error {
 	metric("ceiling_rps", ceiling.rps(), "req/s")
 	metric("ceiling_p99_ms", ms(ceiling.percentile(0.99)), "ms")
 	metric("intake_ceiling_ratio", res.rps()/ceiling.rps(), "ratio")
-	return nil
+	// Latency at a fixed offered load: the closed loop's p99 at saturation
+	// measures our own queue.
+	return reportOpenLoop(ctx, client, "intake", res.rps(), b.duration, http.MethodPost, url, header, body)
 }
 
 func streamCount(ctx context.Context, q *queue.Queue, kind queue.Kind) (uint64, error) {

@@ -89,6 +89,11 @@ func (b *bench) agentInit(ctx context.Context) error {
 	}
 	metric("agent_init_rps", hit.rps(), "req/s")
 	metric("agent_init_p99_ms", ms(hit.percentile(0.99)), "ms")
+	if err := reportOpenLoop(ctx, client, "agent_init", hit.rps(), b.duration, http.MethodPost, url, header, func(n int64) []byte {
+		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
+	}); err != nil {
+		return err
+	}
 
 	// CRM down: the first lookups fail and open the breaker; then every
 	// uncached caller is answered with the date variables only, at once.
