@@ -12,9 +12,11 @@ import (
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/store"
 )
 
-// Source is where integrations' CRM settings come from (the store).
+// Source is where integrations' CRM settings come from (the store); a
+// secret that is not set is store.ErrNotFound.
 type Source interface {
 	Config(ctx context.Context, id uuid.UUID) (config.Integration, error)
 	SecretValue(ctx context.Context, id uuid.UUID, key string) (string, error)
@@ -82,8 +84,10 @@ func (c *Clients) client(ctx context.Context, id uuid.UUID) (cachedClient, error
 	secrets := map[string]string{}
 	for _, k := range SecretsFor(cfg.CRM) {
 		v, err := c.src.SecretValue(ctx, id, k)
-		if err != nil && ctx.Err() != nil {
-			return e, err
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			// Unread is not unset: a client built without the secret
+			// would fail every update for good while it is cached.
+			return e, err // not cached
 		}
 		secrets[k] = v
 	}

@@ -3,6 +3,7 @@ package crm_test
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -175,5 +176,54 @@ func TestClientsApplyNeverDropsAnUpdateOnAStaleNone(t *testing.T) {
 	other := uuid.New()                      // and asked for by an update queued before
 	if err := c.Apply(t.Context(), other, u); err == nil || !crm.IsPermanent(err) {
 		t.Fatalf("Apply without any CRM = %v, want a permanent failure, not a silent delivery", err)
+	}
+}
+
+// flakySource is an integration's settings in a store that cannot be read
+// for a while (its connections cut): secrets fail while down is set.
+type flakySource struct {
+	source
+	mu   sync.Mutex
+	down bool
+}
+
+func (s *flakySource) setDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+func (s *flakySource) SecretValue(ctx context.Context, id uuid.UUID, key string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return "", io.ErrUnexpectedEOF
+	}
+	return s.source.SecretValue(ctx, id, key)
+}
+
+// TestClientsSecretUnreadIsNotUnset: a secret that could not be read (the
+// database cut for a moment) is not a secret that is not set. Apply must
+// fail so that the update is retried, not build a client without the
+// secret, fail every update for good for as long as it is cached, and so
+// lose them.
+func TestClientsSecretUnreadIsNotUnset(t *testing.T) {
+	t.Parallel()
+	nh := nethunttest.New(t)
+	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
+	cfg := config.Decode(nil)
+	cfg.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
+		StatusValues: map[string]string{"completed": "Called"}}
+	src := &flakySource{source: source{cfg: cfg,
+		secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}}}
+	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
+	id := uuid.New()
+	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
+
+	src.setDown(true)
+	if err := c.Apply(t.Context(), id, u); err == nil || crm.IsPermanent(err) {
+		t.Fatalf("Apply while the secrets cannot be read = %v, want a failure to retry", err)
+	}
+	src.setDown(false)
+	if err := c.Apply(t.Context(), id, u); err != nil {
+		t.Fatalf("Apply once the secrets can be read: %v", err)
+	}
+	if r, _ := nh.Record(rec); r.Fields["Status"] != "Called" {
+		t.Fatalf("the update never reached the CRM: record %+v", r.Fields)
 	}
 }
