@@ -94,6 +94,9 @@ type soakAck struct {
 	attempt int
 	kind    string // the history's kind: call_start, call_end, postcall
 	ref     string // how the webhook named the call
+	// doNotCall: a post-call whose analysis asks not to call phone again.
+	doNotCall bool
+	phone     string
 }
 
 // TestSoak runs the schedule: call-originates (some repeated under their
@@ -149,6 +152,17 @@ type soakWorld struct {
 	timeline   []string // faults with their wall-clock time, for failure messages
 
 	stopClock func()
+
+	// The operator's side: the admin API process (apiMu guards its
+	// address, which a restart changes), campaigns and cancels.
+	apiMu          sync.Mutex
+	predial        *soakPredial
+	campaigns      []*soakCampaign
+	campaignPhones int
+	cancels        []soakCancel // guarded by mu
+	// Numbers suppressed and the calls originated for them afterwards.
+	suppressedPhones int
+	mustNotDial      map[uuid.UUID]string
 }
 
 func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
@@ -165,9 +179,18 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		DialTimeout:    soakDialTimeout,
 	})
 	w := &soakWorld{t: t, c: c, crm: servicetest.NewFakeCRM(t), rng: rand.New(rand.NewPCG(seed, 1)),
-		originated: map[string]uuid.UUID{}, faults: map[string]int{}}
+		originated: map[string]uuid.UUID{}, faults: map[string]int{}, mustNotDial: map[uuid.UUID]string{}}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
+	w.predial = newSoakPredial(t, rand.New(rand.NewPCG(seed, 3)), func(id uuid.UUID) { w.cancelCall(id) })
+	if code := c.admin.Do("POST", "/api/integrations/"+c.integ.ID.String()+"/secrets",
+		map[string]any{"key": "PREDIAL_SECRET", "value": soakPredialSecret}, nil); code != http.StatusCreated {
+		t.Fatalf("PREDIAL_SECRET: %d", code)
+	}
+	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/predial",
+		map[string]any{"url": w.predial.srv.URL, "timeout_ms": soakPredialTimeout.Milliseconds()}, nil); code != http.StatusOK {
+		t.Fatalf("predial config: %d", code)
+	}
 	for range soakWorkers {
 		w.startWorker()
 	}
@@ -222,30 +245,37 @@ func (w *soakWorld) run(s soakSettings) {
 			break
 		}
 		switch roll := w.rng.IntN(100); {
-		case roll < 45:
+		case roll < 36:
 			// In bursts, so that calls wait for slots.
 			for range 1 + w.rng.IntN(4) {
 				w.originate()
 			}
-		case roll < 52:
+		case roll < 41:
 			w.repeatOriginate()
-		case roll < 57:
+		case roll < 44:
 			w.cancel()
-		case roll < 62:
+		case roll < 48:
+			w.cancelAtStage()
+		case roll < 52:
 			w.killWorker()
-		case roll < 66:
+		case roll < 55:
 			w.restartWorker()
-		case roll < 70:
+		case roll < 58:
 			w.restartNATS()
-		case roll < 76:
+		case roll < 63:
 			w.cutPostgres()
-		case roll < 81:
+		case roll < 67:
 			w.loseCommitAnswers()
+		case roll < 79:
+			w.campaignStep()
+		case roll < 82:
+			w.suppressAndOriginate()
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
 	}
-	w.t.Logf("schedule done: %d calls originated, faults %v", len(w.originated), w.faults)
+	w.t.Logf("schedule done: %d calls originated, %d campaigns (%d numbers), faults %v", len(w.originated),
+		len(w.campaigns), w.campaignPhones, w.faults)
 }
 
 // originate queues a new call under a fresh Idempotency-Key, retrying
@@ -281,7 +311,8 @@ func (w *soakWorld) repeatOriginate() {
 	}
 }
 
-// cancel cancels a random call through the admin API.
+// cancel cancels a random originated call through the admin API, maybe
+// one not stored yet or already over.
 func (w *soakWorld) cancel() {
 	if len(w.originated) == 0 {
 		return
@@ -290,13 +321,7 @@ func (w *soakWorld) cancel() {
 	if id == uuid.Nil {
 		return
 	}
-	code := w.c.admin.Do("POST", "/api/calls/"+id.String()+"/cancel", nil, nil)
-	switch code {
-	case http.StatusOK, http.StatusConflict, http.StatusNotFound, http.StatusServiceUnavailable, http.StatusInternalServerError:
-		// Not found: not stored yet; 5xx: the database was cut.
-	default:
-		w.t.Errorf("cancel %s: %d", id, code)
-	}
+	w.cancelCall(id)
 	w.fault("cancel")
 }
 
@@ -409,13 +434,15 @@ func (w *soakWorld) deliver(name string, body map[string]any, ack soakAck) {
 // makes a dial in flight look lost, and by less than a CRM update's lease.
 func (w *soakWorld) settle() {
 	w.va.setQuiet()
+	w.predial.setQuiet()
+	w.endCampaignFaults()
 	limit := soakSettle + time.Duration(len(w.originated))*soakSettlePerCall
 	deadline := time.Now().Add(limit)
 	dialingSince := map[uuid.UUID]time.Time{}
 	for {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d", limit, w.c.describeStragglers(w.t, "completed"),
-				w.va.busy.Load(), w.va.liveCount())
+			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d; %d campaigns open", limit,
+				w.c.describeStragglers(w.t, "completed"), w.va.busy.Load(), w.va.liveCount(), w.campaignsOpen())
 		}
 		rows, err := w.c.callsErr()
 		if err != nil {
@@ -436,7 +463,7 @@ func (w *soakWorld) settle() {
 				delete(dialingSince, id)
 			}
 		}
-		if settled && w.holdingSlots() == 0 && w.pendingUpdates() == 0 && w.va.busy.Load() == 0 {
+		if settled && w.holdingSlots() == 0 && w.pendingUpdates() == 0 && w.va.busy.Load() == 0 && w.campaignsOpen() == 0 {
 			return
 		}
 		if quiet && w.va.busy.Load() == 0 && w.va.liveCount() == 0 {
@@ -535,17 +562,21 @@ func (w *soakWorld) check() {
 		}
 	}
 	histories := map[uuid.UUID][]store.CallEventRow{}
+	history := func(id uuid.UUID) []store.CallEventRow {
+		h, ok := histories[id]
+		if !ok {
+			var err error
+			if h, err = w.c.env.Store.CallHistory(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			histories[id] = h
+		}
+		return h
+	}
 	parked := 0
 	defer func() { t.Logf("%d acknowledged reports parked under a VA id never learnt", parked) }()
 	for _, a := range w.acked {
-		h, ok := histories[a.call]
-		if !ok {
-			var err error
-			if h, err = w.c.env.Store.CallHistory(context.Background(), a.call); err != nil {
-				t.Fatal(err)
-			}
-			histories[a.call] = h
-		}
+		h := history(a.call)
 		found := slices.ContainsFunc(h, func(e store.CallEventRow) bool { return e.Attempt == a.attempt && e.Kind == a.kind })
 		if !found && !slices.ContainsFunc(h, func(e store.CallEventRow) bool { return e.Attempt == a.attempt && e.Kind == "dial_accepted" }) &&
 			w.parked(a.ref) > 0 {
@@ -557,6 +588,16 @@ func (w *soakWorld) check() {
 		if !found {
 			t.Errorf("call %s: the acknowledged %s of attempt %d is not in its history %s", a.call, a.kind, a.attempt, describeHistory(h))
 		}
+	}
+
+	// The operator's requests: cancels and campaigns.
+	w.checkCancels(history)
+	w.checkCampaigns()
+	w.checkSuppressions(rows)
+	counts, issues := w.predial.summary()
+	t.Logf("pre-dial checks answered: %v", counts)
+	for _, p := range issues {
+		t.Error(p)
 	}
 
 	// One CRM update per finished call.
@@ -625,6 +666,8 @@ type soakVA struct {
 	slow    int // calls placed after our request gave up
 	refused int // dials answered 503 or 422
 	issues  []string
+	// doNotCall are the numbers whose post-calls asked not to call again.
+	doNotCall []string
 }
 
 func newSoakVA(fake *servicetest.FakeVA, rng *rand.Rand, deliver func(string, map[string]any, soakAck)) *soakVA {
@@ -656,6 +699,12 @@ func (va *soakVA) liveCount() int {
 	va.mu.Lock()
 	defer va.mu.Unlock()
 	return len(va.live)
+}
+
+func (va *soakVA) doNotCallPhones() []string {
+	va.mu.Lock()
+	defer va.mu.Unlock()
+	return append([]string(nil), va.doNotCall...)
 }
 
 func (va *soakVA) problems() []string {
@@ -696,6 +745,7 @@ func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 		delay = 2 * soakDialTimeout // the call goes on; our request gives up
 	}
 	script := va.script(o.CallID, call, attempt, !slow && roll < 0.35)
+	script.phone = o.PhoneNumber
 	if slow {
 		// Slow because it was busy connecting: the call outlives our
 		// request.
@@ -710,6 +760,7 @@ func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 // vaScript is how one placed call goes.
 type vaScript struct {
 	callID   string // the attempt's call_id we sent
+	phone    string
 	call     uuid.UUID
 	attempt  int
 	ref      string // how its webhooks name it
@@ -717,6 +768,12 @@ type vaScript struct {
 	ring     time.Duration
 	talk     time.Duration
 	duration float64
+	// doNotCall: the person asks not to be called again, which the
+	// post-call's analysis says.
+	doNotCall bool
+	// postcallAfter delays the post-call well past the call's end: after a
+	// short call's retry was scheduled, or after the call finished.
+	postcallAfter time.Duration
 }
 
 // script draws a call's course. byOwnID: the VA names the call by its own
@@ -741,6 +798,10 @@ func (va *soakVA) script(callID string, call uuid.UUID, attempt int, byOwnID boo
 	}
 	if s.outcome == "completed" || s.outcome == "short" {
 		s.talk = time.Duration(50+va.rng.IntN(450)) * time.Millisecond
+		s.doNotCall = !va.quiet && va.rng.Float64() < 0.12
+		if va.rng.Float64() < 0.2 {
+			s.postcallAfter = time.Duration(300+va.rng.IntN(700)) * time.Millisecond
+		}
 	}
 	return s
 }
@@ -755,7 +816,7 @@ func (va *soakVA) play(s vaScript) {
 	answered := s.talk > 0
 	if answered {
 		va.send("call-events", map[string]any{"eventType": "call_start", "callId": s.ref, "conversation_id": conv},
-			soakAck{s.call, s.attempt, "call_start", s.ref})
+			soakAck{call: s.call, attempt: s.attempt, kind: "call_start", ref: s.ref})
 		time.Sleep(s.talk)
 	}
 	va.mu.Lock()
@@ -767,10 +828,19 @@ func (va *soakVA) play(s vaScript) {
 	} else {
 		end["reason"] = s.outcome // identical for every no-answer of this attempt
 	}
-	va.send("call-events", end, soakAck{s.call, s.attempt, "call_end", s.ref})
+	va.send("call-events", end, soakAck{call: s.call, attempt: s.attempt, kind: "call_end", ref: s.ref})
 	if answered {
-		va.send("agent-postcall", transcription(conv, int(s.duration), elAnalysis("Розмова "+s.callID, nil),
-			map[string]any{"call_id": s.callID}), soakAck{s.call, s.attempt, "postcall", s.callID})
+		var collected map[string]any
+		if s.doNotCall {
+			collected = map[string]any{"do_not_call": true}
+			va.mu.Lock()
+			va.doNotCall = append(va.doNotCall, s.phone)
+			va.mu.Unlock()
+		}
+		time.Sleep(s.postcallAfter)
+		va.send("agent-postcall", transcription(conv, int(s.duration), elAnalysis("Розмова "+s.callID, collected),
+			map[string]any{"call_id": s.callID}), soakAck{call: s.call, attempt: s.attempt, kind: "postcall", ref: s.callID,
+			doNotCall: s.doNotCall, phone: s.phone})
 	}
 }
 
