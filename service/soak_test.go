@@ -499,6 +499,26 @@ func (w *soakWorld) parked(ref string) int {
 	return n
 }
 
+// describeOutbox is a call's CRM updates as the outbox has them.
+func (w *soakWorld) describeOutbox(call uuid.UUID) string {
+	rows, err := w.c.env.Store.Pool().Query(context.Background(), `SELECT event, status, attempts, COALESCE(last_error, '')
+		FROM crm_outbox WHERE call_id = $1`, call)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var event, status, lastError string
+		var attempts int
+		if err := rows.Scan(&event, &status, &attempts, &lastError); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("%s %s after %d attempts (%s)", event, status, attempts, lastError))
+	}
+	return "[" + strings.Join(out, "; ") + "]"
+}
+
 func (w *soakWorld) pendingUpdates() int {
 	var n int
 	if err := w.c.env.Store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM crm_outbox
@@ -626,8 +646,8 @@ func (w *soakWorld) check() {
 			delete(delivered, id.String()+" "+event)
 			switch {
 			case event == want && n != 1:
-				t.Errorf("call %s (%s): the CRM got %d %s updates, want 1: %v; faults %v", id, r.Status, n, event,
-					sent[id.String()+" "+event], w.timeline)
+				t.Errorf("call %s (%s): the CRM got %d %s updates, want 1: %v; outbox %s; faults %v", id, r.Status, n, event,
+					sent[id.String()+" "+event], w.describeOutbox(id), w.timeline)
 			case event != want && n != 0:
 				t.Errorf("call %s (%s): the CRM got %d %s updates, want none", id, r.Status, n, event)
 			}
