@@ -138,6 +138,15 @@ func (m FailureMetadata) ProviderCallID() string {
 	return ""
 }
 
+// DialledNumber is the number the failed call was placed to, when the
+// report says: Twilio's To. The SIP trunk's report does not name it.
+func (m FailureMetadata) DialledNumber() string {
+	if to, ok := m.Body["To"].(string); ok {
+		return strings.TrimSpace(to)
+	}
+	return ""
+}
+
 // AudioData is the data of a post_call_audio webhook.
 type AudioData struct {
 	AgentID        string `json:"agent_id"`

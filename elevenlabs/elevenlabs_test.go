@@ -241,12 +241,13 @@ func TestParseWebhook(t *testing.T) {
 
 // TestFailureMetadata: the call_initiation_failure samples written from
 // ElevenLabs' documentation, with Twilio's and the SIP trunk's reports,
-// name the call by the id the outbound-call answer gave.
+// name the call by the id the outbound-call answer gave; Twilio's also
+// names the number dialled, the SIP trunk's does not.
 func TestFailureMetadata(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ file, reason, kind, callID string }{
-		{"call_initiation_failure_twilio.json", "busy", "twilio", "CA0123456789abcdef0123456789abcdef"},
-		{"call_initiation_failure_sip.json", "no-answer", "sip", "SCL_kX2p9QvR7tYw"},
+	for _, tc := range []struct{ file, reason, kind, callID, to string }{
+		{"call_initiation_failure_twilio.json", "busy", "twilio", "CA0123456789abcdef0123456789abcdef", "+380501234567"},
+		{"call_initiation_failure_sip.json", "no-answer", "sip", "SCL_kX2p9QvR7tYw", ""},
 	} {
 		body, err := os.ReadFile(filepath.Join("testdata", tc.file))
 		if err != nil {
@@ -264,8 +265,9 @@ func TestFailureMetadata(t *testing.T) {
 		if err := json.Unmarshal(d.Metadata, &m); err != nil {
 			t.Fatal(err)
 		}
-		if d.FailureReason != tc.reason || m.Type != tc.kind || m.ProviderCallID() != tc.callID {
-			t.Errorf("%s: reason %q, metadata type %q, provider call id %q", tc.file, d.FailureReason, m.Type, m.ProviderCallID())
+		if d.FailureReason != tc.reason || m.Type != tc.kind || m.ProviderCallID() != tc.callID || m.DialledNumber() != tc.to {
+			t.Errorf("%s: reason %q, metadata type %q, provider call id %q, number dialled %q", tc.file, d.FailureReason, m.Type,
+				m.ProviderCallID(), m.DialledNumber())
 		}
 	}
 	if id := (elevenlabs.FailureMetadata{Type: "twilio", Body: map[string]any{"CallSid": 7}}).ProviderCallID(); id != "" {

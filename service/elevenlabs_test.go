@@ -3,7 +3,9 @@ package service_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +17,16 @@ import (
 func elevenLabsSigned(t *testing.T, via string) (*servicetest.Env, *servicetest.Instance, *servicetest.Admin, servicetest.Integration,
 	*servicetest.FakeElevenLabs) {
 	t.Helper()
+	return elevenLabsSignedWith(t, via, servicetest.Options{})
+}
+
+// elevenLabsSignedWith is elevenLabsSigned with a process started with opt.
+func elevenLabsSignedWith(t *testing.T, via string, opt servicetest.Options) (*servicetest.Env, *servicetest.Instance, *servicetest.Admin,
+	servicetest.Integration, *servicetest.FakeElevenLabs) {
+	t.Helper()
 	env := servicetest.New(t)
 	el := servicetest.NewFakeElevenLabs(t)
-	in := env.Start(servicetest.Options{})
+	in := env.Start(opt)
 	admin := env.Admin(in, "owner-a")
 	integ := admin.CreateIntegration("ElevenLabs "+via, nil, map[string]any{"concurrency_limit": 1, "retry_delays_secs": []int{600}})
 	integ = admin.UseElevenLabs(integ, el, via)
@@ -120,6 +129,88 @@ func TestElevenLabsFailureBeforeAnswer(t *testing.T) {
 					tc.reason, deref(c.Outcome), deref(c.ExternalCallID), dialled.CallSid, kindsOf(c))
 			}
 		})
+	}
+}
+
+// TestElevenLabsFailureAfterOriginateTimeout: ElevenLabs answers the
+// outbound-call request after our deadline, but keeps placing the call; its
+// call_initiation_failure names a CallSid / call_sid and conversation we
+// never got. It is matched to the one attempt still waiting for its dial's
+// answer (Twilio's report names the number dialled; the SIP trunk's names
+// none, so the integration's only waiting dial), ends it with its
+// outcome — not, minutes later, as the watchdog's dial_lost — and the call
+// is retried per policy.
+func TestElevenLabsFailureAfterOriginateTimeout(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ via, reason, outcome string }{
+		{"twilio", "busy", "busy"}, {"sip_trunk", "no-answer", "no_answer"},
+	} {
+		t.Run(tc.via, func(t *testing.T) {
+			t.Parallel()
+			env, in, admin, integ, el := elevenLabsSignedWith(t, tc.via, servicetest.Options{DialTimeout: 300 * time.Millisecond})
+			el.Decide(func(c servicetest.OutboundCall) servicetest.Plan {
+				if strings.HasSuffix(c.DynamicVariables["call_id"].(string), ".1") {
+					return servicetest.Plan{AnswerAfter: 2 * time.Second}
+				}
+				return servicetest.Plan{}
+			})
+			id := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000041"})
+			dialled := el.Next(t, 10*time.Second)
+			awaitCall(t, admin, id, "the dial's timeout recorded", func(c peerCall) bool {
+				return len(c.Events) > 0 && c.Events[len(c.Events)-1].Kind == "dial_unanswered"
+			})
+			if code := el.Fail(dialled, tc.reason); code != http.StatusOK {
+				t.Fatalf("call_initiation_failure answered %d", code)
+			}
+			c := awaitStatus(t, admin, id, "retry_scheduled")
+			if deref(c.Outcome) != tc.outcome || c.Attempt != 1 || deref(c.ExternalCallID) != dialled.CallSid ||
+				deref(c.ConversationID) != dialled.ConversationID {
+				t.Errorf("after a %s reported past the originate timeout: outcome %s, attempt %d, ids %s / %s (ElevenLabs placed %s / %s); history %v",
+					tc.reason, deref(c.Outcome), c.Attempt, deref(c.ExternalCallID), deref(c.ConversationID), dialled.CallSid,
+					dialled.ConversationID, kindsOf(c))
+			}
+			if d := historyDetail(t, c, "initiation_failed"); d["outcome"] != tc.outcome || d["failureReason"] != tc.reason {
+				t.Errorf("initiation_failed %v", d)
+			}
+			if c.NextRetryAt == nil || !c.NextRetryAt.Equal(env.Clock.Now().Add(600*time.Second)) {
+				t.Errorf("next retry at %v, want retry_delays_secs[0] = 600 s from now (%v)", c.NextRetryAt, env.Clock.Now())
+			}
+			env.Clock.Advance(601 * time.Second)
+			if again := el.Next(t, 10*time.Second); again.DynamicVariables["call_id"] != id.String()+".2" {
+				t.Fatalf("the retry dialled %v, want attempt 2 of %s", again.DynamicVariables["call_id"], id)
+			}
+		})
+	}
+}
+
+// TestElevenLabsFailureOfUnansweredDial: ElevenLabs never answers the
+// outbound-call request (it is still waiting when the call fails) yet
+// reports the call's failure. No id of it is known; the failure is matched
+// to the one dial waiting for its answer to that number and ends it at
+// once, and the answer that never comes changes nothing afterwards.
+func TestElevenLabsFailureOfUnansweredDial(t *testing.T) {
+	t.Parallel()
+	_, in, admin, integ, el := elevenLabsSignedWith(t, "twilio", servicetest.Options{DialTimeout: 30 * time.Second})
+	hold := make(chan struct{})
+	drop := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(drop) // before the process stops, which waits for its dials
+	el.Decide(func(servicetest.OutboundCall) servicetest.Plan { return servicetest.Plan{NoAnswer: hold} })
+	id := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000042"})
+	dialled := el.Next(t, 10*time.Second)
+	if code := el.Fail(dialled, "no-answer"); code != http.StatusOK {
+		t.Fatalf("call_initiation_failure answered %d", code)
+	}
+	c := awaitStatus(t, admin, id, "retry_scheduled")
+	if deref(c.Outcome) != "no_answer" || c.Attempt != 1 || slices.Contains(kindsOf(c), "dial_unanswered") {
+		t.Errorf("after a no-answer while the dial waits for its answer: outcome %s, attempt %d, history %v",
+			deref(c.Outcome), c.Attempt, kindsOf(c))
+	}
+	drop() // the connection drops: the dial's outcome is unknown, and comes too late to matter
+	servicetest.Eventually(t, 10*time.Second, "the dropped dial recorded", func() bool {
+		return in.Metric(t, "callqueue_dials_total", `result="unanswered"`) == 1
+	})
+	if c := getCall(t, admin, id); c.Status != "retry_scheduled" || deref(c.Outcome) != "no_answer" || c.Attempt != 1 {
+		t.Errorf("after the dropped answer: %s, outcome %s, attempt %d", c.Status, deref(c.Outcome), c.Attempt)
 	}
 }
 

@@ -23,6 +23,10 @@ type CallEvent struct {
 	ExternalCallID string
 	ConversationID string
 	Phone          string
+	// Dial, when set, is what a platform report tells of the dial it is
+	// about, for when it names no id we recorded: it may still find the
+	// one attempt waiting for that dial's answer (see DialClue).
+	Dial *DialClue
 	// Attempt, when not zero, is the attempt the event belongs to; an event
 	// of an earlier attempt is late and changes nothing.
 	Attempt int

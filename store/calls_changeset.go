@@ -119,6 +119,15 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 		}
 	case callstate.DialFailed:
 		c.DialState = dialStateFailed
+	case callstate.InitiationFailed:
+		if ext := ev.ExternalCallID; ext != "" && c.ExternalCallID == nil && c.DialState == dialStateDialing {
+			// A failure of a dial whose answer never came: its dialler id
+			// is the attempt's, as the answer would have said.
+			if _, _, ours := callstate.ParseAttemptCallID(ext); !ours {
+				c.ExternalCallID = &ext
+				cs.attemptsExt = append(cs.attemptsExt, []any{c.ID, c.Attempt, ext, ""})
+			}
+		}
 	case callstate.DialDeferred:
 		c.DialState = dialStateNone
 		cs.attemptsGone = append(cs.attemptsGone, []any{c.ID, c.Attempt + 1})

@@ -18,7 +18,9 @@ import (
 //  3. the dialler's id, recorded for one attempt when the dial answered;
 //  4. our bare call id: the call, not the attempt (the current one);
 //  5. the agent's conversation id, recorded for one attempt;
-//  6. the phone number of a live call.
+//  6. what the report tells of its dial (Dial): the one attempt still
+//     waiting for that dial's answer;
+//  7. the phone number of a live call.
 //
 // An attempt of 0 means the event did not say which attempt it is about.
 func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, error) {
@@ -99,7 +101,7 @@ func resolveRefs(ctx context.Context, tx pgx.Tx, events []CallEvent, which []int
 	return rows.Err()
 }
 
-// resolveOther resolves an event by names 5 and 6, or by the call id our
+// resolveOther resolves an event by names 5 to 7, or by the call id our
 // own workers set.
 func resolveOther(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, error) {
 	var id uuid.UUID
@@ -123,6 +125,11 @@ func resolveOther(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int,
 			ORDER BY created_at DESC LIMIT 1`, ev.ConversationID, ev.IntegrationID).Scan(&id)
 		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 			return id, 0, err
+		}
+	}
+	if ev.Dial != nil {
+		if id, attempt, err := resolveUnansweredDial(ctx, tx, ev.IntegrationID, *ev.Dial); err != nil || id != uuid.Nil {
+			return id, attempt, err
 		}
 	}
 	if ev.Phone != "" {

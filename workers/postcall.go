@@ -114,11 +114,14 @@ func decodePostcall(b queue.PostcallBody) (store.CallEvent, error) {
 		ev.ConversationID = data.ConversationID
 		var meta elevenlabs.FailureMetadata
 		_ = json.Unmarshal(data.Metadata, &meta) // optional
-		matchByClientData(&ev, meta.Body)
 		// Twilio's CallSid or the trunk's call_sid names the attempt whose
 		// dial answered it; a failure that overtakes that answer (or whose
-		// conversation_id was never recorded) waits for it, parked.
+		// conversation_id was never recorded) waits for it, parked. When
+		// the answer never came (our request timed out, ElevenLabs placed
+		// the call all the same) neither id was recorded: the agent and
+		// Twilio's number dialled find the one dial still waiting for it.
 		ev.ExternalCallID = meta.ProviderCallID()
+		ev.Dial = &store.DialClue{AgentID: data.AgentID, Phone: meta.DialledNumber(), ReceivedAt: b.ReceivedAt}
 		ev.Event = callstate.Event{Kind: callstate.InitiationFailed, Reason: failureOutcome(data.FailureReason)}
 		ev.Detail = map[string]any{"type": wh.Type, "failureReason": data.FailureReason}
 	default:

@@ -52,6 +52,15 @@ type Plan struct {
 	// the conversation_id ElevenLabs had opened), as when the trunk refuses
 	// the INVITE.
 	NotPlaced string
+	// AnswerAfter, when set, holds the answer this long. The call is placed
+	// at once and goes on whether or not the request is still waiting:
+	// ElevenLabs keeps placing a call whose request timed out, and reports
+	// on it (Fail) with the ids the caller never got.
+	AnswerAfter time.Duration
+	// NoAnswer, when set, never answers: the request is held until the
+	// caller gives up or NoAnswer is closed, which drops the connection.
+	// The call is placed all the same.
+	NoAnswer <-chan struct{}
 }
 
 // FakeElevenLabs speaks ElevenLabs Agents' outbound-call API as the real one
@@ -186,6 +195,21 @@ func (el *FakeElevenLabs) serve(w http.ResponseWriter, r *http.Request) {
 		el.send(el.initiationFailure(call, plan.FailFirst))
 	}
 	el.arrived <- call
+	if plan.NoAnswer != nil {
+		select {
+		case <-plan.NoAnswer:
+			panic(http.ErrAbortHandler) // the connection drops without an answer
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if plan.AnswerAfter > 0 {
+		select {
+		case <-time.After(plan.AnswerAfter):
+		case <-r.Context().Done():
+			return // the caller gave up; the call goes on
+		}
+	}
 	answer := map[string]any{"success": true, "message": "Success", "conversation_id": call.ConversationID}
 	if plan.NotPlaced != "" {
 		answer = map[string]any{"success": false, "message": plan.NotPlaced, "conversation_id": call.ConversationID,
@@ -231,9 +255,10 @@ func (el *FakeElevenLabs) initiationFailure(call OutboundCall, reason string) ma
 	var meta map[string]any
 	if call.Route == "twilio" {
 		status := map[string]string{"busy": "busy", "no-answer": "no-answer"}[reason]
+		sip := map[string]string{"busy": "486", "no-answer": "487"}[reason]
 		meta = map[string]any{"type": "twilio", "body": map[string]any{
 			"CallSid": call.CallSid, "CallStatus": status, "To": call.ToNumber, "Called": call.ToNumber,
-			"From": "+380441112233", "Direction": "outbound-api", "CallDuration": "0", "SipResponseCode": "486",
+			"From": "+380441112233", "Direction": "outbound-api", "CallDuration": "0", "SipResponseCode": sip,
 			"AccountSid": "AC0123456789abcdef0123456789abcdef", "ApiVersion": "2010-04-01"}}
 	} else {
 		code := map[string]int{"busy": 486, "no-answer": 480}[reason]

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS call_attempts_given_up;
