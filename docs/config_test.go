@@ -1,6 +1,7 @@
 package docs_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/ratelimit"
 )
 
 // envName is what an environment variable of callqueue's looks like.
@@ -280,6 +282,66 @@ func TestConfigurationReferenceListsEveryKey(t *testing.T) {
 		}
 		if line := strconv.Quote(k) + ": " + string(b); !strings.Contains(page, "\n"+line+"\n") {
 			t.Errorf("docs/configuration.md does not show %s's default as the code has it; want the line\n%s", k, line)
+		}
+	}
+}
+
+// TestConfigurationDefaultsAreTheCode: each service variable's default in
+// configuration.md (the first `value` of its default cell, or "empty") is
+// what config.FromEnv reads when the variable is not set.
+func TestConfigurationDefaultsAreTheCode(t *testing.T) {
+	raw, err := os.ReadFile("configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{} // name -> default cell
+	for _, m := range regexp.MustCompile("(?m)^\\|\\s*`([A-Z][A-Z0-9_]*)`\\s*\\|([^|]*)\\|").FindAllStringSubmatch(string(raw), -1) {
+		documented[m[1]] = strings.TrimSpace(m[2])
+	}
+	for name := range documented {
+		t.Setenv(name, "")
+	}
+	s := config.FromEnv()
+	rate := func(r ratelimit.Rule) (string, string) {
+		return strconv.FormatFloat(r.PerSecond, 'f', -1, 64), strconv.Itoa(r.Burst)
+	}
+	code := map[string]string{
+		"DATABASE_URL": s.DatabaseURL, "NATS_URL": s.NATSURL,
+		"CALLQUEUE_DATA_DIR": s.DataDir, "CALLQUEUE_HTTP_ADDR": s.HTTPAddr,
+		"CALLQUEUE_LOG_LEVEL": s.LogLevel, "CALLQUEUE_LOG_FORMAT": s.LogFormat, "CALLQUEUE_TIMEZONE": s.Timezone,
+		"CALLQUEUE_NATS_LISTEN": s.NATSListen, "CALLQUEUE_NATS_SYNC": s.NATSSync,
+		"CALLQUEUE_NATS_REPLICAS": strconv.Itoa(s.NATSReplicas), "CALLQUEUE_STREAM_MAX_MB": strconv.FormatInt(s.StreamMaxBytes>>20, 10),
+		"CALLQUEUE_NATS_TOKEN": s.NATSAuth.Token, "CALLQUEUE_NATS_CREDS": s.NATSAuth.Creds, "CALLQUEUE_NATS_NKEY": s.NATSAuth.NkeySeed,
+		"CALLQUEUE_NATS_TLS_CA": s.NATSAuth.TLSCA, "CALLQUEUE_NATS_TLS_CERT": s.NATSAuth.TLSCert, "CALLQUEUE_NATS_TLS_KEY": s.NATSAuth.TLSKey,
+		"CALLQUEUE_ALLOW_PRIVATE_EGRESS": strconv.FormatBool(s.AllowPrivateEgress),
+		"CALLQUEUE_METRICS_TOKEN":        s.MetricsToken, "CALLQUEUE_TRUSTED_PROXIES": s.TrustedProxies,
+		// Zero is "the default" to the service, which takes the ratelimit package's.
+		"CALLQUEUE_UNVERIFIED_BODY_BYTES": strconv.FormatInt(cmp.Or(s.UnverifiedBodyBytes, ratelimit.UnverifiedBodyBytesDefault), 10),
+	}
+	code["CALLQUEUE_RATE_WEBHOOK_PER_S"], code["CALLQUEUE_RATE_WEBHOOK_BURST"] = rate(s.RateLimits.WebhookIntegration)
+	code["CALLQUEUE_RATE_WEBHOOK_IP_PER_S"], code["CALLQUEUE_RATE_WEBHOOK_IP_BURST"] = rate(s.RateLimits.WebhookIP)
+	code["CALLQUEUE_RATE_API_PER_S"], code["CALLQUEUE_RATE_API_BURST"] = rate(s.RateLimits.APIIP)
+	code["CALLQUEUE_RATE_API_TOKEN_PER_S"], code["CALLQUEUE_RATE_API_TOKEN_BURST"] = rate(s.RateLimits.APIToken)
+
+	first := regexp.MustCompile("^`([^`]*)`")
+	for name, want := range code {
+		cell, ok := documented[name]
+		if !ok {
+			t.Errorf("%s is not a row of docs/configuration.md", name)
+			continue
+		}
+		var got string
+		switch m := first.FindStringSubmatch(cell); {
+		case m != nil:
+			got = m[1]
+		case strings.HasPrefix(cell, "empty"), strings.HasPrefix(cell, "—"):
+			got = ""
+		default:
+			t.Errorf("%s: default cell %q is neither `value`, empty nor —", name, cell)
+			continue
+		}
+		if got != want {
+			t.Errorf("docs/configuration.md gives %s the default %q; config.FromEnv reads %q", name, got, want)
 		}
 	}
 }
