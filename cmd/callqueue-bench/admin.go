@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/callqueue/callqueue/bench/load"
 )
 
 // adminList measures GET /api/calls?limit=100 with 100,000 calls in the
@@ -48,14 +50,14 @@ func (b *bench) adminList(ctx context.Context) error {
 	client := newHTTPClient(clients)
 	header := http.Header{"Authorization": {"Bearer " + token}}
 	url := "http://" + svc.Addr() + "/api/calls?limit=100"
-	res := closedLoopGET(ctx, client, clients, time.Second, b.duration, url, header)
-	if res.failed > 0 {
-		return fmt.Errorf("%d list requests failed", res.failed)
+	res := load.ClosedGET(ctx, client, clients, time.Second, b.duration, url, header)
+	if res.Failed > 0 {
+		return fmt.Errorf("%d list requests failed", res.Failed)
 	}
-	byIntegration := closedLoopGET(ctx, client, clients, 500*time.Millisecond, b.duration/2,
+	byIntegration := load.ClosedGET(ctx, client, clients, 500*time.Millisecond, b.duration/2,
 		url+"&integrationId="+in.ID.String()+"&status=completed", header)
-	metric("admin_list_rps", res.rps(), "req/s")
-	metric("admin_list_p99_ms", ms(res.percentile(0.99)), "ms")
-	metric("admin_list_filtered_p99_ms", ms(byIntegration.percentile(0.99)), "ms")
-	return reportOpenLoop(ctx, client, "admin_list", res.rps(), b.duration, http.MethodGet, url, header, nil)
+	metric("admin_list_rps", res.RPS(), "req/s")
+	metric("admin_list_p99_ms", load.MS(res.Percentile(0.99)), "ms")
+	metric("admin_list_filtered_p99_ms", load.MS(byIntegration.Percentile(0.99)), "ms")
+	return reportOpenLoop(ctx, client, "admin_list", res.RPS(), b.duration, http.MethodGet, url, header, nil)
 }

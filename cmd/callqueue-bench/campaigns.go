@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -193,7 +194,7 @@ func (b *bench) windowSweep(ctx context.Context) error {
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)
-	metric("window_sweep_ms", ms(percentile(lat, 0.99)), "ms")
-	metric("window_sweep_p50_ms", ms(percentile(lat, 0.50)), "ms")
+	metric("window_sweep_ms", load.MS(load.Percentile(lat, 0.99)), "ms")
+	metric("window_sweep_p50_ms", load.MS(load.Percentile(lat, 0.50)), "ms")
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/callqueue/callqueue/bench/load"
 )
 
 // fakeVA answers originate requests and tells the bench about each.
@@ -114,8 +116,8 @@ func measureFreedSlots(client *http.Client, base, token string, va *fakeVA, live
 		return err
 	}
 	slices.Sort(lat)
-	metric(name+"_p50_ms", ms(percentile(lat, 0.50)), "ms")
-	metric(name+"_p99_ms", ms(percentile(lat, 0.99)), "ms")
+	metric(name+"_p50_ms", load.MS(load.Percentile(lat, 0.50)), "ms")
+	metric(name+"_p99_ms", load.MS(load.Percentile(lat, 0.99)), "ms")
 	if v := va.violations.Load(); v != 0 {
 		return fmt.Errorf("%s run saw %d limit violations", name, v)
 	}

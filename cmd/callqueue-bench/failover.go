@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/queue/queuetest"
 )
@@ -49,13 +50,13 @@ func (b *bench) failoverBy(ctx context.Context, name string, crash bool) error {
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-events"
 	header := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Token": {in.WebhookToken}}
 
-	load := startTimedLoad(ctx, client, clients, url, header, func(n int64) []byte {
+	traffic := startTimedLoad(ctx, client, clients, url, header, func(n int64) []byte {
 		return fmt.Appendf(nil, `{"eventType":"call_end","callId":"va-%d","duration":42}`, n)
 	})
 	time.Sleep(time.Second + b.duration) // warm-up, then the window before
 	victim, err := w.cluster.StreamLeader(ctx, svc.Queue.JetStream(), queue.KindEvents.Stream())
 	if err != nil {
-		load.stop()
+		traffic.stop()
 		return err
 	}
 	stopped := time.Now()
@@ -66,14 +67,14 @@ func (b *bench) failoverBy(ctx context.Context, name string, crash bool) error {
 	}
 	stopTook := time.Since(stopped)
 	if err != nil {
-		load.stop()
+		traffic.stop()
 		return err
 	}
 	// The window after is twice as long, so that it holds an election
 	// after a crash (seconds) and some of the recovery.
 	after := 2 * b.duration
 	time.Sleep(max(0, after-time.Since(stopped)))
-	rec := load.stop()
+	rec := traffic.stop()
 
 	before, refusedBefore := rec.between(stopped.Add(-b.duration), stopped)
 	during, refusedDuring := rec.between(stopped, stopped.Add(after))
@@ -87,7 +88,7 @@ func (b *bench) failoverBy(ctx context.Context, name string, crash bool) error {
 	}
 	fmt.Fprintf(os.Stderr, "callqueue-bench: %s: leader n%d gone (took %s), new leader n%d; %d clients; before: %d taken, %d refused; after: %d taken, %d refused\n",
 		name, victim+1, stopTook.Round(time.Millisecond), leader+1, clients, before, refusedBefore, during, refusedDuring)
-	metric(name+"_election_ms", ms(back.Sub(stopped)), "ms")
+	metric(name+"_election_ms", load.MS(back.Sub(stopped)), "ms")
 	metric(name+"_rps_before", float64(before)/b.duration.Seconds(), "req/s")
 	metric(name+"_rps_during", float64(during)/after.Seconds(), "req/s")
 	metric(name+"_refused", float64(refusedDuring), "requests")

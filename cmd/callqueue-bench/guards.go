@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/store"
@@ -79,16 +80,16 @@ func (b *bench) intakeGuards(ctx context.Context) error {
 				if on {
 					addr = guarded.Addr()
 				}
-				res := closedLoopSigned(ctx, client, b.clients, time.Second, b.duration, "http://"+addr+"/"+in.Slug+k.path, k.header, k.body, k.sign)
-				if res.failed > 0 {
-					return fmt.Errorf("%s: %d requests failed (guards %v)", k.name, res.failed, on)
+				res := load.ClosedSigned(ctx, client, b.clients, time.Second, b.duration, "http://"+addr+"/"+in.Slug+k.path, k.header, k.body, k.sign)
+				if res.Failed > 0 {
+					return fmt.Errorf("%s: %d requests failed (guards %v)", k.name, res.Failed, on)
 				}
 				fmt.Fprintf(os.Stderr, "callqueue-bench: intake_guards: %s round %d guards %-5v %8.0f req/s p99 %.1f ms\n",
-					k.name, round+1, on, res.rps(), ms(res.percentile(0.99)))
+					k.name, round+1, on, res.RPS(), load.MS(res.Percentile(0.99)))
 				if on {
-					with += res.rps() / guardRounds
+					with += res.RPS() / guardRounds
 				} else {
-					without += res.rps() / guardRounds
+					without += res.RPS() / guardRounds
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/queue"
 )
 
@@ -43,28 +44,28 @@ func (b *bench) intake(ctx context.Context) error {
 	})}
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
-	ceiling := closedLoop(ctx, client, b.clients, time.Second, b.duration, "http://"+ln.Addr().String()+"/", header, body)
+	ceiling := load.Closed(ctx, client, b.clients, time.Second, b.duration, "http://"+ln.Addr().String()+"/", header, body)
 
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-events"
-	res := closedLoop(ctx, client, b.clients, time.Second, b.duration, url, header, body)
-	if res.failed > 0 {
-		return fmt.Errorf("%d intake requests failed", res.failed)
+	res := load.Closed(ctx, client, b.clients, time.Second, b.duration, url, header, body)
+	if res.Failed > 0 {
+		return fmt.Errorf("%d intake requests failed", res.Failed)
 	}
 	stored, err := streamCount(ctx, svc.Queue, queue.KindEvents)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "callqueue-bench: intake: %d accepted in the measured window, %d stored in total (warm-up included)\n", res.ok, stored)
+	fmt.Fprintf(os.Stderr, "callqueue-bench: intake: %d accepted in the measured window, %d stored in total (warm-up included)\n", res.OK, stored)
 
-	metric("intake_rps", res.rps(), "req/s")
-	metric("intake_p50_ms", ms(res.percentile(0.50)), "ms")
-	metric("intake_p99_ms", ms(res.percentile(0.99)), "ms")
-	metric("ceiling_rps", ceiling.rps(), "req/s")
-	metric("ceiling_p99_ms", ms(ceiling.percentile(0.99)), "ms")
-	metric("intake_ceiling_ratio", res.rps()/ceiling.rps(), "ratio")
+	metric("intake_rps", res.RPS(), "req/s")
+	metric("intake_p50_ms", load.MS(res.Percentile(0.50)), "ms")
+	metric("intake_p99_ms", load.MS(res.Percentile(0.99)), "ms")
+	metric("ceiling_rps", ceiling.RPS(), "req/s")
+	metric("ceiling_p99_ms", load.MS(ceiling.Percentile(0.99)), "ms")
+	metric("intake_ceiling_ratio", res.RPS()/ceiling.RPS(), "ratio")
 	// Latency at a fixed offered load: the closed loop's p99 at saturation
 	// measures our own queue.
-	return reportOpenLoop(ctx, client, "intake", res.rps(), b.duration, http.MethodPost, url, header, body)
+	return reportOpenLoop(ctx, client, "intake", res.RPS(), b.duration, http.MethodPost, url, header, body)
 }
 
 func streamCount(ctx context.Context, q *queue.Queue, kind queue.Kind) (uint64, error) {

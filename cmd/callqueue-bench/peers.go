@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
 )
@@ -81,15 +82,15 @@ func (b *bench) agentInit(ctx context.Context) error {
 		svc.Callers.Warm(ctx, in.ID, fmt.Sprintf("+38097%07d", i), uuid.New(), json.RawMessage(`{"lead":"webinar"}`))
 	}
 	before := crmFake.lookups.Load()
-	hit := closedLoop(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
+	hit := load.Closed(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
 		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
 	})
-	if extra := crmFake.lookups.Load() - before; extra != 0 || hit.failed > 0 {
-		return fmt.Errorf("cache-hit run made %d CRM lookups and had %d failures", extra, hit.failed)
+	if extra := crmFake.lookups.Load() - before; extra != 0 || hit.Failed > 0 {
+		return fmt.Errorf("cache-hit run made %d CRM lookups and had %d failures", extra, hit.Failed)
 	}
-	metric("agent_init_rps", hit.rps(), "req/s")
-	metric("agent_init_p99_ms", ms(hit.percentile(0.99)), "ms")
-	if err := reportOpenLoop(ctx, client, "agent_init", hit.rps(), b.duration, http.MethodPost, url, header, func(n int64) []byte {
+	metric("agent_init_rps", hit.RPS(), "req/s")
+	metric("agent_init_p99_ms", load.MS(hit.Percentile(0.99)), "ms")
+	if err := reportOpenLoop(ctx, client, "agent_init", hit.RPS(), b.duration, http.MethodPost, url, header, func(n int64) []byte {
 		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
 	}); err != nil {
 		return err
@@ -101,14 +102,14 @@ func (b *bench) agentInit(ctx context.Context) error {
 	for i := range 10 {
 		_ = postJSON(client, url, in.WebhookToken, map[string]any{"phone_number": fmt.Sprintf("+38096%07d", i)})
 	}
-	down := closedLoop(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
+	down := load.Closed(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
 		return fmt.Appendf(nil, `{"phone_number":"+38095%07d"}`, n)
 	})
-	if down.failed > 0 {
-		return fmt.Errorf("%d agent-init requests failed with the CRM down", down.failed)
+	if down.Failed > 0 {
+		return fmt.Errorf("%d agent-init requests failed with the CRM down", down.Failed)
 	}
 	fmt.Fprintf(os.Stderr, "callqueue-bench: agent-init: CRM lookups while down: %d\n", crmFake.lookups.Load()-before)
-	metric("agent_init_crm_down_p99_ms", ms(down.percentile(0.99)), "ms")
+	metric("agent_init_crm_down_p99_ms", load.MS(down.Percentile(0.99)), "ms")
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/workers"
 )
@@ -105,9 +106,9 @@ func (b *bench) retention(ctx context.Context) error {
 	slices.Sort(alone)
 	slices.Sort(during)
 	metric("retention_calls_per_s", float64(b.retentionCalls)/took.Seconds(), "calls/s")
-	metric("retention_dispatch_alone_p99_ms", ms(percentile(alone, 0.99)), "ms")
-	metric("retention_dispatch_during_p99_ms", ms(percentile(during, 0.99)), "ms")
-	metric("retention_dispatch_p99_ratio", float64(percentile(during, 0.99))/float64(percentile(alone, 0.99)), "x")
+	metric("retention_dispatch_alone_p99_ms", load.MS(load.Percentile(alone, 0.99)), "ms")
+	metric("retention_dispatch_during_p99_ms", load.MS(load.Percentile(during, 0.99)), "ms")
+	metric("retention_dispatch_p99_ratio", float64(load.Percentile(during, 0.99))/float64(load.Percentile(alone, 0.99)), "x")
 	if v := va.violations.Load(); v != 0 {
 		return fmt.Errorf("retention run saw %d limit violations", v)
 	}

@@ -1,4 +1,4 @@
-package main
+package load
 
 import (
 	"net/http"
@@ -22,17 +22,17 @@ func TestOpenLoopCountsFromTheScheduledTime(t *testing.T) {
 	}))
 	defer srv.Close()
 	start := time.Now()
-	r := openLoop(t.Context(), srv.Client(), 100, 500*time.Millisecond, http.MethodGet, srv.URL, http.Header{}, nil)
-	if r.failed != 0 || r.ok != 50 {
-		t.Fatalf("ok %d failed %d, want 50 and 0", r.ok, r.failed)
+	r := Open(t.Context(), srv.Client(), 100, 500*time.Millisecond, http.MethodGet, srv.URL, http.Header{}, nil)
+	if r.Failed != 0 || r.OK != 50 {
+		t.Fatalf("ok %d failed %d, want 50 and 0", r.OK, r.Failed)
 	}
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Fatalf("the run took %s: the server cannot have served 50 requests of 20 ms one at a time", took)
 	}
-	if worst := r.latencies[len(r.latencies)-1]; worst < 400*time.Millisecond {
+	if worst := r.Latencies[len(r.Latencies)-1]; worst < 400*time.Millisecond {
 		t.Fatalf("worst latency %s: not counted from the scheduled time", worst)
 	}
-	if best := r.latencies[0]; best > 200*time.Millisecond {
+	if best := r.Latencies[0]; best > 200*time.Millisecond {
 		t.Fatalf("best latency %s: the first request waited for nothing", best)
 	}
 }
