@@ -118,7 +118,7 @@ func TestUnansweredDialFailure(t *testing.T) {
 			if lost[0].Decision.To != callstate.RetryScheduled {
 				t.Fatalf("dial_lost = %+v", lost[0].Decision)
 			}
-			if due, err := s.RequeueDue(t.Context(), uuid.Nil, t0, 10); err != nil || len(due) != 1 {
+			if due, err := dbClockAt(s, t0).RequeueDue(t.Context(), uuid.Nil, 10); err != nil || len(due) != 1 {
 				t.Fatalf("RequeueDue = %v, %v", due, err)
 			}
 			if ids := claim(t, s, integ, t0); len(ids) != 1 || ids[0] != id {
