@@ -82,9 +82,8 @@ soak: ## Run the model-based soak test (service/soak_test.go) long, once per see
 			go test -race -count=1 -timeout 2h -run '^TestSoak$$' -v ./service/ | grep -v 'writer.go:'; \
 	done
 
-bench: ## Run the load benchmark (cmd/callqueue-bench) against Postgres
-	DATABASE_URL="$$(scripts/pg.sh start | tail -n1)"; export DATABASE_URL; \
-	go run ./cmd/callqueue-bench
+bench: ## Run the load benchmark (cmd/callqueue-bench), then its peers (bench/peers) and the ratios
+	scripts/bench.sh
 
 lint: ## Run golangci-lint v2 (installs the pinned version into ./bin if needed)
 	@$(resolve_golangci_lint); \

@@ -115,3 +115,10 @@ func ClosedSigned(ctx context.Context, client *http.Client, clients int, warmup,
 	slices.Sort(all)
 	return Result{OK: ok.Load(), Failed: failed.Load(), Elapsed: elapsed, Latencies: all}
 }
+
+// NewClient is the generator's HTTP client: up to 2×conns connections to
+// one host, kept alive between requests.
+func NewClient(conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: conns * 2,
+		MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
+}

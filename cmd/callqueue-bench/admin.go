@@ -47,7 +47,7 @@ func (b *bench) adminList(ctx context.Context) error {
 	if _, err := w.st.Pool().Exec(ctx, `ANALYZE calls`); err != nil {
 		return err
 	}
-	client := newHTTPClient(clients)
+	client := load.NewClient(clients)
 	header := http.Header{"Authorization": {"Bearer " + token}}
 	url := "http://" + svc.Addr() + "/api/calls?limit=100"
 	res := load.ClosedGET(ctx, client, clients, time.Second, b.duration, url, header)

@@ -31,7 +31,7 @@ func (b *bench) campaignUpload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(2)
+	client := load.NewClient(2)
 	base := "http://" + svc.Addr() + "/api/"
 	var total time.Duration
 	for u := range uploads {
@@ -125,7 +125,7 @@ func (b *bench) campaignDispatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(4)
+	client := load.NewClient(4)
 	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
 	var live []vaCall
 	for range limit {

@@ -97,7 +97,7 @@ func (b *bench) dispatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(4)
+	client := load.NewClient(4)
 	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
 	for i := range samples + 1 {
 		if err := postJSON(client, base+"call-originate", in.WebhookToken, map[string]any{"phone_number": fmt.Sprintf("+38099%07d", i)}); err != nil {
@@ -173,7 +173,7 @@ func (b *bench) limit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(16)
+	client := load.NewClient(16)
 	base := "http://" + hooks.Addr() + "/" + in.Slug + "/webhook/"
 	go func() {
 		for c := range va.arrived {

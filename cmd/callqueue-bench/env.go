@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -233,11 +232,6 @@ func (w *world) intakeLag(ctx context.Context, integrationID uuid.UUID) (p50, p9
 			FROM calls c JOIN call_events e ON e.call_id = c.id AND e.kind = 'queued' WHERE c.integration_id = $1) l`,
 		integrationID).Scan(&p50, &p99, &worst)
 	return p50, p99, worst, err
-}
-
-func newHTTPClient(conns int) *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: conns * 2,
-		MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
 }
 
 // waitCount polls a count query until it reaches want or timeout passes.

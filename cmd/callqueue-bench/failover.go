@@ -46,7 +46,7 @@ func (b *bench) failoverBy(ctx context.Context, name string, crash bool) error {
 		return err
 	}
 	clients := min(b.clients, 16) // a steady load, not a saturating one
-	client := newHTTPClient(clients)
+	client := load.NewClient(clients)
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-events"
 	header := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Token": {in.WebhookToken}}
 

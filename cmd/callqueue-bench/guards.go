@@ -45,7 +45,7 @@ func (b *bench) intakeGuards(ctx context.Context) error {
 	if _, err := w.st.PutSecret(ctx, store.ActorCLI, in.ID, store.KindSecret, "ELEVENLABS_WEBHOOK_SECRET", secret, true); err != nil {
 		return err
 	}
-	client := newHTTPClient(b.clients)
+	client := load.NewClient(b.clients)
 	events := func(n int64) []byte {
 		return fmt.Appendf(nil, `{"eventType":"call_end","callId":"va-%d","duration":42,"conversation_id":"conv-%d"}`, n, n)
 	}

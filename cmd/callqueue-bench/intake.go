@@ -25,7 +25,7 @@ func (b *bench) intake(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(b.clients)
+	client := load.NewClient(b.clients)
 	header := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Token": {in.WebhookToken}}
 	body := func(n int64) []byte {
 		return fmt.Appendf(nil, `{"eventType":"call_end","callId":"va-%d","duration":42,"conversation_id":"conv-%d"}`, n, n)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/callqueue/callqueue/bench/load"
 )
 
 // intakeVisible measures read-your-write (contract §3) at a fixed offered
@@ -26,7 +28,7 @@ func (b *bench) intakeVisible(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := newHTTPClient(256)
+	client := load.NewClient(256)
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-originate"
 	total := rate * seconds
 	var wg sync.WaitGroup

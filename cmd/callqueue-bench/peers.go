@@ -74,7 +74,7 @@ func (b *bench) agentInit(ctx context.Context) error {
 	if err := w.useCRM(ctx, in.ID, crmFake.URL); err != nil {
 		return err
 	}
-	client := newHTTPClient(b.clients)
+	client := load.NewClient(b.clients)
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/agent-init"
 	header := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Token": {in.WebhookToken}}
 	const phones = 500

@@ -55,7 +55,7 @@ func (b *bench) retention(ctx context.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "callqueue-bench: retention: %d expired calls seeded in %s\n", b.retentionCalls, time.Since(seeded).Round(time.Millisecond))
 
-	client := newHTTPClient(4)
+	client := load.NewClient(4)
 	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
 	for i := range 4*samples + 1 {
 		if err := postJSON(client, base+"call-originate", in.WebhookToken, map[string]any{"phone_number": fmt.Sprintf("+38099%07d", i)}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callqueue/callqueue/bench/load"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
 )
@@ -33,7 +34,7 @@ func (b *bench) simulated(ctx context.Context) error {
 
 	// The backlog, through the webhook as a CRM would send it; nothing is
 	// dialled yet (no voice config: not_configured).
-	client := newHTTPClient(32)
+	client := load.NewClient(32)
 	url := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/call-originate"
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
