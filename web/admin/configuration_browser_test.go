@@ -17,7 +17,8 @@ import (
 
 // TestConsoleConfiguration: the Configuration tab's forms beyond call
 // handling's limit — the agent (a bad time zone refused on its field and
-// nothing saved, then saved with the integration's own fields), a calling window and a retry
+// nothing saved, then saved with the integration's own fields), ElevenLabs'
+// ring timeout (out of range refused on its field), a calling window and a retry
 // policy (bad JSON caught before the API), the CRM and its field names, a
 // key of its own as JSON, defaults restored, and the audit log's pages.
 func TestConsoleConfiguration(t *testing.T) {
@@ -51,6 +52,25 @@ func TestConsoleConfiguration(t *testing.T) {
 	if got := c.admin.Refresh(in); got.AgentPrompt == nil || *got.AgentPrompt != "Ти — ввічлива помічниця відділу продажів." ||
 		got.SaasAssistantName == nil || *got.SaasAssistantName != "Олена" {
 		t.Fatalf("integration fields %+v", got)
+	}
+
+	// ElevenLabs as the dialler, with how long the phone rings: 700 s is
+	// refused on its field, 30 s saved.
+	vo := `#config-voice`
+	b.run("ElevenLabs", chromedp.SetValue(vo+` select[name="provider"]`, "elevenlabs", chromedp.ByQuery))
+	b.fill(vo+` input[name="agent_id"]`, "agent_01")
+	b.fill(vo+` input[name="agent_phone_number_id"]`, "phnum_01")
+	b.run("via Twilio", chromedp.SetValue(vo+` select[name="via"]`, "twilio", chromedp.ByQuery))
+	b.fill(vo+` input[name="ring_timeout_secs"]`, "700")
+	b.click(vo + ` button[type="submit"]`)
+	b.until("the 422 on the ring timeout", `document.querySelector('`+vo+` [data-field="ring_timeout_secs"] .field-error:not([hidden])')?.textContent !== '' &&
+		document.querySelector('`+vo+` input[name="ring_timeout_secs"]').getAttribute('aria-invalid') === 'true'`)
+	b.fill(vo+` input[name="ring_timeout_secs"]`, "30")
+	b.click(vo + ` button[type="submit"]`)
+	b.until("voice saved", `document.getElementById('status').textContent === 'Voice saved'`)
+	if got := configKey(t, c, in, "voice"); got["provider"] != "elevenlabs" || got["agent_id"] != "agent_01" || got["via"] != "twilio" ||
+		got["ring_timeout_secs"] != 30.0 {
+		t.Fatalf("voice %v", got)
 	}
 
 	// A calling window on weekdays but Friday, and a retry policy.

@@ -82,12 +82,17 @@ export async function configurationTab(ctx, it, panel) {
     h('div', {class: 'row'}, field('Agent id (elevenlabs)', text('agent_id', vo.agent_id)),
       field('Agent phone number id (elevenlabs)', text('agent_phone_number_id', vo.agent_phone_number_id)),
       field('Via (elevenlabs)', select('via', vo.via || '', ['', 'sip_trunk', 'twilio']))),
+    h('div', {class: 'row'}, field('Ring timeout (s, elevenlabs)', num('ring_timeout_secs', vo.ring_timeout_secs, {min: 1, max: 600, placeholder: '45'}),
+      'How long the phone rings before ElevenLabs gives up (1–600; empty: 45).')),
   ], () => {
     const v = {...vo};
     for (const n of ['provider', 'base_url', 'sip_id', 'assistant_id', 'agent_id', 'agent_phone_number_id', 'via']) {
       const x = val(voice, n);
       if (x !== '' || n in v) v[n] = x;
     }
+    // Empty leaves it to the API's default; a bad value is the API's to refuse.
+    if (val(voice, 'ring_timeout_secs') === '') delete v.ring_timeout_secs;
+    else v.ring_timeout_secs = numVal(voice, 'ring_timeout_secs');
     return v;
   });
 
