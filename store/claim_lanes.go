@@ -205,22 +205,8 @@ func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 	if l.done || l.room <= 0 {
 		return nil
 	}
-	cond := "c.campaign_id = $2"
-	if l.id == uuid.Nil {
-		cond = "c.campaign_id IS NULL AND $2::uuid IS NOT NULL"
-	}
-	args := []any{integrationID, l.id, owner, now, n}
-	if l.last != nil {
-		cond += " AND (c.priority < $6 OR (c.priority = $6 AND (c.queued_at, c.id) > ($7, $8)))"
-		args = append(args, l.last.Priority, l.last.QueuedAt, l.last.ID)
-	}
-	rows, err := tx.Query(ctx, `SELECT `+prefixed("c.", callColumns)+`,
-			(SELECT s.reason FROM suppressions s WHERE (s.phone_number = c.phone_number OR s.phone_hash = c.phone_hash)
-				AND s.owner_id = $3
-				AND (s.integration_id IS NULL OR s.integration_id = c.integration_id)
-				AND (s.expires_at IS NULL OR s.expires_at > $4) LIMIT 1)
-		FROM calls c WHERE c.integration_id = $1 AND c.status = 'queued' AND c.not_before IS NULL AND `+cond+`
-		ORDER BY c.priority DESC, c.queued_at, c.id LIMIT $5 FOR UPDATE OF c SKIP LOCKED`, args...)
+	query, args := laneQuery(l.id, integrationID, owner, now, n, l.last)
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -242,6 +228,28 @@ func (l *lane) fill(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		l.last = &l.buf[len(l.buf)-1].call
 	}
 	return nil
+}
+
+// laneQuery reads a lane's next n ready calls after last (nil: from the
+// start), in claim order, locking them. The webhook lane (id uuid.Nil) is
+// served by calls_ready_webhooks, a campaign's by calls_ready.
+func laneQuery(id, integrationID uuid.UUID, owner string, now time.Time, n int, last *Call) (string, []any) {
+	cond := "c.campaign_id = $2"
+	if id == uuid.Nil {
+		cond = "c.campaign_id IS NULL AND $2::uuid IS NOT NULL"
+	}
+	args := []any{integrationID, id, owner, now, n}
+	if last != nil {
+		cond += " AND (c.priority < $6 OR (c.priority = $6 AND (c.queued_at, c.id) > ($7, $8)))"
+		args = append(args, last.Priority, last.QueuedAt, last.ID)
+	}
+	return `SELECT ` + prefixed("c.", callColumns) + `,
+			(SELECT s.reason FROM suppressions s WHERE (s.phone_number = c.phone_number OR s.phone_hash = c.phone_hash)
+				AND s.owner_id = $3
+				AND (s.integration_id IS NULL OR s.integration_id = c.integration_id)
+				AND (s.expires_at IS NULL OR s.expires_at > $4) LIMIT 1)
+		FROM calls c WHERE c.integration_id = $1 AND c.status = 'queued' AND c.not_before IS NULL AND ` + cond + `
+		ORDER BY c.priority DESC, c.queued_at, c.id LIMIT $5 FOR UPDATE OF c SKIP LOCKED`, args
 }
 
 // evenUp brings lanes that had no stored pass, or fell far behind while

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS calls_ready_webhooks;
