@@ -3,6 +3,7 @@ package docs_test
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/ratelimit"
@@ -349,6 +351,38 @@ func TestConfigurationDefaultsAreTheCode(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("docs/configuration.md gives %s the default %q; config.FromEnv reads %q", name, got, want)
+		}
+	}
+}
+
+// TestConfigurationBoundsAreTheCode: the bounds configuration.md gives are
+// the config package's constants.
+func TestConfigurationBoundsAreTheCode(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2,592,000 reads as 2592000.
+	page := regexp.MustCompile(`(\d),(\d{3})`).ReplaceAllString(string(raw), "$1$2")
+	page = regexp.MustCompile(`(\d),(\d{3})`).ReplaceAllString(page, "$1$2")
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	for _, want := range []string{
+		fmt.Sprintf("(%d – %d MiB)", config.StreamMaxMBMin, config.StreamMaxMBMax),
+		fmt.Sprintf("`concurrency_limit` 1–%d", config.ConcurrencyLimitMax),
+		fmt.Sprintf("`min_call_duration_secs` 0–%d", config.MinCallDurationMaxSecs),
+		fmt.Sprintf("`max_attempts` 1–%d", config.MaxAttemptsMax),
+		fmt.Sprintf("`retry_delays_secs` 1–%d delays of 0–%d s", config.RetryDelaysMaxCount, config.RetryDelayMaxSecs),
+		fmt.Sprintf("`max_call_duration_secs` %d–%d", config.MaxCallDurationMinSecs, config.MaxCallDurationMaxSecs),
+		fmt.Sprintf("`ring_timeout_secs` (default %d, at most %d)", config.RingTimeoutDefault, config.RingTimeoutMax),
+		fmt.Sprintf("`folder_id` (at most %d characters)", config.FolderIDMaxLen),
+		fmt.Sprintf("labels of 1–%d characters", config.StatusLabelMaxLen),
+		fmt.Sprintf("`retention_days` (%d–%d", config.RetentionDaysMin, config.RetentionDaysMax),
+		fmt.Sprintf("`init_deadline_ms` (0–10000; default %d)", ms(config.AgentInitDeadlineDefault)),
+		fmt.Sprintf("`timeout_ms` (0–10000; default %d)", ms(config.PredialTimeoutDefault)),
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("docs/configuration.md does not say %q, as the code has it", want)
 		}
 	}
 }

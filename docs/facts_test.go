@@ -264,3 +264,93 @@ func TestDocumentedMakeTargetsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentedCommandsExist: every `callqueue COMMAND ...` the pages show
+// (in code spans and shell blocks) is a command of the binary's usage, with
+// its subcommand and flags.
+func TestDocumentedCommandsExist(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "callqueue", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage []string // "callqueue serve [--role ...] [--no-migrate]", ...
+	for _, m := range regexp.MustCompile(`(?m)^  (callqueue [a-z].*)$`).FindAllStringSubmatch(string(src), -1) {
+		usage = append(usage, m[1])
+	}
+	if len(usage) < 5 {
+		t.Fatalf("found %d usage lines in cmd/callqueue/main.go: the scan is broken", len(usage))
+	}
+	shown := regexp.MustCompile("`(?:bin/)?(callqueue [a-z][^`]*)`|(?m)^(?:bin/)?(callqueue [a-z][^#\n]*)")
+	word := regexp.MustCompile(`^[a-z][a-z-]*$`)
+	n := 0
+	for page, text := range pageTexts(t) {
+		var code []string // code spans, and shell blocks
+		for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(text, -1) {
+			code = append(code, m[1])
+		}
+		code = append(code, regexp.MustCompile("`[^`\n]+`").FindAllString(text, -1)...)
+		for _, c := range code {
+			for _, m := range shown.FindAllStringSubmatch(c, -1) {
+				cmd := strings.Fields(m[1] + m[2])
+				n++
+				if msg := unknownCommand(usage, cmd, word); msg != "" {
+					t.Errorf("%s shows `%s`: %s", page, strings.Join(cmd, " "), msg)
+				}
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("found only %d callqueue commands in the pages: the scan is broken", n)
+	}
+}
+
+// unknownCommand says what of cmd ("callqueue", command, subcommand or
+// flags...) no usage line has, or "".
+func unknownCommand(usage, cmd []string, word *regexp.Regexp) string {
+	var lines []string
+	for _, u := range usage {
+		if f := strings.Fields(u); len(f) > 1 && f[1] == cmd[1] {
+			lines = append(lines, u)
+		}
+	}
+	if len(lines) == 0 {
+		return "no command " + cmd[1]
+	}
+	for _, arg := range cmd[2:] {
+		switch {
+		case strings.HasPrefix(arg, "--"):
+			flag, _, _ := strings.Cut(arg, "=")
+			if !slices.ContainsFunc(lines, func(u string) bool { return strings.Contains(u, flag+" ") || strings.Contains(u, flag+"]") }) {
+				return "no flag " + flag
+			}
+		case strings.Contains(arg, "|"): // dlq list|replay
+			for _, alt := range strings.Split(arg, "|") {
+				if !slices.ContainsFunc(lines, func(u string) bool { return slices.Contains(strings.Fields(u), alt) }) {
+					return "no subcommand " + alt
+				}
+			}
+		case word.MatchString(arg) && arg == cmd[2]:
+			if !slices.ContainsFunc(lines, func(u string) bool {
+				f := strings.Fields(u)
+				return len(f) > 2 && (f[2] == arg || slices.Contains(strings.Split(strings.Trim(f[2], "[]()"), "|"), arg))
+			}) {
+				return "no subcommand " + arg
+			}
+		}
+	}
+	return ""
+}
+
+// TestReadmeIsShort: the README stays the map (issue 26 asks for at most
+// 200 lines); what it would grow by belongs on a page of docs/.
+func TestReadmeIsShort(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "\n"); n > 200 {
+		t.Errorf("README.md has %d lines: move what is not the tour or the map into a page of docs/ (at most 200)", n)
+	}
+}
