@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/clientip"
+	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
 )
@@ -60,6 +61,9 @@ type Service struct {
 	AllowPrivateEgress bool
 	// MetricsToken, when set, is required as a bearer token on /metrics.
 	MetricsToken string
+	// Metrics chooses which integrations have series of their own
+	// (CALLQUEUE_METRICS_PER_INTEGRATION, CALLQUEUE_METRICS_TOP_INTEGRATIONS).
+	Metrics metrics.Options
 	// TrustedProxies lists the CIDR prefixes (or addresses) of proxies
 	// whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed.
 	TrustedProxies string
@@ -105,6 +109,14 @@ func FromEnv() Service {
 			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
 	}
 	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
+	s.Metrics.PerIntegration = metrics.PerIntegration(strings.TrimSpace(os.Getenv("CALLQUEUE_METRICS_PER_INTEGRATION")))
+	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_METRICS_TOP_INTEGRATIONS")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			n = -1 // Validate names the variable
+		}
+		s.Metrics.TopIntegrations = n
+	}
 	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_UNVERIFIED_BODY_BYTES")); raw != "" {
 		// Whole bytes only: "10MB" is refused, not read as 10.
 		n, err := strconv.ParseInt(raw, 10, 64)
@@ -173,6 +185,9 @@ func (s Service) Validate() error {
 		return err
 	}
 	if err := validateRateLimits(s.badRateLimits); err != nil {
+		return err
+	}
+	if err := s.Metrics.Validate(); err != nil {
 		return err
 	}
 	if s.UnverifiedBodyBytes < 0 {

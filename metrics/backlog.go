@@ -16,7 +16,8 @@ type StatusAge struct {
 
 // RegisterCallAges exports the calls in each non-terminal status and the age
 // of the oldest, so a call stuck in a status (waiting_postcall for an hour)
-// is visible without looking for it.
+// is visible without looking for it. Integrations without series of their
+// own are summed under integration_id="other" (the oldest of theirs).
 func (m *Metrics) RegisterCallAges(src func(context.Context) ([]StatusAge, error)) {
 	labels := []string{"integration_id", "status"}
 	var (
@@ -31,9 +32,27 @@ func (m *Metrics) RegisterCallAges(src func(context.Context) ([]StatusAge, error
 			if err != nil {
 				return
 			}
+			others := map[string]*StatusAge{}
+			var statuses []string
 			for _, r := range rows {
-				ch <- gauge(calls, float64(r.Calls), r.IntegrationID, r.Status)
-				ch <- gauge(oldest, r.OldestSeconds, r.IntegrationID, r.Status)
+				if m.tenants.label(r.IntegrationID) != Other {
+					ch <- gauge(calls, float64(r.Calls), r.IntegrationID, r.Status)
+					ch <- gauge(oldest, r.OldestSeconds, r.IntegrationID, r.Status)
+					continue
+				}
+				o := others[r.Status]
+				if o == nil {
+					o = &StatusAge{IntegrationID: Other, Status: r.Status}
+					others[r.Status] = o
+					statuses = append(statuses, r.Status)
+				}
+				o.Calls += r.Calls
+				o.OldestSeconds = max(o.OldestSeconds, r.OldestSeconds)
+			}
+			for _, status := range statuses {
+				o := others[status]
+				ch <- gauge(calls, float64(o.Calls), Other, status)
+				ch <- gauge(oldest, o.OldestSeconds, Other, status)
 			}
 		},
 	})

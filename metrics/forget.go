@@ -1,23 +1,34 @@
 package metrics
 
 import (
-	"reflect"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // IntegrationLabel is the label per-integration series carry.
 const IntegrationLabel = "integration_id"
 
-type partialDeleter interface {
-	DeletePartialMatch(labels prometheus.Labels) int
+// Rank chooses again which integrations have series of their own (the top
+// mode's N most active of the last hour) and deletes the series of those
+// that lost their place: an integration that went quiet gives its series
+// up instead of keeping them forever. The service calls it every RankEvery.
+func (m *Metrics) Rank() (dropped []string) {
+	m.tenants.rank()
+	return m.sweep(func(id string) bool { return id == Other || m.tenants.isLabelled(id) })
 }
 
 // Retain deletes every series of an integration keep refuses (a deleted
 // one): per-integration series would otherwise stay, and grow, for every
 // integration that ever existed.
 func (m *Metrics) Retain(keep func(integrationID string) bool) (forgotten []string) {
-	families, err := m.Registry.Gather()
+	m.tenants.retain(keep)
+	return m.sweep(func(id string) bool { return id == Other || keep(id) })
+}
+
+// sweep deletes the per-integration series whose integration keep refuses,
+// and returns those integrations. It also catches a series written by an
+// observation that raced with the integration losing its label.
+func (m *Metrics) sweep(keep func(integrationID string) bool) (forgotten []string) {
+	families, err := m.perIntegration.Gather()
 	if err != nil {
 		return nil
 	}
@@ -35,25 +46,9 @@ func (m *Metrics) Retain(keep func(integrationID string) bool) (forgotten []stri
 		}
 	}
 	for _, id := range forgotten {
-		m.forget(id)
+		for _, v := range m.byIntegration.all() {
+			v.DeletePartialMatch(prometheus.Labels{IntegrationLabel: id})
+		}
 	}
 	return forgotten
-}
-
-// forget deletes id's series from every labelled vector of m.
-func (m *Metrics) forget(id string) {
-	v := reflect.ValueOf(m).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		if !f.CanInterface() || f.Kind() != reflect.Pointer || f.IsNil() {
-			continue
-		}
-		if d, ok := f.Interface().(partialDeleter); ok {
-			d.DeletePartialMatch(prometheus.Labels{IntegrationLabel: id})
-		}
-	}
-	// The unexported series are fed through methods; reflection cannot reach them.
-	for _, d := range []partialDeleter{m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback} {
-		d.DeletePartialMatch(prometheus.Labels{IntegrationLabel: id})
-	}
 }

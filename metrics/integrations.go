@@ -25,11 +25,14 @@ type BreakerStates func(key string) float64
 
 // RegisterIntegrations exports, per integration, its live and queued calls
 // against its limit and the state of each of its peers' breakers, read at
-// scrape time. Every integration is reported from the start (a closed
-// breaker is 0), not only once something changed. Rows with a CampaignID
-// are also exported per campaign; the source decides which campaigns have
-// rows (those being dialled), and a campaign it stops reporting has no
-// series from the next scrape on.
+// scrape time. An integration with series of its own (see tenants) is
+// reported from the start (a closed breaker is 0), not only once something
+// changed; the others are summed under integration_id="other", with their
+// breakers' worst state. Rows with a CampaignID are also exported per
+// campaign of an integration with series of its own; the source decides
+// which campaigns have rows (those being dialled), and a campaign it stops
+// reporting has no series from the next scrape on. callqueue_breakers_open
+// counts the open breakers of every integration.
 func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error), breakers map[string]BreakerStates) {
 	labels := []string{"integration_id", "slug"}
 	campaign := []string{"integration_id", "campaign_id"}
@@ -44,10 +47,12 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 		breakerState = prometheus.NewDesc("callqueue_breaker_state",
 			"Circuit breaker state per integration and peer (va, crm, llm) in this process: 0 closed, 1 half-open, 2 open.",
 			[]string{"integration_id", "peer"}, nil)
+		breakersOpen = prometheus.NewDesc("callqueue_breakers_open",
+			"Integrations whose breaker for a peer (va, crm, llm) is open in this process.", []string{"peer"}, nil)
 	)
 	read := Cached(0, src)
 	m.Registry.MustRegister(&sampled{
-		descs: []*prometheus.Desc{active, queued, limit, campaignActive, campaignQueued, campaignDone, breakerState},
+		descs: []*prometheus.Desc{active, queued, limit, campaignActive, campaignQueued, campaignDone, breakerState, breakersOpen},
 		collect: func(ctx context.Context, ch chan<- prometheus.Metric) {
 			rows, err := read(ctx)
 			if err != nil {
@@ -56,19 +61,37 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 			type total struct {
 				slug                  string
 				active, queued, limit int
+				breakers              map[string]float64
 			}
 			totals := map[string]*total{}
+			open := map[string]int{}
 			var order []string
-			for _, r := range rows {
-				t := totals[r.IntegrationID]
+			for i, r := range rows {
+				label := m.tenants.label(r.IntegrationID)
+				t := totals[label]
 				if t == nil {
-					t = &total{slug: r.Slug, limit: r.Limit}
-					totals[r.IntegrationID] = t
-					order = append(order, r.IntegrationID)
+					t = &total{slug: r.Slug, breakers: map[string]float64{}}
+					if label == Other {
+						t.slug = Other
+					}
+					totals[label] = t
+					order = append(order, label)
 				}
 				t.active += r.Active
 				t.queued += r.Queued
-				if r.CampaignID != "" {
+				if i == 0 || rows[i-1].IntegrationID != r.IntegrationID {
+					// An integration's rows are adjacent and carry the
+					// same limit and breakers: counted once.
+					t.limit += r.Limit
+					for peer, state := range breakers {
+						s := state(r.IntegrationID)
+						t.breakers[peer] = max(t.breakers[peer], s)
+						if s == breakerOpen {
+							open[peer]++
+						}
+					}
+				}
+				if r.CampaignID != "" && label != Other {
 					ch <- gauge(campaignActive, float64(r.Active), r.IntegrationID, r.CampaignID)
 					ch <- gauge(campaignQueued, float64(r.Queued), r.IntegrationID, r.CampaignID)
 					ch <- gauge(campaignDone, float64(r.Done), r.IntegrationID, r.CampaignID)
@@ -79,10 +102,16 @@ func (m *Metrics) RegisterIntegrations(src func(context.Context) ([]Live, error)
 				ch <- gauge(active, float64(t.active), id, t.slug)
 				ch <- gauge(queued, float64(t.queued), id, t.slug)
 				ch <- gauge(limit, float64(t.limit), id, t.slug)
-				for peer, state := range breakers {
-					ch <- gauge(breakerState, state(id), id, peer)
+				for peer, state := range t.breakers {
+					ch <- gauge(breakerState, state, id, peer)
 				}
+			}
+			for peer := range breakers {
+				ch <- gauge(breakersOpen, float64(open[peer]), peer)
 			}
 		},
 	})
 }
+
+// breakerOpen is an open breaker's BreakerStates value.
+const breakerOpen = 2

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,16 +35,7 @@ type Metrics struct {
 	// ParkedDropped counts parked events pushed out by an integration's
 	// newer ones beyond its quota.
 	ParkedDropped   prometheus.Counter
-	RetriesSched    *prometheus.CounterVec
-	Terminal        *prometheus.CounterVec
-	DialDuration    *prometheus.HistogramVec
-	Dials           *prometheus.CounterVec
 	DispatchLatency prometheus.Histogram
-	CRMDeliveries   *prometheus.CounterVec
-	// CRMAmbiguous counts lookups that found several different records
-	// for one phone (and so took none).
-	CRMAmbiguous *prometheus.CounterVec
-	AgentInit    *prometheus.CounterVec
 	// RateLimited counts requests refused with 429, by endpoint kind and
 	// what the limit is kept per; never by address or integration, which
 	// would give an attacker a label per request.
@@ -55,11 +47,46 @@ type Metrics struct {
 	// failing webhooks must never see a 4xx for a body it may send.
 	WebhookIgnored *prometheus.CounterVec
 
-	queueWait         *prometheus.HistogramVec
+	// The global series: everything this process counted, no integration_id.
+	dialDuration      *prometheus.HistogramVec
+	dials             *prometheus.CounterVec
+	queueWait         prometheus.Histogram
 	deferred          *prometheus.CounterVec
 	attempts          *prometheus.CounterVec
+	retries           *prometheus.CounterVec
+	terminal          *prometheus.CounterVec
+	crmDeliveries     *prometheus.CounterVec
+	crmAmbiguous      prometheus.Counter
+	agentInit         *prometheus.CounterVec
 	agentInitDuration *prometheus.HistogramVec
 	agentInitFallback *prometheus.CounterVec
+
+	// tenants chooses the integration_id of the per-integration series
+	// below; perIntegration gathers only them, so that finding whose
+	// series to delete never reads the sampled collectors' sources.
+	tenants        *tenants
+	perIntegration *prometheus.Registry
+	byIntegration  perIntegrationSeries
+}
+
+// perIntegrationSeries repeat some global series with integration_id: the
+// integration's own id, or Other (see tenants).
+type perIntegrationSeries struct {
+	dials, attempts, retries, terminal, deferred *prometheus.CounterVec
+	crmDeliveries, crmAmbiguous                  *prometheus.CounterVec
+	agentInit, agentInitFallback                 *prometheus.CounterVec
+	queueWait                                    *prometheus.HistogramVec
+}
+
+// integrationVec is a vector whose series can be deleted by integration.
+type integrationVec interface {
+	prometheus.Collector
+	DeletePartialMatch(labels prometheus.Labels) int
+}
+
+func (s perIntegrationSeries) all() []integrationVec {
+	return []integrationVec{s.dials, s.attempts, s.retries, s.terminal, s.deferred, s.crmDeliveries, s.crmAmbiguous,
+		s.agentInit, s.agentInitFallback, s.queueWait}
 }
 
 // WebhookIgnoredReasons are the reasons of callqueue_webhook_ignored_total.
@@ -70,9 +97,31 @@ type Build struct {
 	Version, Commit, Role string
 }
 
+// Call names the call an observation is about, for exemplars: a spike in a
+// histogram or counter leads to a call (and its trace).
+type Call struct {
+	IntegrationID, ID, TraceID string
+}
+
+// exemplar labels an observation with the call's id and, when it fits the
+// exemplar's 128 runes, its trace id. Invalid exemplars panic, so a trace
+// id of unknown shape is left out rather than trusted.
+func (c Call) exemplar() prometheus.Labels {
+	if c.ID == "" {
+		return nil
+	}
+	l := prometheus.Labels{"call_id": c.ID}
+	if c.TraceID != "" && utf8.ValidString(c.TraceID) &&
+		utf8.RuneCountInString(c.TraceID)+len("trace_id")+len("call_id")+utf8.RuneCountInString(c.ID) <= prometheus.ExemplarMaxRunes {
+		l["trace_id"] = c.TraceID
+	}
+	return l
+}
+
 // New registers every series on a fresh registry, with the Go, process and
-// build-info collectors.
-func New(build Build) *Metrics {
+// build-info collectors; opt chooses which integrations have series of
+// their own.
+func New(build Build, opt Options) *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callqueue_build_info",
@@ -82,107 +131,191 @@ func New(build Build) *Metrics {
 	fast := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 	// Waiting in the queue takes seconds to hours (limits, calling windows).
 	slow := []float64{.1, .5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		Registry: r,
-		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_webhook_requests_total",
-			Help: "Webhook requests by handler and HTTP status code."}, []string{"handler", "code"}),
+		Registry:        r,
+		WebhookRequests: counter("callqueue_webhook_requests_total", "Webhook requests by handler and HTTP status code.", "handler", "code"),
 		WebhookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_webhook_duration_seconds",
 			Help: "Webhook handling time, including the durable publish.", Buckets: fast}, []string{"handler"}),
 		PublishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_publish_duration_seconds",
 			Help: "Time for JetStream to acknowledge a publish.", Buckets: fast}, []string{"kind"}),
-		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_consumer_redeliveries_total",
-			Help: "Messages delivered more than once."}, []string{"kind"}),
-		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dead_letters_total",
-			Help: "Messages moved to the dead-letter stream, by the stream they came from and why (decode, no_metadata, permanent, max_deliveries)."},
-			[]string{"stream", "reason"}),
-		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_consumer_processed_total",
-			Help: "Messages processed by workers."}, []string{"kind"}),
+		Redeliveries: counter("callqueue_consumer_redeliveries_total", "Messages delivered more than once.", "kind"),
+		DeadLetters: counter("callqueue_dead_letters_total",
+			"Messages moved to the dead-letter stream, by the stream they came from and why (decode, no_metadata, permanent, max_deliveries).",
+			"stream", "reason"),
+		Processed: counter("callqueue_consumer_processed_total", "Messages processed by workers.", "kind"),
 		BatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_consumer_batch_duration_seconds",
 			Help: "Time to process one batch of messages.", Buckets: fast}, []string{"kind"}),
-		EventsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_events_ignored_total",
-			Help: "Late, duplicate, out-of-order or unmatched call events that changed nothing."}, []string{"event"}),
+		EventsIgnored: counter("callqueue_events_ignored_total", "Late, duplicate, out-of-order or unmatched call events that changed nothing.", "event"),
 		ParkedDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "callqueue_parked_events_dropped_total",
 			Help: "Parked call events dropped, oldest first, beyond an integration's quota of events waiting for a dialler id."}),
-		RetriesSched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_retries_scheduled_total",
-			Help: "Call retries scheduled, by reason."}, []string{"integration_id", "reason"}),
-		Terminal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_calls_terminal_total",
-			Help: "Calls that reached a terminal status."}, []string{"integration_id", "status"}),
-		DialDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_dial_duration_seconds",
-			Help: "Originate request latency by result.", Buckets: fast}, []string{"provider", "result"}),
-		Dials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dials_total",
-			Help: "Originate requests by result."}, []string{"integration_id", "result"}),
 		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "callqueue_dispatch_duration_seconds",
 			Help: "Time from a dispatch being requested to its calls being claimed.", Buckets: fast}),
+		RateLimited: counter("callqueue_http_rate_limited_total",
+			"Requests answered 429, by endpoint kind (webhook, api) and the limit reached (integration, ip, token).", "kind", "limit"),
+		RetentionDeleted: counter("callqueue_retention_deleted_rows_total",
+			"Rows deleted by the daily retention job (data.retention_days), by table.", "table"),
+		WebhookIgnored: counter("callqueue_webhook_ignored_total",
+			"Authenticated webhooks answered 2xx and ignored, by reason (unknown_type, malformed).", "reason"),
+
+		dialDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_dial_duration_seconds",
+			Help: "Originate request latency by result.", Buckets: fast}, []string{"provider", "result"}),
+		dials: counter("callqueue_dials_total", "Originate requests by result.", "result"),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
+			Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}),
+		deferred: counter("callqueue_dispatch_deferred_total",
+			"Dispatch passes that left an integration's queued calls waiting, by reason (breaker_open, not_configured, ...).", "reason"),
+		attempts: counter("callqueue_attempts_total", "Dial attempts that ended, by outcome (answered, no_answer, busy, dial_error, ...).", "outcome"),
+		retries:  counter("callqueue_retries_scheduled_total", "Call retries scheduled, by reason.", "reason"),
+		terminal: counter("callqueue_calls_terminal_total", "Calls that reached a terminal status.", "status"),
+		crmDeliveries: counter("callqueue_crm_deliveries_total",
+			"CRM update attempts by result: delivered, retry, failed, no_record.", "result"),
+		crmAmbiguous: prometheus.NewCounter(prometheus.CounterOpts{Name: "callqueue_crm_ambiguous_lookups_total",
+			Help: "CRM lookups that found several different records for one phone and so took none."}),
+		agentInit: counter("callqueue_agent_init_total", "agent-init answers by where the caller context came from: cache, crm, none.", "source"),
+		agentInitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_agent_init_duration_seconds",
+			Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"}),
+		agentInitFallback: counter("callqueue_agent_init_fallbacks_total",
+			"agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty).", "reason"),
+
+		tenants:        newTenants(opt),
+		perIntegration: prometheus.NewRegistry(),
 	}
-	m.CRMDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_deliveries_total",
-		Help: "CRM update attempts by result: delivered, retry, failed, no_record."}, []string{"integration_id", "result"})
-	m.CRMAmbiguous = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_crm_ambiguous_lookups_total",
-		Help: "CRM lookups that found several different records for one phone and so took none."}, []string{"integration_id"})
-	m.AgentInit = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_total",
-		Help: "agent-init answers by where the caller context came from: cache, crm, none."}, []string{"integration_id", "source"})
-	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
-		Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}, []string{"integration_id"})
-	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_dispatch_deferred_total",
-		Help: "Dispatch passes that left an integration's queued calls waiting, by reason (breaker_open, not_configured)."},
-		[]string{"integration_id", "reason"})
-	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_attempts_total",
-		Help: "Dial attempts that ended, by outcome (answered, no_answer, busy, dial_error, ...)."}, []string{"integration_id", "outcome"})
-	m.agentInitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_agent_init_duration_seconds",
-		Help: "Time to answer an agent-init webhook, by where the caller context came from.", Buckets: fast}, []string{"source"})
-	m.agentInitFallback = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_agent_init_fallbacks_total",
-		Help: "agent-init answers without caller context, by reason (deadline, lookup_failed, no_phone, no_call, crm_empty)."}, []string{"integration_id", "reason"})
-	m.RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_http_rate_limited_total",
-		Help: "Requests answered 429, by endpoint kind (webhook, api) and the limit reached (integration, ip, token)."},
-		[]string{"kind", "limit"})
+	const perHelp = " Per integration: its own id for the most active ones (CALLQUEUE_METRICS_PER_INTEGRATION), the rest summed as other."
+	m.byIntegration = perIntegrationSeries{
+		dials:    counter("callqueue_integration_dials_total", "Originate requests by result."+perHelp, IntegrationLabel, "result"),
+		attempts: counter("callqueue_integration_attempts_total", "Dial attempts that ended, by outcome."+perHelp, IntegrationLabel, "outcome"),
+		retries:  counter("callqueue_integration_retries_scheduled_total", "Call retries scheduled, by reason."+perHelp, IntegrationLabel, "reason"),
+		terminal: counter("callqueue_integration_calls_terminal_total", "Calls that reached a terminal status."+perHelp, IntegrationLabel, "status"),
+		deferred: counter("callqueue_integration_dispatch_deferred_total",
+			"Dispatch passes that left queued calls waiting, by reason."+perHelp, IntegrationLabel, "reason"),
+		crmDeliveries: counter("callqueue_integration_crm_deliveries_total", "CRM update attempts by result."+perHelp, IntegrationLabel, "result"),
+		crmAmbiguous: counter("callqueue_integration_crm_ambiguous_lookups_total",
+			"CRM lookups that found several records for one phone."+perHelp, IntegrationLabel),
+		agentInit: counter("callqueue_integration_agent_init_total",
+			"agent-init answers by where the caller context came from."+perHelp, IntegrationLabel, "source"),
+		agentInitFallback: counter("callqueue_integration_agent_init_fallbacks_total",
+			"agent-init answers without caller context, by reason."+perHelp, IntegrationLabel, "reason"),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "callqueue_integration_queue_wait_seconds",
+			Help: "Time a call waited queued before it was claimed for dialling." + perHelp, Buckets: slow}, []string{IntegrationLabel}),
+	}
 	// Known label values start at 0, so the first answer of each kind is a
 	// visible increase (a series born at 1 shows no rate).
 	for _, source := range []string{"cache", "crm", "none"} {
 		m.agentInitDuration.WithLabelValues(source)
+		m.agentInit.WithLabelValues(source)
 	}
 	for _, kl := range [][2]string{{"webhook", "integration"}, {"webhook", "ip"}, {"api", "ip"}, {"api", "token"}} {
 		m.RateLimited.WithLabelValues(kl[0], kl[1])
 	}
-	m.RetentionDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_retention_deleted_rows_total",
-		Help: "Rows deleted by the daily retention job (data.retention_days), by table."}, []string{"table"})
-	r.MustRegister(m.RateLimited, m.RetentionDeleted)
-	m.WebhookIgnored = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callqueue_webhook_ignored_total",
-		Help: "Authenticated webhooks answered 2xx and ignored, by reason (unknown_type, malformed)."}, []string{"reason"})
 	for _, reason := range WebhookIgnoredReasons {
 		m.WebhookIgnored.WithLabelValues(reason)
 	}
-	r.MustRegister(m.WebhookIgnored)
-	r.MustRegister(m.CRMDeliveries, m.CRMAmbiguous, m.AgentInit, m.queueWait, m.deferred, m.attempts, m.agentInitDuration, m.agentInitFallback)
 	r.MustRegister(m.WebhookRequests, m.WebhookDuration, m.PublishDuration, m.Redeliveries, m.DeadLetters, m.Processed,
-		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.RetriesSched, m.Terminal, m.DialDuration, m.Dials, m.DispatchLatency)
+		m.BatchDuration, m.EventsIgnored, m.ParkedDropped, m.DispatchLatency, m.RateLimited, m.RetentionDeleted, m.WebhookIgnored,
+		m.dialDuration, m.dials, m.queueWait, m.deferred, m.attempts, m.retries, m.terminal, m.crmDeliveries, m.crmAmbiguous,
+		m.agentInit, m.agentInitDuration, m.agentInitFallback)
+	for _, v := range m.byIntegration.all() {
+		r.MustRegister(v)
+		m.perIntegration.MustRegister(v)
+	}
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callqueue_metrics_labelled_integrations",
+		Help: "Integrations with series of their own in this process (the rest are summed as integration_id=\"other\")."},
+		func() float64 { return float64(m.tenants.count()) }))
 	return m
 }
 
+// Dialled records a dial's result (accepted, rejected, error, unanswered,
+// predial_failed, ineligible, or why a claimed dial was not sent).
+func (m *Metrics) Dialled(c Call, result string) {
+	addWithExemplar(m.dials.WithLabelValues(result), c.exemplar())
+	failed := result == "error" || result == "rejected" || result == "unanswered" || result == "predial_failed"
+	m.byIntegration.dials.WithLabelValues(m.tenants.observe(c.IntegrationID, failed), result).Inc()
+}
+
+// DialTook records how long an originate request to provider took.
+func (m *Metrics) DialTook(c Call, provider, result string, took time.Duration) {
+	observeWithExemplar(m.dialDuration.WithLabelValues(provider, result), took.Seconds(), c.exemplar())
+}
+
 // QueueWait records how long a call waited queued before it was claimed.
-func (m *Metrics) QueueWait(integrationID string, waited time.Duration) {
-	m.queueWait.WithLabelValues(integrationID).Observe(max(waited, 0).Seconds())
+func (m *Metrics) QueueWait(c Call, waited time.Duration) {
+	s := max(waited, 0).Seconds()
+	observeWithExemplar(m.queueWait, s, c.exemplar())
+	m.byIntegration.queueWait.WithLabelValues(m.tenants.observe(c.IntegrationID, false)).Observe(s)
 }
 
 // Deferred records a dispatch pass that could not dial an integration's
 // queued calls; an empty reason records nothing.
 func (m *Metrics) Deferred(integrationID, reason string) {
-	if reason != "" {
-		m.deferred.WithLabelValues(integrationID, reason).Inc()
+	if reason == "" {
+		return
 	}
+	m.deferred.WithLabelValues(reason).Inc()
+	m.byIntegration.deferred.WithLabelValues(m.tenants.observe(integrationID, reason == "breaker_open"), reason).Inc()
 }
 
 // AttemptEnded records the outcome of a finished dial attempt.
 func (m *Metrics) AttemptEnded(integrationID, outcome string) {
-	m.attempts.WithLabelValues(integrationID, outcome).Inc()
+	m.attempts.WithLabelValues(outcome).Inc()
+	m.byIntegration.attempts.WithLabelValues(m.tenants.observe(integrationID, false), outcome).Inc()
+}
+
+// RetryScheduled records a retry scheduled because of reason (the outcome
+// of the attempt before).
+func (m *Metrics) RetryScheduled(integrationID, reason string) {
+	m.retries.WithLabelValues(reason).Inc()
+	m.byIntegration.retries.WithLabelValues(m.tenants.observe(integrationID, false), reason).Inc()
+}
+
+// Terminated records a call reaching a terminal status.
+func (m *Metrics) Terminated(integrationID, status string) {
+	m.terminal.WithLabelValues(status).Inc()
+	m.byIntegration.terminal.WithLabelValues(m.tenants.observe(integrationID, status == "failed"), status).Inc()
+}
+
+// CRMDelivered records a CRM update attempt's result.
+func (m *Metrics) CRMDelivered(integrationID, result string) {
+	m.crmDeliveries.WithLabelValues(result).Inc()
+	failed := result == "failed" || result == "retry"
+	m.byIntegration.crmDeliveries.WithLabelValues(m.tenants.observe(integrationID, failed), result).Inc()
+}
+
+// CRMAmbiguousLookup records a lookup that found several records for one phone.
+func (m *Metrics) CRMAmbiguousLookup(integrationID string) {
+	m.crmAmbiguous.Inc()
+	m.byIntegration.crmAmbiguous.WithLabelValues(m.tenants.observe(integrationID, false)).Inc()
 }
 
 // AgentInitAnswered records one agent-init answer: where its context came from, how
 // long it took and, when it had none, why.
 func (m *Metrics) AgentInitAnswered(integrationID, source, fallbackReason string, took time.Duration) {
-	m.AgentInit.WithLabelValues(integrationID, source).Inc()
+	m.agentInit.WithLabelValues(source).Inc()
 	m.agentInitDuration.WithLabelValues(source).Observe(took.Seconds())
+	label := m.tenants.observe(integrationID, fallbackReason != "")
+	m.byIntegration.agentInit.WithLabelValues(label, source).Inc()
 	if fallbackReason != "" {
-		m.agentInitFallback.WithLabelValues(integrationID, fallbackReason).Inc()
+		m.agentInitFallback.WithLabelValues(fallbackReason).Inc()
+		m.byIntegration.agentInitFallback.WithLabelValues(label, fallbackReason).Inc()
 	}
+}
+
+func addWithExemplar(c prometheus.Counter, e prometheus.Labels) {
+	if a, ok := c.(prometheus.ExemplarAdder); ok && e != nil {
+		a.AddWithExemplar(1, e)
+		return
+	}
+	c.Inc()
+}
+
+func observeWithExemplar(o prometheus.Observer, v float64, e prometheus.Labels) {
+	if x, ok := o.(prometheus.ExemplarObserver); ok && e != nil {
+		x.ObserveWithExemplar(v, e)
+		return
+	}
+	o.Observe(v)
 }
 
 var _ queue.Observer = (*Metrics)(nil)

@@ -16,7 +16,7 @@ import (
 )
 
 func TestEveryIntegrationReportsItsBreakersFromTheStart(t *testing.T) {
-	m := metrics.New(metrics.Build{Version: "v1", Commit: "abc", Role: "all"})
+	m := metrics.New(metrics.Build{Version: "v1", Commit: "abc", Role: "all"}, metrics.Options{})
 	open := map[string]float64{"b": 2}
 	m.RegisterIntegrations(func(context.Context) ([]metrics.Live, error) {
 		return []metrics.Live{
@@ -61,7 +61,7 @@ callqueue_concurrency_limit{integration_id="b",slug="bank"} 4
 }
 
 func TestDeadLettersAreLabelledByStreamAndReasonClass(t *testing.T) {
-	m := metrics.New(metrics.Build{})
+	m := metrics.New(metrics.Build{}, metrics.Options{})
 	m.DeadLettered(queue.KindEvents, "decode: unexpected end of JSON input")
 	m.DeadLettered(queue.KindEvents, queue.Permanent(errors.New("no such integration")).Error())
 	m.DeadLettered(queue.KindOriginate, "dial: connection refused")
@@ -78,7 +78,7 @@ callqueue_dead_letters_total{reason="permanent",stream="CALLQUEUE_EVENTS"} 1
 }
 
 func TestSampledSourcesAreReadAtScrapeTimeAndAFailureExportsNothing(t *testing.T) {
-	m := metrics.New(metrics.Build{})
+	m := metrics.New(metrics.Build{}, metrics.Options{})
 	var reads atomic.Int32
 	fail := false
 	m.RegisterOutbox(func(context.Context) (metrics.Outbox, error) {
@@ -159,7 +159,7 @@ func TestJetStreamConsumerBacklogIsSampledFromTheServer(t *testing.T) {
 		jetstream.ConsumerConfig{Durable: "events", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New(metrics.Build{})
+	m := metrics.New(metrics.Build{}, metrics.Options{})
 	m.RegisterJetStream(q.JetStream())
 	if _, err := q.JetStream().Publish(ctx, queue.Subject(queue.KindEvents, [16]byte{1}), []byte(`{}`)); err != nil {
 		t.Fatal(err)

@@ -5,11 +5,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/callqueue/callqueue/metrics"
 )
 
 // ForgetEvery is how often state kept per integration in memory is
-// checked against the integrations that still exist.
-const ForgetEvery = time.Minute
+// checked against the integrations that still exist, and the integrations
+// with metric series of their own are chosen again.
+const ForgetEvery = metrics.RankEvery
 
 // forgetDeleted drops breakers, cached CRM clients and metric series of
 // integrations that no longer exist. Every role runs it: a deletion made
@@ -34,7 +37,8 @@ func (s *Service) forgetDeleted(ctx context.Context) error {
 	return nil
 }
 
-// runForgetting runs forgetDeleted every ForgetEvery until ctx ends.
+// runForgetting runs forgetDeleted and ranks the integrations' metric
+// series every ForgetEvery until ctx ends.
 func (s *Service) runForgetting(ctx context.Context) {
 	t := time.NewTicker(ForgetEvery)
 	defer t.Stop()
@@ -46,6 +50,7 @@ func (s *Service) runForgetting(ctx context.Context) {
 			if err := s.forgetDeleted(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("forgetting deleted integrations failed")
 			}
+			s.Metrics.Rank()
 		}
 	}
 }

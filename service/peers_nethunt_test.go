@@ -119,10 +119,10 @@ func TestPeersNetHunt(t *testing.T) {
 	if in.CRM.Breakers().State(integ.ID.String()) != gobreaker.StateClosed {
 		t.Error("misses moved the CRM breaker")
 	}
-	if v := in.Metric(t, "callqueue_crm_deliveries_total", `integration_id="`+integ.ID.String()+`"`, `result="no_record"`); v != 2 {
+	if v := in.Metric(t, "callqueue_integration_crm_deliveries_total", `integration_id="`+integ.ID.String()+`"`, `result="no_record"`); v != 2 {
 		t.Errorf(`callqueue_crm_deliveries_total{result="no_record"} = %v, want 2`, v)
 	}
-	if v := in.Metric(t, "callqueue_crm_ambiguous_lookups_total", `integration_id="`+integ.ID.String()+`"`); v < 2 {
+	if v := in.Metric(t, "callqueue_integration_crm_ambiguous_lookups_total", `integration_id="`+integ.ID.String()+`"`); v < 2 {
 		t.Errorf("callqueue_crm_ambiguous_lookups_total = %v, want at least 2 (agent-init and the update)", v)
 	}
 }

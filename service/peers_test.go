@@ -623,7 +623,7 @@ func TestPeersCRMPermanentRejection(t *testing.T) {
 	if v := p.in.Metric(t, "callqueue_crm_outbox", `status="pending"`); v != 0 {
 		t.Errorf(`callqueue_crm_outbox{status="pending"} = %v, want 0`, v)
 	}
-	if v := p.in.Metric(t, "callqueue_crm_deliveries_total", `integration_id="`+p.key()+`"`, `result="failed"`); v != float64(len(want)) {
+	if v := p.in.Metric(t, "callqueue_integration_crm_deliveries_total", `integration_id="`+p.key()+`"`, `result="failed"`); v != float64(len(want)) {
 		t.Errorf(`callqueue_crm_deliveries_total{result="failed"} = %v, want %d`, v, len(want))
 	}
 	if code, h := p.health(t, p.in); code != http.StatusOK || !h.Checks.CRM.OK || p.crmBreaker(p.in) != gobreaker.StateClosed {

@@ -136,8 +136,10 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if opt.Clock == nil {
 		opt.Clock = workers.SystemClock{}
 	}
+	perIntegration := cfg.Metrics
+	perIntegration.Now = opt.Clock.Now // an integration's last hour of activity, on the service's clock
 	s := &Service{cfg: cfg, opt: opt, log: log,
-		Metrics: metrics.New(metrics.Build{Version: opt.Version, Commit: opt.Commit, Role: opt.Role})}
+		Metrics: metrics.New(metrics.Build{Version: opt.Version, Commit: opt.Commit, Role: opt.Role}, perIntegration)}
 	defer func() {
 		if err != nil {
 			s.closeConnections()
@@ -253,7 +255,9 @@ func (s *Service) wire(ctx context.Context) error {
 		jsonhttp.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": role})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsToken, promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsToken, promhttp.HandlerFor(s.Metrics.Registry,
+		// OpenMetrics when the scraper asks for it: the exposition that carries exemplars.
+		promhttp.HandlerOpts{EnableOpenMetrics: true})))
 
 	var dispatcherBreakers func(string, gobreaker.State, gobreaker.State)
 	router := dialer.NewRouter(s.opt.DialClient)
@@ -271,7 +275,7 @@ func (s *Service) wire(ctx context.Context) error {
 	}))
 	s.CRM.Now = s.opt.Clock.Now
 	s.CRM.OnAmbiguous = func(id uuid.UUID, matches int) {
-		s.Metrics.CRMAmbiguous.WithLabelValues(id.String()).Inc()
+		s.Metrics.CRMAmbiguousLookup(id.String())
 		s.log.Warn().Str("integration_id", id.String()).Int("matches", matches).
 			Msg("several different CRM records match a call's phone: none taken")
 	}

@@ -17,7 +17,7 @@ func (d *Dispatcher) confirmDial(ctx context.Context, call store.Call) (bool, er
 	}
 	d.w.applied(applied)
 	if verdict != store.DialGo {
-		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), string(verdict)).Inc()
+		d.w.metrics.Dialled(metricsCall(call), string(verdict))
 		d.w.log.Info().Str("trace_id", deref(call.TraceID)).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).
 			Str("verdict", string(verdict)).Msg("claimed dial not sent")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/dialer"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -234,7 +235,7 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 		return err
 	}
 	for _, c := range claimed {
-		d.w.metrics.QueueWait(integrationID.String(), now.Sub(c.Call.QueuedAt))
+		d.w.metrics.QueueWait(metricsCall(c.Call), now.Sub(c.Call.QueuedAt))
 		d.w.log.Info().Str("trace_id", deref(c.Call.TraceID)).Str("call_id", c.Call.ID.String()).
 			Str("integration_id", integrationID.String()).Int("attempt", c.Call.Attempt).Msg("dialling")
 		if d.w.warmer != nil {
@@ -255,6 +256,11 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// metricsCall names a call for the exemplars of its metrics.
+func metricsCall(c store.Call) metrics.Call {
+	return metrics.Call{IntegrationID: c.IntegrationID.String(), ID: c.ID.String(), TraceID: deref(c.TraceID)}
 }
 
 // dial sends the one originate request of a claimed attempt and records
@@ -329,8 +335,8 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
 		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	}
-	d.w.metrics.DialDuration.WithLabelValues(voice.Provider, result).Observe(time.Since(start).Seconds())
-	d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), result).Inc()
+	d.w.metrics.DialTook(metricsCall(call), voice.Provider, result, time.Since(start))
+	d.w.metrics.Dialled(metricsCall(call), result)
 	if err != nil {
 		d.w.log.Warn().Err(err).Str("trace_id", ev.TraceID).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).Msg("dial failed")
 	}

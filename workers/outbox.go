@@ -330,21 +330,21 @@ func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	switch {
 	case err == nil:
 		res.Delivered = true
-		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "delivered").Inc()
+		o.w.metrics.CRMDelivered(integration, "delivered")
 		return res
 	case crm.IsNoRecord(err):
 		// Not the CRM's fault and not worth retrying: kept as no_record.
 		res.NoRecord = true
-		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "no_record").Inc()
+		o.w.metrics.CRMDelivered(integration, "no_record")
 	case crm.IsPermanent(err):
 		res.Permanent = true
-		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
+		o.w.metrics.CRMDelivered(integration, "failed")
 	case it.Attempts+1 >= outboxMaxAttempts && now.Sub(it.CreatedAt) >= OutboxGiveUpAfter:
 		res.Permanent = true
-		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "failed").Inc()
+		o.w.metrics.CRMDelivered(integration, "failed")
 	default:
 		res.NextAt = now.Add(backoff(it.Attempts))
-		o.w.metrics.CRMDeliveries.WithLabelValues(integration, "retry").Inc()
+		o.w.metrics.CRMDelivered(integration, "retry")
 		if wait := crm.RetryAfter(err); wait > 0 {
 			// A 429: no update of the integration goes before its Retry-After.
 			res.NextAt = o.breakerWait(it.IntegrationID, now, later(res.NextAt, now.Add(wait)))

@@ -142,12 +142,12 @@ func (d *Dispatcher) predial(c store.Claimed) (vars json.RawMessage, held bool) 
 	log := d.w.log.With().Str("trace_id", ev.TraceID).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).Logger()
 	switch {
 	case err != nil:
-		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), "predial_failed").Inc()
+		d.w.metrics.Dialled(metricsCall(call), "predial_failed")
 		log.Warn().Err(err).Msg("pre-dial check failed; the call waits and is not dialled")
 		ev.Event = callstate.Event{Kind: callstate.DialDeferred, RetryAfter: PredialRetryAfter}
 		ev.Detail = map[string]any{"predial": "failed", "error": egress.Describe(err)}
 	case !*answer.Eligible:
-		d.w.metrics.Dials.WithLabelValues(call.IntegrationID.String(), "ineligible").Inc()
+		d.w.metrics.Dialled(metricsCall(call), "ineligible")
 		log.Info().Str("reason", answer.Reason).Msg("pre-dial check: not eligible")
 		ev.Event = callstate.Event{Kind: callstate.Cancel, Reason: callstate.OutcomeIneligible}
 		ev.Detail = map[string]any{"predial": "ineligible", "reason": answer.Reason}

@@ -247,10 +247,10 @@ func (w *Workers) applied(results []store.Applied) {
 			w.metrics.AttemptEnded(integration, d.Outcome)
 		}
 		if d.To == callstate.RetryScheduled {
-			w.metrics.RetriesSched.WithLabelValues(integration, d.Outcome).Inc()
+			w.metrics.RetryScheduled(integration, d.Outcome)
 		}
 		if d.To.Terminal() {
-			w.metrics.Terminal.WithLabelValues(integration, string(d.To)).Inc()
+			w.metrics.Terminated(integration, string(d.To))
 			if w.Outbox != nil {
 				w.Outbox.Kick()
 			}

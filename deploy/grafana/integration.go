@@ -7,6 +7,9 @@ import (
 
 // Integration drills into one tenant ($integration): why its calls wait,
 // how they end, and whether its peers (dialler, CRM, agent-init) keep up.
+// Only the most active integrations have series of their own (the top
+// mode); $integration "other" is the rest together, and one of them is
+// read from the admin API (GET /api/integrations/{id}/stats, the console).
 func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, see generate.go
 	sel := `integration_id="$integration"`
 	return dashboard.NewDashboardBuilder("callqueue integration").Uid("callqueue-integration"). //nolint:staticcheck // v1 JSON, see generate.go
@@ -21,30 +24,30 @@ func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON
 			query{`callqueue:queued_calls:max{` + sel + `}`, "queued"},
 			query{`callqueue:concurrency_limit:max{` + sel + `}`, "limit"})).
 		WithPanel(panel("Queue wait", "p50 and p90 time from queued to dialled.", "s", 12,
-			query{`histogram_quantile(0.5, sum by (le) (rate(callqueue_queue_wait_seconds_bucket{` + sel + `}[$__rate_interval])))`, "p50"},
-			query{`callqueue:queue_wait_seconds:p90_5m{` + sel + `}`, "p90"})).
+			query{`histogram_quantile(0.5, sum by (le) (rate(callqueue_integration_queue_wait_seconds_bucket{` + sel + `}[$__rate_interval])))`, "p50"},
+			query{`callqueue:integration_queue_wait_seconds:p90_5m{` + sel + `}`, "p90"})).
 		WithPanel(panel("Calls by status", "Calls in each non-terminal status, and how old the oldest is.", "short", 12,
 			query{`max by (status) (callqueue_calls{` + sel + `})`, "{{status}}"})).
 		WithPanel(panel("Oldest call per status", "How long the oldest call has been in each status.", "s", 12,
 			query{`max by (status) (callqueue_calls_oldest_age_seconds{` + sel + `})`, "{{status}}"})).
 		WithRow(row("Outcomes")).
 		WithPanel(panel("Attempt outcomes", "Dial attempts that ended per second, by outcome.", "ops", 8,
-			query{`sum by (outcome) (rate(callqueue_attempts_total{` + sel + `}[$__rate_interval]))`, "{{outcome}}"})).
+			query{`sum by (outcome) (rate(callqueue_integration_attempts_total{` + sel + `}[$__rate_interval]))`, "{{outcome}}"})).
 		WithPanel(panel("Retries by reason", "Retries scheduled per second, by the outcome that caused them.", "ops", 8,
-			query{`sum by (reason) (rate(callqueue_retries_scheduled_total{` + sel + `}[$__rate_interval]))`, "{{reason}}"})).
+			query{`sum by (reason) (rate(callqueue_integration_retries_scheduled_total{` + sel + `}[$__rate_interval]))`, "{{reason}}"})).
 		WithPanel(panel("Deferred dispatches", "Dispatch passes that left queued calls waiting, by reason.", "ops", 8,
-			query{`sum by (reason) (rate(callqueue_dispatch_deferred_total{` + sel + `}[$__rate_interval]))`, "{{reason}}"})).
+			query{`sum by (reason) (rate(callqueue_integration_dispatch_deferred_total{` + sel + `}[$__rate_interval]))`, "{{reason}}"})).
 		WithRow(row("Peers")).
 		WithPanel(panel("Dials", "Originate requests per second by result, and the failure ratio.", "ops", 8,
-			query{`sum by (result) (rate(callqueue_dials_total{` + sel + `}[$__rate_interval]))`, "{{result}}"},
-			query{`callqueue:dials:failure_ratio_rate10m{` + sel + `}`, "failure ratio"})).
+			query{`sum by (result) (rate(callqueue_integration_dials_total{` + sel + `}[$__rate_interval]))`, "{{result}}"},
+			query{`callqueue:integration_dials:failure_ratio_rate10m{` + sel + `}`, "failure ratio"})).
 		WithPanel(panel("CRM delivery", "CRM update attempts per second by result.", "ops", 8,
-			query{`sum by (result) (rate(callqueue_crm_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{result}}"})).
+			query{`sum by (result) (rate(callqueue_integration_crm_deliveries_total{` + sel + `}[$__rate_interval]))`, "{{result}}"})).
 		WithPanel(panel("Breakers", "Breaker state per peer: 0 closed, 1 half-open, 2 open.", "short", 8,
 			query{`max by (peer) (callqueue_breaker_state{` + sel + `})`, "{{peer}}"})).
 		WithPanel(panel("Agent-init", "agent-init answers per second by where the caller context came from, and why it had none.", "ops", 12,
-			query{`sum by (source) (rate(callqueue_agent_init_total{` + sel + `}[$__rate_interval]))`, "{{source}}"},
-			query{`sum by (reason) (rate(callqueue_agent_init_fallbacks_total{` + sel + `}[$__rate_interval]))`, "fallback: {{reason}}"})).
+			query{`sum by (source) (rate(callqueue_integration_agent_init_total{` + sel + `}[$__rate_interval]))`, "{{source}}"},
+			query{`sum by (reason) (rate(callqueue_integration_agent_init_fallbacks_total{` + sel + `}[$__rate_interval]))`, "fallback: {{reason}}"})).
 		WithPanel(panel("Agent-init latency", "p99 time to answer agent-init (all integrations), by source.", "s", 12,
 			query{`histogram_quantile(0.99, sum by (source, le) (rate(callqueue_agent_init_duration_seconds_bucket[$__rate_interval])))`, "p99 {{source}}"}))
 }

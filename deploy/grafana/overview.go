@@ -24,20 +24,24 @@ func Overview() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, s
 		WithPanel(panel("Messages processed", "Messages the workers processed per second, by kind (events applied, originates, post-call).", "ops", 8,
 			query{`sum by (kind) (rate(callqueue_consumer_processed_total[$__rate_interval]))`, "{{kind}}"})).
 		WithRow(row("Calls")).
-		WithPanel(panel("Live calls vs limit", "Calls holding a slot against each integration's concurrency limit.", "short", 12,
-			query{`callqueue:active_calls:max`, "{{slug}} live"},
-			query{`callqueue:concurrency_limit:max`, "{{slug}} limit"})).
-		WithPanel(panel("Queue depth", "Calls waiting for a slot or a calling window.", "short", 12,
-			query{`callqueue:queued_calls:max`, "{{slug}}"})).
-		WithPanel(panel("Queue wait", "p90 time from queued to dialled.", "s", 8,
-			query{`callqueue:queue_wait_seconds:p90_5m`, "{{integration_id}}"})).
+		WithPanel(panel("Live calls", "Calls holding a slot, in all, and the ten integrations with the most.", "short", 12,
+			query{`callqueue:active_calls:sum`, "all"},
+			query{`topk(10, callqueue:active_calls:max{integration_id!="other"})`, "{{slug}}"})).
+		WithPanel(panel("Queue depth", "Calls waiting for a slot or a calling window, in all, and the ten integrations with the most.", "short", 12,
+			query{`callqueue:queued_calls:sum`, "all"},
+			query{`topk(10, callqueue:queued_calls:max{integration_id!="other"})`, "{{slug}}"})).
+		WithPanel(panel("Queue wait", "p90 time from queued to dialled, all integrations.", "s", 8,
+			query{`callqueue:queue_wait_seconds:p90_5m`, "p90"})).
 		WithPanel(panel("Dispatch latency", "p99 time from a dispatch being requested to its calls being claimed.", "s", 8,
 			query{`histogram_quantile(0.99, sum by (le) (rate(callqueue_dispatch_duration_seconds_bucket[$__rate_interval])))`, "p99"})).
 		WithPanel(panel("Deferred dispatches", "Dispatch passes that left queued calls waiting, by reason.", "ops", 8,
 			query{`sum by (reason) (rate(callqueue_dispatch_deferred_total[$__rate_interval]))`, "{{reason}}"})).
-		WithPanel(panel("Attempt outcomes", "Dial attempts that ended per second, by outcome.", "ops", 12,
+		WithPanel(panel("Attempt outcomes", "Dial attempts that ended per second, by outcome.", "ops", 8,
 			query{`sum by (outcome) (rate(callqueue_attempts_total[$__rate_interval]))`, "{{outcome}}"})).
-		WithPanel(panel("Terminal calls", "Calls that finished per second, by status.", "ops", 12,
+		WithPanel(panel("Dials", "Originate requests per second by result, and the share that failed, all integrations.", "ops", 8,
+			query{`sum by (result) (rate(callqueue_dials_total[$__rate_interval]))`, "{{result}}"},
+			query{`callqueue:dials:failure_ratio_rate10m`, "failure ratio"})).
+		WithPanel(panel("Terminal calls", "Calls that finished per second, by status.", "ops", 8,
 			query{`sum by (status) (rate(callqueue_calls_terminal_total[$__rate_interval]))`, "{{status}}"})).
 		WithRow(row("Failures")).
 		WithPanel(panel("Dead letters", "Messages moved to the dead-letter stream per second, by stream and reason.", "ops", 8,
@@ -46,8 +50,8 @@ func Overview() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON, s
 		WithPanel(panel("CRM outbox backlog", "Undelivered CRM updates, and the age of the oldest pending one.", "short", 8,
 			query{`max by (status) (callqueue_crm_outbox)`, "{{status}}"},
 			query{`max(callqueue_crm_outbox_oldest_pending_age_seconds)`, "oldest pending (s)"})).
-		WithPanel(panel("Breakers", "Breaker state per integration and peer: 0 closed, 1 half-open, 2 open.", "short", 8,
-			query{`max by (integration_id, peer) (callqueue_breaker_state)`, "{{peer}} {{integration_id}}"})).
+		WithPanel(panel("Open breakers", "Integrations whose breaker is open, per peer (every integration, labelled or not).", "short", 8,
+			query{`max by (peer) (callqueue_breakers_open)`, "{{peer}}"})).
 		WithPanel(panel("LLM analyses backlog", "Analyses waiting to amend finished calls (their CRM updates wait too), and the age of the oldest.", "short", 12,
 			query{`max(callqueue_analyses_pending)`, "waiting"},
 			query{`max(callqueue_analyses_oldest_pending_age_seconds)`, "oldest (s)"})).
