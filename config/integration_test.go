@@ -13,6 +13,7 @@ import (
 	_ "time/tzdata" // Europe/Kyiv even where the host has no zoneinfo
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
 )
@@ -784,6 +785,7 @@ var serviceEnv = []string{
 	"CALLQUEUE_RATE_WEBHOOK_PER_S", "CALLQUEUE_RATE_WEBHOOK_BURST", "CALLQUEUE_RATE_WEBHOOK_IP_PER_S", "CALLQUEUE_RATE_WEBHOOK_IP_BURST",
 	"CALLQUEUE_RATE_API_PER_S", "CALLQUEUE_RATE_API_BURST", "CALLQUEUE_RATE_API_TOKEN_PER_S", "CALLQUEUE_RATE_API_TOKEN_BURST",
 	"CALLQUEUE_NATS_CREDS", "CALLQUEUE_NATS_NKEY", "CALLQUEUE_NATS_TOKEN", "CALLQUEUE_NATS_TLS_CA", "CALLQUEUE_NATS_TLS_CERT", "CALLQUEUE_NATS_TLS_KEY",
+	"CALLQUEUE_METRICS_PER_INTEGRATION", "CALLQUEUE_METRICS_TOP_INTEGRATIONS",
 }
 
 // setEnv clears every service variable, then sets the given ones, for the
@@ -804,6 +806,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	want := config.Service{
 		NATSSync: config.NATSSyncDefault, NATSReplicas: 1, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "./data", HTTPAddr: ":8080",
 		LogLevel: "info", LogFormat: "json", Timezone: "Europe/Kyiv", RateLimits: ratelimit.RulesDefault(),
+		Metrics: metrics.Options{PerIntegration: metrics.PerIntegrationTop, TopIntegrations: metrics.TopIntegrationsDefault},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("FromEnv() = %+v, want %+v", s, want)
@@ -816,34 +819,37 @@ func TestFromEnvDefaults(t *testing.T) {
 func TestFromEnvReadsEverything(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	setEnv(t, map[string]string{
-		"DATABASE_URL":                    "postgres://u@db/callqueue",
-		"NATS_URL":                        "nats://n1:4222,nats://n2:4222",
-		"CALLQUEUE_NATS_LISTEN":           "127.0.0.1:4222",
-		"CALLQUEUE_NATS_SYNC":             "1s",
-		"CALLQUEUE_NATS_REPLICAS":         "3",
-		"CALLQUEUE_DATA_DIR":              "/var/lib/callqueue",
-		"CALLQUEUE_HTTP_ADDR":             "127.0.0.1:9090",
-		"CALLQUEUE_SECRET_KEY":            hex.EncodeToString(key),
-		"CALLQUEUE_LOG_LEVEL":             "debug",
-		"CALLQUEUE_LOG_FORMAT":            "console",
-		"CALLQUEUE_TIMEZONE":              "UTC",
-		"CALLQUEUE_TRUSTED_PROXIES":       "10.0.0.0/8, fd00::/8",
-		"CALLQUEUE_RATE_WEBHOOK_PER_S":    "50",
-		"CALLQUEUE_RATE_WEBHOOK_IP_PER_S": "0.5",
-		"CALLQUEUE_RATE_WEBHOOK_IP_BURST": "7",
-		"CALLQUEUE_RATE_API_PER_S":        "0",
-		"CALLQUEUE_RATE_API_TOKEN_BURST":  "9",
-		"CALLQUEUE_NATS_CREDS":            "/etc/callqueue/nats.creds",
-		"CALLQUEUE_NATS_TOKEN":            "embedded-token",
-		"CALLQUEUE_NATS_TLS_CA":           "/etc/callqueue/ca.pem",
-		"CALLQUEUE_NATS_TLS_CERT":         "/etc/callqueue/client.pem",
-		"CALLQUEUE_NATS_TLS_KEY":          "/etc/callqueue/client-key.pem",
+		"DATABASE_URL":                       "postgres://u@db/callqueue",
+		"NATS_URL":                           "nats://n1:4222,nats://n2:4222",
+		"CALLQUEUE_NATS_LISTEN":              "127.0.0.1:4222",
+		"CALLQUEUE_NATS_SYNC":                "1s",
+		"CALLQUEUE_NATS_REPLICAS":            "3",
+		"CALLQUEUE_DATA_DIR":                 "/var/lib/callqueue",
+		"CALLQUEUE_HTTP_ADDR":                "127.0.0.1:9090",
+		"CALLQUEUE_SECRET_KEY":               hex.EncodeToString(key),
+		"CALLQUEUE_LOG_LEVEL":                "debug",
+		"CALLQUEUE_LOG_FORMAT":               "console",
+		"CALLQUEUE_TIMEZONE":                 "UTC",
+		"CALLQUEUE_TRUSTED_PROXIES":          "10.0.0.0/8, fd00::/8",
+		"CALLQUEUE_RATE_WEBHOOK_PER_S":       "50",
+		"CALLQUEUE_RATE_WEBHOOK_IP_PER_S":    "0.5",
+		"CALLQUEUE_RATE_WEBHOOK_IP_BURST":    "7",
+		"CALLQUEUE_RATE_API_PER_S":           "0",
+		"CALLQUEUE_RATE_API_TOKEN_BURST":     "9",
+		"CALLQUEUE_NATS_CREDS":               "/etc/callqueue/nats.creds",
+		"CALLQUEUE_NATS_TOKEN":               "embedded-token",
+		"CALLQUEUE_NATS_TLS_CA":              "/etc/callqueue/ca.pem",
+		"CALLQUEUE_NATS_TLS_CERT":            "/etc/callqueue/client.pem",
+		"CALLQUEUE_NATS_TLS_KEY":             "/etc/callqueue/client-key.pem",
+		"CALLQUEUE_METRICS_PER_INTEGRATION":  "none",
+		"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "20",
 	})
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
 		NATSSync: "1s", NATSReplicas: 3, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
 		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
+		Metrics: metrics.Options{PerIntegration: metrics.PerIntegrationNone, TopIntegrations: 20},
 		NATSAuth: queue.Auth{Creds: "/etc/callqueue/nats.creds", Token: "embedded-token", TLSCA: "/etc/callqueue/ca.pem",
 			TLSCert: "/etc/callqueue/client.pem", TLSKey: "/etc/callqueue/client-key.pem"},
 		RateLimits: ratelimit.Rules{
@@ -904,6 +910,12 @@ func TestServiceValidate(t *testing.T) {
 		{"stream budget too small", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "8"}), "", "CALLQUEUE_STREAM_MAX_MB"},
 		{"stream budget not a number", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "lots"}), "", "CALLQUEUE_STREAM_MAX_MB"},
 		{"stream budget", with(map[string]string{"CALLQUEUE_STREAM_MAX_MB": "256"}), "", ""},
+		{"metrics per integration", with(map[string]string{"CALLQUEUE_METRICS_PER_INTEGRATION": "all"}), "", ""},
+		{"metrics per integration unknown", with(map[string]string{"CALLQUEUE_METRICS_PER_INTEGRATION": "some"}), "", "CALLQUEUE_METRICS_PER_INTEGRATION"},
+		{"top integrations", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "500"}), "", ""},
+		{"zero top integrations", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "0"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
+		{"top integrations not a number", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "1e3"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
+		{"too many top integrations", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "10001"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

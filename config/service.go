@@ -109,7 +109,9 @@ func FromEnv() Service {
 			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
 	}
 	s.RateLimits, s.badRateLimits = rateLimitsFromEnv()
-	s.Metrics.PerIntegration = metrics.PerIntegration(strings.TrimSpace(os.Getenv("CALLQUEUE_METRICS_PER_INTEGRATION")))
+	s.Metrics.PerIntegration = metrics.PerIntegration(cmp.Or(strings.TrimSpace(os.Getenv("CALLQUEUE_METRICS_PER_INTEGRATION")),
+		string(metrics.PerIntegrationDefault)))
+	s.Metrics.TopIntegrations = metrics.TopIntegrationsDefault
 	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_METRICS_TOP_INTEGRATIONS")); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 {

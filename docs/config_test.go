@@ -324,6 +324,8 @@ func TestConfigurationDefaultsAreTheCode(t *testing.T) {
 		"CALLQUEUE_NATS_TLS_CA": s.NATSAuth.TLSCA, "CALLQUEUE_NATS_TLS_CERT": s.NATSAuth.TLSCert, "CALLQUEUE_NATS_TLS_KEY": s.NATSAuth.TLSKey,
 		"CALLQUEUE_ALLOW_PRIVATE_EGRESS": strconv.FormatBool(s.AllowPrivateEgress),
 		"CALLQUEUE_METRICS_TOKEN":        s.MetricsToken, "CALLQUEUE_TRUSTED_PROXIES": s.TrustedProxies,
+		"CALLQUEUE_METRICS_PER_INTEGRATION":  string(s.Metrics.PerIntegration),
+		"CALLQUEUE_METRICS_TOP_INTEGRATIONS": strconv.Itoa(s.Metrics.TopIntegrations),
 		// Zero is "the default" to the service, which takes the ratelimit package's.
 		"CALLQUEUE_UNVERIFIED_BODY_BYTES": strconv.FormatInt(cmp.Or(s.UnverifiedBodyBytes, ratelimit.UnverifiedBodyBytesDefault), 10),
 	}
