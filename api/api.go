@@ -117,6 +117,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /api/calls/{id}", a.getCall)
 	route("POST /api/calls/{id}/cancel", a.cancelCall)
 	route("GET /api/integrations/{id}/stats", a.stats)
+	route("GET /api/integrations/{id}/timeseries", a.integrationTimeseries)
 
 	route("GET /api/handlers", a.listHandlers)
 	route("POST /api/handlers", a.createHandler(false))
@@ -139,6 +140,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("POST /api/campaigns/{id}/resume", a.changeCampaignStatus(store.CampaignResume))
 	route("POST /api/campaigns/{id}/cancel", a.changeCampaignStatus(store.CampaignCancel))
 	route("GET /api/campaigns/{id}/calls.csv", a.campaignCallsCSV)
+	route("GET /api/campaigns/{id}/timeseries", a.campaignTimeseries)
 
 	route("GET /api/integrations/{id}/suppressions", a.listSuppressions)
 	route("POST /api/integrations/{id}/suppressions", a.addSuppressions)

@@ -63,6 +63,7 @@ func campaignRows() []routeRow {
 		{pattern: "POST /api/campaigns/{id}/resume"},
 		{pattern: "POST /api/campaigns/{id}/cancel"},
 		{pattern: "GET /api/campaigns/{id}/calls.csv"},
+		{pattern: "GET /api/campaigns/{id}/timeseries", bad: timeseriesCases()},
 		{pattern: "GET /api/integrations/{id}/suppressions", bad: pageCases()},
 		// Suppression bodies (one, a list, CSV) are checked in TestSuppressions.
 		{pattern: "POST /api/integrations/{id}/suppressions"},

@@ -357,6 +357,7 @@ func routeTable() []routeRow {
 		{pattern: "DELETE /api/integrations/{id}/config/{key}"},
 		{pattern: "GET /api/integrations/{id}/crm/fields"},
 		{pattern: "GET /api/integrations/{id}/stats"},
+		{pattern: "GET /api/integrations/{id}/timeseries", bad: timeseriesCases()},
 		{
 			pattern: "POST /api/core/secrets",
 			body: func(fx *routeFixture) any {

@@ -35,3 +35,9 @@ func ExplainLaneQuery(ctx context.Context, s *Store, laneID, integrationID uuid.
 	})
 	return plan.String(), err
 }
+
+// The timeseries queries, for their plan test.
+const (
+	IntegrationTimeseriesSQL = integrationTimeseriesSQL
+	CampaignTimeseriesSQL    = campaignTimeseriesSQL
+)
