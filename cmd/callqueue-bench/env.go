@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/queue/queuetest"
 	"github.com/callqueue/callqueue/ratelimit"
@@ -39,6 +40,11 @@ type bench struct {
 	unverifiedBodyBytes int64
 	// retentionCalls is how many expired calls the retention scenario removes.
 	retentionCalls int
+	// tenantCount is how many integrations the tenants scenario makes.
+	tenantCount int
+	// metrics is the processes' CALLQUEUE_METRICS_PER_INTEGRATION and
+	// _TOP_INTEGRATIONS (zero: the defaults).
+	metrics metrics.Options
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")
@@ -123,7 +129,7 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 	}
 	cfg := config.Service{DatabaseURL: w.dbURL, SecretKey: secretKey, HTTPAddr: "127.0.0.1:0", NATSReplicas: replicas,
 		Timezone: config.TimezoneDefault, DataDir: w.dataDir, AllowPrivateEgress: true, // the fake peers listen on loopback
-		RateLimits: w.b.rateLimits, UnverifiedBodyBytes: w.b.unverifiedBodyBytes}
+		RateLimits: w.b.rateLimits, UnverifiedBodyBytes: w.b.unverifiedBodyBytes, Metrics: w.b.metrics}
 	svc, err := service.New(ctx, cfg, service.Options{Role: role, Migrate: migrate, Clock: clock, NATSConn: nc,
 		Workers: workers.Config{SweepEvery: 100 * time.Millisecond}}, w.b.log)
 	if err != nil {

@@ -4,10 +4,11 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits unbinding|default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover,retention]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits unbinding|default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover,retention,tenants] [-tenants 10000]
 //
-// Scenarios marked named-only (retention, which seeds a million calls) run
-// only when -only names them.
+// Scenarios marked named-only (retention, which seeds a million calls;
+// tenants, which makes 10,000 integrations twice) run only when -only names
+// them.
 package main
 
 import (
@@ -42,6 +43,7 @@ func run() error {
 	syncPolicy := flag.String("nats-sync", "always", `embedded NATS sync policy: "always" (the default of callqueue serve) or a duration`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	retentionCalls := flag.Int("retention-calls", 1_000_000, "expired calls the retention scenario removes")
+	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
 	rateLimits := flag.String("rate-limits", "unbinding",
 		`request limits of the measured processes: "unbinding" (the limiter runs at rates no scenario reaches, so its cost counts and a fast machine is never refused), "default" (those of callqueue serve) or "off"`)
 	flag.Parse()
@@ -68,7 +70,8 @@ func run() error {
 	}
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
-	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls}
+	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
+		tenantCount: *tenantCount}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()
@@ -107,6 +110,7 @@ func run() error {
 		{"window_sweep", b.windowSweep, false},
 		{"failover", b.failover, false},
 		{"retention", b.retention, true},
+		{"tenants", b.tenants, true},
 	}
 	for _, s := range scenarios {
 		if !want(s.name, s.named) {
