@@ -15,11 +15,20 @@ func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON
 	return dashboard.NewDashboardBuilder("callqueue integration").Uid("callqueue-integration"). //nolint:staticcheck // v1 JSON, see generate.go
 													Tags([]string{"callqueue"}).Refresh("30s").Time("now-6h", "now").
 													WithVariable(datasourceVariable()).
-													WithVariable(dashboard.NewQueryVariableBuilder("integration").Label("Integration").Datasource(datasource).
-														Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(callqueue_concurrency_limit, integration_id)`)}).
-														Refresh(dashboard.VariableRefreshOnTimeRangeChanged)).
-													WithRow(row("Capacity")).
-													WithPanel(panel("Live calls vs limit", "Calls holding a slot, calls queued and the concurrency limit.", "short", 12,
+		// Prometheus holds series for the most active integrations only;
+		// the console shows any one of them in full, from Postgres.
+		WithVariable(dashboard.NewTextBoxVariableBuilder("console").Label("callqueue URL").
+			Description("Where the admin console is served, for the link to this integration's page.").
+			DefaultValue(dashboard.StringOrMap{String: cog.ToPtr("http://localhost:8080")})).
+		Link(dashboard.NewDashboardLinkBuilder("This integration in the console").
+			Type(dashboard.DashboardLinkTypeLink).Icon("external link").TargetBlank(true).
+			Tooltip("Calls, stats and campaigns of the integration, from Postgres: every tenant, labelled in Prometheus or not.").
+			Url("${console}/admin/integrations/${integration}")).
+		WithVariable(dashboard.NewQueryVariableBuilder("integration").Label("Integration").Datasource(datasource).
+			Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(callqueue_concurrency_limit, integration_id)`)}).
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged)).
+		WithRow(row("Capacity")).
+		WithPanel(panel("Live calls vs limit", "Calls holding a slot, calls queued and the concurrency limit.", "short", 12,
 			query{`callqueue:active_calls:max{` + sel + `}`, "live"},
 			query{`callqueue:queued_calls:max{` + sel + `}`, "queued"},
 			query{`callqueue:concurrency_limit:max{` + sel + `}`, "limit"})).
