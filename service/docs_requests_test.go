@@ -140,7 +140,7 @@ func (sh *docShell) command(cmd string) {
 	hasBody := false
 	for i := 1; i < len(words); i++ {
 		switch w := words[i]; w {
-		case "-s", "-sS":
+		case "-s", "-sS", "-S", "-i", "-v", "-f", "-sf", "-fsS", "--fail", "-L", "--silent", "--show-error":
 		case "-X":
 			i++
 			method = words[i]
