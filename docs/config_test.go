@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -385,6 +386,47 @@ func TestConfigurationBoundsAreTheCode(t *testing.T) {
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("docs/configuration.md does not say %q, as the code has it", want)
+		}
+	}
+}
+
+// TestConfigurationReferenceListsEveryField: the keys table names every
+// field of every known key's value, as the config types' JSON tags have it
+// (the simulator's weights and ranges are described as a whole).
+func TestConfigurationReferenceListsEveryField(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(key string) string {
+		m := regexp.MustCompile("(?m)^\\|\\s*`" + regexp.QuoteMeta(key) + "`\\s*\\|.*$").FindString(string(raw))
+		if m == "" {
+			t.Errorf("docs/configuration.md has no row for config key %q", key)
+		}
+		return m
+	}
+	for key, types := range map[string][]any{
+		config.KeyCallHandling: {config.CallHandling{}, config.CallingWindow{}, config.RetryRule{}},
+		config.KeyVoice:        {config.Voice{}},
+		config.KeyCRM:          {config.CRM{}},
+		config.KeyAgent:        {config.Agent{}},
+		config.KeyData:         {config.Data{}},
+		config.KeyPredial:      {config.Predial{}},
+	} {
+		text := row(key)
+		for _, v := range types {
+			typ := reflect.TypeOf(v)
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if f.Anonymous || !f.IsExported() || name == "" || name == "-" {
+					continue
+				}
+				if !strings.Contains(text, "`"+name+"`") {
+					t.Errorf("docs/configuration.md's row for %s does not name its field %s (%s.%s)", key, name, typ.Name(), f.Name)
+				}
+			}
 		}
 	}
 }
