@@ -214,6 +214,46 @@ func TestElevenLabsFailureOfUnansweredDial(t *testing.T) {
 	}
 }
 
+// TestElevenLabsUnansweredDialKeptWhileItMayBeLive: ElevenLabs keeps
+// placing a call whose outbound-call request timed out, and sends nothing
+// while its conversation goes on (no call_start): only the post-call, at
+// the end. Past DialLostAfter the call still holds its slot and is not
+// dialled again — the person may be talking to the agent — until the
+// post-call completes it; max_call_duration_secs still bounds it.
+func TestElevenLabsUnansweredDialKeptWhileItMayBeLive(t *testing.T) {
+	t.Parallel()
+	env, in, admin, integ, el := elevenLabsSignedWith(t, "twilio", servicetest.Options{DialTimeout: 300 * time.Millisecond})
+	el.Decide(func(servicetest.OutboundCall) servicetest.Plan { return servicetest.Plan{AnswerAfter: 2 * time.Second} })
+	a := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000051"})
+	dialled := el.Next(t, 10*time.Second)
+	awaitCall(t, admin, a, "the dial's timeout recorded", func(c peerCall) bool {
+		return len(c.Events) > 0 && c.Events[len(c.Events)-1].Kind == "dial_unanswered"
+	})
+	b := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000052"})
+	awaitStatus(t, admin, b, "queued")
+	env.Clock.Advance(3 * time.Minute) // past DialLostAfter (2 min)
+	holdsFor(t, time.Second, "A dialling with its slot, B waiting, nothing dialled again", func() bool {
+		return getCall(t, admin, a).Status == "initiated" && getCall(t, admin, b).Status == "queued" && len(el.Calls()) == 1
+	})
+	if code := el.Send(transcription(dialled.ConversationID, 40, elAnalysis("Домовились", nil),
+		map[string]any{"call_id": a.String() + ".1"})); code != http.StatusOK {
+		t.Fatalf("post-call answered %d", code)
+	}
+	if c := awaitStatus(t, admin, a, "completed"); c.Attempt != 1 {
+		t.Errorf("A completed on attempt %d", c.Attempt)
+	}
+	if next := el.Next(t, 10*time.Second); next.DynamicVariables["call_id"] != b.String()+".1" {
+		t.Fatalf("the freed slot dialled %v, want B", next.DynamicVariables["call_id"])
+	}
+	awaitCall(t, admin, b, "B's dial timed out", func(c peerCall) bool {
+		return len(c.Events) > 0 && c.Events[len(c.Events)-1].Kind == "dial_unanswered"
+	})
+	env.Clock.Advance(31 * time.Minute) // past max_call_duration_secs (1800 s)
+	if c := awaitStatus(t, admin, b, "retry_scheduled"); deref(c.Outcome) != "dial_lost" {
+		t.Errorf("B released at max_call_duration_secs with outcome %s", deref(c.Outcome))
+	}
+}
+
 // TestElevenLabsFailureByCallSid: a call_initiation_failure whose
 // conversation_id we never recorded is matched by the telephony id alone.
 func TestElevenLabsFailureByCallSid(t *testing.T) {

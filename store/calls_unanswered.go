@@ -25,6 +25,12 @@ type DialClue struct {
 	ReceivedAt time.Time
 }
 
+// dialClockSkew is how far the clocks of the process that dialled and the
+// one that received a report may disagree: a dial stamped that much after
+// the report still counts as one it could be about, which can only make a
+// match ambiguous, never wrong.
+const dialClockSkew = 5 * time.Second
+
 // UnansweredDialWindow is how long after its start a dial may still be
 // reported on: ElevenLabs reports a failure once the phone stopped ringing
 // (at most config.RingTimeoutMax, 600 s) and the report takes its time.
@@ -64,7 +70,7 @@ func resolveUnansweredDial(ctx context.Context, tx pgx.Tx, integrationID uuid.UU
 				AND a.external_call_id IS NULL AND a.conversation_id IS NULL AND a.started_at BETWEEN $3 AND $4
 				AND ($2 = '' OR c.phone_number = $2)
 			LIMIT 2)`,
-		integrationID, c.Phone, c.ReceivedAt.Add(-UnansweredDialWindow), c.ReceivedAt)
+		integrationID, c.Phone, c.ReceivedAt.Add(-UnansweredDialWindow), c.ReceivedAt.Add(dialClockSkew))
 	if err != nil {
 		return uuid.Nil, 0, err
 	}

@@ -108,7 +108,7 @@ func TestUnansweredDialFailure(t *testing.T) {
 			return []uuid.UUID{dialTo(t, s, integ, "+380501000061", at.Add(-store.UnansweredDialWindow-time.Second))}
 		}},
 		{"a dial started after the failure arrived", "agent-a", "+380501000071", func(t *testing.T, integ uuid.UUID) []uuid.UUID {
-			return []uuid.UUID{dialTo(t, s, integ, "+380501000071", at.Add(time.Second))}
+			return []uuid.UUID{dialTo(t, s, integ, "+380501000071", at.Add(time.Minute))}
 		}},
 		{"a dial the watchdog gave up on, and its retry", "agent-a", "+380501000081", func(t *testing.T, integ uuid.UUID) []uuid.UUID {
 			// The failure may be the lost dial's, come late, or the retry's.

@@ -21,8 +21,11 @@ type Overdue struct {
 // OverdueCalls finds an integration's calls holding a slot past
 // max_call_duration_secs, and calls whose dial never reported back within
 // dialLost (the dialling process died mid-request, or the request got no
-// answer) unless call_start has shown them live. The stored limit is
-// read defensively (type-checked, clamped to its bounds) so that no stored
+// answer) unless call_start has shown them live. ElevenLabs sends no
+// call_start: a dial of its whose answer never came may be a conversation
+// under way, which it reports on only once it is over, so such a dial is
+// released at max_call_duration_secs only, never dialled again while it
+// may be live. The stored limit is read defensively (type-checked, clamped to its bounds) so that no stored
 // value can make the query fail.
 //
 // Both deadlines are judged by the database's clock (dbNow), which also
@@ -33,8 +36,10 @@ func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, dialL
 		SELECT c.id, c.integration_id, c.attempt,
 			CASE WHEN c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= clock.now - $2::interval THEN 'dial_lost' ELSE 'timeout' END
 		FROM clock, calls c LEFT JOIN integration_config cfg ON cfg.integration_id = c.integration_id AND cfg.key = 'call_handling'
+			LEFT JOIN integration_config voice ON voice.integration_id = c.integration_id AND voice.key = 'voice'
 		WHERE c.integration_id = $4 AND c.slot_taken_at IS NOT NULL
-		  AND ((c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= clock.now - $2::interval)
+		  AND ((c.dial_state = 'dialing' AND c.status <> 'in_progress' AND c.slot_taken_at <= clock.now - $2::interval
+				AND voice.value->>'provider' IS DISTINCT FROM 'elevenlabs')
 		    OR c.slot_taken_at <= clock.now - make_interval(secs => (CASE
 				WHEN jsonb_typeof(cfg.value->'max_call_duration_secs') = 'number'
 				THEN LEAST(GREATEST((cfg.value->>'max_call_duration_secs')::numeric, $5), $6)
