@@ -135,19 +135,36 @@ func stringLit(e ast.Expr) (string, bool) {
 }
 
 // documentedEnv returns the variables configuration.md lists: the first
-// cell of its table rows, when it is a name in capitals.
+// cell of the rows of its Environment and Development and tests tables.
 func documentedEnv(t *testing.T, page string) map[string]bool {
 	t.Helper()
 	raw, err := os.ReadFile(page)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return capitalRows(section(t, string(raw), "Environment") + section(t, string(raw), "Development and tests"))
+}
+
+// capitalRows returns the first cells of text's table rows that are a
+// name in capitals.
+func capitalRows(text string) map[string]bool {
 	row := regexp.MustCompile("(?m)^\\|\\s*`([A-Z][A-Z0-9_]*)`\\s*\\|")
 	out := map[string]bool{}
-	for _, m := range row.FindAllStringSubmatch(string(raw), -1) {
+	for _, m := range row.FindAllStringSubmatch(text, -1) {
 		out[m[1]] = true
 	}
 	return out
+}
+
+// section returns the text under a page's "## heading", up to the next.
+func section(t *testing.T, page, heading string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(page, "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/configuration.md has no section %q", heading)
+	}
+	body, _, _ := strings.Cut(rest, "\n## ")
+	return body
 }
 
 // envMismatches compares what the code reads with what the page lists. A
@@ -427,6 +444,87 @@ func TestConfigurationReferenceListsEveryField(t *testing.T) {
 					t.Errorf("docs/configuration.md's row for %s does not name its field %s (%s.%s)", key, name, typ.Name(), f.Name)
 				}
 			}
+		}
+	}
+}
+
+// TestConfigurationReferenceListsEverySecret: the integration secrets the
+// service reads — a literal given to SecretValue, a constant named after a
+// secret, the dialler's secret — are the rows of configuration.md's
+// Integration secrets table, and no other.
+func TestConfigurationReferenceListsEverySecret(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := capitalRows(section(t, string(raw), "Integration secrets"))
+
+	code := map[string]string{} // name -> where
+	for _, p := range []string{config.ProviderVA, config.ProviderElevenLabs} {
+		if k := (config.Voice{Provider: p}).SecretKey(); k != "" {
+			code[k] = "config.Voice.SecretKey"
+		}
+	}
+	name := regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
+	fset := token.NewFileSet()
+	err = filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != repoRoot && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin" ||
+				strings.HasSuffix(d.Name(), "test") || strings.HasPrefix(d.Name(), "callqueue-bench") ||
+				fileExists(filepath.Join(path, "go.mod"))) {
+				return filepath.SkipDir // tests' helpers and the benchmark set secrets; they do not read them
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(repoRoot, path)
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr: // a literal given to SecretValue
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "SecretValue" && len(n.Args) > 0 {
+					if s, ok := stringLit(n.Args[len(n.Args)-1]); ok && name.MatchString(s) {
+						code[s] = rel
+					}
+				}
+			case *ast.ValueSpec: // a constant named Secret… or …SecretKey
+				for i, id := range n.Names {
+					if strings.HasPrefix(id.Name, "Secret") || strings.HasSuffix(id.Name, "SecretKey") {
+						if i < len(n.Values) {
+							if s, ok := stringLit(n.Values[i]); ok && name.MatchString(s) {
+								code[s] = rel
+							}
+						}
+					}
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) < 5 {
+		t.Fatalf("found only %d secrets in the code: the scan is broken", len(code))
+	}
+	for s, where := range code {
+		if !documented[s] {
+			t.Errorf("the secret %s (read in %s) is not in docs/configuration.md's Integration secrets table", s, where)
+		}
+	}
+	for s := range documented {
+		if _, ok := code[s]; !ok {
+			t.Errorf("docs/configuration.md lists the secret %s, which no code reads", s)
 		}
 	}
 }
