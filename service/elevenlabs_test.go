@@ -254,6 +254,47 @@ func TestElevenLabsUnansweredDialKeptWhileItMayBeLive(t *testing.T) {
 	}
 }
 
+// TestElevenLabsNotPlacedFailureStaysWithItsAttempt: ElevenLabs answers
+// success:false (the trunk refused the INVITE) and later reports that
+// conversation's call_initiation_failure, whose call_sid we never got. By
+// then the retry's dial is waiting for its answer; the failure is the
+// refused attempt's (by its conversation), kept in its history, and the
+// retry goes on.
+func TestElevenLabsNotPlacedFailureStaysWithItsAttempt(t *testing.T) {
+	t.Parallel()
+	_, in, admin, integ, el := elevenLabsSigned(t, "sip_trunk")
+	admin.PutConfig(integ, "call_handling", map[string]any{"concurrency_limit": 1, "max_attempts": 3, "retry_delays_secs": []int{0}})
+	hold := make(chan struct{})
+	drop := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(drop) // before the process stops, which waits for its dials
+	el.Decide(func(c servicetest.OutboundCall) servicetest.Plan {
+		if strings.HasSuffix(c.DynamicVariables["call_id"].(string), ".1") {
+			return servicetest.Plan{NotPlaced: "Failed to initiate call: sip status: 486: Busy Here"}
+		}
+		return servicetest.Plan{NoAnswer: hold}
+	})
+	id := originateOn(t, in, integ, map[string]any{"phone_number": "+380660000061"})
+	refused := el.Next(t, 10*time.Second)
+	if retry := el.Next(t, 10*time.Second); retry.DynamicVariables["call_id"] != id.String()+".2" {
+		t.Fatalf("dialled %v, want the retry", retry.DynamicVariables["call_id"])
+	}
+	if code := el.Fail(refused, "busy"); code != http.StatusOK {
+		t.Fatalf("call_initiation_failure answered %d", code)
+	}
+	c := awaitCall(t, admin, id, "the refused attempt's failure in its history", func(c peerCall) bool {
+		for _, e := range c.Events {
+			if e.Kind == "initiation_failed" && e.Attempt == 1 {
+				return true
+			}
+		}
+		return c.Status != "initiated"
+	})
+	holdsFor(t, 300*time.Millisecond, "the retry still dialling", func() bool {
+		c = getCall(t, admin, id)
+		return c.Status == "initiated" && c.Attempt == 2
+	})
+}
+
 // TestElevenLabsFailureByCallSid: a call_initiation_failure whose
 // conversation_id we never recorded is matched by the telephony id alone.
 func TestElevenLabsFailureByCallSid(t *testing.T) {

@@ -330,6 +330,14 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		result = "rejected"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
 		ev.Detail = rejectionDetail(err)
+		var rejected *dialer.RejectedError
+		if errors.As(err, &rejected) {
+			// A conversation ElevenLabs opened for a call it did not place is
+			// this attempt's: its initiation failure, which names that
+			// conversation, then stays with it instead of looking for a dial
+			// still waiting for its answer, such as this call's retry.
+			ev.ConversationID = rejected.ConversationID
+		}
 	default:
 		result = "error"
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
