@@ -20,7 +20,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 20s
 FUZZ_REQUESTS ?= 20000
 FUZZ_SEED ?=
-# SCREENSHOT_DIR is where make screenshots writes the console's picture (docs/console.md).
+# SCREENSHOT_DIR is where make screenshots writes the console's pictures (docs/console.md).
 SCREENSHOT_DIR ?= docs
 # Packages that read untrusted input (webhook bodies, config, OpenAPI documents).
 FUZZPKGS ?= ./webhooks/... ./api/... ./config/... ./phone/...
@@ -120,8 +120,8 @@ tidy: ## Run go mod tidy
 dashboards: ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/*.go
 	go run ./deploy/grafana/generate
 
-screenshots: ## Remake docs/console-calls.png (the calls view in docs/console.md) from the console's browser test
-	CALLQUEUE_SCREENSHOT_DIR="$(abspath $(SCREENSHOT_DIR))" TESTPKGS=./web/admin GOTESTFLAGS='-run ^TestConsoleJourney$$' scripts/test.sh
+screenshots: ## Remake docs/console-calls.png and docs/console-charts.png (docs/console.md) from the console's browser tests
+	CALLQUEUE_SCREENSHOT_DIR="$(abspath $(SCREENSHOT_DIR))" TESTPKGS=./web/admin GOTESTFLAGS='-run ^(TestConsoleJourney|TestConsoleCharts)$$' scripts/test.sh
 
 pg-start: ## Start the throwaway local Postgres (data/pg) and print its URL
 	scripts/pg.sh start

@@ -3,6 +3,7 @@
 // list, both refreshed by polling the stats and calls endpoints.
 
 import {get, post, query, ApiError} from './api.js';
+import {timeseriesCharts} from './charts.js';
 import {h, replace, field, badge, fmtTime, toast, clearErrors, formError, showFieldError} from './dom.js';
 
 export const STATUSES = ['queued', 'initiated', 'in_progress', 'waiting_postcall', 'retry_scheduled', 'completed', 'failed', 'cancelled'];
@@ -28,7 +29,9 @@ export async function callsTab(ctx, it, panel) {
     field('Status', status), field('Phone', phone), field('Campaign', campaign), field('Created from', from), field('Created to', to),
     h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'secondary'}, 'Filter')));
 
-  replace(panel, h('h2', {}, 'Calls'), live, filters, tableWrap, pager);
+  const charts = timeseriesCharts(ctx, 'integration', it.id, async () => (await get(`/api/integrations/${it.id}/stats`)).limit);
+  replace(panel, h('h2', {}, 'Calls'), live, charts.section, filters, tableWrap, pager);
+  charts.start();
 
   // The polls use the filter last applied, not what is being typed: a half
   // typed campaign id is not a request.

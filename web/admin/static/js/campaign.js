@@ -5,6 +5,7 @@
 import {get, post, download, ApiError} from './api.js';
 import {h, replace, badge, fmtTime, jsonText, toast, uid} from './dom.js';
 import {progressBar, campaignActions} from './campaigns.js';
+import {timeseriesCharts} from './charts.js';
 
 // MAX_ROWS is the API's row limit per upload, checked here first.
 const MAX_ROWS = 10000;
@@ -44,7 +45,9 @@ export async function campaignPage(ctx) {
     h('code', {}, 'external_id'), ', ', h('code', {}, 'timezone'), '; every other column becomes a dynamic variable. A recipient already in the campaign is skipped.'),
   h('label', {for: fileId}, 'CSV file'), ' ', file, ' ',
   h('button', {type: 'submit', class: 'primary'}, 'Upload'), result);
-  replace(ctx.main, head, facts, upload);
+  const charts = timeseriesCharts(ctx, 'campaign', id);
+  replace(ctx.main, head, facts, charts.section, upload);
+  charts.start();
   let last = '';
 
   async function load() {
