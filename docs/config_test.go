@@ -7,7 +7,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,94 +34,74 @@ type envUses struct {
 	streams  map[string]bool
 }
 
-// scanEnv reads every Go file of the module (tests and test helpers too)
-// and the scripts under scripts/.
-func scanEnv(t *testing.T, root string) envUses {
+// scanEnv reads every Go file of the module (tests and test helpers too,
+// not these tests' own examples) and the scripts under scripts/.
+func scanEnv(t *testing.T) envUses {
 	t.Helper()
 	u := envUses{names: map[string]string{}, suffixes: map[string]bool{}, streams: map[string]bool{}}
 	suffix := regexp.MustCompile(`^_[A-Z0-9]+(_[A-Z0-9]+)*$`)
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	for _, f := range goFiles(t) {
+		if strings.HasPrefix(f.rel, "docs/") {
+			continue
 		}
-		if d.IsDir() {
-			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin" ||
-				fileExists(filepath.Join(path, "go.mod")) || path == filepath.Join(root, "docs")) {
-				return filepath.SkipDir // another module (data/), tools, or these tests' own examples
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(root, path)
-		switch {
-		case strings.HasSuffix(path, ".go"):
-			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-			if err != nil {
-				return err
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.KeyValueExpr: // a Stream field of a struct literal
-					if k, ok := n.Key.(*ast.Ident); ok && strings.Contains(k.Name, "Stream") {
-						if s, ok := stringLit(n.Value); ok {
+		ast.Inspect(f.ast, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.KeyValueExpr: // a Stream field of a struct literal
+				if k, ok := n.Key.(*ast.Ident); ok && strings.Contains(k.Name, "Stream") {
+					if s, ok := stringLit(n.Value); ok {
+						u.streams[s] = true
+					}
+				}
+			case *ast.ValueSpec: // a const or var named after a stream
+				for i, name := range n.Names {
+					if strings.Contains(strings.ToLower(name.Name), "stream") && i < len(n.Values) {
+						if s, ok := stringLit(n.Values[i]); ok {
 							u.streams[s] = true
 						}
 					}
-				case *ast.ValueSpec: // a const or var named after a stream
-					for i, name := range n.Names {
-						if strings.Contains(strings.ToLower(name.Name), "stream") && i < len(n.Values) {
-							if s, ok := stringLit(n.Values[i]); ok {
-								u.streams[s] = true
-							}
+				}
+			case *ast.CallExpr: // os.Getenv("OTEL_…"): a variable whatever its name
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Getenv" || sel.Sel.Name == "LookupEnv") {
+					if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "os" && len(n.Args) == 1 {
+						if s, ok := stringLit(n.Args[0]); ok {
+							u.names[s] = f.rel
 						}
-					}
-				case *ast.CallExpr: // os.Getenv("OTEL_…"): a variable whatever its name
-					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Getenv" || sel.Sel.Name == "LookupEnv") {
-						if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "os" && len(n.Args) == 1 {
-							if s, ok := stringLit(n.Args[0]); ok {
-								u.names[s] = rel
-							}
-						}
-					}
-				case *ast.BasicLit:
-					s, ok := stringLit(n)
-					if !ok {
-						return true
-					}
-					// "CALLQUEUE_DATA_DIR=" + dir sets a child's environment.
-					s = strings.TrimSuffix(s, "=")
-					switch {
-					case envName.MatchString(s):
-						u.names[s] = rel
-					case suffix.MatchString(s):
-						u.suffixes[s] = true
 					}
 				}
-				return true
-			})
-		case strings.HasPrefix(rel, "scripts"+string(filepath.Separator)) && strings.HasSuffix(path, ".sh"):
-			raw, err := os.ReadFile(path)
-			if err != nil {
-				return err
+			case *ast.BasicLit:
+				s, ok := stringLit(n)
+				if !ok {
+					return true
+				}
+				// "CALLQUEUE_DATA_DIR=" + dir sets a child's environment.
+				s = strings.TrimSuffix(s, "=")
+				switch {
+				case envName.MatchString(s):
+					u.names[s] = f.rel
+				case suffix.MatchString(s):
+					u.suffixes[s] = true
+				}
 			}
-			for _, m := range regexp.MustCompile(`CALLQUEUE(_[A-Z0-9]+)+`).FindAllString(string(raw), -1) {
-				u.names[m] = rel
-			}
-		}
-		return nil
-	})
+			return true
+		})
+	}
+	scripts, err := filepath.Glob(filepath.Join(repoRoot, "scripts", "*.sh"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, path := range scripts {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`CALLQUEUE(_[A-Z0-9]+)+`).FindAllString(string(raw), -1) {
+			u.names[m] = "scripts/" + filepath.Base(path)
+		}
 	}
 	for s := range u.streams {
 		delete(u.names, s)
 	}
 	return u
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 func stringLit(e ast.Expr) (string, bool) {
@@ -210,7 +189,7 @@ func envMismatches(code envUses, documented map[string]bool) (undocumented, unre
 // configuration.md, and every row names a variable that is still read.
 func TestConfigurationReferenceListsEveryVariable(t *testing.T) {
 	t.Parallel()
-	code := scanEnv(t, repoRoot)
+	code := scanEnv(t)
 	if len(code.names) < 20 {
 		t.Fatalf("found only %d variables in the code: the scan is broken", len(code.names))
 	}
@@ -467,33 +446,17 @@ func TestConfigurationReferenceListsEverySecret(t *testing.T) {
 		}
 	}
 	name := regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
-	fset := token.NewFileSet()
-	err = filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	for _, f := range goFiles(t) {
+		// Tests, their helpers (…test/) and the benchmark set secrets; they do not read them.
+		if f.test || strings.Contains(f.rel, "test/") || strings.HasPrefix(f.rel, "cmd/callqueue-bench/") {
+			continue
 		}
-		if d.IsDir() {
-			if path != repoRoot && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin" ||
-				strings.HasSuffix(d.Name(), "test") || strings.HasPrefix(d.Name(), "callqueue-bench") ||
-				fileExists(filepath.Join(path, "go.mod"))) {
-				return filepath.SkipDir // tests' helpers and the benchmark set secrets; they do not read them
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(repoRoot, path)
-		ast.Inspect(f, func(n ast.Node) bool {
+		ast.Inspect(f.ast, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr: // a literal given to SecretValue
 				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "SecretValue" && len(n.Args) > 0 {
 					if s, ok := stringLit(n.Args[len(n.Args)-1]); ok && name.MatchString(s) {
-						code[s] = rel
+						code[s] = f.rel
 					}
 				}
 			case *ast.ValueSpec: // a constant named Secret… or …SecretKey
@@ -501,7 +464,7 @@ func TestConfigurationReferenceListsEverySecret(t *testing.T) {
 					if strings.HasPrefix(id.Name, "Secret") || strings.HasSuffix(id.Name, "SecretKey") {
 						if i < len(n.Values) {
 							if s, ok := stringLit(n.Values[i]); ok && name.MatchString(s) {
-								code[s] = rel
+								code[s] = f.rel
 							}
 						}
 					}
@@ -509,10 +472,6 @@ func TestConfigurationReferenceListsEverySecret(t *testing.T) {
 			}
 			return true
 		})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(code) < 5 {
 		t.Fatalf("found only %d secrets in the code: the scan is broken", len(code))
