@@ -280,6 +280,9 @@ func (s *Store) UpdateCampaign(ctx context.Context, owner string, id uuid.UUID, 
 		if err := applyPolicyChange(ctx, tx, c.IntegrationID, &id, config.Decode(raw), now); err != nil {
 			return err
 		}
+		if err := releaseWindowDeferrals(ctx, tx, c.IntegrationID, &id, now); err != nil {
+			return err
+		}
 		return recordAudit(ctx, tx, Audit{IntegrationID: c.IntegrationID, Owner: owner, Actor: owner, Action: AuditUpdate,
 			Resource: ResourceCampaign, ResourceID: id.String(), Before: auditSpec(c.spec()), After: auditSpec(spec)})
 	})

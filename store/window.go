@@ -69,7 +69,25 @@ func (s *Store) windowInputChanged(ctx context.Context, tx pgx.Tx, integrationID
 			return err
 		}
 	}
+	if err := releaseWindowDeferrals(ctx, tx, integrationID, nil, s.now()); err != nil {
+		return err
+	}
 	return rescheduleWindowWaits(ctx, tx, integrationID, cfg, s.now())
+}
+
+// releaseWindowDeferrals makes due now the retries that wait only because
+// their window had closed when their originate was about to go
+// (ConfirmDial's deferral): the window they waited for may have changed,
+// so the next claim judges them under the one in force, as it does the
+// queued calls waiting for a window. Those of one campaign when campaignID
+// is set, else of the whole integration.
+func releaseWindowDeferrals(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, campaignID *uuid.UUID, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE calls c SET next_retry_at = $3
+		WHERE c.integration_id = $1 AND ($2::uuid IS NULL OR c.campaign_id = $2)
+		  AND c.status = 'retry_scheduled' AND c.next_retry_at > $3
+		  AND (SELECT e.kind = 'dial_deferred' AND e.detail ? 'notBefore' FROM call_events e
+		       WHERE e.call_id = c.id ORDER BY e.id DESC LIMIT 1)`, integrationID, campaignID, now)
+	return err
 }
 
 // rescheduleWindowWaits sets the not_before of every call of the

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -80,5 +82,51 @@ func TestWindowChangeReschedulesWaitingCalls(t *testing.T) {
 	}
 	if len(got) != 2 || !dialled[webhook] || !dialled[callOf(follows)] {
 		t.Fatalf("claimed %d calls once the window was open, want the webhook call and the following campaign's", len(got))
+	}
+}
+
+// TestWindowChangeReleasesDeferredDials: a dial held back at its originate
+// because the window had closed meanwhile waits for the next opening as a
+// retry. When the window changes — the integration's, or a campaign's own
+// — that wait is judged again at once, as the waits of queued calls are:
+// with the window removed it is due now, not at tomorrow's opening.
+func TestWindowChangeReleasesDeferredDials(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	kyivDay := map[string]any{"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00"}
+	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 10, "calling_window": kyivDay})
+	kyiv, _ := time.LoadLocation("Europe/Kyiv")
+	claimAt := time.Date(2026, 1, 21, 19, 59, 58, 0, kyiv)
+	changeAt := claimAt.Add(time.Minute)
+	s.SetClock(func() time.Time { return changeAt })
+	own := createCampaign(t, s, in, store.CampaignSpec{Handling: map[string]json.RawMessage{
+		"calling_window": json.RawMessage(`{"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00"}`)}}, claimAt.Add(-time.Hour))
+	addRecipients(t, s, own, claimAt.Add(-time.Hour), store.Recipient{PhoneNumber: "+380991000003"})
+	webhook := queueCalls(t, s, in.ID, 1, claimAt.Add(-time.Hour))[0]
+	var campaignCall uuid.UUID
+	for _, c := range claimed(t, s, in.ID, claimAt) {
+		if verdict, _, err := s.ConfirmDial(t.Context(), c.Call, claimAt.Add(3*time.Second)); err != nil || verdict != store.DialWindowClosed {
+			t.Fatalf("confirm at 20:00:01: %q %v, want %q", verdict, err, store.DialWindowClosed)
+		}
+		if c.Call.ID != webhook {
+			campaignCall = c.Call.ID
+		}
+	}
+	if campaignCall == uuid.Nil {
+		t.Fatal("the campaign's call was not claimed")
+	}
+
+	putConfig(t, s, in.ID, "call_handling", map[string]any{"concurrency_limit": 10})
+	if _, err := s.UpdateCampaign(t.Context(), "owner-a", own.ID, changeAt, func(spec *store.CampaignSpec, _ config.Integration) error {
+		delete(spec.Handling, "calling_window")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for what, id := range map[string]uuid.UUID{"the integration's window": webhook, "the campaign's window": campaignCall} {
+		c := getCall(t, s, id)
+		if c.Status != callstate.RetryScheduled || c.NextRetryAt == nil || c.NextRetryAt.After(changeAt) {
+			t.Errorf("%s removed at %s: call %s waits until %v", what, changeAt.UTC().Format(time.RFC3339), c.Status, c.NextRetryAt)
+		}
 	}
 }
