@@ -795,6 +795,12 @@ func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
 // name as application_name, so the test can find them in pg_stat_activity.
 func (c *cluster) startWorkers(t *testing.T, name string, cfg workers.Config) *servicetest.Instance {
 	t.Helper()
+	return c.startSkewedWorkers(t, name, cfg, 0)
+}
+
+// startSkewedWorkers is startWorkers on a host whose clock is skew off.
+func (c *cluster) startSkewedWorkers(t *testing.T, name string, cfg workers.Config, skew time.Duration) *servicetest.Instance {
+	t.Helper()
 	url := c.env.DatabaseURL
 	sep := "?"
 	if strings.Contains(url, "?") {
@@ -803,7 +809,7 @@ func (c *cluster) startWorkers(t *testing.T, name string, cfg workers.Config) *s
 	c.env.DatabaseURL = url + sep + "application_name=" + name
 	defer func() { c.env.DatabaseURL = url }()
 	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor,
-		DialTimeout: c.opt.DialTimeout})
+		DialTimeout: c.opt.DialTimeout, ClockSkew: skew})
 	c.workers = append(c.workers, in)
 	return in
 }

@@ -152,6 +152,9 @@ type soakWorld struct {
 	timeline   []string // faults with their wall-clock time, for failure messages
 
 	stopClock func()
+	// proxy is between the workers and Postgres (viaProxy its URL).
+	proxy    *servicetest.PGProxy
+	viaProxy string
 
 	// The operator's side: the admin API process (apiMu guards its
 	// address, which a restart changes), campaigns and cancels.
@@ -174,7 +177,7 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		// on the service's clock: at soakSpeed it must be long enough to
 		// outlive any delivery between renewals.
 		Workers: workers.Config{DialLostAfter: 5 * time.Minute, PostcallWait: 10 * time.Minute, OutboxLease: 20 * time.Minute,
-			Consumer: queue.ConsumerConfig{AckWait: time.Second}},
+			OutageGrace: soakOutageGrace, Consumer: queue.ConsumerConfig{AckWait: time.Second}},
 		BreakerOpenFor: 300 * time.Millisecond,
 		DialTimeout:    soakDialTimeout,
 	})
@@ -182,6 +185,8 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		originated: map[string]uuid.UUID{}, faults: map[string]int{}, mustNotDial: map[uuid.UUID]string{}}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
+	// The workers reach Postgres through a proxy that an outage cuts.
+	w.proxy, w.viaProxy = servicetest.NewPGProxy(t, c.env.DatabaseURL)
 	w.predial = newSoakPredial(t, rand.New(rand.NewPCG(seed, 3)), func(id uuid.UUID) { w.cancelCall(id) })
 	if code := c.admin.Do("POST", "/api/integrations/"+c.integ.ID.String()+"/secrets",
 		map[string]any{"key": "PREDIAL_SECRET", "value": soakPredialSecret}, nil); code != http.StatusCreated {
@@ -221,10 +226,17 @@ func (w *soakWorld) runClock() func() {
 	return func() { once.Do(func() { close(stop); <-done }) }
 }
 
-func (w *soakWorld) startWorker() {
+func (w *soakWorld) startWorker() { w.startWorkerSkewed(0) }
+
+// startWorkerSkewed starts a worker process on a host whose clock is skew
+// off, reaching the database through the proxy.
+func (w *soakWorld) startWorkerSkewed(skew time.Duration) {
 	w.started++
 	name := fmt.Sprintf("soak-worker-%d", w.started)
-	in := w.c.startWorkers(w.t, name, w.c.opt.Workers)
+	direct := w.c.env.DatabaseURL
+	w.c.env.DatabaseURL = w.viaProxy
+	in := w.c.startSkewedWorkers(w.t, name, w.c.opt.Workers, skew)
+	w.c.env.DatabaseURL = direct
 	w.workers = append(w.workers, in)
 	w.names = append(w.names, name)
 }
@@ -266,10 +278,16 @@ func (w *soakWorld) run(s soakSettings) {
 			w.cutPostgres()
 		case roll < 67:
 			w.loseCommitAnswers()
-		case roll < 79:
+		case roll < 78:
 			w.campaignStep()
-		case roll < 82:
+		case roll < 81:
 			w.suppressAndOriginate()
+		case roll < 83:
+			w.postgresOutage()
+		case roll < 85:
+			w.skewedReplica()
+		case roll < 87:
+			w.uploadDuringRestart()
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
@@ -441,8 +459,8 @@ func (w *soakWorld) settle() {
 	dialingSince := map[uuid.UUID]time.Time{}
 	for {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d; %d campaigns open", limit,
-				w.c.describeStragglers(w.t, "completed"), w.va.busy.Load(), w.va.liveCount(), w.campaignsOpen())
+			w.t.Fatalf("not settled after %s: %s; VA busy %d, live %d; %d campaigns open; waiting: %s", limit,
+				w.c.describeStragglers(w.t, "completed"), w.va.busy.Load(), w.va.liveCount(), w.campaignsOpen(), w.describeWaiting())
 		}
 		rows, err := w.c.callsErr()
 		if err != nil {
@@ -497,6 +515,30 @@ func (w *soakWorld) parked(ref string) int {
 		w.t.Fatal(err)
 	}
 	return n
+}
+
+// describeWaiting is what the calls not yet over wait for, against the
+// clock, with their campaign's status.
+func (w *soakWorld) describeWaiting() string {
+	rows, err := w.c.env.Store.Pool().Query(context.Background(), `SELECT k.id, k.status, k.dial_state, k.next_retry_at,
+		k.not_before, COALESCE(c.status, '')
+		FROM calls k LEFT JOIN campaigns c ON c.id = k.campaign_id
+		WHERE k.integration_id = $1 AND k.status NOT IN ('completed', 'failed', 'cancelled')`, w.c.integ.ID)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	out := []string{"clock " + w.c.env.Clock.Now().Format(time.RFC3339)}
+	for rows.Next() {
+		var id uuid.UUID
+		var status, dial, campaign string
+		var retryAt, notBefore *time.Time
+		if err := rows.Scan(&id, &status, &dial, &retryAt, &notBefore, &campaign); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("%s %s dial %s retry at %v not before %v campaign %q", id, status, dial, retryAt, notBefore, campaign))
+	}
+	return strings.Join(out, "; ")
 }
 
 // describeOutbox is a call's CRM updates as the outbox has them.
@@ -858,6 +900,8 @@ func (va *soakVA) play(s vaScript) {
 			va.mu.Unlock()
 		}
 		time.Sleep(s.postcallAfter)
+		// The post-call is ElevenLabs': its variables are what agent-init
+		// answered, the call's id among them, whatever id the VA uses.
 		va.send("agent-postcall", transcription(conv, int(s.duration), elAnalysis("Розмова "+s.callID, collected),
 			map[string]any{"call_id": s.callID}), soakAck{call: s.call, attempt: s.attempt, kind: "postcall", ref: s.callID,
 			doNotCall: s.doNotCall, phone: s.phone})

@@ -53,6 +53,11 @@ type Store struct {
 // deadlines. For tests whose clock is not the wall clock.
 func (s *Store) SetClock(now func() time.Time) { s.now, s.testClock = now, now }
 
+// SetDatabaseClock replaces only the database's clock (SetClock's second
+// half): for tests of a replica whose own clock is off while the database,
+// which decides leases and deadlines, keeps the one time of all replicas.
+func (s *Store) SetDatabaseClock(now func() time.Time) { s.testClock = now }
+
 // dbNow is the database's clock in SQL: now(), unless the statement's
 // parameter number param (s.dbClock()) carries a test clock's time.
 // Leases and deadlines are decided by it, so that the replicas of a

@@ -185,7 +185,18 @@ type Options struct {
 	RateLimits ratelimit.Rules
 	// UnverifiedBodyBytes is CALLQUEUE_UNVERIFIED_BODY_BYTES (0: its default).
 	UnverifiedBodyBytes int64
+	// ClockSkew sets the process's own clock this far from the env's, as
+	// on a host whose clock is off; the database's clock stays the env's.
+	ClockSkew time.Duration
 }
+
+// skewedClock is the env's clock read on a host whose clock is off.
+type skewedClock struct {
+	*Clock
+	skew time.Duration
+}
+
+func (c skewedClock) Now() time.Time { return c.Clock.Now().Add(c.skew) }
 
 // Instance is one running callqueue process.
 type Instance struct {
@@ -225,11 +236,18 @@ func (e *Env) Start(opt Options) *Instance {
 	if opt.CRMTimeout > 0 {
 		crmClient = egress.NewClient(egress.Policy{AllowPrivate: !opt.StrictEgress}, opt.CRMTimeout)
 	}
-	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: e.Clock, Workers: opt.Workers,
+	var clock workers.Clock = e.Clock
+	if opt.ClockSkew != 0 {
+		clock = skewedClock{Clock: e.Clock, skew: opt.ClockSkew}
+	}
+	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: clock, Workers: opt.Workers,
 		NATSConn: nc, BreakerOpenFor: opt.BreakerOpenFor, HeaderTimeout: opt.HeaderTimeout, DialClient: dialClient,
 		CRMClient: crmClient}, e.Log)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if opt.ClockSkew != 0 {
+		svc.Store.SetDatabaseClock(e.Clock.Now)
 	}
 	if err := svc.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
