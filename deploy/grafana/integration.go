@@ -1,6 +1,9 @@
 package grafana
 
 import (
+	"net/url"
+	"strings"
+
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
@@ -24,6 +27,14 @@ func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON
 			Type(dashboard.DashboardLinkTypeLink).Icon("external link").TargetBlank(true).
 			Tooltip("Calls, stats and campaigns of the integration, from Postgres: every tenant, labelled in Prometheus or not.").
 			Url("${console}/admin/integrations/${integration}")).
+		// Traces (contract §10) are optional: without a Tempo datasource the
+		// variable is empty and only the trace link goes nowhere.
+		WithVariable(dashboard.NewDatasourceVariableBuilder("tempo").Label("Tempo (optional)").Type("tempo").
+			Description("The Tempo that receives callqueue's traces (OTEL_EXPORTER_OTLP_ENDPOINT), for the trace search link.")).
+		Link(dashboard.NewDashboardLinkBuilder("Traces of this integration in the time range").
+			Type(dashboard.DashboardLinkTypeLink).Icon("external link").TargetBlank(true).
+			Tooltip("Tempo's search for callqueue spans of the integration, over the dashboard's time range (zoom in to a spike first).").
+			Url(traceSearchURL)).
 		WithVariable(dashboard.NewQueryVariableBuilder("integration").Label("Integration").Datasource(datasource).
 			Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(callqueue_concurrency_limit, integration_id)`)}).
 			Refresh(dashboard.VariableRefreshOnTimeRangeChanged)).
@@ -39,6 +50,12 @@ func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON
 			query{`max by (status) (callqueue_calls{` + sel + `})`, "{{status}}"})).
 		WithPanel(panel("Oldest call per status", "How long the oldest call has been in each status.", "s", 12,
 			query{`max by (status) (callqueue_calls_oldest_age_seconds{` + sel + `})`, "{{status}}"})).
+		WithRow(row("Drill-down")).
+		WithPanel(exemplarPanel("Calls behind the latencies",
+			"p90 queue wait and dial time (all integrations); each dot is one call's exemplar, with its call_id and trace_id: "+
+				"open it for the call in the console or its trace in Tempo.", 24,
+			query{`histogram_quantile(0.9, sum by (le) (rate(callqueue_queue_wait_seconds_bucket[$__rate_interval])))`, "queue wait p90"},
+			query{`histogram_quantile(0.9, sum by (le) (rate(callqueue_dial_duration_seconds_bucket[$__rate_interval])))`, "dial p90"})).
 		WithRow(row("Outcomes")).
 		WithPanel(panel("Attempt outcomes", "Dial attempts that ended per second, by outcome.", "ops", 8,
 			query{`sum by (outcome) (rate(callqueue_integration_attempts_total{` + sel + `}[$__rate_interval]))`, "{{outcome}}"})).
@@ -60,3 +77,17 @@ func Integration() *dashboard.DashboardBuilder { //nolint:staticcheck // v1 JSON
 		WithPanel(panel("Agent-init latency", "p99 time to answer agent-init (all integrations), by source.", "s", 12,
 			query{`histogram_quantile(0.99, sum by (source, le) (rate(callqueue_agent_init_duration_seconds_bucket[$__rate_interval])))`, "p99 {{source}}"}))
 }
+
+// traceSearchURL opens Grafana's Explore on $tempo with a TraceQL search for
+// the integration's spans over the dashboard's time range. The JSON is
+// escaped for the URL except the variables, which Grafana fills in.
+var traceSearchURL = func() string {
+	pane := `{"t":{"datasource":"${tempo}","queries":[{"refId":"A","datasource":{"type":"tempo","uid":"${tempo}"},` +
+		`"queryType":"traceql","query":"{resource.service.name=\"callqueue\" && span.callqueue.integration_id=\"${integration}\"}"}],` +
+		`"range":{"from":"${__from}","to":"${__to}"}}}`
+	escaped := url.QueryEscape(pane)
+	for _, v := range []string{"${tempo}", "${integration}", "${__from}", "${__to}"} {
+		escaped = strings.ReplaceAll(escaped, url.QueryEscape(v), v)
+	}
+	return "/explore?schemaVersion=1&panes=" + escaped
+}()

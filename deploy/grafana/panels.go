@@ -33,3 +33,15 @@ func panel(title, description, unit string, width uint32, queries ...query) *tim
 }
 
 func row(title string) *dashboard.RowBuilder { return dashboard.NewRowBuilder(title) }
+
+// exemplarPanel is a panel whose queries also fetch exemplars: each drawn
+// as a dot that links, through the Prometheus datasource's exemplar
+// settings (provisioning/datasources), to the call and its trace.
+func exemplarPanel(title, description string, width uint32, queries ...query) *timeseries.PanelBuilder {
+	p := timeseries.NewPanelBuilder().Title(title).Description(description).Unit("s").
+		Datasource(datasource).Span(width).Height(8)
+	for _, q := range queries {
+		p.WithTarget(prometheus.NewDataqueryBuilder().Datasource(datasource).Expr(q.expr).LegendFormat(q.legend).Exemplar(true))
+	}
+	return p
+}
