@@ -332,3 +332,22 @@ func TestReadmeIsShort(t *testing.T) {
 		t.Errorf("README.md has %d lines: move what is not the tour or the map into a page of docs/ (at most 200)", n)
 	}
 }
+
+// TestReadmeNamesEveryMakeTarget: the README's list of what `make help`
+// shows names every target the Makefile documents (a "## " comment).
+func TestReadmeNamesEveryMakeTarget(t *testing.T) {
+	t.Parallel()
+	makefile, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^([a-zA-Z0-9_-]+):.*## `).FindAllStringSubmatch(string(makefile), -1) {
+		if m[1] != "help" && !strings.Contains(string(readme), "`"+m[1]+"`") && !strings.Contains(string(readme), "make "+m[1]) {
+			t.Errorf("README.md does not name the make target %s: add it where it lists the targets", m[1])
+		}
+	}
+}
