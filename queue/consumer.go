@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,6 +82,13 @@ type ConsumerConfig struct {
 	// HoldWait caps the wait between retries of messages held while their
 	// dependency is down.
 	HoldWait time.Duration
+	// StallAfter is how long a message may go without progress before this
+	// process stops keeping it (no more in-progress reports, so the server
+	// redelivers it elsewhere after AckWait): a handler stuck that long, a
+	// message waiting that long for a stuck worker, or a batch held that
+	// long while its dependency does not answer this process (given back
+	// at once, see handleHolding).
+	StallAfter time.Duration
 }
 
 // Defaults for ConsumerConfig.
@@ -91,6 +99,10 @@ const (
 	BatchSizeDefault     = 256
 	WorkersDefault       = 2
 	HoldWaitDefault      = 5 * time.Second
+	StallAfterDefault    = time.Minute
+	// pullExpiry bounds one pull request: how long Stop may wait for the
+	// last one to end.
+	pullExpiry = time.Second
 	// holdRetriesHealthy is how often a held batch may fail with a
 	// transient-looking error while its dependency answers pings before
 	// the failure is counted as the message's own.
@@ -126,8 +138,16 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	if c.HoldWait <= 0 {
 		c.HoldWait = HoldWaitDefault
 	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = StallAfterDefault
+	}
 	return c
 }
+
+// holdLimit is the most this process holds at once: what its workers can
+// take in one round. One stuck process holds no more than that; the
+// consumer's other messages go to other replicas.
+func (c ConsumerConfig) holdLimit() int { return c.Workers * c.BatchSize }
 
 func (c ConsumerConfig) backoff(delivered uint64) time.Duration {
 	i := min(int(delivered)-1, len(c.Backoff)-1)
@@ -150,17 +170,24 @@ type Consumer[T any] struct {
 	log     zerolog.Logger
 	obs     Observer
 
-	cc       jetstream.ConsumeContext
+	cons     jetstream.Consumer
 	inbox    chan jetstream.Msg
 	wg       sync.WaitGroup
+	pulling  sync.WaitGroup
 	stopped  chan struct{}
 	stopOnce sync.Once
+	// freed wakes the puller when a message is settled.
+	freed chan struct{}
+	// depDown is set while the handler's dependency does not answer this
+	// process: it pulls nothing more until it does.
+	depDown atomic.Bool
 
-	// held is every message received and not yet settled: buffered, in a
-	// batch or held through an outage. All of them get progress reports,
-	// so none is redelivered while it waits its turn here.
+	// held is every message received and not yet settled (buffered, in a
+	// batch or held through an outage), with when it last made progress.
+	// Those that made some within StallAfter get progress reports, so none
+	// is redelivered while it waits its turn here.
 	heldMu   sync.Mutex
-	held     map[jetstream.Msg]struct{}
+	held     map[jetstream.Msg]time.Time
 	progress sync.WaitGroup
 }
 
@@ -190,39 +217,18 @@ func NewConsumer[T any](ctx context.Context, q *Queue, kind Kind, h Handler[T], 
 
 // Start begins pulling and processing messages until Stop.
 func (c *Consumer[T]) Start(ctx context.Context) error {
-	cons, err := c.q.js.Consumer(ctx, specs[c.kind].Stream, string(c.kind))
-	if err != nil {
+	var err error
+	if c.cons, err = c.q.js.Consumer(ctx, specs[c.kind].Stream, string(c.kind)); err != nil {
 		return err
 	}
-	// The server hands this consumer at most MaxAckPending unsettled
-	// messages, so the inbox never fills and the callback never blocks: a
-	// message waiting in the client library would get no progress report.
-	c.inbox = make(chan jetstream.Msg, c.cfg.MaxAckPending)
+	// The puller never holds more than holdLimit, so the inbox never fills.
+	c.inbox = make(chan jetstream.Msg, c.cfg.holdLimit())
 	c.stopped = make(chan struct{})
-	c.held = map[jetstream.Msg]struct{}{}
-	c.cc, err = cons.Consume(func(m jetstream.Msg) {
-		select {
-		case <-c.stopped:
-			_ = m.Nak() // shutting down: let another worker have it now
-			return
-		default:
-		}
-		c.hold(m)
-		select {
-		case c.inbox <- m:
-		default:
-			_ = c.settle(m, m.Nak) // cannot happen within MaxAckPending; never block
-		}
-	}, jetstream.PullMaxMessages(c.cfg.BatchSize*2), jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				c.log.Debug().Err(err).Msg("consume")
-			}
-		}))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", c.kind, err)
-	}
+	c.freed = make(chan struct{}, 1)
+	c.held = map[jetstream.Msg]time.Time{}
 	workCtx := context.WithoutCancel(ctx)
+	c.pulling.Add(1)
+	go c.pull(workCtx)
 	for range c.cfg.Workers {
 		c.wg.Add(1)
 		go c.work(workCtx)
@@ -232,11 +238,95 @@ func (c *Consumer[T]) Start(ctx context.Context) error {
 	return nil
 }
 
+// pull fetches messages while this process holds fewer than holdLimit,
+// asking for no more than the room left, so that a process whose workers
+// are stuck takes nothing more. While the dependency does not answer this
+// process, it takes nothing at all: other replicas may reach it.
+func (c *Consumer[T]) pull(ctx context.Context) {
+	defer c.pulling.Done()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		default:
+		}
+		if c.depDown.Load() && !c.dependencyAnswers(ctx) {
+			c.waitOrStop(c.cfg.HoldWait)
+			continue
+		}
+		c.heldMu.Lock()
+		room := c.cfg.holdLimit() - len(c.held)
+		c.heldMu.Unlock()
+		if room <= 0 {
+			select {
+			case <-c.stopped:
+				return
+			case <-c.freed:
+			}
+			continue
+		}
+		batch, err := c.cons.Fetch(room, jetstream.FetchMaxWait(pullExpiry))
+		if err != nil {
+			c.log.Debug().Err(err).Msg("pull")
+			c.waitOrStop(pullExpiry)
+			continue
+		}
+		for m := range batch.Messages() {
+			select {
+			case <-c.stopped:
+				_ = m.Nak() // shutting down: let another worker have it now
+				continue
+			default:
+			}
+			c.hold(m)
+			c.inbox <- m
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			c.log.Debug().Err(err).Msg("pull")
+		}
+	}
+}
+
+// dependencyAnswers pings the handler's dependency and records the answer.
+func (c *Consumer[T]) dependencyAnswers(ctx context.Context) bool {
+	dep := c.handler.Dependency
+	if dep == nil {
+		return true
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, c.cfg.HoldWait)
+	defer cancel()
+	up := dep.Ping(pingCtx) == nil
+	c.depDown.Store(!up)
+	return up
+}
+
+func (c *Consumer[T]) waitOrStop(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.stopped:
+	case <-t.C:
+	}
+}
+
 // hold records m as received and unsettled.
 func (c *Consumer[T]) hold(m jetstream.Msg) {
 	c.heldMu.Lock()
-	c.held[m] = struct{}{}
+	c.held[m] = time.Now()
 	c.heldMu.Unlock()
+}
+
+// touch records progress on items: a worker took them, or a try at them
+// ended (a failure held through an outage counts: it is not stuck).
+func (c *Consumer[T]) touch(items []pending[T]) {
+	now := time.Now()
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	for _, it := range items {
+		if _, ok := c.held[it.msg]; ok {
+			c.held[it.msg] = now
+		}
+	}
 }
 
 // settle forgets m and answers the server with answer (Ack, Nak, Term...).
@@ -244,12 +334,18 @@ func (c *Consumer[T]) settle(m jetstream.Msg, answer func() error) error {
 	c.heldMu.Lock()
 	delete(c.held, m)
 	c.heldMu.Unlock()
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
 	return answer()
 }
 
-// reportProgress tells the server, every third of AckWait, that every
-// unsettled message is still being worked on: buffered ones waiting for a
-// worker, slow batches and batches held through an outage alike.
+// reportProgress tells the server, every third of AckWait, that the
+// unsettled messages are still being worked on: buffered ones waiting for
+// a worker, slow batches and batches held through an outage alike, as long
+// as they made progress within StallAfter. A stuck one is left to be
+// redelivered to another replica.
 func (c *Consumer[T]) reportProgress() {
 	defer c.progress.Done()
 	t := time.NewTicker(c.cfg.AckWait / 3)
@@ -262,8 +358,10 @@ func (c *Consumer[T]) reportProgress() {
 		}
 		c.heldMu.Lock()
 		msgs := make([]jetstream.Msg, 0, len(c.held))
-		for m := range c.held {
-			msgs = append(msgs, m)
+		for m, touched := range c.held {
+			if time.Since(touched) < c.cfg.StallAfter {
+				msgs = append(msgs, m)
+			}
 		}
 		c.heldMu.Unlock()
 		for _, m := range msgs {
@@ -279,23 +377,16 @@ func (c *Consumer[T]) Stop() {
 }
 
 func (c *Consumer[T]) stop() {
-	if c.cc == nil {
+	if c.stopped == nil {
 		return
 	}
-	// Drain, not Stop: Stop drops what the client has received but not yet
-	// handed to the callback, and those messages would wait out AckWait
-	// before any replica saw them. Drained, they reach the callback, which
-	// naks them once stopped is closed.
-	c.cc.Drain()
+	// The last pull request runs out (pullExpiry), its messages naked as
+	// they come: not cancelled, which would leave those on their way to
+	// wait out AckWait before any replica saw them.
 	close(c.stopped)
 	c.wg.Wait()
 	c.progress.Wait()
-	drained := time.NewTimer(c.cfg.AckWait)
-	defer drained.Stop()
-	select {
-	case <-c.cc.Closed():
-	case <-drained.C: // past AckWait the server redelivers them anyway
-	}
+	c.pulling.Wait()
 	for {
 		select {
 		case m := <-c.inbox:
@@ -346,6 +437,10 @@ type pending[T any] struct {
 // errStopping ends the hold of a batch when the consumer stops.
 var errStopping = errors.New("consumer stopping")
 
+// errGivenBack ends the hold of a batch whose dependency has not answered
+// this process for StallAfter: other replicas may reach it.
+var errGivenBack = errors.New("dependency unreachable from this process")
+
 func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	items := make([]pending[T], 0, len(msgs))
@@ -387,6 +482,8 @@ func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 		c.ackAll(items)
 	case errors.Is(err, errStopping):
 		c.nakAll(items)
+	case errors.Is(err, errGivenBack):
+		c.giveBack(items, err)
 	case len(items) == 1:
 		c.fail(items[0], err)
 	default:
@@ -398,6 +495,8 @@ func (c *Consumer[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 				c.ackAll(one)
 			case errors.Is(err, errStopping):
 				c.nakAll(one)
+			case errors.Is(err, errGivenBack):
+				c.giveBack(one, err)
 			default:
 				c.fail(it, err)
 			}
@@ -423,7 +522,9 @@ func deliveryKey(m jetstream.Msg, meta *jetstream.MsgMetadata) string {
 // delivery count does not grow however long the outage lasts. The hold
 // ends when the handler succeeds, fails for another reason, keeps failing
 // while the dependency answers (holdRetriesHealthy: then the failure is
-// the message's), or the consumer stops (errStopping).
+// the message's), the dependency has not answered this process for
+// StallAfter (errGivenBack: the batch is given back, and this process pulls
+// nothing until it answers again), or the consumer stops (errStopping).
 func (c *Consumer[T]) handleHolding(ctx context.Context, items []pending[T]) error {
 	err := c.handle(ctx, items)
 	dep := c.handler.Dependency
@@ -431,6 +532,7 @@ func (c *Consumer[T]) handleHolding(ctx context.Context, items []pending[T]) err
 		return err
 	}
 	wait, healthyFailures := 50*time.Millisecond, 0
+	var downSince time.Time
 	c.log.Warn().Err(err).Int("batch", len(items)).Msg("dependency unavailable; holding the batch until it is back")
 	for {
 		select {
@@ -439,14 +541,20 @@ func (c *Consumer[T]) handleHolding(ctx context.Context, items []pending[T]) err
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, c.cfg.HoldWait)
-		pingCtx, cancel := context.WithTimeout(ctx, c.cfg.HoldWait)
-		down := dep.Ping(pingCtx) != nil
-		cancel()
-		if down {
+		if !c.dependencyAnswers(ctx) {
 			healthyFailures = 0
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
+			if time.Since(downSince) >= c.cfg.StallAfter {
+				return errors.Join(errGivenBack, err)
+			}
+			c.touch(items) // waiting for the dependency, not stuck
 			continue
 		}
-		if err = c.handle(ctx, items); err == nil || !dep.Transient(err) || errors.Is(err, ErrPermanent) {
+		downSince = time.Time{}
+		err = c.handle(ctx, items)
+		if err == nil || !dep.Transient(err) || errors.Is(err, ErrPermanent) {
 			return err
 		}
 		if healthyFailures++; healthyFailures >= holdRetriesHealthy {
@@ -455,11 +563,14 @@ func (c *Consumer[T]) handleHolding(ctx context.Context, items []pending[T]) err
 	}
 }
 
+// handle runs the handler once; its start and its end are progress.
 func (c *Consumer[T]) handle(ctx context.Context, items []pending[T]) error {
 	batch := make([]T, len(items))
 	for i, it := range items {
 		batch[i] = it.item
 	}
+	c.touch(items)
+	defer c.touch(items)
 	return c.handler.Handle(ctx, batch)
 }
 
@@ -475,6 +586,18 @@ func (c *Consumer[T]) ackAll(items []pending[T]) {
 func (c *Consumer[T]) nakAll(items []pending[T]) {
 	for _, it := range items {
 		_ = c.settle(it.msg, it.msg.Nak)
+	}
+}
+
+// giveBack returns items whose dependency this process cannot reach, after
+// a HoldWait, to whichever replica can. The delivery this costs is their
+// only one for the outage: this process pulls nothing until the dependency
+// answers it again.
+func (c *Consumer[T]) giveBack(items []pending[T], err error) {
+	c.log.Warn().Err(err).Int("batch", len(items)).Dur("stalled", c.cfg.StallAfter).
+		Msg("dependency unreachable from this process; giving the batch back")
+	for _, it := range items {
+		_ = c.settle(it.msg, func() error { return it.msg.NakWithDelay(c.cfg.HoldWait) })
 	}
 }
 

@@ -412,10 +412,9 @@ func TestConsumerStopNaksBufferedMessages(t *testing.T) {
 	for i := range 300 {
 		names = append(names, fmt.Sprintf("m%02d", i))
 	}
-	publishEvents(t, q, integ, names...)
 
-	// The first consumer blocks in its first batch, so the rest of what it
-	// pulled piles up in its buffers.
+	// The first consumer blocks in its first batch, of the first message
+	// alone, so what it pulls next piles up in its buffer.
 	first := newRecorder()
 	entered, release := make(chan int), make(chan struct{})
 	var once sync.Once
@@ -440,13 +439,15 @@ func TestConsumerStopNaksBufferedMessages(t *testing.T) {
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	stop := func() { stopOnce.Do(c1.Stop) }
 	t.Cleanup(func() { unblock(); stop() }) // should the test fail half-way
-	inHand := <-entered
-	// The client keeps up to 2×BatchSize pulled and pulls again when fewer
-	// than BatchSize are outstanding, so messages pile up in the inbox and
-	// the client's subscription behind the batch in hand: those buffers
-	// are what Stop must not drop.
-	eventually(t, 10*time.Second, "the first consumer's buffers to fill", func() bool {
-		return consumerInfo(t, q).NumAckPending >= inHand+3*batchSize
+	publishEvents(t, q, integ, names[0])
+	if inHand := <-entered; inHand != 1 {
+		t.Fatalf("first batch of %d, want 1", inHand)
+	}
+	publishEvents(t, q, integ, names[1:]...)
+	// The process pulls up to one round of its workers (1 × 50): the 49
+	// behind the batch in hand wait in its buffer, which Stop must not drop.
+	eventually(t, 10*time.Second, "the first consumer's buffer to fill", func() bool {
+		return consumerInfo(t, q).NumAckPending >= batchSize
 	})
 
 	stopped := make(chan struct{})
