@@ -78,8 +78,31 @@ type Service struct {
 	// together, before their signature is verified (0: the default;
 	// negative: no bound, which only a benchmark sets, in code).
 	UnverifiedBodyBytes int64
+	// DB bounds the database connection (CALLQUEUE_DB_*); a zero field
+	// takes the store's default.
+	DB DatabaseBounds
 
 	badRateLimits []string // variables FromEnv could not read
+}
+
+// DatabaseBounds keep a silent database from hanging the process: how long
+// opening a connection, one statement (the server's statement_timeout)
+// and unacknowledged data on a connection (TCP_USER_TIMEOUT) may take.
+type DatabaseBounds struct {
+	ConnectTimeout   time.Duration
+	StatementTimeout time.Duration
+	TCPUserTimeout   time.Duration
+}
+
+// The database bounds' environment variables and their allowed ranges.
+var databaseBounds = []struct {
+	name     string
+	min, max time.Duration
+	field    func(*DatabaseBounds) *time.Duration
+}{
+	{"CALLQUEUE_DB_CONNECT_TIMEOUT", time.Second, time.Minute, func(b *DatabaseBounds) *time.Duration { return &b.ConnectTimeout }},
+	{"CALLQUEUE_DB_STATEMENT_TIMEOUT", time.Second, time.Hour, func(b *DatabaseBounds) *time.Duration { return &b.StatementTimeout }},
+	{"CALLQUEUE_DB_TCP_USER_TIMEOUT", time.Second, 10 * time.Minute, func(b *DatabaseBounds) *time.Duration { return &b.TCPUserTimeout }},
 }
 
 // ErrMissing reports a required variable that is not set.
@@ -135,6 +158,15 @@ func FromEnv() Service {
 		streamMB = -1 // Validate names the variable
 	}
 	s.StreamMaxBytes = streamMB << 20
+	for _, v := range databaseBounds {
+		if raw := strings.TrimSpace(os.Getenv(v.name)); raw != "" {
+			d, err := time.ParseDuration(raw)
+			if err != nil || d < v.min || d > v.max {
+				d = -1 // Validate names the variable
+			}
+			*v.field(&s.DB) = d
+		}
+	}
 	if raw := os.Getenv("CALLQUEUE_SECRET_KEY"); raw != "" {
 		s.SecretKey, _ = ParseSecretKey(raw)
 	}
@@ -194,6 +226,12 @@ func (s Service) Validate() error {
 	}
 	if s.UnverifiedBodyBytes < 0 {
 		return errors.New("CALLQUEUE_UNVERIFIED_BODY_BYTES must be a positive number of bytes")
+	}
+	for _, v := range databaseBounds {
+		// Zero (unset, or a Service built in code) takes the store's default.
+		if d := *v.field(&s.DB); d != 0 && (d < v.min || d > v.max) {
+			return fmt.Errorf("%s must be a duration between %v and %v", v.name, v.min, v.max)
+		}
 	}
 	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {
 		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)

@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/callqueue/callqueue/config"
 )
@@ -14,5 +16,47 @@ func TestUnverifiedBodyBytesFromEnv(t *testing.T) {
 		if got := config.FromEnv().UnverifiedBodyBytes; got != want {
 			t.Errorf("CALLQUEUE_UNVERIFIED_BODY_BYTES=%q: %d, want %d", raw, got, want)
 		}
+	}
+}
+
+// TestDatabaseBoundsFromEnv: each bound is a Go duration within its range;
+// anything else is refused naming the variable, and unset takes the
+// store's default (zero here).
+func TestDatabaseBoundsFromEnv(t *testing.T) {
+	valid := config.Service{DatabaseURL: "postgres://127.0.0.1/x", SecretKey: make([]byte, 32), Timezone: config.TimezoneDefault,
+		NATSSync: config.NATSSyncDefault, NATSReplicas: 1}
+	if err := valid.Validate(); err != nil {
+		t.Fatalf("the valid base: %v", err)
+	}
+	for _, tc := range []struct {
+		name, raw string
+		ok        bool
+		get       func(config.DatabaseBounds) time.Duration
+		want      time.Duration
+	}{
+		{"CALLQUEUE_DB_CONNECT_TIMEOUT", "5s", true, func(b config.DatabaseBounds) time.Duration { return b.ConnectTimeout }, 5 * time.Second},
+		{"CALLQUEUE_DB_CONNECT_TIMEOUT", "0s", false, nil, 0},
+		{"CALLQUEUE_DB_CONNECT_TIMEOUT", "5", false, nil, 0},
+		{"CALLQUEUE_DB_STATEMENT_TIMEOUT", "30s", true, func(b config.DatabaseBounds) time.Duration { return b.StatementTimeout }, 30 * time.Second},
+		{"CALLQUEUE_DB_STATEMENT_TIMEOUT", "2h", false, nil, 0},
+		{"CALLQUEUE_DB_STATEMENT_TIMEOUT", "-1s", false, nil, 0},
+		{"CALLQUEUE_DB_TCP_USER_TIMEOUT", "15s", true, func(b config.DatabaseBounds) time.Duration { return b.TCPUserTimeout }, 15 * time.Second},
+		{"CALLQUEUE_DB_TCP_USER_TIMEOUT", "500ms", false, nil, 0},
+	} {
+		t.Run(tc.name+"="+tc.raw, func(t *testing.T) {
+			t.Setenv(tc.name, tc.raw)
+			s := valid
+			s.DB = config.FromEnv().DB
+			err := s.Validate()
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), tc.name) {
+					t.Fatalf("Validate() = %v, want an error naming %s", err, tc.name)
+				}
+				return
+			}
+			if err != nil || tc.get(s.DB) != tc.want {
+				t.Fatalf("Validate() = %v with %v, want %v", err, s.DB, tc.want)
+			}
+		})
 	}
 }

@@ -174,6 +174,12 @@ func (m *Migrator) locked(ctx context.Context, fn func(*pgxpool.Conn, map[int]ti
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	// Waiting for another process's migrations, and a migration itself,
+	// may take longer than the pool's statement_timeout.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return fmt.Errorf("lift statement_timeout: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`) //nolint:errcheck // fails only on a broken connection, which the pool drops
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
 		return fmt.Errorf("take migration lock: %w", err)
 	}

@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	if s.Pool, err = store.Connect(ctx, cfg.DatabaseURL, 40); err != nil {
+	if s.Pool, err = store.Connect(ctx, cfg.DatabaseURL, 40, store.Bounds(cfg.DB)); err != nil {
 		return nil, err
 	}
 	if opt.Migrate {
@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 		if err != nil {
 			return nil, err
 		}
-		applied, err := m.Up(ctx)
+		applied, err := m.Up(store.Unbounded(ctx)) // a migration may outlast the query deadline
 		if err != nil {
 			return nil, err
 		}

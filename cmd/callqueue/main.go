@@ -157,7 +157,7 @@ func openStore(ctx context.Context, needKey bool) (*store.Store, func(), error) 
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, nil, err
 	}
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, 4)
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, 4, store.Bounds(cfg.DB))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,7 +194,7 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 	}
 	switch fs.Arg(0) {
 	case "up":
-		applied, err := m.Up(ctx)
+		applied, err := m.Up(store.Unbounded(ctx)) // a migration may outlast the query deadline
 		for _, v := range applied {
 			fmt.Fprintf(stdout, "applied %04d\n", v)
 		}
@@ -209,7 +209,7 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 				return errors.New("migrate down N: N must be a positive number")
 			}
 		}
-		reverted, err := m.Down(ctx, n)
+		reverted, err := m.Down(store.Unbounded(ctx), n)
 		for _, v := range reverted {
 			fmt.Fprintf(stdout, "reverted %04d\n", v)
 		}

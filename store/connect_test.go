@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/callqueue/callqueue/internal/faultnet"
+	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/store/storetest"
+)
+
+// TestQueryThroughABlackHoleFailsWithinBounds: the database host goes
+// silent (packets dropped, no RST: a black-holing proxy). A statement on a
+// connection already open fails at the client's query deadline, and a new
+// connection at the connect timeout, instead of hanging for the kernel's
+// retransmissions. A statement the server runs too long is stopped by
+// statement_timeout.
+func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
+	t.Parallel()
+	_, dbURL := storetest.NewStore(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultnet.Listen(t.Context(), u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
+	// Two connections: pgx takes up to 15 s to clean up a dead one (its
+	// cancel request goes into the black hole too) before its slot is free.
+	pool, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	t.Cleanup(func() { _ = proxy.Close() }) // first: the pool's cleanup of dead connections then ends at once
+
+	start := time.Now()
+	_, err = pool.Exec(t.Context(), `SELECT pg_sleep(5)`)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("a 5 s statement under a 1 s statement_timeout: %v, want 57014", err)
+	}
+	t.Logf("statement_timeout stopped a 5 s statement after %v", time.Since(start).Round(time.Millisecond))
+
+	proxy.BlackHole()
+	// Within its deadline, the test waits a bound of its own: the old pool
+	// hung here for as long as the kernel kept retransmitting.
+	within := func(what string, limit time.Duration, query func(context.Context) error) {
+		t.Helper()
+		done := make(chan error, 1)
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { done <- query(ctx) }()
+		select {
+		case err := <-done:
+			took := time.Since(start)
+			if err == nil {
+				t.Fatalf("%s through a black hole succeeded", what)
+			}
+			if took > limit {
+				t.Errorf("%s failed after %v, want within %v", what, took, limit)
+			}
+			t.Logf("%s through the black hole failed after %v: %v", what, took.Round(time.Millisecond), err)
+			if !store.IsTransient(err) {
+				t.Errorf("%s: %v is not transient: the consumers would not hold or give back its work", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			cancel()
+			t.Fatalf("%s through a black hole still hangs after 10 s", what)
+		}
+	}
+	// The open connection: the query deadline is statement_timeout plus a
+	// half (1.5 s).
+	within("a statement on an open connection", 3*time.Second, func(ctx context.Context) error {
+		_, err := pool.Exec(ctx, `SELECT 1`)
+		return err
+	})
+	// That connection is gone; a new one is accepted but never answers the
+	// startup: the connect timeout (1 s).
+	within("a new connection", 3*time.Second, func(ctx context.Context) error {
+		_, err := pool.Exec(ctx, `SELECT 1`)
+		return err
+	})
+}
