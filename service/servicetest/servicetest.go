@@ -188,6 +188,8 @@ type Options struct {
 	// ClockSkew sets the process's own clock this far from the env's, as
 	// on a host whose clock is off; the database's clock stays the env's.
 	ClockSkew time.Duration
+	// DB bounds the database connection (CALLQUEUE_DB_*; zero: defaults).
+	DB config.DatabaseBounds
 }
 
 // skewedClock is the env's clock read on a host whose clock is off.
@@ -215,7 +217,7 @@ func (e *Env) Start(opt Options) *Instance {
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: e.replicas(), Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
 		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits,
-		UnverifiedBodyBytes: opt.UnverifiedBodyBytes}
+		UnverifiedBodyBytes: opt.UnverifiedBodyBytes, DB: opt.DB}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}
