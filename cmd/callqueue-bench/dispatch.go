@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/callqueue/callqueue/bench/load"
+	"github.com/callqueue/callqueue/service"
+	"github.com/callqueue/callqueue/store"
 )
 
 // fakeVA answers originate requests and tells the bench about each.
@@ -82,21 +84,12 @@ func postJSON(client *http.Client, url, token string, body any) error {
 // at the VA, with a limit of 1 so every call_end frees the only slot.
 func (b *bench) dispatch(ctx context.Context) error {
 	const samples = 300
-	w, err := b.newWorld(ctx, "dispatch")
+	w, va, svc, in, err := b.oneSlotWorld(ctx, "dispatch")
 	if err != nil {
 		return err
 	}
 	defer w.close()
-	va := newFakeVA(1)
 	defer va.Close()
-	svc, err := w.start(ctx, "all", true, nil)
-	if err != nil {
-		return err
-	}
-	in, _, err := w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
-	if err != nil {
-		return err
-	}
 	client := load.NewClient(4)
 	base := "http://" + svc.Addr() + "/" + in.Slug + "/webhook/"
 	for i := range samples + 1 {
@@ -105,6 +98,28 @@ func (b *bench) dispatch(ctx context.Context) error {
 		}
 	}
 	return measureFreedSlots(client, base, in.WebhookToken, va, []vaCall{<-va.arrived}, samples, "dispatch")
+}
+
+// oneSlotWorld is a world with one process of every role and an
+// integration whose VA takes one call at a time: every call_end frees the
+// only slot. The caller closes the world and the VA.
+func (b *bench) oneSlotWorld(ctx context.Context, name string) (*world, *fakeVA, *service.Service, store.Integration, error) {
+	w, err := b.newWorld(ctx, name)
+	if err != nil {
+		return nil, nil, nil, store.Integration{}, err
+	}
+	va := newFakeVA(1)
+	svc, err := w.start(ctx, "all", true, nil)
+	var in store.Integration
+	if err == nil {
+		in, _, err = w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
+	}
+	if err != nil {
+		va.Close()
+		w.close()
+		return nil, nil, nil, store.Integration{}, err
+	}
+	return w, va, svc, in, nil
 }
 
 // measureFreedSlots ends the oldest of the live calls samples times, each

@@ -20,21 +20,12 @@ import (
 // database. Contract §11: the job must not hold locks a dispatcher needs.
 func (b *bench) retention(ctx context.Context) error {
 	const samples = 300
-	w, err := b.newWorld(ctx, "retention")
+	w, va, svc, in, err := b.oneSlotWorld(ctx, "retention")
 	if err != nil {
 		return err
 	}
 	defer w.close()
-	va := newFakeVA(1)
 	defer va.Close()
-	svc, err := w.start(ctx, "all", true, nil)
-	if err != nil {
-		return err
-	}
-	in, _, err := w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
-	if err != nil {
-		return err
-	}
 	old, _, err := w.setupIntegration(ctx, "", va.URL, `{"concurrency_limit": 1}`)
 	if err != nil {
 		return err
