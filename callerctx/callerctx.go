@@ -16,8 +16,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/crm"
+	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Bucket is the key-value bucket's name.
@@ -169,9 +172,20 @@ func (c *Cache) lookup(ctx context.Context, integrationID uuid.UUID, phone strin
 	if c.Lookups != nil {
 		c.Lookups()
 	}
+	ctx, span := tracing.Start(ctx, "crm lookup", trace.SpanKindClient)
+	defer span.End()
+	tracing.Call(span, integrationID, uuid.Nil, 0)
 	vars, err := c.crm.Lookup(ctx, integrationID, phone)
-	if errors.Is(err, crm.ErrNoCRM) {
+	switch {
+	case errors.Is(err, crm.ErrNoCRM):
+		tracing.Outcome(span, "no_crm")
 		return map[string]any{}, nil
+	case err != nil:
+		tracing.Fail(span, egress.Describe(err))
+	case len(vars) == 0:
+		tracing.Outcome(span, "no_record")
+	default:
+		tracing.Outcome(span, "found")
 	}
 	return vars, err
 }

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Dialer connects under a Policy: it resolves the host itself, checks
@@ -104,7 +106,9 @@ func SameHostRedirects(req *http.Request, via []*http.Request) error {
 }
 
 // NewClient returns an http.Client for policy: the policy's transport,
-// same-host redirects only, and timeout for each request (0: none).
+// same-host redirects only, and timeout for each request (0: none). Each
+// request sends the trace context of its own context (traceparent) when
+// tracing is on.
 func NewClient(policy Policy, timeout time.Duration) *http.Client {
-	return &http.Client{Transport: NewTransport(policy), CheckRedirect: SameHostRedirects, Timeout: timeout}
+	return &http.Client{Transport: tracing.Transport(NewTransport(policy)), CheckRedirect: SameHostRedirects, Timeout: timeout}
 }

@@ -33,6 +33,9 @@ type EventBody struct {
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
 	ReceivedAt time.Time       `json:"receivedAt"`
 	TraceID    string          `json:"traceId,omitempty"`
+	// Traceparent is the W3C trace context of the webhook that sent the
+	// event: events of several webhooks share a message, not a trace.
+	Traceparent string `json:"traceparent,omitempty"`
 	// DedupeKey is the webhook's natural key: the same webhook delivered
 	// twice within DedupeWindow is applied once.
 	DedupeKey string `json:"dedupeKey,omitempty"`

@@ -19,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Kind is a class of message, with its own stream and consumer.
@@ -209,6 +211,8 @@ func (q *Queue) Publish(ctx context.Context, m Message) (Ack, error) {
 	if m.TraceID != "" {
 		msg.Header.Set(HeaderTraceID, m.TraceID)
 	}
+	// The worker that takes the message continues the publisher's trace.
+	tracing.InjectNATS(ctx, msg.Header)
 	var opts []jetstream.PublishOpt
 	if m.MsgID != "" {
 		opts = append(opts, jetstream.WithMsgID(m.MsgID))

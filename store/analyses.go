@@ -42,6 +42,8 @@ type AnalysisJob struct {
 	Transcript json.RawMessage
 	// Analysis is the call's stored analysis (the agent's).
 	Analysis json.RawMessage
+	// TraceParent is the trace context of the post-call it analyses.
+	TraceParent *string
 }
 
 // AnalysisClaim says which pending analyses to lease.
@@ -76,14 +78,14 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 		WHERE p.call_id IN (SELECT call_id FROM due WHERE turn <= $5 ORDER BY turn, created_at LIMIT $3)
 			AND (p.locked_until IS NULL OR p.locked_until <= `+dbNow(1)+`) AND c.id = p.call_id
 		RETURNING p.call_id, p.integration_id, p.attempt, p.tries, p.lease_token, COALESCE(p.transcript, c.transcript),
-			COALESCE(p.agent_analysis, c.analysis)`,
+			COALESCE(p.agent_analysis, c.analysis), p.trace_parent`,
 		s.dbClock(), c.Lease, c.Limit, uuid.New(), max(c.PerIntegration, 1), busy, counts)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (AnalysisJob, error) {
 		var j AnalysisJob
-		err := row.Scan(&j.CallID, &j.IntegrationID, &j.Attempt, &j.Tries, &j.LeaseToken, &j.Transcript, &j.Analysis)
+		err := row.Scan(&j.CallID, &j.IntegrationID, &j.Attempt, &j.Tries, &j.LeaseToken, &j.Transcript, &j.Analysis, &j.TraceParent)
 		return j, err
 	})
 }

@@ -38,8 +38,11 @@ type Call struct {
 	Metadata         json.RawMessage  `json:"metadata,omitempty"`
 	DialState        string           `json:"dialState"`
 	// DataStore is the data.store mode its content was stored under.
-	DataStore   string     `json:"dataStore"`
-	TraceID     *string    `json:"traceId,omitempty"`
+	DataStore string  `json:"dataStore"`
+	TraceID   *string `json:"traceId,omitempty"`
+	// TraceParent is the W3C trace context its claim and dial continue
+	// (tracing on), never shown.
+	TraceParent *string    `json:"-"`
 	QueuedAt    time.Time  `json:"queuedAt"`
 	SlotTakenAt *time.Time `json:"slotTakenAt,omitempty"`
 	CreatedAt   time.Time  `json:"createdAt"`
@@ -65,7 +68,7 @@ type CallEventRow struct {
 const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
 	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
-	data_store`
+	data_store, trace_parent`
 
 // callListColumns are callColumns for lists: what a call can grow by
 // after it ends (its summary, transcript, analysis and metadata, megabytes
@@ -74,7 +77,7 @@ const callColumns = `id, integration_id, phone_number, record_id, status, priori
 const callListColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, NULL::text, dynamic_variables, NULL::jsonb, NULL::jsonb,
 	NULL::jsonb, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
-	data_store`
+	data_store, trace_parent`
 
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
@@ -87,7 +90,7 @@ func callDest(c *Call) []any {
 	return []any{&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
 		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
 		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt,
-		&c.CampaignID, &c.Timezone, &c.ExternalID, &c.DataStore}
+		&c.CampaignID, &c.Timezone, &c.ExternalID, &c.DataStore, &c.TraceParent}
 }
 
 // NewCall is a call-originate request taken from the queue.
@@ -104,7 +107,9 @@ type NewCall struct {
 	// created under any of them within its expiry makes this one a duplicate.
 	IdempotencyKeys []string
 	TraceID         string
-	ReceivedAt      time.Time
+	// Traceparent is the trace context of the step that queued the call.
+	Traceparent string
+	ReceivedAt  time.Time
 }
 
 // IdempotencyWindow is how long a call-originate key maps to its call.
@@ -150,12 +155,14 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 		}
 		ids, integrations := make([]uuid.UUID, n), make([]uuid.UUID, n)
 		phones, records, traces, zones, modes := make([]string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]string, n)
+		traceparents := make([]*string, n)
 		priorities, maxAttempts := make([]int32, n), make([]int32, n)
 		received, vars, hashes := make([]time.Time, n), make([]string, n), make([][]byte, n)
 		for i, c := range fresh {
 			cfg := configs[c.IntegrationID]
 			ids[i], integrations[i], phones[i] = c.ID, c.IntegrationID, c.PhoneNumber
 			records[i], traces[i], zones[i] = nullable(c.RecordID), nullable(c.TraceID), nullable(c.Timezone)
+			traceparents[i] = nullable(c.Traceparent)
 			priorities[i], maxAttempts[i] = int32(c.Priority), int32(cfg.CallHandling.MaxAttempts) //nolint:gosec // both bounded by validation
 			received[i], modes[i], hashes[i] = c.ReceivedAt, cfg.Data().Store, hash(c.PhoneNumber)
 			vars[i] = "{}"
@@ -167,19 +174,21 @@ func (s *Store) InsertCalls(ctx context.Context, calls []NewCall, now time.Time)
 		// that comes twice in this batch; only calls inserted get history.
 		rows, err := tx.Query(ctx, `WITH added AS (
 				INSERT INTO calls (id, integration_id, phone_number, record_id, status, priority,
-					max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone, data_store, phone_hash)
+					max_attempts, queued_at, dynamic_variables, trace_id, created_at, updated_at, timezone, data_store, phone_hash,
+					trace_parent)
 				SELECT id, integration_id, phone, record, 'queued', priority, max_attempts, received, vars::jsonb, trace,
-					received, received, zone, mode, phone_hash
+					received, received, zone, mode, phone_hash, trace_parent
 				FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::timestamptz[],
-					$8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[])
-					AS v (id, integration_id, phone, record, priority, max_attempts, received, vars, trace, zone, mode, phone_hash)
+					$8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $14::text[])
+					AS v (id, integration_id, phone, record, priority, max_attempts, received, vars, trace, zone, mode, phone_hash,
+						trace_parent)
 				ON CONFLICT (id) DO NOTHING
 				RETURNING id, integration_id, priority, trace_id),
 			history AS (
 				INSERT INTO call_events (call_id, attempt, kind, to_status, detail, trace_id, occurred_at)
 				SELECT id, 0, 'queued', 'queued', jsonb_build_object('priority', priority), trace_id, $13 FROM added)
 			SELECT DISTINCT integration_id FROM added`,
-			ids, integrations, phones, records, priorities, maxAttempts, received, vars, traces, zones, modes, hashes, now)
+			ids, integrations, phones, records, priorities, maxAttempts, received, vars, traces, zones, modes, hashes, now, traceparents)
 		if err != nil {
 			return fmt.Errorf("insert calls: %w", err)
 		}

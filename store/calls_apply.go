@@ -39,6 +39,9 @@ type CallEvent struct {
 	Postcall *PostcallData
 	Detail   map[string]any
 	TraceID  string
+	// Traceparent is the trace context of the span applying the event:
+	// what it causes later (a CRM update, an LLM analysis) continues it.
+	Traceparent string
 	// Key, when set, makes the event apply at most once (a message's
 	// stream position, so a redelivery is recognised).
 	Key string
@@ -225,7 +228,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		}
 		cs.record(&c.Call, ev, d)
 		if event := outboxEvent(d); event != "" && c.hasCRM {
-			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event})
+			cs.outbox = append(cs.outbox, outboxIntent{callID: c.ID, event: event, traceparent: ev.Traceparent})
 		}
 		if ev.Postcall != nil {
 			// The call has the agent's analysis now; the LLM's amends it

@@ -42,8 +42,9 @@ type changeSet struct {
 
 // outboxIntent is a CRM update to write once the call's final state is known.
 type outboxIntent struct {
-	callID uuid.UUID
-	event  string
+	callID      uuid.UUID
+	event       string
+	traceparent string
 }
 
 func newChangeSet(clock *time.Time) *changeSet {
@@ -335,15 +336,16 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	// holding the earlier one loses its lease.
 	if len(cs.analyses) > 0 {
 		calls, integrations := columns2[uuid.UUID, uuid.UUID](cs.analyses)
-		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
-			SELECT call_id, integration_id, attempt, created_at, transcript::jsonb, agent_analysis::jsonb
-			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[])
-				AS v (call_id, integration_id, attempt, created_at, transcript, agent_analysis)
+		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis,
+				trace_parent)
+			SELECT call_id, integration_id, attempt, created_at, transcript::jsonb, agent_analysis::jsonb, trace_parent
+			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+				AS v (call_id, integration_id, attempt, created_at, transcript, agent_analysis, trace_parent)
 			ON CONFLICT (call_id) DO UPDATE SET attempt = EXCLUDED.attempt, created_at = EXCLUDED.created_at,
-				transcript = EXCLUDED.transcript, agent_analysis = EXCLUDED.agent_analysis,
+				transcript = EXCLUDED.transcript, agent_analysis = EXCLUDED.agent_analysis, trace_parent = EXCLUDED.trace_parent,
 				tries = 0, locked_until = NULL, lease_token = NULL
 			WHERE pending_analyses.attempt < EXCLUDED.attempt`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3),
-			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5)); err != nil {
+			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5), column[*string](cs.analyses, 6)); err != nil {
 			return fmt.Errorf("queue analyses: %w", err)
 		}
 	}
@@ -355,8 +357,9 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 		n := len(cs.outbox)
 		ids, integrations, calls, events, payloads, at := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n),
 			make([]string, n), make([]string, n), make([]time.Time, n)
-		next := make([]time.Time, n)
+		next, traceparents := make([]time.Time, n), make([]*string, n)
 		for i, o := range cs.outbox {
+			traceparents[i] = nullable(o.traceparent)
 			c := cs.calls[o.callID]
 			raw, err := json.Marshal(crmPayload(c, o.event))
 			if err != nil {
@@ -370,11 +373,11 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				next[i] = c.UpdatedAt.Add(AnalysisHold)
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at)
-			SELECT id, integration_id, call_id, event, payload::jsonb, next, at
-			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-				AS v (id, integration_id, call_id, event, payload, at, next)
-			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at, next); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at, trace_parent)
+			SELECT id, integration_id, call_id, event, payload::jsonb, next, at, trace_parent
+			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[])
+				AS v (id, integration_id, call_id, event, payload, at, next, trace_parent)
+			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at, next, traceparents); err != nil {
 			return fmt.Errorf("write crm outbox: %w", err)
 		}
 	}

@@ -45,7 +45,8 @@ func (cs *changeSet) queueAnalysis(c *lockedCall, ev CallEvent) {
 		// A call that keeps no content (data.store) holds it here until
 		// the analysis is settled.
 		transcript, agentAnalysis := c.analysisContent()
-		cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At, transcript, agentAnalysis})
+		cs.analyses = append(cs.analyses, []any{c.ID, c.IntegrationID, c.Attempt, ev.At, transcript, agentAnalysis,
+			nullable(ev.Traceparent)})
 	}
 }
 

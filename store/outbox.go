@@ -32,6 +32,8 @@ type OutboxItem struct {
 	LeaseToken uuid.UUID
 	// StepsDone are the parts of the update already applied.
 	StepsDone []string
+	// TraceParent is the trace context of the event that made the update.
+	TraceParent *string
 }
 
 // Delivery is a call's CRM update as the API shows it.
@@ -127,7 +129,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 				WHERE p.integration_id IS NOT NULL AND p.integration_id <> ALL($6::uuid[])
 				ORDER BY d.turn, d.next_attempt_at LIMIT $3)
 			AND o.status = 'pending' AND (o.locked_until IS NULL OR o.locked_until <= `+dbNow(10)+`)
-		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done`,
+		RETURNING id, integration_id, call_id, event, payload, attempts, created_at, lease_token, steps_done, trace_parent`,
 		c.Now, c.Lease, c.Limit, token, max(c.PerIntegration, 1), skip, inFlight, heldIDs, heldCounts, s.dbClock())
 	if err != nil {
 		return nil, err
@@ -135,7 +137,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxItem, error) {
 		var it OutboxItem
 		err := row.Scan(&it.ID, &it.IntegrationID, &it.CallID, &it.Event, &it.Payload, &it.Attempts, &it.CreatedAt,
-			&it.LeaseToken, &it.StepsDone)
+			&it.LeaseToken, &it.StepsDone, &it.TraceParent)
 		return it, err
 	})
 }

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,11 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Built-in handler names: the four voice webhooks, the scheduled retry
@@ -61,7 +64,9 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	traceID := inv.TraceID
+	ctx, span := tracing.Start(ctx, "invoke "+inv.Name, trace.SpanKindInternal)
+	defer span.End()
+	traceID := cmp.Or(tracing.TraceID(ctx), inv.TraceID)
 	if traceID == "" {
 		traceID = TraceID(&http.Request{Header: http.Header{}})
 	}

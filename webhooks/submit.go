@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/jsonhttp"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // SubmitCallEvent takes a call-events body for an integration through the
@@ -40,9 +42,15 @@ func (h *Handler) submit(ctx context.Context, name string, limit int, integratio
 		code = http.StatusRequestEntityTooLarge
 		return jsonhttp.Errorf(code, "body_too_large", "", "body exceeds %d bytes", limit)
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	traceID := hex.EncodeToString(b)
+	ctx, span := tracing.Start(ctx, "webhook "+name, trace.SpanKindServer)
+	defer span.End()
+	tracing.Call(span, integrationID, uuid.Nil, 0)
+	traceID := tracing.TraceID(ctx)
+	if traceID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		traceID = hex.EncodeToString(b)
+	}
 	log := h.log.With().Str("trace_id", traceID).Str("integration_id", integrationID.String()).Logger()
 	status, _, err := fn(ctx, request{in: Integration{ID: integrationID}, body: body, header: http.Header{},
 		query: func(string) string { return "" }, traceID: traceID, log: log})

@@ -22,6 +22,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/callerctx"
 	"github.com/callqueue/callqueue/elevenlabs"
@@ -32,6 +34,7 @@ import (
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/ratelimit"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 	"github.com/callqueue/callqueue/web/apidocs"
 )
 
@@ -189,14 +192,24 @@ type handlerFunc func(ctx context.Context, r request) (int, any, error)
 func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code := h.serve(w, r, limit, auth, fn)
+		// The caller's traceparent is continued, else a trace starts here.
+		ctx, span := tracing.Start(tracing.ExtractHTTP(r.Context(), r.Header), "webhook "+name, trace.SpanKindServer)
+		code := h.serve(w, r.WithContext(ctx), limit, auth, fn)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("http.response.status_code", code))
+			if code >= http.StatusInternalServerError {
+				tracing.Fail(span, http.StatusText(code))
+			}
+		}
+		span.End()
 		h.metrics.WebhookRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 		h.metrics.WebhookDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	})
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, auth authMode, fn handlerFunc) int {
-	traceID := TraceID(r)
+	// With tracing on, the history's trace id is the trace's own.
+	traceID := cmp.Or(tracing.TraceID(r.Context()), TraceID(r))
 	w.Header().Set("X-Trace-Id", traceID)
 	fail := func(err error) int {
 		var e *jsonhttp.Error
@@ -261,6 +274,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, aut
 			return fail(err)
 		}
 	}
+	tracing.Call(trace.SpanFromContext(r.Context()), in.ID, uuid.Nil, 0)
 	log := h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Logger()
 	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log,
 		authenticated: authenticated})
@@ -413,6 +427,8 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 	}
 	ev := queue.EventBody{EventType: req.EventType, CallRef: req.CallID, ConversationID: req.ConversationID,
 		DurationSecs: req.DurationSecs, Reason: req.Reason, Metadata: req.Metadata, ReceivedAt: h.now(), TraceID: r.traceID,
+		// Batched with other webhooks' events, each keeps its own trace.
+		Traceparent: tracing.Traceparent(ctx),
 		// The body's key: it identifies an event that names no attempt
 		// (the workers identify the others by attempt and type).
 		DedupeKey: "event:" + hashKey(r.in.ID.String(), string(r.body))}

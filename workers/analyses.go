@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/analysis"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Analyses runs the LLM analyses that finished calls queued (store's
@@ -153,7 +155,10 @@ func (a *Analyses) runOnce(ctx context.Context) (int, bool, error) {
 // run asks the integration's LLM and applies its answer (or, when it
 // cannot answer, the agent's analysis, which then stands for good).
 func (a *Analyses) run(job store.AnalysisJob) {
-	ctx := a.requests
+	// The analysis continues the trace of the post-call it is for.
+	ctx, span := tracing.Start(tracing.FromTraceparent(a.requests, deref(job.TraceParent)), "llm analysis", trace.SpanKindClient)
+	defer span.End()
+	tracing.Call(span, job.IntegrationID, job.CallID, job.Attempt)
 	log := a.w.log.With().Str("call_id", job.CallID.String()).Str("integration_id", job.IntegrationID.String()).Logger()
 	fallback := analysis.FromElevenLabs(job.Analysis)
 	res := fallback
@@ -176,6 +181,7 @@ func (a *Analyses) run(job store.AnalysisJob) {
 		if res.Source != analysis.SourceLLM {
 			detail["why"] = "the LLM did not answer; the agent's analysis stands"
 		}
+		tracing.Outcome(span, res.Source)
 	}
 	p := store.PostcallData{Analysis: job.Analysis}
 	applyAnalysis(&p, res)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/callstate"
@@ -17,6 +18,7 @@ import (
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Dispatcher dials queued calls when their integration has free slots. The
@@ -225,6 +227,7 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 		return nil //nolint:nilerr // stopping: the loop ends, nothing failed
 	}
 	now := d.w.clock.Now()
+	claimStart := time.Now()
 	claimed, err := d.w.store.ClaimCalls(d.dialCtx, integrationID, now, func(cfg config.Integration) bool {
 		reason := d.closedReason(cfg, integrationID)
 		d.w.metrics.Deferred(integrationID.String(), reason)
@@ -235,18 +238,28 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 		return err
 	}
 	for _, c := range claimed {
+		// One claim takes calls of many traces: each gets its span of it,
+		// and its dial continues under that span.
+		ctx, claim := tracing.StartAt(tracing.FromTraceparent(d.dialCtx, deref(c.Call.TraceParent)), "claim slot",
+			trace.SpanKindInternal, claimStart)
+		tracing.Call(claim, integrationID, c.Call.ID, c.Call.Attempt)
+		claim.End()
 		d.w.metrics.QueueWait(metricsCall(c.Call), now.Sub(c.Call.QueuedAt))
 		d.w.log.Info().Str("trace_id", deref(c.Call.TraceID)).Str("call_id", c.Call.ID.String()).
 			Str("integration_id", integrationID.String()).Int("attempt", c.Call.Attempt).Msg("dialling")
 		if d.w.warmer != nil {
+			warm := d.ctx
+			if tracing.Enabled() {
+				warm = trace.ContextWithSpan(warm, claim)
+			}
 			d.dials.Add(1)
 			go func() {
 				defer d.dials.Done()
-				d.w.warmer.Warm(d.ctx, integrationID, c.Call.PhoneNumber, c.Call.ID, c.Call.DynamicVariables)
+				d.w.warmer.Warm(warm, integrationID, c.Call.PhoneNumber, c.Call.ID, c.Call.DynamicVariables)
 			}()
 		}
 		d.dials.Add(1)
-		go d.dial(c)
+		go d.dial(ctx, c)
 	}
 	return nil
 }
@@ -268,18 +281,21 @@ func metricsCall(c store.Call) metrics.Call {
 // mid-request, or Stop's deadline passes, the outcome is unknown: nothing
 // is recorded and the watchdog releases the call as dial_lost, so the
 // attempt is never sent twice.
-func (d *Dispatcher) dial(c store.Claimed) {
+func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 	defer d.dials.Done()
 	call := c.Call
 	voice := c.Config.Voice
+	ctx, span := tracing.Start(ctx, "dial", trace.SpanKindInternal)
+	defer span.End()
+	tracing.Call(span, call.IntegrationID, call.ID, call.Attempt)
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, Claim: c.Claim,
-		TraceID: deref(call.TraceID)}
-	vars, held := d.predial(c)
+		TraceID: deref(call.TraceID), Traceparent: tracing.Traceparent(ctx)}
+	vars, held := d.predial(ctx, c)
 	if held {
+		tracing.Outcome(span, "held")
 		return
 	}
 
-	ctx := d.dialCtx
 	var secret string
 	var err error
 	if key := voice.SecretKey(); key != "" { // the simulator needs none
@@ -297,9 +313,18 @@ func (d *Dispatcher) dial(c store.Claimed) {
 	var res dialer.Result
 	start := time.Now()
 	if err == nil {
-		res, err = d.dialer.Originate(ctx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
+		octx, originate := tracing.Start(ctx, "originate", trace.SpanKindClient)
+		tracing.Call(originate, call.IntegrationID, call.ID, call.Attempt)
+		if originate.IsRecording() {
+			originate.SetAttributes(tracing.KeyPeer.String(voice.Provider))
+		}
+		res, err = d.dialer.Originate(octx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
 			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret,
-			Agent: d.agentContext(ctx, c, vars)})
+			Agent: d.agentContext(octx, c, vars)})
+		if err != nil {
+			tracing.Fail(originate, egress.Describe(err))
+		}
+		originate.End()
 	}
 	if ctx.Err() != nil {
 		return
@@ -343,6 +368,7 @@ func (d *Dispatcher) dial(c store.Claimed) {
 		ev.Event = callstate.Event{Kind: callstate.DialFailed, Reason: callstate.OutcomeDialError}
 		ev.Detail = map[string]any{"error": egress.Describe(err)}
 	}
+	tracing.Outcome(span, result)
 	d.w.metrics.DialTook(metricsCall(call), voice.Provider, result, time.Since(start))
 	d.w.metrics.Dialled(metricsCall(call), result)
 	if err != nil {

@@ -8,10 +8,12 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // originateHandler stores queued calls and kicks their integrations'
@@ -28,10 +30,21 @@ func (w *Workers) originateHandler() queue.Handler[store.NewCall] {
 			}
 			return store.NewCall{ID: b.CallID, IntegrationID: d.IntegrationID, PhoneNumber: b.PhoneNumber,
 				RecordID: b.RecordID, Priority: b.Priority, Timezone: b.Timezone, DynamicVariables: b.DynamicVariables,
-				IdempotencyKeys: b.IdempotencyKeys, TraceID: d.TraceID, ReceivedAt: b.ReceivedAt}, nil
+				IdempotencyKeys: b.IdempotencyKeys, TraceID: d.TraceID, Traceparent: d.Header.Get(tracing.HeaderTraceparent),
+				ReceivedAt: b.ReceivedAt}, nil
 		},
 		Handle: func(ctx context.Context, calls []store.NewCall) error {
+			// Each call's intake is a span of its webhook's trace; the call
+			// keeps that span's context for its claims and dials.
+			spans := make([]trace.Span, len(calls))
+			for i, c := range calls {
+				var sctx context.Context
+				sctx, spans[i] = tracing.Start(tracing.FromTraceparent(ctx, c.Traceparent), "intake call", trace.SpanKindConsumer)
+				tracing.Call(spans[i], c.IntegrationID, c.ID, 0)
+				calls[i].Traceparent = cmp.Or(tracing.Traceparent(sctx), c.Traceparent)
+			}
 			touched, err := w.store.InsertCalls(ctx, calls, w.clock.Now())
+			endSpans(spans, err)
 			if err != nil {
 				return err
 			}
@@ -61,6 +74,7 @@ func (w *Workers) eventsHandler() queue.Handler[[]store.CallEvent] {
 				ev.IntegrationID = d.IntegrationID
 				ev.Key = fmt.Sprintf("%s:%d", d.Key, i)
 				ev.TraceID = cmp.Or(b.TraceID, d.TraceID)
+				ev.Traceparent = cmp.Or(b.Traceparent, d.Header.Get(tracing.HeaderTraceparent))
 				out = append(out, ev)
 			}
 			return out, nil
@@ -75,13 +89,55 @@ func (w *Workers) eventsHandler() queue.Handler[[]store.CallEvent] {
 			for i := range events {
 				events[i].At = now
 			}
+			spans := startApplySpans(ctx, events)
 			applied, err := w.store.ApplyEvents(ctx, events)
+			endApplySpans(spans, applied, err)
 			if err != nil {
 				return err
 			}
 			w.applied(applied)
 			return nil
 		},
+	}
+}
+
+// startApplySpans starts a span for each event in the trace of the webhook
+// that sent it (events of several webhooks are applied together, each in
+// its own trace); what an event causes later continues its span.
+func startApplySpans(ctx context.Context, events []store.CallEvent) []trace.Span {
+	if !tracing.Enabled() {
+		return nil
+	}
+	spans := make([]trace.Span, len(events))
+	for i, ev := range events {
+		var sctx context.Context
+		sctx, spans[i] = tracing.Start(tracing.FromTraceparent(ctx, ev.Traceparent), "apply "+string(ev.Event.Kind), trace.SpanKindConsumer)
+		tracing.Call(spans[i], ev.IntegrationID, ev.CallID, ev.Attempt)
+		events[i].Traceparent = tracing.Traceparent(sctx)
+	}
+	return spans
+}
+
+// endApplySpans labels each event's span with what it did to its call.
+func endApplySpans(spans []trace.Span, applied []store.Applied, err error) {
+	for i, span := range spans {
+		if err == nil && i < len(applied) {
+			a := applied[i]
+			tracing.Call(span, uuid.Nil, a.CallID, a.Decision.Attempt)
+			tracing.Outcome(span, cmp.Or(a.Decision.Outcome, string(a.Decision.To)))
+		}
+	}
+	endSpans(spans, err)
+}
+
+// endSpans ends spans, failed when err is set (a database error's words
+// are the operator's: the span says only that it failed).
+func endSpans(spans []trace.Span, err error) {
+	for _, span := range spans {
+		if err != nil {
+			tracing.Fail(span, "failed")
+		}
+		span.End()
 	}
 }
 

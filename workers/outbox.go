@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/breaker"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/pgtext"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // CRMApplier sends an update to an integration's CRM through its breaker.
@@ -288,6 +290,25 @@ func (o *Outbox) renewLeases(ctx context.Context) {
 }
 
 func (o *Outbox) deliver(ctx context.Context, it store.OutboxItem, now time.Time) store.OutboxResult {
+	// The update continues the trace of the event that finished the call.
+	ctx, span := tracing.Start(tracing.FromTraceparent(ctx, deref(it.TraceParent)), "crm update", trace.SpanKindClient)
+	defer span.End()
+	tracing.Call(span, it.IntegrationID, it.CallID, 0)
+	res := o.deliverTraced(ctx, it, now)
+	switch {
+	case res.Delivered:
+		tracing.Outcome(span, "delivered")
+	case res.NoRecord:
+		tracing.Outcome(span, "no_record")
+	case !res.Attempted:
+		tracing.Outcome(span, "waiting")
+	default:
+		tracing.Fail(span, res.Error)
+	}
+	return res
+}
+
+func (o *Outbox) deliverTraced(ctx context.Context, it store.OutboxItem, now time.Time) store.OutboxResult {
 	res := store.OutboxResult{ID: it.ID, LeaseToken: it.LeaseToken}
 	integration := it.IntegrationID.String()
 	if !o.crm.Allows(it.IntegrationID) {

@@ -13,6 +13,7 @@ import (
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // postcallHandler applies the agent's post-call webhooks: the transcript
@@ -27,6 +28,7 @@ func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
 			}
 			ev, err := decodePostcall(b)
 			ev.IntegrationID, ev.TraceID, ev.Key, ev.At = d.IntegrationID, d.TraceID, d.Key, b.ReceivedAt
+			ev.Traceparent = d.Header.Get(tracing.HeaderTraceparent)
 			return ev, err
 		},
 		Handle: func(ctx context.Context, events []store.CallEvent) error {
@@ -50,7 +52,9 @@ func (w *Workers) postcallHandler() queue.Handler[store.CallEvent] {
 			if len(transitions) == 0 {
 				return nil
 			}
+			spans := startApplySpans(ctx, transitions)
 			applied, err := w.store.ApplyEvents(ctx, transitions)
+			endApplySpans(spans, applied, err)
 			if err != nil {
 				return err
 			}

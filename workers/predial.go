@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/hmacsig"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // PredialSecretKey signs pre-dial requests like CRM updates.
@@ -118,14 +120,14 @@ func mergeVariables(vars json.RawMessage, extra map[string]any) json.RawMessage 
 // to be dialled: ineligible (cancelled) or no usable answer (back to
 // retry_scheduled after PredialRetryAfter, its attempt not spent). Either
 // way the call's slot is given back by the recorded event.
-func (d *Dispatcher) predial(c store.Claimed) (vars json.RawMessage, held bool) {
+func (d *Dispatcher) predial(ctx context.Context, c store.Claimed) (vars json.RawMessage, held bool) {
 	call := c.Call
 	p, ok := c.Config.Predial()
 	if !ok {
 		return call.DynamicVariables, false
 	}
 	ev := store.CallEvent{IntegrationID: call.IntegrationID, CallID: call.ID, Attempt: call.Attempt, Claim: c.Claim,
-		TraceID: deref(call.TraceID)}
+		TraceID: deref(call.TraceID), Traceparent: tracing.Traceparent(ctx)}
 	// Without PREDIAL_SECRET the request goes unsigned; a database that
 	// cannot say whether there is one fails the check closed.
 	secret, err := d.w.store.SecretValue(d.dialCtx, call.IntegrationID, PredialSecretKey)
@@ -134,7 +136,18 @@ func (d *Dispatcher) predial(c store.Claimed) (vars json.RawMessage, held bool) 
 	}
 	var answer predialAnswer
 	if err == nil {
-		answer, err = askPredial(d.dialCtx, d.w.predialClient, p, secret, call)
+		pctx, span := tracing.Start(ctx, "pre-dial check", trace.SpanKindClient)
+		tracing.Call(span, call.IntegrationID, call.ID, call.Attempt)
+		answer, err = askPredial(pctx, d.w.predialClient, p, secret, call)
+		switch {
+		case err != nil:
+			tracing.Fail(span, egress.Describe(err))
+		case *answer.Eligible:
+			tracing.Outcome(span, "eligible")
+		default:
+			tracing.Outcome(span, callstate.OutcomeIneligible)
+		}
+		span.End()
 	}
 	if d.dialCtx.Err() != nil {
 		return nil, true // stopping: the watchdog releases the call

@@ -31,6 +31,7 @@ import (
 	"github.com/callqueue/callqueue/migrations"
 	"github.com/callqueue/callqueue/service"
 	"github.com/callqueue/callqueue/store"
+	"github.com/callqueue/callqueue/tracing"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -127,6 +128,21 @@ func serve(args []string, stderr io.Writer) error {
 	log := newLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopTracing, err := tracing.Setup(ctx, version)
+	if err != nil {
+		return fmt.Errorf("OTEL_EXPORTER_OTLP_*: %w", err)
+	}
+	defer func() {
+		// Last, after the service: the spans of its shutdown are sent too.
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.Warn().Err(err).Msg("traces not flushed at shutdown")
+		}
+	}()
+	if tracing.Enabled() {
+		log.Info().Msg("exporting traces over OTLP/HTTP")
+	}
 	svc, err := service.New(ctx, cfg, service.Options{Role: *role, Migrate: !*noMigrate, Version: version, Commit: commit}, log)
 	if err != nil {
 		return err

@@ -21,6 +21,8 @@ type Originate struct {
 	DynamicVariables map[string]any `json:"dynamic_variables"`
 	SipID            string         `json:"-"`
 	At               time.Time      `json:"-"`
+	// Traceparent is the W3C trace context the request carried.
+	Traceparent string `json:"-"`
 	// Live is how many calls the VA had live when this one arrived.
 	Live int `json:"-"`
 }
@@ -75,6 +77,7 @@ func (va *FakeVA) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	o.SipID = r.URL.Path[1 : len(r.URL.Path)-len("/originate/")]
 	o.At = time.Now()
+	o.Traceparent = r.Header.Get("traceparent")
 	va.mu.Lock()
 	decide := va.decide
 	va.mu.Unlock()
