@@ -36,6 +36,10 @@ type CallHandling struct {
 	MaxCallDurationSecs int            `json:"max_call_duration_secs"`
 	CallingWindow       *CallingWindow `json:"calling_window"`
 	RetryPolicy         *RetryPolicy   `json:"retry_policy,omitempty"`
+	// Pacing and contact rules (contract §9); unset: no limit.
+	DialRate         *DialRate    `json:"dial_rate,omitempty"`
+	ContactCaps      []ContactCap `json:"contact_caps,omitempty"`
+	ContactCapsScope string       `json:"contact_caps_scope,omitempty"`
 }
 
 // RetryDelay is the wait after the given (1-based) failed attempt; the last
@@ -54,6 +58,9 @@ type CallingWindow struct {
 	Start    string `json:"start"`
 	End      string `json:"end"`
 	Days     []int  `json:"days"`
+	// ExcludeDates are YYYY-MM-DD dates (holidays) on which nothing is
+	// dialled, read in the window's zone.
+	ExcludeDates []string `json:"exclude_dates,omitempty"`
 }
 
 // locations caches loaded timezones: time.LoadLocation reads the tz
@@ -87,7 +94,7 @@ func (w *CallingWindow) Open(t time.Time) bool {
 	if weekday == 0 {
 		weekday = 7 // ISO: Sunday is 7
 	}
-	if len(w.Days) > 0 && !slices.Contains(w.Days, weekday) {
+	if len(w.Days) > 0 && !slices.Contains(w.Days, weekday) || w.excluded(local) {
 		return false
 	}
 	now := local.Format("15:04")
@@ -277,7 +284,7 @@ func decodeKnown(key string, raw json.RawMessage, strict bool) (any, error) {
 		if strict {
 			return v, validateCallHandling(v)
 		}
-		return v.clamped(), nil
+		return v.clamped().clampedPacing(), nil
 	case KeyVoice:
 		v := def.(Voice)
 		if err := decodeVoice(raw, &v, strict, dec); err != nil {
@@ -351,8 +358,9 @@ func checkSingleValue(raw json.RawMessage) error {
 // knownFields lists each struct-valued key's fields, by JSON path prefix.
 var knownFields = map[string][]string{
 	KeyCallHandling: {"concurrency_limit", "min_call_duration_secs", "max_attempts", "retry_delays_secs",
-		"max_call_duration_secs", "calling_window", "retry_policy"},
-	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days"},
+		"max_call_duration_secs", "calling_window", "retry_policy", "dial_rate", "contact_caps", "contact_caps_scope"},
+	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days", "exclude_dates"},
+	KeyCallHandling + ".dial_rate":      {"per_second", "burst"},
 	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via", "ring_timeout_secs"},
 		simulatorFields...),
 	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url", "status_values", "call_log"},
@@ -424,6 +432,9 @@ func validateCallHandling(v CallHandling) error {
 		return err
 	}
 	if err := validateRetryPolicy(v.RetryPolicy); err != nil {
+		return err
+	}
+	if err := validatePacing(v); err != nil {
 		return err
 	}
 	if w := v.CallingWindow; w != nil {

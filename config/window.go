@@ -1,6 +1,7 @@
 package config
 
 import (
+	"iter"
 	"slices"
 	"strconv"
 	"time"
@@ -29,7 +30,8 @@ func (w *CallingWindow) ForRecipient() bool { return w != nil && w.Timezone == R
 // on which it opens, so a 22:00–06:00 window on Friday runs into Saturday
 // morning. Times are built on the local calendar, so a day on which the
 // clocks change still opens at its local start (a start inside a
-// spring-forward gap opens when the gap ends). A nil window is always open.
+// spring-forward gap opens when the gap ends). No moment of an excluded
+// date (read in loc) is open. A nil window is always open.
 func (w *CallingWindow) NextOpen(t time.Time, loc *time.Location) time.Time {
 	if w == nil {
 		return t
@@ -37,8 +39,9 @@ func (w *CallingWindow) NextOpen(t time.Time, loc *time.Location) time.Time {
 	startH, startM := clockOf(w.Start)
 	endH, endM := clockOf(w.End)
 	local := t.In(loc)
-	// Start the day before: yesterday's window may run past midnight.
-	for day := -1; day <= 8; day++ {
+	// Start the day before: yesterday's window may run past midnight. Each
+	// excluded date can push the opening a day further.
+	for day := -1; day <= 8+len(w.ExcludeDates); day++ {
 		date := time.Date(local.Year(), local.Month(), local.Day()+day, 0, 0, 0, 0, loc)
 		weekday := int(date.Weekday())
 		if weekday == 0 {
@@ -53,11 +56,13 @@ func (w *CallingWindow) NextOpen(t time.Time, loc *time.Location) time.Time {
 			endDay++ // across midnight
 		}
 		closes := time.Date(date.Year(), date.Month(), endDay, endH, endM, 0, 0, loc)
-		switch {
-		case !t.Before(opens) && t.Before(closes):
-			return t
-		case opens.After(t):
-			return opens
+		for from, to := range w.openParts(opens, closes, loc) {
+			switch {
+			case !t.Before(from) && t.Before(to):
+				return t
+			case from.After(t):
+				return from
+			}
 		}
 	}
 	return t.Add(7 * 24 * time.Hour) // no day allowed: unreachable for a validated window
@@ -81,7 +86,7 @@ func (w *CallingWindow) NextOpenIn(t time.Time, zones []*time.Location) time.Tim
 // a week and a day (zones whose windows never overlap, such as the dozens
 // of zones of a toll-free number).
 func (w *CallingWindow) NextOpenInAll(t time.Time, zones []*time.Location) (time.Time, bool) {
-	horizon := t.Add(8 * 24 * time.Hour)
+	horizon := t.Add(time.Duration(8+len(w.ExcludeDates)) * 24 * time.Hour)
 	for at := t; !at.After(horizon); {
 		// Every moment before the latest next opening has some zone closed.
 		next := at
@@ -105,4 +110,28 @@ func clockOf(hhmm string) (int, int) {
 	h, _ := strconv.Atoi(hhmm[:2])
 	m, _ := strconv.Atoi(hhmm[3:])
 	return h, m
+}
+
+// openParts yields the parts of one opening [opens, closes) that fall on
+// dates that are not excluded: the whole opening, or up to two parts when
+// it runs past midnight.
+func (w *CallingWindow) openParts(opens, closes time.Time, loc *time.Location) iter.Seq2[time.Time, time.Time] {
+	return func(yield func(time.Time, time.Time) bool) {
+		if len(w.ExcludeDates) == 0 {
+			yield(opens, closes)
+			return
+		}
+		for from := opens; from.Before(closes); {
+			local := from.In(loc)
+			midnight := time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, loc)
+			to := closes
+			if midnight.Before(closes) {
+				to = midnight
+			}
+			if !w.excluded(local) && !yield(from, to) {
+				return
+			}
+			from = to
+		}
+	}
 }

@@ -57,6 +57,56 @@ func TestNextOpen(t *testing.T) {
 	}
 }
 
+// TestNextOpenSkipsExcludedDates: an excluded date is read in the
+// window's zone (the same instant is a holiday in one zone and not in the
+// other), closes every part of a window on it (also the part after
+// midnight of a window that opened the day before), and days with a clock
+// change open at their local start.
+func TestNextOpenSkipsExcludedDates(t *testing.T) {
+	kyiv, ny, la := mustLoc(t, "Europe/Kyiv"), mustLoc(t, "America/New_York"), mustLoc(t, "America/Los_Angeles")
+	xmas := &CallingWindow{Start: "09:00", End: "20:00", ExcludeDates: []string{"2026-12-25"}}
+	newYear := &CallingWindow{Start: "09:00", End: "20:00", ExcludeDates: []string{"2026-12-31", "2027-01-01"}}
+	night := &CallingWindow{Start: "22:00", End: "06:00", ExcludeDates: []string{"2026-03-07"}}
+	// Sunday 1 November 2026 New York falls back; Monday 2 is a holiday.
+	fallBack := &CallingWindow{Start: "09:00", End: "20:00", ExcludeDates: []string{"2026-11-01", "2026-11-02"}}
+	// Kyiv springs forward on Sunday 29 March 2026; Friday 27 to Sunday are excluded.
+	springGap := &CallingWindow{Start: "09:00", End: "20:00", Days: []int{1, 2, 3, 4, 5}, ExcludeDates: []string{"2026-03-27", "2026-03-30"}}
+	for _, tc := range []struct {
+		name string
+		w    *CallingWindow
+		loc  *time.Location
+		at   time.Time
+		want time.Time
+	}{
+		{"on the date: the next day", xmas, kyiv, time.Date(2026, 12, 25, 12, 0, 0, 0, kyiv), time.Date(2026, 12, 26, 9, 0, 0, 0, kyiv)},
+		{"the evening before: the day after", xmas, kyiv, time.Date(2026, 12, 24, 20, 30, 0, 0, kyiv), time.Date(2026, 12, 26, 9, 0, 0, 0, kyiv)},
+		{"the day before: open", xmas, kyiv, time.Date(2026, 12, 24, 12, 0, 0, 0, kyiv), time.Date(2026, 12, 24, 12, 0, 0, 0, kyiv)},
+		// 25 December 06:00 UTC is 08:00 in Kyiv (Christmas) but 22:00 on
+		// the 24th in Los Angeles: there it is not a holiday yet.
+		{"same instant, other zone: not yet the date", &CallingWindow{Start: "09:00", End: "23:00", ExcludeDates: []string{"2026-12-25"}}, la,
+			time.Date(2026, 12, 25, 6, 0, 0, 0, time.UTC), time.Date(2026, 12, 25, 6, 0, 0, 0, time.UTC)},
+		{"same instant, Kyiv: the date", &CallingWindow{Start: "07:00", End: "23:00", ExcludeDates: []string{"2026-12-25"}}, kyiv,
+			time.Date(2026, 12, 25, 6, 0, 0, 0, time.UTC), time.Date(2026, 12, 26, 7, 0, 0, 0, kyiv)},
+		{"two dates in a row", newYear, ny, time.Date(2026, 12, 30, 21, 0, 0, 0, ny), time.Date(2027, 1, 2, 9, 0, 0, 0, ny)},
+		{"across midnight: the part on the date is closed", night, kyiv, time.Date(2026, 3, 6, 23, 30, 0, 0, kyiv), time.Date(2026, 3, 6, 23, 30, 0, 0, kyiv)},
+		{"across midnight: after midnight on the date", night, kyiv, time.Date(2026, 3, 7, 1, 0, 0, 0, kyiv), time.Date(2026, 3, 8, 0, 0, 0, 0, kyiv)},
+		{"DST fall back then a holiday: tuesday 09:00 standard time", fallBack, ny, time.Date(2026, 10, 31, 23, 0, 0, 0, ny),
+			time.Date(2026, 11, 3, 14, 0, 0, 0, time.UTC)},
+		{"DST spring forward over excluded days: tuesday 09:00 summer time", springGap, kyiv, time.Date(2026, 3, 26, 21, 0, 0, 0, kyiv),
+			time.Date(2026, 3, 31, 6, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.w.NextOpen(tc.at, tc.loc); !got.Equal(tc.want) {
+				t.Fatalf("NextOpen(%s) = %s, want %s", tc.at.In(tc.loc), got.In(tc.loc), tc.want.In(tc.loc))
+			}
+			if open := tc.w.NextOpen(tc.at, tc.loc).Equal(tc.at); open != (&CallingWindow{Timezone: tc.loc.String(), Start: tc.w.Start,
+				End: tc.w.End, Days: tc.w.Days, ExcludeDates: tc.w.ExcludeDates}).Open(tc.at) {
+				t.Fatalf("Open(%s) disagrees with NextOpen", tc.at)
+			}
+		})
+	}
+}
+
 func TestNextOpenInTakesTheLatestZone(t *testing.T) {
 	adelaide, perth := mustLoc(t, "Australia/Adelaide"), mustLoc(t, "Australia/Perth")
 	w := &CallingWindow{Start: "09:00", End: "20:00"}

@@ -166,7 +166,7 @@ func New(build Build, opt Options) *Metrics {
 		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "callqueue_queue_wait_seconds",
 			Help: "Time a call waited queued before a dispatcher claimed it for dialling.", Buckets: slow}),
 		deferred: counter("callqueue_dispatch_deferred_total",
-			"Dispatch passes that left an integration's queued calls waiting, by reason (breaker_open, not_configured, ...).", "reason"),
+			"Dispatch passes that left an integration's queued calls waiting, by reason (breaker_open, not_configured, ...), and queued calls held by a pacing rule (dial_rate, caller_id, contact_cap, excluded_date).", "reason"),
 		attempts: counter("callqueue_attempts_total", "Dial attempts that ended, by outcome (answered, no_answer, busy, dial_error, ...).", "outcome"),
 		retries:  counter("callqueue_retries_scheduled_total", "Call retries scheduled, by reason.", "reason"),
 		terminal: counter("callqueue_calls_terminal_total", "Calls that reached a terminal status.", "status"),
@@ -255,6 +255,16 @@ func (m *Metrics) Deferred(integrationID, reason string) {
 	}
 	m.deferred.WithLabelValues(reason).Inc()
 	m.byIntegration.deferred.WithLabelValues(m.tenants.observe(integrationID, reason == "breaker_open"), reason).Inc()
+}
+
+// DeferredN records n queued calls held back by a pacing rule (reason is
+// the rule's hold: dial_rate, caller_id, contact_cap, excluded_date).
+func (m *Metrics) DeferredN(integrationID, reason string, n int) {
+	if n <= 0 {
+		return
+	}
+	m.deferred.WithLabelValues(reason).Add(float64(n))
+	m.byIntegration.deferred.WithLabelValues(m.tenants.observe(integrationID, false), reason).Add(float64(n))
 }
 
 // AttemptEnded records the outcome of a finished dial attempt.

@@ -750,6 +750,8 @@ type clusterOptions struct {
 	// in a child process, so that it can be killed.
 	NATSNodes     int
 	NATSProcesses bool
+	// RealClock runs every process on the system clock (rates).
+	RealClock bool
 }
 
 // cluster is a deployment split by role: one webhooks process, one admin
@@ -778,8 +780,8 @@ func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
 		env = servicetest.New(t)
 	}
 	c := &cluster{env: env, va: servicetest.NewFakeVA(t), opt: opt}
-	c.hooks = env.Start(servicetest.Options{Role: "webhooks", BreakerOpenFor: opt.BreakerOpenFor})
-	c.api = env.Start(servicetest.Options{Role: "api"})
+	c.hooks = env.Start(servicetest.Options{Role: "webhooks", BreakerOpenFor: opt.BreakerOpenFor, RealClock: opt.RealClock})
+	c.api = env.Start(servicetest.Options{Role: "api", RealClock: opt.RealClock})
 	for i := range nWorkers {
 		c.startWorkers(t, fmt.Sprintf("workers-%d", i), opt.Workers)
 	}
@@ -809,7 +811,7 @@ func (c *cluster) startSkewedWorkers(t *testing.T, name string, cfg workers.Conf
 	c.env.DatabaseURL = url + sep + "application_name=" + name
 	defer func() { c.env.DatabaseURL = url }()
 	in := c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: c.opt.BreakerOpenFor,
-		DialTimeout: c.opt.DialTimeout, ClockSkew: skew})
+		DialTimeout: c.opt.DialTimeout, ClockSkew: skew, RealClock: c.opt.RealClock})
 	c.workers = append(c.workers, in)
 	return in
 }

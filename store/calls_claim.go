@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/pacing"
 )
 
 // Claimed is a call whose slot was taken and whose attempt is recorded:
@@ -29,10 +30,31 @@ type Claimed struct {
 // dialling is allowed at all right now (dialler configured, breaker); each
 // call's calling window is checked on its own.
 func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) ([]Claimed, error) {
-	var out []Claimed
+	res, err := s.Claim(ctx, integrationID, now, open)
+	return res.Calls, err
+}
+
+// Claims is what one claim did.
+type Claims struct {
+	// Calls are the calls claimed, to be dialled.
+	Calls []Claimed
+	// Holds counts the holds of pacing rules written to calls' histories.
+	Holds map[pacing.Hold]int
+	// Wake, when set, is when a call held for a moment (the dial rate)
+	// may go: claim again then.
+	Wake time.Time
+}
+
+// Claim is ClaimCalls, also telling which pacing rules held calls back and
+// when to claim again (contract §9).
+func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Time, open func(config.Integration) bool) (Claims, error) {
+	var (
+		out []Claimed
+		p   *pacer
+	)
 	token := uuid.New()
 	ambiguous, err := s.inClaimTx(ctx, func(tx pgx.Tx) error {
-		out = out[:0]
+		out, p = out[:0], nil
 		var status, owner string
 		err := tx.QueryRow(ctx, `SELECT status, owner_id FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status, &owner)
 		if err != nil {
@@ -64,7 +86,8 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 		}
 		cs := newChangeSet(s.dbClock())
 		cs.claimToken = &token
-		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs)
+		p = newPacer(integrationID, owner, cfg.CallHandling)
+		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs, p)
 		if err != nil {
 			return err
 		}
@@ -72,10 +95,17 @@ func (s *Store) ClaimCalls(ctx context.Context, integrationID uuid.UUID, now tim
 			c.Claim = token
 			out = append(out, c)
 		}
-		return cs.flush(ctx, tx)
+		if err := cs.flush(ctx, tx); err != nil {
+			return err
+		}
+		return p.save(ctx, tx, now)
 	})
-	if ambiguous {
-		return s.resolveClaim(ctx, token, out)
+	res := Claims{Calls: out}
+	if p != nil && err == nil {
+		res.Holds, res.Wake = p.Holds, p.Wake
 	}
-	return out, err
+	if ambiguous {
+		res.Calls, err = s.resolveClaim(ctx, token, out)
+	}
+	return res, err
 }

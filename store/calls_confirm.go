@@ -26,16 +26,34 @@ const (
 	// DialStale: the attempt is no longer the call's current dial (the
 	// watchdog released it, an event settled it): nothing is sent.
 	DialStale DialVerdict = "stale"
+	// DialRateWait: the integration's dial rate has no token left for
+	// this originate yet; ask again at DialRateDue (the call keeps its
+	// slot: claims are paced already, so the wait is short).
+	DialRateWait DialVerdict = "dial_rate_wait"
 )
 
-// ConfirmDial judges a claimed attempt again under its call's row lock,
+// DialRateDue is when a DialRateWait dial may ask again.
+type DialRateDue = time.Time
+
+// ConfirmDial is ConfirmDialAt without the dial rate's due time.
+func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (DialVerdict, []Applied, error) {
+	verdict, _, applied, err := s.ConfirmDialAt(ctx, call, now)
+	return verdict, applied, err
+}
+
+// ConfirmDialAt judges a claimed attempt again under its call's row lock,
 // immediately before its originate is sent: the claim may be seconds old
 // (a pre-dial check, a wait for the integration's lock), and meanwhile the
 // call may have been cancelled or its calling window closed (contract §3,
-// §6). It records what it decides; the Applied are the events it recorded.
-func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (DialVerdict, []Applied, error) {
+// §6). An originate it lets go takes a token of the integration's dial
+// rate (§9). It records what it decides; the Applied are the events it
+// recorded.
+func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
 	verdict := DialStale
-	var applied []Applied
+	var (
+		applied []Applied
+		due     time.Time
+	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		verdict, applied = DialStale, nil
 		calls, err := lockCalls(ctx, tx, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID})
@@ -57,6 +75,13 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 		default:
 			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
+				if r := c.policy.DialRate; r != nil {
+					ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *r, now)
+					if err != nil || !ok {
+						verdict, due = DialRateWait, next
+						return err
+					}
+				}
 				verdict = DialGo
 				return nil
 			}
@@ -68,5 +93,5 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 		applied, err = applyEvents(ctx, tx, []CallEvent{ev}, nil, s.dbClock())
 		return err
 	})
-	return verdict, applied, err
+	return verdict, due, applied, err
 }

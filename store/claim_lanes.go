@@ -13,6 +13,7 @@ import (
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
+	"github.com/callqueue/callqueue/pacing"
 )
 
 // Fair share. An integration's free slots go round-robin between its
@@ -57,7 +58,7 @@ type laneCall struct {
 // turn, a few at a time: a claim for one freed slot reads and locks the
 // calls of one lane, not of every campaign.
 func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, owner string, cfg config.Integration,
-	lanes []*lane, free int, now time.Time, cs *changeSet) ([]Claimed, error) {
+	lanes []*lane, free int, now time.Time, cs *changeSet, p *pacer) ([]Claimed, error) {
 	evenUp(lanes)
 	total := 0.0
 	for _, l := range lanes {
@@ -80,6 +81,9 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 			if err := l.fill(ctx, tx, integrationID, owner, min(share, l.room+2, 200), now); err != nil {
 				return nil, err
 			}
+			if err := p.loadDials(ctx, tx, l.buf, now); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		lc := l.buf[0]
@@ -100,6 +104,11 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		}
 		if at.After(now) {
 			waits[c.ID] = at
+			if plain, _ := windowOpensAt(l.handling.CallingWindow.WithoutExcludedDates(), c.PhoneNumber, deref(c.Timezone),
+				cfg.Agent.Timezone, now); plain.Before(at) {
+				p.noteHold(cs, &c, pacing.ExcludedDate, at, now)
+				continue
+			}
 			wait := map[string]any{"notBefore": at.UTC().Format(time.RFC3339)}
 			maps.Copy(wait, detail)
 			cs.history = append(cs.history, []any{c.ID, c.Attempt, "window_wait", string(c.Status), string(c.Status),
@@ -112,6 +121,30 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		if !d.Changed {
 			continue
 		}
+		if d.To == callstate.Initiated {
+			if p.busy[c.ID] {
+				p.wakeAt(now.Add(busyRetry))
+				continue
+			}
+			if ok, until := p.capUntil(&c, now); !ok {
+				waits[c.ID] = until
+				p.noteHold(cs, &c, pacing.ContactCap, until, now)
+				continue
+			}
+			ok, due, err := p.takeClaimToken(ctx, tx, now)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				// The integration's rate is spent: nothing more is dialled
+				// before the next token, whichever lane's turn it is.
+				if err := p.hold(ctx, tx, cs, &c, pacing.DialRate, due, now); err != nil {
+					return nil, err
+				}
+				p.wakeAt(due)
+				break
+			}
+		}
 		cs.record(&c, ev, d)
 		if d.To != callstate.Initiated {
 			// Its attempts already reach a lowered maximum: failed, not dialled.
@@ -120,6 +153,7 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 			}
 			continue
 		}
+		p.dial(&c, now)
 		claimed := cfg
 		claimed.CallHandling = l.handling
 		out = append(out, Claimed{Call: c, Config: claimed})

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"time"
 
 	"github.com/callqueue/callqueue/store"
 )
@@ -9,17 +10,31 @@ import (
 // confirmDial asks the store, under the call's row lock, whether the claimed
 // attempt may still be originated: a call cancelled since its claim is not
 // dialled (its slot is given back at once), and one whose calling window
-// closed meanwhile waits for its next opening. It reports whether to send.
+// closed meanwhile waits for its next opening. An originate takes a token
+// of the integration's dial rate there, as close to the send as can be;
+// when there is none yet it waits for it (claims are paced by the same
+// rate, so this wait only evens out originates that bunched up between
+// their claims and their sends). It reports whether to send.
 func (d *Dispatcher) confirmDial(ctx context.Context, call store.Call) (bool, error) {
-	verdict, applied, err := d.w.store.ConfirmDial(ctx, call, d.w.clock.Now())
-	if err != nil {
-		return false, err
+	for {
+		verdict, due, applied, err := d.w.store.ConfirmDialAt(ctx, call, d.w.clock.Now())
+		if err != nil {
+			return false, err
+		}
+		d.w.applied(applied)
+		if verdict == store.DialRateWait {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(max(due.Sub(d.w.clock.Now()), time.Millisecond)):
+			}
+			continue
+		}
+		if verdict != store.DialGo {
+			d.w.metrics.Dialled(metricsCall(call), string(verdict))
+			d.w.log.Info().Str("trace_id", deref(call.TraceID)).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).
+				Str("verdict", string(verdict)).Msg("claimed dial not sent")
+		}
+		return verdict == store.DialGo, nil
 	}
-	d.w.applied(applied)
-	if verdict != store.DialGo {
-		d.w.metrics.Dialled(metricsCall(call), string(verdict))
-		d.w.log.Info().Str("trace_id", deref(call.TraceID)).Str("call_id", call.ID.String()).Int("attempt", call.Attempt).
-			Str("verdict", string(verdict)).Msg("claimed dial not sent")
-	}
-	return verdict == store.DialGo, nil
 }

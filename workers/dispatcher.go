@@ -16,6 +16,7 @@ import (
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/dialer"
 	"github.com/callqueue/callqueue/egress"
+	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/metrics"
 	"github.com/callqueue/callqueue/store"
 	"github.com/callqueue/callqueue/tracing"
@@ -35,6 +36,7 @@ type Dispatcher struct {
 	pending  map[uuid.UUID]time.Time
 	running  map[uuid.UUID]bool
 	backoffs map[uuid.UUID]refusal
+	wakes    map[uuid.UUID]time.Time // kicks asked for by pacing holds
 	wake     chan struct{}
 
 	healthMu sync.Mutex
@@ -69,7 +71,7 @@ const (
 
 func newDispatcher(w *Workers, d *dialer.Breaking) *Dispatcher {
 	return &Dispatcher{w: w, dialer: d, pending: map[uuid.UUID]time.Time{}, running: map[uuid.UUID]bool{},
-		backoffs: map[uuid.UUID]refusal{}, wake: make(chan struct{}, 1)}
+		backoffs: map[uuid.UUID]refusal{}, wakes: map[uuid.UUID]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
 // Start runs the dispatch loops and listens for kicks from other processes.
@@ -179,6 +181,25 @@ func (d *Dispatcher) refused(id uuid.UUID) {
 	time.AfterFunc(b.delay, func() { d.Kick(id) })
 }
 
+// kickAt kicks the integration after delay, once however many claims ask
+// for it before then.
+func (d *Dispatcher) kickAt(id uuid.UUID, delay time.Duration) {
+	delay = max(delay, time.Millisecond)
+	d.mu.Lock()
+	if at, ok := d.wakes[id]; ok && !time.Now().Add(delay).Before(at) {
+		d.mu.Unlock()
+		return // an earlier kick is on its way
+	}
+	d.wakes[id] = time.Now().Add(delay)
+	d.mu.Unlock()
+	time.AfterFunc(delay, func() {
+		d.mu.Lock()
+		delete(d.wakes, id)
+		d.mu.Unlock()
+		d.Kick(id)
+	})
+}
+
 // dialled ends the integration's backoff: its dials get through again.
 func (d *Dispatcher) dialled(id uuid.UUID) {
 	d.mu.Lock()
@@ -228,7 +249,7 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	}
 	now := d.w.clock.Now()
 	claimStart := time.Now()
-	claimed, err := d.w.store.ClaimCalls(d.dialCtx, integrationID, now, func(cfg config.Integration) bool {
+	res, err := d.w.store.Claim(d.dialCtx, integrationID, now, func(cfg config.Integration) bool {
 		reason := d.closedReason(cfg, integrationID)
 		d.w.metrics.Deferred(integrationID.String(), reason)
 		return reason == ""
@@ -237,7 +258,14 @@ func (d *Dispatcher) dispatch(integrationID uuid.UUID, since time.Time) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range claimed {
+	for hold, n := range res.Holds {
+		d.w.metrics.DeferredN(integrationID.String(), string(hold), n)
+	}
+	if !res.Wake.IsZero() {
+		// A pacing rule held a call for a moment: claim again when it may go.
+		d.kickAt(integrationID, res.Wake.Sub(d.w.clock.Now()))
+	}
+	for _, c := range res.Calls {
 		// One claim takes calls of many traces: each gets its span of it,
 		// and its dial continues under that span.
 		ctx, claim := tracing.StartAt(tracing.FromTraceparent(d.dialCtx, deref(c.Call.TraceParent)), "claim slot",
@@ -302,6 +330,13 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 		secret, err = d.w.store.SecretValue(ctx, call.IntegrationID, key)
 	}
 	notSent := store.IsTransient(err)
+	// Everything the originate needs is ready before it is confirmed: the
+	// confirmation takes the dial rate's token, and the originate should
+	// follow it at once.
+	var agent *elevenlabs.ClientData
+	if err == nil {
+		agent = d.agentContext(ctx, c, vars)
+	}
 	if err == nil {
 		var send bool
 		if send, err = d.confirmDial(ctx, call); err != nil {
@@ -320,7 +355,7 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 		}
 		res, err = d.dialer.Originate(octx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
 			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret,
-			Agent: d.agentContext(octx, c, vars)})
+			Agent: agent})
 		if err != nil {
 			tracing.Fail(originate, egress.Describe(err))
 		}

@@ -190,6 +190,9 @@ type Options struct {
 	ClockSkew time.Duration
 	// DB bounds the database connection (CALLQUEUE_DB_*; zero: defaults).
 	DB config.DatabaseBounds
+	// RealClock runs the process on the system clock instead of the env's
+	// (rates measured against the fakes' own wall-clock ledgers).
+	RealClock bool
 }
 
 // skewedClock is the env's clock read on a host whose clock is off.
@@ -239,7 +242,10 @@ func (e *Env) Start(opt Options) *Instance {
 		crmClient = egress.NewClient(egress.Policy{AllowPrivate: !opt.StrictEgress}, opt.CRMTimeout)
 	}
 	var clock workers.Clock = e.Clock
-	if opt.ClockSkew != 0 {
+	switch {
+	case opt.RealClock:
+		clock = workers.SystemClock{}
+	case opt.ClockSkew != 0:
 		clock = skewedClock{Clock: e.Clock, skew: opt.ClockSkew}
 	}
 	svc, err := service.New(context.Background(), cfg, service.Options{Role: opt.Role, Clock: clock, Workers: opt.Workers,

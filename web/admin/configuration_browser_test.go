@@ -83,14 +83,38 @@ func TestConsoleConfiguration(t *testing.T) {
 	b.click(ch + ` button[type="submit"]`)
 	b.until("the JSON error", `document.querySelector('`+ch+` [data-field="retry_policy"] .field-error:not([hidden])')?.textContent.startsWith('Not valid JSON')`)
 	b.fill(ch+` textarea[name="retry_policy"]`, `{"no_answer": {"max_attempts": 4, "delays_secs": [1800, 7200]}}`)
+	// Pacing rules (contract §9): a dial rate the API refuses names its field.
+	b.fill(ch+` input[name="calling_window.exclude_dates"]`, "2026-12-25, 2027-01-01")
+	b.fill(ch+` input[name="dial_rate.per_second"]`, "0.001")
+	b.fill(ch+` input[name="dial_rate.burst"]`, "5")
+	b.fill(ch+` input[name="contact_caps"]`, "7/7, 1/1")
+	b.run("owner-wide caps", chromedp.SetValue(ch+` select[name="contact_caps_scope"]`, "owner", chromedp.ByQuery))
+	b.click(ch + ` button[type="submit"]`)
+	b.until("the 422 on the dial rate", `document.querySelector('`+ch+` [data-field="dial_rate.per_second"] .field-error:not([hidden])')?.textContent !== '' &&
+		document.querySelector('`+ch+` input[name="dial_rate.per_second"]').getAttribute('aria-invalid') === 'true'`)
+	b.fill(ch+` input[name="dial_rate.per_second"]`, "2.5")
 	b.click(ch + ` button[type="submit"]`)
 	b.until("call handling saved", `document.getElementById('status').textContent === 'Call handling saved'`)
 	got := configKey(t, c, in, "call_handling")
-	wantWindow := map[string]any{"timezone": "Europe/Kyiv", "start": "10:00", "end": "18:00", "days": []any{1.0, 2.0, 3.0, 4.0}}
+	wantWindow := map[string]any{"timezone": "Europe/Kyiv", "start": "10:00", "end": "18:00", "days": []any{1.0, 2.0, 3.0, 4.0},
+		"exclude_dates": []any{"2026-12-25", "2027-01-01"}}
 	wantPolicy := map[string]any{"no_answer": map[string]any{"max_attempts": 4.0, "delays_secs": []any{1800.0, 7200.0}}}
 	if !reflect.DeepEqual(got["calling_window"], wantWindow) || !reflect.DeepEqual(got["retry_policy"], wantPolicy) {
 		t.Fatalf("call_handling %v", got)
 	}
+	wantCaps := []any{map[string]any{"max_dials": 7.0, "days": 7.0}, map[string]any{"max_dials": 1.0, "days": 1.0}}
+	if !reflect.DeepEqual(got["dial_rate"], map[string]any{"per_second": 2.5, "burst": 5.0}) ||
+		!reflect.DeepEqual(got["contact_caps"], wantCaps) || got["contact_caps_scope"] != "owner" {
+		t.Fatalf("pacing rules %v", got)
+	}
+	// Shown as saved when the tab is drawn again.
+	b.tab("calls")
+	b.tab("configuration")
+	b.until("the pacing rules shown", `document.querySelector('`+ch+` input[name="dial_rate.per_second"]')?.value === '2.5' &&
+		document.querySelector('`+ch+` input[name="dial_rate.burst"]').value === '5' &&
+		document.querySelector('`+ch+` input[name="contact_caps"]').value === '7/7, 1/1' &&
+		document.querySelector('`+ch+` select[name="contact_caps_scope"]').value === 'owner' &&
+		document.querySelector('`+ch+` input[name="calling_window.exclude_dates"]').value === '2026-12-25, 2027-01-01'`)
 
 	// The CRM as a webhook, and its field names.
 	crm := `#config-crm`

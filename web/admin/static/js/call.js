@@ -10,6 +10,7 @@ const KIND_LABELS = {
   queued: 'Queued', dial: 'Dialling (slot taken)', dial_accepted: 'Dialler accepted', dial_failed: 'Dial failed',
   dial_aborted: 'Dial abandoned', call_start: 'Call started', call_end: 'Call ended', initiation_failed: 'Initiation failed',
   postcall: 'Post-call received', timeout: 'Timed out', retry_due: 'Retry due', cancel: 'Cancelled',
+  window_wait: 'Waiting for the calling window', deferred: 'Held by a pacing rule',
 };
 
 export async function callPage(ctx) {
@@ -77,5 +78,5 @@ function details(title, v) {
 function detail(d) {
   if (!d || typeof d !== 'object' || Object.keys(d).length === 0) return null;
   return h('ul', {class: 'detail'}, Object.entries(d).map(([k, v]) =>
-    h('li', {}, h('span', {class: 'muted'}, k + ': '), k === 'nextRetryAt' ? fmtTime(v) : typeof v === 'object' ? JSON.stringify(v) : String(v))));
+    h('li', {}, h('span', {class: 'muted'}, k + ': '), k === 'nextRetryAt' || k === 'notBefore' ? fmtTime(v) : typeof v === 'object' ? JSON.stringify(v) : String(v))));
 }

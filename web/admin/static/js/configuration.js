@@ -123,7 +123,18 @@ export async function configurationTab(ctx, it, panel) {
         field('Time zone', text('calling_window.timezone', cw ? cw.timezone : 'Europe/Kyiv'), '“recipient” uses each recipient’s own.'),
         field('Start', text('calling_window.start', cw ? cw.start : '09:00', {placeholder: 'HH:MM'})),
         field('End', text('calling_window.end', cw ? cw.end : '20:00', {placeholder: 'HH:MM'}))),
-      days),
+      days,
+      field('Excluded dates', text('calling_window.exclude_dates', cw && cw.exclude_dates ? cw.exclude_dates.join(', ') : '',
+        {placeholder: '2026-12-25, 2027-01-01'}), 'Holidays: nothing is dialled on them, read in the window’s zone (up to 366).')),
+    h('fieldset', {class: 'pacing'}, h('legend', {}, 'Pacing and contact rules'),
+      h('div', {class: 'row'},
+        field('Dial rate (per second)', text('dial_rate.per_second', ch.dial_rate ? String(ch.dial_rate.per_second) : '',
+          {inputmode: 'decimal', placeholder: 'no limit'}), 'Originates a second across every replica (0.01–1000).'),
+        field('Burst', num('dial_rate.burst', ch.dial_rate ? ch.dial_rate.burst : '', {min: 1, max: 1000}), 'At once after a quiet spell (1–1000).')),
+      h('div', {class: 'row'},
+        field('Contact caps', text('contact_caps', (ch.contact_caps || []).map((c) => `${c.max_dials}/${c.days}`).join(', '),
+          {placeholder: '7/7'}), 'Most dials to one number / in days, e.g. 7/7 (up to 5 caps).'),
+        field('Caps count dials of', select('contact_caps_scope', ch.contact_caps_scope || 'integration', ['integration', 'owner'])))),
   ], () => {
     const v = {...ch};
     for (const n of ['concurrency_limit', 'max_attempts', 'min_call_duration_secs', 'max_call_duration_secs']) v[n] = numVal(callHandling, n);
@@ -142,6 +153,23 @@ export async function configurationTab(ctx, it, panel) {
       end: val(callHandling, 'calling_window.end'),
       days: [...callHandling.querySelectorAll('input[name="day"]:checked')].map((c) => Number(c.value)),
     } : null;
+    const holidays = val(callHandling, 'calling_window.exclude_dates').split(/[,\s]+/).filter(Boolean);
+    if (v.calling_window && holidays.length) v.calling_window.exclude_dates = holidays;
+    const rate = val(callHandling, 'dial_rate.per_second');
+    if (rate === '') delete v.dial_rate;
+    else {
+      if (!/^\d*\.?\d+$/.test(rate)) throw {field: 'dial_rate.per_second', message: `“${rate}” is not a number of originates a second`};
+      v.dial_rate = {per_second: Number(rate)};
+      if (val(callHandling, 'dial_rate.burst') !== '') v.dial_rate.burst = numVal(callHandling, 'dial_rate.burst');
+    }
+    const caps = val(callHandling, 'contact_caps').split(/[,\s]+/).filter(Boolean).map((c) => {
+      const m = /^(\d+)\/(\d+)$/.exec(c);
+      if (!m) throw {field: 'contact_caps', message: `“${c}” is not dials/days, e.g. 7/7`};
+      return {max_dials: Number(m[1]), days: Number(m[2])};
+    });
+    if (caps.length) v.contact_caps = caps; else delete v.contact_caps;
+    const scope = val(callHandling, 'contact_caps_scope');
+    if (caps.length || scope !== 'integration') v.contact_caps_scope = scope; else delete v.contact_caps_scope;
     return v;
   });
 

@@ -1,0 +1,3 @@
+ALTER TABLE calls DROP COLUMN held;
+DROP TABLE contact_dials;
+DROP TABLE dial_buckets;
