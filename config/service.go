@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -81,6 +82,10 @@ type Service struct {
 	// DB bounds the database connection (CALLQUEUE_DB_*); a zero field
 	// takes the store's default.
 	DB DatabaseBounds
+	// TraceURLTemplate, when set, links each trace id the console shows to
+	// the operator's trace viewer: {traceId} is replaced by the id
+	// (CALLQUEUE_TRACE_URL_TEMPLATE).
+	TraceURLTemplate string
 
 	badRateLimits []string // variables FromEnv could not read
 }
@@ -127,6 +132,7 @@ func FromEnv() Service {
 		AllowPrivateEgress: envBool("CALLQUEUE_ALLOW_PRIVATE_EGRESS"),
 		MetricsToken:       os.Getenv("CALLQUEUE_METRICS_TOKEN"),
 		TrustedProxies:     os.Getenv("CALLQUEUE_TRUSTED_PROXIES"),
+		TraceURLTemplate:   strings.TrimSpace(os.Getenv("CALLQUEUE_TRACE_URL_TEMPLATE")),
 		NATSAuth: queue.Auth{Creds: os.Getenv("CALLQUEUE_NATS_CREDS"), NkeySeed: os.Getenv("CALLQUEUE_NATS_NKEY"),
 			Token: os.Getenv("CALLQUEUE_NATS_TOKEN"), TLSCA: os.Getenv("CALLQUEUE_NATS_TLS_CA"),
 			TLSCert: os.Getenv("CALLQUEUE_NATS_TLS_CERT"), TLSKey: os.Getenv("CALLQUEUE_NATS_TLS_KEY")},
@@ -236,6 +242,9 @@ func (s Service) Validate() error {
 	if _, err := clientip.ParseProxies(s.TrustedProxies); err != nil {
 		return fmt.Errorf("CALLQUEUE_TRUSTED_PROXIES: %w", err)
 	}
+	if err := ValidateTraceURLTemplate(s.TraceURLTemplate); err != nil {
+		return fmt.Errorf("CALLQUEUE_TRACE_URL_TEMPLATE: %w", err)
+	}
 	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
 		return errors.New("CALLQUEUE_NATS_REPLICAS must be between 1 and 5")
 	}
@@ -270,4 +279,27 @@ func ParseSecretKey(raw string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("secret key must be 32 bytes, base64 or hex encoded")
+}
+
+// TraceIDPlaceholder is where a trace URL template takes the trace id.
+const TraceIDPlaceholder = "{traceId}"
+
+// ValidateTraceURLTemplate accepts "" (no links) or an absolute http(s)
+// URL that holds {traceId}: the console puts the link in front of people,
+// so nothing else (a javascript: URL, a relative path) may come of it.
+func ValidateTraceURLTemplate(t string) error {
+	if t == "" {
+		return nil
+	}
+	if !strings.Contains(t, TraceIDPlaceholder) {
+		return fmt.Errorf("must contain %s, where the trace id goes", TraceIDPlaceholder)
+	}
+	u, err := url.Parse(strings.ReplaceAll(t, TraceIDPlaceholder, "4bf92f3577b34da6a3ce929d0e0e4736"))
+	if err != nil {
+		return errors.New("is not a URL")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	return nil
 }

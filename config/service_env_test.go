@@ -60,3 +60,31 @@ func TestDatabaseBoundsFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceURLTemplate: the console's trace link is checked at startup; a
+// template the console could not turn into an http(s) link for the id
+// stops serve with the variable named.
+func TestTraceURLTemplate(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1/x")
+	t.Setenv("CALLQUEUE_SECRET_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	for raw, ok := range map[string]bool{
+		"": true,
+		"https://grafana.local/explore?traceId={traceId}": true,
+		"http://127.0.0.1:16686/trace/{traceId}":          true,
+		"https://grafana.local/explore":                   false, // no place for the id
+		"javascript:alert(1)//{traceId}":                  false,
+		"/explore?traceId={traceId}":                      false, // relative
+		"https://grafana.local/%zz/{traceId}":             false,
+		"ftp://grafana.local/{traceId}":                   false,
+		"  https://tempo.local/trace/{traceId}  ":         true, // surrounding spaces are not part of it
+	} {
+		t.Setenv("CALLQUEUE_TRACE_URL_TEMPLATE", raw)
+		err := config.FromEnv().Validate()
+		if (err == nil) != ok {
+			t.Errorf("CALLQUEUE_TRACE_URL_TEMPLATE=%q: Validate() = %v, want ok %v", raw, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "CALLQUEUE_TRACE_URL_TEMPLATE") {
+			t.Errorf("the error does not name the variable: %v", err)
+		}
+	}
+}

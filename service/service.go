@@ -316,7 +316,7 @@ func (s *Service) wire(ctx context.Context) error {
 	if role == RoleAll || role == RoleAPI {
 		api.New(api.Deps{Store: s.Store, Kicker: s.Queue, Log: s.log, Now: s.opt.Clock.Now, Egress: egress.Policy{AllowPrivate: s.cfg.AllowPrivateEgress},
 			OnIntegrationChange: dir.Forget, Invoker: hooks, DeadLetters: s.Queue}).Register(mux)
-		admin.Register(mux) // the console is a client of the API above
+		admin.RegisterWith(mux, admin.Settings{TraceURLTemplate: s.cfg.TraceURLTemplate}) // the console is a client of the API above
 	}
 	proxies, err := clientip.ParseProxies(s.cfg.TrustedProxies)
 	if err != nil {

@@ -181,6 +181,8 @@ type Options struct {
 	CRMTimeout time.Duration
 	// TrustedProxies is CALLQUEUE_TRUSTED_PROXIES.
 	TrustedProxies string
+	// TraceURLTemplate links the console's trace ids (CALLQUEUE_TRACE_URL_TEMPLATE).
+	TraceURLTemplate string
 	// RateLimits are the request limits (zero: none).
 	RateLimits ratelimit.Rules
 	// UnverifiedBodyBytes is CALLQUEUE_UNVERIFIED_BODY_BYTES (0: its default).
@@ -220,7 +222,7 @@ func (e *Env) Start(opt Options) *Instance {
 	cfg := config.Service{DatabaseURL: e.DatabaseURL, SecretKey: storetest.SecretKey, HTTPAddr: "127.0.0.1:0",
 		NATSReplicas: e.replicas(), Timezone: config.TimezoneDefault, DataDir: e.t.TempDir(), AllowPrivateEgress: !opt.StrictEgress,
 		MetricsToken: opt.MetricsToken, TrustedProxies: opt.TrustedProxies, RateLimits: opt.RateLimits,
-		UnverifiedBodyBytes: opt.UnverifiedBodyBytes, DB: opt.DB}
+		UnverifiedBodyBytes: opt.UnverifiedBodyBytes, DB: opt.DB, TraceURLTemplate: opt.TraceURLTemplate}
 	if opt.Workers.Consumer.AckWait == 0 {
 		opt.Workers.Consumer.AckWait = 3 * time.Second
 	}

@@ -8,6 +8,7 @@ package admin
 
 import (
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -48,8 +49,25 @@ var pagePatterns = []string{
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// Register adds the console's routes to mux.
-func Register(mux *http.ServeMux) {
+// Settings are the operator's choices the console follows. They hold no
+// tenant's data and nothing secret: the console's own files show them.
+type Settings struct {
+	// TraceURLTemplate links the trace ids of a call's timeline to a trace
+	// viewer, {traceId} replaced by the id ("" shows the ids unlinked).
+	// Validated at startup (config.ValidateTraceURLTemplate).
+	TraceURLTemplate string `json:"traceUrlTemplate"`
+}
+
+// Register adds the console's routes to mux, with default settings.
+func Register(mux *http.ServeMux) { RegisterWith(mux, Settings{}) }
+
+// RegisterWith adds the console's routes to mux; the console reads
+// settings from /admin/settings.json.
+func RegisterWith(mux *http.ServeMux, settings Settings) {
+	mux.Handle("GET /admin/settings.json", secured(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(settings)
+	})))
 	index := secured(http.HandlerFunc(serveIndex))
 	for _, p := range pagePatterns {
 		mux.Handle(p, index)

@@ -89,3 +89,20 @@ func TestConsoleRoutesBesideIntegrationRoutes(t *testing.T) {
 		t.Fatalf("/sales/docs routed to %q", pattern)
 	}
 }
+
+// TestConsoleSettings: the console reads the trace viewer's URL template
+// from /admin/settings.json, under the console's own headers.
+func TestConsoleSettings(t *testing.T) {
+	mux := http.NewServeMux()
+	admin.RegisterWith(mux, admin.Settings{TraceURLTemplate: "https://grafana.local/explore?traceId={traceId}"})
+	resp, body := serve(t, mux, "/admin/settings.json")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"traceUrlTemplate":"https://grafana.local/explore?traceId={traceId}"`) ||
+		resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET /admin/settings.json: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	mux = http.NewServeMux()
+	admin.Register(mux)
+	if _, body := serve(t, mux, "/admin/settings.json"); !strings.Contains(body, `"traceUrlTemplate":""`) {
+		t.Fatalf("default settings: %q", body)
+	}
+}

@@ -243,11 +243,15 @@ type console struct {
 func setup(t *testing.T) *console {
 	t.Helper()
 	env := servicetest.New(t)
-	inst := env.Start(servicetest.Options{})
+	inst := env.Start(servicetest.Options{TraceURLTemplate: traceURLTemplate})
 	c := &console{env: env, inst: inst, va: servicetest.NewFakeVA(t), admin: env.Admin(inst, "console-owner")}
 	c.b = newBrowser(t, inst.URL)
 	return c
 }
+
+// traceURLTemplate points the console's trace links at a local trace viewer.
+const traceURLTemplate = "http://127.0.0.1:16686/trace/{traceId}"
+
 func jsonString(s string) string {
 	raw, _ := json.Marshal(s)
 	return string(raw)

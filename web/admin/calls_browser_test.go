@@ -75,6 +75,9 @@ func TestConsoleCallsFilterAndKeyboard(t *testing.T) {
 	b.click(`.page-head button.danger`)
 	b.until("cancelled, with the cancel in its timeline", `document.querySelector('h1 .badge')?.textContent === 'cancelled' &&
 		!document.querySelector('.page-head button.danger') && document.querySelector('.timeline li[data-kind="cancel"]')`)
+	// A timeline entry shows its trace id, linked to the trace viewer.
+	b.until("the originate's trace id linked", `(() => { const a = document.querySelector('.timeline li[data-kind="queued"] .trace a');
+		return a && a.textContent.length >= 16 && a.href === 'http://127.0.0.1:16686/trace/' + a.textContent; })()`)
 	if call := waitStatus(t, c, cCall.String(), "cancelled"); call.Attempt != 0 {
 		t.Fatalf("cancelled call %+v", call)
 	}

@@ -13,8 +13,27 @@ const KIND_LABELS = {
   window_wait: 'Waiting for the calling window', deferred: 'Held by a pacing rule',
 };
 
+// settings are the operator's console settings (/admin/settings.json),
+// read once: the trace viewer's URL template, if any.
+let settings;
+function consoleSettings() {
+  settings ??= fetch('/admin/settings.json', {cache: 'no-store'}).then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+  return settings;
+}
+
+// traceLink shows an entry's trace id, linked to the trace viewer when the
+// operator set CALLQUEUE_TRACE_URL_TEMPLATE (validated at startup as an
+// http(s) URL holding {traceId}).
+function traceLink(traceId, template) {
+  if (!traceId) return null;
+  const id = h('code', {}, traceId);
+  return h('span', {class: 'trace muted'}, ' trace ', template ?
+    h('a', {href: template.replaceAll('{traceId}', encodeURIComponent(traceId)), target: '_blank', rel: 'noopener noreferrer'}, id) : id);
+}
+
 export async function callPage(ctx) {
   const id = ctx.params[0];
+  const {traceUrlTemplate: template = ''} = await consoleSettings();
   const head = h('div');
   const summary = h('section', {class: 'card', 'aria-labelledby': 'call-summary-h'});
   const timeline = h('section', {class: 'card', 'aria-labelledby': 'timeline-h'});
@@ -54,6 +73,7 @@ export async function callPage(ctx) {
             h('time', {datetime: ev.occurredAt}, fmtTime(ev.occurredAt)), ' ',
             h('strong', {}, KIND_LABELS[ev.kind] || ev.kind),
             ev.fromStatus || ev.toStatus ? h('span', {class: 'transition'}, ' ', ev.fromStatus ? badge(ev.fromStatus) : '', ' → ', ev.toStatus ? badge(ev.toStatus) : '') : null,
+            traceLink(ev.traceId, template),
             detail(ev.detail)))))));
     replace(crm, h('h2', {id: 'crm-h'}, 'CRM updates'), (c.crm || []).length === 0 ? h('p', {class: 'muted'}, 'None (sent when the call completes or finally fails).') :
       h('table', {}, h('thead', {}, h('tr', {}, ['Event', 'Status', 'Attempts', 'Delivered', 'Last error'].map((t) => h('th', {scope: 'col'}, t)))),
