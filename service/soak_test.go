@@ -389,7 +389,7 @@ func (w *soakWorld) restartNATS() {
 
 // soakWritePaths are the transactions whose COMMIT answers the schedule
 // loses; "" is any transaction.
-var soakWritePaths = []string{"ApplyEvents", "ClaimCalls", "InsertCalls", ""}
+var soakWritePaths = []string{"ApplyEvents", "Claim", "InsertCalls", ""}
 
 // loseCommitAnswers makes a worker's next few COMMITs of one write path
 // succeed on the server while their answer is lost: the worker sees a
