@@ -32,14 +32,20 @@ func (b *bench) retention(ctx context.Context) error {
 	}
 	seeded := time.Now()
 	expiredAt := time.Now().AddDate(0, 0, -400)
-	if _, err := w.st.Pool().Exec(ctx, `WITH c AS (
-			INSERT INTO calls (id, integration_id, phone_number, status, attempt, max_attempts, queued_at, outcome, created_at, updated_at)
-			SELECT gen_random_uuid(), $1, '+38067' || lpad(g::text, 7, '0'), 'completed', 1, 1, $2, 'completed', $2, $2
-			FROM generate_series(1, $3) g
-			RETURNING id)
-		INSERT INTO call_events (call_id, attempt, kind, to_status, occurred_at)
-		SELECT id, 1, k, k, $2 FROM c, unnest(ARRAY['queued', 'completed']) k`, old.ID, expiredAt, b.retentionCalls); err != nil {
-		return fmt.Errorf("seed expired calls: %w", err)
+	// In chunks: one statement per million rows would outlast the
+	// store's statement timeout.
+	const chunk = 100_000
+	for first := 1; first <= b.retentionCalls; first += chunk {
+		last := min(first+chunk-1, b.retentionCalls)
+		if _, err := w.st.Pool().Exec(ctx, `WITH c AS (
+				INSERT INTO calls (id, integration_id, phone_number, status, attempt, max_attempts, queued_at, outcome, created_at, updated_at)
+				SELECT gen_random_uuid(), $1, '+38067' || lpad(g::text, 7, '0'), 'completed', 1, 1, $2, 'completed', $2, $2
+				FROM generate_series($3::int, $4::int) g
+				RETURNING id)
+			INSERT INTO call_events (call_id, attempt, kind, to_status, occurred_at)
+			SELECT id, 1, k, k, $2 FROM c, unnest(ARRAY['queued', 'completed']) k`, old.ID, expiredAt, first, last); err != nil {
+			return fmt.Errorf("seed expired calls: %w", err)
+		}
 	}
 	if _, err := w.st.Pool().Exec(ctx, `ANALYZE calls; ANALYZE call_events`); err != nil {
 		return err
