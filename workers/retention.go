@@ -20,7 +20,7 @@ const (
 	RetentionCheckEvery = time.Hour
 	// RetentionBatch bounds the calls one retention transaction removes,
 	// so that no transaction holds many locks or runs long.
-	RetentionBatch = 500
+	RetentionBatch = 100
 )
 
 // RunRetention runs the retention job if it is due (once a day, one
