@@ -142,7 +142,7 @@ func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
 func (q *Queue) setupStreams(ctx context.Context) error {
 	for kind, spec := range specs {
-		_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		err := q.createOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:        spec.Stream,
 			Description: "callqueue " + string(kind) + " intake",
 			Subjects:    []string{subjectPrefix + "." + string(kind) + ".*"},
@@ -159,7 +159,7 @@ func (q *Queue) setupStreams(ctx context.Context) error {
 			return fmt.Errorf("create stream %s: %w", spec.Stream, err)
 		}
 	}
-	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := q.createOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        dlqStream,
 		Description: "callqueue messages that could not be processed",
 		Subjects:    []string{subjectPrefix + ".dlq.>"},
@@ -173,6 +173,29 @@ func (q *Queue) setupStreams(ctx context.Context) error {
 		return fmt.Errorf("create stream %s: %w", dlqStream, err)
 	}
 	return nil
+}
+
+// errCodeNoSuitablePeers is JetStream's answer to a replicated stream's
+// creation while the cluster is still forming (a peer not yet current).
+const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
+
+// createOrUpdateStream creates or updates a stream, waiting out a cluster
+// that is still forming: its peers come up one by one, and a process
+// started with them would otherwise fail to start.
+func (q *Queue) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := q.js.CreateOrUpdateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoSuitablePeers || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Message is one event to publish.
