@@ -27,15 +27,19 @@ func (s source) SecretValue(_ context.Context, _ uuid.UUID, key string) (string,
 	return s.secrets[key], nil
 }
 
+// netHuntSource is an integration whose CRM is nh, with its secrets set.
+func netHuntSource(nh *nethunttest.Server) source {
+	cfg := config.Decode(nil)
+	cfg.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
+		StatusValues: map[string]string{"completed": "Called"}}
+	return source{cfg: cfg, secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}}
+}
+
 // netHuntClients are the CRM clients of one integration on nh, and what
 // they reported as ambiguous.
 func netHuntClients(t *testing.T, nh *nethunttest.Server) (*crm.Clients, uuid.UUID, *[]int) {
 	t.Helper()
-	cfg := config.Decode(nil)
-	cfg.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
-		StatusValues: map[string]string{"completed": "Called"}}
-	src := source{cfg: cfg, secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}}
-	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
+	c := crm.NewClients(netHuntSource(nh), nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
 	var mu sync.Mutex
 	var ambiguous []int
 	c.OnAmbiguous = func(_ uuid.UUID, matches int) {
@@ -153,9 +157,6 @@ func TestClientsApplyNeverDropsAnUpdateOnAStaleNone(t *testing.T) {
 	t.Parallel()
 	nh := nethunttest.New(t)
 	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
-	withCRM := config.Decode(nil)
-	withCRM.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
-		StatusValues: map[string]string{"completed": "Called"}}
 	src := &changingSource{now: source{cfg: config.Decode(nil)}}
 	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
 	id := uuid.New()
@@ -163,7 +164,7 @@ func TestClientsApplyNeverDropsAnUpdateOnAStaleNone(t *testing.T) {
 	if _, err := c.Lookup(t.Context(), id, phone); !errors.Is(err, crm.ErrNoCRM) {
 		t.Fatalf("Lookup without a CRM = %v, want ErrNoCRM", err)
 	}
-	src.set(source{cfg: withCRM, secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}})
+	src.set(netHuntSource(nh))
 	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
 	if err := c.Apply(t.Context(), id, u); err != nil {
 		t.Fatalf("Apply after the CRM was set: %v", err)
@@ -206,11 +207,7 @@ func TestClientsSecretUnreadIsNotUnset(t *testing.T) {
 	t.Parallel()
 	nh := nethunttest.New(t)
 	rec := nh.AddRecord(nethunttest.Folder, map[string]any{"Phone": phone})
-	cfg := config.Decode(nil)
-	cfg.CRM = config.CRM{Kind: "nethunt", FolderID: nethunttest.Folder, BaseURL: nh.BaseURL(),
-		StatusValues: map[string]string{"completed": "Called"}}
-	src := &flakySource{source: source{cfg: cfg,
-		secrets: map[string]string{crm.SecretNetHuntEmail: nethunttest.Email, crm.SecretNetHuntAPIKey: nethunttest.APIKey}}}
+	src := &flakySource{source: netHuntSource(nh)}
 	c := crm.NewClients(src, nh.Client(), breaker.NewSet[any](breaker.Settings{Peer: "crm", IsSuccessful: crm.IsPermanent}))
 	id := uuid.New()
 	u := crm.Update{RecordID: rec, PhoneNumber: phone, Status: "completed", Outcome: "completed"}
