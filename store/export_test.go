@@ -40,4 +40,5 @@ func ExplainLaneQuery(ctx context.Context, s *Store, laneID, integrationID uuid.
 const (
 	IntegrationTimeseriesSQL = integrationTimeseriesSQL
 	CampaignTimeseriesSQL    = campaignTimeseriesSQL
+	RemoveOriginateKeysSQL   = removeOriginateKeysSQL
 )

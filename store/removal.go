@@ -42,6 +42,10 @@ func (r *Removed) Add(o Removed) {
 	r.IdempotencyKeys += o.IdempotencyKeys
 }
 
+// removeOriginateKeysSQL removes the idempotency keys that name the calls
+// $1, by the index on their ref (migration 0021).
+const removeOriginateKeysSQL = `DELETE FROM processed_keys WHERE scope = 'originate' AND ref = ANY($1::uuid[]::text[])`
+
 // removeCalls deletes calls (locked by the caller) with everything linked
 // to them: history, attempts, CRM updates, pending analyses, events parked
 // under their dialler ids, and the idempotency keys that name them. Their
@@ -71,7 +75,7 @@ func removeCalls(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (Removed, erro
 		{&r.ParkedEvents, `DELETE FROM parked_events p USING call_attempts a
 			WHERE a.call_id = ANY($1) AND p.integration_id = a.integration_id
 				AND p.external_call_id IN (a.external_call_id, a.conversation_id)`},
-		{&r.IdempotencyKeys, `DELETE FROM processed_keys WHERE scope = 'originate' AND ref = ANY($1::uuid[]::text[])`},
+		{&r.IdempotencyKeys, removeOriginateKeysSQL},
 		{&r.Events, `DELETE FROM call_events WHERE call_id = ANY($1)`},
 		{&r.Attempts, `DELETE FROM call_attempts WHERE call_id = ANY($1)`},
 		{&r.CRMUpdates, `DELETE FROM crm_outbox WHERE call_id = ANY($1)`},

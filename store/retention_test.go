@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -113,5 +114,46 @@ func TestRunDaily(t *testing.T) {
 	}
 	if err := s.RunDaily(t.Context(), "test-job", t0.Add(24*time.Hour), func(context.Context) error { ran = true; return nil }); err != nil || !ran {
 		t.Fatalf("run a day later: ran %v, %v", ran, err)
+	}
+}
+
+// TestRemovalReadsOnlyItsOwnKeys: removing a batch of calls removes the
+// idempotency keys that name them by reading those keys only, however many
+// other calls' keys the last eight days hold.
+func TestRemovalReadsOnlyItsOwnKeys(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO processed_keys (scope, key, ref, expires_at)
+		SELECT 'originate', 'idem:' || g, gen_random_uuid()::text, now() + interval '8 days' FROM generate_series(1, 50000) g;
+		ANALYZE processed_keys`); err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]uuid.UUID, 100)
+	for i := range batch {
+		batch[i] = uuid.New()
+	}
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var raw []byte
+	if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+store.RemoveOriginateKeysSQL, batch).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var plan []struct {
+		Plan planNode `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	plan[0].Plan.walk(func(n planNode) {
+		if n.Relation == "processed_keys" && n.NodeType != "ModifyTable" && n.ActualRows*n.ActualLoops+n.RemovedByFilter > 100 {
+			t.Errorf("%s of processed_keys (%s) read %.0f rows to remove the keys of 100 calls", n.NodeType, n.Index, n.ActualRows*n.ActualLoops+n.RemovedByFilter)
+		}
+	})
+	if t.Failed() {
+		t.Logf("plan:\n%s", raw)
 	}
 }

@@ -140,12 +140,14 @@ func TestTimeseriesPlan(t *testing.T) {
 }
 
 type planNode struct {
-	NodeType    string     `json:"Node Type"`
-	Relation    string     `json:"Relation Name"`
-	Index       string     `json:"Index Name"`
-	ActualRows  float64    `json:"Actual Rows"`
-	ActualLoops float64    `json:"Actual Loops"`
-	Plans       []planNode `json:"Plans"`
+	NodeType    string  `json:"Node Type"`
+	Relation    string  `json:"Relation Name"`
+	Index       string  `json:"Index Name"`
+	ActualRows  float64 `json:"Actual Rows"`
+	ActualLoops float64 `json:"Actual Loops"`
+	// RemovedByFilter counts the rows a node read and then dropped.
+	RemovedByFilter float64    `json:"Rows Removed by Filter"`
+	Plans           []planNode `json:"Plans"`
 }
 
 func (n planNode) walk(fn func(planNode)) {
