@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -155,6 +156,56 @@ func TestWatchdogAfterAnOutageLongerThanDialLostAfter(t *testing.T) {
 		if e.Kind == "timeout" {
 			t.Fatalf("the watchdog released the call after the outage: %s; history %v", e.Detail, kindsOf(call))
 		}
+	}
+	if call.Status != "waiting_postcall" && call.Status != "completed" {
+		t.Errorf("call is %s after its reported end, want waiting_postcall or completed; history %v", call.Status, kindsOf(call))
+	}
+	holdsFor(t, time.Second, "no second dial", func() bool { return c.va.CountFor(id.String()) == 1 })
+}
+
+// TestWatchdogOfAReplicaStartedAfterAnOutage: the only worker process
+// loses its database with a dial answered and the call's start and end
+// waiting in JetStream, and dies during the outage; a new replica starts
+// once the database is back. It never saw the outage, yet its watchdog
+// must not take the silence for a call that overstayed its slot: no
+// replica reached the database for a while, so the held events are
+// applied before anything is released.
+func TestWatchdogOfAReplicaStartedAfterAnOutage(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": 2, "max_attempts": 3,
+		"retry_delays_secs": []int{0}}})
+	proxy, viaProxy := servicetest.NewPGProxy(t, c.env.DatabaseURL)
+	direct := c.env.DatabaseURL
+	// The held events come back to the new replica only after AckWait,
+	// later than its watchdog's first run.
+	cfg := workers.Config{DialLostAfter: 2 * time.Minute, OutageGrace: 10 * time.Second, OutageGap: 2 * time.Second,
+		Consumer: queue.ConsumerConfig{AckWait: 4 * time.Second}}
+	c.env.DatabaseURL = viaProxy
+	before := c.startWorkers(t, "workers-before", cfg)
+	c.env.DatabaseURL = direct
+
+	id := c.mustOriginate(t, "+380500020002")
+	dial := c.va.Next(t, 20*time.Second)
+	awaitCall(t, c.admin, id, "the dial answered", func(p peerCall) bool { return slices.Contains(kindsOf(p), "dial_accepted") })
+	proxy.Cut()
+	outage := time.Now()
+	if err := c.sendEvent(map[string]any{"eventType": "call_start", "callId": dial.CallID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.callEnd(id, 45); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the dying replica takes them
+	before.Kill()
+	c.env.Clock.Advance(30 * time.Minute) // past any call's longest duration
+	servicetest.Eventually(t, 30*time.Second, "no heartbeat for longer than the gap", func() bool { return time.Since(outage) > 3*time.Second })
+	c.startWorkers(t, "workers-after", cfg)
+
+	call := awaitCall(t, c.admin, id, "the held events applied", func(p peerCall) bool {
+		return p.Status != "initiated" && p.Status != "in_progress"
+	})
+	if slices.Contains(kindsOf(call), "timeout") {
+		t.Fatalf("the new replica's watchdog released the call before the held events: history %v", kindsOf(call))
 	}
 	if call.Status != "waiting_postcall" && call.Status != "completed" {
 		t.Errorf("call is %s after its reported end, want waiting_postcall or completed; history %v", call.Status, kindsOf(call))

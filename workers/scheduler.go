@@ -27,6 +27,8 @@ type Scheduler struct {
 	outageMu   sync.Mutex
 	down       bool
 	graceUntil time.Time
+	// sharedGrace: the grace kept in the database is running.
+	sharedGrace bool
 }
 
 func newScheduler(w *Workers) *Scheduler { return &Scheduler{w: w} }
@@ -133,8 +135,12 @@ func (r Requeuer) runRetriesOf(ctx context.Context, integrationID uuid.UUID) (in
 // and for a lost dial that the dial is still unanswered), so a stale read
 // changes nothing.
 func (s *Scheduler) watchdog(ctx context.Context) error {
+	wait, err := s.w.store.WatchdogHeartbeat(ctx, s.w.cfg.OutageGap, s.w.cfg.OutageGrace)
+	if !s.mayRelease(err) || !s.graceOver(wait) {
+		return err
+	}
 	ids, err := s.w.store.IntegrationsHoldingSlots(ctx)
-	if !s.mayRelease(err) {
+	if err != nil {
 		return err
 	}
 	var errs []error
@@ -172,6 +178,22 @@ func (s *Scheduler) mayRelease(err error) bool {
 		s.w.log.Info().Dur("grace", s.w.cfg.OutageGrace).Msg("database is back; the watchdog waits for held work to be applied")
 	}
 	return !time.Now().Before(s.graceUntil)
+}
+
+// graceOver tells whether the grace every replica keeps after a long
+// outage (store.WatchdogHeartbeat) is over, saying once when one starts.
+func (s *Scheduler) graceOver(wait time.Duration) bool {
+	s.outageMu.Lock()
+	defer s.outageMu.Unlock()
+	if wait <= 0 {
+		s.sharedGrace = false
+		return true
+	}
+	if !s.sharedGrace {
+		s.sharedGrace = true
+		s.w.log.Info().Dur("grace", wait).Msg("no watchdog reached the database for a while; releases wait for held work to be applied")
+	}
+	return false
 }
 
 func (s *Scheduler) watchdogOf(ctx context.Context, integrationID uuid.UUID) error {

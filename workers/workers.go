@@ -57,6 +57,10 @@ type Config struct {
 	// back after an outage, before it releases any call: what was held
 	// meanwhile (dial answers, events, post-calls) is applied first.
 	OutageGrace time.Duration
+	// OutageGap is how long no watchdog of any replica may have reached the
+	// database before its return counts as the end of an outage for every
+	// replica, also for one started after it (store.WatchdogHeartbeat).
+	OutageGap time.Duration
 }
 
 // Defaults for Config.
@@ -69,6 +73,8 @@ const (
 	// OutageGraceDefault covers the consumers' redelivery of held messages
 	// (a few HoldWaits and AckWaits) and retryStore's longest delay.
 	OutageGraceDefault = time.Minute
+	// OutageGapDefault is many sweeps without a heartbeat from any replica.
+	OutageGapDefault = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -89,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OutageGrace <= 0 {
 		c.OutageGrace = OutageGraceDefault
+	}
+	if c.OutageGap <= 0 {
+		c.OutageGap = OutageGapDefault
 	}
 	return c
 }
