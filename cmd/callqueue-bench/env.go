@@ -42,6 +42,8 @@ type bench struct {
 	retentionCalls int
 	// tenantCount is how many integrations the tenants scenario makes.
 	tenantCount int
+	// tenantModes are the per-integration metric modes it measures.
+	tenantModes []string
 	// metrics is the processes' CALLQUEUE_METRICS_PER_INTEGRATION and
 	// _TOP_INTEGRATIONS (zero: the defaults).
 	metrics metrics.Options

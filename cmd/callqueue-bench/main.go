@@ -44,6 +44,7 @@ func run() error {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	retentionCalls := flag.Int("retention-calls", 1_000_000, "expired calls the retention scenario removes")
 	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
+	tenantModes := flag.String("tenant-modes", "all,top", "CALLQUEUE_METRICS_PER_INTEGRATION modes the tenants scenario measures, in turn")
 	rateLimits := flag.String("rate-limits", "unbinding",
 		`request limits of the measured processes: "unbinding" (the limiter runs at rates no scenario reaches, so its cost counts and a fast machine is never refused), "default" (those of callqueue serve) or "off"`)
 	flag.Parse()
@@ -71,7 +72,7 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
-		tenantCount: *tenantCount}
+		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ",")}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()
