@@ -1215,3 +1215,31 @@ func TestPruneKeys(t *testing.T) {
 		t.Fatalf("PruneKeys after expiry = %d, %v; want 2", n, err)
 	}
 }
+
+// TestPruneContactDials: a dial leaves contact_dials once no contact cap's
+// window can hold it, and not before.
+func TestPruneContactDials(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := activeIntegration(t, s, nil)
+	for _, at := range []time.Time{t0, t0.Add(24 * time.Hour)} {
+		if _, err := s.Pool().Exec(t.Context(), `INSERT INTO contact_dials (phone_key, dialled_at, integration_id, owner_id, call_id, attempt)
+			VALUES ('\x01', $1, $2, 'owner-a', gen_random_uuid(), 1)`, at, in.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		var n int
+		if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM contact_dials`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	longest := time.Duration(config.ContactCapDaysMax) * 24 * time.Hour
+	if _, err := dbClockAt(s, t0.Add(longest+time.Hour)).PruneKeys(t.Context()); err != nil || count() != 2 {
+		t.Fatalf("PruneKeys within the longest cap window left %d dials (%v), want 2", count(), err)
+	}
+	if _, err := dbClockAt(s, t0.Add(store.ContactDialsKept+time.Hour)).PruneKeys(t.Context()); err != nil || count() != 1 {
+		t.Fatalf("PruneKeys past the longest cap window left %d dials (%v), want the later one", count(), err)
+	}
+}
