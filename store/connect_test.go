@@ -91,3 +91,57 @@ func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
 		return err
 	})
 }
+
+// TestIdleConnectionThroughABlackHoleFailsWithinBounds: a connection idle
+// for a while is pinged when it is next taken from the pool. With the
+// database black-holed, that ping must fail at the client's query deadline
+// like any statement; it had none, and hung the caller (and the process's
+// shutdown, which waits for it) for as long as the silence lasted.
+func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
+	t.Parallel()
+	_, dbURL := storetest.NewStore(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultnet.Listen(t.Context(), u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
+	// Two connections, as above: the pinged one's cleanup takes its slot.
+	pool, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	t.Cleanup(func() { _ = proxy.Close() })
+	if _, err := pool.Exec(t.Context(), `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // idle long enough to be pinged when taken
+	proxy.BlackHole()
+
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := pool.Exec(context.Background(), `SELECT 1`) // no deadline of the caller's
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a statement through a black hole succeeded")
+		}
+		// The ping's deadline is the statement's (1.5 s), then a new
+		// connection's startup its connect timeout (1 s).
+		if took := time.Since(start); took > 4*time.Second {
+			t.Errorf("failed after %v, want within 4 s", took)
+		}
+		t.Logf("an idle connection taken through the black hole failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		_ = proxy.Close() // let the pinging goroutine go
+		t.Fatal("a statement on an idle connection through a black hole still hangs after 10 s")
+	}
+}
