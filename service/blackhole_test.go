@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -126,4 +127,40 @@ func (c *cluster) events(t *testing.T) (pending uint64, out int) {
 		t.Fatal(err)
 	}
 	return info.NumPending, info.NumAckPending
+}
+
+// TestShutdownOfABlackHoledReplicaKeepsItsDeadline: SIGTERM reaches a
+// workers process whose database has gone silent. Its statements were cut
+// off at their deadline, and pgx cleans such a connection up for up to
+// 15 s (its cancel request waits for an answer). Shutdown must still
+// return by its context's deadline; it waited for that cleanup.
+func TestShutdownOfABlackHoledReplicaKeepsItsDeadline(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": 2}})
+	u, err := url.Parse(c.env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultnet.Listen(t.Context(), u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	bounds := config.DatabaseBounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
+	in := c.startWorkersOn(t, u.String(), "workers-silent", workers.Config{}, bounds)
+	t.Cleanup(func() { _ = proxy.Close() })
+	id := c.mustOriginate(t, "+380502020000")
+	c.waitCall(t, id, "its dial answered", func(r callRow) bool { return r.DialState == "accepted" })
+
+	proxy.BlackHole()
+	time.Sleep(4 * time.Second) // the process's statements reach their deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = in.Shutdown(ctx)
+	took := time.Since(start)
+	t.Logf("shutdown with a 3 s deadline took %v: %v", took.Round(time.Millisecond), err)
+	if took > 4*time.Second {
+		t.Errorf("shutdown took %v past a 3 s deadline", took.Round(time.Millisecond))
+	}
 }

@@ -456,7 +456,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel() // background loops of the process (forgetting)
 	}
-	s.closeConnections()
+	// Bounded too: the pool waits for its connections' cleanup, which for
+	// one a silent database cut off can take pgx's 15 s.
+	closed := make(chan struct{})
+	go func() { s.closeConnections(); close(closed) }()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("connections did not close in time"))
+	}
 	return errors.Join(errs...)
 }
 
