@@ -121,6 +121,24 @@ func (w *soakWorld) campaignStep() {
 	}
 }
 
+// adoptCampaign is what the operator does after a create went
+// unanswered: it looks for the campaign by its name and, when it was
+// created (its recipients maybe not), uploads them again.
+func (w *soakWorld) adoptCampaign(name string, recipients []map[string]any) {
+	var list []store.Campaign
+	if code := w.retryAdmin("GET", "/api/campaigns?integrationId="+w.c.integ.ID.String()+"&limit=100", nil, &list); code != http.StatusOK {
+		w.t.Fatalf("list campaigns: %d", code)
+	}
+	i := slices.IndexFunc(list, func(c store.Campaign) bool { return c.Name == name })
+	if i < 0 {
+		return
+	}
+	cp := &soakCampaign{id: list[i].ID, added: map[string]bool{}}
+	w.campaigns = append(w.campaigns, cp)
+	w.uploadRecipients(cp, recipients)
+	w.fault("campaign_create unanswered")
+}
+
 func (w *soakWorld) nextCampaignPhones(n int) []map[string]any {
 	var out []map[string]any
 	for range n {
@@ -141,7 +159,9 @@ func (w *soakWorld) createCampaign() {
 	if err != nil || code != http.StatusCreated {
 		if err == nil && code < 500 {
 			w.t.Errorf("create campaign: %d", code)
+			return
 		}
+		w.adoptCampaign(body["name"].(string), recipients)
 		return
 	}
 	cp := &soakCampaign{id: created.ID, added: map[string]bool{}}

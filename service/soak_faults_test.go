@@ -45,7 +45,7 @@ func (w *soakWorld) skewedReplica() {
 	w.startWorkerSkewed(skew)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = victim.Shutdown(ctx)
+	w.shutdown(ctx, victim)
 	w.fault(fmt.Sprintf("skewed_replica %+ds", int(skew.Seconds())))
 }
 

@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -126,11 +125,12 @@ func TestSoak(t *testing.T) {
 	})
 	w := newSoakWorld(t, settings.seed)
 	start := time.Now()
-	w.run(settings)
+	steps := w.run(settings)
 	ran := time.Now()
 	w.settle()
 	t.Logf("faults for %s, settled in %s", ran.Sub(start).Round(time.Millisecond), time.Since(ran).Round(time.Millisecond))
 	w.check()
+	w.checkFired(steps)
 }
 
 // soakWorld is the run's processes, fakes and model.
@@ -148,8 +148,15 @@ type soakWorld struct {
 	originated map[string]uuid.UUID // Idempotency-Key -> call
 	acked      []soakAck
 	unacked    int
-	faults     map[string]int
-	timeline   []string // faults with their wall-clock time, for failure messages
+	faults     map[string]int // faults that took effect, in detail
+	// scheduled and effects count the fault kinds the schedule played and
+	// those that took effect (current is the step being played).
+	scheduled, effects map[string]int
+	spent              map[string]time.Duration // by the schedule's goroutine, per kind
+	current            string
+	timeline           []string // faults with their wall-clock time, for failure messages
+	// lost is each process's commit fault (soak_commits_test.go).
+	lost map[*servicetest.Instance]*store.LostAnswers
 
 	stopClock func()
 	// proxy is between the workers and Postgres (viaProxy its URL).
@@ -182,7 +189,9 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		DialTimeout:    soakDialTimeout,
 	})
 	w := &soakWorld{t: t, c: c, crm: servicetest.NewFakeCRM(t), rng: rand.New(rand.NewPCG(seed, 1)),
-		originated: map[string]uuid.UUID{}, faults: map[string]int{}, mustNotDial: map[uuid.UUID]string{}}
+		originated: map[string]uuid.UUID{}, faults: map[string]int{}, scheduled: map[string]int{}, effects: map[string]int{},
+		spent: map[string]time.Duration{},
+		lost:  map[*servicetest.Instance]*store.LostAnswers{}, mustNotDial: map[uuid.UUID]string{}}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
 	// The workers reach Postgres through a proxy that an outage cuts.
@@ -241,59 +250,94 @@ func (w *soakWorld) startWorkerSkewed(skew time.Duration) {
 	w.names = append(w.names, name)
 }
 
-// fault counts a fault for the log.
+// fault counts a fault that took effect, for the log, and as an effect of
+// the step being played.
 func (w *soakWorld) fault(name string) {
 	w.mu.Lock()
 	w.faults[name]++
+	if w.current != "" {
+		w.effects[w.current]++
+	}
+	w.mu.Unlock()
+	w.note(name)
+}
+
+// note adds an entry to the timeline.
+func (w *soakWorld) note(name string) {
+	w.mu.Lock()
 	w.timeline = append(w.timeline, time.Now().Format("15:04:05.000")+" "+name)
 	w.mu.Unlock()
 }
 
-// run plays the schedule.
-func (w *soakWorld) run(s soakSettings) {
+func (w *soakWorld) timelineNow() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.timeline)
+}
+
+// step plays one fault kind of the schedule.
+func (w *soakWorld) step(kind string, play func()) {
+	w.mu.Lock()
+	w.scheduled[kind]++
+	w.current = kind
+	w.mu.Unlock()
+	start := time.Now()
+	play()
+	w.mu.Lock()
+	w.current = ""
+	w.spent[kind] += time.Since(start)
+	w.mu.Unlock()
+}
+
+// run plays the schedule and returns how many steps it played.
+func (w *soakWorld) run(s soakSettings) int {
 	deadline := time.Now().Add(s.duration)
-	for step := 0; ; step++ {
+	step := 0
+	for ; ; step++ {
 		if s.steps > 0 && step >= s.steps || s.steps == 0 && time.Now().After(deadline) {
 			break
 		}
 		switch roll := w.rng.IntN(100); {
-		case roll < 36:
+		case roll < 34:
 			// In bursts, so that calls wait for slots.
 			for range 1 + w.rng.IntN(4) {
 				w.originate()
 			}
-		case roll < 41:
+		case roll < 39:
 			w.repeatOriginate()
-		case roll < 44:
-			w.cancel()
-		case roll < 48:
-			w.cancelAtStage()
-		case roll < 52:
-			w.killWorker()
-		case roll < 55:
-			w.restartWorker()
-		case roll < 58:
-			w.restartNATS()
-		case roll < 63:
-			w.cutPostgres()
-		case roll < 67:
+		case roll < 42:
+			w.step("cancel", w.cancel)
+		case roll < 46:
+			w.step("cancel_at_stage", w.cancelAtStage)
+		case roll < 50:
+			w.step("kill_worker", w.killWorker)
+		case roll < 53:
+			w.step("restart_worker", w.restartWorker)
+		case roll < 56:
+			w.step("restart_nats", w.restartNATS)
+		case roll < 60:
+			w.step("cut_postgres", w.cutPostgres)
+		case roll < 68:
 			w.loseCommitAnswers()
 		case roll < 78:
-			w.campaignStep()
+			w.step("campaign", w.campaignStep)
 		case roll < 81:
-			w.suppressAndOriginate()
+			w.step("suppress_and_originate", w.suppressAndOriginate)
 		case roll < 83:
-			w.postgresOutage()
+			w.step("postgres_outage", w.postgresOutage)
 		case roll < 85:
-			w.skewedReplica()
+			w.step("skewed_replica", w.skewedReplica)
 		case roll < 87:
-			w.uploadDuringRestart()
+			w.step("upload_during_restart", w.uploadDuringRestart)
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
 	}
+	w.mu.Lock()
 	w.t.Logf("schedule done: %d calls originated, %d campaigns (%d numbers), faults %v", len(w.originated),
 		len(w.campaigns), w.campaignPhones, w.faults)
+	w.mu.Unlock()
+	return step
 }
 
 // originate queues a new call under a fresh Idempotency-Key, retrying
@@ -375,8 +419,18 @@ func (w *soakWorld) restartWorker() {
 	w.startWorker() // rolling: the new one is up before the old one leaves
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = victim.Shutdown(ctx)
+	w.shutdown(ctx, victim)
 	w.fault("restart_worker")
+}
+
+// shutdown stops a worker process as SIGTERM does, and notes a slow stop.
+func (w *soakWorld) shutdown(ctx context.Context, victim *servicetest.Instance) {
+	start := time.Now()
+	err := victim.Shutdown(ctx)
+	if took := time.Since(start); took > 3*time.Second || err != nil {
+		w.note(fmt.Sprintf("shutdown took %s: %v", took.Round(time.Millisecond), err))
+		w.t.Logf("a worker's shutdown took %s: %v", took.Round(time.Millisecond), err)
+	}
 }
 
 // restartNATS stops the server and starts it again on its store.
@@ -385,27 +439,6 @@ func (w *soakWorld) restartNATS() {
 	time.Sleep(time.Duration(100+w.rng.IntN(500)) * time.Millisecond)
 	w.c.env.StartNATS()
 	w.fault("restart_nats")
-}
-
-// soakWritePaths are the transactions whose COMMIT answers the schedule
-// loses; "" is any transaction.
-var soakWritePaths = []string{"ApplyEvents", "Claim", "InsertCalls", ""}
-
-// loseCommitAnswers makes a worker's next few COMMITs of one write path
-// succeed on the server while their answer is lost: the worker sees a
-// transient error and retries what was already applied.
-func (w *soakWorld) loseCommitAnswers() {
-	if len(w.workers) == 0 {
-		return
-	}
-	in := w.workers[w.rng.IntN(len(w.workers))]
-	path := soakWritePaths[w.rng.IntN(len(soakWritePaths))]
-	var paths []string // none: any transaction
-	if path != "" {
-		paths = append(paths, path)
-	}
-	in.Store.SetCommitFault(store.LoseCommitAnswers(1+w.rng.IntN(3), paths...))
-	w.fault("lose_commit " + cmp.Or(path, "any"))
 }
 
 // cutPostgres terminates every database session of every process.
@@ -689,7 +722,7 @@ func (w *soakWorld) check() {
 			switch {
 			case event == want && n != 1:
 				t.Errorf("call %s (%s): the CRM got %d %s updates, want 1: %v; outbox %s; faults %v", id, r.Status, n, event,
-					sent[id.String()+" "+event], w.describeOutbox(id), w.timeline)
+					sent[id.String()+" "+event], w.describeOutbox(id), w.timelineNow())
 			case event != want && n != 0:
 				t.Errorf("call %s (%s): the CRM got %d %s updates, want none", id, r.Status, n, event)
 			}

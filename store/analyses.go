@@ -83,11 +83,15 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (AnalysisJob, error) {
+	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AnalysisJob, error) {
 		var j AnalysisJob
 		err := row.Scan(&j.CallID, &j.IntegrationID, &j.Attempt, &j.Tries, &j.LeaseToken, &j.Transcript, &j.Analysis, &j.TraceParent)
 		return j, err
 	})
+	if err := s.answered(ctx, err); err != nil {
+		return nil, err
+	}
+	return jobs, nil
 }
 
 // ReleaseAnalysis gives a job back at once, uncounted: its worker is
@@ -95,7 +99,7 @@ func (s *Store) ClaimAnalyses(ctx context.Context, c AnalysisClaim) ([]AnalysisJ
 func (s *Store) ReleaseAnalysis(ctx context.Context, job AnalysisJob) error {
 	_, err := s.pool.Exec(ctx, `UPDATE pending_analyses SET locked_until = NULL, lease_token = NULL, tries = greatest(tries - 1, 0)
 		WHERE call_id = $1 AND lease_token = $2`, job.CallID, job.LeaseToken)
-	return err
+	return s.answered(ctx, err)
 }
 
 // Amendment is a finished call's analysis as settled: the LLM's, or the

@@ -426,7 +426,11 @@ func (s *Store) ReleaseWindows(ctx context.Context, now time.Time, limit int) ([
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err := s.answered(ctx, err); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // ErrCampaignClosed: recipients cannot be added to a cancelled campaign.

@@ -134,12 +134,16 @@ func (s *Store) ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxItem, e
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxItem, error) {
+	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxItem, error) {
 		var it OutboxItem
 		err := row.Scan(&it.ID, &it.IntegrationID, &it.CallID, &it.Event, &it.Payload, &it.Attempts, &it.CreatedAt,
 			&it.LeaseToken, &it.StepsDone, &it.TraceParent)
 		return it, err
 	})
+	if err := s.answered(ctx, err); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 // RenewOutbox extends the leases of items still held under token and
@@ -251,7 +255,7 @@ func (s *Store) FinishOutbox(ctx context.Context, now time.Time, results []Outbo
 		FROM unnest($1::uuid[], $3::text[], $4::int[], $5::timestamptz[], $6::text[], $7::uuid[]) AS v (id, status, attempted, next, err, token)
 		WHERE o.id = v.id AND o.status = 'pending' AND o.lease_token = v.token`, ids, now, statuses, attempted, next, errs, tokens,
 		minimalPayloadContent)
-	return err
+	return s.answered(ctx, err)
 }
 
 // CallDeliveries lists a call's CRM updates.
