@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/callerctx"
 )
@@ -49,7 +50,7 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 		for _, p := range phones {
 			raw, callID, err := h.store.ContextByPhone(ctx, r.in.ID, p)
 			if err != nil {
-				r.log.Warn().Err(err).Msg("agent-init: call lookup failed")
+				r.log(zerolog.WarnLevel).Err(err).Msg("agent-init: call lookup failed")
 				lookupFailed = true
 				break
 			}

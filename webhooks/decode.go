@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/elevenlabs"
@@ -126,10 +127,18 @@ func decodeStrict(body []byte, dst any) error {
 }
 
 // scalarString reads a JSON string or number as a string ("" for absent or null).
+// raw is a value of a document that decoded, so it is valid JSON.
 func scalarString(raw json.RawMessage) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return "", nil
+	}
+	// Most ids are plain strings or numbers: read without the decoder.
+	switch c := raw[0]; {
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(raw), nil // a number's text is what json.Number keeps
+	case c == '"' && plainString(raw[1:len(raw)-1]):
+		return strings.TrimSpace(string(raw[1 : len(raw)-1])), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
@@ -142,6 +151,18 @@ func scalarString(raw json.RawMessage) (string, error) {
 		return "", err
 	}
 	return n.String(), nil
+}
+
+// plainString reports whether a JSON string's content decodes to itself:
+// no escapes, no control characters, valid UTF-8 (the decoder replaces
+// invalid bytes).
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
 
 // CallEventRequest is a decoded call-events body.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/callqueue/callqueue/jsonhttp"
@@ -76,7 +77,7 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation) (any, error) {
 	}
 	// The admin API has authenticated the integration's owner.
 	r := request{in: in, body: inv.Payload, header: header, query: func(string) string { return "" }, traceID: traceID,
-		authenticated: true, log: h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Str("invoked", inv.Name).Logger()}
+		authenticated: true, logger: h.log.With().Str("invoked", inv.Name).Logger()}
 	var answer any
 	switch inv.Name {
 	case BuiltinCallOriginate:
@@ -90,7 +91,7 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation) (any, error) {
 	case BuiltinRetry:
 		n, rerr := h.retries.RunRetries(ctx, in.ID)
 		if rerr != nil {
-			r.log.Error().Err(rerr).Msg("retry run failed")
+			r.log(zerolog.ErrorLevel).Err(rerr).Msg("retry run failed")
 			return nil, jsonhttp.Unavailable("database")
 		}
 		answer = map[string]any{"success": true, "processed": n}

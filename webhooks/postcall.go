@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/pgtext"
@@ -78,7 +80,7 @@ func (h *Handler) ignorePostcall(r request, reason, field, detail string) (int, 
 	if len(detail) > 200 { // it may quote the body's own type, of any length
 		detail = strings.ToValidUTF8(detail[:200], "") + "…"
 	}
-	r.log.Warn().Str("reason", reason).Str("field", field).Str("detail", detail).Msg("agent-postcall ignored")
+	r.log(zerolog.WarnLevel).Str("reason", reason).Str("field", field).Str("detail", detail).Msg("agent-postcall ignored")
 	h.metrics.WebhookIgnored.WithLabelValues(reason).Inc()
 	answer := map[string]any{"success": true, "ignored": reason}
 	if field != "" {

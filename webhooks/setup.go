@@ -5,6 +5,8 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/rs/zerolog"
+
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/store"
 )
@@ -39,7 +41,7 @@ type SetupAnswer struct {
 func (h *Handler) runSetup(ctx context.Context, r request, actor string) (SetupAnswer, error) {
 	res, err := h.store.SetupIntegration(ctx, actor, r.in.ID)
 	if err != nil {
-		r.log.Error().Err(err).Msg("setup failed")
+		r.log(zerolog.ErrorLevel).Err(err).Msg("setup failed")
 		if store.IsTransient(err) {
 			return SetupAnswer{}, jsonhttp.Unavailable("database")
 		}
@@ -51,7 +53,7 @@ func (h *Handler) runSetup(ctx context.Context, r request, actor string) (SetupA
 		h.kicker.Kick(r.in.ID)
 	}
 	if len(res.Created) > 0 {
-		r.log.Info().Strs("created", res.Created).Str("status", res.Status).Msg("integration set up")
+		r.log(zerolog.InfoLevel).Strs("created", res.Created).Str("status", res.Status).Msg("integration set up")
 	}
 	return SetupAnswer{Success: true, Created: res.Created, Status: res.Status}, nil
 }

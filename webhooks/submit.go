@@ -51,9 +51,8 @@ func (h *Handler) submit(ctx context.Context, name string, limit int, integratio
 		_, _ = rand.Read(b)
 		traceID = hex.EncodeToString(b)
 	}
-	log := h.log.With().Str("trace_id", traceID).Str("integration_id", integrationID.String()).Logger()
 	status, _, err := fn(ctx, request{in: Integration{ID: integrationID}, body: body, header: http.Header{},
-		query: func(string) string { return "" }, traceID: traceID, log: log})
+		query: func(string) string { return "" }, traceID: traceID, logger: h.log})
 	if err != nil {
 		code = http.StatusInternalServerError
 		var e *jsonhttp.Error

@@ -6,6 +6,7 @@
 package webhooks
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -15,12 +16,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -181,20 +185,55 @@ type request struct {
 	header  http.Header
 	query   func(string) string
 	traceID string
-	log     zerolog.Logger
+	// logger is the handler's; log adds the request's trace and
+	// integration to each entry, so nothing is built for entries that are
+	// never written.
+	logger zerolog.Logger
 	// authenticated: the webhook token (or signature) was presented, even
 	// where the endpoint does not require it.
 	authenticated bool
 }
 
+// log starts an entry at level carrying the request's trace and
+// integration; nil (a no-op) when the level is not logged.
+func (r request) log(level zerolog.Level) *zerolog.Event {
+	e := r.logger.WithLevel(level)
+	if e == nil {
+		return nil
+	}
+	e = e.Str("trace_id", r.traceID)
+	if r.in.ID != uuid.Nil {
+		e = e.Stringer("integration_id", r.in.ID)
+	}
+	return e
+}
+
+// query reads the request's URL query, parsed only when asked.
+func query(u *url.URL) func(string) string {
+	return func(k string) string {
+		if u.RawQuery == "" {
+			return ""
+		}
+		return u.Query().Get(k)
+	}
+}
+
 type handlerFunc func(ctx context.Context, r request) (int, any, error)
 
 func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFunc) http.Handler {
+	spanName := "webhook " + name
+	// Label lookups are hashed on every call: the endpoint's series are
+	// found once (its duration) or once per status code.
+	duration := h.metrics.WebhookDuration.WithLabelValues(name)
+	var requests sync.Map // status code → prometheus.Counter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		// The caller's traceparent is continued, else a trace starts here.
-		ctx, span := tracing.Start(tracing.ExtractHTTP(r.Context(), r.Header), "webhook "+name, trace.SpanKindServer)
-		code := h.serve(w, r.WithContext(ctx), limit, auth, fn)
+		ctx, span := tracing.Start(tracing.ExtractHTTP(r.Context(), r.Header), spanName, trace.SpanKindServer)
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+		code := h.serve(w, r, limit, auth, fn)
 		if span.IsRecording() {
 			span.SetAttributes(attribute.Int("http.response.status_code", code))
 			if code >= http.StatusInternalServerError {
@@ -202,8 +241,12 @@ func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFu
 			}
 		}
 		span.End()
-		h.metrics.WebhookRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		h.metrics.WebhookDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		c, ok := requests.Load(code)
+		if !ok {
+			c, _ = requests.LoadOrStore(code, h.metrics.WebhookRequests.WithLabelValues(name, strconv.Itoa(code)))
+		}
+		c.(prometheus.Counter).Inc()
+		duration.Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -275,14 +318,41 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, limit int64, aut
 		}
 	}
 	tracing.Call(trace.SpanFromContext(r.Context()), in.ID, uuid.Nil, 0)
-	log := h.log.With().Str("trace_id", traceID).Str("integration_id", in.ID.String()).Logger()
-	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: r.URL.Query().Get, traceID: traceID, log: log,
+	status, resp, err := fn(r.Context(), request{in: in, body: body, header: r.Header, query: query(r.URL), traceID: traceID, logger: h.log,
 		authenticated: authenticated})
 	if err != nil {
 		return fail(err)
 	}
+	if raw, ok := resp.(encodedJSON); ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(raw) // the client went away: nothing to do
+		return status
+	}
 	jsonhttp.WriteJSON(w, status, resp)
 	return status
+}
+
+// encodedJSON is an answer already encoded as jsonhttp.WriteJSON would
+// encode it (newline included): the hot paths' answers, written without
+// reflection.
+type encodedJSON []byte
+
+// MarshalJSON lets an encoded answer be part of another (the admin API's
+// invoke wraps a built-in's answer).
+func (e encodedJSON) MarshalJSON() ([]byte, error) { return bytes.TrimSuffix(e, []byte("\n")), nil }
+
+// accepted is {"success": true} as jsonhttp.WriteJSON writes it.
+var accepted = encodedJSON(`{"success":true}` + "\n")
+
+// acceptedCall is {"success": true, "callId": id} as jsonhttp.WriteJSON
+// writes it (keys sorted).
+func acceptedCall(id uuid.UUID) encodedJSON {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"callId":"`...)
+	b = append(b, id.String()...)
+	b = append(b, `","success":true}`+"\n"...)
+	return b
 }
 
 // allowIntegration charges an authenticated request to its integration's
@@ -310,12 +380,14 @@ func TraceID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && pgtext.Valid(id) {
 		return id
 	}
-	if tp := strings.Split(r.Header.Get("traceparent"), "-"); len(tp) == 4 && len(tp[1]) == 32 && pgtext.Valid(tp[1]) {
-		return tp[1]
+	if tp := r.Header.Get("traceparent"); tp != "" {
+		if parts := strings.Split(tp, "-"); len(parts) == 4 && len(parts[1]) == 32 && pgtext.Valid(parts[1]) {
+			return parts[1]
+		}
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (h *Handler) publish(ctx context.Context, r request, m queue.Message) (queue.Ack, error) {
@@ -324,10 +396,32 @@ func (h *Handler) publish(ctx context.Context, r request, m queue.Message) (queu
 	ack, err := h.pub.Publish(ctx, m)
 	h.metrics.PublishDuration.WithLabelValues(string(m.Kind)).Observe(time.Since(start).Seconds())
 	if err != nil {
-		r.log.Error().Err(err).Str("kind", string(m.Kind)).Msg("publish failed")
+		r.log(zerolog.ErrorLevel).Err(err).Str("kind", string(m.Kind)).Msg("publish failed")
 		return ack, jsonhttp.Unavailable("queue")
 	}
 	return ack, nil
+}
+
+// bodyKey is "event:" + hashKey(integrationID.String(), string(body)),
+// without copying the body or the parts.
+func bodyKey(integrationID uuid.UUID, body []byte) string {
+	var id [36]byte
+	hex.Encode(id[0:8], integrationID[0:4])
+	hex.Encode(id[9:13], integrationID[4:6])
+	hex.Encode(id[14:18], integrationID[6:8])
+	hex.Encode(id[19:23], integrationID[8:10])
+	hex.Encode(id[24:], integrationID[10:])
+	id[8], id[13], id[18], id[23] = '-', '-', '-', '-'
+	zero := []byte{0}
+	h := sha256.New()
+	h.Write(id[:])
+	h.Write(zero)
+	h.Write(body)
+	h.Write(zero)
+	var sum [sha256.Size]byte
+	var text [24]byte // 18 bytes in base64
+	base64.RawURLEncoding.Encode(text[:], h.Sum(sum[:0])[:18])
+	return "event:" + string(text[:])
 }
 
 func hashKey(parts ...string) string {
@@ -398,8 +492,8 @@ func (h *Handler) callOriginate(ctx context.Context, r request) (int, any, error
 			return 0, nil, jsonhttp.Unavailable("queue")
 		}
 	}
-	r.log.Info().Str("call_id", callID.String()).Bool("duplicate", ack.Duplicate).Msg("call accepted")
-	return http.StatusAccepted, map[string]any{"success": true, "callId": callID}, nil
+	r.log(zerolog.InfoLevel).Stringer("call_id", callID).Bool("duplicate", ack.Duplicate).Msg("call accepted")
+	return http.StatusAccepted, acceptedCall(callID), nil
 }
 
 // originalCallID is the call id of the originate stored at seq: from the
@@ -431,7 +525,7 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 		Traceparent: tracing.Traceparent(ctx),
 		// The body's key: it identifies an event that names no attempt
 		// (the workers identify the others by attempt and type).
-		DedupeKey: "event:" + hashKey(r.in.ID.String(), string(r.body))}
+		DedupeKey: bodyKey(r.in.ID, r.body)}
 	start := time.Now()
 	err = h.events.PublishEvent(ctx, r.in.ID, ev)
 	h.metrics.PublishDuration.WithLabelValues(string(queue.KindEvents)).Observe(time.Since(start).Seconds())
@@ -439,10 +533,10 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "", "%v", err)
 	}
 	if err != nil {
-		r.log.Error().Err(err).Msg("publish call event failed")
+		r.log(zerolog.ErrorLevel).Err(err).Msg("publish call event failed")
 		return 0, nil, jsonhttp.Unavailable("queue")
 	}
-	return http.StatusAccepted, map[string]any{"success": true}, nil
+	return http.StatusAccepted, accepted, nil
 }
 
 func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) {
@@ -459,7 +553,7 @@ func (h *Handler) cronTrigger(ctx context.Context, r request) (int, any, error) 
 	}
 	n, err := h.retries.RunRetries(ctx, r.in.ID)
 	if err != nil {
-		r.log.Error().Err(err).Msg("retry run failed")
+		r.log(zerolog.ErrorLevel).Err(err).Msg("retry run failed")
 		return 0, nil, jsonhttp.Unavailable("database")
 	}
 	return http.StatusOK, map[string]any{"success": true, "ran": []map[string]any{{"handlerName": "retry", "requeued": n}}}, nil
