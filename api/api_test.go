@@ -851,6 +851,7 @@ func TestConfig(t *testing.T) {
 			{"voice", map[string]any{"provider": "sip"}, "provider"},
 			{"voice", map[string]any{"base_url": "ftp://va.example"}, "base_url"},
 			{"voice", map[string]any{"provider": "elevenlabs", "via": "pigeon"}, "via"},
+			{"voice", map[string]any{"caller_ids": []map[string]any{{"number": "+14155550100"}, {"number": "+1 415 555 0100"}}}, "caller_ids[1].number"},
 			{"crm", map[string]any{"kind": "salesforce"}, "kind"},
 			{"crm", map[string]any{"kind": "nethunt"}, "folder_id"},
 			{"crm", map[string]any{"kind": "webhook"}, "update_url"},

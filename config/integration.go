@@ -117,6 +117,15 @@ type Voice struct {
 	// RingTimeoutSecs is how long ElevenLabs lets the callee's phone ring
 	// (telephony_call_config.ringing_timeout_secs; 0: RingTimeoutDefault).
 	RingTimeoutSecs int `json:"ring_timeout_secs,omitempty"`
+	// CallerIDs is the pool of numbers dials are made from (contract §9);
+	// empty: the trunk's or agent's own number.
+	CallerIDs []CallerID `json:"caller_ids,omitempty"`
+	// CallerIDStrategy picks a number of the pool for each dial (""
+	// means local).
+	CallerIDStrategy string `json:"caller_id_strategy,omitempty"`
+	// RotateOnRetry makes a retry prefer a number the recipient has not
+	// been dialled from.
+	RotateOnRetry bool `json:"rotate_on_retry,omitempty"`
 	// Simulator settings (provider "simulator"); nil for the others.
 	*Simulator
 }
@@ -361,10 +370,12 @@ var knownFields = map[string][]string{
 		"max_call_duration_secs", "calling_window", "retry_policy", "dial_rate", "contact_caps", "contact_caps_scope"},
 	KeyCallHandling + ".calling_window": {"timezone", "start", "end", "days", "exclude_dates"},
 	KeyCallHandling + ".dial_rate":      {"per_second", "burst"},
-	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via", "ring_timeout_secs"},
-		simulatorFields...),
-	KeyCRM:   {"kind", "folder_id", "base_url", "lookup_url", "update_url", "status_values", "call_log"},
-	KeyAgent: {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
+	KeyVoice: append([]string{"provider", "base_url", "sip_id", "assistant_id", "agent_id", "agent_phone_number_id", "via", "ring_timeout_secs",
+		"caller_ids", "caller_id_strategy", "rotate_on_retry"}, simulatorFields...),
+	// Fields of each element of an array are listed under its path and "[]".
+	KeyVoice + ".caller_ids[]": {"number", "sip_id", "agent_phone_number_id", "concurrency_limit", "per_second", "max_per_hour", "max_per_day"},
+	KeyCRM:                     {"kind", "folder_id", "base_url", "lookup_url", "update_url", "status_values", "call_log"},
+	KeyAgent:                   {"timezone", "locale", "init_deadline_ms", "override", "first_message", "language"},
 }
 
 func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
@@ -391,6 +402,14 @@ func checkKnownFields(key string, raw json.RawMessage) error {
 			}
 			if err := check(scope+"."+name, path+name+".", v); err != nil {
 				return err
+			}
+			var items []json.RawMessage
+			if _, ok := knownFields[scope+"."+name+"[]"]; ok && json.Unmarshal(v, &items) == nil {
+				for i, item := range items {
+					if err := check(scope+"."+name+"[]", fmt.Sprintf("%s%s[%d].", path, name, i), item); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil

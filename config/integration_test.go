@@ -485,7 +485,7 @@ func TestDecode(t *testing.T) {
 				if w := ch.CallingWindow; w == nil || w.Timezone != "UTC" || w.Start != "08:00" || w.End != "18:00" || !reflect.DeepEqual(w.Days, []int{1}) {
 					t.Errorf("CallingWindow = %+v", w)
 				}
-				if c.Voice != (config.Voice{Provider: "va", BaseURL: "https://va.example.com", SipID: "s1"}) {
+				if !reflect.DeepEqual(c.Voice, config.Voice{Provider: "va", BaseURL: "https://va.example.com", SipID: "s1"}) {
 					t.Errorf("Voice = %+v", c.Voice)
 				}
 				if !c.Voice.Complete() || c.Voice.SecretKey() != "VA_AUTH_TOKEN" {
@@ -524,7 +524,7 @@ func TestDecode(t *testing.T) {
 				config.KeyAgent:        ``,
 			},
 			check: func(t *testing.T, c config.Integration) {
-				if !reflect.DeepEqual(c.CallHandling, defaults.CallHandling) || c.Voice != defaults.Voice ||
+				if !reflect.DeepEqual(c.CallHandling, defaults.CallHandling) || !reflect.DeepEqual(c.Voice, defaults.Voice) ||
 					!reflect.DeepEqual(c.CRMFields, defaults.CRMFields) || !reflect.DeepEqual(c.CRM, defaults.CRM) || c.Agent != defaults.Agent {
 					t.Errorf("Decode(garbage) = %+v, want the defaults", c)
 				}

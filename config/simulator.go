@@ -130,6 +130,12 @@ func decodeVoice(raw json.RawMessage, v *Voice, strict bool, dec func(any) error
 		}
 		return err
 	}
+	if err := normalizeCallerIDs(v, strict); err != nil {
+		return err
+	}
+	if !strict {
+		*v = v.clampedCallerIDs()
+	}
 	if v.Provider != ProviderSimulator {
 		if f := simulatorFieldIn(raw); strict && f != "" {
 			return &FieldError{Field: f, Message: `applies only to provider "simulator"`}

@@ -169,3 +169,37 @@ var nationalPrefixes = sync.OnceValue(func() map[int]nationalPrefix {
 	}
 	return out
 })
+
+// Locality is where a number belongs: its country (ISO region, "GB") and
+// its geographic area code within it ("415" of +1 415…; "" for mobile and
+// other non-geographic numbers). Caller numbers are matched to recipients
+// by it (contract §9, the "local" strategy).
+type Locality struct {
+	Country  string
+	AreaCode string
+}
+
+// LocalityOf tells an E.164 number's locality; the zero Locality when it
+// cannot be read. A number libphonenumber deems invalid keeps the main
+// country of its calling code and has no area code.
+func LocalityOf(e164 string) Locality {
+	n, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return Locality{}
+	}
+	region := phonenumbers.GetRegionCodeForNumber(n)
+	if region == "" || region == phonenumbers.UNKNOWN_REGION {
+		region = phonenumbers.GetRegionCodeForCountryCode(int(n.GetCountryCode()))
+		if region == phonenumbers.UNKNOWN_REGION {
+			region = ""
+		}
+		return Locality{Country: region}
+	}
+	l := Locality{Country: region}
+	if size := phonenumbers.GetLengthOfGeographicalAreaCode(n); size > 0 {
+		if nsn := phonenumbers.GetNationalSignificantNumber(n); size <= len(nsn) {
+			l.AreaCode = nsn[:size]
+		}
+	}
+	return l
+}

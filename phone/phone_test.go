@@ -116,3 +116,22 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func TestLocalityOf(t *testing.T) {
+	for _, tt := range []struct {
+		number string
+		want   Locality
+	}{
+		{"+14155550100", Locality{Country: "US", AreaCode: "415"}},
+		{"+12125550100", Locality{Country: "US", AreaCode: "212"}},
+		{"+16135550100", Locality{Country: "CA", AreaCode: "613"}},
+		{"+442079460000", Locality{Country: "GB", AreaCode: "20"}},
+		{"+380501234567", Locality{Country: "UA"}}, // mobile: no area code
+		{"+447700900123", Locality{Country: "GB"}}, // invalid range: its calling code's country
+		{"not a number", Locality{}},
+	} {
+		if got := LocalityOf(tt.number); got != tt.want {
+			t.Errorf("LocalityOf(%q) = %+v, want %+v", tt.number, got, tt.want)
+		}
+	}
+}
