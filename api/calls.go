@@ -60,6 +60,9 @@ func (a *API) listCalls(w http.ResponseWriter, r *http.Request) error {
 type callWithEvents struct {
 	store.Call
 	Events []store.CallEventRow `json:"events"`
+	// Attempts are its dials, first first, each with the caller number it
+	// was dialled from.
+	Attempts []store.Attempt `json:"attempts"`
 	// CRM is the call's CRM updates and their delivery state.
 	CRM []store.Delivery `json:"crm"`
 }
@@ -80,6 +83,10 @@ func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attempts, err := a.store.CallAttempts(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	deliveries, err := a.store.CallDeliveries(r.Context(), id)
 	if err != nil {
 		return err
@@ -87,7 +94,7 @@ func (a *API) getCall(w http.ResponseWriter, r *http.Request) error {
 	if deliveries == nil {
 		deliveries = []store.Delivery{}
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, callWithEvents{Call: c, Events: events, CRM: deliveries})
+	jsonhttp.WriteJSON(w, http.StatusOK, callWithEvents{Call: c, Events: events, Attempts: attempts, CRM: deliveries})
 	return nil
 }
 

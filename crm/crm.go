@@ -45,6 +45,9 @@ type Update struct {
 	Summary          string          `json:"summary"`
 	Analysis         json.RawMessage `json:"analysis"`
 	DynamicVariables json.RawMessage `json:"dynamicVariables"`
+	// CallerID is the caller number the attempt was dialled from
+	// (voice.caller_ids); null without a pool.
+	CallerID *string `json:"callerId"`
 	// Extracted holds fields an LLM extracted from the transcript.
 	Extracted map[string]any `json:"extracted,omitempty"`
 

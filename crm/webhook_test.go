@@ -205,27 +205,28 @@ func TestWebhookLookup(t *testing.T) {
 
 // contractFields are the update body's keys, as CONTRACT §5 lists them.
 var contractFields = []string{"event", "callId", "recordId", "phoneNumber", "status", "attempt", "durationSecs",
-	"outcome", "summary", "analysis", "dynamicVariables"}
+	"outcome", "summary", "analysis", "dynamicVariables", "callerId"}
 
 func TestWebhookApply(t *testing.T) {
 	t.Parallel()
-	duration := 45.5
+	duration, callerID := 45.5, "+14155550100"
 	full := crm.Update{
 		Key: "outbox-17", Event: "call.completed", CallID: "7c0e6a8e-1111-4222-8333-944455556666", RecordID: "rec-7",
 		PhoneNumber: phone, Status: "completed", Attempt: 2, DurationSecs: &duration, Outcome: "interested",
 		Summary:          "Клієнт підтвердив участь у вебінарі",
 		Analysis:         json.RawMessage(`{"call_successful":"success","transcript_summary":"Клієнт підтвердив участь у вебінарі"}`),
 		DynamicVariables: json.RawMessage(`{"client_name":"Іван","phone_number":"+380991234567"}`),
+		CallerID:         &callerID,
 	}
 	fullBody := `{"event":"call.completed","callId":"7c0e6a8e-1111-4222-8333-944455556666","recordId":"rec-7",
 		"phoneNumber":"+380991234567","status":"completed","attempt":2,"durationSecs":45.5,"outcome":"interested",
 		"summary":"Клієнт підтвердив участь у вебінарі",
 		"analysis":{"call_successful":"success","transcript_summary":"Клієнт підтвердив участь у вебінарі"},
-		"dynamicVariables":{"client_name":"Іван","phone_number":"+380991234567"}}`
+		"dynamicVariables":{"client_name":"Іван","phone_number":"+380991234567"},"callerId":"+14155550100"}`
 	failed := crm.Update{Key: "outbox-18", Event: "call.failed", CallID: "c-2", PhoneNumber: phone, Status: "failed",
 		Attempt: 3, Outcome: "no_answer", Analysis: json.RawMessage{}}
 	failedBody := `{"event":"call.failed","callId":"c-2","recordId":"","phoneNumber":"+380991234567","status":"failed",
-		"attempt":3,"durationSecs":null,"outcome":"no_answer","summary":"","analysis":null,"dynamicVariables":null}`
+		"attempt":3,"durationSecs":null,"outcome":"no_answer","summary":"","analysis":null,"dynamicVariables":null,"callerId":null}`
 
 	tests := []struct {
 		name     string

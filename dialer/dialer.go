@@ -31,6 +31,9 @@ type Request struct {
 	Phone            string
 	DynamicVariables json.RawMessage
 	Voice            config.Voice
+	// CallerID is the number to dial from (voice.caller_ids), "" for the
+	// trunk's own; Voice already names its sip_id or agent_phone_number_id.
+	CallerID string
 	// Secret authenticates with the platform (VA_AUTH_TOKEN).
 	Secret string
 	// Agent is what the agent gets at the start of the conversation
@@ -130,6 +133,7 @@ type vaOriginate struct {
 	AssistantID      string          `json:"assistant_id"`
 	CallID           string          `json:"call_id"`
 	DynamicVariables json.RawMessage `json:"dynamic_variables"`
+	CallerID         string          `json:"caller_id,omitempty"`
 }
 
 // Originate implements Dialer: POST {base_url}/{sip_id}/originate/.
@@ -139,7 +143,7 @@ func (v *VA) Originate(ctx context.Context, req Request) (Result, error) {
 		vars = json.RawMessage(`{}`)
 	}
 	body, err := json.Marshal(vaOriginate{PhoneNumber: req.Phone, AssistantID: req.Voice.AssistantID,
-		CallID: callstate.AttemptCallID(req.CallID, req.Attempt), DynamicVariables: vars})
+		CallID: callstate.AttemptCallID(req.CallID, req.Attempt), DynamicVariables: vars, CallerID: req.CallerID})
 	if err != nil {
 		return Result{}, err
 	}

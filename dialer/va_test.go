@@ -113,6 +113,7 @@ func TestVAOriginateRequest(t *testing.T) {
 		name     string
 		vars     json.RawMessage
 		slash    bool
+		callerID string
 		wantBody string
 	}{
 		{
@@ -127,6 +128,12 @@ func TestVAOriginateRequest(t *testing.T) {
 			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50.1",
 				"dynamic_variables":{}}`,
 		},
+		{
+			name:     "a caller number of the pool",
+			callerID: "+14155550100",
+			wantBody: `{"phone_number":"+380501234567","assistant_id":"asst-42","call_id":"0b8f8a3e-6f7e-4d2a-9a55-6f1c2d3e4f50.1",
+				"dynamic_variables":{},"caller_id":"+14155550100"}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +144,7 @@ func TestVAOriginateRequest(t *testing.T) {
 				base += "/"
 			}
 			req := vaRequest(base)
-			req.DynamicVariables = tt.vars
+			req.DynamicVariables, req.CallerID = tt.vars, tt.callerID
 			if _, err := dialer.NewVA(p.srv.Client()).Originate(t.Context(), req); err != nil {
 				t.Fatalf("Originate: %v", err)
 			}

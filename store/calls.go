@@ -42,7 +42,10 @@ type Call struct {
 	TraceID   *string `json:"traceId,omitempty"`
 	// TraceParent is the W3C trace context its claim and dial continue
 	// (tracing on), never shown.
-	TraceParent *string    `json:"-"`
+	TraceParent *string `json:"-"`
+	// CallerID is the caller number its current attempt was dialled from
+	// (voice.caller_ids); nil without a pool.
+	CallerID    *string    `json:"callerId,omitempty"`
 	QueuedAt    time.Time  `json:"queuedAt"`
 	SlotTakenAt *time.Time `json:"slotTakenAt,omitempty"`
 	CreatedAt   time.Time  `json:"createdAt"`
@@ -68,7 +71,7 @@ type CallEventRow struct {
 const callColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, summary, dynamic_variables, transcript, analysis,
 	call_metadata, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
-	data_store, trace_parent`
+	data_store, trace_parent, caller_id`
 
 // callListColumns are callColumns for lists: what a call can grow by
 // after it ends (its summary, transcript, analysis and metadata, megabytes
@@ -77,7 +80,7 @@ const callColumns = `id, integration_id, phone_number, record_id, status, priori
 const callListColumns = `id, integration_id, phone_number, record_id, status, priority, attempt, max_attempts, next_retry_at,
 	external_call_id, conversation_id, duration_secs, outcome, NULL::text, dynamic_variables, NULL::jsonb, NULL::jsonb,
 	NULL::jsonb, dial_state, trace_id, queued_at, slot_taken_at, created_at, updated_at, campaign_id, timezone, external_id,
-	data_store, trace_parent`
+	data_store, trace_parent, caller_id`
 
 func scanCall(row pgx.Row) (Call, error) {
 	var c Call
@@ -90,7 +93,7 @@ func callDest(c *Call) []any {
 	return []any{&c.ID, &c.IntegrationID, &c.PhoneNumber, &c.RecordID, &c.Status, &c.Priority, &c.Attempt, &c.MaxAttempts,
 		&c.NextRetryAt, &c.ExternalCallID, &c.ConversationID, &c.DurationSecs, &c.Outcome, &c.Summary, &c.DynamicVariables,
 		&c.Transcript, &c.Analysis, &c.Metadata, &c.DialState, &c.TraceID, &c.QueuedAt, &c.SlotTakenAt, &c.CreatedAt, &c.UpdatedAt,
-		&c.CampaignID, &c.Timezone, &c.ExternalID, &c.DataStore, &c.TraceParent}
+		&c.CampaignID, &c.Timezone, &c.ExternalID, &c.DataStore, &c.TraceParent, &c.CallerID}
 }
 
 // NewCall is a call-originate request taken from the queue.

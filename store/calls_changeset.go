@@ -106,7 +106,7 @@ func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	case callstate.Dial:
 		// A new attempt: the call shows this attempt's ids once known.
 		c.DialState, c.ExternalCallID, c.ConversationID = dialStateDialing, nil, nil
-		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at, cs.claimToken})
+		cs.attemptsNew = append(cs.attemptsNew, []any{c.ID, c.Attempt, c.IntegrationID, at, cs.claimToken, c.CallerID})
 	case callstate.DialAccepted:
 		c.DialState = dialStateAccepted
 		if ev.ExternalCallID != "" {
@@ -232,7 +232,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	}
 	if len(cs.attemptsNew) > 0 {
 		// A dial aborted earlier in this same batch frees its attempt number.
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at", "claim_token"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at", "claim_token", "caller_id"},
 			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
@@ -294,6 +294,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			transcripts, analyses, metas     = make([]*string, n), make([]*string, n), make([]*string, n)
 			durations                        = make([]*float64, n)
 			dataStores                       = make([]string, n)
+			callerIDs                        = make([]*string, n)
 			clearVariables                   = make([]bool, n)
 			queuedAt, updatedAt              = make([]time.Time, n), make([]time.Time, n)
 		)
@@ -304,7 +305,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			kept := c.storedContent()
 			transcripts[i], analyses[i], metas[i], summaries[i] = kept.transcript, kept.analysis, kept.metadata, kept.summary
 			dataStores[i], clearVariables[i] = cmp.Or(c.DataStore, config.StoreEverything), kept.clearVariables
-			queuedAt[i], updatedAt[i] = c.QueuedAt, c.UpdatedAt
+			queuedAt[i], updatedAt[i], callerIDs[i] = c.QueuedAt, c.UpdatedAt, c.CallerID
 		}
 		// A slot newly taken is stamped by the database's clock; one kept
 		// keeps its stamp.
@@ -313,16 +314,16 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
 				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
 				call_metadata = v.meta::jsonb, summary = v.summary, queued_at = v.queued_at, updated_at = v.updated_at,
-				data_store = v.data_store,
+				data_store = v.data_store, caller_id = v.caller_id,
 				dynamic_variables = CASE WHEN v.clear_vars THEN '{}'::jsonb ELSE c.dynamic_variables END
 			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[],
 				$8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[],
-				$16::timestamptz[], $17::text[], $18::bool[])
+				$16::timestamptz[], $17::text[], $18::bool[], $20::text[])
 				AS v (id, status, attempt, slot, retry, outcome, dial_state, ext, conv, dur, transcript, analysis, meta, summary,
-				      queued_at, updated_at, data_store, clear_vars)
+				      queued_at, updated_at, data_store, clear_vars, caller_id)
 			WHERE c.id = v.id`,
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
-			summaries, queuedAt, updatedAt, dataStores, clearVariables, cs.clock); err != nil {
+			summaries, queuedAt, updatedAt, dataStores, clearVariables, cs.clock, callerIDs); err != nil {
 			return fmt.Errorf("update calls: %w", err)
 		}
 	}

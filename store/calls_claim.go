@@ -16,6 +16,9 @@ import (
 type Claimed struct {
 	Call   Call
 	Config config.Integration
+	// Caller is the caller number the attempt is dialled from
+	// (voice.caller_ids); nil without a pool.
+	Caller *config.CallerID
 	// Claim is the claim's token, recorded on the attempt: the dial's
 	// result carries it (CallEvent.Claim) so that it applies only to this
 	// claim's attempt.
@@ -86,7 +89,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 		}
 		cs := newChangeSet(s.dbClock())
 		cs.claimToken = &token
-		p = newPacer(integrationID, owner, cfg.CallHandling)
+		p = newPacer(integrationID, owner, cfg.CallHandling, cfg.Voice)
 		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs, p)
 		if err != nil {
 			return err

@@ -56,6 +56,40 @@ func (s *Store) CallHistory(ctx context.Context, id uuid.UUID) ([]CallEventRow, 
 	return out, rows.Err()
 }
 
+// Attempt is one dial of a call, as the call's detail shows it.
+type Attempt struct {
+	Attempt        int        `json:"attempt"`
+	StartedAt      time.Time  `json:"startedAt"`
+	EndedAt        *time.Time `json:"endedAt"`
+	Outcome        *string    `json:"outcome"`
+	DurationSecs   *float64   `json:"durationSecs"`
+	ExternalCallID *string    `json:"externalCallId"`
+	ConversationID *string    `json:"conversationId"`
+	// CallerID is the caller number it was dialled from (voice.caller_ids).
+	CallerID *string `json:"callerId"`
+}
+
+// CallAttempts returns a call's attempts, first first.
+func (s *Store) CallAttempts(ctx context.Context, id uuid.UUID) ([]Attempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT attempt, started_at, ended_at, outcome, duration_secs, external_call_id,
+			conversation_id, caller_id
+		FROM call_attempts WHERE call_id = $1 ORDER BY attempt`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Attempt{}
+	for rows.Next() {
+		var a Attempt
+		if err := rows.Scan(&a.Attempt, &a.StartedAt, &a.EndedAt, &a.Outcome, &a.DurationSecs, &a.ExternalCallID,
+			&a.ConversationID, &a.CallerID); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
 // CallFilter selects calls for a list.
 type CallFilter struct {
 	IntegrationID uuid.UUID

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -84,6 +85,9 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 			if err := p.loadDials(ctx, tx, l.buf, now); err != nil {
 				return nil, err
 			}
+			if err := p.callers.loadHistory(ctx, tx, integrationID, l.buf); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		lc := l.buf[0]
@@ -121,6 +125,7 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		if !d.Changed {
 			continue
 		}
+		var caller *config.CallerID
 		if d.To == callstate.Initiated {
 			if p.busy[c.ID] {
 				p.wakeAt(now.Add(busyRetry))
@@ -130,6 +135,26 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 				waits[c.ID] = until
 				p.noteHold(cs, &c, pacing.ContactCap, until, now)
 				continue
+			}
+			var choice pacing.CallerChoice
+			if p.callers != nil {
+				var err error
+				if choice, err = p.callers.pick(ctx, tx, integrationID, &c, now); err != nil {
+					return nil, err
+				}
+				if choice.Index < 0 {
+					// Every number this call may take is at one of its limits.
+					if err := p.hold(ctx, tx, cs, &c, pacing.CallerID, cmp.Or(choice.Until, now), now); err != nil {
+						return nil, err
+					}
+					if !choice.Until.IsZero() {
+						p.wakeAt(choice.Until)
+					}
+					if choice.PoolBusy {
+						break // no call of the integration can take a number now
+					}
+					continue
+				}
 			}
 			ok, due, err := p.takeClaimToken(ctx, tx, now)
 			if err != nil {
@@ -144,6 +169,17 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 				p.wakeAt(due)
 				break
 			}
+			c.CallerID = nil
+			if p.callers != nil {
+				number := p.callers.take(&c, choice, now)
+				caller = &number
+				c.CallerID = &caller.Number
+				ev.Detail = maps.Clone(ev.Detail)
+				if ev.Detail == nil {
+					ev.Detail = map[string]any{}
+				}
+				ev.Detail["callerId"] = caller.Number
+			}
 		}
 		cs.record(&c, ev, d)
 		if d.To != callstate.Initiated {
@@ -156,7 +192,7 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		p.dial(&c, now)
 		claimed := cfg
 		claimed.CallHandling = l.handling
-		out = append(out, Claimed{Call: c, Config: claimed})
+		out = append(out, Claimed{Call: c, Config: claimed, Caller: caller})
 		free--
 		l.room--
 		l.pass += 1 / l.weight

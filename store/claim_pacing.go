@@ -33,6 +33,9 @@ type pacer struct {
 	// they are left queued for a moment.
 	busy map[uuid.UUID]bool
 
+	// callers is the caller number pool (nil without one).
+	callers *callerPool
+
 	dialled []dialledCall
 	// Holds are the holds this claim wrote to calls' histories, by reason.
 	Holds map[pacing.Hold]int
@@ -42,15 +45,16 @@ type pacer struct {
 }
 
 type dialledCall struct {
-	id      uuid.UUID
-	attempt int
+	id       uuid.UUID
+	attempt  int
+	callerID *string
 }
 
 // busyRetry is how soon a call whose number another claim holds is tried again.
 const busyRetry = 50 * time.Millisecond
 
-func newPacer(integrationID uuid.UUID, owner string, rules config.CallHandling) *pacer {
-	return &pacer{integrationID: integrationID, owner: owner, rules: rules,
+func newPacer(integrationID uuid.UUID, owner string, rules config.CallHandling, voice config.Voice) *pacer {
+	return &pacer{integrationID: integrationID, owner: owner, rules: rules, callers: newCallerPool(voice),
 		keyOf: map[uuid.UUID]string{}, dials: map[string][]time.Time{}, busy: map[uuid.UUID]bool{}, Holds: map[pacing.Hold]int{}}
 }
 
@@ -196,7 +200,7 @@ func (p *pacer) capUntil(c *Call, now time.Time) (bool, time.Time) {
 
 // dial counts the dial of c at now.
 func (p *pacer) dial(c *Call, now time.Time) {
-	p.dialled = append(p.dialled, dialledCall{id: c.ID, attempt: c.Attempt})
+	p.dialled = append(p.dialled, dialledCall{id: c.ID, attempt: c.Attempt, callerID: c.CallerID})
 	if k, ok := p.keyOf[c.ID]; ok {
 		p.dials[k] = append(p.dials[k], now)
 	}
@@ -232,17 +236,20 @@ func (p *pacer) save(ctx context.Context, tx pgx.Tx, now time.Time) error {
 			return err
 		}
 	}
+	if err := p.callers.save(ctx, tx, p.integrationID); err != nil {
+		return err
+	}
 	if len(p.dialled) == 0 {
 		return nil
 	}
-	ids, attempts := make([]uuid.UUID, len(p.dialled)), make([]int, len(p.dialled))
+	ids, attempts, callers := make([]uuid.UUID, len(p.dialled)), make([]int, len(p.dialled)), make([]*string, len(p.dialled))
 	for i, d := range p.dialled {
-		ids[i], attempts[i] = d.id, d.attempt
+		ids[i], attempts[i], callers[i] = d.id, d.attempt, d.callerID
 	}
-	_, err := tx.Exec(ctx, `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS v (id, attempt)),
+	_, err := tx.Exec(ctx, `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $6::text[]) AS v (id, attempt, caller_id)),
 			over AS (UPDATE calls c SET held = NULL FROM v WHERE c.id = v.id AND c.held IS NOT NULL)
-		INSERT INTO contact_dials (phone_key, dialled_at, integration_id, owner_id, call_id, attempt)
-		SELECT `+phoneKey+`, $3, $4, $5, c.id, v.attempt FROM v JOIN calls c ON c.id = v.id`,
-		ids, attempts, now, p.integrationID, p.owner)
+		INSERT INTO contact_dials (phone_key, dialled_at, integration_id, owner_id, call_id, attempt, caller_id)
+		SELECT `+phoneKey+`, $3, $4, $5, c.id, v.attempt, v.caller_id FROM v JOIN calls c ON c.id = v.id`,
+		ids, attempts, now, p.integrationID, p.owner, callers)
 	return err
 }

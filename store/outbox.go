@@ -63,7 +63,7 @@ func crmPayload(c *Call, event string) map[string]any {
 	p := map[string]any{
 		"event": event, "callId": c.ID, "recordId": deref(c.RecordID), "phoneNumber": c.PhoneNumber,
 		"status": c.Status, "attempt": c.Attempt, "durationSecs": c.DurationSecs, "outcome": deref(c.Outcome),
-		"summary": deref(c.Summary), "dynamicVariables": c.DynamicVariables,
+		"summary": deref(c.Summary), "dynamicVariables": c.DynamicVariables, "callerId": c.CallerID,
 	}
 	if len(c.Analysis) > 0 {
 		p["analysis"] = c.Analysis

@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
@@ -313,6 +314,13 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 	defer d.dials.Done()
 	call := c.Call
 	voice := c.Config.Voice
+	var callerID string
+	if c.Caller != nil {
+		// The number the claim took: its own trunk or ElevenLabs number.
+		callerID = c.Caller.Number
+		voice.SipID = cmp.Or(c.Caller.SipID, voice.SipID)
+		voice.AgentPhoneNumberID = cmp.Or(c.Caller.AgentPhoneNumberID, voice.AgentPhoneNumberID)
+	}
 	ctx, span := tracing.Start(ctx, "dial", trace.SpanKindInternal)
 	defer span.End()
 	tracing.Call(span, call.IntegrationID, call.ID, call.Attempt)
@@ -355,7 +363,7 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 		}
 		res, err = d.dialer.Originate(octx, dialer.Request{IntegrationID: call.IntegrationID, CallID: call.ID,
 			Attempt: call.Attempt, Phone: call.PhoneNumber, DynamicVariables: vars, Voice: voice, Secret: secret,
-			Agent: agent})
+			Agent: agent, CallerID: callerID})
 		if err != nil {
 			tracing.Fail(originate, egress.Describe(err))
 		}

@@ -19,8 +19,10 @@ type Originate struct {
 	PhoneNumber      string         `json:"phone_number"`
 	AssistantID      string         `json:"assistant_id"`
 	DynamicVariables map[string]any `json:"dynamic_variables"`
-	SipID            string         `json:"-"`
-	At               time.Time      `json:"-"`
+	// CallerID is the number the call is placed from (voice.caller_ids).
+	CallerID string    `json:"caller_id"`
+	SipID    string    `json:"-"`
+	At       time.Time `json:"-"`
 	// Traceparent is the W3C trace context the request carried.
 	Traceparent string `json:"-"`
 	// Live is how many calls the VA had live when this one arrived.
