@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/jsonhttp"
 	"github.com/callqueue/callqueue/webhooks"
 )
@@ -102,8 +103,9 @@ var adminDocs = map[string]opDoc{
 	"GET /api/integrations/{id}/config/{key}": {summary: "One configuration key", tag: "Config", response: obj{},
 		example: obj{"provider": "va", "base_url": "https://va.example.com/api", "sip_id": "sip-1", "assistant_id": "asst-1"}, errors: []int{404}},
 	"PUT /api/integrations/{id}/config/{key}": {summary: "Set one configuration key", tag: "Config",
-		description: "Known keys (call_handling, voice, crm_fields, crm, agent) are validated and completed with defaults; other keys take any JSON.",
-		body:        obj{}, bodyExample: obj{"concurrency_limit": 2, "calling_window": obj{"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}}},
+		description: "Known keys (call_handling, voice, crm_fields, crm, agent) are validated and completed with defaults; other keys take any JSON. " +
+			"The voice key's value is a VoiceConfig; a 422 names the field by its path in the value (caller_ids[3].number).",
+		body: obj{}, bodyExample: obj{"concurrency_limit": 2, "calling_window": obj{"timezone": "Europe/Kyiv", "start": "09:00", "end": "20:00", "days": []int{1, 2, 3, 4, 5}}},
 		response: obj{}, errors: []int{400, 404, 413, 422}},
 	"DELETE /api/integrations/{id}/config/{key}": {summary: "Restore a configuration key's default", tag: "Config",
 		response: obj{}, errors: []int{404}},
@@ -383,6 +385,22 @@ func adminSchemas() obj {
 		"Secret": obj{"type": "object", "required": []string{"id", "key", "valuePreview", "createdAt", "updatedAt"}, "properties": obj{
 			"id": id, "key": str, "valuePreview": obj{"type": "string", "description": "Enough to recognise it: sk-…89. Never the value."},
 			"createdAt": ts, "updatedAt": ts}},
+		"VoiceConfig": obj{"type": "object", "description": "The voice config key (PUT /api/integrations/{id}/config/voice).", "properties": obj{
+			"provider": obj{"type": "string", "enum": []string{"va", "elevenlabs", "simulator"}}, "base_url": str, "sip_id": str,
+			"assistant_id": str, "agent_id": str, "agent_phone_number_id": str, "via": obj{"type": "string", "enum": []string{"sip_trunk", "twilio"}},
+			"ring_timeout_secs": obj{"type": "integer", "minimum": 0, "maximum": config.RingTimeoutMax},
+			"caller_ids": obj{"type": "array", "maxItems": config.CallerIDsMax, "items": schemaRef("CallerID"),
+				"description": "The numbers dials are made from; each dial takes one by caller_id_strategy, never one at any of its own limits."},
+			"caller_id_strategy": obj{"type": "string", "enum": config.CallerIDStrategies, "default": "local"},
+			"rotate_on_retry":    obj{"type": "boolean", "description": "A retry prefers a number the recipient has not been dialled from."}}},
+		"CallerID": obj{"type": "object", "required": []string{"number"}, "additionalProperties": false, "properties": obj{
+			"number":                obj{"type": "string", "description": "E.164, with its country code; unique in the pool.", "example": "+14155550100"},
+			"sip_id":                obj{"type": "string", "maxLength": 128, "description": "The VA trunk of the number (else voice.sip_id)."},
+			"agent_phone_number_id": obj{"type": "string", "maxLength": 128, "description": "ElevenLabs' id of the number (else voice.agent_phone_number_id)."},
+			"concurrency_limit":     obj{"type": "integer", "minimum": 1, "maximum": config.CallerConcurrencyMax},
+			"per_second":            obj{"type": "number", "minimum": config.CallerPerSecondMin, "maximum": config.CallerPerSecondMax},
+			"max_per_hour":          obj{"type": "integer", "minimum": 1, "maximum": config.CallerMaxPerHourMax, "description": "Dials in any rolling hour."},
+			"max_per_day":           obj{"type": "integer", "minimum": 1, "maximum": config.CallerMaxPerDayMax, "description": "Dials in any rolling 24 hours."}}},
 		"CoreSecretInput": obj{"type": "object", "required": []string{"integration", "key", "value"}, "additionalProperties": false, "properties": obj{
 			"integration": obj{"type": "string", "description": "The integration's slug or name."},
 			"key":         obj{"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}, "value": obj{"type": "string", "maxLength": 65536}}},
@@ -394,8 +412,13 @@ func adminSchemas() obj {
 			"outcome": nullStr, "summary": nullStr, "dynamicVariables": object, "transcript": obj{}, "analysis": obj{}, "metadata": obj{},
 			"dialState": str, "traceId": nullStr, "queuedAt": ts, "slotTakenAt": nullTS, "createdAt": ts, "updatedAt": ts,
 			"dataStore": obj{"type": "string", "enum": []string{"everything", "no_content", "minimal"},
-				"description": "The data.store mode the call's content was stored under."}}},
+				"description": "The data.store mode the call's content was stored under."},
+			"callerId": obj{"type": "string", "description": "The caller number (voice.caller_ids) its current attempt was dialled from; absent without a pool."}}},
 		"CallWithEvents": obj{"allOf": []obj{schemaRef("Call"), {"type": "object", "properties": obj{
+			"attempts": obj{"type": "array", "description": "The call's dials, first first.", "items": obj{"type": "object", "properties": obj{
+				"attempt": count, "startedAt": ts, "endedAt": nullTS, "outcome": nullStr, "durationSecs": obj{"type": []string{"number", "null"}},
+				"externalCallId": nullStr, "conversationId": nullStr,
+				"callerId": obj{"type": []string{"string", "null"}, "description": "The caller number it was dialled from (voice.caller_ids)."}}}},
 			"events": obj{"type": "array", "description": "The call's history, oldest first.", "items": obj{"type": "object", "properties": obj{
 				"id": obj{"type": "integer"}, "attempt": count, "kind": str, "fromStatus": nullStr, "toStatus": nullStr, "detail": object,
 				"traceId": nullStr, "occurredAt": ts}}},
