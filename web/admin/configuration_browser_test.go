@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -72,6 +73,49 @@ func TestConsoleConfiguration(t *testing.T) {
 		got["ring_timeout_secs"] != 30.0 {
 		t.Fatalf("voice %v", got)
 	}
+
+	// A pool of caller numbers (contract §9): a number given twice is
+	// refused on its row's field; a row added and removed is not saved.
+	row := func(i int, k string) string { return fmt.Sprintf(`%s .caller-id:nth-child(%d) [data-k=%q]`, vo, i, k) }
+	for range 3 {
+		b.click(vo + ` button.add-caller`)
+	}
+	b.fill(row(1, "number"), "+1 (415) 555-0100")
+	b.fill(row(1, "agent_phone_number_id"), "phnum_sf")
+	b.fill(row(1, "concurrency_limit"), "2")
+	b.fill(row(1, "max_per_hour"), "60")
+	b.fill(row(2, "number"), "+14155550100")
+	b.fill(row(2, "per_second"), "0.5")
+	b.fill(row(3, "number"), "+12125550100")
+	b.run("round robin", chromedp.SetValue(vo+` select[name="caller_id_strategy"]`, "round_robin", chromedp.ByQuery))
+	b.click(vo + ` input[name="rotate_on_retry"]`)
+	b.click(vo + ` button[type="submit"]`)
+	b.until("the 422 on the repeated number", `document.querySelector('`+vo+` [data-field="caller_ids[1].number"] .field-error:not([hidden])')?.textContent !== '' &&
+		document.querySelector('`+row(2, "number")+`').getAttribute('aria-invalid') === 'true'`)
+	b.fill(row(2, "number"), "+44 20 7946 0000")
+	b.fill(row(2, "max_per_day"), "300")
+	b.click(vo + ` .caller-id:nth-child(3) button.remove-caller`)
+	b.run("forget the last status", chromedp.Evaluate(`document.getElementById('status').textContent = ''`, nil))
+	b.click(vo + ` button[type="submit"]`)
+	b.until("voice saved with its pool", `document.getElementById('status').textContent === 'Voice saved' &&
+		!document.querySelector('`+vo+` [aria-invalid="true"]')`)
+	wantPool := []any{
+		map[string]any{"number": "+14155550100", "agent_phone_number_id": "phnum_sf", "concurrency_limit": 2.0, "max_per_hour": 60.0},
+		map[string]any{"number": "+442079460000", "per_second": 0.5, "max_per_day": 300.0},
+	}
+	if got := configKey(t, c, in, "voice"); !reflect.DeepEqual(got["caller_ids"], wantPool) || got["caller_id_strategy"] != "round_robin" ||
+		got["rotate_on_retry"] != true || got["agent_id"] != "agent_01" {
+		t.Fatalf("voice with a pool %v", got)
+	}
+	b.tab("calls")
+	b.tab("configuration")
+	b.until("the pool shown", `document.querySelectorAll('`+vo+` .caller-id').length === 2 &&
+		document.querySelector('`+row(1, "number")+`').value === '+14155550100' &&
+		document.querySelector('`+row(1, "concurrency_limit")+`').value === '2' &&
+		document.querySelector('`+row(2, "number")+`').value === '+442079460000' &&
+		document.querySelector('`+row(2, "per_second")+`').value === '0.5' &&
+		document.querySelector('`+vo+` select[name="caller_id_strategy"]').value === 'round_robin' &&
+		document.querySelector('`+vo+` input[name="rotate_on_retry"]').checked`)
 
 	// A calling window on weekdays but Friday, and a retry policy.
 	ch := `#config-call_handling`
@@ -265,4 +309,27 @@ func configKey(t *testing.T, c *console, in store.Integration, key string) map[s
 		t.Fatalf("config %s %s: %v", key, raw, err)
 	}
 	return out
+}
+
+// TestConsoleCallerIDHold: with a pool of one caller number that takes one
+// live call, a second call waits for it; its timeline names the hold, and
+// the first call's summary shows the number it was dialled from.
+func TestConsoleCallerIDHold(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	in := c.admin.CreateIntegration("One number", c.va, map[string]any{"concurrency_limit": 5})
+	c.admin.PutConfig(in, "voice", map[string]any{"provider": "va", "base_url": c.va.URL, "sip_id": "sip-1", "assistant_id": "asst-1",
+		"caller_ids": []map[string]any{{"number": "+14155550100", "concurrency_limit": 1}}})
+	first := originate(t, c, in, "+14155550123")
+	waitStatus(t, c, first.String(), "initiated")
+	second := originate(t, c, in, "+14155550124")
+
+	b := c.b
+	b.open("/admin/calls/" + second.String())
+	b.signIn(c.admin.Token)
+	b.until("the caller_id hold in the timeline", `[...document.querySelectorAll('.timeline li[data-kind="deferred"]')].some((li) =>
+		li.querySelector('strong').textContent === 'Held by a pacing rule: every caller number at a limit' && li.textContent.includes('caller_id'))`)
+	b.open("/admin/calls/" + first.String())
+	b.until("the caller number in the summary", `[...document.querySelectorAll('.facts dt')].some((dt) =>
+		dt.textContent === 'Caller number' && dt.nextElementSibling.textContent === '+14155550100')`)
 }

@@ -13,6 +13,12 @@ const KIND_LABELS = {
   window_wait: 'Waiting for the calling window', deferred: 'Held by a pacing rule',
 };
 
+// HOLDS name the pacing rule a deferred entry says held the call (contract §9).
+const HOLDS = {
+  dial_rate: 'the dial rate', caller_id: 'every caller number at a limit', contact_cap: 'a contact cap',
+  excluded_date: 'an excluded date',
+};
+
 // settings are the operator's console settings (/admin/settings.json),
 // read once: the trace viewer's URL template, if any.
 let settings;
@@ -56,7 +62,7 @@ export async function callPage(ctx) {
       row('Status', badge(c.status)), row('Attempt', `${c.attempt} / ${c.maxAttempts}`), row('Outcome', c.outcome),
       row('Duration', c.durationSecs == null ? null : `${c.durationSecs} s`), row('Next retry', c.nextRetryAt ? fmtTime(c.nextRetryAt) : null),
       row('Campaign', c.campaignId ? h('a', {href: `/admin/campaigns/${c.campaignId}`}, c.campaignId) : null),
-      row('Record id', c.recordId), row('Time zone', c.timezone), row('VA call id', c.externalCallId),
+      row('Record id', c.recordId), row('Time zone', c.timezone), row('Caller number', c.callerId), row('VA call id', c.externalCallId),
       row('Conversation id', c.conversationId), row('Created', fmtTime(c.createdAt)), row('Updated', fmtTime(c.updatedAt)), row('Call id', h('code', {}, c.id))));
 
     // The history grouped by attempt, oldest first.
@@ -71,7 +77,8 @@ export async function callPage(ctx) {
           h('h3', {}, attempt === 0 ? 'Before the first dial' : `Attempt ${attempt}`),
           h('ol', {class: 'timeline'}, evs.map((ev) => h('li', {'data-kind': ev.kind},
             h('time', {datetime: ev.occurredAt}, fmtTime(ev.occurredAt)), ' ',
-            h('strong', {}, KIND_LABELS[ev.kind] || ev.kind),
+            h('strong', {}, KIND_LABELS[ev.kind] || ev.kind,
+              ev.kind === 'deferred' && ev.detail?.deferred ? `: ${HOLDS[ev.detail.deferred] || ev.detail.deferred}` : ''),
             ev.fromStatus || ev.toStatus ? h('span', {class: 'transition'}, ' ', ev.fromStatus ? badge(ev.fromStatus) : '', ' → ', ev.toStatus ? badge(ev.toStatus) : '') : null,
             traceLink(ev.traceId, template),
             detail(ev.detail)))))));

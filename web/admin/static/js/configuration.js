@@ -75,6 +75,49 @@ export async function configurationTab(ctx, it, panel) {
   });
 
   const vo = cfg.voice || {};
+  // The caller number pool (voice.caller_ids): one row per number with its
+  // own limits. Inputs are named by their path in the voice value
+  // (caller_ids[3].number), renumbered on read, so a 422 lands on its input.
+  const LIMITS = [['concurrency_limit', 'Live calls', 1, 1000], ['per_second', 'Per second', 0.01, 1000],
+    ['max_per_hour', 'Per hour', 1, 100000], ['max_per_day', 'Per day', 1, 1000000]];
+  const callerRows = h('div', {class: 'caller-ids'});
+  const callerRow = (c = {}) => {
+    const row = h('div', {class: 'row caller-id'},
+      field('Number', text('caller_ids[].number', c.number, {'data-k': 'number', placeholder: '+14155550100', inputmode: 'tel'})),
+      field('SIP id', text('caller_ids[].sip_id', c.sip_id, {'data-k': 'sip_id', placeholder: 'the voice SIP id'})),
+      field('Phone number id', text('caller_ids[].agent_phone_number_id', c.agent_phone_number_id, {'data-k': 'agent_phone_number_id'})),
+      LIMITS.map(([k, label, min, max]) => field(label, h('input', {name: `caller_ids[].${k}`, 'data-k': k, type: 'number', min, max,
+        step: k === 'per_second' ? 'any' : 1, value: c[k] ?? '', placeholder: 'no limit'}))),
+      h('button', {type: 'button', class: 'secondary remove-caller', 'aria-label': 'Remove this number', onclick: () => row.remove()}, 'Remove'));
+    return row;
+  };
+  for (const c of vo.caller_ids || []) callerRows.append(callerRow(c));
+  const readCallerIDs = () => [...callerRows.querySelectorAll('.caller-id')].map((row, i) => {
+    for (const input of row.querySelectorAll('[data-k]')) {
+      input.name = `caller_ids[${i}].${input.dataset.k}`;
+      input.closest('.field').dataset.field = input.name;
+    }
+    const get = (k) => row.querySelector(`[data-k="${k}"]`).value.trim();
+    const c = {number: get('number')};
+    for (const k of ['sip_id', 'agent_phone_number_id']) if (get(k) !== '') c[k] = get(k);
+    for (const [k] of LIMITS) {
+      const x = get(k);
+      if (x === '') continue;
+      if (!/^\d*\.?\d+$/.test(x)) throw {field: `caller_ids[${i}].${k}`, message: `“${x}” is not a number`};
+      c[k] = Number(x);
+    }
+    return c;
+  });
+  const callerPool = h('fieldset', {class: 'caller-pool'}, h('legend', {}, 'Caller numbers'),
+    h('p', {class: 'muted'}, 'Numbers dialled from, each with its own limits (empty: none). A number at a limit is never taken; ' +
+      'a call that finds every number at one waits (deferred: caller_id). Without numbers, the trunk\'s own is shown.'),
+    callerRows,
+    h('div', {class: 'row'},
+      h('button', {type: 'button', class: 'secondary add-caller', onclick: () => callerRows.append(callerRow())}, 'Add number'),
+      field('Strategy', select('caller_id_strategy', vo.caller_id_strategy || 'local', ['local', 'round_robin', 'least_used', 'sticky']),
+        'local: the recipient’s area code, else country; sticky: the number the recipient saw before.'),
+      h('span', {class: 'check'}, h('input', {type: 'checkbox', name: 'rotate_on_retry', id: 'rotate-on-retry', checked: !!vo.rotate_on_retry}),
+        h('label', {for: 'rotate-on-retry'}, 'A retry prefers a number the recipient has not seen'))));
   const voice = section('voice', 'Voice', 'The dialler: the Voice Assistant platform (va), ElevenLabs, or the simulator (dials nobody). Its secret (VA_AUTH_TOKEN or ELEVENLABS_API_KEY) goes under Secrets.', [
     h('div', {class: 'row'}, field('Provider', select('provider', vo.provider, ['va', 'elevenlabs', 'simulator'])),
       field('Base URL', text('base_url', vo.base_url, {type: 'url'}))),
@@ -84,6 +127,7 @@ export async function configurationTab(ctx, it, panel) {
       field('Via (elevenlabs)', select('via', vo.via || '', ['', 'sip_trunk', 'twilio']))),
     h('div', {class: 'row'}, field('Ring timeout (s, elevenlabs)', num('ring_timeout_secs', vo.ring_timeout_secs, {min: 1, max: 600, placeholder: '45'}),
       'How long the phone rings before ElevenLabs gives up (1–600; empty: 45).')),
+    callerPool,
   ], () => {
     const v = {...vo};
     for (const n of ['provider', 'base_url', 'sip_id', 'assistant_id', 'agent_id', 'agent_phone_number_id', 'via']) {
@@ -93,6 +137,11 @@ export async function configurationTab(ctx, it, panel) {
     // Empty leaves it to the API's default; a bad value is the API's to refuse.
     if (val(voice, 'ring_timeout_secs') === '') delete v.ring_timeout_secs;
     else v.ring_timeout_secs = numVal(voice, 'ring_timeout_secs');
+    const pool = readCallerIDs();
+    if (pool.length) v.caller_ids = pool; else delete v.caller_ids;
+    const strategy = val(voice, 'caller_id_strategy');
+    if (strategy !== 'local' || 'caller_id_strategy' in v) v.caller_id_strategy = strategy;
+    if (voice.querySelector('[name="rotate_on_retry"]').checked) v.rotate_on_retry = true; else delete v.rotate_on_retry;
     return v;
   });
 
