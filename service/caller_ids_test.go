@@ -119,3 +119,25 @@ func holdsOf(t *testing.T, admin *servicetest.Admin, id uuid.UUID) []string {
 	}
 	return out
 }
+
+// TestCallerNumberPoolElevenLabs: dialling through ElevenLabs, the call is
+// placed from the pool number's own agent_phone_number_id (a number without
+// one uses the voice config's).
+func TestCallerNumberPoolElevenLabs(t *testing.T) {
+	t.Parallel()
+	_, in, admin, integ, el := elevenLabsSigned(t, "sip_trunk")
+	admin.PutConfig(integ, "voice", map[string]any{"provider": "elevenlabs", "base_url": el.URL, "agent_id": "a1",
+		"agent_phone_number_id": "p1", "via": "sip_trunk", "caller_id_strategy": "local",
+		"caller_ids": []map[string]any{{"number": "+442079460000"}, {"number": "+14155550100", "agent_phone_number_id": "phnum_sf"}}})
+	sf := originateOn(t, in, integ, map[string]any{"phone_number": "+14155559876"})
+	call := el.Next(t, 10*time.Second)
+	if call.ToNumber != "+14155559876" || call.AgentPhoneNumberID != "phnum_sf" {
+		t.Fatalf("ElevenLabs was asked to call %s from %q, want +14155559876 from phnum_sf", call.ToNumber, call.AgentPhoneNumberID)
+	}
+	var detail struct {
+		CallerID string `json:"callerId"`
+	}
+	if code := admin.Do("GET", "/api/calls/"+sf.String(), nil, &detail); code != http.StatusOK || detail.CallerID != "+14155550100" {
+		t.Fatalf("call detail: %d, callerId %q", code, detail.CallerID)
+	}
+}
