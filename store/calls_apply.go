@@ -122,12 +122,24 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		return nil, nil
 	}
 	out := make([]Applied, len(events))
-	fresh, err := claimKeys(ctx, tx, events[0].At, messageKeys(events))
-	if err != nil {
+	// The message keys are claimed and the events' names resolved in one
+	// round trip: duplicates are resolved too, and their answer dropped.
+	var p pipeline
+	keys := claimKeysIn(&p, events[0].At, messageKeys(events))
+	ids, attempts := make([]uuid.UUID, len(events)), make([]int, len(events))
+	resolveNamesIn(&p, events, ids, attempts)
+	if err := p.send(ctx, tx); err != nil {
 		return nil, err
 	}
+	fresh := keys.fresh()
+	for i, ev := range events {
+		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
+		out[i].Duplicate = !fresh[i]
+		if !fresh[i] {
+			ids[i], attempts[i] = uuid.Nil, 0
+		}
+	}
 	// Resolve every event to a call id (and, where it says, its attempt).
-	ids := make([]uuid.UUID, len(events))
 	resolve := func(i int) error {
 		id, attempt, err := resolveCall(ctx, tx, events[i])
 		ids[i] = id
@@ -136,23 +148,18 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 		}
 		return err
 	}
-	var toResolve []CallEvent
-	var at []int
-	for i, ev := range events {
-		out[i].IntegrationID, out[i].Event = ev.IntegrationID, ev
-		out[i].Duplicate = !fresh[i]
-		if fresh[i] {
-			toResolve, at = append(toResolve, ev), append(at, i)
+	for i := range events {
+		if !fresh[i] {
+			continue
 		}
-	}
-	resolved, attempts, err := resolveCalls(ctx, tx, toResolve)
-	if err != nil {
-		return nil, err
-	}
-	for k, i := range at {
-		ids[i] = resolved[k]
-		if attempts[k] > 0 && events[i].Attempt == 0 {
-			events[i].Attempt = attempts[k]
+		if ids[i] == uuid.Nil {
+			var err error
+			if ids[i], attempts[i], err = resolveOther(ctx, tx, events[i]); err != nil {
+				return nil, err
+			}
+		}
+		if attempts[i] > 0 && events[i].Attempt == 0 {
+			events[i].Attempt = attempts[i]
 		}
 	}
 	hooks.resolved()
@@ -331,45 +338,41 @@ func currentClaims(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uui
 // no secret once dialled) is not found, so that tenant can neither move it
 // nor record its event keys (naturalKeys) ahead of the real events.
 func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
-	var want, owners []uuid.UUID
+	var want, owners, integrations []uuid.UUID
 	for i, id := range ids {
 		if id != uuid.Nil {
 			want, owners = append(want, id), append(owners, events[i].IntegrationID)
+			if !slices.Contains(integrations, events[i].IntegrationID) {
+				integrations = append(integrations, events[i].IntegrationID)
+			}
 		}
 	}
 	out := map[uuid.UUID]*lockedCall{}
 	if len(want) == 0 {
 		return out, nil
 	}
+	// The calls and their integrations' config in one round trip: a call
+	// is locked only for an event of its own integration, so the events'
+	// integrations are the calls'.
+	var p pipeline
 	// Rows are locked in id order so that concurrent batches cannot deadlock.
-	rows, err := tx.Query(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = ANY($1)
+	p.query("lock calls", func(rows pgx.Rows) error {
+		c, err := scanCall(rows)
+		if err != nil {
+			return err
+		}
+		out[c.ID] = &lockedCall{Call: c}
+		return nil
+	}, `SELECT `+callColumns+` FROM calls c WHERE c.id = ANY($1)
 		AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::uuid[]) AS v (id, integration_id)
 			WHERE v.id = c.id AND v.integration_id = c.integration_id)
 		ORDER BY c.id FOR UPDATE`, want, owners)
-	if err != nil {
-		return nil, err
-	}
-	var integrations []uuid.UUID
-	for rows.Next() {
-		c, err := scanCall(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out[c.ID] = &lockedCall{Call: c}
-		if !slices.Contains(integrations, c.IntegrationID) {
-			integrations = append(integrations, c.IntegrationID)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	configs, err := decisionConfigs(ctx, tx, integrations)
-	if err != nil {
+	configs := decisionConfigsIn(&p, integrations)
+	if err := p.send(ctx, tx); err != nil {
 		return nil, err
 	}
 	for _, c := range out {
-		cfg := configs[c.IntegrationID]
+		cfg := configs.of(c.IntegrationID)
 		c.policy, c.hasCRM = cfg.CallHandling, cfg.CRM.Kind != "none" && cfg.CRM.Kind != ""
 		c.Call.policy = cfg.Data()
 		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
@@ -378,38 +381,45 @@ func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UU
 	return out, overlayCampaignPolicies(ctx, tx, out)
 }
 
-// decisionConfigs loads what deciding a call's events needs of several
-// integrations' config: call_handling, crm, analysis, agent and data.
-func decisionConfigs(ctx context.Context, q querier, integrations []uuid.UUID) (map[uuid.UUID]config.Integration, error) {
-	raw := map[uuid.UUID]map[string]json.RawMessage{}
+// decisionConfigs is what deciding a call's events needs of several
+// integrations' config (call_handling, crm, analysis, agent and data),
+// read by a statement queued in a pipeline.
+type decisionConfigs struct {
+	raw     map[uuid.UUID]map[string]json.RawMessage
+	decoded map[uuid.UUID]config.Integration
+}
+
+// decisionConfigsIn queues the read of integrations' configs in p.
+func decisionConfigsIn(p *pipeline, integrations []uuid.UUID) *decisionConfigs {
+	d := &decisionConfigs{raw: map[uuid.UUID]map[string]json.RawMessage{}, decoded: map[uuid.UUID]config.Integration{}}
 	for _, id := range integrations {
-		raw[id] = map[string]json.RawMessage{}
+		d.raw[id] = map[string]json.RawMessage{}
 	}
-	if len(integrations) > 0 {
-		rows, err := q.Query(ctx, `SELECT integration_id, key, value FROM integration_config
-			WHERE key IN ('call_handling', 'crm', 'analysis', 'agent', 'data') AND integration_id = ANY($1)`, integrations)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id uuid.UUID
-			var key string
-			var value []byte
-			if err := rows.Scan(&id, &key, &value); err != nil {
-				return nil, err
-			}
-			raw[id][key] = value
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+	if len(integrations) == 0 {
+		return d
 	}
-	out := make(map[uuid.UUID]config.Integration, len(raw))
-	for id, r := range raw {
-		out[id] = config.Decode(r)
+	p.query("read configs", func(rows pgx.Rows) error {
+		var id uuid.UUID
+		var key string
+		var value []byte
+		if err := rows.Scan(&id, &key, &value); err != nil {
+			return err
+		}
+		d.raw[id][key] = value
+		return nil
+	}, `SELECT integration_id, key, value FROM integration_config
+		WHERE key IN ('call_handling', 'crm', 'analysis', 'agent', 'data') AND integration_id = ANY($1)`, integrations)
+	return d
+}
+
+// of is an integration's config, once the pipeline was sent.
+func (d *decisionConfigs) of(id uuid.UUID) config.Integration {
+	cfg, ok := d.decoded[id]
+	if !ok {
+		cfg = config.Decode(d.raw[id])
+		d.decoded[id] = cfg
 	}
-	return out, nil
+	return cfg
 }
 
 // NoteEvent adds an entry about the call's content (post-call audio) to

@@ -218,19 +218,23 @@ func jsonText(raw json.RawMessage) *string {
 }
 
 // flush writes the change set: attempts first (a dial's attempt row before
-// the call that points at it), then the calls, then their history.
+// the call that points at it), then the calls, then their history. The
+// statements go in as few round trips as the COPY of new attempts allows
+// (one when there are none).
 func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	if cs.empty() {
 		return nil
 	}
+	var p pipeline
 	if len(cs.attemptsGone) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsGone)
-		if _, err := tx.Exec(ctx, `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
-			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts); err != nil {
-			return fmt.Errorf("delete attempts: %w", err)
-		}
+		p.exec("delete attempts", `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts)
 	}
 	if len(cs.attemptsNew) > 0 {
+		if err := p.send(ctx, tx); err != nil {
+			return err
+		}
 		// A dial aborted earlier in this same batch frees its attempt number.
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at", "claim_token", "caller_id"},
 			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
@@ -252,37 +256,27 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 		// call: the attempt answered last takes it over, so the unique
 		// index holds and events by it find the dial the dialler reports
 		// on from then. Within a batch, the last answer naming an id wins.
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = NULL
+		p.exec("update attempts", `UPDATE call_attempts a SET external_call_id = NULL
 			FROM call_attempts mine, unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, ext)
 			WHERE mine.call_id = v.call_id AND mine.attempt = v.attempt AND v.ext <> ''
 				AND a.integration_id = mine.integration_id AND a.external_call_id = v.ext
-				AND (a.call_id, a.attempt) <> (v.call_id, v.attempt)`, ids, attempts, ext); err != nil {
-			return fmt.Errorf("update attempts: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET external_call_id = COALESCE(NULLIF(v.ext, ''), a.external_call_id),
+				AND (a.call_id, a.attempt) <> (v.call_id, v.attempt)`, ids, attempts, ext)
+		p.exec("update attempts", `UPDATE call_attempts a SET external_call_id = COALESCE(NULLIF(v.ext, ''), a.external_call_id),
 				conversation_id = COALESCE(NULLIF(v.conv, ''), a.conversation_id)
 			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) AS v (call_id, attempt, ext, conv)
-			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext, conv); err != nil {
-			return fmt.Errorf("update attempts: %w", err)
-		}
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, ext, conv)
 	}
 	if len(cs.attemptsConv) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsConv)
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET conversation_id = v.conv
+		p.exec("update attempts", `UPDATE call_attempts a SET conversation_id = v.conv
 			FROM unnest($1::uuid[], $2::int[], $3::text[]) AS v (call_id, attempt, conv)
-			WHERE a.call_id = v.call_id AND a.attempt = v.attempt AND a.conversation_id IS NULL`,
-			ids, attempts, column[string](cs.attemptsConv, 2)); err != nil {
-			return fmt.Errorf("update attempts: %w", err)
-		}
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt AND a.conversation_id IS NULL`, ids, attempts, column[string](cs.attemptsConv, 2))
 	}
 	if len(cs.attemptsEnd) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsEnd)
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts a SET ended_at = v.ended_at, outcome = v.outcome, duration_secs = v.dur
+		p.exec("end attempts", `UPDATE call_attempts a SET ended_at = v.ended_at, outcome = v.outcome, duration_secs = v.dur
 			FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::float8[]) AS v (call_id, attempt, ended_at, outcome, dur)
-			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`,
-			ids, attempts, column[time.Time](cs.attemptsEnd, 2), column[*string](cs.attemptsEnd, 3), column[*float64](cs.attemptsEnd, 4)); err != nil {
-			return fmt.Errorf("end attempts: %w", err)
-		}
+			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts, column[time.Time](cs.attemptsEnd, 2), column[*string](cs.attemptsEnd, 3), column[*float64](cs.attemptsEnd, 4))
 	}
 	if n := len(cs.order); n > 0 {
 		var (
@@ -309,7 +303,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 		}
 		// A slot newly taken is stamped by the database's clock; one kept
 		// keeps its stamp.
-		if _, err := tx.Exec(ctx, `UPDATE calls c SET status = v.status, attempt = v.attempt,
+		p.exec("update calls", `UPDATE calls c SET status = v.status, attempt = v.attempt,
 				slot_taken_at = CASE WHEN v.slot IS NULL THEN NULL ELSE COALESCE(c.slot_taken_at, `+dbNow(19)+`) END,
 				next_retry_at = v.retry, outcome = v.outcome, dial_state = v.dial_state, external_call_id = v.ext,
 				conversation_id = v.conv, duration_secs = v.dur, transcript = v.transcript::jsonb, analysis = v.analysis::jsonb,
@@ -323,11 +317,12 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				      queued_at, updated_at, data_store, clear_vars, caller_id)
 			WHERE c.id = v.id`,
 			ids, statuses, attempts, slots, retries, outcomes, dialStates, exts, convs, durations, transcripts, analyses, metas,
-			summaries, queuedAt, updatedAt, dataStores, clearVariables, cs.clock, callerIDs); err != nil {
-			return fmt.Errorf("update calls: %w", err)
-		}
+			summaries, queuedAt, updatedAt, dataStores, clearVariables, cs.clock, callerIDs)
 	}
 	if len(cs.doNotCall) > 0 {
+		if err := p.send(ctx, tx); err != nil {
+			return err
+		}
 		if err := suppressRequested(ctx, tx, cs.doNotCall, cs.calls[cs.doNotCall[0]].UpdatedAt); err != nil {
 			return fmt.Errorf("suppress numbers: %w", err)
 		}
@@ -337,7 +332,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 	// holding the earlier one loses its lease.
 	if len(cs.analyses) > 0 {
 		calls, integrations := columns2[uuid.UUID, uuid.UUID](cs.analyses)
-		if _, err := tx.Exec(ctx, `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis,
+		p.exec("queue analyses", `INSERT INTO pending_analyses (call_id, integration_id, attempt, created_at, transcript, agent_analysis,
 				trace_parent)
 			SELECT call_id, integration_id, attempt, created_at, transcript::jsonb, agent_analysis::jsonb, trace_parent
 			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
@@ -346,9 +341,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				transcript = EXCLUDED.transcript, agent_analysis = EXCLUDED.agent_analysis, trace_parent = EXCLUDED.trace_parent,
 				tries = 0, locked_until = NULL, lease_token = NULL
 			WHERE pending_analyses.attempt < EXCLUDED.attempt`, calls, integrations, column[int](cs.analyses, 2), column[time.Time](cs.analyses, 3),
-			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5), column[*string](cs.analyses, 6)); err != nil {
-			return fmt.Errorf("queue analyses: %w", err)
-		}
+			column[*string](cs.analyses, 4), column[*string](cs.analyses, 5), column[*string](cs.analyses, 6))
 	}
 	if len(cs.outbox) > 0 {
 		awaitsLLM := map[uuid.UUID]bool{}
@@ -374,22 +367,30 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 				next[i] = c.UpdatedAt.Add(AnalysisHold)
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at, trace_parent)
+		p.exec("write crm outbox", `INSERT INTO crm_outbox (id, integration_id, call_id, event, payload, next_attempt_at, created_at, trace_parent)
 			SELECT id, integration_id, call_id, event, payload::jsonb, next, at, trace_parent
 			FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[])
 				AS v (id, integration_id, call_id, event, payload, at, next, trace_parent)
-			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at, next, traceparents); err != nil {
-			return fmt.Errorf("write crm outbox: %w", err)
-		}
+			ON CONFLICT (call_id, event) DO NOTHING`, ids, integrations, calls, events, payloads, at, next, traceparents)
 	}
-	if len(cs.history) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_events"},
-			[]string{"call_id", "attempt", "kind", "from_status", "to_status", "detail", "trace_id", "occurred_at"},
-			pgx.CopyFromRows(cs.history)); err != nil {
-			return fmt.Errorf("insert history: %w", err)
+	if n := len(cs.history); n > 0 {
+		// In the same round trip as the rest: a COPY would cost two more.
+		details := make([]string, n)
+		for i, row := range cs.history {
+			raw, err := json.Marshal(row[5])
+			if err != nil {
+				return fmt.Errorf("insert history: %w", err)
+			}
+			details[i] = string(raw)
 		}
+		p.exec("insert history", `INSERT INTO call_events (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)
+			SELECT call_id, attempt, kind, from_status, to_status, detail::jsonb, trace_id, occurred_at
+			FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+				AS v (call_id, attempt, kind, from_status, to_status, detail, trace_id, occurred_at)`,
+			column[uuid.UUID](cs.history, 0), column[int](cs.history, 1), column[string](cs.history, 2), column[string](cs.history, 3),
+			column[string](cs.history, 4), details, column[*string](cs.history, 6), column[time.Time](cs.history, 7))
 	}
-	return nil
+	return p.send(ctx, tx)
 }
 
 func column[T any](rows [][]any, i int) []T {

@@ -80,15 +80,32 @@ func eventType(ev CallEvent) string {
 // it carries was newly recorded (an expired key is taken over) and no
 // earlier event of the batch carried it.
 func claimKeys(ctx context.Context, tx pgx.Tx, at time.Time, perEvent [][]expiringKey) ([]bool, error) {
-	fresh := make([]bool, len(perEvent))
+	var p pipeline
+	claim := claimKeysIn(&p, at, perEvent)
+	if err := p.send(ctx, tx); err != nil {
+		return nil, err
+	}
+	return claim.fresh(), nil
+}
+
+// keyClaim is claimKeys's statement queued in a pipeline: fresh answers
+// once the pipeline is sent.
+type keyClaim struct {
+	perEvent [][]expiringKey
+	taken    map[string]bool
+}
+
+// claimKeysIn queues claimKeys's statement in p (none when no event
+// carries a key).
+func claimKeysIn(p *pipeline, at time.Time, perEvent [][]expiringKey) *keyClaim {
+	claim := &keyClaim{perEvent: perEvent, taken: map[string]bool{}}
 	var keys []string
 	var expiries []time.Time
 	// Each key once: ON CONFLICT DO UPDATE fails the whole statement when
 	// two of its rows hit the same key (two copies of one webhook in a
-	// batch). Later copies are marked duplicates below.
+	// batch). Later copies are marked duplicates by fresh.
 	listed := map[string]bool{}
-	for i, ks := range perEvent {
-		fresh[i] = true
+	for _, ks := range perEvent {
 		for _, k := range ks {
 			if k.key != "" && !listed[k.key] {
 				listed[k.key] = true
@@ -98,36 +115,36 @@ func claimKeys(ctx context.Context, tx pgx.Tx, at time.Time, perEvent [][]expiri
 		}
 	}
 	if len(keys) == 0 {
-		return fresh, nil
+		return claim
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO processed_keys (scope, key, expires_at)
+	p.query("claim event keys", func(rows pgx.Rows) error {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		claim.taken[k] = true
+		return nil
+	}, `INSERT INTO processed_keys (scope, key, expires_at)
 		SELECT 'event', k, e FROM unnest($1::text[], $2::timestamptz[]) AS t (k, e)
 		ON CONFLICT (scope, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
 			WHERE processed_keys.expires_at <= $3
 		RETURNING key`, keys, expiries, at)
-	if err != nil {
-		return nil, err
-	}
-	taken := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		taken[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	return claim
+}
+
+// fresh reports, for each event, whether its keys were all newly taken.
+func (c *keyClaim) fresh() []bool {
+	fresh := make([]bool, len(c.perEvent))
 	seen := map[string]bool{}
-	for i, ks := range perEvent {
+	for i, ks := range c.perEvent {
+		fresh[i] = true
 		for _, k := range ks {
 			if k.key == "" {
 				continue
 			}
-			fresh[i] = fresh[i] && taken[k.key] && !seen[k.key]
+			fresh[i] = fresh[i] && c.taken[k.key] && !seen[k.key]
 			seen[k.key] = true
 		}
 	}
-	return fresh, nil
+	return fresh
 }

@@ -33,6 +33,28 @@ func resolveCall(ctx context.Context, tx pgx.Tx, ev CallEvent) (uuid.UUID, int, 
 // unresolved by them is looked up on its own.
 func resolveCalls(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]uuid.UUID, []int, error) {
 	ids, attempts := make([]uuid.UUID, len(events)), make([]int, len(events))
+	var p pipeline
+	resolveNamesIn(&p, events, ids, attempts)
+	if err := p.send(ctx, tx); err != nil {
+		return ids, attempts, err
+	}
+	for i, ev := range events {
+		if ids[i] != uuid.Nil {
+			continue
+		}
+		var err error
+		if ids[i], attempts[i], err = resolveOther(ctx, tx, ev); err != nil {
+			return ids, attempts, err
+		}
+	}
+	return ids, attempts, nil
+}
+
+// resolveNamesIn resolves the events named 1–4 into ids and attempts:
+// at once those that name their attempt, the others by a statement queued
+// in p, whose answer fills them in when p is sent. Those it cannot resolve
+// keep a nil id.
+func resolveNamesIn(p *pipeline, events []CallEvent, ids []uuid.UUID, attempts []int) {
 	var byRef []int // events named by a dialler id or our bare call id
 	for i, ev := range events {
 		switch ref := ev.ExternalCallID; {
@@ -48,27 +70,15 @@ func resolveCalls(ctx context.Context, tx pgx.Tx, events []CallEvent) ([]uuid.UU
 			}
 		}
 	}
-	if err := resolveRefs(ctx, tx, events, byRef, ids, attempts); err != nil {
-		return ids, attempts, err
-	}
-	for i, ev := range events {
-		if ids[i] != uuid.Nil {
-			continue
-		}
-		var err error
-		if ids[i], attempts[i], err = resolveOther(ctx, tx, ev); err != nil {
-			return ids, attempts, err
-		}
-	}
-	return ids, attempts, nil
+	resolveRefsIn(p, events, byRef, ids, attempts)
 }
 
-// resolveRefs resolves events[which], named by ExternalCallID, in one
-// statement: a dialler id recorded for an attempt, else our bare call id.
-// Those it cannot resolve keep a nil id.
-func resolveRefs(ctx context.Context, tx pgx.Tx, events []CallEvent, which []int, ids []uuid.UUID, attempts []int) error {
+// resolveRefsIn queues in p the statement that resolves events[which],
+// named by ExternalCallID: a dialler id recorded for an attempt, else our
+// bare call id.
+func resolveRefsIn(p *pipeline, events []CallEvent, which []int, ids []uuid.UUID, attempts []int) {
 	if len(which) == 0 {
-		return nil
+		return
 	}
 	ns, integrations, refs, parsed := make([]int32, len(which)), make([]uuid.UUID, len(which)), make([]string, len(which)),
 		make([]*uuid.UUID, len(which))
@@ -78,18 +88,7 @@ func resolveRefs(ctx context.Context, tx pgx.Tx, events []CallEvent, which []int
 			parsed[k] = &id
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT r.n, COALESCE(a.call_id, c.id), COALESCE(a.attempt, 0)
-		FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[]) AS r (n, integration_id, ref, parsed)
-		LEFT JOIN LATERAL (SELECT call_id, attempt FROM call_attempts
-			WHERE integration_id = r.integration_id AND external_call_id = r.ref LIMIT 1) a ON true
-		LEFT JOIN LATERAL (SELECT id FROM calls WHERE a.call_id IS NULL AND id = r.parsed
-			AND integration_id = r.integration_id) c ON true
-		WHERE a.call_id IS NOT NULL OR c.id IS NOT NULL`, ns, integrations, refs, parsed)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	p.query("resolve calls", func(rows pgx.Rows) error {
 		var n int32
 		var id uuid.UUID
 		var attempt int
@@ -97,8 +96,14 @@ func resolveRefs(ctx context.Context, tx pgx.Tx, events []CallEvent, which []int
 			return err
 		}
 		ids[n], attempts[n] = id, attempt
-	}
-	return rows.Err()
+		return nil
+	}, `SELECT r.n, COALESCE(a.call_id, c.id), COALESCE(a.attempt, 0)
+		FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[]) AS r (n, integration_id, ref, parsed)
+		LEFT JOIN LATERAL (SELECT call_id, attempt FROM call_attempts
+			WHERE integration_id = r.integration_id AND external_call_id = r.ref LIMIT 1) a ON true
+		LEFT JOIN LATERAL (SELECT id FROM calls WHERE a.call_id IS NULL AND id = r.parsed
+			AND integration_id = r.integration_id) c ON true
+		WHERE a.call_id IS NOT NULL OR c.id IS NOT NULL`, ns, integrations, refs, parsed)
 }
 
 // resolveOther resolves an event by names 5 to 7, or by the call id our
