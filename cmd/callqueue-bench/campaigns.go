@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callqueue/callqueue/bench/load"
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -88,6 +89,9 @@ func adminJSON(client *http.Client, token, method, url string, body, out any) er
 // campaign call's originate at the VA, with ten running campaigns holding
 // 100,000 queued recipients between them and every slot of the
 // integration's 10 busy: each freed slot is shared out among the ten lanes.
+// With -caller-ids, the same world is then measured again with a pool of
+// that many caller numbers under the local strategy, each with its own
+// limits (none of which binds): what choosing a number costs a claim.
 func (b *bench) campaignDispatch(ctx context.Context) error {
 	const campaigns, perCampaign, limit, samples = 10, 10000, 10, 300
 	w, err := b.newWorld(ctx, "campaign_dispatch")
@@ -136,7 +140,48 @@ func (b *bench) campaignDispatch(ctx context.Context) error {
 			return fmt.Errorf("the first %d dials did not arrive", limit)
 		}
 	}
-	return measureFreedSlots(client, base, in.WebhookToken, va, live, samples, "campaign_dispatch")
+	if b.callerIDs <= 0 {
+		return measureFreedSlots(client, base, in.WebhookToken, va, live, samples, "campaign_dispatch")
+	}
+	plain, live, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool { return n < samples })
+	if err != nil {
+		return err
+	}
+	// A pool of Ukrainian numbers of several area codes (the recipients'
+	// country) and others; claims read it from the config on every claim.
+	pool := make([]map[string]any, b.callerIDs)
+	for i := range pool {
+		number := fmt.Sprintf("+3804%d%07d", 1+i%7, i)
+		if i%5 == 4 {
+			number = fmt.Sprintf("+1415555%04d", i)
+		}
+		pool[i] = map[string]any{"number": number, "sip_id": fmt.Sprintf("sip-%d", i), "concurrency_limit": 2,
+			"per_second": 100, "max_per_hour": 10000, "max_per_day": 100000}
+	}
+	voice, err := json.Marshal(map[string]any{"provider": "va", "base_url": va.URL, "sip_id": "sip-1", "assistant_id": "a-1",
+		"caller_ids": pool, "caller_id_strategy": "local"})
+	if err != nil {
+		return err
+	}
+	if voice, err = config.Normalize(config.KeyVoice, voice); err != nil {
+		return fmt.Errorf("caller ids: %w", err)
+	}
+	if err := w.st.PutConfig(ctx, store.ActorCLI, in.ID, config.KeyVoice, voice); err != nil {
+		return err
+	}
+	pooled, _, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool { return n < samples })
+	if err != nil {
+		return err
+	}
+	for name, lat := range map[string][]time.Duration{"campaign_dispatch": plain, "campaign_dispatch_caller_ids": pooled} {
+		slices.Sort(lat)
+		metric(name+"_p50_ms", load.MS(load.Percentile(lat, 0.50)), "ms")
+		metric(name+"_p99_ms", load.MS(load.Percentile(lat, 0.99)), "ms")
+	}
+	if v := va.violations.Load(); v != 0 {
+		return fmt.Errorf("campaign_dispatch run saw %d limit violations", v)
+	}
+	return nil
 }
 
 // windowSweep measures the scheduler's periodic work (due retries, calls

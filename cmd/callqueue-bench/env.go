@@ -42,6 +42,9 @@ type bench struct {
 	retentionCalls int
 	// tenantCount is how many integrations the tenants scenario makes.
 	tenantCount int
+	// callerIDs is the size of the caller number pool campaign_dispatch
+	// measures after measuring without one (0: no second phase).
+	callerIDs int
 	// tenantModes are the per-integration metric modes it measures.
 	tenantModes []string
 	// metrics is the processes' CALLQUEUE_METRICS_PER_INTEGRATION and

@@ -4,7 +4,7 @@
 // production sync policy) and compares against baselines measured in the
 // same run where one exists (a bare net/http handler for intake).
 //
-//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits unbinding|default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover,retention,tenants] [-tenants 10000]
+//	go run ./cmd/callqueue-bench [-duration 5s] [-rate-limits unbinding|default|off] [-only intake,e2e,dispatch,limit,agentinit,outbox,admin,simulated,campaign_upload,campaign_dispatch,window_sweep,failover,retention,tenants] [-tenants 10000] [-caller-ids 50]
 //
 // Scenarios marked named-only (retention, which seeds a million calls;
 // tenants, which makes 10,000 integrations twice) run only when -only names
@@ -44,6 +44,7 @@ func run() error {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	retentionCalls := flag.Int("retention-calls", 1_000_000, "expired calls the retention scenario removes")
 	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
+	callerIDs := flag.Int("caller-ids", 50, "caller numbers in the pool campaign_dispatch measures after its run without one (0: none)")
 	tenantModes := flag.String("tenant-modes", "all,top", "CALLQUEUE_METRICS_PER_INTEGRATION modes the tenants scenario measures, in turn")
 	rateLimits := flag.String("rate-limits", "unbinding",
 		`request limits of the measured processes: "unbinding" (the limiter runs at rates no scenario reaches, so its cost counts and a fast machine is never refused), "default" (those of callqueue serve) or "off"`)
@@ -72,7 +73,7 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
-		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ",")}
+		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()
