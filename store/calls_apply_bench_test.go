@@ -53,6 +53,7 @@ func countingStore(tb testing.TB) (*store.Store, *statementCounter) {
 	}
 	counter := &statementCounter{}
 	cfg.ConnConfig.Tracer = counter
+	cfg.AfterConnect = store.RegisterTypes // as store.Connect does
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

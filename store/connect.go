@@ -70,6 +70,7 @@ func Connect(ctx context.Context, url string, maxConns int32, bounds Bounds) (*p
 		Control:         tcpUserTimeout(b.TCPUserTimeout)}
 	cfg.ConnConfig.DialFunc = dialer.DialContext
 	cfg.ConnConfig.Tracer = queryDeadline{after: b.queryDeadline()}
+	cfg.AfterConnect = RegisterTypes
 	// The ping that checks an idle connection as it is taken from the pool
 	// is no statement the tracer sees: it gets the same deadline, or a
 	// silent connection hangs its caller for as long as the silence lasts.

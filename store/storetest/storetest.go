@@ -148,7 +148,12 @@ func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin, tmpl string) err
 func NewStore(t testing.TB) (*store.Store, string) {
 	t.Helper()
 	url := NewDatabase(t)
-	pool, err := pgxpool.New(context.Background(), url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AfterConnect = store.RegisterTypes // as store.Connect does
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
