@@ -223,8 +223,9 @@ type handlerFunc func(ctx context.Context, r request) (int, any, error)
 func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFunc) http.Handler {
 	spanName := "webhook " + name
 	// Label lookups are hashed on every call: the endpoint's series are
-	// found once (its duration) or once per status code.
-	duration := h.metrics.WebhookDuration.WithLabelValues(name)
+	// found once (its duration) or once per status code, at the first
+	// request (a handler registered only for its routes has no metrics).
+	duration := sync.OnceValue(func() prometheus.Observer { return h.metrics.WebhookDuration.WithLabelValues(name) })
 	var requests sync.Map // status code → prometheus.Counter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -246,7 +247,7 @@ func (h *Handler) endpoint(name string, limit int64, auth authMode, fn handlerFu
 			c, _ = requests.LoadOrStore(code, h.metrics.WebhookRequests.WithLabelValues(name, strconv.Itoa(code)))
 		}
 		c.(prometheus.Counter).Inc()
-		duration.Observe(time.Since(start).Seconds())
+		duration().Observe(time.Since(start).Seconds())
 	})
 }
 
