@@ -62,6 +62,12 @@ func Connect(ctx context.Context, url string, maxConns int32, bounds Bounds) (*p
 	b := bounds.withDefaults()
 	cfg.ConnConfig.ConnectTimeout = b.ConnectTimeout
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(b.StatementTimeout.Milliseconds())
+	// A session idle in its transaction for longer than the client would
+	// wait for a statement has lost its client (a black hole, a process
+	// frozen): the server ends it, and the row locks it holds go with it,
+	// instead of stopping every other replica that needs those rows until
+	// the server's keepalive notices, hours later.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(b.queryDeadline().Milliseconds())
 	// Probes every third of the user timeout keep an idle connection's
 	// silence from going unnoticed longer than it.
 	probe := max(b.TCPUserTimeout/3, time.Second)

@@ -145,3 +145,53 @@ func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
 		t.Fatal("a statement on an idle connection through a black hole still hangs after 10 s")
 	}
 }
+
+// TestBlackHoledTransactionReleasesItsLocks: a process's database goes
+// silent in the middle of a transaction. The server still holds the
+// session, idle in its transaction, and its row locks: every other
+// process that needs those rows waited behind it for as long as the
+// silence lasted (the server's keepalive takes hours). The session is
+// ended once it has been idle in its transaction longer than a statement
+// may take, and the locks go with it.
+func TestBlackHoledTransactionReleasesItsLocks(t *testing.T) {
+	t.Parallel()
+	s, dbURL := storetest.NewStore(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultnet.Listen(t.Context(), u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
+	silent, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(silent.Close)
+	t.Cleanup(func() { _ = proxy.Close() })
+	if _, err := s.Pool().Exec(t.Context(), `CREATE TABLE lock_probe (id int PRIMARY KEY, n int); INSERT INTO lock_probe VALUES (1, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := silent.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Given up on when the test ends, as the process gives up on it at its
+	// query deadline: the pool cannot close while it holds a connection.
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(t.Context(), `UPDATE lock_probe SET n = n + 1 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	proxy.BlackHole() // the process goes silent holding the row's lock
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Pool().Exec(ctx, `UPDATE lock_probe SET n = n + 10 WHERE id = 1`); err != nil {
+		t.Fatalf("another process's update of the row the silent one locked: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("the silent transaction's lock was released after %v", time.Since(start).Round(time.Millisecond))
+}
