@@ -2,10 +2,15 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/callqueue/callqueue/store"
 )
+
+// errStoppingBeforeToken: a claimed dial still waiting for its dial-rate
+// token when the process stops is not sent.
+var errStoppingBeforeToken = errors.New("stopping before the dial rate's next token")
 
 // confirmDial asks the store, under the call's row lock, whether the claimed
 // attempt may still be originated: a call cancelled since its claim is not
@@ -26,6 +31,11 @@ func (d *Dispatcher) confirmDial(ctx context.Context, call store.Call) (bool, er
 			select {
 			case <-ctx.Done():
 				return false, ctx.Err()
+			case <-d.ClaimingStopped():
+				// The process is stopping: the call goes back to the queue
+				// now rather than hold the shutdown for its token, or be
+				// abandoned at its deadline to wait for the watchdog.
+				return false, errStoppingBeforeToken
 			case <-time.After(max(due.Sub(d.w.clock.Now()), time.Millisecond)):
 			}
 			continue
