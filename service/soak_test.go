@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/internal/faultnet"
 	"github.com/callqueue/callqueue/queue"
 	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
@@ -157,6 +158,8 @@ type soakWorld struct {
 	timeline           []string // faults with their wall-clock time, for failure messages
 	// lost is each process's commit fault (soak_commits_test.go).
 	lost map[*servicetest.Instance]*store.LostAnswers
+	// holes are the black-holed replicas' databases (soak_blackhole_test.go).
+	holes soakBlackHoles
 
 	stopClock func()
 	// proxy is between the workers and Postgres (viaProxy its URL).
@@ -192,6 +195,7 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		originated: map[string]uuid.UUID{}, faults: map[string]int{}, scheduled: map[string]int{}, effects: map[string]int{},
 		spent: map[string]time.Duration{},
 		lost:  map[*servicetest.Instance]*store.LostAnswers{}, mustNotDial: map[uuid.UUID]string{}}
+	w.holes.open = map[*faultnet.Proxy]bool{}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
 	// The workers reach Postgres through a proxy that an outage cuts.
@@ -329,6 +333,8 @@ func (w *soakWorld) run(s soakSettings) int {
 			w.step("skewed_replica", w.skewedReplica)
 		case roll < 87:
 			w.step("upload_during_restart", w.uploadDuringRestart)
+		case roll < 89:
+			w.step("black_hole_replica", w.blackHoleReplica)
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
@@ -484,6 +490,7 @@ func (w *soakWorld) deliver(name string, body map[string]any, ack soakAck) {
 // at the VA and every dial has had time to answer, so that a jump never
 // makes a dial in flight look lost, and by less than a CRM update's lease.
 func (w *soakWorld) settle() {
+	w.restoreBlackHoles()
 	w.va.setQuiet()
 	w.predial.setQuiet()
 	w.endCampaignFaults()
