@@ -758,14 +758,16 @@ type clusterOptions struct {
 // API process and any number of worker processes, against one database
 // and one NATS server, with one integration dialling a fake VA.
 type cluster struct {
-	env     *servicetest.Env
-	va      *servicetest.FakeVA
-	hooks   *servicetest.Instance
-	api     *servicetest.Instance
-	workers []*servicetest.Instance
-	admin   *servicetest.Admin
-	integ   servicetest.Integration
-	opt     clusterOptions
+	env   *servicetest.Env
+	va    *servicetest.FakeVA
+	hooks *servicetest.Instance
+	// hooksURL is hooks' address, which a restart of it changes.
+	hooksURL atomic.Pointer[string]
+	api      *servicetest.Instance
+	workers  []*servicetest.Instance
+	admin    *servicetest.Admin
+	integ    servicetest.Integration
+	opt      clusterOptions
 }
 
 func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
@@ -781,6 +783,7 @@ func startCluster(t *testing.T, nWorkers int, opt clusterOptions) *cluster {
 	}
 	c := &cluster{env: env, va: servicetest.NewFakeVA(t), opt: opt}
 	c.hooks = env.Start(servicetest.Options{Role: "webhooks", BreakerOpenFor: opt.BreakerOpenFor, RealClock: opt.RealClock})
+	c.hooksURL.Store(&c.hooks.URL)
 	c.api = env.Start(servicetest.Options{Role: "api", RealClock: opt.RealClock})
 	for i := range nWorkers {
 		c.startWorkers(t, fmt.Sprintf("workers-%d", i), opt.Workers)
@@ -823,7 +826,7 @@ func (c *cluster) post(name string, body any, headers map[string]string) (int, [
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := http.NewRequest("POST", c.hooks.URL+"/"+c.integ.Slug+"/webhook/"+name, bytes.NewReader(raw))
+	req, err := http.NewRequest("POST", *c.hooksURL.Load()+"/"+c.integ.Slug+"/webhook/"+name, bytes.NewReader(raw))
 	if err != nil {
 		return 0, nil, err
 	}

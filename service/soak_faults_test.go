@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callqueue/callqueue/service/servicetest"
 )
 
@@ -137,4 +139,80 @@ func (r *trickle) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), r.chunk)], r.data)
 	r.data = r.data[n:]
 	return n, nil
+}
+
+// slowClientDuringRestart is a deploy of the webhooks process while a CRM
+// on a slow link sends a call-originate (its body takes about a second):
+// a new process serves before the old one gets SIGTERM (Shutdown), and a
+// worker is restarted the same way meanwhile. The originate is answered,
+// then it must be a call, or it is not, and the CRM sends it again under
+// its Idempotency-Key to the new process; the worker's dials in flight
+// finish and are recorded.
+func (w *soakWorld) slowClientDuringRestart() {
+	n := len(w.originated)
+	key, phone := fmt.Sprintf("soak-%d", n), fmt.Sprintf("+38063%07d", n)
+	body, err := json.Marshal(map[string]any{"phone_number": phone})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	url := *w.c.hooksURL.Load() + "/" + w.c.integ.Slug + "/webhook/call-originate"
+	type answer struct {
+		code int
+		id   uuid.UUID
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		req, err := http.NewRequest("POST", url, &trickle{data: body, chunk: 1 + len(body)/10, every: 100 * time.Millisecond})
+		if err != nil {
+			answered <- answer{}
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Webhook-Token", w.c.integ.WebhookToken)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			answered <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		var out struct {
+			CallID uuid.UUID `json:"callId"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&out) != nil {
+			answered <- answer{code: resp.StatusCode}
+			return
+		}
+		answered <- answer{code: resp.StatusCode, id: out.CallID}
+	}()
+	time.Sleep(time.Duration(100+w.rng.IntN(700)) * time.Millisecond)
+	old := w.c.hooks
+	w.c.hooks = w.c.env.Start(servicetest.Options{Role: "webhooks", BreakerOpenFor: w.c.opt.BreakerOpenFor})
+	w.c.hooksURL.Store(&w.c.hooks.URL)
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- old.Shutdown(ctx)
+	}()
+	w.restartWorker()
+	if err := <-stopped; err != nil {
+		w.t.Logf("the webhooks process's shutdown: %v", err)
+	}
+	a := <-answered
+	switch {
+	case a.code == http.StatusAccepted && a.id != uuid.Nil:
+		w.originated[key] = a.id
+	default:
+		// Not answered: the CRM sends it again, to the new process.
+		id, err := w.c.originateRetrying(phone, key)
+		if err != nil {
+			w.mu.Lock()
+			w.unacked++
+			w.mu.Unlock()
+			return
+		}
+		w.originated[key] = id
+	}
+	w.fault(fmt.Sprintf("slow_client_during_restart %d", a.code))
 }

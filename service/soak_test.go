@@ -335,6 +335,8 @@ func (w *soakWorld) run(s soakSettings) int {
 			w.step("upload_during_restart", w.uploadDuringRestart)
 		case roll < 89:
 			w.step("black_hole_replica", w.blackHoleReplica)
+		case roll < 91:
+			w.step("slow_client_during_restart", w.slowClientDuringRestart)
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
