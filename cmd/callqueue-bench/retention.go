@@ -39,7 +39,7 @@ func (b *bench) retention(ctx context.Context) error {
 	expiredAt := time.Now().AddDate(0, 0, -400)
 	// In chunks: one statement per million rows would outlast the
 	// store's statement timeout.
-	const chunk = 100_000
+	const chunk = 20_000
 	for first := 1; first <= b.retentionCalls; first += chunk {
 		last := min(first+chunk-1, b.retentionCalls)
 		if _, err := w.st.Pool().Exec(ctx, `WITH c AS (
