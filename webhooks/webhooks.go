@@ -93,6 +93,8 @@ type Handler struct {
 	budget   UnverifiedBudget
 	// callIDKey keys the call ids derived from an Idempotency-Key.
 	callIDKey []byte
+	// publishDurations caches PublishDuration's series by kind.
+	publishDurations sync.Map // queue.Kind → prometheus.Observer
 	// AgentInitDeadline bounds agent-init's answer.
 	AgentInitDeadline time.Duration
 }
@@ -395,7 +397,7 @@ func (h *Handler) publish(ctx context.Context, r request, m queue.Message) (queu
 	m.IntegrationID, m.TraceID = r.in.ID, r.traceID
 	start := time.Now()
 	ack, err := h.pub.Publish(ctx, m)
-	h.metrics.PublishDuration.WithLabelValues(string(m.Kind)).Observe(time.Since(start).Seconds())
+	h.publishDuration(m.Kind).Observe(time.Since(start).Seconds())
 	if err != nil {
 		r.log(zerolog.ErrorLevel).Err(err).Str("kind", string(m.Kind)).Msg("publish failed")
 		return ack, jsonhttp.Unavailable("queue")
@@ -423,6 +425,15 @@ func bodyKey(integrationID uuid.UUID, body []byte) string {
 	var text [24]byte // 18 bytes in base64
 	base64.RawURLEncoding.Encode(text[:], h.Sum(sum[:0])[:18])
 	return "event:" + string(text[:])
+}
+
+// publishDuration is PublishDuration's series for kind, looked up once.
+func (h *Handler) publishDuration(kind queue.Kind) prometheus.Observer {
+	if o, ok := h.publishDurations.Load(kind); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := h.publishDurations.LoadOrStore(kind, h.metrics.PublishDuration.WithLabelValues(string(kind)))
+	return o.(prometheus.Observer)
 }
 
 func hashKey(parts ...string) string {
@@ -529,7 +540,7 @@ func (h *Handler) callEvents(ctx context.Context, r request) (int, any, error) {
 		DedupeKey: bodyKey(r.in.ID, r.body)}
 	start := time.Now()
 	err = h.events.PublishEvent(ctx, r.in.ID, ev)
-	h.metrics.PublishDuration.WithLabelValues(string(queue.KindEvents)).Observe(time.Since(start).Seconds())
+	h.publishDuration(queue.KindEvents).Observe(time.Since(start).Seconds())
 	if errors.Is(err, queue.ErrTooLarge) {
 		return 0, nil, jsonhttp.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "", "%v", err)
 	}
