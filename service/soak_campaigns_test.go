@@ -28,6 +28,17 @@ type soakCampaign struct {
 	cancelledAt            time.Time
 	paused                 bool // its last pause or resume was a pause
 	window                 bool // a calling window of its own is set
+	// excludes are its windows that excluded a date (soak_pacing_test.go).
+	excludes []soakExclusion
+}
+
+// windowChanging ends the exclusions in force: a window change is sent.
+func (cp *soakCampaign) windowChanging() {
+	for i := range cp.excludes {
+		if cp.excludes[i].until.IsZero() {
+			cp.excludes[i].until = time.Now()
+		}
+	}
 }
 
 // adminDo sends an admin request to the API process without failing the
@@ -106,14 +117,21 @@ func (w *soakWorld) campaignStep() {
 	default:
 		// A window open now, one closed now (the calls wait for it; the
 		// operator removes it once the faults stop), or none.
+		// Or one open all day but excluding today's date.
+		excluding, today := w.excludedToday()
 		windows := []any{
 			map[string]any{"timezone": "Europe/Kyiv", "start": "00:00", "end": "23:59"},
 			map[string]any{"timezone": "Europe/Kyiv", "start": "03:00", "end": "04:00"},
 			nil,
+			excluding,
 		}
 		i := w.rng.IntN(len(windows))
+		cp.windowChanging()
 		if w.patchCampaign(cp, map[string]any{"callingWindow": windows[i]}) {
 			cp.window = windows[i] != nil
+			if i == 3 {
+				cp.excludes = append(cp.excludes, soakExclusion{date: today, from: time.Now()})
+			}
 		} else {
 			cp.window = cp.window || windows[i] != nil
 		}
@@ -124,19 +142,20 @@ func (w *soakWorld) campaignStep() {
 // adoptCampaign is what the operator does after a create went
 // unanswered: it looks for the campaign by its name and, when it was
 // created (its recipients maybe not), uploads them again.
-func (w *soakWorld) adoptCampaign(name string, recipients []map[string]any) {
+func (w *soakWorld) adoptCampaign(name string, recipients []map[string]any) *soakCampaign {
 	var list []store.Campaign
 	if code := w.retryAdmin("GET", "/api/campaigns?integrationId="+w.c.integ.ID.String()+"&limit=100", nil, &list); code != http.StatusOK {
 		w.t.Fatalf("list campaigns: %d", code)
 	}
 	i := slices.IndexFunc(list, func(c store.Campaign) bool { return c.Name == name })
 	if i < 0 {
-		return
+		return nil
 	}
 	cp := &soakCampaign{id: list[i].ID, added: map[string]bool{}}
 	w.campaigns = append(w.campaigns, cp)
 	w.uploadRecipients(cp, recipients)
 	w.fault("campaign_create unanswered")
+	return cp
 }
 
 func (w *soakWorld) nextCampaignPhones(n int) []map[string]any {
@@ -152,6 +171,13 @@ func (w *soakWorld) createCampaign() {
 	recipients := w.nextCampaignPhones(1 + w.rng.IntN(4))
 	body := map[string]any{"name": fmt.Sprintf("soak %d", len(w.campaigns)+1), "concurrencyLimit": 1 + w.rng.IntN(soakLimit),
 		"priority": 1 + w.rng.IntN(10), "maxAttempts": 1 + w.rng.IntN(3), "recipients": recipients}
+	// Some campaigns start on a date their calling window excludes: their
+	// calls wait until the operator removes the window.
+	excluding, today := w.excludedToday()
+	excluded := w.rng.IntN(4) == 0
+	if excluded {
+		body["callingWindow"] = excluding
+	}
 	var created store.Campaign
 	// Not retried: a create whose answer is lost would be a second
 	// campaign, which the model does not know.
@@ -161,10 +187,16 @@ func (w *soakWorld) createCampaign() {
 			w.t.Errorf("create campaign: %d", code)
 			return
 		}
-		w.adoptCampaign(body["name"].(string), recipients)
+		if cp := w.adoptCampaign(body["name"].(string), recipients); cp != nil && excluded {
+			cp.window = true // maybe set: removed when the faults stop
+			cp.excludes = []soakExclusion{{date: today, from: time.Now()}}
+		}
 		return
 	}
-	cp := &soakCampaign{id: created.ID, added: map[string]bool{}}
+	cp := &soakCampaign{id: created.ID, added: map[string]bool{}, window: excluded}
+	if excluded {
+		cp.excludes = []soakExclusion{{date: today, from: time.Now()}}
+	}
 	for _, r := range recipients {
 		phone := r["phoneNumber"].(string)
 		cp.phones = append(cp.phones, phone)
@@ -257,6 +289,7 @@ func (w *soakWorld) endCampaignFaults() {
 			cp.paused = false
 		}
 		if cp.window {
+			cp.windowChanging()
 			if code := w.retryAdmin("PATCH", "/api/campaigns/"+cp.id.String(), map[string]any{"callingWindow": nil}, nil); code != http.StatusOK {
 				w.t.Fatalf("remove the calling window of campaign %s: %d", cp.id, code)
 			}

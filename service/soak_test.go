@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -176,13 +177,20 @@ type soakWorld struct {
 	// Numbers suppressed and the calls originated for them afterwards.
 	suppressedPhones int
 	mustNotDial      map[uuid.UUID]string
+	// sameNumber counts the originates for numbers called before;
+	// capsLifted is when the operator lifted the contact cap
+	// (soak_pacing_test.go).
+	sameNumber int
+	capsLifted time.Time
 }
 
 func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 	t.Helper()
+	handling := map[string]any{"concurrency_limit": soakLimit, "max_attempts": 3, "retry_delays_secs": []int{10, 20},
+		"min_call_duration_secs": 5}
+	maps.Copy(handling, soakPacing())
 	c := startCluster(t, 0, clusterOptions{
-		CallHandling: map[string]any{"concurrency_limit": soakLimit, "max_attempts": 3, "retry_delays_secs": []int{10, 20},
-			"min_call_duration_secs": 5},
+		CallHandling: handling,
 		// The lease is renewed on the wall clock (a third of it) and expires
 		// on the service's clock: at soakSpeed it must be long enough to
 		// outlive any delivery between renewals.
@@ -198,6 +206,7 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 	w.holes.open = map[*faultnet.Proxy]bool{}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
+	w.va.now = c.env.Clock.Now
 	// The workers reach Postgres through a proxy that an outage cuts.
 	w.proxy, w.viaProxy = servicetest.NewPGProxy(t, c.env.DatabaseURL)
 	w.predial = newSoakPredial(t, rand.New(rand.NewPCG(seed, 3)), func(id uuid.UUID) { w.cancelCall(id) })
@@ -337,6 +346,8 @@ func (w *soakWorld) run(s soakSettings) int {
 			w.step("black_hole_replica", w.blackHoleReplica)
 		case roll < 91:
 			w.step("slow_client_during_restart", w.slowClientDuringRestart)
+		case roll < 93:
+			w.step("originate_same_number", w.originateSameNumber)
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
@@ -493,6 +504,7 @@ func (w *soakWorld) deliver(name string, body map[string]any, ack soakAck) {
 // makes a dial in flight look lost, and by less than a CRM update's lease.
 func (w *soakWorld) settle() {
 	w.restoreBlackHoles()
+	w.liftCaps()
 	w.va.setQuiet()
 	w.predial.setQuiet()
 	w.endCampaignFaults()
@@ -698,6 +710,7 @@ func (w *soakWorld) check() {
 	w.checkCancels(history)
 	w.checkCampaigns()
 	w.checkSuppressions(rows)
+	w.checkPacing()
 	counts, issues := w.predial.summary()
 	t.Logf("pre-dial checks answered: %v", counts)
 	for _, p := range issues {
@@ -762,9 +775,13 @@ type soakVA struct {
 	// busy counts calls in progress and webhooks not yet taken.
 	busy atomic.Int64
 
+	// now is the world's clock, which the service's runs on.
+	now func() time.Time
+
 	mu      sync.Mutex
 	rng     *rand.Rand
 	quiet   bool
+	ledger  []soakDial           // every originate received
 	live    map[string]uuid.UUID // attempt call_id -> call, while the VA has it live
 	most    int
 	slow    int // calls placed after our request gave up
@@ -811,6 +828,12 @@ func (va *soakVA) doNotCallPhones() []string {
 	return append([]string(nil), va.doNotCall...)
 }
 
+func (va *soakVA) dials() []soakDial {
+	va.mu.Lock()
+	defer va.mu.Unlock()
+	return slices.Clone(va.ledger)
+}
+
 func (va *soakVA) problems() []string {
 	va.mu.Lock()
 	defer va.mu.Unlock()
@@ -822,6 +845,7 @@ func (va *soakVA) problems() []string {
 func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 	va.mu.Lock()
 	defer va.mu.Unlock()
+	va.ledger = append(va.ledger, soakDial{callID: o.CallID, phone: o.PhoneNumber, at: va.now(), wall: time.Now()})
 	roll := va.rng.Float64()
 	switch {
 	case !va.quiet && roll < 0.05:
