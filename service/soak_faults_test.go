@@ -19,17 +19,40 @@ import (
 // (dial answers, call events, post-calls) to be applied.
 const soakOutageGrace = 5 * time.Second
 
+// soakOutageGap is the workers' OutageGap: how long no watchdog of any
+// replica may have reached the database before its return starts the
+// grace for every replica, also one started after it (the watchdogs run
+// every 100 ms).
+const soakOutageGap = 1500 * time.Millisecond
+
 // postgresOutage takes the database away from every worker for longer
 // than DialLostAfter: the clock jumps past it while the workers cannot
 // reach Postgres (their connections go through a proxy that drops them and
 // refuses new ones), for a few of the consumers' AckWaits of wall time.
 // Dials in flight, their answers and the VA's reports wait meanwhile; none
 // may be taken for silence when the database returns.
+//
+// In half of them a worker dies during the outage, its held work with it,
+// and a new one starts once the database is back: it never saw the
+// outage, and must not release the calls whose answers and events are
+// still on their way either.
 func (w *soakWorld) postgresOutage() {
 	w.proxy.Cut()
 	w.c.env.Clock.Advance(w.c.opt.Workers.DialLostAfter + 30*time.Second)
+	fresh := w.rng.IntN(2) == 0 && len(w.workers) > 1
+	if fresh {
+		w.kill(w.rng.IntN(len(w.workers)))
+	}
 	time.Sleep(time.Duration(1000+w.rng.IntN(1500)) * time.Millisecond)
+	if fresh {
+		time.Sleep(soakOutageGap) // longer than the gap: every replica's grace starts
+	}
 	w.proxy.Restore()
+	if fresh {
+		w.startWorker()
+		w.fault("postgres_outage fresh_replica")
+		return
+	}
 	w.fault("postgres_outage")
 }
 

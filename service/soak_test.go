@@ -195,7 +195,7 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		// on the service's clock: at soakSpeed it must be long enough to
 		// outlive any delivery between renewals.
 		Workers: workers.Config{DialLostAfter: 5 * time.Minute, PostcallWait: 10 * time.Minute, OutboxLease: 20 * time.Minute,
-			OutageGrace: soakOutageGrace, Consumer: queue.ConsumerConfig{AckWait: time.Second}},
+			OutageGrace: soakOutageGrace, OutageGap: soakOutageGap, Consumer: queue.ConsumerConfig{AckWait: time.Second}},
 		BreakerOpenFor: 300 * time.Millisecond,
 		DialTimeout:    soakDialTimeout,
 	})
@@ -410,7 +410,13 @@ func (w *soakWorld) cancel() {
 // connection closed without draining and its database sessions terminated
 // while it goes down.
 func (w *soakWorld) killWorker() {
-	i := w.rng.IntN(len(w.workers))
+	w.kill(w.rng.IntN(len(w.workers)))
+	w.startWorker()
+	w.fault("kill_worker")
+}
+
+// kill crashes the i-th worker process.
+func (w *soakWorld) kill(i int) {
 	victim, name := w.workers[i], w.names[i]
 	w.workers, w.names = slices.Delete(w.workers, i, i+1), slices.Delete(w.names, i, i+1)
 	killed := make(chan struct{})
@@ -426,8 +432,6 @@ func (w *soakWorld) killWorker() {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	w.startWorker()
-	w.fault("kill_worker")
 }
 
 // restartWorker is a deploy: SIGTERM's orderly stop, then a new process.
