@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/service/servicetest"
+	"github.com/callqueue/callqueue/store"
 )
 
 // TestShutdownDuringAClaimsCommit: SIGTERM lands while a claim's COMMIT
@@ -27,7 +28,7 @@ func TestShutdownDuringAClaimsCommit(t *testing.T) {
 	var once sync.Once
 	in.Store.SetCommitFault(func(ctx context.Context, path string, tx pgx.Tx) error {
 		first := false
-		if path == "Claim" { // the dispatcher's claim
+		if path == store.PathClaim { // the dispatcher's claim
 			// The claim that took the call (it sees its own writes).
 			var took bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE phone_number = $1 AND status = 'initiated')`,

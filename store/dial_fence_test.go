@@ -30,7 +30,7 @@ func TestDialResultFencedByClaim(t *testing.T) {
 
 			ev := store.CallEvent{IntegrationID: in.ID, CallID: call.ID, Attempt: first.Call.Attempt, Claim: first.Claim,
 				Event: callstate.Event{Kind: kind, RetryAfter: time.Minute}, At: t0.Add(time.Second)}
-			s.SetCommitFault(store.LoseCommitAnswers(1, "ApplyEvents"))
+			s.SetCommitFault(store.LoseCommitAnswers(1, store.PathApplyEvents))
 			if _, err := s.ApplyEvents(t.Context(), []store.CallEvent{ev}); !store.IsTransient(err) {
 				t.Fatalf("apply with its COMMIT answer lost: %v, want a transient error", err)
 			}
