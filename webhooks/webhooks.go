@@ -199,7 +199,7 @@ type request struct {
 // log starts an entry at level carrying the request's trace and
 // integration; nil (a no-op) when the level is not logged.
 func (r request) log(level zerolog.Level) *zerolog.Event {
-	e := r.logger.WithLevel(level)
+	e := r.logger.WithLevel(level) //nolint:zerologlint // a builder: the caller sends the entry
 	if e == nil {
 		return nil
 	}
