@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +27,13 @@ func TestBlackHoledReplicaDoesNotStopTheOthers(t *testing.T) {
 	t.Parallel()
 	const limit = 5
 	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": limit}})
-	u, err := url.Parse(c.env.DatabaseURL)
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), c.env.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := faultnet.Listen(t.Context(), u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = proxy.Addr()
 	consumer := queue.ConsumerConfig{AckWait: 2 * time.Second, StallAfter: 3 * time.Second, HoldWait: 500 * time.Millisecond}
 	bounds := config.DatabaseBounds{ConnectTimeout: time.Second, StatementTimeout: 2 * time.Second, TCPUserTimeout: 2 * time.Second}
-	c.startWorkersOn(t, u.String(), "workers-silent", workers.Config{Consumer: consumer}, bounds)
+	c.startWorkersOn(t, viaProxy, "workers-silent", workers.Config{Consumer: consumer}, bounds)
 	t.Cleanup(func() { _ = proxy.Close() }) // before the process's shutdown: its connections then fail at once
 
 	var live []uuid.UUID
@@ -137,17 +131,12 @@ func (c *cluster) events(t *testing.T) (pending uint64, out int) {
 func TestShutdownOfABlackHoledReplicaKeepsItsDeadline(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 0, clusterOptions{CallHandling: map[string]any{"concurrency_limit": 2}})
-	u, err := url.Parse(c.env.DatabaseURL)
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), c.env.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := faultnet.Listen(t.Context(), u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = proxy.Addr()
 	bounds := config.DatabaseBounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
-	in := c.startWorkersOn(t, u.String(), "workers-silent", workers.Config{}, bounds)
+	in := c.startWorkersOn(t, viaProxy, "workers-silent", workers.Config{}, bounds)
 	t.Cleanup(func() { _ = proxy.Close() })
 	id := c.mustOriginate(t, "+380502020000")
 	c.waitCall(t, id, "its dial answered", func(r callRow) bool { return r.DialState == "accepted" })

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -23,19 +22,14 @@ import (
 func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
 	t.Parallel()
 	_, dbURL := storetest.NewStore(t)
-	u, err := url.Parse(dbURL)
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := faultnet.Listen(t.Context(), u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = proxy.Addr()
 	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
 	// Two connections: pgx takes up to 15 s to clean up a dead one (its
 	// cancel request goes into the black hole too) before its slot is free.
-	pool, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	pool, err := store.Connect(t.Context(), viaProxy, 2, bounds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,18 +94,13 @@ func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
 func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
 	t.Parallel()
 	_, dbURL := storetest.NewStore(t)
-	u, err := url.Parse(dbURL)
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := faultnet.Listen(t.Context(), u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = proxy.Addr()
 	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
 	// Two connections, as above: the pinged one's cleanup takes its slot.
-	pool, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	pool, err := store.Connect(t.Context(), viaProxy, 2, bounds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,17 +145,12 @@ func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
 func TestBlackHoledTransactionReleasesItsLocks(t *testing.T) {
 	t.Parallel()
 	s, dbURL := storetest.NewStore(t)
-	u, err := url.Parse(dbURL)
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := faultnet.Listen(t.Context(), u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = proxy.Addr()
 	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
-	silent, err := store.Connect(t.Context(), u.String(), 2, bounds)
+	silent, err := store.Connect(t.Context(), viaProxy, 2, bounds)
 	if err != nil {
 		t.Fatal(err)
 	}

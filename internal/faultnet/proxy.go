@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 )
@@ -38,6 +39,21 @@ func Listen(ctx context.Context, target string) (*Proxy, error) {
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// ListenURL starts a proxy to the host of a URL (a database's, a NATS
+// server's) and returns the same URL through the proxy.
+func ListenURL(ctx context.Context, rawURL string) (*Proxy, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := Listen(ctx, u.Host)
+	if err != nil {
+		return nil, "", err
+	}
+	u.Host = p.Addr()
+	return p, u.String(), nil
 }
 
 // Addr is the proxy's host:port.
