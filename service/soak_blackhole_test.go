@@ -102,6 +102,7 @@ func (w *soakWorld) startWorkerBehind() *faultnet.Proxy {
 	in := w.c.env.Start(servicetest.Options{Role: "workers", Workers: cfg, BreakerOpenFor: w.c.opt.BreakerOpenFor,
 		DialTimeout: w.c.opt.DialTimeout, DB: soakBlackHoleBounds})
 	w.c.env.DatabaseURL = saved
+	in.Store.SetCommitFault(w.lostWorkers.Fault)
 	// Closed before the process shuts down: its connections then fail at
 	// once instead of waiting out the black hole.
 	t.Cleanup(func() { _ = proxy.Close() })

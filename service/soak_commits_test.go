@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
 
@@ -17,8 +16,7 @@ import (
 // (cancels, suppressions, campaign writes). "" is any transaction of a
 // worker.
 var (
-	soakWorkerPaths = []string{store.PathApplyEvents, store.PathDialAccepted, store.PathDialFailed,
-		store.PathDialDeferred, store.PathConfirmDialAt, store.PathConfirmAbort, store.PathClaim, store.PathInsertCalls,
+	soakWorkerPaths = []string{store.PathApplyEvents, store.PathDialAccepted, store.PathDialDeferred, store.PathConfirmDialAt, store.PathConfirmAbort, store.PathClaim, store.PathInsertCalls,
 		store.PathClaimOutbox, store.PathFinishOutbox, ""}
 	soakAPIPaths = []string{store.PathCancelCall, store.PathAddSuppressions, store.PathChangeCampaignStatus,
 		store.PathUpdateCampaign, store.PathAddRecipients, store.PathCreateCampaign}
@@ -32,23 +30,19 @@ const (
 )
 
 // loseCommitAnswers arms a few write paths, each to lose the answer of its
-// next one to three COMMITs on one process: the transaction is applied,
-// the process sees a transient error and retries, or gives up and lets
-// the lease, the watchdog or the operator take over. An armed path stays
-// armed until it fires or its process is replaced.
+// next one to three COMMITs: the transaction is applied, the process sees a
+// transient error and retries, or gives up and lets the lease, the
+// watchdog or the operator take over. The workers' paths are armed on
+// every worker process, those started later included, the admin API's on
+// the API process and its successors, so that an armed path stays armed
+// until it fires.
 func (w *soakWorld) loseCommitAnswers() {
 	for range 3 {
-		paths, in := soakWorkerPaths, (*servicetest.Instance)(nil)
+		paths, lost := soakWorkerPaths, w.lostWorkers
 		if w.rng.IntN(3) == 0 {
-			paths, in = soakAPIPaths, w.c.api
-		} else if len(w.workers) > 0 {
-			in = w.workers[w.rng.IntN(len(w.workers))]
+			paths, lost = soakAPIPaths, w.lostAPI
 		}
 		path := paths[w.rng.IntN(len(paths))]
-		lost := w.lostAnswers(in)
-		if lost == nil {
-			continue
-		}
 		kind := soakLostKind(path)
 		w.schedule(kind)
 		lost.Arm(path, 1+w.rng.IntN(3))
@@ -58,20 +52,10 @@ func (w *soakWorld) loseCommitAnswers() {
 
 func soakLostKind(path string) string { return "lose_commit " + cmp.Or(path, "any") }
 
-// lostAnswers is in's commit fault, set on it the first time.
-func (w *soakWorld) lostAnswers(in *servicetest.Instance) *store.LostAnswers {
-	if in == nil {
-		return nil
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if l, ok := w.lost[in]; ok {
-		return l
-	}
-	l := store.NewLostAnswers(func(path string) { w.took(soakLostKind(path)) })
-	in.Store.SetCommitFault(l.Fault)
-	w.lost[in] = l
-	return l
+// newLostAnswers is a role's commit fault, which counts the answers it
+// loses.
+func (w *soakWorld) newLostAnswers() *store.LostAnswers {
+	return store.NewLostAnswers(func(path string) { w.took(soakLostKind(path)) })
 }
 
 // schedule counts a fault kind the schedule played; took counts one that

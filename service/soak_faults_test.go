@@ -139,6 +139,7 @@ func (w *soakWorld) uploadDuringRestart() {
 func (w *soakWorld) restartAPI() {
 	old := w.c.api
 	in := w.c.env.Start(servicetest.Options{Role: "api"})
+	in.Store.SetCommitFault(w.lostAPI.Fault)
 	w.apiMu.Lock()
 	w.c.api, w.c.admin.URL = in, in.URL
 	w.apiMu.Unlock()

@@ -157,8 +157,9 @@ type soakWorld struct {
 	spent              map[string]time.Duration // by the schedule's goroutine, per kind
 	current            string
 	timeline           []string // faults with their wall-clock time, for failure messages
-	// lost is each process's commit fault (soak_commits_test.go).
-	lost map[*servicetest.Instance]*store.LostAnswers
+	// lostWorkers and lostAPI are the commit faults of every worker
+	// process and of the admin API's (soak_commits_test.go).
+	lostWorkers, lostAPI *store.LostAnswers
 	// holes are the black-holed replicas' databases (soak_blackhole_test.go).
 	holes soakBlackHoles
 
@@ -201,8 +202,10 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 	})
 	w := &soakWorld{t: t, c: c, crm: servicetest.NewFakeCRM(t), rng: rand.New(rand.NewPCG(seed, 1)),
 		originated: map[string]uuid.UUID{}, faults: map[string]int{}, scheduled: map[string]int{}, effects: map[string]int{},
-		spent: map[string]time.Duration{},
-		lost:  map[*servicetest.Instance]*store.LostAnswers{}, mustNotDial: map[uuid.UUID]string{}}
+		spent:       map[string]time.Duration{},
+		mustNotDial: map[uuid.UUID]string{}}
+	w.lostWorkers, w.lostAPI = w.newLostAnswers(), w.newLostAnswers()
+	c.api.Store.SetCommitFault(w.lostAPI.Fault)
 	w.holes.open = map[*faultnet.Proxy]bool{}
 	c.admin.UseWebhookCRM(c.integ, w.crm)
 	w.va = newSoakVA(c.va, rand.New(rand.NewPCG(seed, 2)), w.deliver)
@@ -259,6 +262,7 @@ func (w *soakWorld) startWorkerSkewed(skew time.Duration) {
 	w.c.env.DatabaseURL = w.viaProxy
 	in := w.c.startSkewedWorkers(w.t, name, w.c.opt.Workers, skew)
 	w.c.env.DatabaseURL = direct
+	in.Store.SetCommitFault(w.lostWorkers.Fault)
 	w.workers = append(w.workers, in)
 	w.names = append(w.names, name)
 }
