@@ -89,7 +89,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 		}
 		cs := newChangeSet(s.dbClock())
 		cs.claimToken = &token
-		p = newPacer(integrationID, owner, cfg.CallHandling, cfg.Voice)
+		p = newPacer(integrationID, owner, cfg.CallHandling, cfg.Voice, s.dbClock())
 		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs, p)
 		if err != nil {
 			return err

@@ -76,7 +76,7 @@ func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (Di
 			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
 				if r := c.policy.DialRate; r != nil {
-					ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *r, now)
+					ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *r, now, s.dbClock())
 					if err != nil || !ok {
 						verdict, due = DialRateWait, next
 						return err

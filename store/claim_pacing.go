@@ -24,6 +24,11 @@ type pacer struct {
 	bucket       pacing.Bucket
 	bucketLoaded bool
 	bucketUsed   bool
+	// dbClock is the test's database clock (nil: the database's own);
+	// bucketSkew is the database's time less the claim's, read with the
+	// bucket: buckets are judged on the database's clock.
+	dbClock    *time.Time
+	bucketSkew time.Duration
 
 	// Contact caps: each call's number key, and the dials of each number
 	// within the longest cap's window (this claim's included).
@@ -53,8 +58,8 @@ type dialledCall struct {
 // busyRetry is how soon a call whose number another claim holds is tried again.
 const busyRetry = 50 * time.Millisecond
 
-func newPacer(integrationID uuid.UUID, owner string, rules config.CallHandling, voice config.Voice) *pacer {
-	return &pacer{integrationID: integrationID, owner: owner, rules: rules, callers: newCallerPool(voice),
+func newPacer(integrationID uuid.UUID, owner string, rules config.CallHandling, voice config.Voice, dbClock *time.Time) *pacer {
+	return &pacer{integrationID: integrationID, owner: owner, rules: rules, callers: newCallerPool(voice), dbClock: dbClock,
 		keyOf: map[uuid.UUID]string{}, dials: map[string][]time.Time{}, busy: map[uuid.UUID]bool{}, Holds: map[pacing.Hold]int{}}
 }
 
@@ -79,11 +84,32 @@ func (p *pacer) takeClaimToken(ctx context.Context, tx pgx.Tx, now time.Time) (b
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return false, time.Time{}, err
 		}
+		at, err := databaseNow(ctx, tx, p.dbClock)
+		if err != nil {
+			return false, time.Time{}, err
+		}
+		p.bucketSkew = at.Sub(now)
 		p.bucketLoaded = true
 	}
-	ok, due := p.bucket.Take(*r, now)
+	ok, due := p.bucket.Take(*r, now.Add(p.bucketSkew))
 	p.bucketUsed = p.bucketUsed || ok
+	if !ok {
+		due = due.Add(-p.bucketSkew)
+	}
 	return ok, due, nil
+}
+
+// databaseNow is the time the dial rate's buckets are judged at: the
+// database's (a test's database clock when set), so that replicas whose
+// clocks differ take from one rate. A replica 40 s ahead judging by its
+// own clock found a bucket 40 s fuller than it was.
+func databaseNow(ctx context.Context, tx pgx.Tx, testClock *time.Time) (time.Time, error) {
+	if testClock != nil {
+		return *testClock, nil
+	}
+	var now time.Time
+	err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
+	return now, err
 }
 
 // takeSendToken takes a token of the dial rate's send bucket for an
@@ -91,7 +117,21 @@ func (p *pacer) takeClaimToken(ctx context.Context, tx pgx.Tx, now time.Time) (b
 // next is due. Claims are paced already; this bucket keeps the originates
 // paced where the carrier counts them, whatever happens between a claim
 // and its send (a pre-dial check, a slow replica).
-func takeSendToken(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time) (bool, time.Time, error) {
+func takeSendToken(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time, dbClock *time.Time) (bool, time.Time, error) {
+	at, err := databaseNow(ctx, tx, dbClock)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	skew := at.Sub(now)
+	ok, due, err := takeSendTokenAt(ctx, tx, integrationID, r, at)
+	if !ok && !due.IsZero() {
+		due = due.Add(-skew)
+	}
+	return ok, due, err
+}
+
+// takeSendTokenAt is takeSendToken at the database's time now.
+func takeSendTokenAt(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time) (bool, time.Time, error) {
 	var b pacing.Bucket
 	err := tx.QueryRow(ctx, `SELECT tokens, at FROM dial_buckets WHERE integration_id = $1 AND bucket = 'send' FOR UPDATE`,
 		integrationID).Scan(&b.Tokens, &b.At)

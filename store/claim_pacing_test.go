@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,8 +50,17 @@ func TestClaimDialRate(t *testing.T) {
 	s := newStore(t)
 	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 10, "dial_rate": map[string]any{"per_second": 2, "burst": 2}})
 	ids := queueCalls(t, s, in.ID, 5, t0)
+	// The buckets are judged on the database's clock, which this test
+	// moves with the times it claims and confirms at.
+	var dbNow atomic.Pointer[time.Time]
+	s.SetDatabaseClock(func() time.Time { return *dbNow.Load() })
+	at := func(d time.Duration) time.Time {
+		now := t0.Add(d)
+		dbNow.Store(&now)
+		return now
+	}
 
-	first, err := s.Claim(t.Context(), in.ID, t0, nil)
+	first, err := s.Claim(t.Context(), in.ID, at(0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +71,7 @@ func TestClaimDialRate(t *testing.T) {
 	// Again and again before the tokens are taken: nothing more, and the
 	// held call's history keeps its one entry.
 	for i := range 3 {
-		again, err := s.Claim(t.Context(), in.ID, t0.Add(time.Duration(i)*100*time.Millisecond), nil)
+		again, err := s.Claim(t.Context(), in.ID, at(time.Duration(i)*100*time.Millisecond), nil)
 		if err != nil || len(again.Calls) != 0 || again.Holds[pacing.DialRate] != 0 {
 			t.Fatalf("claim %d: %d calls, holds %v, %v; want none", i, len(again.Calls), again.Holds, err)
 		}
@@ -70,12 +80,12 @@ func TestClaimDialRate(t *testing.T) {
 		t.Fatalf("held call's holds = %v, want one dial_rate", h)
 	}
 	for _, c := range first.Calls {
-		if v, _, _, err := s.ConfirmDialAt(t.Context(), c.Call, t0); err != nil || v != store.DialGo {
+		if v, _, _, err := s.ConfirmDialAt(t.Context(), c.Call, at(0)); err != nil || v != store.DialGo {
 			t.Fatalf("confirm: %s %v", v, err)
 		}
 	}
 	// Half a second later one token has come back: the held call goes.
-	next, err := s.Claim(t.Context(), in.ID, t0.Add(500*time.Millisecond), nil)
+	next, err := s.Claim(t.Context(), in.ID, at(500*time.Millisecond), nil)
 	if err != nil || len(next.Calls) != 1 || next.Calls[0].Call.ID != ids[2] {
 		t.Fatalf("claim after half a second: %+v %v; want the held call", next.Calls, err)
 	}
@@ -241,5 +251,40 @@ func TestContactCapsUnderConcurrentClaims(t *testing.T) {
 		if len(dials) < len(phones) {
 			t.Fatalf("seed %d: %d dials for %d numbers: the caps held back calls they allow", seed, len(dials), len(phones))
 		}
+	}
+}
+
+// TestDialRateOnTheDatabaseClock: a replica whose clock runs 40 s ahead
+// claims and originates from the same buckets as the others: judged on
+// its own clock they looked 40 s fuller, and it dialled a burst the rate
+// did not allow.
+func TestDialRateOnTheDatabaseClock(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 10, "dial_rate": map[string]any{"per_second": 0.25, "burst": 2}})
+	queueCalls(t, s, in.ID, 5, t0)
+	s.SetDatabaseClock(func() time.Time { return t0 })
+
+	first, err := s.Claim(t.Context(), in.ID, t0, nil)
+	if err != nil || len(first.Calls) != 2 {
+		t.Fatalf("first claim: %d calls, %v; want the burst of 2", len(first.Calls), err)
+	}
+	for _, c := range first.Calls {
+		if v, _, _, err := s.ConfirmDialAt(t.Context(), c.Call, t0); err != nil || v != store.DialGo {
+			t.Fatalf("confirm: %s %v", v, err)
+		}
+	}
+	ahead := t0.Add(40 * time.Second)
+	if again, err := s.Claim(t.Context(), in.ID, ahead, nil); err != nil || len(again.Calls) != 0 {
+		t.Fatalf("a replica 40 s ahead claimed %d calls (%v) in the second the burst was spent", len(again.Calls), err)
+	}
+	v, due, _, err := s.ConfirmDialAt(t.Context(), first.Calls[0].Call, ahead)
+	if err != nil || v != store.DialRateWait {
+		t.Fatalf("a replica 40 s ahead confirmed an originate: %s %v; want a wait", v, err)
+	}
+	// The wait is told on the replica's own clock: 4 s (one token at
+	// 0.25/s) from its now.
+	if want := ahead.Add(4 * time.Second); !due.Equal(want) {
+		t.Fatalf("wait until %s, want %s on the replica's clock", due, want)
 	}
 }
