@@ -195,7 +195,10 @@ func TestWatchdogOfAReplicaStartedAfterAnOutage(t *testing.T) {
 	if err := c.callEnd(id, 45); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the dying replica takes them
+	servicetest.Eventually(t, 20*time.Second, "the held events out with the dying replica", func() bool {
+		pending, out := c.events(t)
+		return pending == 0 && out >= 1
+	})
 	before.Kill()
 	c.env.Clock.Advance(30 * time.Minute) // past any call's longest duration
 	servicetest.Eventually(t, 30*time.Second, "no heartbeat for longer than the gap", func() bool { return time.Since(outage) > 3*time.Second })

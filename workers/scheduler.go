@@ -36,6 +36,12 @@ func newScheduler(w *Workers) *Scheduler { return &Scheduler{w: w} }
 // Start begins the periodic loops.
 func (s *Scheduler) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
+	// The first heartbeat at once, not a sweep later: an outage in this
+	// process's first second must find it, and a replica started after one
+	// starts the grace before its first release.
+	if _, err := s.w.store.WatchdogHeartbeat(ctx, s.w.cfg.OutageGap, s.w.cfg.OutageGrace); err != nil {
+		s.w.log.Warn().Err(err).Msg("watchdog heartbeat")
+	}
 	s.every(ctx, s.w.cfg.Tick, func(ctx context.Context) error { _, err := s.RunRetries(ctx); return err })
 	s.every(ctx, s.w.cfg.Tick, func(ctx context.Context) error { _, err := s.ReleaseWindows(ctx); return err })
 	s.every(ctx, s.w.cfg.SweepEvery, s.advanceCampaigns)
