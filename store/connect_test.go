@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/callqueue/callqueue/internal/faultnet"
 	"github.com/callqueue/callqueue/store"
@@ -22,22 +23,10 @@ import (
 func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
 	t.Parallel()
 	_, dbURL := storetest.NewStore(t)
-	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
-	// Two connections: pgx takes up to 15 s to clean up a dead one (its
-	// cancel request goes into the black hole too) before its slot is free.
-	pool, err := store.Connect(t.Context(), viaProxy, 2, bounds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	t.Cleanup(func() { _ = proxy.Close() }) // first: the pool's cleanup of dead connections then ends at once
+	proxy, pool := poolBehindProxy(t, dbURL)
 
 	start := time.Now()
-	_, err = pool.Exec(t.Context(), `SELECT pg_sleep(5)`)
+	_, err := pool.Exec(t.Context(), `SELECT pg_sleep(5)`)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 		t.Fatalf("a 5 s statement under a 1 s statement_timeout: %v, want 57014", err)
@@ -94,18 +83,7 @@ func TestQueryThroughABlackHoleFailsWithinBounds(t *testing.T) {
 func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
 	t.Parallel()
 	_, dbURL := storetest.NewStore(t)
-	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
-	// Two connections, as above: the pinged one's cleanup takes its slot.
-	pool, err := store.Connect(t.Context(), viaProxy, 2, bounds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	t.Cleanup(func() { _ = proxy.Close() })
+	proxy, pool := poolBehindProxy(t, dbURL)
 	if _, err := pool.Exec(t.Context(), `SELECT 1`); err != nil {
 		t.Fatal(err)
 	}
@@ -145,17 +123,7 @@ func TestIdleConnectionThroughABlackHoleFailsWithinBounds(t *testing.T) {
 func TestBlackHoledTransactionReleasesItsLocks(t *testing.T) {
 	t.Parallel()
 	s, dbURL := storetest.NewStore(t)
-	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
-	silent, err := store.Connect(t.Context(), viaProxy, 2, bounds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(silent.Close)
-	t.Cleanup(func() { _ = proxy.Close() })
+	proxy, silent := poolBehindProxy(t, dbURL)
 	if _, err := s.Pool().Exec(t.Context(), `CREATE TABLE lock_probe (id int PRIMARY KEY, n int); INSERT INTO lock_probe VALUES (1, 0)`); err != nil {
 		t.Fatal(err)
 	}
@@ -178,4 +146,25 @@ func TestBlackHoledTransactionReleasesItsLocks(t *testing.T) {
 		t.Fatalf("another process's update of the row the silent one locked: %v after %v", err, time.Since(start).Round(time.Millisecond))
 	}
 	t.Logf("the silent transaction's lock was released after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// poolBehindProxy connects a pool to dbURL through a faultnet proxy, with
+// bounds of a second. Two connections: pgx takes up to 15 s to clean up a
+// dead one (its cancel request goes into the black hole too) before its
+// slot is free. The proxy closes first when the test ends, so the pool's
+// cleanup of dead connections then ends at once.
+func poolBehindProxy(t *testing.T, dbURL string) (*faultnet.Proxy, *pgxpool.Pool) {
+	t.Helper()
+	proxy, viaProxy, err := faultnet.ListenURL(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := store.Bounds{ConnectTimeout: time.Second, StatementTimeout: time.Second, TCPUserTimeout: 2 * time.Second}
+	pool, err := store.Connect(t.Context(), viaProxy, 2, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	t.Cleanup(func() { _ = proxy.Close() })
+	return proxy, pool
 }
