@@ -80,14 +80,14 @@ func (w *soakWorld) skewedReplica() {
 // or retried by the operator against the new process (what was added
 // before counts as duplicates): either way every recipient is added once.
 func (w *soakWorld) uploadDuringRestart() {
-	var open []*soakCampaign
-	for _, cp := range w.campaigns {
-		if !cp.cancelAsked {
-			open = append(open, cp)
-		}
-	}
+	open := w.uncancelledCampaigns()
 	if len(open) == 0 {
-		return
+		// The deploy needs an upload to land in: without a campaign the
+		// step would be scheduled and never happen.
+		w.createCampaign()
+		if open = w.uncancelledCampaigns(); len(open) == 0 {
+			return
+		}
 	}
 	cp := open[w.rng.IntN(len(open))]
 	recipients := w.nextCampaignPhones(2 + w.rng.IntN(4))
@@ -132,6 +132,17 @@ func (w *soakWorld) uploadDuringRestart() {
 		}
 	}
 	w.fault(fmt.Sprintf("upload_during_restart %d", code))
+}
+
+// uncancelledCampaigns are the campaigns the operator has not cancelled.
+func (w *soakWorld) uncancelledCampaigns() []*soakCampaign {
+	var open []*soakCampaign
+	for _, cp := range w.campaigns {
+		if !cp.cancelAsked {
+			open = append(open, cp)
+		}
+	}
+	return open
 }
 
 // restartAPI is a rolling deploy of the admin API process: the new one
