@@ -104,7 +104,9 @@ type Service struct {
 	Queue   *queue.Queue
 	Metrics *metrics.Metrics
 	Workers *workers.Workers
-	Dialer  *dialer.Breaking
+	// clock is the process's clock set by the database's.
+	clock  *workers.DatabaseClock
+	Dialer *dialer.Breaking
 	// Simulator plays the calls of integrations whose voice.provider is
 	// "simulator" (roles that dial only).
 	Simulator *dialer.Simulator
@@ -136,6 +138,9 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 	if opt.Clock == nil {
 		opt.Clock = workers.SystemClock{}
 	}
+	local := opt.Clock
+	clock := workers.NewDatabaseClock(local)
+	opt.Clock = clock
 	perIntegration := cfg.Metrics
 	perIntegration.Now = opt.Clock.Now // an integration's last hour of activity, on the service's clock
 	s := &Service{cfg: cfg, opt: opt, log: log,
@@ -166,10 +171,11 @@ func New(ctx context.Context, cfg config.Service, opt Options, log zerolog.Logge
 		}
 	}
 	s.Store = store.New(s.Pool, sealer)
-	if _, system := opt.Clock.(workers.SystemClock); !system {
+	if _, system := local.(workers.SystemClock); !system {
 		// A test's clock: the database's, which decides leases, follows it.
-		s.Store.SetClock(opt.Clock.Now)
+		s.Store.SetClock(local.Now)
 	}
+	s.clock = clock
 	if err := s.connectNATS(); err != nil {
 		return nil, err
 	}
@@ -390,6 +396,15 @@ func (s *Service) integrationHealth(ctx context.Context, in webhooks.Integration
 // dials in flight (see Kill); Shutdown is the orderly stop.
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
+	// The process's clock is set by the database's before it writes any
+	// time; a database not reachable yet leaves it on its own until the
+	// next sync.
+	syncCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := s.clock.Sync(syncCtx, s.Store, s.log); err != nil {
+		s.log.Warn().Err(err).Msg("could not read the database's clock; this process's own is used until it can")
+	}
+	cancel()
+	go s.clock.Keep(ctx, s.Store, s.log)
 	if s.Workers != nil {
 		if err := s.Workers.Start(ctx); err != nil {
 			return err
@@ -572,3 +587,7 @@ func recoverer(log zerolog.Logger, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// ClockOffset is what this process adds to its host's clock to read the
+// database's.
+func (s *Service) ClockOffset() time.Duration { return s.clock.Offset() }
