@@ -89,11 +89,14 @@ func adminJSON(client *http.Client, token, method, url string, body, out any) er
 // campaign call's originate at the VA, with ten running campaigns holding
 // 100,000 queued recipients between them and every slot of the
 // integration's 10 busy: each freed slot is shared out among the ten lanes.
-// With -caller-ids, the same world is then measured again with a pool of
-// that many caller numbers under the local strategy, each with its own
-// limits (none of which binds): what choosing a number costs a claim.
+// With -caller-ids, two more configurations of the same world are
+// measured, the three alternating in rounds: a pool of that many caller
+// numbers under the local strategy, each with its own limits (what
+// choosing a number costs a claim), and that pool with the integration's
+// dial rate and contact caps on every recipient (every pacing rule at once,
+// none binding; contract §9). samples is per configuration.
 func (b *bench) campaignDispatch(ctx context.Context) error {
-	const campaigns, perCampaign, limit, samples = 10, 10000, 10, 300
+	const campaigns, perCampaign, limit, samples = 10, 10000, 10, 600
 	w, err := b.newWorld(ctx, "campaign_dispatch")
 	if err != nil {
 		return err
@@ -143,10 +146,6 @@ func (b *bench) campaignDispatch(ctx context.Context) error {
 	if b.callerIDs <= 0 {
 		return measureFreedSlots(client, base, in.WebhookToken, va, live, samples, "campaign_dispatch")
 	}
-	plain, live, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool { return n < samples })
-	if err != nil {
-		return err
-	}
 	// A pool of Ukrainian numbers of several area codes (the recipients'
 	// country) and others; claims read it from the config on every claim.
 	pool := make([]map[string]any, b.callerIDs)
@@ -158,28 +157,66 @@ func (b *bench) campaignDispatch(ctx context.Context) error {
 		pool[i] = map[string]any{"number": number, "sip_id": fmt.Sprintf("sip-%d", i), "concurrency_limit": 2,
 			"per_second": 100, "max_per_hour": 10000, "max_per_day": 100000}
 	}
-	voice, err := json.Marshal(map[string]any{"provider": "va", "base_url": va.URL, "sip_id": "sip-1", "assistant_id": "a-1",
-		"caller_ids": pool, "caller_id_strategy": "local"})
-	if err != nil {
-		return err
+	plainVoice := map[string]any{"provider": "va", "base_url": va.URL, "sip_id": "sip-1", "assistant_id": "a-1"}
+	pooledVoice := map[string]any{"provider": "va", "base_url": va.URL, "sip_id": "sip-1", "assistant_id": "a-1",
+		"caller_ids": pool, "caller_id_strategy": "local"}
+	plainHandling := map[string]any{"concurrency_limit": limit}
+	// Every pacing rule at once, none of them binding: the integration's
+	// dial rate, the pool, and contact caps every recipient is judged by.
+	pacedHandling := map[string]any{"concurrency_limit": limit, "dial_rate": map[string]any{"per_second": 500, "burst": 100},
+		"contact_caps": []map[string]any{{"max_dials": 7, "days": 7}, {"max_dials": 3, "days": 1}}}
+	phases := []struct {
+		name            string
+		voice, handling map[string]any
+	}{
+		{"campaign_dispatch", plainVoice, plainHandling},
+		{"campaign_dispatch_caller_ids", pooledVoice, plainHandling},
+		{"campaign_dispatch_paced", pooledVoice, pacedHandling},
 	}
-	if voice, err = config.Normalize(config.KeyVoice, voice); err != nil {
-		return fmt.Errorf("caller ids: %w", err)
+	// The phases alternate in rounds, so that the machine's other load
+	// and the tables' warming weigh on each alike.
+	const rounds = 3
+	lat := make([][]time.Duration, len(phases))
+	for range rounds {
+		for i, ph := range phases {
+			if err := putConfigs(ctx, w, in.ID, map[string]map[string]any{config.KeyVoice: ph.voice,
+				config.KeyCallHandling: ph.handling}); err != nil {
+				return fmt.Errorf("%s: %w", ph.name, err)
+			}
+			n := samples / rounds
+			got, more, err := freedSlots(client, base, in.WebhookToken, va, live, func(k int) bool { return k < n })
+			if err != nil {
+				return fmt.Errorf("%s: %w", ph.name, err)
+			}
+			lat[i], live = append(lat[i], got...), more
+		}
 	}
-	if err := w.st.PutConfig(ctx, store.ActorCLI, in.ID, config.KeyVoice, voice); err != nil {
-		return err
+	for i, ph := range phases {
+		slices.Sort(lat[i])
+		metric(ph.name+"_p50_ms", load.MS(load.Percentile(lat[i], 0.50)), "ms")
+		metric(ph.name+"_p99_ms", load.MS(load.Percentile(lat[i], 0.99)), "ms")
 	}
-	pooled, _, err := freedSlots(client, base, in.WebhookToken, va, live, func(n int) bool { return n < samples })
-	if err != nil {
-		return err
-	}
-	for name, lat := range map[string][]time.Duration{"campaign_dispatch": plain, "campaign_dispatch_caller_ids": pooled} {
-		slices.Sort(lat)
-		metric(name+"_p50_ms", load.MS(load.Percentile(lat, 0.50)), "ms")
-		metric(name+"_p99_ms", load.MS(load.Percentile(lat, 0.99)), "ms")
-	}
+	metric("campaign_dispatch_paced_vs_plain_p99", load.Percentile(lat[2], 0.99).Seconds()/load.Percentile(lat[0], 0.99).Seconds(), "ratio")
 	if v := va.violations.Load(); v != 0 {
 		return fmt.Errorf("campaign_dispatch run saw %d limit violations", v)
+	}
+	return nil
+}
+
+// putConfigs stores each config key's value, normalized as the admin API
+// would store it.
+func putConfigs(ctx context.Context, w *world, integrationID uuid.UUID, values map[string]map[string]any) error {
+	for key, value := range values {
+		raw, err := json.Marshal(value)
+		if err != nil {
+			return err
+		}
+		if raw, err = config.Normalize(key, raw); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if err := w.st.PutConfig(ctx, store.ActorCLI, integrationID, key, raw); err != nil {
+			return err
+		}
 	}
 	return nil
 }
