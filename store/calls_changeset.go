@@ -26,6 +26,8 @@ type changeSet struct {
 	attemptsConv [][]any
 	attemptsEnd  [][]any
 	attemptsGone [][]any
+	// dialsUnsent are claimed dials (call, attempt) that were not sent.
+	dialsUnsent [][]any
 	// doNotCall are calls whose analysis asks for their number to be suppressed.
 	doNotCall []uuid.UUID
 	outbox    []outboxIntent
@@ -85,6 +87,11 @@ func (cs *changeSet) note(c *Call, ev CallEvent, why string) {
 // record applies decision d of event ev to c in memory and notes the writes.
 func (cs *changeSet) record(c *Call, ev CallEvent, d callstate.Decision) {
 	at := ev.At
+	if (ev.Event.Kind == callstate.DialAborted || ev.Event.Kind == callstate.DialDeferred) && d.To != callstate.InProgress {
+		// Not sent (a call that went live meanwhile was): no dial for the
+		// contact caps and caller numbers' limits.
+		cs.dialsUnsent = append(cs.dialsUnsent, []any{c.ID, c.Attempt})
+	}
 	wasHolding := c.SlotTakenAt != nil
 	c.Status, c.Attempt = d.To, d.Attempt
 	switch {
@@ -230,6 +237,12 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsGone)
 		p.exec("delete attempts", `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
 			WHERE a.call_id = v.call_id AND a.attempt = v.attempt`, ids, attempts)
+	}
+	if len(cs.dialsUnsent) > 0 {
+		// Read through the number's index: a few rows per number.
+		ids, attempts := columns2[uuid.UUID, int](cs.dialsUnsent)
+		p.exec("uncount dials", `DELETE FROM contact_dials d USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt), calls c
+			WHERE c.id = v.call_id AND d.phone_key = `+phoneKey+` AND d.call_id = v.call_id AND d.attempt = v.attempt`, ids, attempts)
 	}
 	if len(cs.attemptsNew) > 0 {
 		if err := p.send(ctx, tx); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/pacing"
 	"github.com/callqueue/callqueue/store"
@@ -286,5 +287,65 @@ func TestDialRateOnTheDatabaseClock(t *testing.T) {
 	// 0.25/s) from its now.
 	if want := ahead.Add(4 * time.Second); !due.Equal(want) {
 		t.Fatalf("wait until %s, want %s on the replica's clock", due, want)
+	}
+}
+
+// TestDialNotSentDoesNotCount: a claimed dial that is not sent (the
+// database failed before the originate, or the call was cancelled or its
+// window closed under the confirmation) is no dial: it counts neither
+// toward the number's contact cap nor toward its caller number's limits.
+func TestDialNotSentDoesNotCount(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	in := pacedIntegration(t, s, "owner-unsent", map[string]any{"concurrency_limit": 10,
+		"contact_caps": []map[string]any{{"max_dials": 1, "days": 1}}})
+	c := store.NewCall{ID: uuid.New(), IntegrationID: in.ID, PhoneNumber: "+380501110009", ReceivedAt: t0}
+	insert(t, s, t0, c)
+	got, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("first claim: %v, %v", got, err)
+	}
+	abort := store.CallEvent{IntegrationID: in.ID, CallID: c.ID, Attempt: got[0].Call.Attempt, Claim: got[0].Claim,
+		Event: callstate.Event{Kind: callstate.DialAborted}, Detail: map[string]any{"error": "database unavailable"}, At: t0}
+	if _, err := s.ApplyEvents(t.Context(), []store.CallEvent{abort}); err != nil {
+		t.Fatal(err)
+	}
+	if again := claim(t, s, in.ID, t0.Add(time.Second)); len(again) != 1 {
+		t.Errorf("the call whose dial was not sent is held by a cap of one dial a day: %v; holds %v", again, holds(t, s, c.ID))
+	}
+	var counted int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM contact_dials WHERE call_id = $1`, c.ID).Scan(&counted); err != nil {
+		t.Fatal(err)
+	}
+	if counted != 1 {
+		t.Errorf("%d dials of the call counted, want 1 (the one claimed again)", counted)
+	}
+}
+
+// TestDialCancelledBeforeItsOriginateDoesNotCount: a claimed call
+// cancelled before its originate is confirmed is not dialled, and the
+// number's next call is not held by a cap of one dial a day.
+func TestDialCancelledBeforeItsOriginateDoesNotCount(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	const owner = "owner-cancelled-unsent"
+	in := pacedIntegration(t, s, owner, map[string]any{"concurrency_limit": 10,
+		"contact_caps": []map[string]any{{"max_dials": 1, "days": 1}}})
+	first := store.NewCall{ID: uuid.New(), IntegrationID: in.ID, PhoneNumber: "+380501110010", ReceivedAt: t0}
+	insert(t, s, t0, first)
+	got, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("first claim: %v, %v", got, err)
+	}
+	if _, _, err := s.CancelCall(t.Context(), owner, first.ID, "", t0); err != nil {
+		t.Fatal(err)
+	}
+	if verdict, _, err := s.ConfirmDial(t.Context(), got[0].Call, t0); err != nil || verdict != store.DialCancelled {
+		t.Fatalf("confirmation of the cancelled call's dial: %s, %v", verdict, err)
+	}
+	next := store.NewCall{ID: uuid.New(), IntegrationID: in.ID, PhoneNumber: first.PhoneNumber, ReceivedAt: t0.Add(time.Second)}
+	insert(t, s, t0.Add(time.Second), next)
+	if again := claim(t, s, in.ID, t0.Add(2*time.Second)); len(again) != 1 {
+		t.Errorf("the number's next call is held by a cap of one dial a day after a dial never sent: %v; holds %v", again, holds(t, s, next.ID))
 	}
 }
