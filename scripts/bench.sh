@@ -36,4 +36,5 @@ ratio() {
 ratio intake_vs_river intake_rps peer_river_intake_rps
 ratio intake_vs_publish intake_rps peer_publish_intake_rps
 ratio intake_vs_bare intake_rps peer_bare_rps
+ratio agent_init_vs_peer_bare agent_init_rps peer_bare_rps
 ratio e2e_vs_river e2e_events_per_s peer_river_events_per_s

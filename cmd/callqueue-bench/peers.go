@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -81,18 +84,30 @@ func (b *bench) agentInit(ctx context.Context) error {
 	for i := range phones { // warm the cache as dialling does: the call's variables and the CRM's
 		svc.Callers.Warm(ctx, in.ID, fmt.Sprintf("+38097%07d", i), uuid.New(), json.RawMessage(`{"lead":"webinar"}`))
 	}
+	body := func(n int64) []byte { return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones) }
+	bareURL, stopBare, err := bareAgentInit(ctx, client, url, header, body(0))
+	if err != nil {
+		return err
+	}
+	defer stopBare()
+	// The bare handler and agent-init take turns (bare, agent-init,
+	// agent-init, bare, half the duration each), so that the load other
+	// processes put on the machine meanwhile weighs on both alike.
+	closed := func(url string) load.Result {
+		return load.Closed(ctx, client, b.clients, time.Second, b.duration/2, url, header, body)
+	}
 	before := crmFake.lookups.Load()
-	hit := load.Closed(ctx, client, b.clients, time.Second, b.duration, url, header, func(n int64) []byte {
-		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
-	})
+	bareFirst, hitFirst := closed(bareURL), closed(url)
+	hit, bare := mergeResults(hitFirst, closed(url)), mergeResults(bareFirst, closed(bareURL))
 	if extra := crmFake.lookups.Load() - before; extra != 0 || hit.Failed > 0 {
 		return fmt.Errorf("cache-hit run made %d CRM lookups and had %d failures", extra, hit.Failed)
 	}
 	metric("agent_init_rps", hit.RPS(), "req/s")
 	metric("agent_init_p99_ms", load.MS(hit.Percentile(0.99)), "ms")
-	if err := reportOpenLoop(ctx, client, "agent_init", hit.RPS(), b.duration, http.MethodPost, url, header, func(n int64) []byte {
-		return fmt.Appendf(nil, `{"phone_number":"+38097%07d"}`, n%phones)
-	}); err != nil {
+	metric("agent_init_bare_rps", bare.RPS(), "req/s")
+	metric("agent_init_bare_p99_ms", load.MS(bare.Percentile(0.99)), "ms")
+	metric("agent_init_vs_bare", hit.RPS()/bare.RPS(), "ratio")
+	if err := reportOpenLoop(ctx, client, "agent_init", hit.RPS(), b.duration, http.MethodPost, url, header, body); err != nil {
 		return err
 	}
 
@@ -111,6 +126,48 @@ func (b *bench) agentInit(ctx context.Context) error {
 	fmt.Fprintf(os.Stderr, "callqueue-bench: agent-init: CRM lookups while down: %d\n", crmFake.lookups.Load()-before)
 	metric("agent_init_crm_down_p99_ms", load.MS(down.Percentile(0.99)), "ms")
 	return nil
+}
+
+// bareAgentInit starts a bare net/http handler that reads the body and
+// answers the bytes agent-init answered to sample: what agent-init is
+// compared with in the same run.
+func bareAgentInit(ctx context.Context, client *http.Client, url string, header http.Header, sample []byte) (string, func(), error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(sample))
+	if err != nil {
+		return "", nil, err
+	}
+	req.Header = header.Clone()
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", nil, fmt.Errorf("agent-init sample: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", nil, fmt.Errorf("agent-init sample: %d", resp.StatusCode)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	return srv.URL + "/", srv.Close, nil
+}
+
+// mergeResults is runs measured in turns as one.
+func mergeResults(runs ...load.Result) load.Result {
+	var all load.Result
+	for _, r := range runs {
+		all.OK += r.OK
+		all.Failed += r.Failed
+		all.Elapsed += r.Elapsed
+		all.Latencies = append(all.Latencies, r.Latencies...)
+	}
+	slices.Sort(all.Latencies)
+	return all
 }
 
 // outbox measures how fast pending CRM updates drain to a fast CRM.
