@@ -1,10 +1,13 @@
 // Package callerctx gives the voice agent the caller's CRM context at the
 // start of a conversation, fast: lookups are cached in a JetStream
 // key-value bucket shared by every replica, warmed when a call is dialled,
-// and skipped when the CRM is slow, failing or its breaker is open.
+// and skipped when the CRM is slow, failing or its breaker is open. Each
+// process keeps a copy of the bucket, kept up to date by a watch, so that
+// a cached answer costs no request to the NATS server.
 package callerctx
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/callqueue/callqueue/config"
 	"github.com/callqueue/callqueue/crm"
 	"github.com/callqueue/callqueue/egress"
 	"github.com/callqueue/callqueue/tracing"
@@ -35,12 +39,32 @@ type Looker interface {
 	Allows(integrationID uuid.UUID) bool
 }
 
+// Options configure the cache.
+type Options struct {
+	// Replicas is the bucket's replica count on a NATS cluster.
+	Replicas int
+	// LocalEntries caps the process-local copy of the bucket: 0 is
+	// config.CallerCacheEntriesDefault, negative keeps no copy (every read
+	// asks the bucket).
+	LocalEntries int
+	// TTL is how long the bucket keeps a value (0: TTLDefault).
+	TTL time.Duration
+	// Now is the process's clock (nil: the host's), which the local copy
+	// reads a value's age on against the NATS server's time of writing it:
+	// a clock set by the database's is off from that by less than a host's
+	// may be.
+	Now func() time.Time
+}
+
 // Cache is the shared caller-context cache.
 type Cache struct {
 	kv      jetstream.KeyValue
 	crm     Looker
 	log     zerolog.Logger
 	Lookups func() // test hook: called on each CRM lookup
+
+	local      *localCopy // nil: none
+	watchRetry time.Duration
 
 	// inflight holds this process's CRM lookups under way, by key: an
 	// agent-init that comes while the dial's warm-up is still waiting for
@@ -90,14 +114,23 @@ func (c *Cache) end(k string, f *flight) {
 	close(f.done)
 }
 
-// New creates (or opens) the bucket.
-func New(ctx context.Context, js jetstream.JetStream, replicas int, crmLooker Looker, log zerolog.Logger) (*Cache, error) {
+// New creates (or opens) the bucket. The process-local copy is served
+// once Watch runs.
+func New(ctx context.Context, js jetstream.JetStream, opt Options, crmLooker Looker, log zerolog.Logger) (*Cache, error) {
+	ttl := cmp.Or(opt.TTL, TTLDefault)
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, Description: "caller context for agent-init",
-		TTL: TTLDefault, Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1})
+		TTL: ttl, Storage: jetstream.FileStorage, Replicas: max(opt.Replicas, 1), History: 1})
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{kv: kv, crm: crmLooker, log: log, inflight: map[string]*flight{}}, nil
+	c := &Cache{kv: kv, crm: crmLooker, log: log, inflight: map[string]*flight{}, watchRetry: watchRetryFirst}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if entries := cmp.Or(opt.LocalEntries, config.CallerCacheEntriesDefault); entries > 0 {
+		c.local = newLocalCopy(ttl, entries, opt.Now)
+	}
+	return c, nil
 }
 
 func key(integrationID uuid.UUID, phone string) string {
@@ -116,7 +149,8 @@ type Caller struct {
 // Context returns what is known about the caller within ctx's deadline:
 // from the shared cache (no database, no CRM), else from the lookup of this
 // caller already under way (a dial's warm-up), else from the CRM through its
-// breaker. ok is false when nothing could be had in time.
+// breaker. ok is false when nothing could be had in time. The Caller's maps
+// may be shared with other readers and are not to be changed.
 func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone string) (Caller, bool) {
 	k := key(integrationID, phone)
 	if cached, ok := c.cached(ctx, k); ok {
@@ -147,12 +181,20 @@ func (c *Cache) Context(ctx context.Context, integrationID uuid.UUID, phone stri
 }
 
 // Cached returns what the shared cache alone knows about the caller: no
-// CRM, no waiting.
+// CRM, no waiting. The Caller's maps are not to be changed.
 func (c *Cache) Cached(ctx context.Context, integrationID uuid.UUID, phone string) (Caller, bool) {
 	return c.cached(ctx, key(integrationID, phone))
 }
 
+// cached reads the local copy, else the bucket: the copy has what the
+// watch delivered, and a value written by another replica a moment ago
+// may not be there yet.
 func (c *Cache) cached(ctx context.Context, k string) (Caller, bool) {
+	if c.local != nil {
+		if cached, ok := c.local.get(k); ok {
+			return cached, true
+		}
+	}
 	e, err := c.kv.Get(ctx, k)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil {
@@ -163,6 +205,9 @@ func (c *Cache) cached(ctx context.Context, k string) (Caller, bool) {
 	var cached Caller
 	if json.Unmarshal(e.Value(), &cached) != nil {
 		return Caller{}, false
+	}
+	if c.local != nil {
+		c.local.wrote(k, e.Value(), e.Revision(), e.Created())
 	}
 	return cached, true
 }
@@ -194,11 +239,23 @@ func (c *Cache) lookup(ctx context.Context, integrationID uuid.UUID, phone strin
 // know is not looked up again and again).
 func (c *Cache) put(ctx context.Context, k string, caller Caller) {
 	raw, err := json.Marshal(caller)
-	if err == nil {
-		_, err = c.kv.Put(context.WithoutCancel(ctx), k, raw)
-	}
 	if err != nil {
 		c.log.Warn().Err(err).Msg("caller context cache write failed")
+		return
+	}
+	// Taken before the write: the copy's value expires no later than the
+	// bucket's.
+	var created time.Time
+	if c.local != nil {
+		created = c.local.now()
+	}
+	revision, err := c.kv.Put(context.WithoutCancel(ctx), k, raw)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("caller context cache write failed")
+		return
+	}
+	if c.local != nil {
+		c.local.wrote(k, raw, revision, created)
 	}
 }
 

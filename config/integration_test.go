@@ -797,7 +797,7 @@ var serviceEnv = []string{
 	"CALLQUEUE_RATE_WEBHOOK_PER_S", "CALLQUEUE_RATE_WEBHOOK_BURST", "CALLQUEUE_RATE_WEBHOOK_IP_PER_S", "CALLQUEUE_RATE_WEBHOOK_IP_BURST",
 	"CALLQUEUE_RATE_API_PER_S", "CALLQUEUE_RATE_API_BURST", "CALLQUEUE_RATE_API_TOKEN_PER_S", "CALLQUEUE_RATE_API_TOKEN_BURST",
 	"CALLQUEUE_NATS_CREDS", "CALLQUEUE_NATS_NKEY", "CALLQUEUE_NATS_TOKEN", "CALLQUEUE_NATS_TLS_CA", "CALLQUEUE_NATS_TLS_CERT", "CALLQUEUE_NATS_TLS_KEY",
-	"CALLQUEUE_METRICS_PER_INTEGRATION", "CALLQUEUE_METRICS_TOP_INTEGRATIONS",
+	"CALLQUEUE_METRICS_PER_INTEGRATION", "CALLQUEUE_METRICS_TOP_INTEGRATIONS", "CALLQUEUE_CALLER_CACHE_ENTRIES",
 }
 
 // setEnv clears every service variable, then sets the given ones, for the
@@ -855,13 +855,14 @@ func TestFromEnvReadsEverything(t *testing.T) {
 		"CALLQUEUE_NATS_TLS_KEY":             "/etc/callqueue/client-key.pem",
 		"CALLQUEUE_METRICS_PER_INTEGRATION":  "none",
 		"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "20",
+		"CALLQUEUE_CALLER_CACHE_ENTRIES":     "5000",
 	})
 	s := config.FromEnv()
 	want := config.Service{
 		DatabaseURL: "postgres://u@db/callqueue", NATSURL: "nats://n1:4222,nats://n2:4222", NATSListen: "127.0.0.1:4222",
 		NATSSync: "1s", NATSReplicas: 3, StreamMaxBytes: config.StreamMaxMBDefault << 20, DataDir: "/var/lib/callqueue", HTTPAddr: "127.0.0.1:9090", SecretKey: key,
 		LogLevel: "debug", LogFormat: "console", Timezone: "UTC", TrustedProxies: "10.0.0.0/8, fd00::/8",
-		Metrics: metrics.Options{PerIntegration: metrics.PerIntegrationNone, TopIntegrations: 20},
+		Metrics: metrics.Options{PerIntegration: metrics.PerIntegrationNone, TopIntegrations: 20}, CallerCacheEntries: 5000,
 		NATSAuth: queue.Auth{Creds: "/etc/callqueue/nats.creds", Token: "embedded-token", TLSCA: "/etc/callqueue/ca.pem",
 			TLSCert: "/etc/callqueue/client.pem", TLSKey: "/etc/callqueue/client-key.pem"},
 		RateLimits: ratelimit.Rules{
@@ -928,6 +929,11 @@ func TestServiceValidate(t *testing.T) {
 		{"zero top integrations", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "0"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
 		{"top integrations not a number", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "1e3"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
 		{"too many top integrations", with(map[string]string{"CALLQUEUE_METRICS_TOP_INTEGRATIONS": "10001"}), "", "CALLQUEUE_METRICS_TOP_INTEGRATIONS"},
+		{"no caller cache", with(map[string]string{"CALLQUEUE_CALLER_CACHE_ENTRIES": "0"}), "", ""},
+		{"caller cache entries", with(map[string]string{"CALLQUEUE_CALLER_CACHE_ENTRIES": "250000"}), "", ""},
+		{"negative caller cache", with(map[string]string{"CALLQUEUE_CALLER_CACHE_ENTRIES": "-1"}), "", "CALLQUEUE_CALLER_CACHE_ENTRIES"},
+		{"caller cache not a number", with(map[string]string{"CALLQUEUE_CALLER_CACHE_ENTRIES": "100k"}), "", "CALLQUEUE_CALLER_CACHE_ENTRIES"},
+		{"caller cache too large", with(map[string]string{"CALLQUEUE_CALLER_CACHE_ENTRIES": "10000001"}), "", "CALLQUEUE_CALLER_CACHE_ENTRIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

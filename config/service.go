@@ -86,9 +86,22 @@ type Service struct {
 	// the operator's trace viewer: {traceId} is replaced by the id
 	// (CALLQUEUE_TRACE_URL_TEMPLATE).
 	TraceURLTemplate string
+	// CallerCacheEntries caps the caller contexts each process keeps a
+	// copy of for agent-init (CALLQUEUE_CALLER_CACHE_ENTRIES): 0 takes
+	// CallerCacheEntriesDefault, negative keeps none.
+	CallerCacheEntries int
 
-	badRateLimits []string // variables FromEnv could not read
+	badRateLimits         []string // variables FromEnv could not read
+	badCallerCacheEntries bool
 }
+
+// Caller contexts a process keeps a copy of: the default, and the most
+// CALLQUEUE_CALLER_CACHE_ENTRIES takes. Each is about half a KiB, a KiB
+// once read (three CRM fields and a call's variables).
+const (
+	CallerCacheEntriesDefault = 100_000
+	CallerCacheEntriesMax     = 10_000_000
+)
 
 // DatabaseBounds keep a silent database from hanging the process: how long
 // opening a connection, one statement (the server's statement_timeout)
@@ -155,6 +168,17 @@ func FromEnv() Service {
 			n = -1 // Validate names the variable
 		}
 		s.UnverifiedBodyBytes = n
+	}
+	if raw := strings.TrimSpace(os.Getenv("CALLQUEUE_CALLER_CACHE_ENTRIES")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		switch {
+		case err != nil || n < 0 || n > CallerCacheEntriesMax:
+			s.badCallerCacheEntries = true // Validate names the variable
+		case n == 0:
+			s.CallerCacheEntries = -1 // no copy
+		default:
+			s.CallerCacheEntries = n
+		}
 	}
 	if _, err := fmt.Sscan(cmp.Or(os.Getenv("CALLQUEUE_NATS_REPLICAS"), "1"), &s.NATSReplicas); err != nil {
 		s.NATSReplicas = 0 // Validate names the variable
@@ -229,6 +253,9 @@ func (s Service) Validate() error {
 	}
 	if err := s.Metrics.Validate(); err != nil {
 		return err
+	}
+	if s.badCallerCacheEntries {
+		return fmt.Errorf("CALLQUEUE_CALLER_CACHE_ENTRIES must be a whole number from 0 to %d", CallerCacheEntriesMax)
 	}
 	if s.UnverifiedBodyBytes < 0 {
 		return errors.New("CALLQUEUE_UNVERIFIED_BODY_BYTES must be a positive number of bytes")

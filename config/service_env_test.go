@@ -19,6 +19,17 @@ func TestUnverifiedBodyBytesFromEnv(t *testing.T) {
 	}
 }
 
+// TestCallerCacheEntriesFromEnv: unset takes the default (zero here), "0"
+// keeps no copy (negative), a number is the cap.
+func TestCallerCacheEntriesFromEnv(t *testing.T) {
+	for raw, want := range map[string]int{"": 0, "0": -1, "5000": 5000} {
+		t.Setenv("CALLQUEUE_CALLER_CACHE_ENTRIES", raw)
+		if got := config.FromEnv().CallerCacheEntries; got != want {
+			t.Errorf("CALLQUEUE_CALLER_CACHE_ENTRIES=%q: %d, want %d", raw, got, want)
+		}
+	}
+}
+
 // TestDatabaseBoundsFromEnv: each bound is a Go duration within its range;
 // anything else is refused naming the variable, and unset takes the
 // store's default (zero here).

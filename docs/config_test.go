@@ -325,6 +325,7 @@ func TestConfigurationDefaultsAreTheCode(t *testing.T) {
 		"CALLQUEUE_METRICS_TOP_INTEGRATIONS": strconv.Itoa(s.Metrics.TopIntegrations),
 		// Zero is "the default" to the service, which takes the ratelimit package's.
 		"CALLQUEUE_UNVERIFIED_BODY_BYTES": strconv.FormatInt(cmp.Or(s.UnverifiedBodyBytes, ratelimit.UnverifiedBodyBytesDefault), 10),
+		"CALLQUEUE_CALLER_CACHE_ENTRIES":  strconv.Itoa(cmp.Or(s.CallerCacheEntries, config.CallerCacheEntriesDefault)),
 	}
 	code["CALLQUEUE_RATE_WEBHOOK_PER_S"], code["CALLQUEUE_RATE_WEBHOOK_BURST"] = rate(s.RateLimits.WebhookIntegration)
 	code["CALLQUEUE_RATE_WEBHOOK_IP_PER_S"], code["CALLQUEUE_RATE_WEBHOOK_IP_BURST"] = rate(s.RateLimits.WebhookIP)
@@ -368,6 +369,7 @@ func TestConfigurationBoundsAreTheCode(t *testing.T) {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	for _, want := range []string{
 		fmt.Sprintf("(%d – %d MiB)", config.StreamMaxMBMin, config.StreamMaxMBMax),
+		fmt.Sprintf("caller contexts (0 – %d)", config.CallerCacheEntriesMax),
 		fmt.Sprintf("`concurrency_limit` 1–%d", config.ConcurrencyLimitMax),
 		fmt.Sprintf("`min_call_duration_secs` 0–%d", config.MinCallDurationMaxSecs),
 		fmt.Sprintf("`max_attempts` 1–%d", config.MaxAttemptsMax),

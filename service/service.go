@@ -286,7 +286,8 @@ func (s *Service) wire(ctx context.Context) error {
 			Msg("several different CRM records match a call's phone: none taken")
 	}
 	var err error
-	if s.Callers, err = callerctx.New(ctx, s.Queue.JetStream(), s.cfg.NATSReplicas, s.CRM, s.log); err != nil {
+	if s.Callers, err = callerctx.New(ctx, s.Queue.JetStream(),
+		callerctx.Options{Replicas: s.cfg.NATSReplicas, LocalEntries: s.cfg.CallerCacheEntries, Now: s.opt.Clock.Now}, s.CRM, s.log); err != nil {
 		return fmt.Errorf("caller context cache: %w", err)
 	}
 	if role == RoleAll || role == RoleWorkers {
@@ -411,6 +412,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	go s.runForgetting(ctx)
+	if s.opt.Role != RoleAPI {
+		go s.Callers.Watch(ctx) // agent-init's and the dial's copy of the caller contexts
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPAddr, err)
@@ -469,7 +473,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.Simulator.Stop() // events not yet sent are the watchdog's
 	}
 	if s.cancel != nil {
-		s.cancel() // background loops of the process (forgetting)
+		s.cancel() // background loops of the process (forgetting, the caller contexts' watch)
 	}
 	// Bounded too: the pool waits for its connections' cleanup, which for
 	// one a silent database cut off can take pgx's 15 s.
