@@ -46,7 +46,7 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 // (a pre-dial check, a wait for the integration's lock), and meanwhile the
 // call may have been cancelled or its calling window closed (contract §3,
 // §6). An originate it lets go takes a token of the integration's dial
-// rate (§9). It records what it decides; the Applied are the events it
+// rate and keeps within its caller number's per_second (§9). It records what it decides; the Applied are the events it
 // recorded.
 func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
 	verdict := DialStale
@@ -75,6 +75,17 @@ func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (Di
 		default:
 			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
+				if c.CallerID != nil {
+					at, err := databaseNow(ctx, tx, s.dbClock())
+					if err != nil {
+						return err
+					}
+					ok, next, err := takeCallerSend(ctx, tx, c, at)
+					if err != nil || !ok {
+						verdict, due = DialRateWait, next.Add(now.Sub(at))
+						return err
+					}
+				}
 				if r := c.policy.DialRate; r != nil {
 					ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *r, now, s.dbClock())
 					if err != nil || !ok {
