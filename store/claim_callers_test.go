@@ -356,42 +356,43 @@ func jsonHas(raw []byte, key, want string) bool {
 }
 
 // TestCallerPerSecondAtTheOriginate: a number allowed one dial a second.
-// Two calls are claimed 1.5 s apart, but the first one's originate is held
-// up (a slow pre-dial check) until 0.1 s before the second's: the second
-// must wait until a second after the first's originate, not go 0.1 s after
-// it. Once that second has passed it goes.
+// Two calls are claimed 1.5 s apart; the second's originate goes at once,
+// the first's is held up (a slow pre-dial check) until 0.1 s after it. The
+// first must wait until a second after the second's originate, not go
+// 0.1 s after it; once that second has passed it goes.
 func TestCallerPerSecondAtTheOriginate(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	pool := []map[string]any{{"number": sfNumber, "per_second": 1}}
 	in := pooledIntegration(t, s, map[string]any{"concurrency_limit": 10}, pool, nil)
-	first := queueCallTo(t, s, in.ID, "+14155551001", t0)
-	second := queueCallTo(t, s, in.ID, "+14155551002", t0)
-	claimedAt := map[uuid.UUID]store.Call{}
+	queueCallTo(t, s, in.ID, "+14155551001", t0)
+	queueCallTo(t, s, in.ID, "+14155551002", t0)
+	var claimed []store.Call // in the order of their claims
 	for _, at := range []time.Time{t0, t0.Add(1500 * time.Millisecond)} {
 		res, err := dbClockAt(s, at).Claim(t.Context(), in.ID, at, nil)
 		if err != nil || len(res.Calls) != 1 {
 			t.Fatalf("claim at %v: %d calls, %v", at.Sub(t0), len(res.Calls), err)
 		}
-		claimedAt[res.Calls[0].Call.ID] = res.Calls[0].Call
+		claimed = append(claimed, res.Calls[0].Call)
 	}
-	confirm := func(id uuid.UUID, at time.Time) (store.DialVerdict, time.Time) {
+	confirm := func(c store.Call, at time.Time) (store.DialVerdict, time.Time) {
 		t.Helper()
-		verdict, due, _, err := dbClockAt(s, at).ConfirmDialAt(t.Context(), claimedAt[id], at)
+		verdict, due, _, err := dbClockAt(s, at).ConfirmDialAt(t.Context(), c, at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return verdict, due
 	}
-	sent := t0.Add(1400 * time.Millisecond)
-	if v, _ := confirm(first, sent); v != store.DialGo {
-		t.Fatalf("the first originate, the number idle for a second: %s", v)
+	slow, prompt := claimed[0], claimed[1]
+	sent := t0.Add(1600 * time.Millisecond)
+	if v, _ := confirm(prompt, sent); v != store.DialGo {
+		t.Fatalf("the second call's originate, the number's last dial 1.6 s before: %s", v)
 	}
-	v, due := confirm(second, t0.Add(1500*time.Millisecond))
+	v, due := confirm(slow, sent.Add(100*time.Millisecond))
 	if want := sent.Add(time.Second); v != store.DialRateWait || !due.Equal(want) {
-		t.Errorf("the second originate 0.1 s after the first: %s until %v, want %s until %v", v, due, store.DialRateWait, want)
+		t.Errorf("the first call's originate 0.1 s after the second's: %s until %v, want %s until %v", v, due, store.DialRateWait, want)
 	}
-	if v, _ := confirm(second, sent.Add(time.Second+time.Millisecond)); v != store.DialGo {
-		t.Errorf("the second originate a second after the first: %s, want %s", v, store.DialGo)
+	if v, _ := confirm(slow, sent.Add(time.Second+time.Millisecond)); v != store.DialGo {
+		t.Errorf("the first call's originate a second after the second's: %s, want %s", v, store.DialGo)
 	}
 }
