@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/internal/syncbuf"
 	"github.com/callqueue/callqueue/service/servicetest"
 	"github.com/callqueue/callqueue/store"
 )
@@ -148,24 +148,6 @@ func TestAuditLogs(t *testing.T) {
 	expectFieldError(t, w.a.do(t, "GET", "/api/audit-logs?integrationId=nope", nil), http.StatusBadRequest, "integrationId")
 }
 
-// lockedBuffer is a log sink the service's goroutines write to at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestNoSecretValueInAuditOrLogs runs secrets through every path that
 // writes them, the dialler using one against a failing VA included, with
 // the service logging at debug level into a buffer; then looks for the
@@ -173,7 +155,7 @@ func (b *lockedBuffer) String() string {
 func TestNoSecretValueInAuditOrLogs(t *testing.T) {
 	t.Parallel()
 	env := servicetest.New(t)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	env.Log = zerolog.New(logs).Level(zerolog.DebugLevel)
 	w := &world{env: env, va: servicetest.NewFakeVA(t), inst: env.Start(servicetest.Options{})}
 	w.a = client{base: w.inst.URL, token: env.Admin(w.inst, ownerA).Token}

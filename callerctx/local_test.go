@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/callerctx"
+	"github.com/callqueue/callqueue/internal/syncbuf"
 )
 
 // startJetStream runs an in-process JetStream server for t; each replica
@@ -50,7 +51,7 @@ type replica struct {
 	*callerctx.Cache
 	bucket *watchedBucket
 	crm    *crmAnswers
-	log    *lockedBuffer
+	log    *syncbuf.Buffer
 }
 
 // newReplica opens the bucket on its own connection; watch starts the
@@ -66,7 +67,7 @@ func newReplica(t *testing.T, ns *server.Server, opt callerctx.Options, watch bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{crm: &crmAnswers{}, log: &lockedBuffer{}}
+	r := &replica{crm: &crmAnswers{}, log: &syncbuf.Buffer{}}
 	r.Cache, err = callerctx.New(t.Context(), js, opt, r.crm, zerolog.New(r.log).Level(zerolog.TraceLevel))
 	if err != nil {
 		t.Fatal(err)
@@ -369,23 +370,6 @@ func (w *cuttableWatcher) forward() {
 			return
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

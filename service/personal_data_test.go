@@ -1,35 +1,16 @@
 package service_test
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/callqueue/callqueue/internal/syncbuf"
 	"github.com/callqueue/callqueue/service/servicetest"
 )
-
-// logBuffer collects a process's log lines (every level) for scanning.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogsCarryNoPersonalData runs calls through originate, dial, agent-init
 // with a CRM lookup, post-call with a transcript, CRM update, the failure
@@ -40,7 +21,7 @@ func (b *logBuffer) String() string {
 func TestLogsCarryNoPersonalData(t *testing.T) {
 	t.Parallel()
 	env := servicetest.New(t)
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	env.Log = zerolog.New(logs).Level(zerolog.TraceLevel)
 	va, fakeCRM := servicetest.NewFakeVA(t), servicetest.NewFakeCRM(t)
 	in := env.Start(servicetest.Options{})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,11 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/callqueue/callqueue/internal/syncbuf"
 	"github.com/callqueue/callqueue/store/storetest"
 )
 
@@ -65,7 +64,7 @@ func TestMakeRunDemo(t *testing.T) {
 	cmd := exec.Command("bash", filepath.Join(dir, "scripts", "run.sh"))
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+storetest.NewDatabase(t), "CALLQUEUE_DATA_DIR="+filepath.Join(dir, "data"),
 		"CALLQUEUE_HTTP_ADDR="+addr, "CALLQUEUE_SECRET_KEY=", "CALLQUEUE_LOG_LEVEL=warn", "CALLQUEUE_LOG_FORMAT=json")
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -173,7 +172,7 @@ func TestMakeRunDemo(t *testing.T) {
 }
 
 // readBanner reads run.sh's stdout up to the end of its banner.
-func readBanner(t *testing.T, stdout io.Reader, stderr *lockedBuffer) string {
+func readBanner(t *testing.T, stdout io.Reader, stderr *syncbuf.Buffer) string {
 	t.Helper()
 	lines := make(chan string)
 	go func() {
@@ -206,24 +205,6 @@ func readBanner(t *testing.T, stdout io.Reader, stderr *lockedBuffer) string {
 		}
 	}()
 	return b.String()
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func getJSON(t *testing.T, url, token string, out any) {
