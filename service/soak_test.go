@@ -653,6 +653,16 @@ func (w *soakWorld) check() {
 		t.Errorf("stats after settling = %+v", st)
 	}
 
+	// Nothing taken may end in the dead-letter stream: a dead letter is in
+	// no history until an operator replays it.
+	dead, _, err := w.c.api.Queue.ListDeadLetters(context.Background(), queue.DeadLetterFilter{Limit: queue.DeadLetterLimitMax})
+	if err != nil {
+		t.Errorf("list dead letters: %v", err)
+	}
+	for _, dl := range dead {
+		t.Errorf("dead letter %d (from %s #%d, integration %s): %s", dl.Seq, dl.OriginStream, dl.OriginSeq, dl.IntegrationID, dl.Reason)
+	}
+
 	// The VA's ledger.
 	for _, p := range w.va.problems() {
 		t.Error(p)
