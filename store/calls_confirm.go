@@ -49,6 +49,13 @@ func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (Dial
 // rate and keeps within its caller number's per_second (§9). It records what it decides; the Applied are the events it
 // recorded.
 func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
+	return s.ConfirmClaimedDial(ctx, Claimed{Call: call}, now)
+}
+
+// ConfirmClaimedDial is ConfirmDialAt for a dial as its claim took it: its
+// caller number's limits come with it instead of from the config.
+func (s *Store) ConfirmClaimedDial(ctx context.Context, claimed Claimed, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
+	call := claimed.Call
 	verdict := DialStale
 	var (
 		applied []Applied
@@ -80,7 +87,7 @@ func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (Di
 					if err != nil {
 						return err
 					}
-					ok, next, err := takeCallerSend(ctx, tx, c, at)
+					ok, next, err := takeCallerSend(ctx, tx, c, claimed.Caller, at)
 					if err != nil || !ok {
 						verdict, due = DialRateWait, next.Add(now.Sub(at))
 						return err

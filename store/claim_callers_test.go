@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -367,22 +368,31 @@ func TestCallerPerSecondAtTheOriginate(t *testing.T) {
 	in := pooledIntegration(t, s, map[string]any{"concurrency_limit": 10}, pool, nil)
 	queueCallTo(t, s, in.ID, "+14155551001", t0)
 	queueCallTo(t, s, in.ID, "+14155551002", t0)
-	var claimed []store.Call // in the order of their claims
+	var claimed []store.Claimed // in the order of their claims
 	for _, at := range []time.Time{t0, t0.Add(1500 * time.Millisecond)} {
 		res, err := dbClockAt(s, at).Claim(t.Context(), in.ID, at, nil)
 		if err != nil || len(res.Calls) != 1 {
 			t.Fatalf("claim at %v: %d calls, %v", at.Sub(t0), len(res.Calls), err)
 		}
-		claimed = append(claimed, res.Calls[0].Call)
+		claimed = append(claimed, res.Calls[0])
 	}
-	confirm := func(c store.Call, at time.Time) (store.DialVerdict, time.Time) {
+	// The dispatcher confirms a dial with its number's limits as claimed;
+	// without them the number's limits are read from the config.
+	confirm := func(c store.Claimed, at time.Time) (store.DialVerdict, time.Time) {
 		t.Helper()
-		verdict, due, _, err := dbClockAt(s, at).ConfirmDialAt(t.Context(), c, at)
+		confirm := dbClockAt(s, at).ConfirmClaimedDial
+		if c.Caller == nil {
+			confirm = func(ctx context.Context, c store.Claimed, at time.Time) (store.DialVerdict, time.Time, []store.Applied, error) {
+				return dbClockAt(s, at).ConfirmDialAt(ctx, c.Call, at)
+			}
+		}
+		verdict, due, _, err := confirm(t.Context(), c, at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return verdict, due
 	}
+	claimed[0].Caller = nil // read from the config
 	slow, prompt := claimed[0], claimed[1]
 	sent := t0.Add(1600 * time.Millisecond)
 	if v, _ := confirm(prompt, sent); v != store.DialGo {

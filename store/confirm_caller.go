@@ -16,35 +16,22 @@ import (
 // a claim and its send (a pre-dial check, a slow replica) can bring two of
 // a number's originates closer than their claims were. A dial that may go
 // is moved to its send time in contact_dials, where the next claims and
-// originates count it; one that may not reports when it can.
+// originates count it; one that may not reports when it can. number is the
+// number's limits as the claim took it (nil: read from the config).
 //
 // Originates of one number serialise on an advisory lock of the number
-// (replicas confirm dials of one integration without its row lock).
-func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, now time.Time) (bool, time.Time, error) {
+// (replicas confirm dials of one integration without its row lock), taken
+// in a statement of its own: a statement's snapshot predates the locks it
+// takes.
+func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, number *config.CallerID, now time.Time) (bool, time.Time, error) {
 	if c.CallerID == nil {
 		return true, time.Time{}, nil
 	}
-	var raw []byte
-	err := tx.QueryRow(ctx, `SELECT value FROM integration_config WHERE integration_id = $1 AND key = $2`,
-		c.IntegrationID, config.KeyVoice).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return true, time.Time{}, nil
-	}
-	if err != nil {
-		return false, time.Time{}, err
-	}
-	var voice config.Voice
-	if json.Unmarshal(raw, &voice) != nil {
-		return true, time.Time{}, nil // unreadable: the claim judged it
-	}
-	var number *config.CallerID
-	for i := range voice.CallerIDs {
-		if voice.CallerIDs[i].Number == *c.CallerID {
-			number = &voice.CallerIDs[i]
+	if number == nil || number.Number != *c.CallerID {
+		var err error
+		if number, err = callerLimits(ctx, tx, c); err != nil || number == nil {
+			return true, time.Time{}, err
 		}
-	}
-	if number == nil {
-		return true, time.Time{}, nil // taken out of the pool since the claim
 	}
 	window, dials := number.PerSecondWindow()
 	if dials == 0 {
@@ -55,21 +42,47 @@ func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, now time.Time
 		c.IntegrationID.String()+":"+number.Number); err != nil {
 		return false, time.Time{}, err
 	}
-	rows, err := tx.Query(ctx, `SELECT dialled_at FROM contact_dials
-		WHERE integration_id = $1 AND caller_id = $2 AND dialled_at > $3 AND NOT (call_id = $4 AND attempt = $5)
-		ORDER BY dialled_at`, c.IntegrationID, number.Number, now.Add(-span), c.ID, c.Attempt)
+	// The number's last dials in the window (this one left out); when
+	// fewer than it allows, this dial moves to its send time.
+	var (
+		send   bool
+		oldest *time.Time
+	)
+	err := tx.QueryRow(ctx, `WITH recent AS (
+			SELECT dialled_at FROM contact_dials
+			WHERE integration_id = $1 AND caller_id = $2 AND dialled_at > $3 AND NOT (call_id = $4 AND attempt = $5)
+			ORDER BY dialled_at DESC LIMIT $6),
+		verdict AS (SELECT count(*) < $6 AS send, min(dialled_at) AS oldest FROM recent),
+		sent AS (UPDATE contact_dials SET dialled_at = $7
+			WHERE integration_id = $1 AND caller_id = $2 AND call_id = $4 AND attempt = $5 AND (SELECT send FROM verdict))
+		SELECT send, oldest FROM verdict`,
+		c.IntegrationID, number.Number, now.Add(-span), c.ID, c.Attempt, dials, now).Scan(&send, &oldest)
+	if err != nil || send {
+		return send, time.Time{}, err
+	}
+	return false, oldest.Add(span), nil
+}
+
+// callerLimits reads the limits of c's caller number from the integration's
+// voice config; nil when the number left the pool since the claim.
+func callerLimits(ctx context.Context, tx pgx.Tx, c *lockedCall) (*config.CallerID, error) {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT value FROM integration_config WHERE integration_id = $1 AND key = $2`,
+		c.IntegrationID, config.KeyVoice).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
 	if err != nil {
-		return false, time.Time{}, err
+		return nil, err
 	}
-	recent, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	if err != nil {
-		return false, time.Time{}, err
+	var voice config.Voice
+	if json.Unmarshal(raw, &voice) != nil {
+		return nil, nil // unreadable: the claim judged it
 	}
-	if len(recent) >= dials {
-		return false, recent[len(recent)-dials].Add(span), nil
+	for i := range voice.CallerIDs {
+		if voice.CallerIDs[i].Number == *c.CallerID {
+			return &voice.CallerIDs[i], nil
+		}
 	}
-	_, err = tx.Exec(ctx, `UPDATE contact_dials SET dialled_at = $5
-		WHERE integration_id = $1 AND caller_id = $2 AND call_id = $3 AND attempt = $4`,
-		c.IntegrationID, number.Number, c.ID, c.Attempt, now)
-	return err == nil, time.Time{}, err
+	return nil, nil
 }

@@ -20,9 +20,10 @@ var errStoppingBeforeToken = errors.New("stopping before the dial rate's next to
 // when there is none yet it waits for it (claims are paced by the same
 // rate, so this wait only evens out originates that bunched up between
 // their claims and their sends). It reports whether to send.
-func (d *Dispatcher) confirmDial(ctx context.Context, call store.Call) (bool, error) {
+func (d *Dispatcher) confirmDial(ctx context.Context, claimed store.Claimed) (bool, error) {
+	call := claimed.Call
 	for {
-		verdict, due, applied, err := d.w.store.ConfirmDialAt(ctx, call, d.w.clock.Now())
+		verdict, due, applied, err := d.w.store.ConfirmClaimedDial(ctx, claimed, d.w.clock.Now())
 		if err != nil {
 			return false, err
 		}

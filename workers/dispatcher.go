@@ -347,7 +347,7 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 	}
 	if err == nil {
 		var send bool
-		if send, err = d.confirmDial(ctx, call); err != nil {
+		if send, err = d.confirmDial(ctx, c); err != nil {
 			notSent = true
 		} else if !send {
 			return
