@@ -16,7 +16,7 @@ import (
 // (cancels, suppressions, campaign writes). "" is any transaction of a
 // worker.
 var (
-	soakWorkerPaths = []string{store.PathApplyEvents, store.PathDialAccepted, store.PathDialFailed, store.PathDialDeferred, store.PathConfirmDialAt, store.PathConfirmAbort, store.PathClaim, store.PathInsertCalls,
+	soakWorkerPaths = []string{store.PathApplyEvents, store.PathDialAccepted, store.PathDialFailed, store.PathDialDeferred, store.PathConfirmDial, store.PathConfirmAbort, store.PathClaim, store.PathInsertCalls,
 		store.PathClaimOutbox, store.PathFinishOutbox, ""}
 	soakAPIPaths = []string{store.PathCancelCall, store.PathAddSuppressions, store.PathChangeCampaignStatus,
 		store.PathUpdateCampaign, store.PathAddRecipients, store.PathCreateCampaign}

@@ -29,7 +29,7 @@ const (
 	PathApplyEvents          = "ApplyEvents"
 	PathNoteEvent            = "NoteEvent"
 	PathClaim                = "Claim"
-	PathConfirmDialAt        = "ConfirmDialAt"
+	PathConfirmDial          = "ConfirmClaimedDial"
 	PathInsertCalls          = "InsertCalls"
 	PathFinishAnalysis       = "FinishAnalysis"
 	PathClaimAnalyses        = "ClaimAnalyses"
@@ -48,14 +48,14 @@ const (
 
 // A path followed by "/" and an event kind names only the transactions of
 // that path that recorded a call event of that kind: the dial results
-// among everything ApplyEvents and ConfirmDialAt write.
+// among everything ApplyEvents and ConfirmClaimedDial write.
 const (
 	PathDialAccepted = PathApplyEvents + "/" + string(callstate.DialAccepted)
 	PathDialFailed   = PathApplyEvents + "/" + string(callstate.DialFailed)
 	PathDialAborted  = PathApplyEvents + "/" + string(callstate.DialAborted)
 	PathDialDeferred = PathApplyEvents + "/" + string(callstate.DialDeferred)
-	PathConfirmAbort = PathConfirmDialAt + "/" + string(callstate.DialAborted)
-	PathConfirmDefer = PathConfirmDialAt + "/" + string(callstate.DialDeferred)
+	PathConfirmAbort = PathConfirmDial + "/" + string(callstate.DialAborted)
+	PathConfirmDefer = PathConfirmDial + "/" + string(callstate.DialDeferred)
 )
 
 // CommitFault decides how a transaction of write path ends: it commits or

@@ -16,7 +16,7 @@ import (
 // tests' faults that never fire.
 func TestWritePathsAreMethods(t *testing.T) {
 	t.Parallel()
-	paths := []string{store.PathApplyEvents, store.PathNoteEvent, store.PathClaim, store.PathConfirmDialAt,
+	paths := []string{store.PathApplyEvents, store.PathNoteEvent, store.PathClaim, store.PathConfirmDial,
 		store.PathInsertCalls, store.PathFinishAnalysis, store.PathClaimAnalyses, store.PathReleaseAnalysis,
 		store.PathClaimOutbox, store.PathFinishOutbox, store.PathReleaseWindows, store.PathRemoveExpired,
 		store.PathCancelCall, store.PathAddSuppressions, store.PathCreateCampaign, store.PathUpdateCampaign,
@@ -68,5 +68,28 @@ func TestLostAnswersByKind(t *testing.T) {
 	}
 	if want := []string{store.PathDialAccepted, store.PathFinishOutbox}; !reflect.DeepEqual(lost, want) {
 		t.Errorf("lost %v, want %v", lost, want)
+	}
+}
+
+// TestConfirmDialPath: the dispatcher's confirmation of a claimed dial
+// runs as PathConfirmDial, so that a fault armed on it fires.
+func TestConfirmDialPath(t *testing.T) {
+	t.Parallel()
+	s, _ := storetest.NewStore(t)
+	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 1})
+	insert(t, s, t0, newCall(in.ID, t0))
+	claimed, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claimed %d calls: %v", len(claimed), err)
+	}
+	var lost []string
+	faults := store.NewLostAnswers(func(p string) { lost = append(lost, p) })
+	faults.Arm(store.PathConfirmDial, 1)
+	s.SetCommitFault(faults.Fault)
+	if _, _, _, err := s.ConfirmClaimedDial(t.Context(), claimed[0], t0); !store.IsTransient(err) {
+		t.Errorf("confirmation with its answer armed to be lost: %v, want a transient error", err)
+	}
+	if len(lost) != 1 || lost[0] != store.PathConfirmDial {
+		t.Errorf("lost %v, want [%s]", lost, store.PathConfirmDial)
 	}
 }
