@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/callqueue/callqueue/callstate"
+	"github.com/callqueue/callqueue/config"
 )
 
 // DialVerdict is whether a claimed attempt may be originated now.
@@ -35,26 +36,15 @@ const (
 // DialRateDue is when a DialRateWait dial may ask again.
 type DialRateDue = time.Time
 
-// ConfirmDial is ConfirmDialAt without the dial rate's due time.
-func (s *Store) ConfirmDial(ctx context.Context, call Call, now time.Time) (DialVerdict, []Applied, error) {
-	verdict, _, applied, err := s.ConfirmDialAt(ctx, call, now)
-	return verdict, applied, err
-}
-
-// ConfirmDialAt judges a claimed attempt again under its call's row lock,
+// ConfirmDial judges a claimed attempt again under its call's row lock,
 // immediately before its originate is sent: the claim may be seconds old
 // (a pre-dial check, a wait for the integration's lock), and meanwhile the
 // call may have been cancelled or its calling window closed (contract §3,
-// §6). An originate it lets go takes a token of the integration's dial
-// rate and keeps within its caller number's per_second (§9). It records what it decides; the Applied are the events it
-// recorded.
-func (s *Store) ConfirmDialAt(ctx context.Context, call Call, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
-	return s.ConfirmClaimedDial(ctx, Claimed{Call: call}, now)
-}
-
-// ConfirmClaimedDial is ConfirmDialAt for a dial as its claim took it: its
-// caller number's limits come with it instead of from the config.
-func (s *Store) ConfirmClaimedDial(ctx context.Context, claimed Claimed, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
+// §6). An originate it lets go keeps within its caller number's per_second
+// (the number's limits as the claim took them) and takes a token of the
+// integration's dial rate (§9). It records what it decides; the Applied are
+// the events it recorded.
+func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
 	call := claimed.Call
 	verdict := DialStale
 	var (
@@ -82,26 +72,8 @@ func (s *Store) ConfirmClaimedDial(ctx context.Context, claimed Claimed, now tim
 		default:
 			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
-				if c.CallerID != nil {
-					at, err := databaseNow(ctx, tx, s.dbClock())
-					if err != nil {
-						return err
-					}
-					ok, next, err := takeCallerSend(ctx, tx, c, claimed.Caller, at)
-					if err != nil || !ok {
-						verdict, due = DialRateWait, next.Add(now.Sub(at))
-						return err
-					}
-				}
-				if r := c.policy.DialRate; r != nil {
-					ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *r, now, s.dbClock())
-					if err != nil || !ok {
-						verdict, due = DialRateWait, next
-						return err
-					}
-				}
-				verdict = DialGo
-				return nil
+				verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, s.dbClock())
+				return err
 			}
 			verdict = DialWindowClosed
 			ev.Event = callstate.Event{Kind: callstate.DialDeferred, RetryAfter: opens.Sub(now)}
@@ -112,4 +84,32 @@ func (s *Store) ConfirmClaimedDial(ctx context.Context, claimed Claimed, now tim
 		return err
 	})
 	return verdict, due, applied, err
+}
+
+// sendLimits judges an originate at the database's time (read once): its
+// caller number's per_second, then a token of the integration's dial rate.
+// One that may not go yet is DialRateWait, with when to ask again on now's
+// clock.
+func sendLimits(ctx context.Context, tx pgx.Tx, c *lockedCall, caller *config.CallerID, now time.Time, dbClock *time.Time) (DialVerdict, time.Time, error) {
+	perNumber := caller != nil && c.CallerID != nil && caller.Number == *c.CallerID && caller.PerSecond > 0
+	rate := c.policy.DialRate
+	if !perNumber && rate == nil {
+		return DialGo, time.Time{}, nil
+	}
+	at, err := databaseNow(ctx, tx, dbClock)
+	if err != nil {
+		return DialStale, time.Time{}, err
+	}
+	onNowsClock := now.Sub(at)
+	if perNumber {
+		if ok, next, err := takeCallerSend(ctx, tx, c, *caller, at); err != nil || !ok {
+			return DialRateWait, next.Add(onNowsClock), err
+		}
+	}
+	if rate != nil {
+		if ok, next, err := takeSendToken(ctx, tx, c.IntegrationID, *rate, at); err != nil || !ok {
+			return DialRateWait, next.Add(onNowsClock), err
+		}
+	}
+	return DialGo, time.Time{}, nil
 }

@@ -16,11 +16,12 @@ func TestConfirmDialAfterCancel(t *testing.T) {
 	s := newStore(t)
 	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 1})
 	ids := queueCalls(t, s, in.ID, 2, t0)
-	call := claimOne(t, s, in.ID, t0).Call
+	claimed := claimOne(t, s, in.ID, t0)
+	call := claimed.Call
 	if _, _, err := s.CancelCall(t.Context(), "owner-a", call.ID, "", t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	verdict, _, err := s.ConfirmDial(t.Context(), call, t0.Add(2*time.Second))
+	verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(2*time.Second))
 	if err != nil || verdict != store.DialCancelled {
 		t.Fatalf("confirm after cancel: %q %v, want %q", verdict, err, store.DialCancelled)
 	}
@@ -40,12 +41,13 @@ func TestConfirmDialGo(t *testing.T) {
 	s := newStore(t)
 	in := activeIntegration(t, s, nil)
 	queueCalls(t, s, in.ID, 1, t0)
-	call := claimOne(t, s, in.ID, t0).Call
-	if verdict, applied, err := s.ConfirmDial(t.Context(), call, t0.Add(time.Second)); err != nil || verdict != store.DialGo || len(applied) != 0 {
+	claimed := claimOne(t, s, in.ID, t0)
+	call := claimed.Call
+	if verdict, _, applied, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Second)); err != nil || verdict != store.DialGo || len(applied) != 0 {
 		t.Fatalf("confirm: %q %d %v, want go with nothing recorded", verdict, len(applied), err)
 	}
 	apply(t, s, ev(in.ID, call.ID, callstate.Timeout, t0.Add(time.Minute)))
-	if verdict, _, err := s.ConfirmDial(t.Context(), call, t0.Add(time.Minute)); err != nil || verdict != store.DialStale {
+	if verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Minute)); err != nil || verdict != store.DialStale {
 		t.Fatalf("confirm after the watchdog: %q %v, want stale", verdict, err)
 	}
 }
@@ -61,7 +63,7 @@ func TestConfirmDialWindowClosed(t *testing.T) {
 	kyiv, _ := time.LoadLocation("Europe/Kyiv")
 	claimAt := time.Date(2026, 1, 21, 19, 59, 58, 0, kyiv)
 	id := queueCalls(t, s, in.ID, 1, claimAt.Add(-time.Hour))[0]
-	verdict, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt).Call, claimAt.Add(3*time.Second))
+	verdict, _, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt), claimAt.Add(3*time.Second))
 	if err != nil || verdict != store.DialWindowClosed {
 		t.Fatalf("confirm at 20:00:01: %q %v, want %q", verdict, err, store.DialWindowClosed)
 	}

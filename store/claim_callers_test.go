@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -376,23 +375,14 @@ func TestCallerPerSecondAtTheOriginate(t *testing.T) {
 		}
 		claimed = append(claimed, res.Calls[0])
 	}
-	// The dispatcher confirms a dial with its number's limits as claimed;
-	// without them the number's limits are read from the config.
 	confirm := func(c store.Claimed, at time.Time) (store.DialVerdict, time.Time) {
 		t.Helper()
-		confirm := dbClockAt(s, at).ConfirmClaimedDial
-		if c.Caller == nil {
-			confirm = func(ctx context.Context, c store.Claimed, at time.Time) (store.DialVerdict, time.Time, []store.Applied, error) {
-				return dbClockAt(s, at).ConfirmDialAt(ctx, c.Call, at)
-			}
-		}
-		verdict, due, _, err := confirm(t.Context(), c, at)
+		verdict, due, _, err := dbClockAt(s, at).ConfirmDial(t.Context(), c, at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return verdict, due
 	}
-	claimed[0].Caller = nil // read from the config
 	slow, prompt := claimed[0], claimed[1]
 	sent := t0.Add(1600 * time.Millisecond)
 	if v, _ := confirm(prompt, sent); v != store.DialGo {

@@ -103,35 +103,21 @@ func (p *pacer) takeClaimToken(ctx context.Context, tx pgx.Tx, now time.Time) (b
 // database's (a test's database clock when set), so that replicas whose
 // clocks differ take from one rate. A replica 40 s ahead judging by its
 // own clock found a bucket 40 s fuller than it was.
-func databaseNow(ctx context.Context, tx pgx.Tx, testClock *time.Time) (time.Time, error) {
+func databaseNow(ctx context.Context, q querier, testClock *time.Time) (time.Time, error) {
 	if testClock != nil {
 		return *testClock, nil
 	}
 	var now time.Time
-	err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
+	err := q.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
 	return now, err
 }
 
 // takeSendToken takes a token of the dial rate's send bucket for an
-// originate sent at now, under the bucket's row lock, or reports when the
-// next is due. Claims are paced already; this bucket keeps the originates
-// paced where the carrier counts them, whatever happens between a claim
-// and its send (a pre-dial check, a slow replica).
-func takeSendToken(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time, dbClock *time.Time) (bool, time.Time, error) {
-	at, err := databaseNow(ctx, tx, dbClock)
-	if err != nil {
-		return false, time.Time{}, err
-	}
-	skew := at.Sub(now)
-	ok, due, err := takeSendTokenAt(ctx, tx, integrationID, r, at)
-	if !ok && !due.IsZero() {
-		due = due.Add(-skew)
-	}
-	return ok, due, err
-}
-
-// takeSendTokenAt is takeSendToken at the database's time now.
-func takeSendTokenAt(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time) (bool, time.Time, error) {
+// originate sent at now (the database's time), under the bucket's row lock,
+// or reports when the next is due. Claims are paced already; this bucket
+// keeps the originates paced where the carrier counts them, whatever
+// happens between a claim and its send (a pre-dial check, a slow replica).
+func takeSendToken(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time) (bool, time.Time, error) {
 	var b pacing.Bucket
 	err := tx.QueryRow(ctx, `SELECT tokens, at FROM dial_buckets WHERE integration_id = $1 AND bucket = 'send' FOR UPDATE`,
 		integrationID).Scan(&b.Tokens, &b.At)

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,27 +10,19 @@ import (
 )
 
 // takeCallerSend judges a pooled dial's caller number's per_second again
-// at its originate, as the integration's dial rate is: what happens between
-// a claim and its send (a pre-dial check, a slow replica) can bring two of
-// a number's originates closer than their claims were. A dial that may go
-// is moved to its send time in contact_dials, where the next claims and
-// originates count it; one that may not reports when it can. number is the
-// number's limits as the claim took it (nil: read from the config).
+// at its originate (now, the database's time), as the integration's dial
+// rate is: what happens between a claim and its send (a pre-dial check, a
+// slow replica) can bring two of a number's originates closer than their
+// claims were. A dial that may go is moved to its send time in
+// contact_dials, where the next claims and originates count it; one that
+// may not reports when it can. number is the number's limits as the claim
+// took them.
 //
 // Originates of one number serialise on an advisory lock of the number
 // (replicas confirm dials of one integration without its row lock), taken
 // in a statement of its own: a statement's snapshot predates the locks it
 // takes.
-func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, number *config.CallerID, now time.Time) (bool, time.Time, error) {
-	if c.CallerID == nil {
-		return true, time.Time{}, nil
-	}
-	if number == nil || number.Number != *c.CallerID {
-		var err error
-		if number, err = callerLimits(ctx, tx, c); err != nil || number == nil {
-			return true, time.Time{}, err
-		}
-	}
+func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, number config.CallerID, now time.Time) (bool, time.Time, error) {
 	window, dials := number.PerSecondWindow()
 	if dials == 0 {
 		return true, time.Time{}, nil
@@ -61,28 +51,4 @@ func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, number *confi
 		return send, time.Time{}, err
 	}
 	return false, oldest.Add(span), nil
-}
-
-// callerLimits reads the limits of c's caller number from the integration's
-// voice config; nil when the number left the pool since the claim.
-func callerLimits(ctx context.Context, tx pgx.Tx, c *lockedCall) (*config.CallerID, error) {
-	var raw []byte
-	err := tx.QueryRow(ctx, `SELECT value FROM integration_config WHERE integration_id = $1 AND key = $2`,
-		c.IntegrationID, config.KeyVoice).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var voice config.Voice
-	if err := json.Unmarshal(raw, &voice); err != nil {
-		return nil, nil //nolint:nilerr // unreadable: the claim judged the number, and judges it again next time
-	}
-	for i := range voice.CallerIDs {
-		if voice.CallerIDs[i].Number == *c.CallerID {
-			return &voice.CallerIDs[i], nil
-		}
-	}
-	return nil, nil
 }

@@ -29,7 +29,7 @@ const (
 	PathApplyEvents          = "ApplyEvents"
 	PathNoteEvent            = "NoteEvent"
 	PathClaim                = "Claim"
-	PathConfirmDial          = "ConfirmClaimedDial"
+	PathConfirmDial          = "ConfirmDial"
 	PathInsertCalls          = "InsertCalls"
 	PathFinishAnalysis       = "FinishAnalysis"
 	PathClaimAnalyses        = "ClaimAnalyses"
@@ -48,7 +48,7 @@ const (
 
 // A path followed by "/" and an event kind names only the transactions of
 // that path that recorded a call event of that kind: the dial results
-// among everything ApplyEvents and ConfirmClaimedDial write.
+// among everything ApplyEvents and ConfirmDial write.
 const (
 	PathDialAccepted = PathApplyEvents + "/" + string(callstate.DialAccepted)
 	PathDialFailed   = PathApplyEvents + "/" + string(callstate.DialFailed)

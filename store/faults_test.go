@@ -86,7 +86,7 @@ func TestConfirmDialPath(t *testing.T) {
 	faults := store.NewLostAnswers(func(p string) { lost = append(lost, p) })
 	faults.Arm(store.PathConfirmDial, 1)
 	s.SetCommitFault(faults.Fault)
-	if _, _, _, err := s.ConfirmClaimedDial(t.Context(), claimed[0], t0); !store.IsTransient(err) {
+	if _, _, _, err := s.ConfirmDial(t.Context(), claimed[0], t0); !store.IsTransient(err) {
 		t.Errorf("confirmation with its answer armed to be lost: %v, want a transient error", err)
 	}
 	if len(lost) != 1 || lost[0] != store.PathConfirmDial {

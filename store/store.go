@@ -157,10 +157,5 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // DatabaseNow is the database's clock (a test's, when set): the time every
 // replica's lease, deadline and due time is judged on.
 func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
-	if s.testClock != nil {
-		return s.testClock(), nil
-	}
-	var now time.Time
-	err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now)
-	return now, err
+	return databaseNow(ctx, s.pool, s.dbClock())
 }

@@ -23,7 +23,7 @@ var errStoppingBeforeToken = errors.New("stopping before the dial rate's next to
 func (d *Dispatcher) confirmDial(ctx context.Context, claimed store.Claimed) (bool, error) {
 	call := claimed.Call
 	for {
-		verdict, due, applied, err := d.w.store.ConfirmClaimedDial(ctx, claimed, d.w.clock.Now())
+		verdict, due, applied, err := d.w.store.ConfirmDial(ctx, claimed, d.w.clock.Now())
 		if err != nil {
 			return false, err
 		}
