@@ -207,7 +207,6 @@ func TestExpiredValueNotServed(t *testing.T) {
 	id, phone, call := uuid.New(), "+380931112236", uuid.New()
 	dialler.Warm(t.Context(), id, phone, call, nil)
 	agentInit.servedLocally(t, id, phone, call)
-	time.Sleep(opt.TTL)
 	eventually(t, "the expired value no longer served", func() bool {
 		_, ok := agentInit.Cached(t.Context(), id, phone)
 		return !ok

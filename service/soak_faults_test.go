@@ -240,14 +240,7 @@ func (w *soakWorld) slowClientDuringRestart() {
 		w.originated[key] = a.id
 	default:
 		// Not answered: the CRM sends it again, to the new process.
-		id, err := w.c.originateRetrying(phone, key)
-		if err != nil {
-			w.mu.Lock()
-			w.unacked++
-			w.mu.Unlock()
-			return
-		}
-		w.originated[key] = id
+		w.originateUntilTaken(phone, key)
 	}
 	w.fault(fmt.Sprintf("slow_client_during_restart %d", a.code))
 }

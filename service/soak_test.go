@@ -368,7 +368,12 @@ func (w *soakWorld) run(s soakSettings) int {
 func (w *soakWorld) originate() {
 	n := len(w.originated)
 	key := fmt.Sprintf("soak-%d", n)
-	phone := fmt.Sprintf("+38063%07d", n)
+	w.originateUntilTaken(fmt.Sprintf("+38063%07d", n), key)
+}
+
+// originateUntilTaken sends a call-originate until it is taken, as a CRM
+// would, and records its call, or counts it never taken.
+func (w *soakWorld) originateUntilTaken(phone, key string) {
 	id, err := w.c.originateRetrying(phone, key)
 	if err != nil {
 		w.mu.Lock()
