@@ -27,7 +27,27 @@ const (
 	soakCapDays  = 1
 	// soakZone is where the campaigns' calling windows are read.
 	soakZone = "Europe/Kyiv"
+	// soakCallers numbers make the caller pool, each with one live call
+	// and one dial in soakCallerEvery of the service's clock (per_second
+	// 0.1): together as many calls as the integration's limit, and more
+	// dials a second than its dial rate, so that they bind now and then.
+	soakCallers     = soakLimit
+	soakCallerEvery = 10 * time.Second
 )
+
+// soakVoice is the integration's voice config: the VA, dialling from a
+// pool of caller numbers.
+func soakVoice(vaURL string) map[string]any {
+	pool := make([]any, soakCallers)
+	for i := range pool {
+		pool[i] = map[string]any{"number": soakCallerNumber(i), "sip_id": fmt.Sprintf("sip-%d", i+1), "concurrency_limit": 1,
+			"per_second": 1 / soakCallerEvery.Seconds()}
+	}
+	return map[string]any{"provider": "va", "base_url": vaURL, "sip_id": "sip-1", "assistant_id": "asst-1",
+		"caller_ids": pool, "caller_id_strategy": "round_robin"}
+}
+
+func soakCallerNumber(i int) string { return fmt.Sprintf("+38044100000%d", i+1) }
 
 // soakPacing is the integration's pacing rules as call_handling sets them.
 func soakPacing() map[string]any {
@@ -38,12 +58,12 @@ func soakPacing() map[string]any {
 // soakDial is one originate as the VA received it: when, by the VA's own
 // clocks (the world's, which the service's runs on, and the wall's).
 type soakDial struct {
-	callID, phone string
-	at, wall      time.Time
+	callID, phone, caller string
+	at, wall              time.Time
 }
 
 func (d soakDial) String() string {
-	return fmt.Sprintf("%s to %s at %s", d.callID, d.phone, d.at.Format("15:04:05.000"))
+	return fmt.Sprintf("%s to %s from %s at %s", d.callID, d.phone, d.caller, d.at.Format("15:04:05.000"))
 }
 
 // soakExclusion is a campaign's calling window that excluded date from
@@ -152,6 +172,29 @@ func (w *soakWorld) checkPacing() {
 		}
 	}
 
+	// Each caller number: no two originates closer than its per_second
+	// allows. Judged at half the window: an originate reaches the VA a
+	// few milliseconds of the wall clock after its confirmation, which
+	// the service's clock runs through soakSpeed times faster.
+	byCaller := map[string][]soakDial{}
+	for _, d := range dials {
+		if d.caller == "" {
+			t.Errorf("%s was dialled from no number of the pool", d)
+		}
+		byCaller[d.caller] = append(byCaller[d.caller], d)
+	}
+	closest := time.Duration(math.MaxInt64)
+	for caller, ds := range byCaller {
+		for i := 1; i < len(ds); i++ {
+			gap := ds[i].at.Sub(ds[i-1].at)
+			closest = min(closest, gap)
+			if gap < soakCallerEvery/2 {
+				t.Errorf("caller number %s dialled twice %v apart (service clock; one dial in %v allowed): %v, %v",
+					caller, gap, soakCallerEvery, ds[i-1], ds[i])
+			}
+		}
+	}
+
 	zone, err := time.LoadLocation(soakZone)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +241,6 @@ func (w *soakWorld) checkPacing() {
 			}
 		}
 	}
-	t.Logf("pacing: %d originates, at most %d within a second (%d allowed); %d numbers dialled while the cap held; %d dials of campaigns with an excluded date judged",
-		len(dials), worst, most, len(capped), judged)
+	t.Logf("pacing: %d originates, at most %d within a second (%d allowed); %d numbers dialled while the cap held; %d dials of campaigns with an excluded date judged; %d caller numbers, their closest two dials %v apart",
+		len(dials), worst, most, len(capped), judged, len(byCaller), closest)
 }

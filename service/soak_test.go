@@ -217,6 +217,10 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		map[string]any{"key": "PREDIAL_SECRET", "value": soakPredialSecret}, nil); code != http.StatusCreated {
 		t.Fatalf("PREDIAL_SECRET: %d", code)
 	}
+	// Dialled from a pool of caller numbers, with their own limits.
+	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/voice", soakVoice(c.va.URL), nil); code != http.StatusOK {
+		t.Fatalf("voice config: %d", code)
+	}
 	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/predial",
 		map[string]any{"url": w.predial.srv.URL, "timeout_ms": soakPredialTimeout.Milliseconds()}, nil); code != http.StatusOK {
 		t.Fatalf("predial config: %d", code)
@@ -801,21 +805,23 @@ type soakVA struct {
 	// now is the world's clock, which the service's runs on.
 	now func() time.Time
 
-	mu      sync.Mutex
-	rng     *rand.Rand
-	quiet   bool
-	ledger  []soakDial           // every originate received
-	live    map[string]uuid.UUID // attempt call_id -> call, while the VA has it live
-	most    int
-	slow    int // calls placed after our request gave up
-	refused int // dials answered 503 or 422
-	issues  []string
+	mu     sync.Mutex
+	rng    *rand.Rand
+	quiet  bool
+	ledger []soakDial           // every originate received
+	live   map[string]uuid.UUID // attempt call_id -> call, while the VA has it live
+	// liveFrom is the caller number of each live call.
+	liveFrom map[string]string
+	most     int
+	slow     int // calls placed after our request gave up
+	refused  int // dials answered 503 or 422
+	issues   []string
 	// doNotCall are the numbers whose post-calls asked not to call again.
 	doNotCall []string
 }
 
 func newSoakVA(fake *servicetest.FakeVA, rng *rand.Rand, deliver func(string, map[string]any, soakAck)) *soakVA {
-	va := &soakVA{FakeVA: fake, deliver: deliver, rng: rng, live: map[string]uuid.UUID{}}
+	va := &soakVA{FakeVA: fake, deliver: deliver, rng: rng, live: map[string]uuid.UUID{}, liveFrom: map[string]string{}}
 	fake.Decide(va.answer)
 	return va
 }
@@ -868,7 +874,7 @@ func (va *soakVA) problems() []string {
 func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 	va.mu.Lock()
 	defer va.mu.Unlock()
-	va.ledger = append(va.ledger, soakDial{callID: o.CallID, phone: o.PhoneNumber, at: va.now(), wall: time.Now()})
+	va.ledger = append(va.ledger, soakDial{callID: o.CallID, phone: o.PhoneNumber, caller: o.CallerID, at: va.now(), wall: time.Now()})
 	roll := va.rng.Float64()
 	switch {
 	case !va.quiet && roll < 0.05:
@@ -888,7 +894,13 @@ func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 			va.issues = append(va.issues, fmt.Sprintf("call %s: attempt %d dialled while %s is still live", call, attempt, other))
 		}
 	}
-	va.live[o.CallID] = call
+	for other, caller := range va.liveFrom {
+		if caller == o.CallerID {
+			va.issues = append(va.issues, fmt.Sprintf("caller number %s: %s dialled while %s is still live (one live call allowed)",
+				caller, o.CallID, other))
+		}
+	}
+	va.live[o.CallID], va.liveFrom[o.CallID] = call, o.CallerID
 	va.most = max(va.most, len(va.live))
 	var delay time.Duration
 	slow := !va.quiet && roll < 0.14
@@ -972,6 +984,7 @@ func (va *soakVA) play(s vaScript) {
 	}
 	va.mu.Lock()
 	delete(va.live, s.callID)
+	delete(va.liveFrom, s.callID)
 	va.mu.Unlock()
 	end := map[string]any{"eventType": "call_end", "callId": s.ref, "duration": s.duration}
 	if answered {
