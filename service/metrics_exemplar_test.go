@@ -49,26 +49,36 @@ func TestMetricsExemplarsLeadToTheCall(t *testing.T) {
 		}
 		return resp.Header.Get("Content-Type"), string(b)
 	}
+	id := regexp.QuoteMeta(call.CallID.String())
+	// Exemplar labels come in any order.
+	exemplar := ` # \{[^}]*\bcall_id="` + id + `"`
+	wants := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^callqueue_dials_total\{result="accepted"\} 1(\.0)?` + exemplar),
+		regexp.MustCompile(`(?m)^callqueue_queue_wait_seconds_bucket\{le="[^"]+"\} 1(\.0)?` + exemplar),
+		regexp.MustCompile(`(?m)^callqueue_dial_duration_seconds_bucket\{provider="va",result="accepted",le="[^"]+"\} 1(\.0)?` + exemplar),
+	}
+	// A scrape is no snapshot: the registry collects each metric family on
+	// its own goroutine, so one scrape can hold the dial's count and not yet
+	// its duration. Scrape until every exemplar is there.
 	var body string
-	servicetest.Eventually(t, 10*time.Second, "the dial counted", func() bool {
+	var missing []*regexp.Regexp
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		ct, b := scrape("application/openmetrics-text; version=1.0.0")
 		if !strings.HasPrefix(ct, "application/openmetrics-text") {
 			t.Fatalf("Content-Type %q when OpenMetrics was asked for", ct)
 		}
-		body = b
-		return strings.Contains(b, `callqueue_dials_total{result="accepted"} 1`)
-	})
-	id := regexp.QuoteMeta(call.CallID.String())
-	// Exemplar labels come in any order.
-	exemplar := ` # \{[^}]*\bcall_id="` + id + `"`
-	for _, want := range []string{
-		`(?m)^callqueue_dials_total\{result="accepted"\} 1(\.0)?` + exemplar,
-		`(?m)^callqueue_queue_wait_seconds_bucket\{le="[^"]+"\} 1(\.0)?` + exemplar,
-		`(?m)^callqueue_dial_duration_seconds_bucket\{provider="va",result="accepted",le="[^"]+"\} 1(\.0)?` + exemplar,
-	} {
-		if !regexp.MustCompile(want).MatchString(body) {
-			t.Errorf("no exemplar of the call matching %s in:\n%s", want, grep(body, "callqueue_dial", "callqueue_queue_wait"))
+		body, missing = b, nil
+		for _, want := range wants {
+			if !want.MatchString(b) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range missing {
+		t.Errorf("no exemplar of the call matching %s in:\n%s", want, grep(body, "callqueue_dial", "callqueue_queue_wait"))
 	}
 	ct, plain := scrape("")
 	if !strings.HasPrefix(ct, "text/plain") || strings.Contains(plain, "# {") {
