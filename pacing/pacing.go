@@ -62,7 +62,7 @@ func (b Bucket) refill(r config.DialRate, now time.Time) Bucket {
 // next is due and leaves the bucket as it was.
 func (b *Bucket) Take(r config.DialRate, now time.Time) (ok bool, due time.Time) {
 	nb := b.refill(r, now)
-	if nb.Tokens >= 1-tokenEpsilon {
+	if nb.Tokens >= 1-TokenEpsilon {
 		nb.Tokens = max(nb.Tokens-1, 0)
 		*b = nb
 		return true, time.Time{}
@@ -71,9 +71,9 @@ func (b *Bucket) Take(r config.DialRate, now time.Time) (ok bool, due time.Time)
 	return false, nb.At.Add(max(wait, time.Millisecond))
 }
 
-// tokenEpsilon absorbs float rounding, so that a dial at its due time
+// TokenEpsilon absorbs float rounding, so that a dial at its due time
 // finds its token.
-const tokenEpsilon = 1e-9
+const TokenEpsilon = 1e-9
 
 // CapUntil judges contact caps: dials are the times the number was dialled
 // (in the caps' scope, any order). It reports whether a dial at now stays

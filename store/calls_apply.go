@@ -177,7 +177,7 @@ func applyEvents(ctx context.Context, tx pgx.Tx, events []CallEvent, hooks *Appl
 			}
 		}
 	}
-	calls, err := lockCalls(ctx, tx, events, ids)
+	calls, err := lockCalls(ctx, tx, events, ids, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,10 @@ func currentClaims(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uui
 // event of its own integration: a call named by another tenant (its id is
 // no secret once dialled) is not found, so that tenant can neither move it
 // nor record its event keys (naturalKeys) ahead of the real events.
-func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID) (map[uuid.UUID]*lockedCall, error) {
+//
+// The statements of after, when there are any, go in the same round trip,
+// after the lock.
+func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID, after *pipeline) (map[uuid.UUID]*lockedCall, error) {
 	var want, owners, integrations []uuid.UUID
 	for i, id := range ids {
 		if id != uuid.Nil {
@@ -349,11 +352,14 @@ func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UU
 	}
 	out := map[uuid.UUID]*lockedCall{}
 	if len(want) == 0 {
+		if after != nil {
+			return out, after.send(ctx, tx)
+		}
 		return out, nil
 	}
-	// The calls and their integrations' config in one round trip: a call
-	// is locked only for an event of its own integration, so the events'
-	// integrations are the calls'.
+	// The calls, their integrations' config and their campaigns' call
+	// handling in one round trip: a call is locked only for an event of its
+	// own integration, so the events' integrations are the calls'.
 	var p pipeline
 	// Rows are locked in id order so that concurrent batches cannot deadlock.
 	p.query("lock calls", func(rows pgx.Rows) error {
@@ -368,6 +374,10 @@ func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UU
 			WHERE v.id = c.id AND v.integration_id = c.integration_id)
 		ORDER BY c.id FOR UPDATE`, want, owners)
 	configs := decisionConfigsIn(&p, integrations)
+	overlays := campaignOverlaysIn(&p, want)
+	if after != nil {
+		p.then(after)
+	}
 	if err := p.send(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -378,7 +388,8 @@ func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UU
 		c.hasLLM = llmConfigured(cfg.Raw[analysis.ConfigKey])
 		c.agentTimezone = cfg.Agent.Timezone
 	}
-	return out, overlayCampaignPolicies(ctx, tx, out)
+	overlays.overlay(out)
+	return out, nil
 }
 
 // decisionConfigs is what deciding a call's events needs of several

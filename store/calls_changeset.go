@@ -225,14 +225,23 @@ func jsonText(raw json.RawMessage) *string {
 }
 
 // flush writes the change set: attempts first (a dial's attempt row before
-// the call that points at it), then the calls, then their history. The
-// statements go in as few round trips as the COPY of new attempts allows
-// (one when there are none).
+// the call that points at it), then the calls, then their history, in one
+// round trip (two when a post-call asks never to be called again).
 func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
+	var p pipeline
+	if err := cs.queue(ctx, tx, &p); err != nil {
+		return err
+	}
+	return p.send(ctx, tx)
+}
+
+// queue queues flush's statements on p, after what p holds already, so
+// that a caller's own writes share their round trip. It sends p only when
+// a statement needs the answers of those before it.
+func (cs *changeSet) queue(ctx context.Context, tx pgx.Tx, p *pipeline) error {
 	if cs.empty() {
 		return nil
 	}
-	var p pipeline
 	if len(cs.attemptsGone) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsGone)
 		p.exec("delete attempts", `DELETE FROM call_attempts a USING unnest($1::uuid[], $2::int[]) AS v (call_id, attempt)
@@ -245,14 +254,16 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			WHERE c.id = v.call_id AND d.phone_key = `+phoneKey+` AND d.call_id = v.call_id AND d.attempt = v.attempt`, ids, attempts)
 	}
 	if len(cs.attemptsNew) > 0 {
-		if err := p.send(ctx, tx); err != nil {
-			return err
-		}
-		// A dial aborted earlier in this same batch frees its attempt number.
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_attempts"}, []string{"call_id", "attempt", "integration_id", "started_at", "claim_token", "caller_id"},
-			pgx.CopyFromRows(cs.attemptsNew)); err != nil {
-			return fmt.Errorf("insert attempts: %w", err)
-		}
+		// After the deletes: a dial aborted earlier in this same batch frees
+		// its attempt number. Not a COPY, which would cost a round trip of
+		// its own.
+		ids, attempts := columns2[uuid.UUID, int](cs.attemptsNew)
+		p.exec("insert attempts", `INSERT INTO call_attempts (call_id, attempt, integration_id, started_at, claim_token, caller_id)
+			SELECT call_id, attempt, integration_id, started_at, $5, caller_id
+			FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::timestamptz[], $6::text[])
+				AS v (call_id, attempt, integration_id, started_at, caller_id)`,
+			ids, attempts, column[uuid.UUID](cs.attemptsNew, 2), column[time.Time](cs.attemptsNew, 3), cs.claimToken,
+			column[*string](cs.attemptsNew, 5))
 	}
 	if len(cs.attemptsExt) > 0 {
 		ids, attempts := columns2[uuid.UUID, int](cs.attemptsExt)
@@ -403,7 +414,7 @@ func (cs *changeSet) flush(ctx context.Context, tx pgx.Tx) error {
 			column[uuid.UUID](cs.history, 0), column[int](cs.history, 1), column[string](cs.history, 2), column[string](cs.history, 3),
 			column[string](cs.history, 4), details, column[*string](cs.history, 6), column[time.Time](cs.history, 7))
 	}
-	return p.send(ctx, tx)
+	return nil
 }
 
 func column[T any](rows [][]any, i int) []T {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,25 +59,37 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 	token := uuid.New()
 	ambiguous, err := s.inClaimTx(ctx, func(tx pgx.Tx) error {
 		out, p = out[:0], nil
-		var status, owner string
-		err := tx.QueryRow(ctx, `SELECT status, owner_id FROM integrations WHERE id = $1 FOR UPDATE`, integrationID).Scan(&status, &owner)
-		if err != nil {
-			return notFound(err)
+		// One round trip: the integration's row lock, then, read under it,
+		// its config, its lanes and its claim bucket.
+		var (
+			head          pipeline
+			found         bool
+			status, owner string
+			raw           = map[string]json.RawMessage{}
+			laneRows      []laneRow
+			bucket        claimBucketRow
+		)
+		head.query("lock integration", func(rows pgx.Rows) error {
+			found = true
+			return rows.Scan(&status, &owner)
+		}, `SELECT status, owner_id FROM integrations WHERE id = $1 FOR UPDATE`, integrationID)
+		queueConfig(&head, integrationID, raw)
+		queueLanes(&head, integrationID, now, &laneRows)
+		queueClaimBucket(&head, integrationID, &bucket)
+		if err := head.send(ctx, tx); err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
 		}
 		if status != StatusActive && status != StatusHasErrors {
 			return nil
-		}
-		raw, err := loadConfig(ctx, tx, integrationID)
-		if err != nil {
-			return err
 		}
 		cfg := config.Decode(raw)
 		if open != nil && !open(cfg) {
 			return nil
 		}
-		// Read after the row lock, so the slots held include those of every
-		// claim that committed before this one.
-		lanes, held, err := loadLanes(ctx, tx, integrationID, cfg, now)
+		lanes, held, err := buildLanes(laneRows, cfg)
 		if err != nil {
 			return err
 		}
@@ -90,7 +103,10 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 		cs := newChangeSet(s.dbClock())
 		cs.claimToken = &token
 		p = newPacer(integrationID, owner, cfg.CallHandling, cfg.Voice, s.dbClock())
-		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs, p)
+		p.useBucket(bucket, now)
+		// Every write of the claim goes in one more round trip.
+		var tail pipeline
+		claimed, err := claimFromLanes(ctx, tx, integrationID, owner, cfg, lanes, free, now, cs, p, &tail)
 		if err != nil {
 			return err
 		}
@@ -98,10 +114,11 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 			c.Claim = token
 			out = append(out, c)
 		}
-		if err := cs.flush(ctx, tx); err != nil {
+		if err := cs.queue(ctx, tx, &tail); err != nil {
 			return err
 		}
-		return p.save(ctx, tx, now)
+		p.queueSave(&tail, now)
+		return tail.send(ctx, tx)
 	})
 	res := Claims{Calls: out}
 	if p != nil && err == nil {

@@ -53,7 +53,11 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		verdict, applied = DialStale, nil
-		calls, err := lockCalls(ctx, tx, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID})
+		// With the call's lock, in the same round trip: the lock of its
+		// caller number and the database's time for the send limits.
+		var after pipeline
+		at := queueSendClock(&after, call, claimed.Caller)
+		calls, err := lockCalls(ctx, tx, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID}, &after)
 		if err != nil {
 			return err
 		}
@@ -72,7 +76,11 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 		default:
 			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 			if !opens.After(now) {
-				verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, s.dbClock())
+				dbNow := *at
+				if test := s.dbClock(); test != nil {
+					dbNow = *test
+				}
+				verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, dbNow)
 				return err
 			}
 			verdict = DialWindowClosed
@@ -86,19 +94,33 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 	return verdict, due, applied, err
 }
 
-// sendLimits judges an originate at the database's time (read once): its
-// caller number's per_second, then a token of the integration's dial rate.
-// One that may not go yet is DialRateWait, with when to ask again on now's
-// clock.
-func sendLimits(ctx context.Context, tx pgx.Tx, c *lockedCall, caller *config.CallerID, now time.Time, dbClock *time.Time) (DialVerdict, time.Time, error) {
+// queueSendClock queues, after the call's lock, the lock of the caller
+// number the claim took (when it has a per_second: its originates
+// serialise on it, replicas confirming dials of one integration without its
+// row lock), then the read of the database's time the send limits are
+// judged at. The lock is a statement of its own: a statement's snapshot
+// predates the locks it takes, and the number's dials are read by the next.
+func queueSendClock(p *pipeline, call Call, caller *config.CallerID) *time.Time {
+	at := new(time.Time)
+	scan := func(rows pgx.Rows) error { return rows.Scan(at) }
+	if caller != nil && call.CallerID != nil && *call.CallerID == caller.Number && caller.PerSecond > 0 {
+		p.query("lock caller number", scan, `SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 21))) AS locked`,
+			call.IntegrationID.String()+":"+caller.Number)
+	} else {
+		p.query("read the database's clock", scan, `SELECT clock_timestamp()`)
+	}
+	return at
+}
+
+// sendLimits judges an originate at the database's time at (read after the
+// number's lock, queueSendClock): its caller number's per_second, then a
+// token of the integration's dial rate. One that may not go yet is
+// DialRateWait, with when to ask again on now's clock.
+func sendLimits(ctx context.Context, tx pgx.Tx, c *lockedCall, caller *config.CallerID, now, at time.Time) (DialVerdict, time.Time, error) {
 	perNumber := caller != nil && c.CallerID != nil && caller.Number == *c.CallerID && caller.PerSecond > 0
 	rate := c.policy.DialRate
 	if !perNumber && rate == nil {
 		return DialGo, time.Time{}, nil
-	}
-	at, err := databaseNow(ctx, tx, dbClock)
-	if err != nil {
-		return DialStale, time.Time{}, err
 	}
 	onNowsClock := now.Sub(at)
 	if perNumber {

@@ -1,50 +1,44 @@
 package store
 
 import (
-	"context"
 	"encoding/json"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
-// overlayCampaignPolicies gives the locked calls of campaigns their
-// campaign's call handling: its overlay (retry policy, max attempts,
-// calling window) decoded over the integration's.
-func overlayCampaignPolicies(ctx context.Context, tx pgx.Tx, calls map[uuid.UUID]*lockedCall) error {
-	var ids []uuid.UUID
-	for _, c := range calls {
-		if c.CampaignID != nil {
-			ids = append(ids, *c.CampaignID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := tx.Query(ctx, `SELECT id, call_handling FROM campaigns WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	byID := map[uuid.UUID]json.RawMessage{}
-	for rows.Next() {
+// campaignOverlays are the call handling overlays of the campaigns of
+// calls being locked, read by a statement queued in a pipeline after the
+// lock (a call's campaign never changes).
+type campaignOverlays map[uuid.UUID]json.RawMessage
+
+// campaignOverlaysIn queues the read of the overlays of the campaigns of
+// the calls ids in p.
+func campaignOverlaysIn(p *pipeline, ids []uuid.UUID) campaignOverlays {
+	byID := campaignOverlays{}
+	p.query("read campaign policies", func(rows pgx.Rows) error {
 		var id uuid.UUID
 		var overlay json.RawMessage
 		if err := rows.Scan(&id, &overlay); err != nil {
 			return err
 		}
 		byID[id] = overlay
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
+		return nil
+	}, `SELECT p.id, p.call_handling FROM campaigns p
+		WHERE p.id IN (SELECT c.campaign_id FROM calls c WHERE c.id = ANY($1) AND c.campaign_id IS NOT NULL)`, ids)
+	return byID
+}
+
+// overlay gives the locked calls of campaigns their campaign's call
+// handling: its overlay (retry policy, max attempts, calling window)
+// decoded over the integration's.
+func (o campaignOverlays) overlay(calls map[uuid.UUID]*lockedCall) {
 	for _, c := range calls {
 		if c.CampaignID == nil {
 			continue
 		}
-		if policy, err := c.policy.Overlay(byID[*c.CampaignID]); err == nil {
+		if policy, err := c.policy.Overlay(o[*c.CampaignID]); err == nil {
 			c.policy = policy
 		}
 	}
-	return nil
 }

@@ -174,10 +174,10 @@ func (cp *callerPool) take(c *Call, choice pacing.CallerChoice, now time.Time) c
 	return caller
 }
 
-// save records each number's round-robin place.
-func (cp *callerPool) save(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID) error {
+// queueSave queues the write of each number's round-robin place on tail.
+func (cp *callerPool) queueSave(tail *pipeline, integrationID uuid.UUID) {
 	if cp == nil || len(cp.used) == 0 {
-		return nil
+		return
 	}
 	numbers, seqs, at := make([]string, 0, len(cp.used)), make([]int64, 0, len(cp.used)), make([]time.Time, 0, len(cp.used))
 	for i, c := range cp.voice.CallerIDs {
@@ -185,9 +185,8 @@ func (cp *callerPool) save(ctx context.Context, tx pgx.Tx, integrationID uuid.UU
 			numbers, seqs, at = append(numbers, c.Number), append(seqs, cp.usage[i].Seq), append(at, t)
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO caller_numbers (integration_id, number, last_dialled_at, seq)
+	tail.exec("save caller numbers", `INSERT INTO caller_numbers (integration_id, number, last_dialled_at, seq)
 		SELECT $1, number, at, seq FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS v (number, at, seq)
 		ON CONFLICT (integration_id, number) DO UPDATE SET last_dialled_at = EXCLUDED.last_dialled_at, seq = EXCLUDED.seq`,
 		integrationID, numbers, at, seqs)
-	return err
 }

@@ -57,9 +57,10 @@ type laneCall struct {
 // cancels suppressed ones and sets aside those whose calling window is
 // closed until it opens. A lane's calls are fetched only when it is its
 // turn, a few at a time: a claim for one freed slot reads and locks the
-// calls of one lane, not of every campaign.
+// calls of one lane, not of every campaign. The calls set aside and the
+// lanes' passes are written by statements queued on tail.
 func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, owner string, cfg config.Integration,
-	lanes []*lane, free int, now time.Time, cs *changeSet, p *pacer) ([]Claimed, error) {
+	lanes []*lane, free int, now time.Time, cs *changeSet, p *pacer, tail *pipeline) ([]Claimed, error) {
 	evenUp(lanes)
 	total := 0.0
 	for _, l := range lanes {
@@ -197,19 +198,41 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 		l.room--
 		l.pass += 1 / l.weight
 	}
-	if err := setAside(ctx, tx, waits); err != nil {
-		return nil, err
-	}
-	return out, saveLanes(ctx, tx, integrationID, lanes)
+	setAside(tail, waits)
+	saveLanes(tail, integrationID, lanes)
+	return out, nil
 }
 
-// loadLanes returns the webhook lane and one lane per running campaign
-// whose start has come, with their stored passes, each lane's room under
-// free and its campaign's limit, and whether it has a ready call at all
-// (without locking any). It also returns how many slots of the
-// integration are held. One statement: it runs on every claim.
-func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg config.Integration, now time.Time) ([]*lane, int, error) {
-	rows, err := tx.Query(ctx, `SELECT $3::uuid, NULL::int, $4::int, '{}'::jsonb, l.pass,
+// laneRow is a lane as read, before the integration's config is known.
+type laneRow struct {
+	id       uuid.UUID
+	limit    *int
+	priority int
+	overlay  json.RawMessage
+	pass     *float64
+	active   int
+	ready    bool
+}
+
+// queueLanes queues the read of the webhook lane and one lane per running
+// campaign whose start has come, with their stored passes, each lane's
+// calls holding slots and whether it has a ready call at all (without
+// locking any); the rows go to into. Queued after the integration's row
+// lock, it reads the slots of every claim that committed before this one.
+// It runs on every claim.
+func queueLanes(p *pipeline, integrationID uuid.UUID, now time.Time, into *[]laneRow) {
+	p.query("load lanes", func(rows pgx.Rows) error {
+		var (
+			l       laneRow
+			ord     int
+			created *time.Time
+		)
+		if err := rows.Scan(&l.id, &l.limit, &l.priority, &l.overlay, &l.pass, &l.active, &l.ready, &ord, &created); err != nil {
+			return err
+		}
+		*into = append(*into, l)
+		return nil
+	}, `SELECT $3::uuid, NULL::int, $4::int, '{}'::jsonb, l.pass,
 			-- Calls cancelled while live still hold their slot (they have no
 			-- hang-up): every call with a slot counts.
 			(SELECT count(*) FROM calls k WHERE k.integration_id = $1 AND k.slot_taken_at IS NOT NULL),
@@ -228,44 +251,35 @@ func loadLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, cfg conf
 		FROM campaigns c LEFT JOIN dispatch_lanes l ON l.integration_id = c.integration_id AND l.lane = c.id
 		WHERE c.integration_id = $1 AND c.status = 'running' AND (c.start_at IS NULL OR c.start_at <= $2)
 		ORDER BY 8, 9, 1`, integrationID, now, uuid.Nil, WebhookLanePriority)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
+}
+
+// buildLanes makes the lanes of rows (queueLanes) under the integration's
+// config: each lane's room under its campaign's limit, its handling. It
+// also returns how many slots of the integration are held.
+func buildLanes(rows []laneRow, cfg config.Integration) ([]*lane, int, error) {
 	var (
 		lanes []*lane
 		held  int
 	)
-	for rows.Next() {
-		var (
-			l        lane
-			limit    *int
-			priority int
-			overlay  json.RawMessage
-			pass     *float64
-			active   int
-			ready    bool
-			ord      int
-			created  *time.Time
-		)
-		if err := rows.Scan(&l.id, &limit, &priority, &overlay, &pass, &active, &ready, &ord, &created); err != nil {
-			return nil, 0, err
+	for _, r := range rows {
+		l := lane{id: r.id, weight: float64(max(r.priority, 1)), room: math.MaxInt32, done: !r.ready}
+		if r.limit != nil {
+			l.room = *r.limit - r.active
 		}
-		l.weight, l.room, l.done = float64(max(priority, 1)), math.MaxInt32, !ready
-		if limit != nil {
-			l.room = *limit - active
-		}
-		if pass != nil {
-			l.pass, l.known = *pass, true
+		if r.pass != nil {
+			l.pass, l.known = *r.pass, true
 		}
 		if l.id == uuid.Nil {
-			held, l.handling = active, cfg.CallHandling
-		} else if l.handling, err = cfg.CallHandling.Overlay(overlay); err != nil {
-			return nil, 0, fmt.Errorf("campaign %s: %w", l.id, err)
+			held, l.handling = r.active, cfg.CallHandling
+		} else {
+			var err error
+			if l.handling, err = cfg.CallHandling.Overlay(r.overlay); err != nil {
+				return nil, 0, fmt.Errorf("campaign %s: %w", l.id, err)
+			}
 		}
 		lanes = append(lanes, &l)
 	}
-	return lanes, held, rows.Err()
+	return lanes, held, nil
 }
 
 // fill fetches the lane's next n ready calls (oldest first within
@@ -366,24 +380,23 @@ func nextLane(lanes []*lane) *lane {
 
 // setAside parks queued calls until their calling window opens: claims
 // skip them, and the scheduler puts them back (ReleaseWindows).
-func setAside(ctx context.Context, tx pgx.Tx, waits map[uuid.UUID]time.Time) error {
+func setAside(p *pipeline, waits map[uuid.UUID]time.Time) {
 	if len(waits) == 0 {
-		return nil
+		return
 	}
 	ids, at := make([]uuid.UUID, 0, len(waits)), make([]time.Time, 0, len(waits))
 	for id, t := range waits {
 		ids, at = append(ids, id), append(at, t)
 	}
-	_, err := tx.Exec(ctx, `UPDATE calls c SET not_before = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v (id, at)
+	p.exec("set aside", `UPDATE calls c SET not_before = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v (id, at)
 		WHERE c.id = v.id`, ids, at)
-	return err
 }
 
 // saveLanes stores the passes relative to the lowest, and forgets lanes
 // that are gone. An integration with only its webhook lane keeps none.
-func saveLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, lanes []*lane) error {
+func saveLanes(p *pipeline, integrationID uuid.UUID, lanes []*lane) {
 	if len(lanes) < 2 {
-		return nil
+		return
 	}
 	lo := lanes[0].pass
 	for _, l := range lanes {
@@ -393,9 +406,8 @@ func saveLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, lanes []
 	for i, l := range lanes {
 		ids[i], passes[i] = l.id, l.pass-lo
 	}
-	_, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM dispatch_lanes WHERE integration_id = $1 AND NOT lane = ANY($2))
+	p.exec("save lanes", `WITH gone AS (DELETE FROM dispatch_lanes WHERE integration_id = $1 AND NOT lane = ANY($2))
 		INSERT INTO dispatch_lanes (integration_id, lane, pass)
 		SELECT $1, lane, pass FROM unnest($2::uuid[], $3::float8[]) AS v (lane, pass)
 		ON CONFLICT (integration_id, lane) DO UPDATE SET pass = EXCLUDED.pass`, integrationID, ids, passes)
-	return err
 }

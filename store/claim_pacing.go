@@ -99,6 +99,38 @@ func (p *pacer) takeClaimToken(ctx context.Context, tx pgx.Tx, now time.Time) (b
 	return ok, due, nil
 }
 
+// claimBucketRow is the claim bucket as a claim's first round trip reads
+// it (queueClaimBucket), with the database's time of the read.
+type claimBucketRow struct {
+	tokens *float64
+	at     *time.Time
+	now    time.Time
+}
+
+// queueClaimBucket queues the read of the dial rate's claim bucket and the
+// database's clock, after the integration's row lock: in the claim's first
+// round trip, before its config says whether there is a dial rate at all
+// (the read is one row of a small table).
+func queueClaimBucket(p *pipeline, integrationID uuid.UUID, into *claimBucketRow) {
+	p.query("read claim bucket", func(rows pgx.Rows) error { return rows.Scan(&into.tokens, &into.at, &into.now) },
+		`SELECT b.tokens, b.at, clock_timestamp() FROM (VALUES (1)) AS one
+			LEFT JOIN dial_buckets b ON b.integration_id = $1 AND b.bucket = 'claim'`, integrationID)
+}
+
+// useBucket takes the claim bucket read with the claim's first statements
+// for a claim at now.
+func (p *pacer) useBucket(row claimBucketRow, now time.Time) {
+	at := row.now
+	if p.dbClock != nil {
+		at = *p.dbClock
+	}
+	if row.tokens != nil && row.at != nil {
+		p.bucket = pacing.Bucket{Tokens: *row.tokens, At: *row.at}
+	}
+	p.bucketSkew = at.Sub(now)
+	p.bucketLoaded = true
+}
+
 // databaseNow is the time the dial rate's buckets are judged at: the
 // database's (a test's database clock when set), so that replicas whose
 // clocks differ take from one rate. A replica 40 s ahead judging by its
@@ -118,8 +150,20 @@ func databaseNow(ctx context.Context, q querier, testClock *time.Time) (time.Tim
 // keeps the originates paced where the carrier counts them, whatever
 // happens between a claim and its send (a pre-dial check, a slow replica).
 func takeSendToken(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, r config.DialRate, now time.Time) (bool, time.Time, error) {
+	// Most originates find their token: one statement refills the bucket
+	// and takes it, as pacing.Bucket.Take does, under the row's lock (an
+	// update that waited for another's judges the row it left).
+	refilled := `CASE WHEN $2::timestamptz > at THEN least($3::float8, tokens + extract(epoch FROM $2::timestamptz - at)::float8 * $4::float8)
+		ELSE tokens END`
+	tag, err := tx.Exec(ctx, `UPDATE dial_buckets SET tokens = greatest(`+refilled+` - 1, 0), at = greatest(at, $2)
+		WHERE integration_id = $1 AND bucket = 'send' AND `+refilled+` >= 1 - $5::float8`,
+		integrationID, now, r.Capacity(), r.PerSecond, pacing.TokenEpsilon)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err == nil, time.Time{}, err
+	}
+	// No bucket yet, or no token: read it to make it, or to say when.
 	var b pacing.Bucket
-	err := tx.QueryRow(ctx, `SELECT tokens, at FROM dial_buckets WHERE integration_id = $1 AND bucket = 'send' FOR UPDATE`,
+	err = tx.QueryRow(ctx, `SELECT tokens, at FROM dial_buckets WHERE integration_id = $1 AND bucket = 'send' FOR UPDATE`,
 		integrationID).Scan(&b.Tokens, &b.At)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The first originate: a full bucket. Two at once: the loser's
@@ -251,31 +295,26 @@ func (p *pacer) noteHold(cs *changeSet, c *Call, why pacing.Hold, until, now tim
 		map[string]any{"deferred": string(why), "notBefore": until.UTC().Format(time.RFC3339Nano)}, c.TraceID, now})
 }
 
-// save writes the claim's counters: the claim bucket, and every dial for
-// the contact caps (of every integration: an owner-wide cap counts them
-// all). A dialled call's hold is over.
-func (p *pacer) save(ctx context.Context, tx pgx.Tx, now time.Time) error {
+// queueSave queues the writes of the claim's counters on tail: the claim
+// bucket, and every dial for the contact caps (of every integration: an
+// owner-wide cap counts them all). A dialled call's hold is over.
+func (p *pacer) queueSave(tail *pipeline, now time.Time) {
 	if p.bucketUsed {
-		if _, err := tx.Exec(ctx, `INSERT INTO dial_buckets (integration_id, bucket, tokens, at) VALUES ($1, 'claim', $2, $3)
+		tail.exec("save claim bucket", `INSERT INTO dial_buckets (integration_id, bucket, tokens, at) VALUES ($1, 'claim', $2, $3)
 			ON CONFLICT (integration_id, bucket) DO UPDATE SET tokens = EXCLUDED.tokens, at = EXCLUDED.at`,
-			p.integrationID, p.bucket.Tokens, p.bucket.At); err != nil {
-			return err
-		}
+			p.integrationID, p.bucket.Tokens, p.bucket.At)
 	}
-	if err := p.callers.save(ctx, tx, p.integrationID); err != nil {
-		return err
-	}
+	p.callers.queueSave(tail, p.integrationID)
 	if len(p.dialled) == 0 {
-		return nil
+		return
 	}
 	ids, attempts, callers := make([]uuid.UUID, len(p.dialled)), make([]int, len(p.dialled)), make([]*string, len(p.dialled))
 	for i, d := range p.dialled {
 		ids[i], attempts[i], callers[i] = d.id, d.attempt, d.callerID
 	}
-	_, err := tx.Exec(ctx, `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $6::text[]) AS v (id, attempt, caller_id)),
+	tail.exec("count dials", `WITH v AS (SELECT * FROM unnest($1::uuid[], $2::int[], $6::text[]) AS v (id, attempt, caller_id)),
 			over AS (UPDATE calls c SET held = NULL FROM v WHERE c.id = v.id AND c.held IS NOT NULL)
 		INSERT INTO contact_dials (phone_key, dialled_at, integration_id, owner_id, call_id, attempt, caller_id)
 		SELECT `+phoneKey+`, $3, $4, $5, c.id, v.attempt, v.caller_id FROM v JOIN calls c ON c.id = v.id`,
 		ids, attempts, now, p.integrationID, p.owner, callers)
-	return err
 }

@@ -18,20 +18,14 @@ import (
 // may not reports when it can. number is the number's limits as the claim
 // took them.
 //
-// Originates of one number serialise on an advisory lock of the number
-// (replicas confirm dials of one integration without its row lock), taken
-// in a statement of its own: a statement's snapshot predates the locks it
-// takes.
+// Originates of one number serialise on an advisory lock of the number,
+// which the confirmation took before (queueSendClock).
 func takeCallerSend(ctx context.Context, tx pgx.Tx, c *lockedCall, number config.CallerID, now time.Time) (bool, time.Time, error) {
 	window, dials := number.PerSecondWindow()
 	if dials == 0 {
 		return true, time.Time{}, nil
 	}
 	span := time.Duration(window * float64(time.Second))
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 21))`,
-		c.IntegrationID.String()+":"+number.Number); err != nil {
-		return false, time.Time{}, err
-	}
 	// The number's last dials in the window (this one left out); when
 	// fewer than it allows, this dial moves to its send time.
 	var (

@@ -451,21 +451,35 @@ type querier interface {
 }
 
 func loadConfig(ctx context.Context, q querier, id uuid.UUID) (map[string]json.RawMessage, error) {
-	rows, err := q.Query(ctx, `SELECT key, value FROM integration_config WHERE integration_id = $1`, id)
+	rows, err := q.Query(ctx, configSQL, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]json.RawMessage{}
 	for rows.Next() {
-		var k string
-		var v []byte
-		if err := rows.Scan(&k, &v); err != nil {
+		if err := scanConfig(rows, out); err != nil {
 			return nil, err
 		}
-		out[k] = v
 	}
 	return out, rows.Err()
+}
+
+// queueConfig queues the read of an integration's config keys into out.
+func queueConfig(p *pipeline, id uuid.UUID, out map[string]json.RawMessage) {
+	p.query("load config", func(rows pgx.Rows) error { return scanConfig(rows, out) }, configSQL, id)
+}
+
+const configSQL = `SELECT key, value FROM integration_config WHERE integration_id = $1`
+
+func scanConfig(rows pgx.Rows, into map[string]json.RawMessage) error {
+	var k string
+	var v []byte
+	if err := rows.Scan(&k, &v); err != nil {
+		return err
+	}
+	into[k] = v
+	return nil
 }
 
 // Config returns an integration's decoded configuration.

@@ -36,6 +36,14 @@ func (p *pipeline) query(name string, scan func(pgx.Rows) error, sql string, arg
 	p.steps = append(p.steps, pipelineStep{name: name, scan: scan})
 }
 
+// then queues q's statements after p's.
+func (p *pipeline) then(q *pipeline) {
+	for i, qq := range q.batch.QueuedQueries {
+		p.batch.Queue(qq.SQL, qq.Arguments...)
+		p.steps = append(p.steps, q.steps[i])
+	}
+}
+
 // send runs the queued statements on tx and empties p.
 func (p *pipeline) send(ctx context.Context, tx pgx.Tx) error {
 	if len(p.steps) == 0 {
