@@ -277,9 +277,23 @@ func (s *Store) Gauges(ctx context.Context) ([]Gauge, error) {
 
 // IntegrationsWithQueued lists integrations that have queued calls and may
 // dial, for the dispatcher's periodic sweep.
+//
+// It skips through calls_ready from one integration to the next (a
+// recursive CTE, one index probe per integration with a ready call): as an
+// EXISTS per integration the planner made it a semi-join that read every
+// queued call of the table, 29 ms a sweep with 100,000 queued, once a
+// second beside the claims. Ordered by (integration_id, campaign_id), the
+// probe can only be read from calls_ready, whose predicate is the query's:
+// calls_status_counts would walk the calls waiting for a window too.
 func (s *Store) IntegrationsWithQueued(ctx context.Context) ([]uuid.UUID, error) {
-	rows, err := s.pool.Query(ctx, `SELECT i.id FROM integrations i WHERE i.status IN ('active', 'has_errors')
-		AND EXISTS (SELECT 1 FROM calls c WHERE c.integration_id = i.id AND c.status = 'queued' AND c.not_before IS NULL)`)
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE ready (id) AS (
+			(SELECT c.integration_id FROM calls c WHERE c.status = 'queued' AND c.not_before IS NULL
+				ORDER BY c.integration_id, c.campaign_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT c.integration_id FROM calls c WHERE c.status = 'queued' AND c.not_before IS NULL AND c.integration_id > r.id
+				ORDER BY c.integration_id, c.campaign_id LIMIT 1)
+			FROM ready r WHERE r.id IS NOT NULL)
+		SELECT i.id FROM ready r JOIN integrations i ON i.id = r.id WHERE i.status IN ('active', 'has_errors')`)
 	if err != nil {
 		return nil, err
 	}
