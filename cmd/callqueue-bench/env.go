@@ -50,6 +50,10 @@ type bench struct {
 	// metrics is the processes' CALLQUEUE_METRICS_PER_INTEGRATION and
 	// _TOP_INTEGRATIONS (zero: the defaults).
 	metrics metrics.Options
+	// scaleCalls is how many terminal calls the scale scenario's database holds.
+	scaleCalls int
+	// template, when set, is the database each world starts as a copy of.
+	template string
 }
 
 var secretKey = []byte("bench-secret-key-32-bytes-long!!")
@@ -65,6 +69,8 @@ type world struct {
 	dataDir string
 	st      *store.Store
 	svcs    []*service.Service
+	// keep leaves the database in place at close (a template).
+	keep bool
 }
 
 func (b *bench) newWorld(ctx context.Context, name string) (*world, error) {
@@ -91,15 +97,18 @@ func (b *bench) newClusterWorld(ctx context.Context, name string, nodes int, pro
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+w.dbName+" WITH (FORCE)"); err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+w.dbName); err != nil {
+	create := "CREATE DATABASE " + w.dbName
+	if b.template != "" {
+		// A file copy: the default strategy would write the whole template
+		// through the WAL.
+		create += " TEMPLATE " + b.template + " STRATEGY FILE_COPY"
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(b.adminURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	if w.dbURL, err = worldURL(b.adminURL, w.dbName); err != nil {
+		return nil, err
 	}
-	u.Path = "/" + w.dbName
-	w.dbURL = u.String()
 	if w.dataDir, err = os.MkdirTemp("", "callqueue-bench-"); err != nil {
 		return nil, err
 	}
@@ -150,6 +159,16 @@ func (w *world) start(ctx context.Context, role string, migrate bool, clock work
 	return svc, nil
 }
 
+// worldURL is adminURL naming database db.
+func worldURL(adminURL, db string) (string, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
 func (w *world) close() {
 	var wg sync.WaitGroup
 	for _, s := range w.svcs {
@@ -169,6 +188,9 @@ func (w *world) close() {
 		w.ns.WaitForShutdown()
 	}
 	_ = os.RemoveAll(w.dataDir)
+	if w.keep {
+		return
+	}
 	ctx := context.Background()
 	if conn, err := pgx.Connect(ctx, w.b.adminURL); err == nil {
 		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+w.dbName+" WITH (FORCE)")

@@ -45,6 +45,7 @@ func run() error {
 	retentionCalls := flag.Int("retention-calls", 1_000_000, "expired calls the retention scenario removes")
 	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
 	callerIDs := flag.Int("caller-ids", 50, "caller numbers in the pool campaign_dispatch measures after its run without one (0: none)")
+	scaleCalls := flag.Int("scale-calls", 10_000_000, "terminal calls the scale scenario's database holds")
 	tenantModes := flag.String("tenant-modes", "all,top", "CALLQUEUE_METRICS_PER_INTEGRATION modes the tenants scenario measures, in turn")
 	rateLimits := flag.String("rate-limits", "unbinding",
 		`request limits of the measured processes: "unbinding" (the limiter runs at rates no scenario reaches, so its cost counts and a fast machine is never refused), "default" (those of callqueue serve) or "off"`)
@@ -73,7 +74,7 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
-		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs}
+		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs, scaleCalls: *scaleCalls}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()
@@ -113,6 +114,7 @@ func run() error {
 		{"failover", b.failover, false},
 		{"retention", b.retention, true},
 		{"tenants", b.tenants, true},
+		{"scale", b.scale, true},
 	}
 	for _, s := range scenarios {
 		if !want(s.name, s.named) {
@@ -128,8 +130,18 @@ func run() error {
 	return nil
 }
 
+// metricPrefix is put before the name of every metric printed (the scale
+// scenario's second run).
+var metricPrefix string
+
+// recorded, when set, receives every metric printed, by its unprefixed name.
+var recorded map[string]float64
+
 func metric(name string, value float64, unit string) {
-	fmt.Printf("metric: %s %.2f %s\n", name, value, unit)
+	if recorded != nil {
+		recorded[name] = value
+	}
+	fmt.Printf("metric: %s%s %.2f %s\n", metricPrefix, name, value, unit)
 }
 
 // peakRSS is the process's peak resident set in KiB (VmHWM): the service
