@@ -27,6 +27,9 @@ type soakCampaign struct {
 	cancelled, cancelAsked bool
 	cancelledAt            time.Time
 	paused                 bool // its last pause or resume was a pause
+	// pauseUnsure: a pause or resume went unanswered (a lost COMMIT
+	// answer, then an outage past the retries): it may be paused.
+	pauseUnsure bool
 	window                 bool // a calling window of its own is set
 	// excludes are its windows that excluded a date (soak_pacing_test.go).
 	excludes []soakExclusion
@@ -244,13 +247,15 @@ func (w *soakWorld) uploadRecipients(cp *soakCampaign, recipients []map[string]a
 func (w *soakWorld) pauseCampaign(cp *soakCampaign, pause bool) {
 	action := map[bool]string{true: "pause", false: "resume"}[pause]
 	code := w.retryAdmin("POST", "/api/campaigns/"+cp.id.String()+"/"+action, nil, nil)
-	switch code {
-	case http.StatusOK:
-		cp.paused = pause
-	case http.StatusConflict:
+	switch {
+	case code == http.StatusOK:
+		cp.paused, cp.pauseUnsure = pause, false
+	case code == http.StatusConflict:
 		// Completed or cancelled meanwhile; or an earlier answer was
 		// lost and it is already so.
-		cp.paused = pause && !cp.cancelAsked
+		cp.paused, cp.pauseUnsure = pause && !cp.cancelAsked, false
+	case code >= 500 || code == 0:
+		cp.pauseUnsure = true
 	}
 	w.fault("campaign_" + action)
 }
@@ -281,12 +286,12 @@ func (w *soakWorld) patchCampaign(cp *soakCampaign, change map[string]any) bool 
 // every campaign can finish.
 func (w *soakWorld) endCampaignFaults() {
 	for _, cp := range w.campaigns {
-		if cp.paused {
+		if cp.paused || cp.pauseUnsure {
 			if code := w.retryAdmin("POST", "/api/campaigns/"+cp.id.String()+"/resume", nil, nil); code != http.StatusOK &&
 				code != http.StatusConflict {
 				w.t.Fatalf("resume campaign %s: %d", cp.id, code)
 			}
-			cp.paused = false
+			cp.paused, cp.pauseUnsure = false, false
 		}
 		if cp.window {
 			cp.windowChanging()
