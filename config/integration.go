@@ -159,16 +159,25 @@ func (v Voice) Complete() bool {
 	return false
 }
 
+// The names of the secrets diallers authenticate with.
+const (
+	SecretVAAuthToken      = "VA_AUTH_TOKEN"      //nolint:gosec // a secret's name, not its value
+	SecretElevenLabsAPIKey = "ELEVENLABS_API_KEY" //nolint:gosec // a secret's name, not its value
+)
+
+// DiallerSecretKeys lists every key SecretKey may return.
+var DiallerSecretKeys = []string{SecretVAAuthToken, SecretElevenLabsAPIKey}
+
 // SecretKey is the secret the dialler authenticates with; "" when it needs
 // none (the simulator).
 func (v Voice) SecretKey() string {
 	switch v.Provider {
 	case ProviderElevenLabs:
-		return "ELEVENLABS_API_KEY"
+		return SecretElevenLabsAPIKey
 	case ProviderSimulator:
 		return ""
 	}
-	return "VA_AUTH_TOKEN"
+	return SecretVAAuthToken
 }
 
 // CRMFields maps callqueue's names (phone, name, company, source, status and

@@ -24,6 +24,9 @@ type Claimed struct {
 	// result carries it (CallEvent.Claim) so that it applies only to this
 	// claim's attempt.
 	Claim uuid.UUID
+	// sealed are the dialler's secrets as the claim read them, still
+	// encrypted (Store.DiallerSecret opens them).
+	sealed []sealedSecret
 }
 
 // ClaimCalls takes free concurrency slots of an integration for queued
@@ -60,7 +63,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 	ambiguous, err := s.inClaimTx(ctx, func(tx pgx.Tx) error {
 		out, p = out[:0], nil
 		// One round trip: the integration's row lock, then, read under it,
-		// its config, its lanes and its claim bucket.
+		// its config, its lanes, its claim bucket and its dialler's secret.
 		var (
 			head          pipeline
 			found         bool
@@ -68,6 +71,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 			raw           = map[string]json.RawMessage{}
 			laneRows      []laneRow
 			bucket        claimBucketRow
+			secrets       []sealedSecret
 		)
 		head.query("lock integration", func(rows pgx.Rows) error {
 			found = true
@@ -76,6 +80,14 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 		queueConfig(&head, integrationID, raw)
 		queueLanes(&head, integrationID, now, &laneRows)
 		queueClaimBucket(&head, integrationID, &bucket)
+		head.query("read dialler secrets", func(rows pgx.Rows) error {
+			var f sealedSecret
+			if err := rows.Scan(&f.kind, &f.key, &f.enc); err != nil {
+				return err
+			}
+			secrets = append(secrets, f)
+			return nil
+		}, secretsSQL, integrationID, config.DiallerSecretKeys)
 		if err := head.send(ctx, tx); err != nil {
 			return err
 		}
@@ -111,7 +123,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 			return err
 		}
 		for _, c := range claimed {
-			c.Claim = token
+			c.Claim, c.sealed = token, secrets
 			out = append(out, c)
 		}
 		if err := cs.queue(ctx, tx, &tail); err != nil {

@@ -335,7 +335,7 @@ func (d *Dispatcher) dial(ctx context.Context, c store.Claimed) {
 	var secret string
 	var err error
 	if key := voice.SecretKey(); key != "" { // the simulator needs none
-		secret, err = d.w.store.SecretValue(ctx, call.IntegrationID, key)
+		secret, err = d.w.store.DiallerSecret(c)
 	}
 	notSent := store.IsTransient(err)
 	// Everything the originate needs is ready before it is confirmed: the
