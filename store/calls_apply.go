@@ -340,7 +340,7 @@ func currentClaims(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uui
 //
 // The statements of after, when there are any, go in the same round trip,
 // after the lock.
-func lockCalls(ctx context.Context, tx pgx.Tx, events []CallEvent, ids []uuid.UUID, after *pipeline) (map[uuid.UUID]*lockedCall, error) {
+func lockCalls(ctx context.Context, tx batchSender, events []CallEvent, ids []uuid.UUID, after *pipeline) (map[uuid.UUID]*lockedCall, error) {
 	var want, owners, integrations []uuid.UUID
 	for i, id := range ids {
 		if id != uuid.Nil {

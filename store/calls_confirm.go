@@ -45,6 +45,9 @@ type DialRateDue = time.Time
 // integration's dial rate (§9). It records what it decides; the Applied are
 // the events it recorded.
 func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
+	if verdict, decided, err := s.confirmUnlimited(ctx, claimed, now); err != nil || decided {
+		return verdict, time.Time{}, nil, err
+	}
 	call := claimed.Call
 	verdict := DialStale
 	var (
@@ -62,36 +65,76 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 			return err
 		}
 		c := calls[call.ID]
-		if c == nil || c.Attempt != call.Attempt || c.DialState != dialStateDialing {
-			return nil
-		}
-		ev := CallEvent{IntegrationID: c.IntegrationID, CallID: c.ID, Attempt: c.Attempt, TraceID: deref(c.TraceID), At: now}
-		switch {
-		case c.Status == callstate.Cancelled && c.SlotTakenAt != nil:
-			verdict = DialCancelled
-			ev.Event = callstate.Event{Kind: callstate.DialAborted}
-			ev.Detail = map[string]any{"notSent": "cancelled before the originate"}
-		case c.Status != callstate.Initiated:
-			return nil
-		default:
-			opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
-			if !opens.After(now) {
-				dbNow := *at
-				if test := s.dbClock(); test != nil {
-					dbNow = *test
-				}
-				verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, dbNow)
-				return err
+		var ev *CallEvent
+		if verdict, ev = judgeDial(c, call.Attempt, now); verdict == DialGo {
+			dbNow := *at
+			if test := s.dbClock(); test != nil {
+				dbNow = *test
 			}
-			verdict = DialWindowClosed
-			ev.Event = callstate.Event{Kind: callstate.DialDeferred, RetryAfter: opens.Sub(now)}
-			ev.Detail = map[string]any{"notSent": "calling window closed before the originate",
-				"notBefore": opens.UTC().Format(time.RFC3339)}
+			verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, dbNow)
+			return err
 		}
-		applied, err = applyEvents(ctx, tx, []CallEvent{ev}, nil, s.dbClock())
+		if ev == nil {
+			return nil
+		}
+		applied, err = applyEvents(ctx, tx, []CallEvent{*ev}, nil, s.dbClock())
 		return err
 	})
 	return verdict, due, applied, err
+}
+
+// confirmUnlimited is ConfirmDial in one round trip for an originate no
+// limit applies to (its caller number has no per_second, its integration
+// no dial rate), which writes nothing when it lets the dial go: the call,
+// its config and its campaign's handling are read in one batch outside a
+// transaction of its own. It decides only DialGo and DialStale; a
+// cancel, a closed window or a limit is left to the transaction, which
+// records it (decided false).
+func (s *Store) confirmUnlimited(ctx context.Context, claimed Claimed, now time.Time) (verdict DialVerdict, decided bool, err error) {
+	call := claimed.Call
+	if claimed.Config.CallHandling.DialRate != nil || (claimed.Caller != nil && claimed.Caller.PerSecond > 0) {
+		return "", false, nil
+	}
+	calls, err := lockCalls(ctx, s.pool, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID}, nil)
+	if err != nil {
+		return "", false, err
+	}
+	c := calls[call.ID]
+	verdict, ev := judgeDial(c, call.Attempt, now)
+	switch {
+	case verdict == DialGo && c.policy.DialRate != nil:
+		return "", false, nil // a dial rate set since the claim: the transaction takes its token
+	case verdict == DialGo, ev == nil:
+		return verdict, true, nil
+	}
+	return "", false, nil
+}
+
+// judgeDial judges a claimed attempt of c (read under its lock) at now:
+// DialGo when it is still the call's current dial and its window is open
+// (its send limits are still to be taken), DialStale when it is no
+// longer the call's, else the verdict with the event that records it.
+func judgeDial(c *lockedCall, attempt int, now time.Time) (DialVerdict, *CallEvent) {
+	if c == nil || c.Attempt != attempt || c.DialState != dialStateDialing {
+		return DialStale, nil
+	}
+	ev := CallEvent{IntegrationID: c.IntegrationID, CallID: c.ID, Attempt: c.Attempt, TraceID: deref(c.TraceID), At: now}
+	switch {
+	case c.Status == callstate.Cancelled && c.SlotTakenAt != nil:
+		ev.Event = callstate.Event{Kind: callstate.DialAborted}
+		ev.Detail = map[string]any{"notSent": "cancelled before the originate"}
+		return DialCancelled, &ev
+	case c.Status != callstate.Initiated:
+		return DialStale, nil
+	}
+	opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
+	if !opens.After(now) {
+		return DialGo, nil
+	}
+	ev.Event = callstate.Event{Kind: callstate.DialDeferred, RetryAfter: opens.Sub(now)}
+	ev.Detail = map[string]any{"notSent": "calling window closed before the originate",
+		"notBefore": opens.UTC().Format(time.RFC3339)}
+	return DialWindowClosed, &ev
 }
 
 // queueSendClock queues, after the call's lock, the lock of the caller

@@ -34,7 +34,7 @@ func TestDispatchRoundTrips(t *testing.T) {
 		// The most statements each step may take.
 		end, claim, secret, confirm int
 	}{
-		{"plain", map[string]any{"concurrency_limit": 4}, nil, 5, 5, 0, 3},
+		{"plain", map[string]any{"concurrency_limit": 4}, nil, 5, 5, 0, 1},
 		{"caller_ids", map[string]any{"concurrency_limit": 4}, pooled, 5, 6, 0, 4},
 		{"paced", map[string]any{"concurrency_limit": 4, "dial_rate": map[string]any{"per_second": 500, "burst": 100},
 			"contact_caps": []map[string]any{{"max_dials": 7, "days": 7}, {"max_dials": 3, "days": 1}}}, pooled, 5, 7, 0, 5},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/callqueue/callqueue/callstate"
 	"github.com/callqueue/callqueue/store"
@@ -72,24 +73,46 @@ func TestLostAnswersByKind(t *testing.T) {
 }
 
 // TestConfirmDialPath: the dispatcher's confirmation of a claimed dial
-// runs as PathConfirmDial, so that a fault armed on it fires.
+// that takes a limit (here a dial rate's token) commits as
+// PathConfirmDial, so that a fault armed on it fires. One no limit applies
+// to writes nothing when it lets the dial go: it has no commit to lose.
 func TestConfirmDialPath(t *testing.T) {
 	t.Parallel()
-	s, _ := storetest.NewStore(t)
-	in := activeIntegration(t, s, map[string]any{"concurrency_limit": 1})
-	insert(t, s, t0, newCall(in.ID, t0))
-	claimed, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
-	if err != nil || len(claimed) != 1 {
-		t.Fatalf("claimed %d calls: %v", len(claimed), err)
-	}
-	var lost []string
-	faults := store.NewLostAnswers(func(p string) { lost = append(lost, p) })
-	faults.Arm(store.PathConfirmDial, 1)
-	s.SetCommitFault(faults.Fault)
-	if _, _, _, err := s.ConfirmDial(t.Context(), claimed[0], t0); !store.IsTransient(err) {
-		t.Errorf("confirmation with its answer armed to be lost: %v, want a transient error", err)
-	}
-	if len(lost) != 1 || lost[0] != store.PathConfirmDial {
-		t.Errorf("lost %v, want [%s]", lost, store.PathConfirmDial)
+	for _, tc := range []struct {
+		name     string
+		handling map[string]any
+		commits  bool
+	}{
+		{"dial rate", map[string]any{"concurrency_limit": 1, "dial_rate": map[string]any{"per_second": 10, "burst": 1}}, true},
+		{"no limit", map[string]any{"concurrency_limit": 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := storetest.NewStore(t)
+			in := activeIntegration(t, s, tc.handling)
+			insert(t, s, t0, newCall(in.ID, t0))
+			s.SetDatabaseClock(func() time.Time { return t0 })
+			claimed, err := s.ClaimCalls(t.Context(), in.ID, t0, nil)
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("claimed %d calls: %v", len(claimed), err)
+			}
+			var lost []string
+			faults := store.NewLostAnswers(func(p string) { lost = append(lost, p) })
+			faults.Arm(store.PathConfirmDial, 1)
+			s.SetCommitFault(faults.Fault)
+			verdict, _, _, err := s.ConfirmDial(t.Context(), claimed[0], t0)
+			if !tc.commits {
+				if err != nil || verdict != store.DialGo || len(lost) != 0 {
+					t.Errorf("confirmation without limits: %s, %v, lost %v; want go, nothing committed", verdict, err, lost)
+				}
+				return
+			}
+			if !store.IsTransient(err) {
+				t.Errorf("confirmation with its answer armed to be lost: %v, want a transient error", err)
+			}
+			if len(lost) != 1 || lost[0] != store.PathConfirmDial {
+				t.Errorf("lost %v, want [%s]", lost, store.PathConfirmDial)
+			}
+		})
 	}
 }

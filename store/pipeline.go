@@ -44,8 +44,14 @@ func (p *pipeline) then(q *pipeline) {
 	}
 }
 
+// batchSender runs a batch: a transaction, or the pool (the batch is then
+// one implicit transaction).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // send runs the queued statements on tx and empties p.
-func (p *pipeline) send(ctx context.Context, tx pgx.Tx) error {
+func (p *pipeline) send(ctx context.Context, tx batchSender) error {
 	if len(p.steps) == 0 {
 		return nil
 	}
