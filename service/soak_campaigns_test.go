@@ -30,7 +30,7 @@ type soakCampaign struct {
 	// pauseUnsure: a pause or resume went unanswered (a lost COMMIT
 	// answer, then an outage past the retries): it may be paused.
 	pauseUnsure bool
-	window                 bool // a calling window of its own is set
+	window      bool // a calling window of its own is set
 	// excludes are its windows that excluded a date (soak_pacing_test.go).
 	excludes []soakExclusion
 }
