@@ -80,14 +80,7 @@ func (s *Store) Claim(ctx context.Context, integrationID uuid.UUID, now time.Tim
 		queueConfig(&head, integrationID, raw)
 		queueLanes(&head, integrationID, now, &laneRows)
 		queueClaimBucket(&head, integrationID, &bucket)
-		head.query("read dialler secrets", func(rows pgx.Rows) error {
-			var f sealedSecret
-			if err := rows.Scan(&f.kind, &f.key, &f.enc); err != nil {
-				return err
-			}
-			secrets = append(secrets, f)
-			return nil
-		}, secretsSQL, integrationID, config.DiallerSecretKeys)
+		queueSecrets(&head, integrationID, config.DiallerSecretKeys, &secrets)
 		if err := head.send(ctx, tx); err != nil {
 			return err
 		}

@@ -67,11 +67,7 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 		c := calls[call.ID]
 		var ev *CallEvent
 		if verdict, ev = judgeDial(c, call.Attempt, now); verdict == DialGo {
-			dbNow := *at
-			if test := s.dbClock(); test != nil {
-				dbNow = *test
-			}
-			verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, dbNow)
+			verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, orTestClock(*at, s.dbClock()))
 			return err
 		}
 		if ev == nil {
@@ -92,7 +88,7 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 // records it (decided false).
 func (s *Store) confirmUnlimited(ctx context.Context, claimed Claimed, now time.Time) (verdict DialVerdict, decided bool, err error) {
 	call := claimed.Call
-	if claimed.Config.CallHandling.DialRate != nil || (claimed.Caller != nil && claimed.Caller.PerSecond > 0) {
+	if claimed.Config.CallHandling.DialRate != nil || numberPaced(claimed.Caller, call.CallerID) {
 		return "", false, nil
 	}
 	calls, err := lockCalls(ctx, s.pool, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID}, nil)
@@ -146,7 +142,7 @@ func judgeDial(c *lockedCall, attempt int, now time.Time) (DialVerdict, *CallEve
 func queueSendClock(p *pipeline, call Call, caller *config.CallerID) *time.Time {
 	at := new(time.Time)
 	scan := func(rows pgx.Rows) error { return rows.Scan(at) }
-	if caller != nil && call.CallerID != nil && *call.CallerID == caller.Number && caller.PerSecond > 0 {
+	if numberPaced(caller, call.CallerID) {
 		p.query("lock caller number", scan, `SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 21))) AS locked`,
 			call.IntegrationID.String()+":"+caller.Number)
 	} else {
@@ -155,12 +151,18 @@ func queueSendClock(p *pipeline, call Call, caller *config.CallerID) *time.Time 
 	return at
 }
 
+// numberPaced reports whether a dial from callerID is held to the
+// per_second of caller, the number its claim took.
+func numberPaced(caller *config.CallerID, callerID *string) bool {
+	return caller != nil && callerID != nil && *callerID == caller.Number && caller.PerSecond > 0
+}
+
 // sendLimits judges an originate at the database's time at (read after the
 // number's lock, queueSendClock): its caller number's per_second, then a
 // token of the integration's dial rate. One that may not go yet is
 // DialRateWait, with when to ask again on now's clock.
 func sendLimits(ctx context.Context, tx pgx.Tx, c *lockedCall, caller *config.CallerID, now, at time.Time) (DialVerdict, time.Time, error) {
-	perNumber := caller != nil && c.CallerID != nil && caller.Number == *c.CallerID && caller.PerSecond > 0
+	perNumber := numberPaced(caller, c.CallerID)
 	rate := c.policy.DialRate
 	if !perNumber && rate == nil {
 		return DialGo, time.Time{}, nil

@@ -157,11 +157,7 @@ func claimFromLanes(ctx context.Context, tx pgx.Tx, integrationID uuid.UUID, own
 					continue
 				}
 			}
-			ok, due, err := p.takeClaimToken(ctx, tx, now)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
+			if ok, due := p.takeClaimToken(now); !ok {
 				// The integration's rate is spent: nothing more is dialled
 				// before the next token, whichever lane's turn it is.
 				if err := p.hold(ctx, tx, cs, &c, pacing.DialRate, due, now); err != nil {

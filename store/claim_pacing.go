@@ -21,9 +21,8 @@ type pacer struct {
 	owner         string
 	rules         config.CallHandling // the integration's: campaigns do not override pacing
 
-	bucket       pacing.Bucket
-	bucketLoaded bool
-	bucketUsed   bool
+	bucket     pacing.Bucket
+	bucketUsed bool
 	// dbClock is the test's database clock (nil: the database's own);
 	// bucketSkew is the database's time less the claim's, read with the
 	// bucket: buckets are judged on the database's clock.
@@ -69,34 +68,22 @@ func (p *pacer) wakeAt(t time.Time) {
 	}
 }
 
-// takeClaimToken takes a token of the dial rate's claim bucket for a call
-// leaving the queue at now, or reports when the next is due. The claim
-// holds the integration's row lock: claims on every replica take from the
-// one bucket, and the calls its tokens cannot cover stay queued.
-func (p *pacer) takeClaimToken(ctx context.Context, tx pgx.Tx, now time.Time) (bool, time.Time, error) {
+// takeClaimToken takes a token of the dial rate's claim bucket (read with
+// the claim's first statements, useBucket) for a call leaving the queue at
+// now, or reports when the next is due. The claim holds the integration's
+// row lock: claims on every replica take from the one bucket, and the
+// calls its tokens cannot cover stay queued.
+func (p *pacer) takeClaimToken(now time.Time) (bool, time.Time) {
 	r := p.rules.DialRate
 	if r == nil {
-		return true, time.Time{}, nil
-	}
-	if !p.bucketLoaded {
-		err := tx.QueryRow(ctx, `SELECT tokens, at FROM dial_buckets WHERE integration_id = $1 AND bucket = 'claim'`,
-			p.integrationID).Scan(&p.bucket.Tokens, &p.bucket.At)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return false, time.Time{}, err
-		}
-		at, err := databaseNow(ctx, tx, p.dbClock)
-		if err != nil {
-			return false, time.Time{}, err
-		}
-		p.bucketSkew = at.Sub(now)
-		p.bucketLoaded = true
+		return true, time.Time{}
 	}
 	ok, due := p.bucket.Take(*r, now.Add(p.bucketSkew))
 	p.bucketUsed = p.bucketUsed || ok
 	if !ok {
 		due = due.Add(-p.bucketSkew)
 	}
-	return ok, due, nil
+	return ok, due
 }
 
 // claimBucketRow is the claim bucket as a claim's first round trip reads
@@ -120,15 +107,19 @@ func queueClaimBucket(p *pipeline, integrationID uuid.UUID, into *claimBucketRow
 // useBucket takes the claim bucket read with the claim's first statements
 // for a claim at now.
 func (p *pacer) useBucket(row claimBucketRow, now time.Time) {
-	at := row.now
-	if p.dbClock != nil {
-		at = *p.dbClock
-	}
 	if row.tokens != nil && row.at != nil {
 		p.bucket = pacing.Bucket{Tokens: *row.tokens, At: *row.at}
 	}
-	p.bucketSkew = at.Sub(now)
-	p.bucketLoaded = true
+	p.bucketSkew = orTestClock(row.now, p.dbClock).Sub(now)
+}
+
+// orTestClock is at, the database's time as a statement read it, or the
+// test's database clock when one is set.
+func orTestClock(at time.Time, testClock *time.Time) time.Time {
+	if testClock != nil {
+		return *testClock
+	}
+	return at
 }
 
 // databaseNow is the time the dial rate's buckets are judged at: the

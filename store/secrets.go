@@ -183,15 +183,27 @@ func (s *Store) SecretValue(ctx context.Context, integrationID uuid.UUID, key st
 	if err != nil {
 		return "", err
 	}
-	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedSecret, error) {
-		var f sealedSecret
-		err := row.Scan(&f.kind, &f.key, &f.enc)
-		return f, err
-	})
+	found, err := pgx.CollectRows(rows, scanSealed)
 	if err != nil {
 		return "", err
 	}
 	return s.openSecret(integrationID, key, found)
+}
+
+// queueSecrets queues the read of the sealed values of keys of an
+// integration in p, into into.
+func queueSecrets(p *pipeline, integrationID uuid.UUID, keys []string, into *[]sealedSecret) {
+	p.query("read secrets", func(rows pgx.Rows) error {
+		f, err := scanSealed(rows)
+		*into = append(*into, f)
+		return err
+	}, secretsSQL, integrationID, keys)
+}
+
+func scanSealed(row pgx.CollectableRow) (sealedSecret, error) {
+	var f sealedSecret
+	err := row.Scan(&f.kind, &f.key, &f.enc)
+	return f, err
 }
 
 // secretsSQL reads the values of keys ($2) of an integration ($1), secrets
