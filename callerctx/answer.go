@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -24,17 +25,22 @@ type Agent struct {
 	Fields config.CRMFields
 }
 
-// ukrainianWeekdays are indexed by time.Weekday.
-var ukrainianWeekdays = [...]string{"Неділя", "Понеділок", "Вівторок", "Середа", "Четвер", "П'ятниця", "Субота"}
+// ukrainianWeekdays are indexed by time.Weekday; held as interface values,
+// so that no answer allocates one.
+var ukrainianWeekdays = [...]any{"Неділя", "Понеділок", "Вівторок", "Середа", "Четвер", "П'ятниця", "Субота"}
 
-// DateVariables are the date, time and Ukrainian weekday at t in loc.
-func DateVariables(t time.Time, loc *time.Location) map[string]any {
+// dateVariables is how many variables addDateVariables sets.
+const dateVariables = 3
+
+// addDateVariables sets the date, time and Ukrainian weekday at t in loc.
+func addDateVariables(vars map[string]any, t time.Time, loc *time.Location) {
 	local := t.In(loc)
-	return map[string]any{
-		"today_is": local.Format("02.01.2006"),
-		"time":     local.Format("15:04:05"),
-		"weekday":  ukrainianWeekdays[local.Weekday()],
-	}
+	// Both from one formatting, in one string.
+	var buf [32]byte
+	dateTime := string(local.AppendFormat(buf[:0], "02.01.2006 15:04:05"))
+	space := strings.IndexByte(dateTime, ' ')
+	vars["today_is"], vars["time"] = dateTime[:space], dateTime[space+1:]
+	vars["weekday"] = ukrainianWeekdays[local.Weekday()]
 }
 
 // Answer is what ElevenLabs gets at the start of a conversation — from
@@ -51,38 +57,27 @@ func Answer(now time.Time, agent Agent, phone string, caller Caller) elevenlabs.
 	if err != nil {
 		loc = time.UTC
 	}
-	vars := DateVariables(now, loc)
-	for _, name := range crm.VariableNames(agent.Fields) {
-		vars[name] = ""
+	var callVars []variable
+	if caller.CallID != "" {
+		var small [16]variable
+		callVars = callVariables(caller.CallVars, small[:0])
+	}
+	// Sized for every variable to come, so that it is not grown while filled.
+	vars := make(map[string]any, dateVariables+len(agent.Fields)+len(caller.Vars)+2+len(callVars))
+	addDateVariables(vars, now, loc)
+	for ours := range agent.Fields {
+		if name, ok := crm.VariableName(ours); ok {
+			setVariable(vars, name, "")
+		}
 	}
 	for k, v := range caller.Vars {
-		vars[k] = v
+		setVariable(vars, k, v)
 	}
 	vars["phone_number"] = phone
 	if caller.CallID != "" {
 		vars["call_id"] = caller.CallID
-		// Stored by us as an object; numbers kept exactly as given (an
-		// order id above 2^53 is not a float).
-		var callVars map[string]any
-		dec := json.NewDecoder(bytes.NewReader(caller.CallVars))
-		dec.UseNumber()
-		_ = dec.Decode(&callVars)
-		for k, v := range callVars {
-			vars[k] = v
-		}
-	}
-	for k, v := range vars {
-		switch {
-		case strings.HasPrefix(k, elevenlabs.SystemVariablePrefix):
-			delete(vars, k)
-		case v == nil:
-		default:
-			switch v.(type) {
-			case string, bool, float64, json.Number, int, int64:
-			default:
-				text, _ := json.Marshal(v)
-				vars[k] = string(text)
-			}
+		for _, v := range callVars {
+			setVariable(vars, v.name, v.value)
 		}
 	}
 	answer := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: vars}
@@ -90,6 +85,22 @@ func Answer(now time.Time, agent Agent, phone string, caller Caller) elevenlabs.
 		answer.ConversationConfig = overrideFor(agent.Prompt, agent.Config)
 	}
 	return answer
+}
+
+// setVariable sets one of the agent's variables: a system__ name is
+// ElevenLabs' own and never sent, and a nested value goes as its JSON text.
+// phone_number and call_id are set directly: none of this applies to them.
+func setVariable(vars map[string]any, name string, v any) {
+	if strings.HasPrefix(name, elevenlabs.SystemVariablePrefix) {
+		return
+	}
+	switch v.(type) {
+	case nil, string, bool, float64, json.Number, int, int64:
+	default:
+		text, _ := json.Marshal(v)
+		v = string(text)
+	}
+	vars[name] = v
 }
 
 // overrideFor builds ElevenLabs' conversation_config_override.
@@ -122,4 +133,126 @@ func (c *Cache) ForDial(ctx context.Context, integrationID uuid.UUID, agent Agen
 	known, ok := c.Context(ctx, integrationID, phone)
 	caller := Caller{Vars: known.Vars, CallID: callID.String(), CallVars: callVars}
 	return Answer(now, agent, phone, caller), ok
+}
+
+// variable is one of a call's own variables.
+type variable struct {
+	name  string
+	value any
+}
+
+// callVariables appends a call's own variables, stored by us as an
+// object; numbers are kept exactly as given (an order id above 2^53 is not
+// a float). A repeated name comes as often as it is given, the last value
+// last.
+func callVariables(raw json.RawMessage, members []variable) []variable {
+	if flat, ok := flatVariables(string(raw), members); ok {
+		return flat
+	}
+	var decoded map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	_ = dec.Decode(&decoded)
+	for k, v := range decoded {
+		members = append(members, variable{k, v})
+	}
+	return members
+}
+
+// flatVariables appends the members of s as a json.Decoder with UseNumber
+// reads them into a map[string]any, in their order, when s is a flat
+// object, as calls' variables are: strings without escapes, numbers, true,
+// false and null, in valid UTF-8. Names and texts are slices of s. ok is
+// false for anything else, which is left to the decoder.
+func flatVariables(s string, members []variable) (_ []variable, ok bool) {
+	if !utf8.ValidString(s) {
+		return members, false
+	}
+	i := skipSpace(s, 0)
+	if i == len(s) || s[i] != '{' {
+		return members, false
+	}
+	if i = skipSpace(s, i+1); i < len(s) && s[i] == '}' {
+		return members, true
+	}
+	for {
+		name, next, ok := plainString(s, i)
+		if !ok {
+			return members, false
+		}
+		if i = skipSpace(s, next); i == len(s) || s[i] != ':' {
+			return members, false
+		}
+		var value any
+		if value, i, ok = flatValue(s, skipSpace(s, i+1)); !ok {
+			return members, false
+		}
+		members = append(members, variable{name, value})
+		// The decoder reads the object alone: what follows it is not looked at.
+		switch i = skipSpace(s, i); {
+		case i == len(s):
+			return members, false
+		case s[i] == '}':
+			return members, true
+		case s[i] != ',':
+			return members, false
+		}
+		i = skipSpace(s, i+1)
+	}
+}
+
+// flatValue reads the string, number or literal at s[i:] and where it ends.
+func flatValue(s string, i int) (value any, end int, ok bool) {
+	if i == len(s) {
+		return nil, i, false
+	}
+	switch c := s[i]; {
+	case c == '"':
+		text, end, ok := plainString(s, i)
+		return text, end, ok
+	case c == '-' || '0' <= c && c <= '9':
+		end = i + 1
+		for end < len(s) && strings.IndexByte("0123456789+-.eE", s[end]) >= 0 {
+			end++
+		}
+		// Made of these characters, valid JSON is a number.
+		if !json.Valid([]byte(s[i:end])) {
+			return nil, i, false
+		}
+		return json.Number(s[i:end]), end, true
+	}
+	for _, literal := range [...]struct {
+		text  string
+		value any
+	}{{"true", true}, {"false", false}, {"null", nil}} {
+		if strings.HasPrefix(s[i:], literal.text) {
+			return literal.value, i + len(literal.text), true
+		}
+	}
+	return nil, i, false
+}
+
+// plainString reads the string at s[i:] when it has no escapes (nor the
+// control characters JSON does not allow in one): its text is s's.
+func plainString(s string, i int) (text string, end int, ok bool) {
+	if i == len(s) || s[i] != '"' {
+		return "", i, false
+	}
+	for end = i + 1; end < len(s); end++ {
+		switch c := s[end]; {
+		case c == '"':
+			return s[i+1 : end], end + 1, true
+		case c == '\\' || c < ' ':
+			return "", i, false
+		}
+	}
+	return "", i, false
+}
+
+// skipSpace skips JSON's white space from s[i].
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
 }

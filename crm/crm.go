@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/callqueue/callqueue/config"
@@ -246,19 +245,14 @@ func (None) Apply(context.Context, Update) error { return nil }
 // variableRenames are the crm_fields keys whose variable has another name.
 var variableRenames = map[string]string{"name": "client_name", "company": "company", "source": "lead_source"}
 
-// VariableNames lists the agent variables crm_fields defines (Variables'
-// keys), sorted: every one of them is given to the agent, "" when the
-// record lacks it.
-func VariableNames(fields config.CRMFields) []string {
-	var names []string
-	for ours := range fields {
-		if ours == "phone" || ours == "status" {
-			continue
-		}
-		names = append(names, cmp.Or(variableRenames[ours], ours))
+// VariableName is the agent variable crm_fields' entry ours defines (a
+// key Variables may give): every one is given to the agent, "" when the
+// record lacks it. ok is false for phone and status, which define none.
+func VariableName(ours string) (name string, ok bool) {
+	if ours == "phone" || ours == "status" {
+		return "", false
 	}
-	slices.Sort(names)
-	return names
+	return cmp.Or(variableRenames[ours], ours), true
 }
 
 // Variables maps a record to the agent's dynamic variables through
@@ -270,16 +264,13 @@ func Variables(r *Record, fields config.CRMFields) map[string]any {
 		return out
 	}
 	for ours, theirs := range fields {
-		if ours == "phone" || ours == "status" {
+		key, isVariable := VariableName(ours)
+		if !isVariable {
 			continue
 		}
 		v, ok := r.Fields[theirs]
 		if !ok || v == nil || v == "" {
 			continue
-		}
-		key := ours
-		if k, ok := variableRenames[ours]; ok {
-			key = k
 		}
 		// The CRM's text is kept (history, the agent's variables) without
 		// what Postgres cannot store.

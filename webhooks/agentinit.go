@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/callqueue/callqueue/callerctx"
+	"github.com/callqueue/callqueue/elevenlabs"
 )
 
 // agentInit answers ElevenLabs' conversation-initiation webhook at once
@@ -75,8 +76,20 @@ func (h *Handler) agentInit(ctx context.Context, r request) (int, any, error) {
 		}
 	}
 	h.metrics.AgentInitAnswered(r.in.ID.String(), source, fallbackReason(ctx, source, len(phones), caller.CallID, lookupFailed), time.Since(start))
-	return http.StatusOK, callerctx.Answer(h.now(), callerctx.Agent{Config: agent, Prompt: r.in.AgentPrompt, Fields: r.in.CRMFields},
-		phone, caller), nil
+	answer := callerctx.Answer(h.now(), callerctx.Agent{Config: agent, Prompt: r.in.AgentPrompt, Fields: r.in.CRMFields},
+		phone, caller)
+	return http.StatusOK, encodedAnswer(answer), nil
+}
+
+// encodedAnswer is answer as jsonhttp.WriteJSON writes it, encoded without
+// reflection. One that encoding/json refuses (a NaN, which no JSON decodes
+// to) is left to the general writer, to answer as it always did.
+func encodedAnswer(answer elevenlabs.ClientData) any {
+	body, err := answer.AppendJSON(make([]byte, 0, 512))
+	if err != nil {
+		return answer
+	}
+	return encodedJSON(append(body, '\n'))
 }
 
 // cacheReader is an Enricher that can answer from its shared cache alone

@@ -3,12 +3,14 @@ package webhooks
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/callqueue/callqueue/elevenlabs"
 	"github.com/callqueue/callqueue/jsonhttp"
 )
 
@@ -17,6 +19,9 @@ import (
 
 func TestEncodedAnswersMatchWriteJSON(t *testing.T) {
 	id := uuid.New()
+	agent := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: map[string]any{"client_name": "Олена <&>",
+		"order_id": json.Number("12345678901234567"), "visits": 3.0, "vip": true, "note": nil, "call_id": id.String()},
+		ConversationConfig: map[string]any{"agent": map[string]any{"prompt": map[string]any{"prompt": "Be brief.\n"}}}}
 	for _, c := range []struct {
 		name    string
 		encoded encodedJSON
@@ -24,6 +29,7 @@ func TestEncodedAnswersMatchWriteJSON(t *testing.T) {
 	}{
 		{"accepted", accepted, map[string]any{"success": true}},
 		{"accepted call", acceptedCall(id), map[string]any{"success": true, "callId": id}},
+		{"agent-init", encodedAnswer(agent).(encodedJSON), agent},
 	} {
 		w := httptest.NewRecorder()
 		jsonhttp.WriteJSON(w, 202, c.value)
@@ -39,6 +45,15 @@ func TestEncodedAnswersMatchWriteJSON(t *testing.T) {
 		if !bytes.Equal(wrapped, want) {
 			t.Errorf("%s wrapped: %s, want %s", c.name, wrapped, want)
 		}
+	}
+}
+
+// An answer encoding/json refuses is left to the general writer, which
+// answers as it always did.
+func TestEncodedAnswerRefused(t *testing.T) {
+	refused := elevenlabs.ClientData{Type: elevenlabs.ClientDataType, DynamicVariables: map[string]any{"x": math.NaN()}}
+	if _, ok := encodedAnswer(refused).(elevenlabs.ClientData); !ok {
+		t.Errorf("encodedAnswer(%v) = %T, want the answer itself", refused, encodedAnswer(refused))
 	}
 }
 
