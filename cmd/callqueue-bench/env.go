@@ -52,6 +52,8 @@ type bench struct {
 	metrics metrics.Options
 	// scaleCalls is how many terminal calls the scale scenario's database holds.
 	scaleCalls int
+	// scaleOnly names the scenarios the scale scenario measures ("": all).
+	scaleOnly string
 	// template, when set, is the database each world starts as a copy of.
 	template string
 }

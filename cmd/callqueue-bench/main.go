@@ -46,6 +46,7 @@ func run() error {
 	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
 	callerIDs := flag.Int("caller-ids", 50, "caller numbers in the pool campaign_dispatch measures after its run without one (0: none)")
 	scaleCalls := flag.Int("scale-calls", 10_000_000, "terminal calls the scale scenario's database holds")
+	scaleOnly := flag.String("scale-only", "", "comma-separated scenarios the scale scenario measures (default all: admin,dispatch,campaign_dispatch,window_sweep,e2e)")
 	tenantModes := flag.String("tenant-modes", "all,top", "CALLQUEUE_METRICS_PER_INTEGRATION modes the tenants scenario measures, in turn")
 	rateLimits := flag.String("rate-limits", "unbinding",
 		`request limits of the measured processes: "unbinding" (the limiter runs at rates no scenario reaches, so its cost counts and a fast machine is never refused), "default" (those of callqueue serve) or "off"`)
@@ -74,7 +75,7 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
-		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs, scaleCalls: *scaleCalls}
+		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs, scaleCalls: *scaleCalls, scaleOnly: *scaleOnly}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,15 +23,22 @@ import (
 // The seeded database is kept as a template (callqueue_bench_scale_template)
 // and reused by the next run with the same -scale-calls.
 func (b *bench) scale(ctx context.Context) error {
-	scenarios := []struct {
+	type scenario struct {
 		name string
 		run  func(context.Context) error
-	}{
+	}
+	scenarios := []scenario{
 		{"admin", b.adminList},
 		{"dispatch", b.dispatch},
 		{"campaign_dispatch", b.campaignDispatch},
 		{"window_sweep", b.windowSweep},
 		{"e2e", b.e2e},
+	}
+	if b.scaleOnly != "" {
+		named := strings.Split(b.scaleOnly, ",")
+		scenarios = slices.DeleteFunc(scenarios, func(s scenario) bool {
+			return !slices.Contains(named, s.name)
+		})
 	}
 	base := map[string]float64{}
 	recorded = base
