@@ -210,21 +210,25 @@ type Gauge struct {
 	Limit         int
 }
 
+// liveGaugesSQL counts each integration's live and queued calls from
+// calls_live: its cost grows with the calls under way, not with the history.
+const liveGaugesSQL = `SELECT i.id, i.slug, COALESCE(k.id, '00000000-0000-0000-0000-000000000000'),
+		count(*) FILTER (WHERE c.slot_taken_at IS NOT NULL),
+		count(*) FILTER (WHERE c.status = 'queued'),
+		COALESCE((cfg.value->>'concurrency_limit')::int, 3)
+	FROM integrations i
+	LEFT JOIN calls c ON c.integration_id = i.id AND (c.status = 'queued' OR c.slot_taken_at IS NOT NULL)
+	LEFT JOIN campaigns k ON k.id = c.campaign_id AND k.status IN ('running', 'paused')
+	LEFT JOIN integration_config cfg ON cfg.integration_id = i.id AND cfg.key = 'call_handling'
+	GROUP BY i.id, i.slug, k.id, cfg.value
+	ORDER BY i.id, k.id NULLS FIRST`
+
 // Gauges returns live counts for every integration, split by its running
 // and paused campaigns. Only those campaigns have rows of their own, so the
 // series stay as many as the campaigns being dialled: a finished campaign's
 // calls count in its integration's row, and it drops out.
 func (s *Store) Gauges(ctx context.Context) ([]Gauge, error) {
-	rows, err := s.pool.Query(ctx, `SELECT i.id, i.slug, COALESCE(k.id, '00000000-0000-0000-0000-000000000000'),
-			count(*) FILTER (WHERE c.slot_taken_at IS NOT NULL),
-			count(*) FILTER (WHERE c.status = 'queued'),
-			COALESCE((cfg.value->>'concurrency_limit')::int, 3)
-		FROM integrations i
-		LEFT JOIN calls c ON c.integration_id = i.id AND (c.status = 'queued' OR c.slot_taken_at IS NOT NULL)
-		LEFT JOIN campaigns k ON k.id = c.campaign_id AND k.status IN ('running', 'paused')
-		LEFT JOIN integration_config cfg ON cfg.integration_id = i.id AND cfg.key = 'call_handling'
-		GROUP BY i.id, i.slug, k.id, cfg.value
-		ORDER BY i.id, k.id NULLS FIRST`)
+	rows, err := s.pool.Query(ctx, liveGaugesSQL)
 	if err != nil {
 		return nil, err
 	}

@@ -52,14 +52,17 @@ func (s *Store) OverdueCalls(ctx context.Context, integrationID uuid.UUID, dialL
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Overdue])
 }
 
+// awaitingPostcallSQL reads calls_awaiting_postcall: the waiting calls
+// only, not the history.
+var awaitingPostcallSQL = `SELECT id, integration_id, attempt, 'postcall_timeout' FROM calls
+	WHERE status = 'waiting_postcall' AND updated_at <= ` + dbNow(1) + ` - $2::interval ORDER BY updated_at LIMIT $3`
+
 // AwaitingPostcall finds calls that have waited for their post-call report
 // longer than wait since their call_end: the report may never come, and
 // the call is completed from what is known. The wait is judged by the
 // database's clock.
 func (s *Store) AwaitingPostcall(ctx context.Context, wait time.Duration, limit int) ([]Overdue, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, integration_id, attempt, 'postcall_timeout' FROM calls
-		WHERE status = 'waiting_postcall' AND updated_at <= `+dbNow(1)+` - $2::interval ORDER BY updated_at LIMIT $3`,
-		s.dbClock(), wait, limit)
+	rows, err := s.pool.Query(ctx, awaitingPostcallSQL, s.dbClock(), wait, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -41,4 +41,10 @@ const (
 	IntegrationTimeseriesSQL = integrationTimeseriesSQL
 	CampaignTimeseriesSQL    = campaignTimeseriesSQL
 	RemoveOriginateKeysSQL   = removeOriginateKeysSQL
+	LiveGaugesSQL            = liveGaugesSQL
+	CallStatusAgesSQL        = callStatusAgesSQL
 )
+
+// AwaitingPostcallSQL is the watchdog's read of the calls waiting for
+// their post-call report, for its plan test.
+var AwaitingPostcallSQL = awaitingPostcallSQL

@@ -146,8 +146,11 @@ type planNode struct {
 	ActualRows  float64 `json:"Actual Rows"`
 	ActualLoops float64 `json:"Actual Loops"`
 	// RemovedByFilter counts the rows a node read and then dropped.
-	RemovedByFilter float64    `json:"Rows Removed by Filter"`
-	Plans           []planNode `json:"Plans"`
+	RemovedByFilter float64 `json:"Rows Removed by Filter"`
+	// The pages a node read (EXPLAIN's BUFFERS), its own and its children's.
+	SharedHitBlocks  float64    `json:"Shared Hit Blocks"`
+	SharedReadBlocks float64    `json:"Shared Read Blocks"`
+	Plans            []planNode `json:"Plans"`
 }
 
 func (n planNode) walk(fn func(planNode)) {

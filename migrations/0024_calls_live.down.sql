@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS calls_awaiting_postcall;
+DROP INDEX IF EXISTS calls_live;
