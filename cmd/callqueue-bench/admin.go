@@ -59,5 +59,5 @@ func (b *bench) adminList(ctx context.Context) error {
 	metric("admin_list_rps", res.RPS(), "req/s")
 	metric("admin_list_p99_ms", load.MS(res.Percentile(0.99)), "ms")
 	metric("admin_list_filtered_p99_ms", load.MS(byIntegration.Percentile(0.99)), "ms")
-	return reportOpenLoop(ctx, client, "admin_list", res.RPS(), b.duration, http.MethodGet, url, header, nil)
+	return reportOpenLoop(ctx, client, res.RPS(), b.duration, http.MethodGet, header, nil, openTarget{"admin_list", url})
 }

@@ -65,7 +65,7 @@ func (b *bench) intake(ctx context.Context) error {
 	metric("intake_ceiling_ratio", res.RPS()/ceiling.RPS(), "ratio")
 	// Latency at a fixed offered load: the closed loop's p99 at saturation
 	// measures our own queue.
-	return reportOpenLoop(ctx, client, "intake", res.RPS(), b.duration, http.MethodPost, url, header, body)
+	return reportOpenLoop(ctx, client, res.RPS(), b.duration, http.MethodPost, header, body, openTarget{"intake", url})
 }
 
 func streamCount(ctx context.Context, q *queue.Queue, kind queue.Kind) (uint64, error) {
