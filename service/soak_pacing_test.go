@@ -35,13 +35,26 @@ const (
 	soakCallerEvery = 10 * time.Second
 )
 
+// How long after pacing is turned on again a dial is still not judged by
+// it. The dial rate is read afresh by each confirmation, so only dials in
+// flight are spared; a caller number's per_second is the one its claim
+// took, and a pre-dial check or a Postgres outage can hold a claim that
+// long before its confirmation.
+const (
+	soakRepacedRateMargin   = time.Second
+	soakRepacedNumberMargin = 30 * time.Second
+)
+
 // soakVoice is the integration's voice config: the VA, dialling from a
-// pool of caller numbers.
-func soakVoice(vaURL string) map[string]any {
+// pool of caller numbers, each with a per_second unless paced is false.
+func soakVoice(vaURL string, paced bool) map[string]any {
 	pool := make([]any, soakCallers)
 	for i := range pool {
-		pool[i] = map[string]any{"number": soakCallerNumber(i), "sip_id": fmt.Sprintf("sip-%d", i+1), "concurrency_limit": 1,
-			"per_second": 1 / soakCallerEvery.Seconds()}
+		number := map[string]any{"number": soakCallerNumber(i), "sip_id": fmt.Sprintf("sip-%d", i+1), "concurrency_limit": 1}
+		if paced {
+			number["per_second"] = 1 / soakCallerEvery.Seconds()
+		}
+		pool[i] = number
 	}
 	return map[string]any{"provider": "va", "base_url": vaURL, "sip_id": "sip-1", "assistant_id": "asst-1",
 		"caller_ids": pool, "caller_id_strategy": "round_robin"}
@@ -112,19 +125,70 @@ func (w *soakWorld) excludedToday() (map[string]any, string) {
 	return map[string]any{"timezone": soakZone, "start": "00:00", "end": "23:59", "exclude_dates": []string{today}}, today
 }
 
+// callHandling is the integration's call_handling as the operator has
+// left it: without the contact cap once lifted, without the dial rate
+// while pacing is off.
+func (w *soakWorld) callHandling() map[string]any {
+	handling := map[string]any{}
+	for k, v := range w.c.opt.CallHandling {
+		if k == "contact_caps" && !w.capsLifted.IsZero() || k == "dial_rate" && w.unpaced != nil {
+			continue
+		}
+		handling[k] = v
+	}
+	return handling
+}
+
 // liftCaps is what the operator does when the faults stop: the contact cap
 // is lifted so that the calls it holds for a day can finish.
 func (w *soakWorld) liftCaps() {
-	handling := map[string]any{}
-	for k, v := range w.c.opt.CallHandling {
-		if k != "contact_caps" {
-			handling[k] = v
-		}
-	}
 	w.capsLifted = time.Now()
-	if code := w.retryAdmin("PUT", "/api/integrations/"+w.c.integ.ID.String()+"/config/call_handling", handling, nil); code != http.StatusOK {
+	if code := w.retryAdmin("PUT", "/api/integrations/"+w.c.integ.ID.String()+"/config/call_handling", w.callHandling(), nil); code != http.StatusOK {
 		w.t.Fatalf("lift the contact cap: %d", code)
 	}
+}
+
+// soakSpan is a stretch of the wall clock; until is zero while it lasts.
+type soakSpan struct{ from, until time.Time }
+
+// togglePacing is the operator turning the dial rate and the caller
+// numbers' per_second off, or back on. While they are off an originate is
+// confirmed in one round trip outside a transaction (store's
+// confirmUnlimited), beside every other fault; around each change, claims
+// taken under one setting are confirmed under the other. An answer that
+// never came leaves pacing off in the model (its checks judge less).
+func (w *soakWorld) togglePacing() {
+	integ := "/api/integrations/" + w.c.integ.ID.String()
+	if w.unpaced == nil {
+		w.unpaced = &soakSpan{from: time.Now()}
+		w.unpacedSpans = append(w.unpacedSpans, w.unpaced)
+		if w.retryAdmin("PUT", integ+"/config/call_handling", w.callHandling(), nil) == http.StatusOK &&
+			w.retryAdmin("PUT", integ+"/config/voice", soakVoice(w.c.va.URL, false), nil) == http.StatusOK {
+			w.fault("pacing_off")
+		}
+		return
+	}
+	span := w.unpaced
+	w.unpaced = nil
+	if w.retryAdmin("PUT", integ+"/config/voice", soakVoice(w.c.va.URL, true), nil) != http.StatusOK ||
+		w.retryAdmin("PUT", integ+"/config/call_handling", w.callHandling(), nil) != http.StatusOK {
+		w.unpaced = span // unsure: judged as still off
+		return
+	}
+	span.until = time.Now()
+	w.fault("pacing_on")
+}
+
+// unpacedDial reports whether d may have been judged by pacing that was off:
+// it reached the VA after pacing was turned off and before margin had
+// passed since it was on again.
+func (w *soakWorld) unpacedDial(d soakDial, margin time.Duration) bool {
+	for _, s := range w.unpacedSpans {
+		if !d.wall.Before(s.from) && (s.until.IsZero() || d.wall.Before(s.until.Add(margin))) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPacing judges the VA's ledger against the pacing rules: no more
@@ -133,8 +197,11 @@ func (w *soakWorld) liftCaps() {
 // and no call of a campaign dialled on a date its window excluded.
 func (w *soakWorld) checkPacing() {
 	t := w.t
-	dials := w.va.dials()
-	slices.SortFunc(dials, func(a, b soakDial) int { return a.at.Compare(b.at) })
+	all := w.va.dials()
+	slices.SortFunc(all, func(a, b soakDial) int { return a.at.Compare(b.at) })
+	// The dial rate and the numbers' per_second judge the dials made while
+	// they were on; the contact cap, the pool and the windows judge all.
+	dials := slices.DeleteFunc(slices.Clone(all), func(d soakDial) bool { return w.unpacedDial(d, soakRepacedRateMargin) })
 	most := int(math.Floor(soakDialBurst + soakDialRate))
 	worst := 0
 	for i := range dials {
@@ -150,7 +217,7 @@ func (w *soakWorld) checkPacing() {
 	}
 
 	capped := map[string][]soakDial{}
-	for _, d := range dials {
+	for _, d := range all {
 		if d.wall.Before(w.capsLifted) {
 			capped[d.phone] = append(capped[d.phone], d)
 		}
@@ -176,12 +243,16 @@ func (w *soakWorld) checkPacing() {
 	// allows. Judged at half the window: an originate reaches the VA a
 	// few milliseconds of the wall clock after its confirmation, which
 	// the service's clock runs through soakSpeed times faster.
-	byCaller := map[string][]soakDial{}
-	for _, d := range dials {
+	for _, d := range all {
 		if d.caller == "" {
 			t.Errorf("%s was dialled from no number of the pool", d)
 		}
-		byCaller[d.caller] = append(byCaller[d.caller], d)
+	}
+	byCaller := map[string][]soakDial{}
+	for _, d := range dials {
+		if !w.unpacedDial(d, soakRepacedNumberMargin) {
+			byCaller[d.caller] = append(byCaller[d.caller], d)
+		}
 	}
 	closest := time.Duration(math.MaxInt64)
 	for caller, ds := range byCaller {
@@ -220,7 +291,7 @@ func (w *soakWorld) checkPacing() {
 		t.Fatal(err)
 	}
 	judged := 0
-	for _, d := range dials {
+	for _, d := range all {
 		id, _, ok := callstate.ParseAttemptCallID(d.callID)
 		cp := campaignOf[id]
 		if !ok || cp == nil {
@@ -241,6 +312,6 @@ func (w *soakWorld) checkPacing() {
 			}
 		}
 	}
-	t.Logf("pacing: %d originates, at most %d within a second (%d allowed); %d numbers dialled while the cap held; %d dials of campaigns with an excluded date judged; %d caller numbers, their closest two dials %v apart",
-		len(dials), worst, most, len(capped), judged, len(byCaller), closest)
+	t.Logf("pacing: %d originates, %d of them while pacing was off (%d spans), at most %d within a second (%d allowed); %d numbers dialled while the cap held; %d dials of campaigns with an excluded date judged; %d caller numbers, their closest two dials %v apart",
+		len(all), len(all)-len(dials), len(w.unpacedSpans), worst, most, len(capped), judged, len(byCaller), closest)
 }

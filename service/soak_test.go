@@ -183,6 +183,10 @@ type soakWorld struct {
 	// (soak_pacing_test.go).
 	sameNumber int
 	capsLifted time.Time
+	// unpaced is the span in which the operator has turned pacing off, nil
+	// while it is on; unpacedSpans are all of them (soak_pacing_test.go).
+	unpaced      *soakSpan
+	unpacedSpans []*soakSpan
 }
 
 func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
@@ -218,7 +222,7 @@ func newSoakWorld(t *testing.T, seed uint64) *soakWorld {
 		t.Fatalf("PREDIAL_SECRET: %d", code)
 	}
 	// Dialled from a pool of caller numbers, with their own limits.
-	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/voice", soakVoice(c.va.URL), nil); code != http.StatusOK {
+	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/voice", soakVoice(c.va.URL, true), nil); code != http.StatusOK {
 		t.Fatalf("voice config: %d", code)
 	}
 	if code := c.admin.Do("PUT", "/api/integrations/"+c.integ.ID.String()+"/config/predial",
@@ -318,6 +322,11 @@ func (w *soakWorld) run(s soakSettings) int {
 		if s.steps > 0 && step >= s.steps || s.steps == 0 && time.Now().After(deadline) {
 			break
 		}
+		if w.unpaced != nil && w.rng.IntN(10) == 0 {
+			// Pacing is off for ten steps on average, beside whatever they play.
+			w.step("toggle_pacing", w.togglePacing)
+			continue
+		}
 		switch roll := w.rng.IntN(100); {
 		case roll < 34:
 			// In bursts, so that calls wait for slots.
@@ -356,6 +365,8 @@ func (w *soakWorld) run(s soakSettings) int {
 			w.step("slow_client_during_restart", w.slowClientDuringRestart)
 		case roll < 93:
 			w.step("originate_same_number", w.originateSameNumber)
+		case roll < 95:
+			w.step("toggle_pacing", w.togglePacing)
 		default:
 			time.Sleep(time.Duration(20+w.rng.IntN(80)) * time.Millisecond)
 		}
@@ -869,6 +880,17 @@ func (va *soakVA) problems() []string {
 	return append([]string(nil), va.issues...)
 }
 
+// dialledAt is when the VA last received callID (the wall clock); va.mu
+// is held.
+func (va *soakVA) dialledAt(callID string) time.Time {
+	for i := len(va.ledger) - 1; i >= 0; i-- {
+		if va.ledger[i].callID == callID {
+			return va.ledger[i].wall
+		}
+	}
+	return time.Time{}
+}
+
 // answer decides an originate: refused (503, 422) or placed, answered
 // at once or after our request has given up.
 func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
@@ -896,8 +918,8 @@ func (va *soakVA) answer(o servicetest.Originate) (int, time.Duration) {
 	}
 	for other, caller := range va.liveFrom {
 		if caller == o.CallerID {
-			va.issues = append(va.issues, fmt.Sprintf("caller number %s: %s dialled while %s is still live (one live call allowed)",
-				caller, o.CallID, other))
+			va.issues = append(va.issues, fmt.Sprintf("caller number %s: %s dialled at %s while %s, dialled at %s, is still live (one live call allowed)",
+				caller, o.CallID, time.Now().Format("15:04:05.000"), other, va.dialledAt(other).Format("15:04:05.000")))
 		}
 	}
 	va.live[o.CallID], va.liveFrom[o.CallID] = call, o.CallerID

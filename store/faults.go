@@ -119,6 +119,13 @@ func (l *LostAnswers) Arm(path string, n int) {
 	l.mu.Unlock()
 }
 
+// Armed reports whether path has answers still to lose.
+func (l *LostAnswers) Armed(path string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.armed[path] > 0
+}
+
 // Fault is l as a CommitFault, for SetCommitFault.
 func (l *LostAnswers) Fault(ctx context.Context, path string, tx pgx.Tx) error {
 	l.mu.Lock()
