@@ -31,6 +31,13 @@ const (
 	// this originate yet; ask again at DialRateDue (the call keeps its
 	// slot: claims are paced already, so the wait is short).
 	DialRateWait DialVerdict = "dial_rate_wait"
+	// DialExpired: the claim is older than half the watchdog's window for
+	// dials that never report back (an outage or a stalled process held it
+	// between its claim and its originate). Sent now, the dial could be
+	// released by the watchdog as lost while it is live at the platform,
+	// and its slot taken by another: it is not sent, and the call goes back
+	// to the queue without spending its attempt.
+	DialExpired DialVerdict = "claim_expired"
 )
 
 // DialRateDue is when a DialRateWait dial may ask again.
@@ -42,10 +49,12 @@ type DialRateDue = time.Time
 // call may have been cancelled or its calling window closed (contract §3,
 // §6). An originate it lets go keeps within its caller number's per_second
 // (the number's limits as the claim took them) and takes a token of the
-// integration's dial rate (§9). It records what it decides; the Applied are
-// the events it recorded.
-func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time) (DialVerdict, DialRateDue, []Applied, error) {
-	if verdict, decided, err := s.confirmUnlimited(ctx, claimed, now); err != nil || decided {
+// integration's dial rate (§9). dialLost is the watchdog's window for
+// dials that never report back (OverdueCalls; 0: claims never expire): a
+// claim older than half of it is not sent (DialExpired). It records what it
+// decides; the Applied are the events it recorded.
+func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time, dialLost time.Duration) (DialVerdict, DialRateDue, []Applied, error) {
+	if verdict, decided, err := s.confirmUnlimited(ctx, claimed, now, dialLost); err != nil || decided {
 		return verdict, time.Time{}, nil, err
 	}
 	call := claimed.Call
@@ -64,10 +73,10 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 		if err != nil {
 			return err
 		}
-		c := calls[call.ID]
+		c, dbNow := calls[call.ID], orTestClock(*at, s.dbClock())
 		var ev *CallEvent
-		if verdict, ev = judgeDial(c, call.Attempt, now); verdict == DialGo {
-			verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, orTestClock(*at, s.dbClock()))
+		if verdict, ev = judgeDial(c, call.Attempt, now, claimExpired(c, dbNow, dialLost)); verdict == DialGo {
+			verdict, due, err = sendLimits(ctx, tx, c, claimed.Caller, now, dbNow)
 			return err
 		}
 		if ev == nil {
@@ -84,19 +93,21 @@ func (s *Store) ConfirmDial(ctx context.Context, claimed Claimed, now time.Time)
 // no dial rate), which writes nothing when it lets the dial go: the call,
 // its config and its campaign's handling are read in one batch outside a
 // transaction of its own. It decides only DialGo and DialStale; a
-// cancel, a closed window or a limit is left to the transaction, which
-// records it (decided false).
-func (s *Store) confirmUnlimited(ctx context.Context, claimed Claimed, now time.Time) (verdict DialVerdict, decided bool, err error) {
+// cancel, a closed window, an expired claim or a limit is left to the
+// transaction, which records it (decided false).
+func (s *Store) confirmUnlimited(ctx context.Context, claimed Claimed, now time.Time, dialLost time.Duration) (verdict DialVerdict, decided bool, err error) {
 	call := claimed.Call
 	if claimed.Config.CallHandling.DialRate != nil || numberPaced(claimed.Caller, call.CallerID) {
 		return "", false, nil
 	}
-	calls, err := lockCalls(ctx, s.pool, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID}, nil)
+	var after pipeline
+	at := queueSendClock(&after, call, claimed.Caller) // the clock alone: the number is not paced
+	calls, err := lockCalls(ctx, s.pool, []CallEvent{{IntegrationID: call.IntegrationID}}, []uuid.UUID{call.ID}, &after)
 	if err != nil {
 		return "", false, err
 	}
 	c := calls[call.ID]
-	verdict, ev := judgeDial(c, call.Attempt, now)
+	verdict, ev := judgeDial(c, call.Attempt, now, claimExpired(c, orTestClock(*at, s.dbClock()), dialLost))
 	switch {
 	case verdict == DialGo && c.policy.DialRate != nil:
 		return "", false, nil // a dial rate set since the claim: the transaction takes its token
@@ -106,11 +117,18 @@ func (s *Store) confirmUnlimited(ctx context.Context, claimed Claimed, now time.
 	return "", false, nil
 }
 
+// claimExpired reports whether c's slot was taken more than half of
+// dialLost before dbNow, both by the database's clock.
+func claimExpired(c *lockedCall, dbNow time.Time, dialLost time.Duration) bool {
+	return dialLost > 0 && c != nil && c.SlotTakenAt != nil && dbNow.Sub(*c.SlotTakenAt) > dialLost/2
+}
+
 // judgeDial judges a claimed attempt of c (read under its lock) at now:
-// DialGo when it is still the call's current dial and its window is open
-// (its send limits are still to be taken), DialStale when it is no
-// longer the call's, else the verdict with the event that records it.
-func judgeDial(c *lockedCall, attempt int, now time.Time) (DialVerdict, *CallEvent) {
+// DialGo when it is still the call's current dial, its claim has not
+// expired and its window is open (its send limits are still to be taken),
+// DialStale when it is no longer the call's, else the verdict with the
+// event that records it.
+func judgeDial(c *lockedCall, attempt int, now time.Time, expired bool) (DialVerdict, *CallEvent) {
 	if c == nil || c.Attempt != attempt || c.DialState != dialStateDialing {
 		return DialStale, nil
 	}
@@ -122,6 +140,10 @@ func judgeDial(c *lockedCall, attempt int, now time.Time) (DialVerdict, *CallEve
 		return DialCancelled, &ev
 	case c.Status != callstate.Initiated:
 		return DialStale, nil
+	case expired:
+		ev.Event = callstate.Event{Kind: callstate.DialAborted}
+		ev.Detail = map[string]any{"notSent": "claimed too long before the originate", "claimedAt": c.SlotTakenAt.UTC().Format(time.RFC3339Nano)}
+		return DialExpired, &ev
 	}
 	opens, _ := windowOpensAt(c.policy.CallingWindow, c.PhoneNumber, deref(c.Timezone), c.agentTimezone, now)
 	if !opens.After(now) {

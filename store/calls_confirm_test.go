@@ -21,7 +21,7 @@ func TestConfirmDialAfterCancel(t *testing.T) {
 	if _, _, err := s.CancelCall(t.Context(), "owner-a", call.ID, "", t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(2*time.Second))
+	verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(2*time.Second), 0)
 	if err != nil || verdict != store.DialCancelled {
 		t.Fatalf("confirm after cancel: %q %v, want %q", verdict, err, store.DialCancelled)
 	}
@@ -43,11 +43,11 @@ func TestConfirmDialGo(t *testing.T) {
 	queueCalls(t, s, in.ID, 1, t0)
 	claimed := claimOne(t, s, in.ID, t0)
 	call := claimed.Call
-	if verdict, _, applied, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Second)); err != nil || verdict != store.DialGo || len(applied) != 0 {
+	if verdict, _, applied, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Second), 0); err != nil || verdict != store.DialGo || len(applied) != 0 {
 		t.Fatalf("confirm: %q %d %v, want go with nothing recorded", verdict, len(applied), err)
 	}
 	apply(t, s, ev(in.ID, call.ID, callstate.Timeout, t0.Add(time.Minute)))
-	if verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Minute)); err != nil || verdict != store.DialStale {
+	if verdict, _, _, err := s.ConfirmDial(t.Context(), claimed, t0.Add(time.Minute), 0); err != nil || verdict != store.DialStale {
 		t.Fatalf("confirm after the watchdog: %q %v, want stale", verdict, err)
 	}
 }
@@ -63,7 +63,7 @@ func TestConfirmDialWindowClosed(t *testing.T) {
 	kyiv, _ := time.LoadLocation("Europe/Kyiv")
 	claimAt := time.Date(2026, 1, 21, 19, 59, 58, 0, kyiv)
 	id := queueCalls(t, s, in.ID, 1, claimAt.Add(-time.Hour))[0]
-	verdict, _, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt), claimAt.Add(3*time.Second))
+	verdict, _, _, err := s.ConfirmDial(t.Context(), claimOne(t, s, in.ID, claimAt), claimAt.Add(3*time.Second), 0)
 	if err != nil || verdict != store.DialWindowClosed {
 		t.Fatalf("confirm at 20:00:01: %q %v, want %q", verdict, err, store.DialWindowClosed)
 	}
@@ -72,5 +72,42 @@ func TestConfirmDialWindowClosed(t *testing.T) {
 	if c.Status != callstate.RetryScheduled || c.Attempt != 0 || c.NextRetryAt == nil || !c.NextRetryAt.Equal(opens) || c.SlotTakenAt != nil {
 		t.Errorf("call %s attempt %d next %v slot %v; want retry_scheduled at attempt 0 until %v, slot free",
 			c.Status, c.Attempt, c.NextRetryAt, c.SlotTakenAt, opens)
+	}
+}
+
+// TestConfirmDialExpired: a claim held past half the watchdog's window for
+// dials that never report back (an outage between the claim and the
+// originate) is not sent: the watchdog, counting from the claim, could
+// release it as lost while it is live at the platform and give its slot
+// to another call. It goes back to the queue without spending its attempt;
+// a claim younger than that is sent. Both with and without limits on the
+// originate (the transaction and the one round trip).
+func TestConfirmDialExpired(t *testing.T) {
+	t.Parallel()
+	const dialLost = 2 * time.Minute
+	for name, handling := range map[string]map[string]any{
+		"no limit":  {"concurrency_limit": 1},
+		"dial rate": {"concurrency_limit": 1, "dial_rate": map[string]any{"per_second": 10, "burst": 5}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			in := activeIntegration(t, s, handling)
+			id := queueCalls(t, s, in.ID, 1, t0)[0]
+			claimed := claimOne(t, s, in.ID, t0)
+			late := t0.Add(dialLost/2 + time.Second)
+			verdict, _, applied, err := dbClockAt(s, late).ConfirmDial(t.Context(), claimed, late, dialLost)
+			if err != nil || verdict != store.DialExpired || len(applied) != 1 {
+				t.Fatalf("confirm %s after the claim: %q, %d recorded, %v; want %q recorded", late.Sub(t0), verdict, len(applied), err, store.DialExpired)
+			}
+			if c := getCall(t, s, id); c.Status != callstate.Queued || c.Attempt != 0 || c.SlotTakenAt != nil {
+				t.Errorf("expired claim left the call %s at attempt %d, slot %v; want it queued at attempt 0, slot free", c.Status, c.Attempt, c.SlotTakenAt)
+			}
+			again := claimOne(t, s, in.ID, late)
+			inTime := late.Add(dialLost/2 - time.Second)
+			if verdict, _, _, err := dbClockAt(s, inTime).ConfirmDial(t.Context(), again, inTime, dialLost); err != nil || verdict != store.DialGo {
+				t.Errorf("confirm %s after the claim: %q %v, want go", inTime.Sub(late), verdict, err)
+			}
+		})
 	}
 }

@@ -377,7 +377,7 @@ func TestCallerPerSecondAtTheOriginate(t *testing.T) {
 	}
 	confirm := func(c store.Claimed, at time.Time) (store.DialVerdict, time.Time) {
 		t.Helper()
-		verdict, due, _, err := dbClockAt(s, at).ConfirmDial(t.Context(), c, at)
+		verdict, due, _, err := dbClockAt(s, at).ConfirmDial(t.Context(), c, at, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func TestClaimDialRate(t *testing.T) {
 		t.Fatalf("held call's holds = %v, want one dial_rate", h)
 	}
 	for _, c := range first.Calls {
-		if v, _, _, err := s.ConfirmDial(t.Context(), c, at(0)); err != nil || v != store.DialGo {
+		if v, _, _, err := s.ConfirmDial(t.Context(), c, at(0), 0); err != nil || v != store.DialGo {
 			t.Fatalf("confirm: %s %v", v, err)
 		}
 	}
@@ -90,12 +90,12 @@ func TestClaimDialRate(t *testing.T) {
 	if err != nil || len(next.Calls) != 1 || next.Calls[0].Call.ID != ids[2] {
 		t.Fatalf("claim after half a second: %+v %v; want the held call", next.Calls, err)
 	}
-	if v, _, _, err := s.ConfirmDial(t.Context(), next.Calls[0], t0.Add(500*time.Millisecond)); err != nil || v != store.DialGo {
+	if v, _, _, err := s.ConfirmDial(t.Context(), next.Calls[0], t0.Add(500*time.Millisecond), 0); err != nil || v != store.DialGo {
 		t.Fatalf("confirm: %s %v", v, err)
 	}
 	// The bucket is empty again: an originate asking now (a claim on a
 	// replica that read the bucket before) waits for the next token.
-	if v, due, _, err := s.ConfirmDial(t.Context(), next.Calls[0], t0.Add(500*time.Millisecond)); err != nil ||
+	if v, due, _, err := s.ConfirmDial(t.Context(), next.Calls[0], t0.Add(500*time.Millisecond), 0); err != nil ||
 		v != store.DialRateWait || !due.Equal(t0.Add(time.Second)) {
 		t.Fatalf("confirm without a token: %s due %s %v; want a wait until %s", v, due, err, t0.Add(time.Second))
 	}
@@ -271,7 +271,7 @@ func TestDialRateOnTheDatabaseClock(t *testing.T) {
 		t.Fatalf("first claim: %d calls, %v; want the burst of 2", len(first.Calls), err)
 	}
 	for _, c := range first.Calls {
-		if v, _, _, err := s.ConfirmDial(t.Context(), c, t0); err != nil || v != store.DialGo {
+		if v, _, _, err := s.ConfirmDial(t.Context(), c, t0, 0); err != nil || v != store.DialGo {
 			t.Fatalf("confirm: %s %v", v, err)
 		}
 	}
@@ -279,7 +279,7 @@ func TestDialRateOnTheDatabaseClock(t *testing.T) {
 	if again, err := s.Claim(t.Context(), in.ID, ahead, nil); err != nil || len(again.Calls) != 0 {
 		t.Fatalf("a replica 40 s ahead claimed %d calls (%v) in the second the burst was spent", len(again.Calls), err)
 	}
-	v, due, _, err := s.ConfirmDial(t.Context(), first.Calls[0], ahead)
+	v, due, _, err := s.ConfirmDial(t.Context(), first.Calls[0], ahead, 0)
 	if err != nil || v != store.DialRateWait {
 		t.Fatalf("a replica 40 s ahead confirmed an originate: %s %v; want a wait", v, err)
 	}
@@ -340,7 +340,7 @@ func TestDialCancelledBeforeItsOriginateDoesNotCount(t *testing.T) {
 	if _, _, err := s.CancelCall(t.Context(), owner, first.ID, "", t0); err != nil {
 		t.Fatal(err)
 	}
-	if verdict, _, _, err := s.ConfirmDial(t.Context(), got[0], t0); err != nil || verdict != store.DialCancelled {
+	if verdict, _, _, err := s.ConfirmDial(t.Context(), got[0], t0, 0); err != nil || verdict != store.DialCancelled {
 		t.Fatalf("confirmation of the cancelled call's dial: %s, %v", verdict, err)
 	}
 	next := store.NewCall{ID: uuid.New(), IntegrationID: in.ID, PhoneNumber: first.PhoneNumber, ReceivedAt: t0.Add(time.Second)}

@@ -66,7 +66,7 @@ func TestDispatchRoundTrips(t *testing.T) {
 				t.Fatalf("first claim: %d calls, %v", len(first.Calls), err)
 			}
 			for _, c := range first.Calls {
-				if v, _, _, err := s.ConfirmDial(t.Context(), c, now); err != nil || v != store.DialGo {
+				if v, _, _, err := s.ConfirmDial(t.Context(), c, now, 2*time.Minute); err != nil || v != store.DialGo {
 					t.Fatalf("confirm: %s, %v", v, err)
 				}
 				apply(t, s, store.CallEvent{IntegrationID: in.ID, CallID: c.Call.ID, Attempt: c.Call.Attempt, Claim: c.Claim,
@@ -89,7 +89,7 @@ func TestDispatchRoundTrips(t *testing.T) {
 					t.Fatalf("the dialler's secret = %q, %v", secret, err)
 				}
 				secret := counter.n.Swap(0)
-				if v, _, _, err := s.ConfirmDial(t.Context(), next.Calls[0], at); err != nil || v != store.DialGo {
+				if v, _, _, err := s.ConfirmDial(t.Context(), next.Calls[0], at, 2*time.Minute); err != nil || v != store.DialGo {
 					t.Fatalf("confirm: %s, %v", v, err)
 				}
 				confirm := counter.n.Swap(0)

@@ -100,7 +100,7 @@ func TestConfirmDialPath(t *testing.T) {
 			faults := store.NewLostAnswers(func(p string) { lost = append(lost, p) })
 			faults.Arm(store.PathConfirmDial, 1)
 			s.SetCommitFault(faults.Fault)
-			verdict, _, _, err := s.ConfirmDial(t.Context(), claimed[0], t0)
+			verdict, _, _, err := s.ConfirmDial(t.Context(), claimed[0], t0, 0)
 			if !tc.commits {
 				if err != nil || verdict != store.DialGo || len(lost) != 0 {
 					t.Errorf("confirmation without limits: %s, %v, lost %v; want go, nothing committed", verdict, err, lost)

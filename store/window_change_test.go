@@ -105,7 +105,7 @@ func TestWindowChangeReleasesDeferredDials(t *testing.T) {
 	webhook := queueCalls(t, s, in.ID, 1, claimAt.Add(-time.Hour))[0]
 	var campaignCall uuid.UUID
 	for _, c := range claimed(t, s, in.ID, claimAt) {
-		if verdict, _, _, err := s.ConfirmDial(t.Context(), c, claimAt.Add(3*time.Second)); err != nil || verdict != store.DialWindowClosed {
+		if verdict, _, _, err := s.ConfirmDial(t.Context(), c, claimAt.Add(3*time.Second), 0); err != nil || verdict != store.DialWindowClosed {
 			t.Fatalf("confirm at 20:00:01: %q %v, want %q", verdict, err, store.DialWindowClosed)
 		}
 		if c.Call.ID != webhook {

@@ -14,8 +14,10 @@ var errStoppingBeforeToken = errors.New("stopping before the dial rate's next to
 
 // confirmDial asks the store, under the call's row lock, whether the claimed
 // attempt may still be originated: a call cancelled since its claim is not
-// dialled (its slot is given back at once), and one whose calling window
-// closed meanwhile waits for its next opening. An originate takes a token
+// dialled (its slot is given back at once), one whose calling window
+// closed meanwhile waits for its next opening, and one claimed so long ago
+// that the watchdog could release it as lost while it is live goes back to
+// the queue. An originate takes a token
 // of the integration's dial rate there, as close to the send as can be;
 // when there is none yet it waits for it (claims are paced by the same
 // rate, so this wait only evens out originates that bunched up between
@@ -23,7 +25,7 @@ var errStoppingBeforeToken = errors.New("stopping before the dial rate's next to
 func (d *Dispatcher) confirmDial(ctx context.Context, claimed store.Claimed) (bool, error) {
 	call := claimed.Call
 	for {
-		verdict, due, applied, err := d.w.store.ConfirmDial(ctx, claimed, d.w.clock.Now())
+		verdict, due, applied, err := d.w.store.ConfirmDial(ctx, claimed, d.w.clock.Now(), d.w.cfg.DialLostAfter)
 		if err != nil {
 			return false, err
 		}
