@@ -54,6 +54,8 @@ type bench struct {
 	scaleCalls int
 	// scaleOnly names the scenarios the scale scenario measures ("": all).
 	scaleOnly string
+	// scaleRounds is how many times the scale scenario measures each part.
+	scaleRounds int
 	// template, when set, is the database each world starts as a copy of.
 	template string
 }

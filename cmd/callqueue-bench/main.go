@@ -46,6 +46,7 @@ func run() error {
 	tenantCount := flag.Int("tenants", 10_000, "integrations the tenants scenario makes, one call each")
 	callerIDs := flag.Int("caller-ids", 50, "caller numbers in the pool campaign_dispatch measures after its run without one (0: none)")
 	scaleCalls := flag.Int("scale-calls", 10_000_000, "terminal calls the scale scenario's database holds")
+	scaleRounds := flag.Int("scale-rounds", 1, "how many times the scale scenario measures each part, fresh and seeded back to back")
 	scaleOnly := flag.String("scale-only", "", "comma-separated scenarios the scale scenario measures (default all: admin,dispatch,campaign_dispatch,window_sweep,e2e)")
 	tenantModes := flag.String("tenant-modes", "all,top", "CALLQUEUE_METRICS_PER_INTEGRATION modes the tenants scenario measures, in turn")
 	rateLimits := flag.String("rate-limits", "unbinding",
@@ -75,7 +76,7 @@ func run() error {
 	log := zerolog.New(os.Stderr).Level(zerolog.ErrorLevel)
 	ctx := context.Background()
 	b := &bench{adminURL: dbURL, duration: *duration, clients: *clients, log: log, retentionCalls: *retentionCalls,
-		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs, scaleCalls: *scaleCalls, scaleOnly: *scaleOnly}
+		tenantCount: *tenantCount, tenantModes: strings.Split(*tenantModes, ","), callerIDs: *callerIDs, scaleCalls: *scaleCalls, scaleOnly: *scaleOnly, scaleRounds: *scaleRounds}
 	switch *rateLimits {
 	case "unbinding":
 		b.rateLimits = unbindingLimits()
