@@ -603,7 +603,7 @@ func (w *soakWorld) parked(ref string) int {
 // clock, with their campaign's status.
 func (w *soakWorld) describeWaiting() string {
 	rows, err := w.c.env.Store.Pool().Query(context.Background(), `SELECT k.id, k.status, k.dial_state, k.next_retry_at,
-		k.not_before, COALESCE(c.status, '')
+		k.not_before, COALESCE(c.status || ' ' || c.id::text, '')
 		FROM calls k LEFT JOIN campaigns c ON c.id = k.campaign_id
 		WHERE k.integration_id = $1 AND k.status NOT IN ('completed', 'failed', 'cancelled')`, w.c.integ.ID)
 	if err != nil {
@@ -619,6 +619,9 @@ func (w *soakWorld) describeWaiting() string {
 			return err.Error()
 		}
 		out = append(out, fmt.Sprintf("%s %s dial %s retry at %v not before %v campaign %q", id, status, dial, retryAt, notBefore, campaign))
+	}
+	for _, cp := range w.campaigns {
+		out = append(out, fmt.Sprintf("model: campaign %s paused %v unsure %v cancel asked %v", cp.id, cp.paused, cp.pauseUnsure, cp.cancelAsked))
 	}
 	return strings.Join(out, "; ")
 }
