@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -117,7 +118,10 @@ type Workers struct {
 	// Analyses runs queued LLM analyses; nil without an Analyzer.
 	Analyses *Analyses
 	warmer   Warmer
-	stops    []func(context.Context)
+	// stopMu orders Stops: a second shutdown, after the first one's
+	// deadline, may call Stop while the first still runs.
+	stopMu sync.Mutex
+	stops  []func(context.Context)
 	// predialClient asks integrations' pre-dial endpoints.
 	predialClient *http.Client
 }
@@ -212,9 +216,11 @@ func startConsumer[T any](ctx context.Context, w *Workers, kind queue.Kind, h qu
 
 // Stop stops intake first (consumers, then the scheduler), then lets the
 // dispatcher finish its dials in flight and record their answers, for as
-// long as ctx allows.
+// long as ctx allows. A later call waits for an earlier one still running.
 func (w *Workers) Stop(ctx context.Context) {
 	w.Dispatcher.StopClaiming() // nothing new is dialled while the rest drains
+	w.stopMu.Lock()
+	defer w.stopMu.Unlock()
 	for i := len(w.stops) - 1; i >= 0; i-- {
 		w.stops[i](ctx)
 	}
